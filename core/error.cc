@@ -1,0 +1,18 @@
+#include "core/error.h"
+
+namespace procnode {
+
+std::string_view ErrorCodeName(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::kInvalidInput: return "invalid-input";
+    case ErrorCode::kNotFound: return "not-found";
+    case ErrorCode::kUnsupported: return "unsupported";
+    case ErrorCode::kUnavailable: return "unavailable";
+    case ErrorCode::kProcessorFailed: return "processor-failed";
+    case ErrorCode::kCancelled: return "cancelled";
+    case ErrorCode::kInternal: return "internal";
+  }
+  return "internal";
+}
+
+}  // namespace procnode

@@ -1,0 +1,44 @@
+// What a study looks like to the pipeline, and the two ports it talks through.
+//
+// StudySource: where instances come from (Orthanc's REST API in the plugin, a folder in the CLI).
+// ResultSink: where result objects go (Orthanc's /instances in the plugin, a folder in the CLI).
+// Implementations must be safe to use from one worker thread at a time; the plugin creates one per
+// job. Identifiers are opaque to the pipeline (Orthanc IDs, or file paths for the folder source)
+// and are safe to log: they never contain patient identity.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace procnode {
+
+// One series of a study, as listed by a StudySource.
+struct SeriesRef {
+  std::string id;                          // Orthanc series ID, or a folder source's key
+  std::string modality;                    // (0008,0060)
+  std::vector<std::string> instance_ids;   // opaque; passed back to FetchInstance
+  bool produced_by_procnode = false;       // our own result series: never an input (no loops)
+};
+
+// The manufacturer written into every procnode result; a series with it is never an input.
+inline constexpr const char* kResultManufacturer = "procnode";
+
+class StudySource {
+ public:
+  virtual ~StudySource() = default;
+  // Lists the study's series. Throws Error(kNotFound) when the study is gone,
+  // Error(kUnavailable) when the source cannot be reached.
+  virtual std::vector<SeriesRef> ListSeries(const std::string& study_id) = 0;
+  // The DICOM Part 10 bytes of one instance. Same errors as ListSeries.
+  virtual std::string FetchInstance(const std::string& instance_id) = 0;
+};
+
+class ResultSink {
+ public:
+  virtual ~ResultSink() = default;
+  // Stores one DICOM Part 10 object (storing the same SOP Instance UID again must not create a
+  // second copy) and returns where it went (an Orthanc instance ID, a path).
+  virtual std::string Store(const std::string& dicom_bytes, const std::string& file_stem) = 0;
+};
+
+}  // namespace procnode

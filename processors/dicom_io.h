@@ -1,0 +1,24 @@
+// DICOM Part 10 bytes <-> DCMTK objects, with DCMTK status codes turned into Error at once.
+// RegisterDecoders() registers DCMTK's JPEG, JPEG-LS and RLE decoders once per process (inside
+// Orthanc they are already registered in the shared DCMTK; registering again is harmless).
+// Thread-safe.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+class DcmFileFormat;
+
+namespace procnode {
+
+void RegisterDecoders();
+
+// Parses Part 10 bytes (or a bare dataset without meta header). `name` identifies the object in
+// error messages. Throws Error(kInvalidInput) naming it and DCMTK's reason.
+std::unique_ptr<DcmFileFormat> ReadDicomBuffer(std::string_view bytes, const std::string& name);
+
+// Serialises to Part 10 bytes in Explicit VR Little Endian with a fresh meta header.
+std::string WriteDicomBuffer(DcmFileFormat& file, const std::string& name);
+
+}  // namespace procnode

@@ -1,0 +1,34 @@
+// A StudySource over a folder of DICOM files (the CLI's input, and tests without Orthanc).
+//
+// The constructor walks the folder recursively and reads each file's header (up to PixelData).
+// Files that are not readable DICOM are skipped and listed by skipped() with the reason; series
+// are grouped by SeriesInstanceUID. Series ids are log-safe hashes of the UID; instance ids are
+// the file paths. ListSeries() ignores its argument: the folder is the study. Not thread-safe.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/study.h"
+
+namespace procnode {
+
+class FolderStudySource : public StudySource {
+ public:
+  // Throws Error(kNotFound) when `folder` is not a directory.
+  explicit FolderStudySource(const std::string& folder);
+
+  std::vector<SeriesRef> ListSeries(const std::string& study_id) override;
+  std::string FetchInstance(const std::string& instance_id) override;
+
+  const std::vector<std::string>& skipped() const { return skipped_; }
+
+ private:
+  std::vector<SeriesRef> series_;
+  std::vector<std::string> skipped_;
+};
+
+// Reads a whole file; Error(kNotFound) naming it when it cannot be opened.
+std::string ReadFileBytes(const std::string& path);
+
+}  // namespace procnode

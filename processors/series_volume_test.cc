@@ -1,0 +1,117 @@
+#include "processors/series_volume.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <random>
+
+#include "core/error.h"
+#include "processors/folder_source.h"
+
+namespace procnode {
+namespace {
+
+const std::string kData = PROCNODE_SHARED_DATA;
+
+// A StudySource holding exactly the given files as one series (for single-file checks).
+class FilesSource : public StudySource {
+ public:
+  explicit FilesSource(std::vector<std::string> files) : files_(std::move(files)) {}
+  std::vector<SeriesRef> ListSeries(const std::string&) override {
+    return {SeriesRef{.id = "files", .modality = "", .instance_ids = files_}};
+  }
+  std::string FetchInstance(const std::string& id) override { return ReadFileBytes(id); }
+
+ private:
+  std::vector<std::string> files_;
+};
+
+TEST(SeriesVolume, LoadsTheChestCtInHounsfieldUnitsSortedAlongTheNormal) {
+  FolderStudySource source(kData + "/ct-chest-lung-dx-a0001/lung-kernel");
+  const auto series = source.ListSeries("");
+  ASSERT_EQ(series.size(), 1u);
+  std::size_t progress_calls = 0;
+  const auto loaded = LoadSeriesVolume(source, LargestInputSeries(series),
+                                       {.progress = [&](std::size_t, std::size_t) { ++progress_calls; }});
+  const Volume& v = loaded.volume;
+  EXPECT_EQ(v.dims[0], 512u);
+  EXPECT_EQ(v.dims[1], 512u);
+  EXPECT_EQ(v.dims[2], 64u);
+  EXPECT_EQ(progress_calls, 64u);
+  EXPECT_NEAR(std::abs(v.spacing[2]), 5.0, 0.01);
+  EXPECT_EQ(v.units, "HU");
+  EXPECT_EQ(v.voxels.size(), v.VoxelCount());
+  const auto [lo, hi] = std::minmax_element(v.voxels.begin(), v.voxels.end());
+  EXPECT_LE(*lo, -1000.0f);  // air outside the body
+  EXPECT_GE(*hi, 1000.0f);   // bone
+  EXPECT_EQ(loaded.sources.size(), 64u);
+  EXPECT_FALSE(loaded.study.study_instance_uid.empty());
+}
+
+TEST(SeriesVolume, SliceOrderDoesNotDependOnTheOrderInstancesArrive) {
+  FolderStudySource source(kData + "/ct-chest-lung-dx-a0001/standard-kernel");
+  SeriesRef series = LargestInputSeries(source.ListSeries(""));
+  const auto sorted = LoadSeriesVolume(source, series);
+  std::shuffle(series.instance_ids.begin(), series.instance_ids.end(), std::mt19937(7));
+  const auto shuffled = LoadSeriesVolume(source, series);
+  EXPECT_EQ(sorted.volume.origin, shuffled.volume.origin);
+  EXPECT_TRUE(sorted.volume.voxels == shuffled.volume.voxels);
+}
+
+TEST(SeriesVolume, LoadsTheBrainMrWithItsFullDimensions) {
+  FolderStudySource source(kData + "/mr-brain-sag-mprage");
+  const auto loaded = LoadSeriesVolume(source, LargestInputSeries(source.ListSeries("")));
+  EXPECT_EQ(loaded.volume.dims[0] * loaded.volume.dims[1], 256u * 256u);
+  EXPECT_EQ(loaded.volume.dims[2], 192u);
+  EXPECT_EQ(loaded.volume.units, "");
+}
+
+TEST(SeriesVolume, CancellationStopsLoadingWithACancelledError) {
+  FolderStudySource source(kData + "/ct-chest-lung-dx-a0001/lung-kernel");
+  try {
+    LoadSeriesVolume(source, LargestInputSeries(source.ListSeries("")), {.cancelled = [] { return true; }});
+    FAIL() << "expected cancellation";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kCancelled);
+  }
+}
+
+// Every file of the malformed and transfer-syntax corpora either loads or fails with a procnode
+// Error whose message names the file; nothing crashes and no other exception escapes.
+class CorpusFile : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(CorpusFile, LoadsOrFailsWithAMessageNamingTheFile) {
+  const std::string path = GetParam();
+  FilesSource source({path});
+  try {
+    const auto loaded = LoadSeriesVolume(source, source.ListSeries("")[0]);
+    EXPECT_EQ(loaded.volume.voxels.size(), loaded.volume.VoxelCount());
+    EXPECT_GT(loaded.volume.VoxelCount(), 0u);
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+    EXPECT_NE(e.code(), ErrorCode::kInternal) << e.what();
+  }
+}
+
+std::vector<std::string> CorpusFiles() {
+  std::vector<std::string> files;
+  for (const char* folder : {"/debian-pydicom-test-files", "/codecs-pydicom-data"}) {
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(kData + folder, ec)) {
+      if (entry.is_regular_file() && entry.path().filename() != "LICENSE") files.push_back(entry.path().string());
+    }
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+INSTANTIATE_TEST_SUITE_P(MalformedAndZoo, CorpusFile, ::testing::ValuesIn(CorpusFiles()),
+                         [](const auto& info) {
+                           std::string name = std::filesystem::path(info.param).stem().string();
+                           std::replace_if(name.begin(), name.end(), [](char c) { return !std::isalnum(c); }, '_');
+                           return name + "_" + std::to_string(info.index);
+                         });
+
+}  // namespace
+}  // namespace procnode
