@@ -1,0 +1,51 @@
+#include "jobs/job_json.h"
+
+namespace procnode {
+namespace {
+
+nlohmann::json NullIfEmpty(const std::string& value) {
+  return value.empty() ? nlohmann::json(nullptr) : nlohmann::json(value);
+}
+
+}  // namespace
+
+nlohmann::json JobToJson(const Job& job) {
+  nlohmann::json out{
+      {"id", job.id},
+      {"state", job.state},
+      {"study", job.study_id},
+      {"rule", {{"id", job.rule_id}, {"version", job.rule_version}}},
+      {"pipeline", job.pipeline},
+      {"parameters", nlohmann::json::parse(job.parameters_json, nullptr, false)},
+      {"priority", job.priority},
+      {"attempts", job.attempts},
+      {"max_attempts", job.max_attempts},
+      {"progress", job.progress},
+      {"progress_message", job.progress_message},
+      {"error", NullIfEmpty(job.error)},
+      {"device", NullIfEmpty(job.device)},
+      {"lease_owner", NullIfEmpty(job.lease_owner)},
+      {"lease_expires_at", NullIfEmpty(job.lease_expires_at)},
+      {"not_before", NullIfEmpty(job.not_before)},
+      {"created_at", NullIfEmpty(job.created_at)},
+      {"started_at", NullIfEmpty(job.started_at)},
+      {"finished_at", NullIfEmpty(job.finished_at)},
+      {"updated_at", NullIfEmpty(job.updated_at)},
+      {"idempotency_key", job.idempotency_key},
+  };
+  out["result"] = job.result_json.empty() ? nlohmann::json(nullptr)
+                                          : nlohmann::json::parse(job.result_json, nullptr, false);
+  return out;
+}
+
+nlohmann::json JobToJson(const Job& job, const std::vector<JobEvent>& events) {
+  nlohmann::json out = JobToJson(job);
+  out["events"] = nlohmann::json::array();
+  for (const auto& event : events) {
+    out["events"].push_back({{"at", event.at}, {"kind", event.kind}, {"owner", NullIfEmpty(event.owner)},
+                             {"message", event.message}});
+  }
+  return out;
+}
+
+}  // namespace procnode

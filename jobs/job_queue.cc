@@ -1,0 +1,281 @@
+#include "jobs/job_queue.h"
+
+#include <pqxx/pqxx>
+
+#include <mutex>
+
+#include "core/error.h"
+
+namespace procnode {
+namespace {
+
+// Columns of a Job, timestamps as ISO 8601 UTC text.
+constexpr const char* kJobColumns =
+    "j.id, j.idempotency_key, j.study_id, j.rule_id, j.rule_version, j.pipeline,"
+    " j.parameters::text AS parameters, j.state, j.priority, j.attempts, j.max_attempts,"
+    " coalesce(j.lease_owner, '') AS lease_owner, j.progress, j.progress_message,"
+    " coalesce(j.error, '') AS error, coalesce(j.device, '') AS device,"
+    " coalesce(j.result::text, '') AS result,"
+    " coalesce(to_char(j.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), '') AS created_at,"
+    " coalesce(to_char(j.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), '') AS started_at,"
+    " coalesce(to_char(j.finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), '') AS finished_at,"
+    " coalesce(to_char(j.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), '') AS updated_at,"
+    " coalesce(to_char(j.lease_expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), '') AS lease_expires_at,"
+    " coalesce(to_char(j.not_before AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), '') AS not_before";
+
+Job JobFromRow(const pqxx::row& row) {
+  Job job;
+  job.id = row["id"].as<int64_t>();
+  job.idempotency_key = row["idempotency_key"].as<std::string>();
+  job.study_id = row["study_id"].as<std::string>();
+  job.rule_id = row["rule_id"].as<std::string>();
+  job.rule_version = row["rule_version"].as<int>();
+  job.pipeline = row["pipeline"].as<std::string>();
+  job.parameters_json = row["parameters"].as<std::string>();
+  job.state = row["state"].as<std::string>();
+  job.priority = row["priority"].as<int>();
+  job.attempts = row["attempts"].as<int>();
+  job.max_attempts = row["max_attempts"].as<int>();
+  job.lease_owner = row["lease_owner"].as<std::string>();
+  job.progress = row["progress"].as<double>();
+  job.progress_message = row["progress_message"].as<std::string>();
+  job.error = row["error"].as<std::string>();
+  job.device = row["device"].as<std::string>();
+  job.result_json = row["result"].as<std::string>();
+  job.created_at = row["created_at"].as<std::string>();
+  job.started_at = row["started_at"].as<std::string>();
+  job.finished_at = row["finished_at"].as<std::string>();
+  job.updated_at = row["updated_at"].as<std::string>();
+  job.lease_expires_at = row["lease_expires_at"].as<std::string>();
+  job.not_before = row["not_before"].as<std::string>();
+  return job;
+}
+
+void AddEvent(pqxx::work& tx, int64_t id, const std::string& kind, const std::string& owner,
+              const std::string& message) {
+  tx.exec_params("INSERT INTO job_events (job_id, kind, owner, message) VALUES ($1, $2, nullif($3, ''), $4)",
+                 id, kind, owner, message);
+}
+
+}  // namespace
+
+bool IsJobState(const std::string& state) {
+  return state == "queued" || state == "running" || state == "done" || state == "failed" ||
+         state == "cancelled";
+}
+
+// Idle connections, reused across calls; a connection that saw an error is dropped, not reused.
+class PgJobQueue::ConnectionPool {
+ public:
+  explicit ConnectionPool(std::string dsn) : dsn_(std::move(dsn)) {}
+
+  std::unique_ptr<pqxx::connection> Borrow() {
+    {
+      std::lock_guard lock(mutex_);
+      if (!idle_.empty()) {
+        auto connection = std::move(idle_.back());
+        idle_.pop_back();
+        return connection;
+      }
+    }
+    return std::make_unique<pqxx::connection>(dsn_);
+  }
+
+  void Return(std::unique_ptr<pqxx::connection> connection) {
+    std::lock_guard lock(mutex_);
+    if (idle_.size() < 16) idle_.push_back(std::move(connection));
+  }
+
+ private:
+  std::string dsn_;
+  std::mutex mutex_;
+  std::vector<std::unique_ptr<pqxx::connection>> idle_;
+};
+
+PgJobQueue::PgJobQueue(std::string dsn, QueueOptions options)
+    : options_(options), pool_(std::make_unique<ConnectionPool>(std::move(dsn))) {}
+
+PgJobQueue::~PgJobQueue() = default;
+
+template <typename F>
+auto PgJobQueue::WithTransaction(const char* what, F&& body) {
+  std::unique_ptr<pqxx::connection> connection;
+  try {
+    connection = pool_->Borrow();
+    pqxx::work tx(*connection);
+    auto result = body(tx);
+    tx.commit();
+    pool_->Return(std::move(connection));
+    return result;
+  } catch (const pqxx::broken_connection& e) {
+    throw Error(ErrorCode::kUnavailable, std::string("job database: ") + what + ": connection lost: " + e.what());
+  } catch (const pqxx::sql_error& e) {
+    throw Error(ErrorCode::kInternal, std::string("job database: ") + what + ": " + e.what());
+  }
+}
+
+EnqueueResult PgJobQueue::Enqueue(const EnqueueRequest& request) {
+  return WithTransaction("enqueue", [&](pqxx::work& tx) {
+    const auto inserted = tx.exec_params(
+        "INSERT INTO jobs (idempotency_key, study_id, rule_id, rule_version, pipeline, parameters,"
+        " priority, max_attempts) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8)"
+        " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+        request.idempotency_key, request.study_id, request.rule_id, request.rule_version,
+        request.pipeline, request.parameters_json, request.priority, request.max_attempts);
+    if (!inserted.empty()) {
+      const int64_t id = inserted[0][0].as<int64_t>();
+      AddEvent(tx, id, "enqueued", "", "rule " + request.rule_id + "@" + std::to_string(request.rule_version));
+      return EnqueueResult{id, true};
+    }
+    const auto existing = tx.exec_params("SELECT id FROM jobs WHERE idempotency_key = $1", request.idempotency_key);
+    return EnqueueResult{existing[0][0].as<int64_t>(), false};
+  });
+}
+
+std::optional<Job> PgJobQueue::Claim(const std::string& owner) {
+  return WithTransaction("claim", [&](pqxx::work& tx) -> std::optional<Job> {
+    // A running job whose lease expired and that has used all its attempts is failed, not retried.
+    const auto reaped = tx.exec(
+        "UPDATE jobs SET state = 'failed', finished_at = now(), updated_at = now(),"
+        " error = 'worker stopped responding (lease expired) on attempt ' || attempts || ' of ' || max_attempts,"
+        " lease_owner = NULL, lease_expires_at = NULL"
+        " WHERE state = 'running' AND lease_expires_at < now() AND attempts >= max_attempts"
+        " RETURNING id, error");
+    for (const auto& row : reaped) AddEvent(tx, row[0].as<int64_t>(), "failed", "", row[1].as<std::string>());
+
+    const auto claimed = tx.exec_params(
+        std::string("WITH candidate AS ("
+                    " SELECT id, state AS previous_state, coalesce(lease_owner, '') AS previous_owner FROM jobs"
+                    " WHERE (state = 'queued' AND not_before <= now())"
+                    "    OR (state = 'running' AND lease_expires_at < now())"
+                    " ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED)"
+                    " UPDATE jobs j SET state = 'running', attempts = j.attempts + 1, lease_owner = $1,"
+                    " lease_expires_at = now() + make_interval(secs => $2), started_at = now(),"
+                    " updated_at = now(), progress = 0, progress_message = 'claimed'"
+                    " FROM candidate c WHERE j.id = c.id RETURNING c.previous_state, c.previous_owner, ") +
+            kJobColumns,
+        owner, static_cast<double>(options_.lease.count()));
+    if (claimed.empty()) return std::nullopt;
+    Job job = JobFromRow(claimed[0]);
+    const bool reclaimed = claimed[0]["previous_state"].as<std::string>() == "running";
+    AddEvent(tx, job.id, reclaimed ? "reclaimed" : "claimed", owner,
+             (reclaimed ? "lease of " + claimed[0]["previous_owner"].as<std::string>() + " expired; " : std::string()) +
+                 "attempt " + std::to_string(job.attempts) + " of " + std::to_string(job.max_attempts));
+    return job;
+  });
+}
+
+std::vector<int64_t> PgJobQueue::Heartbeat(const std::string& owner) {
+  return WithTransaction("heartbeat", [&](pqxx::work& tx) {
+    const auto rows = tx.exec_params(
+        "UPDATE jobs SET lease_expires_at = now() + make_interval(secs => $2)"
+        " WHERE state = 'running' AND lease_owner = $1 RETURNING id",
+        owner, static_cast<double>(options_.lease.count()));
+    std::vector<int64_t> ids;
+    for (const auto& row : rows) ids.push_back(row[0].as<int64_t>());
+    return ids;
+  });
+}
+
+bool PgJobQueue::Progress(int64_t id, const std::string& owner, double fraction, const std::string& message) {
+  return WithTransaction("progress", [&](pqxx::work& tx) {
+    return tx.exec_params(
+                 "UPDATE jobs SET progress = $3, progress_message = $4, updated_at = now()"
+                 " WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
+                 id, owner, fraction, message)
+               .affected_rows() == 1;
+  });
+}
+
+bool PgJobQueue::Complete(int64_t id, const std::string& owner, const std::string& result_json,
+                          const std::string& device) {
+  return WithTransaction("complete", [&](pqxx::work& tx) {
+    const bool owned = tx.exec_params(
+                             "UPDATE jobs SET state = 'done', result = $3::jsonb, device = $4, progress = 1,"
+                             " progress_message = 'done', error = NULL, finished_at = now(), updated_at = now(),"
+                             " lease_owner = NULL, lease_expires_at = NULL"
+                             " WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
+                             id, owner, result_json, device)
+                           .affected_rows() == 1;
+    if (owned) AddEvent(tx, id, "done", owner, device.empty() ? "" : "device " + device);
+    return owned;
+  });
+}
+
+FailOutcome PgJobQueue::Fail(int64_t id, const std::string& owner, const std::string& message, bool retryable) {
+  return WithTransaction("fail", [&](pqxx::work& tx) {
+    const auto rows = tx.exec_params(
+        "UPDATE jobs SET"
+        " state = CASE WHEN $4 AND attempts < max_attempts THEN 'queued' ELSE 'failed' END,"
+        " not_before = now() + make_interval(secs => $5 * power(2, greatest(attempts - 1, 0))),"
+        " finished_at = CASE WHEN $4 AND attempts < max_attempts THEN NULL ELSE now() END,"
+        " error = $3, updated_at = now(), lease_owner = NULL, lease_expires_at = NULL"
+        " WHERE id = $1 AND lease_owner = $2 AND state = 'running' RETURNING state, attempts, max_attempts",
+        id, owner, message, retryable, options_.retry_backoff.count() / 1000.0);
+    if (rows.empty()) return FailOutcome::kLeaseLost;
+    const bool retry = rows[0][0].as<std::string>() == "queued";
+    AddEvent(tx, id, retry ? "retry" : "failed", owner, message);
+    return retry ? FailOutcome::kRetryScheduled : FailOutcome::kFailed;
+  });
+}
+
+bool PgJobQueue::Release(int64_t id, const std::string& owner, const std::string& reason) {
+  return WithTransaction("release", [&](pqxx::work& tx) {
+    const bool owned = tx.exec_params(
+                             "UPDATE jobs SET state = 'queued', attempts = greatest(attempts - 1, 0),"
+                             " not_before = now(), progress = 0, progress_message = 'released: ' || $3,"
+                             " updated_at = now(), lease_owner = NULL, lease_expires_at = NULL"
+                             " WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
+                             id, owner, reason)
+                           .affected_rows() == 1;
+    if (owned) AddEvent(tx, id, "released", owner, reason);
+    return owned;
+  });
+}
+
+std::optional<Job> PgJobQueue::Get(int64_t id) {
+  return WithTransaction("get", [&](pqxx::work& tx) -> std::optional<Job> {
+    const auto rows = tx.exec_params(std::string("SELECT ") + kJobColumns + " FROM jobs j WHERE j.id = $1", id);
+    if (rows.empty()) return std::nullopt;
+    return JobFromRow(rows[0]);
+  });
+}
+
+std::vector<Job> PgJobQueue::List(const std::optional<std::string>& state, int limit) {
+  return WithTransaction("list", [&](pqxx::work& tx) {
+    const auto rows = tx.exec_params(std::string("SELECT ") + kJobColumns +
+                                         " FROM jobs j WHERE ($1 = '' OR j.state = $1)"
+                                         " ORDER BY j.id DESC LIMIT $2",
+                                     state.value_or(""), limit);
+    std::vector<Job> jobs;
+    for (const auto& row : rows) jobs.push_back(JobFromRow(row));
+    return jobs;
+  });
+}
+
+std::vector<JobEvent> PgJobQueue::Events(int64_t id) {
+  return WithTransaction("events", [&](pqxx::work& tx) {
+    const auto rows = tx.exec_params(
+        "SELECT to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), kind,"
+        " coalesce(owner, ''), message FROM job_events WHERE job_id = $1 ORDER BY id",
+        id);
+    std::vector<JobEvent> events;
+    for (const auto& row : rows) {
+      events.push_back({row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>(),
+                        row[3].as<std::string>()});
+    }
+    return events;
+  });
+}
+
+std::map<std::string, int64_t> PgJobQueue::CountByState() {
+  return WithTransaction("count", [&](pqxx::work& tx) {
+    std::map<std::string, int64_t> counts{{"queued", 0}, {"running", 0}, {"done", 0}, {"failed", 0}, {"cancelled", 0}};
+    for (const auto& row : tx.exec("SELECT state, count(*) FROM jobs GROUP BY state")) {
+      counts[row[0].as<std::string>()] = row[1].as<int64_t>();
+    }
+    return counts;
+  });
+}
+
+}  // namespace procnode

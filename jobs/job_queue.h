@@ -1,0 +1,105 @@
+// The durable job queue in the job database (PostgreSQL).
+//
+// A job is one (study, rule) pair, identified by its idempotency key: Enqueue() of a key that
+// exists returns the existing job. Workers Claim() the highest-priority runnable job with
+// FOR UPDATE SKIP LOCKED, which takes a lease for `lease_seconds`; Heartbeat() extends the leases
+// an owner holds. A running job whose lease expired (its worker or the whole Orthanc died) is
+// claimed again by the next Claim(); once it has used max_attempts it is failed instead. Every
+// write after the claim checks that the caller still owns the lease, so a worker that lost its
+// lease can never overwrite the new owner's work.
+//
+// States: queued -> running -> done | failed (| cancelled, later); running -> queued on a
+// retryable failure (with exponential backoff) or on Release() at shutdown.
+// Thread-safe: each call borrows a pooled connection. Database errors are Error(kUnavailable)
+// (connection lost, retryable) or Error(kInternal).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace procnode {
+
+struct Job {
+  int64_t id = 0;
+  std::string idempotency_key, study_id, rule_id;
+  int rule_version = 0;
+  std::string pipeline, parameters_json = "{}";
+  std::string state;
+  int priority = 0, attempts = 0, max_attempts = 0;
+  std::string lease_owner;            // empty when none
+  double progress = 0;
+  std::string progress_message, error, device;
+  std::string result_json;            // empty when none
+  std::string created_at, started_at, finished_at, updated_at, lease_expires_at, not_before;  // ISO 8601 UTC
+};
+
+struct JobEvent {
+  std::string at, kind, owner, message;
+};
+
+struct EnqueueRequest {
+  std::string idempotency_key, study_id, rule_id;
+  int rule_version = 1;
+  std::string pipeline, parameters_json = "{}";
+  int priority = 0;
+  int max_attempts = 3;
+};
+
+struct EnqueueResult {
+  int64_t id = 0;
+  bool created = false;  // false: the key existed, nothing was added
+};
+
+struct QueueOptions {
+  std::chrono::seconds lease{60};
+  std::chrono::milliseconds retry_backoff{10'000};  // doubled for each attempt used
+};
+
+// What a failed attempt leads to.
+enum class FailOutcome { kRetryScheduled, kFailed, kLeaseLost };
+
+class PgJobQueue {
+ public:
+  PgJobQueue(std::string dsn, QueueOptions options);
+  ~PgJobQueue();
+  PgJobQueue(const PgJobQueue&) = delete;
+  PgJobQueue& operator=(const PgJobQueue&) = delete;
+
+  EnqueueResult Enqueue(const EnqueueRequest& request);
+  std::optional<Job> Claim(const std::string& owner);
+  // Extends the leases `owner` holds; returns the ids it still holds.
+  std::vector<int64_t> Heartbeat(const std::string& owner);
+  // Records progress (0..1) and a short message; false when the lease is lost.
+  bool Progress(int64_t id, const std::string& owner, double fraction, const std::string& message);
+  // Marks the job done with its result (JSON text); false when the lease is lost.
+  bool Complete(int64_t id, const std::string& owner, const std::string& result_json,
+                const std::string& device);
+  FailOutcome Fail(int64_t id, const std::string& owner, const std::string& message, bool retryable);
+  // Gives a running job back to the queue without counting the attempt (shutdown).
+  bool Release(int64_t id, const std::string& owner, const std::string& reason);
+
+  std::optional<Job> Get(int64_t id);
+  std::vector<Job> List(const std::optional<std::string>& state, int limit);
+  std::vector<JobEvent> Events(int64_t id);
+  std::map<std::string, int64_t> CountByState();
+
+  const QueueOptions& options() const { return options_; }
+
+ private:
+  class ConnectionPool;  // libpqxx stays in job_queue.cc
+  template <typename F>
+  auto WithTransaction(const char* what, F&& body);
+
+  QueueOptions options_;
+  std::unique_ptr<ConnectionPool> pool_;
+};
+
+// Valid job state names, for filters: queued, running, done, failed, cancelled.
+bool IsJobState(const std::string& state);
+
+}  // namespace procnode

@@ -1,0 +1,196 @@
+#include "jobs/job_queue.h"
+
+#include <gtest/gtest.h>
+
+#include <pqxx/pqxx>
+#include <set>
+#include <thread>
+
+#include "core/error.h"
+#include "jobs/migrations.h"
+#include "jobs/test_database.h"
+
+namespace procnode {
+namespace {
+
+using namespace std::chrono_literals;
+
+EnqueueRequest Request(const std::string& key, int max_attempts = 3) {
+  return {.idempotency_key = key, .study_id = "study-" + key, .rule_id = "default", .rule_version = 1,
+          .pipeline = "volume-stats", .max_attempts = max_attempts};
+}
+
+QueueOptions Fast() { return {.lease = 2s, .retry_backoff = 0ms}; }
+
+TEST(Migrations, ApplyOnceAndAreIdempotent) {
+  const std::string dsn = testing::FreshDatabase(false);
+  const auto first = ApplyMigrations(dsn, JobDbMigrations());
+  EXPECT_EQ(first.from_version, 0);
+  EXPECT_EQ(first.applied.size(), JobDbMigrations().size());
+  const auto second = ApplyMigrations(dsn, JobDbMigrations());
+  EXPECT_TRUE(second.applied.empty());
+  EXPECT_EQ(second.from_version, JobDbMigrations().back().version);
+}
+
+TEST(Migrations, ADatabaseNewerThanTheBinaryIsRefusedAndLeftUntouched) {
+  const std::string dsn = testing::FreshDatabase(true);
+  {
+    pqxx::connection c(dsn);
+    pqxx::work tx(c);
+    tx.exec("INSERT INTO procnode_schema_migrations (version, name) VALUES (999, '0999_future')");
+    tx.commit();
+  }
+  try {
+    ApplyMigrations(dsn, JobDbMigrations());
+    FAIL() << "expected refusal";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kUnsupported);
+    EXPECT_NE(std::string(e.what()).find("version 999, newer than this procnode"), std::string::npos) << e.what();
+  }
+  pqxx::connection c(dsn);
+  pqxx::work tx(c);
+  EXPECT_EQ(tx.exec("SELECT max(version) FROM procnode_schema_migrations")[0][0].as<int>(), 999);
+}
+
+TEST(Migrations, AnUnreachableDatabaseIsUnavailable) {
+  try {
+    ApplyMigrations("postgresql://nobody@127.0.0.1:1/none?connect_timeout=2", JobDbMigrations());
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kUnavailable) << e.what();
+  }
+}
+
+TEST(JobQueue, TheSameKeyTwiceGivesOneJob) {
+  PgJobQueue queue(testing::FreshDatabase(), Fast());
+  const auto first = queue.Enqueue(Request("k1"));
+  const auto second = queue.Enqueue(Request("k1"));
+  EXPECT_TRUE(first.created);
+  EXPECT_FALSE(second.created);
+  EXPECT_EQ(first.id, second.id);
+  EXPECT_EQ(queue.CountByState()["queued"], 1);
+}
+
+TEST(JobQueue, ConcurrentClaimsNeverHandOutOneJobTwice) {
+  PgJobQueue queue(testing::FreshDatabase(), Fast());
+  for (int i = 0; i < 40; ++i) queue.Enqueue(Request("k" + std::to_string(i)));
+  std::mutex mutex;
+  std::multiset<int64_t> claimed;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      while (auto job = queue.Claim("owner-" + std::to_string(t))) {
+        std::lock_guard lock(mutex);
+        claimed.insert(job->id);
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(claimed.size(), 40u);
+  EXPECT_EQ(std::set<int64_t>(claimed.begin(), claimed.end()).size(), 40u);
+  EXPECT_EQ(queue.CountByState()["running"], 40);
+}
+
+TEST(JobQueue, AnExpiredLeaseIsReclaimedAndTheOldOwnerCannotWrite) {
+  PgJobQueue queue(testing::FreshDatabase(), Fast());
+  const auto id = queue.Enqueue(Request("k")).id;
+  const auto first = queue.Claim("dead-worker");
+  ASSERT_TRUE(first);
+  EXPECT_FALSE(queue.Claim("other")) << "a live lease must not be claimed";
+  std::this_thread::sleep_for(2200ms);
+  const auto second = queue.Claim("other");
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->id, id);
+  EXPECT_EQ(second->attempts, 2);
+  EXPECT_FALSE(queue.Complete(id, "dead-worker", "{}", "cpu"));
+  EXPECT_TRUE(queue.Complete(id, "other", R"({"ok": true})", "cpu"));
+  const auto events = queue.Events(id);
+  ASSERT_GE(events.size(), 4u);
+  EXPECT_EQ(events[2].kind, "reclaimed");
+  EXPECT_NE(events[2].message.find("lease of dead-worker expired"), std::string::npos);
+  EXPECT_EQ(queue.Get(id)->state, "done");
+}
+
+TEST(JobQueue, HeartbeatsKeepTheLease) {
+  PgJobQueue queue(testing::FreshDatabase(), Fast());
+  queue.Enqueue(Request("k"));
+  ASSERT_TRUE(queue.Claim("alive"));
+  for (int i = 0; i < 3; ++i) {
+    std::this_thread::sleep_for(900ms);
+    EXPECT_EQ(queue.Heartbeat("alive").size(), 1u);
+  }
+  EXPECT_FALSE(queue.Claim("other"));
+}
+
+TEST(JobQueue, RetriesAreBoundedByMaxAttempts) {
+  PgJobQueue queue(testing::FreshDatabase(), Fast());
+  const auto id = queue.Enqueue(Request("k", 2)).id;
+  ASSERT_TRUE(queue.Claim("w"));
+  EXPECT_EQ(queue.Fail(id, "w", "Orthanc unreachable", true), FailOutcome::kRetryScheduled);
+  EXPECT_EQ(queue.Get(id)->state, "queued");
+  ASSERT_TRUE(queue.Claim("w"));
+  EXPECT_EQ(queue.Fail(id, "w", "Orthanc unreachable", true), FailOutcome::kFailed);
+  const auto job = queue.Get(id);
+  EXPECT_EQ(job->state, "failed");
+  EXPECT_EQ(job->attempts, 2);
+  EXPECT_EQ(job->error, "Orthanc unreachable");
+  EXPECT_FALSE(queue.Claim("w"));
+}
+
+TEST(JobQueue, ABadInputFailureIsNotRetried) {
+  PgJobQueue queue(testing::FreshDatabase(), Fast());
+  const auto id = queue.Enqueue(Request("k", 3)).id;
+  ASSERT_TRUE(queue.Claim("w"));
+  EXPECT_EQ(queue.Fail(id, "w", "instance x: PixelData holds 10 bytes", false), FailOutcome::kFailed);
+  EXPECT_EQ(queue.Get(id)->attempts, 1);
+}
+
+TEST(JobQueue, RetriesWaitForTheirBackoff) {
+  PgJobQueue queue(testing::FreshDatabase(), {.lease = 2s, .retry_backoff = 1000ms});
+  const auto id = queue.Enqueue(Request("k", 3)).id;
+  ASSERT_TRUE(queue.Claim("w"));
+  queue.Fail(id, "w", "busy", true);
+  EXPECT_FALSE(queue.Claim("w")) << "claimed before its backoff elapsed";
+  std::this_thread::sleep_for(1100ms);
+  EXPECT_TRUE(queue.Claim("w"));
+}
+
+TEST(JobQueue, AJobWhoseWorkerKeepsDyingFailsAfterMaxAttempts) {
+  PgJobQueue queue(testing::FreshDatabase(), Fast());
+  const auto id = queue.Enqueue(Request("k", 1)).id;
+  ASSERT_TRUE(queue.Claim("dies"));
+  std::this_thread::sleep_for(2200ms);
+  EXPECT_FALSE(queue.Claim("other"));
+  const auto job = queue.Get(id);
+  EXPECT_EQ(job->state, "failed");
+  EXPECT_NE(job->error.find("worker stopped responding"), std::string::npos) << job->error;
+}
+
+TEST(JobQueue, ReleaseReturnsTheJobWithoutCountingTheAttempt) {
+  PgJobQueue queue(testing::FreshDatabase(), Fast());
+  const auto id = queue.Enqueue(Request("k")).id;
+  ASSERT_TRUE(queue.Claim("w"));
+  EXPECT_TRUE(queue.Release(id, "w", "node shutting down"));
+  const auto job = queue.Get(id);
+  EXPECT_EQ(job->state, "queued");
+  EXPECT_EQ(job->attempts, 0);
+  EXPECT_TRUE(job->lease_owner.empty());
+}
+
+TEST(JobQueue, ListFiltersByStateNewestFirst) {
+  PgJobQueue queue(testing::FreshDatabase(), Fast());
+  const auto a = queue.Enqueue(Request("a")).id;
+  const auto b = queue.Enqueue(Request("b")).id;
+  ASSERT_TRUE(queue.Claim("w"));  // takes a
+  const auto queued = queue.List(std::string("queued"), 10);
+  ASSERT_EQ(queued.size(), 1u);
+  EXPECT_EQ(queued[0].id, b);
+  const auto all = queue.List(std::nullopt, 10);
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].id, b);
+  EXPECT_EQ(all[1].id, a);
+  EXPECT_FALSE(queue.Get(9999));
+}
+
+}  // namespace
+}  // namespace procnode

@@ -1,0 +1,108 @@
+#include "jobs/node_config.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "core/error.h"
+
+namespace procnode {
+namespace {
+
+using nlohmann::json;
+
+[[noreturn]] void Bad(const std::string& key, const std::string& reason) {
+  throw Error(ErrorCode::kInvalidInput, "ProcNode." + key + ": " + reason);
+}
+
+std::string String(const json& section, const std::string& key, const std::string& fallback) {
+  if (!section.contains(key)) return fallback;
+  if (!section[key].is_string()) Bad(key, "must be a string, got " + section[key].dump());
+  return section[key].get<std::string>();
+}
+
+double Number(const json& section, const std::string& key, double fallback, double lo, double hi) {
+  if (!section.contains(key)) return fallback;
+  const json& value = section[key];
+  if (!value.is_number() || value.get<double>() < lo || value.get<double>() > hi) {
+    Bad(key, "must be a number from " + json(lo).dump() + " to " + json(hi).dump() + ", got " + value.dump());
+  }
+  return value.get<double>();
+}
+
+int Integer(const json& section, const std::string& key, int fallback, int lo, int hi) {
+  if (!section.contains(key)) return fallback;
+  const json& value = section[key];
+  if (!value.is_number_integer() || value.get<long>() < lo || value.get<long>() > hi) {
+    Bad(key, "must be an integer from " + std::to_string(lo) + " to " + std::to_string(hi) + ", got " + value.dump());
+  }
+  return value.get<int>();
+}
+
+std::string HostName() {
+  char name[256] = {};
+  return ::gethostname(name, sizeof name - 1) == 0 && name[0] ? name : "procnode";
+}
+
+}  // namespace
+
+std::optional<std::string> ProcessEnv(const std::string& name) {
+  const char* value = std::getenv(name.c_str());
+  if (value == nullptr || *value == '\0') return std::nullopt;
+  return std::string(value);
+}
+
+NodeConfig ParseNodeConfig(const std::string& orthanc_configuration_json, const EnvLookup& env) {
+  json root;
+  try {
+    root = json::parse(orthanc_configuration_json);
+  } catch (const json::parse_error& e) {
+    throw Error(ErrorCode::kInvalidInput, std::string("Orthanc configuration is not JSON: ") + e.what());
+  }
+  const json section = root.contains("ProcNode") ? root["ProcNode"] : json::object();
+  if (!section.is_object()) throw Error(ErrorCode::kInvalidInput, "ProcNode: must be an object");
+
+  static const std::set<std::string> kKnown{
+      "Database", "PhiVault", "Workers", "Gpu", "WorkDirectory", "NodeName", "LeaseSeconds",
+      "HeartbeatSeconds", "MaxAttempts", "RetryBackoffSeconds", "PollSeconds", "ResultSeriesNumber",
+      "Destinations", "RulesFile", "TestHooks"};
+  NodeConfig config;
+  for (const auto& [key, value] : section.items()) {
+    if (!kKnown.contains(key)) config.warnings.push_back("ProcNode." + key + ": unknown key, ignored");
+  }
+  config.database = env("PROCNODE_DATABASE").value_or(String(section, "Database", ""));
+  config.phi_vault = env("PROCNODE_PHI_VAULT").value_or(String(section, "PhiVault", ""));
+  if (config.database.empty()) {
+    Bad("Database", "missing: set a PostgreSQL DSN (postgresql://user@host:port/db) in the "
+                    "configuration or in PROCNODE_DATABASE");
+  }
+  config.workers = Integer(section, "Workers", config.workers, 0, 64);
+  config.gpu = String(section, "Gpu", config.gpu);
+  if (config.gpu != "auto" && config.gpu != "cpu" && config.gpu != "gpu") {
+    Bad("Gpu", "must be \"auto\", \"cpu\" or \"gpu\", got \"" + config.gpu + "\"");
+  }
+  config.work_directory = String(section, "WorkDirectory", "");
+  config.node_name = String(section, "NodeName", HostName());
+  config.lease_seconds = Integer(section, "LeaseSeconds", config.lease_seconds, 2, 86400);
+  config.heartbeat_seconds = Integer(section, "HeartbeatSeconds", 0, 0, 86400);
+  if (config.heartbeat_seconds == 0) config.heartbeat_seconds = std::max(1, config.lease_seconds / 3);
+  if (config.heartbeat_seconds >= config.lease_seconds) {
+    Bad("HeartbeatSeconds", "must be shorter than LeaseSeconds (" + std::to_string(config.lease_seconds) + ")");
+  }
+  config.max_attempts = Integer(section, "MaxAttempts", config.max_attempts, 1, 100);
+  config.retry_backoff_seconds = Number(section, "RetryBackoffSeconds", config.retry_backoff_seconds, 0, 86400);
+  config.poll_seconds = Number(section, "PollSeconds", config.poll_seconds, 0.05, 3600);
+  config.result_series_number = Integer(section, "ResultSeriesNumber", config.result_series_number, 1, 2147483647);
+  if (section.contains("TestHooks")) {
+    const json& hooks = section["TestHooks"];
+    if (!hooks.is_object()) Bad("TestHooks", "must be an object");
+    config.test_pause_after_stage = String(hooks, "PauseAfterStage", "");
+    config.test_pause_seconds = Number(hooks, "PauseSeconds", 0, 0, 3600);
+    config.warnings.push_back("ProcNode.TestHooks is set: for tests only");
+  }
+  return config;
+}
+
+}  // namespace procnode

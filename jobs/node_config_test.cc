@@ -1,0 +1,65 @@
+#include "jobs/node_config.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "core/error.h"
+
+namespace procnode {
+namespace {
+
+EnvLookup Env(std::map<std::string, std::string> values) {
+  return [values](const std::string& name) -> std::optional<std::string> {
+    auto it = values.find(name);
+    if (it == values.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+std::string ErrorOf(const std::string& json) {
+  try {
+    ParseNodeConfig(json, Env({}));
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(NodeConfig, ReadsTheProcNodeSectionWithDefaults) {
+  const auto config = ParseNodeConfig(R"({"ProcNode": {"Database": "postgresql://db/jobs", "Workers": 4}})", Env({}));
+  EXPECT_EQ(config.database, "postgresql://db/jobs");
+  EXPECT_EQ(config.workers, 4);
+  EXPECT_EQ(config.gpu, "auto");
+  EXPECT_EQ(config.lease_seconds, 60);
+  EXPECT_EQ(config.heartbeat_seconds, 20);
+  EXPECT_TRUE(config.warnings.empty());
+}
+
+TEST(NodeConfig, TheEnvironmentOverridesTheDatabaseSecret) {
+  const auto config = ParseNodeConfig(R"({"ProcNode": {"Database": "file"}})",
+                                      Env({{"PROCNODE_DATABASE", "postgresql://env/jobs"}}));
+  EXPECT_EQ(config.database, "postgresql://env/jobs");
+  EXPECT_EQ(ParseNodeConfig("{}", Env({{"PROCNODE_DATABASE", "x"}})).database, "x");
+}
+
+TEST(NodeConfig, ErrorsNameTheKeyAndTheReason) {
+  EXPECT_NE(ErrorOf("{}").find("ProcNode.Database: missing"), std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"ProcNode": {"Database": "d", "Workers": "two"}})").find("ProcNode.Workers: must be an integer"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"ProcNode": {"Database": "d", "Gpu": "cuda"}})").find("ProcNode.Gpu"), std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"ProcNode": {"Database": "d", "LeaseSeconds": 10, "HeartbeatSeconds": 10}})")
+                .find("ProcNode.HeartbeatSeconds"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf("not json").find("not JSON"), std::string::npos);
+}
+
+TEST(NodeConfig, AMisspeltKeyIsReportedNotSilentlyIgnored) {
+  const auto config = ParseNodeConfig(R"({"ProcNode": {"Database": "d", "Worker": 3}})", Env({}));
+  ASSERT_EQ(config.warnings.size(), 1u);
+  EXPECT_NE(config.warnings[0].find("ProcNode.Worker"), std::string::npos);
+  EXPECT_EQ(config.workers, 2);
+}
+
+}  // namespace
+}  // namespace procnode

@@ -1,0 +1,168 @@
+#include "jobs/worker_pool.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <random>
+
+#include "core/error.h"
+#include "core/log.h"
+
+namespace procnode {
+
+JobContext::JobContext(PgJobQueue& queue, const Job& job, std::string owner,
+                       const std::atomic<bool>& pool_stopping)
+    : queue_(queue), job_(job), owner_(std::move(owner)), pool_stopping_(pool_stopping) {}
+
+void JobContext::Progress(double fraction, const std::string& message) {
+  const auto now = std::chrono::steady_clock::now();
+  if (fraction > 0 && fraction < 1 && now - last_progress_ < std::chrono::milliseconds(500)) return;
+  last_progress_ = now;
+  try {
+    if (!queue_.Progress(job_.id, owner_, fraction, message)) lease_lost_ = true;
+  } catch (const Error& e) {
+    Log(LogLevel::kWarning, "job " + std::to_string(job_.id) + ": progress not recorded: " + e.what());
+  }
+}
+
+std::string MakeOwnerId(const std::string& node_name) {
+  std::random_device device;
+  char suffix[9];
+  std::snprintf(suffix, sizeof suffix, "%08x", static_cast<unsigned>(device()));
+  return node_name + "/" + std::to_string(::getpid()) + "/" + suffix;
+}
+
+WorkerPool::WorkerPool(PgJobQueue& queue, JobRunner runner, WorkerPoolOptions options)
+    : queue_(queue), runner_(std::move(runner)), options_(std::move(options)) {}
+
+WorkerPool::~WorkerPool() { Stop(); }
+
+void WorkerPool::Start() {
+  if (started_) return;
+  started_ = true;
+  stopping_ = false;
+  for (int i = 0; i < options_.workers; ++i) threads_.emplace_back([this, i] { WorkerLoop(i); });
+  if (options_.workers > 0) threads_.emplace_back([this] { HeartbeatLoop(); });
+}
+
+void WorkerPool::Stop() {
+  if (!started_) return;
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  for (auto& thread : threads_) thread.join();
+  threads_.clear();
+  started_ = false;
+}
+
+void WorkerPool::Wake() { wake_.notify_all(); }
+
+std::vector<int64_t> WorkerPool::RunningJobs() const {
+  std::lock_guard lock(mutex_);
+  std::vector<int64_t> ids;
+  for (const auto* context : running_) ids.push_back(context->job().id);
+  return ids;
+}
+
+void WorkerPool::WaitFor(std::chrono::milliseconds duration) {
+  std::unique_lock lock(mutex_);
+  wake_.wait_for(lock, duration, [this] { return stopping_.load(); });
+}
+
+void WorkerPool::WorkerLoop(int index) {
+  auto backoff = options_.poll_interval;
+  while (!stopping_) {
+    std::optional<Job> job;
+    try {
+      job = queue_.Claim(options_.owner);
+      backoff = options_.poll_interval;
+    } catch (const Error& e) {
+      Log(LogLevel::kError, "worker " + std::to_string(index) + ": cannot claim jobs: " + e.what());
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(30'000));
+      WaitFor(backoff);
+      continue;
+    }
+    if (!job) {
+      // Wait for Wake() (a local enqueue) or the poll interval (another node's enqueue, a retry
+      // becoming due, an expired lease).
+      WaitFor(options_.poll_interval);
+      continue;
+    }
+    RunOne(*job);
+  }
+}
+
+void WorkerPool::RunOne(const Job& job) {
+  JobContext context(queue_, job, options_.owner, stopping_);
+  {
+    std::lock_guard lock(mutex_);
+    running_.insert(&context);
+  }
+  const std::string name = "job " + std::to_string(job.id);
+  Log(LogLevel::kInfo, name + ": started (study " + job.study_id + ", rule " + job.rule_id + "@" +
+                           std::to_string(job.rule_version) + ", attempt " + std::to_string(job.attempts) +
+                           " of " + std::to_string(job.max_attempts) + ")");
+  std::optional<JobOutcome> outcome;
+  std::string failure;
+  bool retryable = false, cancelled = false;
+  try {
+    outcome = runner_(context);
+  } catch (const Error& e) {
+    failure = e.what();
+    retryable = e.retryable();
+    cancelled = e.code() == ErrorCode::kCancelled;
+  } catch (const std::exception& e) {
+    failure = std::string("internal error: ") + e.what();
+    retryable = true;
+  }
+  {
+    std::lock_guard lock(mutex_);
+    running_.erase(&context);
+  }
+  try {
+    if (context.LeaseLost()) {
+      Log(LogLevel::kWarning, name + ": lease lost (another worker reclaimed it): outcome discarded");
+    } else if (outcome) {
+      if (!queue_.Complete(job.id, options_.owner, outcome->result_json, outcome->device)) {
+        Log(LogLevel::kWarning, name + ": finished but its lease was lost: outcome discarded");
+      } else {
+        Log(LogLevel::kInfo, name + ": done");
+      }
+    } else if (cancelled || stopping_) {
+      queue_.Release(job.id, options_.owner, stopping_ ? "node shutting down" : failure);
+      Log(LogLevel::kInfo, name + ": released back to the queue");
+    } else {
+      const auto result = queue_.Fail(job.id, options_.owner, failure, retryable);
+      Log(result == FailOutcome::kRetryScheduled ? LogLevel::kWarning : LogLevel::kError,
+          name + (result == FailOutcome::kRetryScheduled ? ": failed, retry scheduled: " : ": failed: ") + failure);
+    }
+  } catch (const Error& e) {
+    // The lease will expire and the job will be claimed again: nothing is lost.
+    Log(LogLevel::kError, name + ": outcome not recorded (" + e.what() + "): it will be retried");
+  }
+}
+
+void WorkerPool::HeartbeatLoop() {
+  while (!stopping_) {
+    WaitFor(options_.heartbeat_interval);
+    if (stopping_) break;
+    try {
+      // Only jobs already running before the UPDATE can be judged by its answer: one claimed
+      // while it ran is not in it yet.
+      const std::vector<int64_t> before = RunningJobs();
+      const auto held = queue_.Heartbeat(options_.owner);
+      std::lock_guard lock(mutex_);
+      for (auto* context : running_) {
+        const int64_t id = context->job().id;
+        const bool judged = std::find(before.begin(), before.end(), id) != before.end();
+        if (judged && std::find(held.begin(), held.end(), id) == held.end()) context->MarkLeaseLost();
+      }
+    } catch (const Error& e) {
+      Log(LogLevel::kWarning, std::string("heartbeat failed: ") + e.what());
+    }
+  }
+}
+
+}  // namespace procnode
