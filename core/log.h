@@ -12,7 +12,7 @@ enum class LogLevel { kInfo, kWarning, kError };
 
 using LogSink = std::function<void(LogLevel, std::string_view)>;
 
-// Replaces the sink (default: stderr). Call before any thread logs.
+// Replaces the sink; nullptr restores the default (stderr).
 void SetLogSink(LogSink sink);
 void Log(LogLevel level, std::string_view message);
 

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <vector>
 
 #include "core/error.h"
 
@@ -22,6 +23,7 @@ void OnHaruError(HPDF_STATUS code, HPDF_STATUS detail, void* user) {
 
 constexpr float kPageWidth = 595.0f, kPageHeight = 842.0f;  // A4 in points
 constexpr float kMargin = 56.0f;
+constexpr float kValueIndent = 170.0f;
 
 class Writer {
  public:
@@ -44,10 +46,14 @@ class Writer {
       Rule(y_, 0.6f);
       y_ -= 16;
       for (const auto& [label, value] : section.rows) {
-        NeedSpace(18);
+        const auto lines = Wrap(regular_, 10, value, kPageWidth - kMargin - (kMargin + kValueIndent));
+        NeedSpace(4 + 14.0f * lines.size());
         Text(regular_, 10, kMargin, y_, label, 0.35f);
-        Text(regular_, 10, kMargin + 190, y_, value);
-        y_ -= 16;
+        for (const auto& line : lines) {
+          Text(regular_, 10, kMargin + kValueIndent, y_, line);
+          y_ -= 14;
+        }
+        y_ -= 2;
       }
     }
   }
@@ -64,6 +70,29 @@ class Writer {
     Text(regular_, 8, kMargin, 30, content_.footer, 0.45f);
     Rule(44, 0.3f);
     y_ = kPageHeight - 72;
+  }
+
+  // Splits `text` into lines no wider than `width` points, at spaces where possible.
+  std::vector<std::string> Wrap(HPDF_Font font, float size, const std::string& text, float width) {
+    HPDF_Page_SetFontAndSize(page_, font, size);
+    std::vector<std::string> lines;
+    std::string line;
+    std::size_t start = 0;
+    while (start <= text.size()) {
+      std::size_t end = text.find(' ', start);
+      if (end == std::string::npos) end = text.size();
+      const std::string word = text.substr(start, end - start);
+      const std::string candidate = line.empty() ? word : line + " " + word;
+      if (!line.empty() && HPDF_Page_TextWidth(page_, candidate.c_str()) > width) {
+        lines.push_back(line);
+        line = word;
+      } else {
+        line = candidate;
+      }
+      start = end + 1;
+    }
+    lines.push_back(line);
+    return lines;
   }
 
   void NeedSpace(float points) {

@@ -1,0 +1,171 @@
+// procnode: the command-line program. Links the same libraries as the plugin, for offline use,
+// scripts and benchmarks. Exit codes (design doc): 0 success, 2 bad input (the message names the
+// file and the reason), 1 anything else.
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/digest.h"
+#include "core/error.h"
+#include "core/version.h"
+#include "jobs/job_json.h"
+#include "jobs/job_queue.h"
+#include "jobs/migrations.h"
+#include "pipeline/volume_stats_pipeline.h"
+#include "processors/folder_source.h"
+#include "processors/volume_stats.h"
+#include "routing/rules.h"
+
+namespace procnode {
+namespace {
+
+constexpr const char* kUsage = R"(usage:
+  procnode process volume-stats DICOM_DIR --out DIR [--device auto|cpu|gpu]
+      largest series of the folder -> report.pdf, report-pdf.dcm (Encapsulated PDF), measurements.json
+  procnode migrate --db DSN          apply the job database migrations
+  procnode jobs --db DSN [--state S] [--limit N]
+  procnode status                    build, CUDA and GPU
+  procnode version
+Exit codes: 0 success, 2 bad input, 1 other failure.
+)";
+
+// Positional arguments and --key value options.
+struct Args {
+  std::vector<std::string> positional;
+  std::map<std::string, std::string> options;
+
+  std::optional<std::string> Option(const std::string& key) const {
+    auto it = options.find(key);
+    return it == options.end() ? std::nullopt : std::optional<std::string>(it->second);
+  }
+  std::string Required(const std::string& key) const {
+    auto value = Option(key);
+    if (!value) throw Error(ErrorCode::kInvalidInput, "missing --" + key);
+    return *value;
+  }
+};
+
+Args Parse(int argc, char** argv) {
+  Args args;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg.rfind("--", 0) == 0 && arg.size() > 2) {
+      if (i + 1 >= argc) throw Error(ErrorCode::kInvalidInput, arg + " needs a value");
+      args.options[arg.substr(2)] = argv[++i];
+    } else {
+      args.positional.push_back(arg);
+    }
+  }
+  return args;
+}
+
+class FolderResultSink : public ResultSink {
+ public:
+  explicit FolderResultSink(std::filesystem::path folder) : folder_(std::move(folder)) {}
+  std::string Store(const std::string& bytes, const std::string& stem) override {
+    const auto path = folder_ / (stem + ".dcm");
+    std::ofstream(path, std::ios::binary) << bytes;
+    return path.string();
+  }
+
+ private:
+  std::filesystem::path folder_;
+};
+
+void WriteFile(const std::filesystem::path& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary);
+  out << bytes;
+  if (!out) throw Error(ErrorCode::kUnavailable, path.string() + ": cannot be written");
+}
+
+int Process(const Args& args) {
+  if (args.positional.size() != 3) throw Error(ErrorCode::kInvalidInput, "process needs PROCESSOR DICOM_DIR");
+  const std::string& processor = args.positional[1];
+  if (processor != kVolumeStatsPipeline) {
+    throw Error(ErrorCode::kInvalidInput, "processor '" + processor + "' is unknown (known: volume-stats)");
+  }
+  const std::filesystem::path out = args.Required("out");
+  std::filesystem::create_directories(out);
+  FolderStudySource source(args.positional[2]);
+  for (const auto& skipped : source.skipped()) std::cerr << "skipped " << skipped << "\n";
+  FolderResultSink sink(out);
+  PipelineContext ctx;
+  ctx.device = ParseDevicePreference(args.Option("device").value_or("auto"));
+  ctx.font_path = PROCNODE_FONT;
+  ctx.progress = [](double fraction, const std::string& message) {
+    std::cerr << "\r[" << static_cast<int>(fraction * 100) << "%] " << message << "\033[K" << std::flush;
+  };
+  const auto inputs = InputInstances(source.ListSeries(""));
+  const Provenance provenance{.job = "cli", .rule = "command line", .node = "local",
+                              .study_id = std::filesystem::path(args.positional[2]).filename().string(),
+                              .idempotency_key = IdempotencyKey("cli", inputs, DefaultRuleSet()[0])};
+  const auto result = RunVolumeStatsPipeline(source, sink, ctx, provenance);
+  std::cerr << "\n";
+  WriteFile(out / "report.pdf", result.pdf);
+  WriteFile(out / "measurements.json", result.summary.dump(2) + "\n");
+  std::cout << result.summary.dump(2) << "\n";
+  return 0;
+}
+
+int Run(int argc, char** argv) {
+  const Args args = Parse(argc, argv);
+  if (args.positional.empty()) {
+    std::cerr << kUsage;
+    return 2;
+  }
+  const std::string& command = args.positional[0];
+  if (command == "version") {
+    std::cout << "procnode " << kVersion << "\n";
+    return 0;
+  }
+  if (command == "status") {
+    const GpuStatus gpu = ProbeGpu();
+    std::cout << nlohmann::json{{"version", kVersion}, {"build", {{"cuda", kCudaCompiledIn}}},
+                                {"gpu", {{"found", gpu.found}, {"devices", gpu.device_count},
+                                         {"name", gpu.name}, {"reason", gpu.reason}}}}.dump(2)
+              << "\n";
+    return 0;
+  }
+  if (command == "migrate") {
+    const auto report = ApplyMigrations(args.Required("db"), JobDbMigrations());
+    std::cout << "job database schema at version " << report.to_version << " (" << report.applied.size()
+              << " applied)\n";
+    return 0;
+  }
+  if (command == "jobs") {
+    PgJobQueue queue(args.Required("db"), {});
+    nlohmann::json jobs = nlohmann::json::array();
+    for (const auto& job : queue.List(args.Option("state"), std::stoi(args.Option("limit").value_or("100")))) {
+      jobs.push_back(JobToJson(job));
+    }
+    std::cout << jobs.dump(2) << "\n";
+    return 0;
+  }
+  if (command == "process") return Process(args);
+  std::cerr << "unknown command '" << command << "'\n" << kUsage;
+  return 2;
+}
+
+}  // namespace
+}  // namespace procnode
+
+int main(int argc, char** argv) {
+  try {
+    return procnode::Run(argc, argv);
+  } catch (const procnode::Error& e) {
+    std::cerr << "procnode: " << e.what() << "\n";
+    const auto code = e.code();
+    return code == procnode::ErrorCode::kInvalidInput || code == procnode::ErrorCode::kNotFound ||
+                   code == procnode::ErrorCode::kUnsupported
+               ? 2
+               : 1;
+  } catch (const std::exception& e) {
+    std::cerr << "procnode: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,49 @@
+// The walking-skeleton pipeline ("volume-stats"): study -> largest series -> volume -> voxel
+// count, min, max, mean in modality units -> a PDF report (figures and provenance, no patient
+// identity) -> Encapsulated PDF stored as a new series of the same study.
+//
+// Result UIDs derive from the job's idempotency key, so a job that runs twice (its first worker
+// died after storing) stores the same instance again, and the study keeps one result series.
+// Stops with Error(kCancelled) when ctx.stop_requested() turns true between stages or slices;
+// other errors propagate as thrown by the stages (they name the instance and the reason).
+#pragma once
+
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "core/study.h"
+#include "processors/volume_stats.h"
+
+namespace procnode {
+
+inline constexpr const char* kVolumeStatsPipeline = "volume-stats";
+
+struct PipelineContext {
+  std::function<void(double fraction, const std::string& message)> progress;  // optional
+  std::function<bool()> stop_requested;                                       // optional
+  std::function<void(const std::string& stage)> after_stage;                  // optional (test hooks)
+  DevicePreference device = DevicePreference::kAuto;
+  std::string font_path;
+  int result_series_number = 9001;
+};
+
+// Who asked for the run: printed in the report and recorded in the result. No PHI.
+struct Provenance {
+  std::string job;              // job id, or "cli"
+  std::string rule;             // "id@version"
+  std::string node;
+  std::string study_id;         // Orthanc study ID or folder
+  std::string idempotency_key;  // seeds the result UIDs
+};
+
+struct PipelineResult {
+  nlohmann::json summary;  // recorded on the job: figures, series, stored results, timings
+  std::string device;
+  std::string pdf;         // the report, for callers that also want the bare PDF
+};
+
+PipelineResult RunVolumeStatsPipeline(StudySource& source, ResultSink& sink, const PipelineContext& ctx,
+                                      const Provenance& provenance);
+
+}  // namespace procnode

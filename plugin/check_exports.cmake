@@ -1,0 +1,13 @@
+# Fails unless PLUGIN's dynamic symbol table defines exactly the four OrthancPlugin* entry points.
+execute_process(COMMAND nm -D --defined-only ${PLUGIN} OUTPUT_VARIABLE symbols RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "nm failed on ${PLUGIN}")
+endif()
+string(REGEX MATCHALL "[TWDRB] [A-Za-z_][A-Za-z0-9_]*" defined "${symbols}")
+list(TRANSFORM defined REPLACE "^[TWDRB] " "")
+list(SORT defined)
+set(expected OrthancPluginFinalize OrthancPluginGetName OrthancPluginGetVersion OrthancPluginInitialize)
+if(NOT defined STREQUAL expected)
+  message(FATAL_ERROR "exported symbols: ${defined}\nexpected: ${expected}")
+endif()
+message(STATUS "exports: ${defined}")

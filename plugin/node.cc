@@ -1,0 +1,200 @@
+#include "plugin/node.h"
+
+#include <chrono>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "core/version.h"
+#include "jobs/job_json.h"
+#include "jobs/migrations.h"
+#include "pipeline/volume_stats_pipeline.h"
+#include "plugin/orthanc_adapters.h"
+#include "routing/rules.h"
+
+namespace procnode {
+
+Node::Node(NodeConfig config)
+    : config_(std::move(config)),
+      gpu_(ProbeGpu()),
+      queue_(config_.database,
+             QueueOptions{.lease = std::chrono::seconds(config_.lease_seconds),
+                          .retry_backoff = std::chrono::milliseconds(
+                              static_cast<int64_t>(config_.retry_backoff_seconds * 1000))}) {
+  const auto report = ApplyMigrations(config_.database, JobDbMigrations());
+  Log(LogLevel::kInfo, "job database schema at version " + std::to_string(report.to_version) +
+                           (report.applied.empty() ? " (up to date)"
+                                                   : " (applied " + std::to_string(report.applied.size()) + ")"));
+  Log(LogLevel::kInfo, std::string("GPU: ") +
+                           (gpu_.found ? gpu_.name : "none (" + gpu_.reason + "), CPU implementations run"));
+  WorkerPoolOptions options;
+  options.workers = config_.workers;
+  options.owner = MakeOwnerId(config_.node_name);
+  options.poll_interval = std::chrono::milliseconds(static_cast<int64_t>(config_.poll_seconds * 1000));
+  options.heartbeat_interval = std::chrono::seconds(config_.heartbeat_seconds);
+  pool_ = std::make_unique<WorkerPool>(queue_, [this](JobContext& c) { return RunJob(c); }, options);
+}
+
+Node::~Node() { StopWork(); }
+
+void Node::StartWork() {
+  {
+    std::lock_guard lock(mutex_);
+    if (intake_thread_.joinable()) return;
+    stopping_ = false;
+  }
+  intake_thread_ = std::thread([this] { IntakeLoop(); });
+  pool_->Start();
+  Log(LogLevel::kInfo, "started " + std::to_string(config_.workers) + " worker(s) as " + pool_->owner());
+}
+
+void Node::StopWork() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  intake_wake_.notify_all();
+  if (intake_thread_.joinable()) intake_thread_.join();
+  pool_->Stop();
+}
+
+void Node::OnStableStudy(const std::string& study_id) {
+  {
+    std::lock_guard lock(mutex_);
+    if (std::find(intake_.begin(), intake_.end(), study_id) == intake_.end()) intake_.push_back(study_id);
+  }
+  intake_wake_.notify_one();
+}
+
+void Node::IntakeLoop() {
+  while (true) {
+    std::string study_id;
+    {
+      std::unique_lock lock(mutex_);
+      intake_wake_.wait(lock, [this] { return stopping_ || !intake_.empty(); });
+      if (stopping_) return;
+      study_id = intake_.front();
+      intake_.pop_front();
+    }
+    for (int attempt = 1;; ++attempt) {
+      try {
+        Intake(study_id);
+        break;
+      } catch (const Error& e) {
+        // A database or Orthanc hiccup must not lose the study: retry a few times, then log it.
+        const bool again = e.retryable() && attempt < 5;
+        Log(again ? LogLevel::kWarning : LogLevel::kError,
+            "study " + study_id + ": not enqueued (" + e.what() + ")" + (again ? ", retrying" : ""));
+        if (!again) break;
+        std::unique_lock lock(mutex_);
+        if (intake_wake_.wait_for(lock, std::chrono::seconds(attempt), [this] { return stopping_; })) return;
+      }
+    }
+  }
+}
+
+void Node::Intake(const std::string& study_id) {
+  OrthancStudySource source;
+  std::vector<SeriesRef> series;
+  try {
+    series = source.ListSeries(study_id);
+  } catch (const Error& e) {
+    if (e.code() == ErrorCode::kNotFound) return;  // deleted since it became stable
+    throw;
+  }
+  const auto planned = PlanJobs(study_id, series, DefaultRuleSet());
+  if (planned.empty()) return;  // only procnode results in this study: nothing to do
+  bool created = false;
+  for (const auto& job : planned) {
+    const auto result = queue_.Enqueue({.idempotency_key = job.idempotency_key,
+                                        .study_id = study_id,
+                                        .rule_id = job.rule.id,
+                                        .rule_version = job.rule.version,
+                                        .pipeline = job.rule.pipeline,
+                                        .parameters_json = job.rule.parameters_json,
+                                        .max_attempts = config_.max_attempts});
+    Log(LogLevel::kInfo, "study " + study_id + ": " +
+                             (result.created ? "enqueued job " : "already has job ") + std::to_string(result.id) +
+                             " (rule " + job.rule.id + "@" + std::to_string(job.rule.version) + ", " +
+                             std::to_string(job.input_instances) + " instances)");
+    created = created || result.created;
+  }
+  if (created) pool_->Wake();
+}
+
+JobOutcome Node::RunJob(JobContext& context) {
+  const Job& job = context.job();
+  if (job.pipeline != kVolumeStatsPipeline) {
+    throw Error(ErrorCode::kUnsupported, "pipeline '" + job.pipeline + "' is not known to procnode " + kVersion);
+  }
+  OrthancStudySource source;
+  OrthancResultSink sink;
+  PipelineContext ctx;
+  ctx.progress = [&context](double fraction, const std::string& message) { context.Progress(fraction, message); };
+  ctx.stop_requested = [&context] { return context.StopRequested(); };
+  ctx.device = ParseDevicePreference(config_.gpu);
+  ctx.font_path = PROCNODE_FONT;
+  ctx.result_series_number = config_.result_series_number;
+  if (!config_.test_pause_after_stage.empty()) {
+    ctx.after_stage = [this, &context](const std::string& stage) {
+      if (stage != config_.test_pause_after_stage) return;
+      Log(LogLevel::kWarning, "job " + std::to_string(context.job().id) + ": TestHooks pause after " + stage);
+      const auto end = std::chrono::steady_clock::now() +
+                       std::chrono::milliseconds(static_cast<int64_t>(config_.test_pause_seconds * 1000));
+      while (std::chrono::steady_clock::now() < end && !context.StopRequested()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+    };
+  }
+  const Provenance provenance{.job = std::to_string(job.id),
+                              .rule = job.rule_id + "@" + std::to_string(job.rule_version),
+                              .node = config_.node_name,
+                              .study_id = job.study_id,
+                              .idempotency_key = job.idempotency_key};
+  const auto result = RunVolumeStatsPipeline(source, sink, ctx, provenance);
+  return JobOutcome{result.summary.dump(), result.device};
+}
+
+nlohmann::json Node::Status() {
+  nlohmann::json status{
+      {"name", "procnode"},
+      {"version", kVersion},
+      {"build", {{"cuda", kCudaCompiledIn}}},
+      {"gpu", {{"found", gpu_.found}, {"devices", gpu_.device_count},
+               {"name", gpu_.name.empty() ? nlohmann::json(nullptr) : nlohmann::json(gpu_.name)},
+               {"reason", gpu_.reason.empty() ? nlohmann::json(nullptr) : nlohmann::json(gpu_.reason)},
+               {"preference", config_.gpu}}},
+      {"workers", config_.workers},
+      {"node", pool_->owner()},
+      {"running_jobs", pool_->RunningJobs()},
+      {"rules", {{"source", "built-in default"}, {"rules", nlohmann::json::array()}}},
+  };
+  for (const auto& rule : DefaultRuleSet()) {
+    status["rules"]["rules"].push_back({{"id", rule.id}, {"version", rule.version}, {"pipeline", rule.pipeline}});
+  }
+  {
+    std::lock_guard lock(mutex_);
+    status["intake_pending"] = intake_.size();
+  }
+  try {
+    status["queue"] = queue_.CountByState();
+    status["database"] = {{"ok", true}};
+  } catch (const Error& e) {
+    status["queue"] = nullptr;
+    status["database"] = {{"ok", false}, {"error", e.what()}};
+  }
+  return status;
+}
+
+nlohmann::json Node::Jobs(const std::optional<std::string>& state, int limit) {
+  nlohmann::json jobs = nlohmann::json::array();
+  for (const auto& job : queue_.List(state, limit)) jobs.push_back(JobToJson(job));
+  return jobs;
+}
+
+std::optional<nlohmann::json> Node::JobDetail(int64_t id) {
+  const auto job = queue_.Get(id);
+  if (!job) return std::nullopt;
+  return JobToJson(*job, queue_.Events(id));
+}
+
+}  // namespace procnode

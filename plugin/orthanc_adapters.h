@@ -1,0 +1,24 @@
+// Orthanc-backed implementations of the pipeline's ports, over Orthanc's built-in REST API.
+//
+// OrthancStudySource lists a study's series (GET /studies/{id}/series) and marks those whose
+// Manufacturer is procnode's as our own results; it fetches instances by Orthanc ID
+// (GET /instances/{id}/file). OrthancResultSink stores objects with POST /instances; storing an
+// SOP Instance UID that exists already is reported as such by Orthanc and adds no copy.
+#pragma once
+
+#include "core/study.h"
+
+namespace procnode {
+
+class OrthancStudySource : public StudySource {
+ public:
+  std::vector<SeriesRef> ListSeries(const std::string& study_id) override;
+  std::string FetchInstance(const std::string& instance_id) override;
+};
+
+class OrthancResultSink : public ResultSink {
+ public:
+  std::string Store(const std::string& dicom_bytes, const std::string& file_stem) override;
+};
+
+}  // namespace procnode
