@@ -57,7 +57,18 @@ void WorkerPool::Stop() {
   started_ = false;
 }
 
-void WorkerPool::Wake() { wake_.notify_all(); }
+void WorkerPool::Wake() {
+  {
+    std::lock_guard lock(mutex_);
+    ++wake_generation_;
+  }
+  wake_.notify_all();
+}
+
+uint64_t WorkerPool::Generation() const {
+  std::lock_guard lock(mutex_);
+  return wake_generation_;
+}
 
 std::vector<int64_t> WorkerPool::RunningJobs() const {
   std::lock_guard lock(mutex_);
@@ -66,28 +77,29 @@ std::vector<int64_t> WorkerPool::RunningJobs() const {
   return ids;
 }
 
-void WorkerPool::WaitFor(std::chrono::milliseconds duration) {
+void WorkerPool::WaitFor(std::chrono::milliseconds duration, uint64_t generation) {
   std::unique_lock lock(mutex_);
-  wake_.wait_for(lock, duration, [this] { return stopping_.load(); });
+  wake_.wait_for(lock, duration, [&] { return stopping_.load() || wake_generation_ != generation; });
 }
 
 void WorkerPool::WorkerLoop(int index) {
   auto backoff = options_.poll_interval;
   while (!stopping_) {
     std::optional<Job> job;
+    const uint64_t generation = Generation();  // read before the claim: a Wake() after it is not missed
     try {
       job = queue_.Claim(options_.owner);
       backoff = options_.poll_interval;
     } catch (const Error& e) {
       Log(LogLevel::kError, "worker " + std::to_string(index) + ": cannot claim jobs: " + e.what());
       backoff = std::min(backoff * 2, std::chrono::milliseconds(30'000));
-      WaitFor(backoff);
+      WaitFor(backoff, generation);
       continue;
     }
     if (!job) {
       // Wait for Wake() (a local enqueue) or the poll interval (another node's enqueue, a retry
       // becoming due, an expired lease).
-      WaitFor(options_.poll_interval);
+      WaitFor(options_.poll_interval, generation);
       continue;
     }
     RunOne(*job);
@@ -146,7 +158,7 @@ void WorkerPool::RunOne(const Job& job) {
 
 void WorkerPool::HeartbeatLoop() {
   while (!stopping_) {
-    WaitFor(options_.heartbeat_interval);
+    WaitFor(options_.heartbeat_interval, Generation());
     if (stopping_) break;
     try {
       // Only jobs already running before the UPDATE can be judged by its answer: one claimed

@@ -79,7 +79,9 @@ class WorkerPool {
   void WorkerLoop(int index);
   void HeartbeatLoop();
   void RunOne(const Job& job);
-  void WaitFor(std::chrono::milliseconds duration);
+  // Waits `duration`, or less when stopping or when Wake() ran since `generation` was read.
+  void WaitFor(std::chrono::milliseconds duration, uint64_t generation);
+  uint64_t Generation() const;
 
   PgJobQueue& queue_;
   JobRunner runner_;
@@ -88,6 +90,7 @@ class WorkerPool {
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::set<JobContext*> running_;
+  uint64_t wake_generation_ = 0;
   std::vector<std::thread> threads_;
   bool started_ = false;
 };

@@ -1,0 +1,50 @@
+"""Small checks shared by the integration tests."""
+import os
+import subprocess
+import time
+
+JOB_TIMEOUT = 120  # seconds: generous for 2-core CI machines; the real figure is ~4 s
+
+
+def jobs(orthanc, state=None):
+    return orthanc.get("/procnode/jobs" + (f"?state={state}" if state else ""))
+
+
+def wait_jobs_finished(orthanc, count, timeout=JOB_TIMEOUT):
+    return orthanc.wait_for(
+        lambda: (lambda js: js if len(js) >= count and all(j["state"] in ("done", "failed") for j in js) else None)(
+            jobs(orthanc)),
+        timeout, f"{count} finished job(s)")
+
+
+def result_series(orthanc, study_id):
+    """The study's series made by procnode (Manufacturer procnode)."""
+    return [s for s in orthanc.get(f"/studies/{study_id}/series")
+            if s["MainDicomTags"].get("Manufacturer") == "procnode"]
+
+
+def study_of(orthanc, series_id):
+    return orthanc.get(f"/series/{series_id}")["ParentStudy"]
+
+
+def run(args, **kwargs):
+    return subprocess.run(args, capture_output=True, text=True, timeout=300, **kwargs)
+
+
+def dciodvfy_errors(path):
+    out = run(["dciodvfy", "-new", path])
+    return [line for line in (out.stdout + out.stderr).splitlines() if line.startswith("Error")]
+
+
+def save(orthanc, instance_id, path):
+    with open(path, "wb") as f:
+        f.write(orthanc.get_raw(f"/instances/{instance_id}/file"))
+    return path
+
+
+def last_modified(paths):
+    return max(os.path.getmtime(p) for p in paths)
+
+
+def now():
+    return time.time()
