@@ -14,9 +14,9 @@ JobContext::JobContext(PgJobQueue& queue, const Job& job, std::string owner,
                        const std::atomic<bool>& pool_stopping)
     : queue_(queue), job_(job), owner_(std::move(owner)), pool_stopping_(pool_stopping) {}
 
-void JobContext::Progress(double fraction, const std::string& message) {
+void JobContext::Progress(double fraction, const std::string& message, bool force) {
   const auto now = std::chrono::steady_clock::now();
-  if (fraction > 0 && fraction < 1 && now - last_progress_ < std::chrono::milliseconds(500)) return;
+  if (!force && fraction > 0 && fraction < 1 && now - last_progress_ < std::chrono::milliseconds(500)) return;
   last_progress_ = now;
   try {
     if (!queue_.Progress(job_.id, owner_, fraction, message)) lease_lost_ = true;

@@ -33,8 +33,9 @@ class JobContext {
   // True when the runner should stop at once: the pool is stopping or the lease was lost.
   bool StopRequested() const { return pool_stopping_.load() || lease_lost_.load(); }
   bool LeaseLost() const { return lease_lost_.load(); }
-  // Records progress on the job (rate-limited to one write per 500 ms, except at 0 and 1).
-  void Progress(double fraction, const std::string& message);
+  // Records progress on the job (rate-limited to one write per 500 ms, except at 0 and 1 or when
+  // `force` is set).
+  void Progress(double fraction, const std::string& message, bool force = false);
   void MarkLeaseLost() { lease_lost_ = true; }
 
  private:

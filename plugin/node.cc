@@ -138,6 +138,7 @@ JobOutcome Node::RunJob(JobContext& context) {
     ctx.after_stage = [this, &context](const std::string& stage) {
       if (stage != config_.test_pause_after_stage) return;
       Log(LogLevel::kWarning, "job " + std::to_string(context.job().id) + ": TestHooks pause after " + stage);
+      context.Progress(context.job().progress, "paused after " + stage + " (TestHooks)", true);
       const auto end = std::chrono::steady_clock::now() +
                        std::chrono::milliseconds(static_cast<int64_t>(config_.test_pause_seconds * 1000));
       while (std::chrono::steady_clock::now() < end && !context.StopRequested()) {
