@@ -1,0 +1,75 @@
+"""procnode demo: PostgreSQL + Orthanc with the plugin, the shared chest CT sent in, the result shown."""
+import argparse
+import json
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "harness"))
+
+from orthanc import OrthancServer, send_dicom  # noqa: E402
+from pgcluster import PgCluster  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--build", required=True)
+    parser.add_argument("--study", default=os.path.join(HERE, "..", "..", "shared", "data",
+                                                        "ct-chest-lung-dx-a0001", "lung-kernel"))
+    parser.add_argument("--dir", default="/tmp/procnode-demo", help="where the servers keep their data")
+    parser.add_argument("--exit", action="store_true", help="stop the servers once the result is shown")
+    args = parser.parse_args()
+    os.makedirs(args.dir, exist_ok=True)
+    import shutil
+    shutil.rmtree(os.path.join(args.dir, "orthanc"), ignore_errors=True)  # each demo starts empty
+    plugin = os.path.abspath(os.path.join(args.build, "plugin", "libOrthancProcNode.so"))
+
+    print("starting PostgreSQL (job database) ...")
+    with PgCluster(os.path.join(args.dir, "postgres")) as pg:
+        dsn = pg.create_database("procnode")
+        orthanc = OrthancServer(plugin, {"Database": dsn, "Workers": 2}, workdir=os.path.join(args.dir, "orthanc"),
+                                verbose=False)
+        print("starting Orthanc with the procnode plugin ...")
+        with orthanc:
+            print(f"  Orthanc: {orthanc.url}  (DICOM: AET {orthanc.aet}, port {orthanc.dicom_port})")
+            print(f"  log:     {orthanc.log_path}")
+            print(f"sending {os.path.abspath(args.study)} by C-STORE (storescu) ...")
+            send_dicom(orthanc, [args.study])
+            sent = time.time()
+            print("waiting for the study to be stable and its job to finish ...")
+            job = orthanc.wait_for(lambda: next((j for j in orthanc.get("/procnode/jobs")
+                                                 if j["state"] in ("done", "failed")), None), 300, "the job")
+            print(f"job {job['id']}: {job['state']} {time.time() - sent:.1f} s after the last C-STORE")
+            if job["state"] != "done":
+                print("error: " + job["error"])
+                return 1
+            result = job["result"]
+            print(json.dumps({k: result[k] for k in ("modality", "dims", "spacing_mm", "units", "stats", "device")},
+                             indent=2))
+            instance = result["results"][0]["stored"]
+            pdf_path = os.path.join(args.dir, "report.pdf")
+            dicom = orthanc.get_raw(f"/instances/{instance}/file")
+            import pydicom
+            from io import BytesIO
+            ds = pydicom.dcmread(BytesIO(dicom))
+            with open(pdf_path, "wb") as f:
+                f.write(ds.EncapsulatedDocument[:int(ds.EncapsulatedDocumentLength)])
+            print("\nresults:")
+            print(f"  Encapsulated PDF in Orthanc: {orthanc.url}/instances/{instance}/file")
+            print(f"  the study in Orthanc Explorer: {orthanc.url}/app/explorer.html#study?uuid={job['study']}")
+            print(f"  the report as PDF: {pdf_path}")
+            print(f"  node status: {orthanc.url}/procnode/status ; jobs: {orthanc.url}/procnode/jobs")
+            if not args.exit and sys.stdin.isatty():
+                print("\nservers running; Ctrl-C stops them")
+                try:
+                    while orthanc.alive():
+                        time.sleep(1)
+                except KeyboardInterrupt:
+                    pass
+            orthanc.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Installs the Debian packages, builds, and runs every test (unit, PostgreSQL, integration with
+# real Orthanc + PostgreSQL + storescu; GPU tests skip with a message where there is no GPU).
+# Extra arguments go to ctest, e.g. scripts/test.sh -L unit
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+build=${BUILD_DIR:-$here/build}
+"$here/scripts/build.sh"
+cd "$build"
+ctest --output-on-failure -j "$(nproc)" --timeout 900 "$@"
