@@ -57,6 +57,15 @@ void AddEvent(pqxx::work& tx, int64_t id, const std::string& kind, const std::st
                  id, kind, owner, message);
 }
 
+// Updates a job only while `owner` holds its lease ($1 = id, $2 = owner, then `args`).
+template <typename... Args>
+bool UpdateOwnedJob(pqxx::work& tx, const std::string& set_clause, int64_t id, const std::string& owner,
+                    Args&&... args) {
+  return tx.exec_params("UPDATE jobs SET " + set_clause + " WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
+                        id, owner, std::forward<Args>(args)...)
+             .affected_rows() == 1;
+}
+
 }  // namespace
 
 bool IsJobState(const std::string& state) {
@@ -179,24 +188,19 @@ std::vector<int64_t> PgJobQueue::Heartbeat(const std::string& owner) {
 
 bool PgJobQueue::Progress(int64_t id, const std::string& owner, double fraction, const std::string& message) {
   return WithTransaction("progress", [&](pqxx::work& tx) {
-    return tx.exec_params(
-                 "UPDATE jobs SET progress = $3, progress_message = $4, updated_at = now()"
-                 " WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
-                 id, owner, fraction, message)
-               .affected_rows() == 1;
+    return UpdateOwnedJob(tx, "progress = $3, progress_message = $4, updated_at = now()", id, owner, fraction,
+                          message);
   });
 }
 
 bool PgJobQueue::Complete(int64_t id, const std::string& owner, const std::string& result_json,
                           const std::string& device) {
   return WithTransaction("complete", [&](pqxx::work& tx) {
-    const bool owned = tx.exec_params(
-                             "UPDATE jobs SET state = 'done', result = $3::jsonb, device = $4, progress = 1,"
-                             " progress_message = 'done', error = NULL, finished_at = now(), updated_at = now(),"
-                             " lease_owner = NULL, lease_expires_at = NULL"
-                             " WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
-                             id, owner, result_json, device)
-                           .affected_rows() == 1;
+    const bool owned = UpdateOwnedJob(
+        tx,
+        "state = 'done', result = $3::jsonb, device = $4, progress = 1, progress_message = 'done', error = NULL,"
+        " finished_at = now(), updated_at = now(), lease_owner = NULL, lease_expires_at = NULL",
+        id, owner, result_json, device);
     if (owned) AddEvent(tx, id, "done", owner, device.empty() ? "" : "device " + device);
     return owned;
   });
@@ -221,13 +225,11 @@ FailOutcome PgJobQueue::Fail(int64_t id, const std::string& owner, const std::st
 
 bool PgJobQueue::Release(int64_t id, const std::string& owner, const std::string& reason) {
   return WithTransaction("release", [&](pqxx::work& tx) {
-    const bool owned = tx.exec_params(
-                             "UPDATE jobs SET state = 'queued', attempts = greatest(attempts - 1, 0),"
-                             " not_before = now(), progress = 0, progress_message = 'released: ' || $3,"
-                             " updated_at = now(), lease_owner = NULL, lease_expires_at = NULL"
-                             " WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
-                             id, owner, reason)
-                           .affected_rows() == 1;
+    const bool owned = UpdateOwnedJob(
+        tx,
+        "state = 'queued', attempts = greatest(attempts - 1, 0), not_before = now(), progress = 0,"
+        " progress_message = 'released: ' || $3, updated_at = now(), lease_owner = NULL, lease_expires_at = NULL",
+        id, owner, reason);
     if (owned) AddEvent(tx, id, "released", owner, reason);
     return owned;
   });
