@@ -77,6 +77,23 @@ TEST(SeriesVolume, CancellationStopsLoadingWithACancelledError) {
   }
 }
 
+// The same MR image in several transfer syntaxes decodes to the same voxels (DCMTK's RLE,
+// JPEG lossless and JPEG-LS decoders; big endian; implicit VR).
+TEST(SeriesVolume, LosslessTransferSyntaxesDecodeToTheSameVoxels) {
+  const std::string folder = kData + "/debian-pydicom-test-files/";
+  FilesSource reference_source({folder + "MR_small.dcm"});
+  const auto reference = LoadSeriesVolume(reference_source, reference_source.ListSeries("")[0]).volume;
+  ASSERT_EQ(reference.VoxelCount(), 64u * 64u);
+  for (const char* name : {"MR_small_RLE.dcm", "MR_small_jpeg_ls_lossless.dcm", "MR_small_bigendian.dcm",
+                           "MR_small_expb.dcm", "MR_small_implicit.dcm"}) {
+    FilesSource source({folder + name});
+    const auto decoded = LoadSeriesVolume(source, source.ListSeries("")[0]).volume;
+    EXPECT_TRUE(decoded.voxels == reference.voxels) << name;
+  }
+  FilesSource jpeg({kData + "/codecs-pydicom-data/JPGLosslessP14SV1_1s_1f_8b.dcm"});
+  EXPECT_GT(LoadSeriesVolume(jpeg, jpeg.ListSeries("")[0]).volume.VoxelCount(), 0u);
+}
+
 // Every file of the malformed and transfer-syntax corpora either loads or fails with a procnode
 // Error whose message names the file; nothing crashes and no other exception escapes.
 class CorpusFile : public ::testing::TestWithParam<std::string> {};

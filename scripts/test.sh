@@ -7,4 +7,6 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD_DIR:-$here/build}
 "$here/scripts/build.sh"
 cd "$build"
+echo "GPU tests run only where a GPU is present; here:"
+./cli/procnode status
 ctest --output-on-failure -j "$(nproc)" --timeout 900 "$@"

@@ -1,7 +1,5 @@
 """Small checks shared by the integration tests."""
-import os
 import subprocess
-import time
 
 JOB_TIMEOUT = 120  # seconds: generous for 2-core CI machines; the real figure is ~4 s
 
@@ -23,10 +21,6 @@ def result_series(orthanc, study_id):
             if s["MainDicomTags"].get("Manufacturer") == "procnode"]
 
 
-def study_of(orthanc, series_id):
-    return orthanc.get(f"/series/{series_id}")["ParentStudy"]
-
-
 def run(args, **kwargs):
     return subprocess.run(args, capture_output=True, text=True, timeout=300, **kwargs)
 
@@ -40,11 +34,3 @@ def save(orthanc, instance_id, path):
     with open(path, "wb") as f:
         f.write(orthanc.get_raw(f"/instances/{instance_id}/file"))
     return path
-
-
-def last_modified(paths):
-    return max(os.path.getmtime(p) for p in paths)
-
-
-def now():
-    return time.time()
