@@ -1,0 +1,182 @@
+#include "processors/dicom_image.h"
+
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcfilefo.h>
+#include <dcmtk/dcmdata/dcxfer.h>
+
+#include <cmath>
+#include <cstring>
+#include <sstream>
+
+#include "core/error.h"
+#include "processors/dicom_io.h"
+
+namespace procnode {
+namespace {
+
+std::string GetString(DcmDataset& ds, const DcmTagKey& tag) {
+  OFString value;
+  return ds.findAndGetOFStringArray(tag, value).good() ? std::string(value.c_str()) : std::string();
+}
+
+std::optional<long> GetInt(DcmDataset& ds, const DcmTagKey& tag) {
+  Uint16 u16 = 0;
+  if (ds.findAndGetUint16(tag, u16).good()) return u16;
+  Sint32 s32 = 0;
+  if (ds.findAndGetSint32(tag, s32).good()) return s32;  // IS values
+  return std::nullopt;
+}
+
+std::optional<double> GetDouble(DcmDataset& ds, const DcmTagKey& tag, unsigned long index = 0) {
+  Float64 value = 0;
+  if (ds.findAndGetFloat64(tag, value, index).good() && std::isfinite(value)) return value;
+  return std::nullopt;
+}
+
+[[noreturn]] void Invalid(const std::string& name, const std::string& reason) {
+  throw Error(ErrorCode::kInvalidInput, name + ": " + reason);
+}
+
+template <typename Stored>
+void Normalize(const Stored* words, std::size_t count, unsigned shift, int bits_stored, bool is_signed,
+               std::vector<uint8_t>& out) {
+  out.resize(count * sizeof(Stored));
+  auto* target = reinterpret_cast<Stored*>(out.data());
+  const uint64_t mask = bits_stored >= 64 ? ~0ull : ((1ull << bits_stored) - 1);
+  for (std::size_t i = 0; i < count; ++i) {
+    uint64_t raw = (static_cast<uint64_t>(words[i]) >> shift) & mask;
+    if (is_signed && ((raw >> (bits_stored - 1)) & 1)) raw |= ~mask;  // sign-extend
+    target[i] = static_cast<Stored>(raw);
+  }
+}
+
+}  // namespace
+
+std::string DicomString(DcmDataset& ds, uint16_t group, uint16_t element) {
+  return GetString(ds, DcmTagKey(group, element));
+}
+
+std::optional<double> DicomNumber(DcmDataset& ds, uint16_t group, uint16_t element, unsigned long index) {
+  return GetDouble(ds, DcmTagKey(group, element), index);
+}
+
+int64_t DicomImage::Sample(std::size_t i) const {
+  switch (sample_type) {
+    case SampleType::kUint8: return samples[i];
+    case SampleType::kInt8: return static_cast<int8_t>(samples[i]);
+    case SampleType::kUint16: return reinterpret_cast<const uint16_t*>(samples.data())[i];
+    case SampleType::kInt16: return reinterpret_cast<const int16_t*>(samples.data())[i];
+    case SampleType::kUint32: return reinterpret_cast<const uint32_t*>(samples.data())[i];
+    case SampleType::kInt32: return reinterpret_cast<const int32_t*>(samples.data())[i];
+  }
+  return 0;
+}
+
+DicomImage DecodeDicomImage(DcmDataset& ds, const std::string& name) {
+  DicomImage out;
+  out.name = name;
+  out.modality = GetString(ds, DCM_Modality);
+  out.series_uid = GetString(ds, DCM_SeriesInstanceUID);
+  out.sop_class_uid = GetString(ds, DCM_SOPClassUID);
+  out.sop_instance_uid = GetString(ds, DCM_SOPInstanceUID);
+  out.instance_number = GetInt(ds, DCM_InstanceNumber).value_or(0);
+  out.slice_thickness = GetDouble(ds, DCM_SliceThickness).value_or(0);
+
+  if (!ds.tagExists(DCM_PixelData)) Invalid(name, "no PixelData (7FE0,0010): not an image");
+  const auto rows = GetInt(ds, DCM_Rows), columns = GetInt(ds, DCM_Columns);
+  const auto bits_allocated = GetInt(ds, DCM_BitsAllocated);
+  if (!rows || !columns || *rows <= 0 || *columns <= 0) Invalid(name, "Rows or Columns missing or zero");
+  if (!bits_allocated) Invalid(name, "BitsAllocated missing");
+  const long samples_per_pixel = GetInt(ds, DCM_SamplesPerPixel).value_or(1);
+  if (samples_per_pixel != 1) {
+    throw Error(ErrorCode::kUnsupported,
+                name + ": SamplesPerPixel " + std::to_string(samples_per_pixel) + " (colour) is not a volume");
+  }
+  const long bits_stored = GetInt(ds, DCM_BitsStored).value_or(*bits_allocated);
+  const long high_bit = GetInt(ds, DCM_HighBit).value_or(bits_stored - 1);
+  out.is_signed = GetInt(ds, DCM_PixelRepresentation).value_or(0) == 1;
+  if (*bits_allocated != 8 && *bits_allocated != 16 && *bits_allocated != 32) {
+    throw Error(ErrorCode::kUnsupported, name + ": BitsAllocated " + std::to_string(*bits_allocated) + " is not supported");
+  }
+  if (bits_stored <= 0 || bits_stored > *bits_allocated || high_bit < bits_stored - 1 || high_bit >= *bits_allocated) {
+    Invalid(name, "BitsStored " + std::to_string(bits_stored) + " / HighBit " + std::to_string(high_bit) +
+                      " do not fit BitsAllocated " + std::to_string(*bits_allocated));
+  }
+  out.bits_allocated = static_cast<int>(*bits_allocated);
+  out.bits_stored = static_cast<int>(bits_stored);
+  out.rows = *rows;
+  out.columns = *columns;
+  {
+    OFString frames_text;
+    if (ds.findAndGetOFString(DCM_NumberOfFrames, frames_text).good()) {
+      out.frames = std::atol(frames_text.c_str());
+      if (out.frames <= 0) Invalid(name, "NumberOfFrames '" + std::string(frames_text.c_str()) + "'");
+    }
+  }
+  out.slope = GetDouble(ds, DCM_RescaleSlope).value_or(1.0);
+  out.intercept = GetDouble(ds, DCM_RescaleIntercept).value_or(0.0);
+
+  const E_TransferSyntax xfer = ds.getOriginalXfer();
+  if (DcmXfer(xfer).isEncapsulated()) {
+    RegisterDecoders();
+    const OFCondition status = ds.chooseRepresentation(EXS_LittleEndianExplicit, nullptr);
+    if (status.bad() || !ds.canWriteXfer(EXS_LittleEndianExplicit)) {
+      throw Error(ErrorCode::kUnsupported,
+                  name + ": transfer syntax " + std::string(DcmXfer(xfer).getXferName()) + " cannot be decoded" +
+                      (status.bad() ? " (" + std::string(status.text()) + ")" : ""));
+    }
+  }
+
+  const std::size_t expected = out.SampleCount();
+  auto length_error = [&](unsigned long have_bytes) {
+    std::ostringstream msg;
+    msg << "PixelData holds " << have_bytes << " bytes, expected " << expected * (out.bits_allocated / 8) << " ("
+        << out.columns << "x" << out.rows << "x" << out.frames << " at " << out.bits_allocated << " bits)";
+    Invalid(name, msg.str());
+  };
+  const unsigned shift = static_cast<unsigned>(high_bit + 1 - bits_stored);
+  if (out.bits_allocated == 16) {
+    const Uint16* words = nullptr;
+    unsigned long count = 0;
+    if (ds.findAndGetUint16Array(DCM_PixelData, words, &count).bad() || words == nullptr) Invalid(name, "PixelData unreadable");
+    if (count < expected) length_error(count * 2);
+    Normalize(words, expected, shift, out.bits_stored, out.is_signed, out.samples);
+    out.sample_type = out.is_signed ? SampleType::kInt16 : SampleType::kUint16;
+  } else {
+    const Uint8* bytes = nullptr;
+    unsigned long count = 0;
+    if (ds.findAndGetUint8Array(DCM_PixelData, bytes, &count).bad() || bytes == nullptr) Invalid(name, "PixelData unreadable");
+    const std::size_t width = static_cast<std::size_t>(out.bits_allocated / 8);
+    if (count / width < expected) length_error(count);
+    if (width == 1) {
+      Normalize(bytes, expected, shift, out.bits_stored, out.is_signed, out.samples);
+      out.sample_type = out.is_signed ? SampleType::kInt8 : SampleType::kUint8;
+    } else {
+      std::vector<uint32_t> words(expected);
+      std::memcpy(words.data(), bytes, expected * 4);  // little-endian host and transfer syntax
+      Normalize(words.data(), expected, shift, out.bits_stored, out.is_signed, out.samples);
+      out.sample_type = out.is_signed ? SampleType::kInt32 : SampleType::kUint32;
+    }
+  }
+
+  if (auto x = GetDouble(ds, DCM_ImagePositionPatient, 0)) {
+    auto y = GetDouble(ds, DCM_ImagePositionPatient, 1), z = GetDouble(ds, DCM_ImagePositionPatient, 2);
+    if (y && z) out.position = std::array<double, 3>{*x, *y, *z};
+  }
+  std::array<double, 6> iop{};
+  bool has_iop = true;
+  for (unsigned long i = 0; i < 6 && has_iop; ++i) {
+    auto v = GetDouble(ds, DCM_ImageOrientationPatient, i);
+    has_iop = v.has_value();
+    if (v) iop[i] = *v;
+  }
+  if (has_iop) out.orientation = iop;
+  auto row_spacing = GetDouble(ds, DCM_PixelSpacing, 0), column_spacing = GetDouble(ds, DCM_PixelSpacing, 1);
+  if (row_spacing && column_spacing && *row_spacing > 0 && *column_spacing > 0) {
+    out.pixel_spacing = {*row_spacing, *column_spacing};
+    out.has_pixel_spacing = true;
+  }
+  return out;
+}
+
+}  // namespace procnode

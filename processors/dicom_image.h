@@ -1,0 +1,52 @@
+// One DICOM image instance, decoded through DCMTK: the attributes that geometry and conversion
+// need, and the stored pixel values (before Rescale Slope/Intercept).
+//
+// Samples keep their stored width (1, 2 or 4 bytes, BitsAllocated), masked to BitsStored and
+// sign-extended when PixelRepresentation is 1, in host byte order: `samples` holds
+// frames x rows x columns of them, frame after frame, row after row. Compressed transfer syntaxes
+// are decoded with DCMTK's registered decoders (JPEG family, JPEG-LS, RLE).
+// Errors name the object (`name`) and the reason: Error(kInvalidInput) for malformed data,
+// Error(kUnsupported) for colour, packed bits or a transfer syntax DCMTK cannot decode.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+class DcmDataset;
+
+namespace procnode {
+
+enum class SampleType { kUint8, kInt8, kUint16, kInt16, kUint32, kInt32 };
+
+struct DicomImage {
+  std::string name;
+  long rows = 0, columns = 0, frames = 1;
+  int bits_allocated = 16, bits_stored = 16;
+  bool is_signed = false;
+  SampleType sample_type = SampleType::kUint16;
+  std::optional<std::array<double, 3>> position;     // ImagePositionPatient
+  std::optional<std::array<double, 6>> orientation;  // ImageOrientationPatient
+  std::array<double, 2> pixel_spacing{1, 1};          // row spacing, column spacing (PS3.3 10.7.1.3)
+  bool has_pixel_spacing = false;
+  double slice_thickness = 0;
+  double slope = 1, intercept = 0;
+  long instance_number = 0;
+  std::string modality, series_uid, sop_class_uid, sop_instance_uid;
+  std::vector<uint8_t> samples;
+
+  std::size_t SampleCount() const { return static_cast<std::size_t>(rows) * columns * frames; }
+  // The stored value of sample `i` (no rescale).
+  int64_t Sample(std::size_t i) const;
+};
+
+// Decodes `ds`, which may be changed (decompressed in place).
+DicomImage DecodeDicomImage(DcmDataset& ds, const std::string& name);
+
+// Attribute readers: empty / nullopt when absent or unreadable.
+std::string DicomString(DcmDataset& ds, uint16_t group, uint16_t element);
+std::optional<double> DicomNumber(DcmDataset& ds, uint16_t group, uint16_t element, unsigned long index = 0);
+
+}  // namespace procnode
