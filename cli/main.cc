@@ -1,12 +1,15 @@
 // procnode: the command-line program. Links the same libraries as the plugin, for offline use,
 // scripts and benchmarks. Exit codes (design doc): 0 success, 2 bad input (the message names the
 // file and the reason), 1 anything else.
+#include <dcmtk/oflog/oflog.h>
+
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -16,6 +19,7 @@
 #include "jobs/job_json.h"
 #include "jobs/job_queue.h"
 #include "jobs/migrations.h"
+#include "nifti/series_to_nifti.h"
 #include "pipeline/volume_stats_pipeline.h"
 #include "processors/folder_source.h"
 #include "processors/volume_stats.h"
@@ -25,6 +29,9 @@ namespace procnode {
 namespace {
 
 constexpr const char* kUsage = R"(usage:
+  procnode convert DICOM_DIR OUT.nii[.gz] [--sidecar OUT.json]
+  procnode convert DICOM_DIR --outdir DIR
+      DICOM series to NIfTI-1 with dcm2niix's conventions (one series, or every series found)
   procnode process volume-stats DICOM_DIR --out DIR [--device auto|cpu|gpu]
       largest series of the folder -> report.pdf, report-pdf.dcm (Encapsulated PDF), measurements.json
   procnode migrate --db DSN          apply the job database migrations
@@ -112,6 +119,52 @@ int Process(const Args& args) {
   return 0;
 }
 
+// Converts one series; writes the image and, when `sidecar` is not empty, the JSON sidecar.
+void ConvertOne(StudySource& source, const SeriesRef& series, const std::string& output, const std::string& sidecar) {
+  const auto conversion = ConvertSeriesToNifti(source, series);
+  const bool gzip = output.size() > 3 && output.compare(output.size() - 3, 3, ".gz") == 0;
+  WriteNiftiFile(output, conversion.image, gzip);
+  if (!sidecar.empty()) WriteFile(sidecar, conversion.sidecar.dump(2) + "\n");
+  for (const auto& warning : conversion.warnings) std::cerr << "warning: " << output << ": " << warning << "\n";
+}
+
+int Convert(const Args& args) {
+  if (args.positional.size() < 2) throw Error(ErrorCode::kInvalidInput, "convert needs DICOM_DIR");
+  FolderStudySource source(args.positional[1]);
+  for (const auto& skipped : source.skipped()) std::cerr << "skipped " << skipped << "\n";
+  const auto series = source.ListSeries("");
+  if (series.empty()) throw Error(ErrorCode::kInvalidInput, args.positional[1] + ": no DICOM series found");
+  if (const auto outdir = args.Option("outdir")) {
+    std::filesystem::create_directories(*outdir);
+    int failed = 0;
+    std::set<std::string> used;
+    for (const auto& one : series) {
+      try {
+        auto conversion = ConvertSeriesToNifti(source, one);
+        std::string stem = NiftiFileStem(conversion);
+        for (int n = 2; used.contains(stem); ++n) stem = NiftiFileStem(conversion) + "_" + std::to_string(n);
+        used.insert(stem);
+        const auto base = std::filesystem::path(*outdir) / stem;
+        WriteNiftiFile(base.string() + ".nii.gz", conversion.image, true);
+        WriteFile(base.string() + ".json", conversion.sidecar.dump(2) + "\n");
+        std::cout << base.string() << ".nii.gz\n";
+      } catch (const Error& e) {
+        if (e.code() == ErrorCode::kInternal) throw;
+        ++failed;
+        std::cerr << "procnode: " << e.what() << "\n";
+      }
+    }
+    return failed == 0 ? 0 : 2;
+  }
+  if (args.positional.size() != 3) throw Error(ErrorCode::kInvalidInput, "convert needs OUT.nii[.gz] or --outdir DIR");
+  if (series.size() != 1) {
+    throw Error(ErrorCode::kInvalidInput, args.positional[1] + ": holds " + std::to_string(series.size()) +
+                                              " series; use --outdir DIR to convert each");
+  }
+  ConvertOne(source, series[0], args.positional[2], args.Option("sidecar").value_or(""));
+  return 0;
+}
+
 int Run(int argc, char** argv) {
   const Args args = Parse(argc, argv);
   if (args.positional.empty()) {
@@ -147,6 +200,7 @@ int Run(int argc, char** argv) {
     return 0;
   }
   if (command == "process") return Process(args);
+  if (command == "convert") return Convert(args);
   std::cerr << "unknown command '" << command << "'\n" << kUsage;
   return 2;
 }
@@ -155,6 +209,8 @@ int Run(int argc, char** argv) {
 }  // namespace procnode
 
 int main(int argc, char** argv) {
+  // procnode reports unreadable files itself, naming them; DCMTK's own warnings would only repeat it.
+  OFLog::configure(OFLogger::FATAL_LOG_LEVEL);
   try {
     return procnode::Run(argc, argv);
   } catch (const procnode::Error& e) {

@@ -57,7 +57,14 @@ std::string DicomString(DcmDataset& ds, uint16_t group, uint16_t element) {
 }
 
 std::optional<double> DicomNumber(DcmDataset& ds, uint16_t group, uint16_t element, unsigned long index) {
-  return GetDouble(ds, DcmTagKey(group, element), index);
+  // Through the text form, so DS, IS and the binary VRs (US, SS, FL, FD) all read alike.
+  OFString text;
+  if (ds.findAndGetOFString(DcmTagKey(group, element), text, index).bad() || text.empty()) return std::nullopt;
+  char* end = nullptr;
+  const double value = std::strtod(text.c_str(), &end);
+  while (end != nullptr && *end == ' ') ++end;
+  if (end == text.c_str() || (end != nullptr && *end != '\0') || !std::isfinite(value)) return std::nullopt;
+  return value;
 }
 
 int64_t DicomImage::Sample(std::size_t i) const {

@@ -39,7 +39,7 @@ FolderStudySource::FolderStudySource(const std::string& folder) {
     OFString uid, modality, manufacturer;
     DcmDataset& ds = *file.getDataset();
     if (status.bad() || ds.findAndGetOFString(DCM_SeriesInstanceUID, uid).bad() || uid.empty()) {
-      skipped_.push_back(path + ": " + (status.bad() ? std::string(status.text()) : "no SeriesInstanceUID"));
+      skipped_.push_back(path + ": " + (status.bad() ? "not DICOM (" + std::string(status.text()) + ")" : "no SeriesInstanceUID"));
       continue;
     }
     ds.findAndGetOFString(DCM_Modality, modality);

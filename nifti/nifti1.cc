@@ -1,0 +1,164 @@
+#include "nifti/nifti1.h"
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+
+#include "core/error.h"
+
+namespace procnode {
+namespace {
+
+template <typename T>
+void Put(std::string& buffer, std::size_t offset, T value) {
+  std::memcpy(buffer.data() + offset, &value, sizeof value);
+}
+
+void PutText(std::string& buffer, std::size_t offset, std::size_t size, const std::string& text) {
+  std::memcpy(buffer.data() + offset, text.data(), std::min(size - 1, text.size()));
+}
+
+}  // namespace
+
+int NiftiBitsPerVoxel(int16_t datatype) {
+  switch (datatype) {
+    case kDtUint8: case kDtInt8: return 8;
+    case kDtInt16: case kDtUint16: return 16;
+    case kDtInt32: case kDtUint32: case kDtFloat32: return 32;
+  }
+  throw Error(ErrorCode::kInternal, "NIfTI datatype " + std::to_string(datatype) + " not supported");
+}
+
+Quatern AffineToQuatern(const std::array<std::array<double, 4>, 3>& srow) {
+  Quatern q;
+  q.offset = {srow[0][3], srow[1][3], srow[2][3]};
+  double r[3][3];
+  for (int col = 0; col < 3; ++col) {
+    const double norm = std::sqrt(srow[0][col] * srow[0][col] + srow[1][col] * srow[1][col] + srow[2][col] * srow[2][col]);
+    q.spacing[col] = norm == 0 ? 1 : norm;
+    for (int row = 0; row < 3; ++row) r[row][col] = norm == 0 ? (row == col ? 1 : 0) : srow[row][col] / norm;
+  }
+  const double det = r[0][0] * (r[1][1] * r[2][2] - r[1][2] * r[2][1]) -
+                     r[0][1] * (r[1][0] * r[2][2] - r[1][2] * r[2][0]) +
+                     r[0][2] * (r[1][0] * r[2][1] - r[1][1] * r[2][0]);
+  if (det < 0) {
+    q.qfac = -1;
+    for (auto& row : r) row[2] = -row[2];
+  }
+  // Rotation matrix to quaternion (a >= 0), as in the NIfTI-1 reference library.
+  double a = r[0][0] + r[1][1] + r[2][2] + 1;
+  double b, c, d;
+  if (a > 0.5) {
+    a = 0.5 * std::sqrt(a);
+    b = 0.25 * (r[2][1] - r[1][2]) / a;
+    c = 0.25 * (r[0][2] - r[2][0]) / a;
+    d = 0.25 * (r[1][0] - r[0][1]) / a;
+  } else {
+    const double xd = 1 + r[0][0] - (r[1][1] + r[2][2]);
+    const double yd = 1 + r[1][1] - (r[0][0] + r[2][2]);
+    const double zd = 1 + r[2][2] - (r[0][0] + r[1][1]);
+    if (xd > 1) {
+      b = 0.5 * std::sqrt(xd);
+      c = 0.25 * (r[0][1] + r[1][0]) / b;
+      d = 0.25 * (r[0][2] + r[2][0]) / b;
+      a = 0.25 * (r[2][1] - r[1][2]) / b;
+    } else if (yd > 1) {
+      c = 0.5 * std::sqrt(yd);
+      b = 0.25 * (r[0][1] + r[1][0]) / c;
+      d = 0.25 * (r[1][2] + r[2][1]) / c;
+      a = 0.25 * (r[0][2] - r[2][0]) / c;
+    } else {
+      d = 0.5 * std::sqrt(zd);
+      b = 0.25 * (r[0][2] + r[2][0]) / d;
+      c = 0.25 * (r[1][2] + r[2][1]) / d;
+      a = 0.25 * (r[1][0] - r[0][1]) / d;
+    }
+    if (a < 0) b = -b, c = -c, d = -d;
+  }
+  q.b = b, q.c = c, q.d = d;
+  return q;
+}
+
+std::string NiftiHeaderBytes(const NiftiImage& image) {
+  std::string h(352, '\0');
+  Put<int32_t>(h, 0, 348);
+  h[38] = 'r';
+  h[39] = static_cast<char>(image.dim_info);
+  Put<int16_t>(h, 40, static_cast<int16_t>(image.dimensions));
+  for (int i = 0; i < 5; ++i) Put<int16_t>(h, 42 + 2 * i, static_cast<int16_t>(image.dims[i]));
+  for (int i = 5; i < 7; ++i) Put<int16_t>(h, 42 + 2 * i, 1);
+  Put<int16_t>(h, 70, image.datatype);
+  Put<int16_t>(h, 72, static_cast<int16_t>(NiftiBitsPerVoxel(image.datatype)));
+  Put<int16_t>(h, 74, image.slice_start);
+  const Quatern q = AffineToQuatern(image.srow);
+  Put<float>(h, 76, static_cast<float>(q.qfac));
+  for (int i = 0; i < 4; ++i) Put<float>(h, 80 + 4 * i, static_cast<float>(image.pixdim[i]));
+  Put<float>(h, 108, 352.0f);
+  Put<float>(h, 112, static_cast<float>(image.scl_slope));
+  Put<float>(h, 116, static_cast<float>(image.scl_inter));
+  Put<int16_t>(h, 120, image.slice_end);
+  h[122] = static_cast<char>(image.slice_code);
+  h[123] = 10;  // NIFTI_UNITS_MM | NIFTI_UNITS_SEC
+  Put<float>(h, 132, static_cast<float>(image.slice_duration));
+  PutText(h, 148, 80, image.descrip);
+  Put<int16_t>(h, 252, 1);  // qform_code: scanner
+  Put<int16_t>(h, 254, 1);  // sform_code: scanner
+  Put<float>(h, 256, static_cast<float>(q.b));
+  Put<float>(h, 260, static_cast<float>(q.c));
+  Put<float>(h, 264, static_cast<float>(q.d));
+  for (int i = 0; i < 3; ++i) Put<float>(h, 268 + 4 * i, static_cast<float>(q.offset[i]));
+  for (int row = 0; row < 3; ++row)
+    for (int col = 0; col < 4; ++col) Put<float>(h, 280 + 16 * row + 4 * col, static_cast<float>(image.srow[row][col]));
+  std::memcpy(h.data() + 344, "n+1", 4);
+  return h;
+}
+
+std::string Gzip(const std::string& bytes, int level) {
+  z_stream stream{};
+  if (deflateInit2(&stream, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+    throw Error(ErrorCode::kInternal, "zlib: deflateInit2 failed");
+  }
+  std::string out(deflateBound(&stream, bytes.size()) + 32, '\0');
+  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(bytes.data()));
+  stream.avail_in = static_cast<uInt>(bytes.size());
+  stream.next_out = reinterpret_cast<Bytef*>(out.data());
+  stream.avail_out = static_cast<uInt>(out.size());
+  const int status = deflate(&stream, Z_FINISH);
+  out.resize(stream.total_out);
+  deflateEnd(&stream);
+  if (status != Z_STREAM_END) throw Error(ErrorCode::kInternal, "zlib: deflate did not finish");
+  return out;
+}
+
+std::string NiftiFileBytes(const NiftiImage& image, bool gzip) {
+  std::string file = NiftiHeaderBytes(image);
+  file += image.voxels;
+  return gzip ? Gzip(file) : file;
+}
+
+void WriteNiftiFile(const std::string& path, const NiftiImage& image, bool gzip) {
+  const std::string header = NiftiHeaderBytes(image);
+  const auto fail = [&](const char* what) { throw Error(ErrorCode::kUnavailable, path + ": " + what); };
+  if (gzip) {
+    gzFile file = gzopen(path.c_str(), "wb6");
+    if (file == nullptr) fail("cannot be created");
+    bool ok = gzwrite(file, header.data(), static_cast<unsigned>(header.size())) == static_cast<int>(header.size());
+    constexpr std::size_t kChunk = 1 << 26;
+    for (std::size_t at = 0; ok && at < image.voxels.size(); at += kChunk) {
+      const auto size = static_cast<unsigned>(std::min(kChunk, image.voxels.size() - at));
+      ok = gzwrite(file, image.voxels.data() + at, size) == static_cast<int>(size);
+    }
+    if (gzclose(file) != Z_OK || !ok) fail("write failed");
+    return;
+  }
+  FILE* file = std::fopen(path.c_str(), "wb");
+  if (file == nullptr) fail("cannot be created");
+  bool ok = std::fwrite(header.data(), 1, header.size(), file) == header.size() &&
+            std::fwrite(image.voxels.data(), 1, image.voxels.size(), file) == image.voxels.size();
+  if (std::fclose(file) != 0 || !ok) fail("write failed");
+}
+
+}  // namespace procnode

@@ -1,0 +1,53 @@
+// NIfTI-1 single-file images (NIfTI-1.1 standard, "n+1"): the header fields procnode sets, the
+// quaternion form of an affine, and serialisation to .nii bytes, optionally gzip-compressed.
+//
+// Conventions follow dcm2niix: 352-byte voxel offset (348-byte header + 4 zero extension bytes),
+// qform_code = sform_code = 1 (scanner), xyzt_units = mm + s, little-endian. Pure; thread-safe.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+namespace procnode {
+
+enum NiftiDatatype : int16_t {
+  kDtUint8 = 2, kDtInt16 = 4, kDtInt32 = 8, kDtFloat32 = 16, kDtInt8 = 256, kDtUint16 = 512, kDtUint32 = 768,
+};
+
+int NiftiBitsPerVoxel(int16_t datatype);
+
+struct NiftiImage {
+  std::array<int64_t, 5> dims{1, 1, 1, 1, 1};       // x, y, z, t, (unused)
+  int dimensions = 3;                                // dim[0]
+  std::array<double, 4> pixdim{1, 1, 1, 0};          // x, y, z spacing (mm), t (s)
+  int16_t datatype = kDtInt16;
+  double scl_slope = 1, scl_inter = 0;
+  std::array<std::array<double, 4>, 3> srow{};      // voxel -> RAS mm (sform)
+  uint8_t dim_info = 0;
+  uint8_t slice_code = 0;
+  int16_t slice_start = 0, slice_end = 0;
+  double slice_duration = 0;
+  std::string descrip;                               // at most 79 characters; no PHI
+  std::string voxels;                                // x fastest, then y, z, t
+};
+
+struct Quatern {
+  double b = 0, c = 0, d = 0, qfac = 1;
+  std::array<double, 3> offset{0, 0, 0};
+  std::array<double, 3> spacing{1, 1, 1};
+};
+
+// The qform parameters of an affine (NIfTI-1 mat44_to_quatern semantics).
+Quatern AffineToQuatern(const std::array<std::array<double, 4>, 3>& srow);
+
+// The 352-byte header and extension flag.
+std::string NiftiHeaderBytes(const NiftiImage& image);
+// Header + voxels; gzip-compressed (RFC 1952) when `gzip`.
+std::string NiftiFileBytes(const NiftiImage& image, bool gzip);
+std::string Gzip(const std::string& bytes, int level = 6);
+// Writes the file without an in-memory copy of the voxels (gzip-streamed when `gzip`).
+// Error(kUnavailable) naming the path when it cannot be written.
+void WriteNiftiFile(const std::string& path, const NiftiImage& image, bool gzip);
+
+}  // namespace procnode

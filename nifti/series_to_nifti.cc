@@ -1,0 +1,431 @@
+#include "nifti/series_to_nifti.h"
+
+#include <dcmtk/dcmdata/dcfilefo.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <numeric>
+#include <set>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/version.h"
+#include "processors/dicom_image.h"
+#include "processors/dicom_io.h"
+
+namespace procnode {
+namespace {
+
+using Vec3 = std::array<double, 3>;
+using Affine = std::array<std::array<double, 4>, 3>;
+
+Vec3 Cross(const Vec3& a, const Vec3& b) {
+  return {a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]};
+}
+double Dot(const Vec3& a, const Vec3& b) { return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]; }
+double Norm(const Vec3& a) { return std::sqrt(Dot(a, a)); }
+
+std::string Format(double value) {
+  std::ostringstream out;
+  out.precision(4);
+  out << value;
+  return out.str();
+}
+
+// dcm2niix's vendor names in the sidecar.
+std::string VendorName(const std::string& manufacturer) {
+  std::string upper = manufacturer;
+  std::transform(upper.begin(), upper.end(), upper.begin(), [](unsigned char c) { return std::toupper(c); });
+  if (upper.find("SIEMENS") != std::string::npos) return "Siemens";
+  if (upper.find("PHILIPS") != std::string::npos) return "Philips";
+  if (upper.rfind("GE", 0) == 0) return "GE";
+  if (upper.find("CANON") != std::string::npos || upper.find("TOSHIBA") != std::string::npos) return "Canon";
+  if (upper.find("HITACHI") != std::string::npos) return "Hitachi";
+  if (upper.find("UIH") != std::string::npos || upper.find("UNITED IMAGING") != std::string::npos) return "UIH";
+  return manufacturer;
+}
+
+enum class Kind { kText, kNumber, kInteger, kMsToSeconds, kTextArray, kNumberArray };
+
+struct SidecarField {
+  uint16_t group, element;
+  const char* key;
+  Kind kind;
+};
+
+// Acquisition parameters only (dcm2niix's names). Identity, dates, times, institution, station,
+// serial number and free-text comments are deliberately absent.
+constexpr SidecarField kSidecarFields[] = {
+    {0x0008, 0x0060, "Modality", Kind::kText},
+    {0x0018, 0x0087, "MagneticFieldStrength", Kind::kNumber},
+    {0x0018, 0x0084, "ImagingFrequency", Kind::kNumber},
+    {0x0008, 0x0070, "Manufacturer", Kind::kText},
+    {0x0008, 0x1090, "ManufacturersModelName", Kind::kText},
+    {0x0018, 0x0015, "BodyPartExamined", Kind::kText},
+    {0x0018, 0x5100, "PatientPosition", Kind::kText},
+    {0x0018, 0x1020, "SoftwareVersions", Kind::kText},
+    {0x0018, 0x0023, "MRAcquisitionType", Kind::kText},
+    {0x0008, 0x103E, "SeriesDescription", Kind::kText},
+    {0x0018, 0x1030, "ProtocolName", Kind::kText},
+    {0x0018, 0x0020, "ScanningSequence", Kind::kText},
+    {0x0018, 0x0021, "SequenceVariant", Kind::kText},
+    {0x0018, 0x0022, "ScanOptions", Kind::kText},
+    {0x0018, 0x0024, "SequenceName", Kind::kText},
+    {0x0008, 0x0008, "ImageType", Kind::kTextArray},
+    {0x0020, 0x0011, "SeriesNumber", Kind::kInteger},
+    {0x0020, 0x0012, "AcquisitionNumber", Kind::kInteger},
+    {0x0018, 0x1210, "ConvolutionKernel", Kind::kText},
+    {0x0018, 0x1150, "ExposureTime", Kind::kMsToSeconds},
+    {0x0018, 0x1151, "XRayTubeCurrent", Kind::kNumber},
+    {0x0018, 0x1152, "XRayExposure", Kind::kNumber},
+    {0x0018, 0x0050, "SliceThickness", Kind::kNumber},
+    {0x0018, 0x0088, "SpacingBetweenSlices", Kind::kNumber},
+    {0x0018, 0x1316, "SAR", Kind::kNumber},
+    {0x0018, 0x0081, "EchoTime", Kind::kMsToSeconds},
+    {0x0018, 0x0080, "RepetitionTime", Kind::kMsToSeconds},
+    {0x0018, 0x0082, "InversionTime", Kind::kMsToSeconds},
+    {0x0018, 0x1314, "FlipAngle", Kind::kNumber},
+    {0x0018, 0x0095, "PixelBandwidth", Kind::kNumber},
+    {0x0020, 0x0037, "ImageOrientationPatientDICOM", Kind::kNumberArray},
+    {0x0018, 0x1312, "InPlanePhaseEncodingDirectionDICOM", Kind::kText},
+};
+
+nlohmann::json Sidecar(DcmDataset& ds) {
+  nlohmann::json sidecar = nlohmann::json::object();
+  for (const auto& field : kSidecarFields) {
+    const std::string text = DicomString(ds, field.group, field.element);
+    if (text.empty()) continue;
+    switch (field.kind) {
+      case Kind::kText:
+        sidecar[field.key] = field.group == 0x0008 && field.element == 0x0070 ? VendorName(text) : text;
+        break;
+      case Kind::kNumber:
+        if (auto v = DicomNumber(ds, field.group, field.element)) sidecar[field.key] = *v;
+        break;
+      case Kind::kInteger:
+        if (auto v = DicomNumber(ds, field.group, field.element)) sidecar[field.key] = static_cast<long>(std::lround(*v));
+        break;
+      case Kind::kMsToSeconds:
+        if (auto v = DicomNumber(ds, field.group, field.element)) sidecar[field.key] = *v / 1000.0;
+        break;
+      case Kind::kTextArray: {
+        nlohmann::json values = nlohmann::json::array();
+        std::stringstream parts(text);
+        for (std::string part; std::getline(parts, part, '\\');) values.push_back(part);
+        sidecar[field.key] = values;
+        break;
+      }
+      case Kind::kNumberArray: {
+        nlohmann::json values = nlohmann::json::array();
+        for (unsigned long i = 0;; ++i) {
+          auto v = DicomNumber(ds, field.group, field.element, i);
+          if (!v) break;
+          values.push_back(*v);
+        }
+        sidecar[field.key] = values;
+        break;
+      }
+    }
+  }
+  // GE keeps the image's complex component in a private attribute; dcm2niix appends it to ImageType.
+  if (sidecar.value("Manufacturer", "") == "GE" && sidecar.contains("ImageType")) {
+    static constexpr const char* kComponent[] = {"MAGNITUDE", "PHASE", "REAL", "IMAGINARY"};
+    const long component = std::lround(DicomNumber(ds, 0x0043, 0x102F).value_or(0));
+    if (component >= 0 && component < 4) sidecar["ImageType"].push_back(kComponent[component]);
+  }
+  sidecar["ConversionSoftware"] = "procnode";
+  sidecar["ConversionSoftwareVersion"] = kVersion;
+  return sidecar;
+}
+
+// Reorders a 3D image so that voxel axis w runs along world axis w (RAS), each increasing: the
+// nearest orthogonal orientation, as dcm2niix does for 3D acquisitions.
+void RotateToNearestOrthogonal(NiftiImage& image, std::size_t bytes_per_voxel) {
+  Affine& m = image.srow;
+  std::array<int, 3> axis_of_world{-1, -1, -1};
+  std::array<bool, 3> used{false, false, false};
+  for (int pass = 0; pass < 3; ++pass) {  // greedy by largest cosine, so every axis is used once
+    double best = -1;
+    int best_world = 0, best_axis = 0;
+    for (int world = 0; world < 3; ++world) {
+      if (axis_of_world[world] >= 0) continue;
+      for (int axis = 0; axis < 3; ++axis) {
+        if (used[axis]) continue;
+        const double length = std::hypot(m[0][axis], m[1][axis], m[2][axis]);
+        const double cosine = std::abs(m[world][axis]) / (length > 0 ? length : 1);
+        if (cosine > best) best = cosine, best_world = world, best_axis = axis;
+      }
+    }
+    axis_of_world[best_world] = best_axis;
+    used[best_axis] = true;
+  }
+  std::array<bool, 3> flip{};
+  for (int w = 0; w < 3; ++w) flip[w] = m[w][axis_of_world[w]] < 0;
+  const bool identity = axis_of_world == std::array<int, 3>{0, 1, 2} && !flip[0] && !flip[1] && !flip[2];
+  if (identity) return;
+
+  const std::array<int64_t, 3> in_dims{image.dims[0], image.dims[1], image.dims[2]};
+  std::array<int64_t, 3> out_dims{};
+  for (int w = 0; w < 3; ++w) out_dims[w] = in_dims[axis_of_world[w]];
+  const std::array<int64_t, 3> in_stride{1, in_dims[0], in_dims[0] * in_dims[1]};
+  std::string out(image.voxels.size(), '\0');
+  std::array<int64_t, 3> step{}, start{};
+  for (int w = 0; w < 3; ++w) {
+    const int a = axis_of_world[w];
+    step[w] = flip[w] ? -in_stride[a] : in_stride[a];
+    start[w] = flip[w] ? (in_dims[a] - 1) * in_stride[a] : 0;
+  }
+  std::size_t target = 0;
+  for (int64_t z = 0; z < out_dims[2]; ++z)
+    for (int64_t y = 0; y < out_dims[1]; ++y) {
+      int64_t source = start[0] + start[1] + start[2] + z * step[2] + y * step[1];
+      for (int64_t x = 0; x < out_dims[0]; ++x, source += step[0], target += bytes_per_voxel) {
+        std::memcpy(out.data() + target, image.voxels.data() + source * bytes_per_voxel, bytes_per_voxel);
+      }
+    }
+  image.voxels.swap(out);
+
+  Affine rotated{};
+  std::array<double, 4> pixdim = image.pixdim;
+  for (int r = 0; r < 3; ++r) rotated[r][3] = m[r][3];
+  for (int w = 0; w < 3; ++w) {
+    const int a = axis_of_world[w];
+    for (int r = 0; r < 3; ++r) {
+      rotated[r][w] = flip[w] ? -m[r][a] : m[r][a];
+      if (flip[w]) rotated[r][3] += m[r][a] * static_cast<double>(in_dims[a] - 1);
+    }
+    pixdim[w] = image.pixdim[a];
+    image.dims[w] = out_dims[w];
+  }
+  image.pixdim = pixdim;
+  m = rotated;
+}
+
+struct Slice {
+  DicomImage image;
+  double key = 0;  // position along the slice normal
+};
+
+}  // namespace
+
+std::string NiftiFileStem(const NiftiConversion& conversion) {
+  std::string stem = std::to_string(conversion.series_number);
+  if (!conversion.series_description.empty()) stem += "_" + conversion.series_description;
+  for (char& c : stem) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' && c != '_') c = '_';
+  }
+  return stem;
+}
+
+NiftiConversion ConvertSeriesToNifti(StudySource& source, const SeriesRef& series, const LoadCallbacks& callbacks) {
+  if (series.instance_ids.empty()) throw Error(ErrorCode::kInvalidInput, "series " + series.id + ": no instances");
+  NiftiConversion result;
+  std::vector<Slice> slices;
+  std::set<long> echoes;
+  bool mr_3d = false;
+  std::string phase_direction, mosaic;
+  std::optional<double> repetition_time, tilt;
+  const std::size_t total = series.instance_ids.size();
+  for (std::size_t i = 0; i < total; ++i) {
+    if (callbacks.cancelled && callbacks.cancelled()) {
+      throw Error(ErrorCode::kCancelled, "series " + series.id + ": conversion cancelled");
+    }
+    const std::string name = "instance " + series.instance_ids[i];
+    auto file = ReadDicomBuffer(source.FetchInstance(series.instance_ids[i]), name);
+    DcmDataset& ds = *file->getDataset();
+    if (i == 0) {
+      result.sidecar = Sidecar(ds);
+      result.series_number = static_cast<int>(DicomNumber(ds, 0x0020, 0x0011).value_or(0));
+      result.series_description = DicomString(ds, 0x0008, 0x103E);
+      mr_3d = DicomString(ds, 0x0018, 0x0023) == "3D";
+      phase_direction = DicomString(ds, 0x0018, 0x1312);
+      repetition_time = DicomNumber(ds, 0x0018, 0x0080);
+      tilt = DicomNumber(ds, 0x0018, 0x1120);
+      const std::string image_type = DicomString(ds, 0x0008, 0x0008);
+      if (image_type.find("MOSAIC") != std::string::npos) mosaic = image_type;
+    }
+    if (auto echo = DicomNumber(ds, 0x0018, 0x0086)) echoes.insert(std::lround(*echo));
+    Slice slice{DecodeDicomImage(ds, name)};
+    const DicomImage& image = slice.image;
+    if (!slices.empty()) {
+      const DicomImage& first = slices.front().image;
+      if (image.rows != first.rows || image.columns != first.columns) {
+        throw Error(ErrorCode::kInvalidInput, name + ": " + std::to_string(image.columns) + "x" +
+                                                  std::to_string(image.rows) + " differs from " + first.name + " (" +
+                                                  std::to_string(first.columns) + "x" + std::to_string(first.rows) + ")");
+      }
+      if (image.sample_type != first.sample_type) {
+        throw Error(ErrorCode::kInvalidInput, name + ": pixel representation or BitsAllocated differs from " + first.name);
+      }
+      if (image.orientation && first.orientation) {
+        for (int k = 0; k < 6; ++k) {
+          if (std::abs((*image.orientation)[k] - (*first.orientation)[k]) > 1e-4) {
+            throw Error(ErrorCode::kInvalidInput, name + ": ImageOrientationPatient differs from " + first.name);
+          }
+        }
+      }
+      if (std::abs(image.pixel_spacing[0] - first.pixel_spacing[0]) > 1e-4 ||
+          std::abs(image.pixel_spacing[1] - first.pixel_spacing[1]) > 1e-4) {
+        throw Error(ErrorCode::kInvalidInput, name + ": PixelSpacing differs from " + first.name);
+      }
+    }
+    slices.push_back(std::move(slice));
+    if (callbacks.progress) callbacks.progress(i + 1, total);
+  }
+
+  const std::string series_name = "series " + series.id;
+  if (!mosaic.empty()) {
+    throw Error(ErrorCode::kUnsupported, series_name + ": Siemens mosaic images (ImageType " + mosaic +
+                                             ") are not converted yet");
+  }
+  if (echoes.size() > 1) {
+    throw Error(ErrorCode::kUnsupported, series_name + ": " + std::to_string(echoes.size()) +
+                                             " echoes; splitting multi-echo series is not implemented yet");
+  }
+  for (const auto& s : slices) {
+    if (s.image.frames > 1) {
+      throw Error(ErrorCode::kUnsupported, s.image.name + ": multi-frame (enhanced) objects with " +
+                                               std::to_string(s.image.frames) + " frames are not converted yet");
+    }
+    if (!s.image.position || !s.image.orientation) {
+      throw Error(ErrorCode::kInvalidInput, s.image.name + ": ImagePositionPatient or ImageOrientationPatient missing");
+    }
+  }
+
+  const DicomImage& first = slices.front().image;
+  const auto& iop = *first.orientation;
+  const Vec3 row_dir{iop[0], iop[1], iop[2]}, col_dir{iop[3], iop[4], iop[5]};
+  const Vec3 normal = Cross(row_dir, col_dir);
+  for (auto& s : slices) s.key = Dot(*s.image.position, normal);
+  std::stable_sort(slices.begin(), slices.end(), [](const Slice& a, const Slice& b) {
+    if (std::abs(a.key - b.key) > 1e-3) return a.key < b.key;
+    return a.image.instance_number < b.image.instance_number;
+  });
+
+  // Positions along the normal; repeated positions are time points (4D).
+  std::vector<std::size_t> position_starts{0};
+  for (std::size_t i = 1; i < slices.size(); ++i) {
+    if (std::abs(slices[i].key - slices[i - 1].key) > 1e-3) position_starts.push_back(i);
+  }
+  const std::size_t positions = position_starts.size();
+  const std::size_t volumes = slices.size() / positions;
+  if (volumes * positions != slices.size()) {
+    throw Error(ErrorCode::kInvalidInput, series_name + ": " + std::to_string(slices.size()) + " images over " +
+                                              std::to_string(positions) + " slice positions: some positions lack images");
+  }
+  for (std::size_t p = 0; p < positions; ++p) {
+    const std::size_t end = p + 1 < positions ? position_starts[p + 1] : slices.size();
+    if (end - position_starts[p] != volumes) {
+      throw Error(ErrorCode::kInvalidInput, series_name + ": slice position " + std::to_string(p + 1) + " has " +
+                                                std::to_string(end - position_starts[p]) + " images, others " +
+                                                std::to_string(volumes));
+    }
+  }
+
+  double slice_spacing = first.slice_thickness > 0 ? first.slice_thickness : 1.0;
+  if (positions > 1) {
+    const Vec3& a = *slices.front().image.position;
+    const Vec3& b = *slices[position_starts.back()].image.position;
+    slice_spacing = (slices[position_starts.back()].key - slices.front().key) / static_cast<double>(positions - 1);
+    double lo = 1e300, hi = -1e300;
+    for (std::size_t p = 1; p < positions; ++p) {
+      const double gap = slices[position_starts[p]].key - slices[position_starts[p - 1]].key;
+      lo = std::min(lo, gap), hi = std::max(hi, gap);
+    }
+    const Vec3 through{b[0] - a[0], b[1] - a[1], b[2] - a[2]};
+    const double cosine = std::min(1.0, std::abs(Dot(through, normal)) / Norm(through));
+    const double tilt_degrees = std::acos(cosine) * 180.0 / M_PI;
+    if (tilt_degrees > 0.1 || (tilt && std::abs(*tilt) > 0.1)) {
+      throw Error(ErrorCode::kUnsupported,
+                  series_name + ": gantry tilt of " + Format(tilt ? *tilt : tilt_degrees) +
+                      " degrees; tilt correction is not implemented yet, and the series is not written with "
+                      "sheared geometry");
+    }
+    if (hi - lo > 0.01 * std::max(1.0, std::abs(slice_spacing))) {
+      throw Error(ErrorCode::kUnsupported, series_name + ": slice spacing varies " + Format(lo) + "-" + Format(hi) +
+                                               " mm; NIfTI needs uniform spacing (dcm2niix would split or resample)");
+    }
+  }
+
+  // Data type and scaling.
+  bool same_scaling = true;
+  for (const auto& s : slices) {
+    same_scaling = same_scaling && s.image.slope == first.slope && s.image.intercept == first.intercept;
+  }
+  NiftiImage& out = result.image;
+  std::size_t width = static_cast<std::size_t>(first.bits_allocated / 8);
+  if (!same_scaling) {
+    out.datatype = kDtFloat32;
+    width = 4;
+    result.warnings.push_back("Rescale Slope/Intercept vary across slices: written as float32 with scaling applied");
+  } else {
+    switch (first.sample_type) {
+      case SampleType::kUint8: out.datatype = kDtUint8; break;
+      case SampleType::kInt8: out.datatype = kDtInt8; break;
+      case SampleType::kInt16: out.datatype = kDtInt16; break;
+      case SampleType::kUint32: out.datatype = kDtUint32; break;
+      case SampleType::kInt32: out.datatype = kDtInt32; break;
+      case SampleType::kUint16: {
+        int64_t highest = 0;
+        for (const auto& s : slices) {
+          const auto* v = reinterpret_cast<const uint16_t*>(s.image.samples.data());
+          highest = std::max<int64_t>(highest, *std::max_element(v, v + s.image.SampleCount()));
+        }
+        out.datatype = highest > 32767 ? kDtUint16 : kDtInt16;
+        break;
+      }
+    }
+    out.scl_slope = first.slope;
+    out.scl_inter = first.intercept;
+  }
+
+  const int64_t columns = first.columns, rows = first.rows;
+  out.dims = {columns, rows, static_cast<int64_t>(positions), static_cast<int64_t>(volumes), 1};
+  out.dimensions = volumes > 1 ? 4 : 3;
+  const double dx = first.pixel_spacing[1], dy = first.pixel_spacing[0];
+  out.pixdim = {dx, dy, std::abs(slice_spacing), repetition_time ? *repetition_time / 1000.0 : 0.0};
+
+  // Voxels: volume after volume, slice after slice, rows bottom-up (dcm2niix's y flip).
+  const std::size_t row_bytes = static_cast<std::size_t>(columns) * width;
+  out.voxels.resize(row_bytes * rows * positions * volumes);
+  std::size_t target = 0;
+  for (std::size_t t = 0; t < volumes; ++t) {
+    for (std::size_t p = 0; p < positions; ++p) {
+      Slice& s = slices[position_starts[p] + t];
+      for (int64_t r = rows - 1; r >= 0; --r, target += row_bytes) {
+        if (same_scaling) {
+          std::memcpy(out.voxels.data() + target, s.image.samples.data() + r * row_bytes, row_bytes);
+        } else {
+          auto* dest = reinterpret_cast<float*>(out.voxels.data() + target);
+          for (int64_t c = 0; c < columns; ++c) {
+            dest[c] = static_cast<float>(static_cast<double>(s.image.Sample(r * columns + c)) * s.image.slope + s.image.intercept);
+          }
+        }
+      }
+    }
+    for (std::size_t p = 0; p < positions; ++p) std::vector<uint8_t>().swap(slices[position_starts[p] + t].image.samples);
+  }
+  if (!same_scaling) out.scl_slope = 1, out.scl_inter = 0;
+
+  // Affine: LPS columns (row direction x dx, column direction x dy, normal x spacing), origin at
+  // the first slice's last row after the flip; then LPS -> RAS.
+  const Vec3 origin = *slices.front().image.position;
+  for (int r = 0; r < 3; ++r) {
+    out.srow[r][0] = row_dir[r] * dx;
+    out.srow[r][1] = -col_dir[r] * dy;
+    out.srow[r][2] = normal[r] * slice_spacing;
+    out.srow[r][3] = origin[r] + col_dir[r] * dy * static_cast<double>(rows - 1);
+  }
+  for (int r = 0; r < 2; ++r)
+    for (auto& value : out.srow[r]) value = -value;
+
+  if (phase_direction == "ROW") out.dim_info = 2 | (1 << 2) | (3 << 4);
+  if (phase_direction == "COL") out.dim_info = 1 | (2 << 2) | (3 << 4);
+  if (mr_3d && volumes == 1 && positions > 1) RotateToNearestOrthogonal(out, width);
+  out.descrip = "procnode " + std::string(kVersion);
+  return result;
+}
+
+}  // namespace procnode

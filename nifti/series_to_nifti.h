@@ -1,0 +1,44 @@
+// One DICOM series to one NIfTI-1 image and its JSON sidecar, as dcm2niix (v1.0.20220720) writes
+// them by default.
+//
+// Geometry (dcm2niix conventions): slices sorted along the slice normal (row x column direction
+// cosines, PS3.3 C.7.6.2.1.1), never by InstanceNumber; rows flipped so the first NIfTI row is the
+// last DICOM row (dcm2niix's default -y flip); affine in RAS (LPS x and y negated); 3D MR
+// acquisitions (MRAcquisitionType 3D) rotated to the nearest orthogonal RAS orientation, as
+// dcm2niix does unless "-x i". Repeated positions make a 4D series (volumes in InstanceNumber
+// order). Voxels keep their stored values; Rescale Slope/Intercept go to scl_slope/scl_inter
+// (float32 with scaling applied when they vary across slices). Unsigned 16-bit data that fits is
+// written as int16 (dcm2niix "-l n").
+//
+// Refused with Error(kUnsupported), never written with wrong geometry: gantry tilt, slice spacing
+// that varies, multi-frame (enhanced) objects, Siemens mosaics and multi-echo series (not yet
+// handled). Inconsistent series are Error(kInvalidInput) naming the instance and what differs.
+// The sidecar holds acquisition parameters only: no names, IDs, dates, times, institutions,
+// stations, serial numbers or free-text comments.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "core/study.h"
+#include "nifti/nifti1.h"
+#include "processors/series_volume.h"
+
+namespace procnode {
+
+struct NiftiConversion {
+  NiftiImage image;
+  nlohmann::json sidecar;
+  std::vector<std::string> warnings;
+  int series_number = 0;
+  std::string series_description;  // for file names only
+};
+
+NiftiConversion ConvertSeriesToNifti(StudySource& source, const SeriesRef& series,
+                                     const LoadCallbacks& callbacks = {});
+
+// "<series number>_<description>" with every character outside [A-Za-z0-9._-] replaced by '_'.
+std::string NiftiFileStem(const NiftiConversion& conversion);
+
+}  // namespace procnode
