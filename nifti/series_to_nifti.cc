@@ -225,7 +225,7 @@ NiftiConversion ConvertSeriesToNifti(StudySource& source, const SeriesRef& serie
   std::vector<Slice> slices;
   std::set<long> echoes;
   bool mr_3d = false;
-  std::string phase_direction, mosaic;
+  std::string phase_direction;
   std::optional<double> repetition_time, tilt;
   const std::size_t total = series.instance_ids.size();
   for (std::size_t i = 0; i < total; ++i) {
@@ -244,7 +244,10 @@ NiftiConversion ConvertSeriesToNifti(StudySource& source, const SeriesRef& serie
       repetition_time = DicomNumber(ds, 0x0018, 0x0080);
       tilt = DicomNumber(ds, 0x0018, 0x1120);
       const std::string image_type = DicomString(ds, 0x0008, 0x0008);
-      if (image_type.find("MOSAIC") != std::string::npos) mosaic = image_type;
+      if (image_type.find("MOSAIC") != std::string::npos) {
+        throw Error(ErrorCode::kUnsupported, "series " + series.id + ": Siemens mosaic images (ImageType " + image_type +
+                                                 ") are not converted yet");
+      }
     }
     if (auto echo = DicomNumber(ds, 0x0018, 0x0086)) echoes.insert(std::lround(*echo));
     Slice slice{DecodeDicomImage(ds, name)};
@@ -276,10 +279,6 @@ NiftiConversion ConvertSeriesToNifti(StudySource& source, const SeriesRef& serie
   }
 
   const std::string series_name = "series " + series.id;
-  if (!mosaic.empty()) {
-    throw Error(ErrorCode::kUnsupported, series_name + ": Siemens mosaic images (ImageType " + mosaic +
-                                             ") are not converted yet");
-  }
   if (echoes.size() > 1) {
     throw Error(ErrorCode::kUnsupported, series_name + ": " + std::to_string(echoes.size()) +
                                              " echoes; splitting multi-echo series is not implemented yet");

@@ -1,0 +1,126 @@
+#include "nifti/series_to_nifti.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "core/error.h"
+#include "processors/folder_source.h"
+
+namespace procnode {
+namespace {
+
+const std::string kData = PROCNODE_SHARED_DATA;
+
+NiftiConversion ConvertFolder(const std::string& folder) {
+  FolderStudySource source(folder);
+  const auto series = source.ListSeries("");
+  EXPECT_EQ(series.size(), 1u) << folder;
+  return ConvertSeriesToNifti(source, series.at(0));
+}
+
+std::string ErrorOf(const std::string& folder) {
+  try {
+    ConvertFolder(folder);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(SeriesToNifti, ChestCtKeepsStoredValuesWithTheRescaleInTheHeader) {
+  const auto c = ConvertFolder(kData + "/ct-chest-lung-dx-a0001/lung-kernel");
+  EXPECT_EQ(c.image.dims[0], 512);
+  EXPECT_EQ(c.image.dims[2], 64);
+  EXPECT_EQ(c.image.dimensions, 3);
+  EXPECT_EQ(c.image.datatype, kDtInt16);  // 12-bit unsigned fits int16, as dcm2niix writes it
+  EXPECT_EQ(c.image.scl_inter, -1024);
+  EXPECT_EQ(c.image.voxels.size(), 512u * 512u * 64u * 2u);
+  EXPECT_NEAR(c.image.pixdim[2], 5.0, 1e-6);
+  EXPECT_GT(c.image.srow[2][2], 0) << "slices ascend along the normal";
+  EXPECT_EQ(c.sidecar["Modality"], "CT");
+  EXPECT_EQ(c.sidecar["ConversionSoftware"], "procnode");
+  EXPECT_EQ(NiftiFileStem(c), "2_5mm");
+}
+
+TEST(SeriesToNifti, TheSidecarCarriesNoIdentity) {
+  const auto c = ConvertFolder(kData + "/mr-brain-sag-mprage");
+  for (const char* key : {"PatientName", "PatientID", "PatientBirthDate", "InstitutionName", "StationName",
+                          "DeviceSerialNumber", "AcquisitionTime", "AcquisitionDateTime", "ImageComments",
+                          "InstitutionAddress", "StudyInstanceUID", "SeriesInstanceUID"}) {
+    EXPECT_FALSE(c.sidecar.contains(key)) << key;
+  }
+  EXPECT_EQ(c.sidecar["MRAcquisitionType"], "3D");
+  EXPECT_EQ(c.image.dims[0], 192) << "3D acquisitions are rotated to the nearest orthogonal orientation";
+}
+
+TEST(SeriesToNifti, GantryTiltIsRefusedNotWrittenWithShearedGeometry) {
+  const std::string error = ErrorOf(kData + "/dcm_qa_ct/In/GE");
+  EXPECT_NE(error.find("gantry tilt of 18.5 degrees"), std::string::npos) << error;
+}
+
+TEST(SeriesToNifti, MosaicsAreRefusedWithAClearReason) {
+  FolderStudySource source(kData + "/dcm_qa_ts/In");
+  const auto series = source.ListSeries("");
+  ASSERT_FALSE(series.empty());
+  try {
+    ConvertSeriesToNifti(source, series[0]);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kUnsupported);
+    EXPECT_NE(std::string(e.what()).find("mosaic"), std::string::npos) << e.what();
+  }
+}
+
+TEST(SeriesToNifti, FileStemsReplaceUnsafeCharacters) {
+  NiftiConversion c;
+  c.series_number = 7;
+  c.series_description = "T1 MPRAGE/sag: 1.0mm (ax)";
+  EXPECT_EQ(NiftiFileStem(c), "7_T1_MPRAGE_sag__1.0mm__ax_");
+}
+
+// Every file of the malformed and transfer-syntax corpora converts or fails naming the file.
+class NiftiCorpusFile : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(NiftiCorpusFile, ConvertsOrFailsWithAMessageNamingTheFile) {
+  const std::string path = GetParam();
+  class OneFile : public StudySource {
+   public:
+    explicit OneFile(std::string path) : path_(std::move(path)) {}
+    std::vector<SeriesRef> ListSeries(const std::string&) override { return {{.id = "one", .instance_ids = {path_}}}; }
+    std::string FetchInstance(const std::string& id) override { return ReadFileBytes(id); }
+
+   private:
+    std::string path_;
+  } source(path);
+  try {
+    const auto c = ConvertSeriesToNifti(source, source.ListSeries("")[0]);
+    EXPECT_EQ(c.image.voxels.size(), static_cast<std::size_t>(c.image.dims[0] * c.image.dims[1] * c.image.dims[2] *
+                                                              c.image.dims[3] * NiftiBitsPerVoxel(c.image.datatype) / 8));
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+    EXPECT_NE(e.code(), ErrorCode::kInternal) << e.what();
+  }
+}
+
+std::vector<std::string> CorpusFiles() {
+  std::vector<std::string> files;
+  for (const char* folder : {"/debian-pydicom-test-files", "/codecs-pydicom-data"}) {
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(kData + folder, ec)) {
+      if (entry.is_regular_file() && entry.path().filename() != "LICENSE") files.push_back(entry.path().string());
+    }
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+INSTANTIATE_TEST_SUITE_P(MalformedAndZoo, NiftiCorpusFile, ::testing::ValuesIn(CorpusFiles()), [](const auto& info) {
+  std::string name = std::filesystem::path(info.param).stem().string();
+  std::replace_if(name.begin(), name.end(), [](char c) { return !std::isalnum(static_cast<unsigned char>(c)); }, '_');
+  return name + "_" + std::to_string(info.index);
+});
+
+}  // namespace
+}  // namespace procnode

@@ -7,6 +7,7 @@
 #include "core/version.h"
 #include "jobs/job_json.h"
 #include "jobs/migrations.h"
+#include "nifti/series_to_nifti.h"
 #include "pipeline/volume_stats_pipeline.h"
 #include "plugin/orthanc_adapters.h"
 #include "routing/rules.h"
@@ -196,6 +197,15 @@ std::optional<nlohmann::json> Node::JobDetail(int64_t id) {
   const auto job = queue_.Get(id);
   if (!job) return std::nullopt;
   return JobToJson(*job, queue_.Events(id));
+}
+
+std::string Node::SeriesNifti(const std::string& series_id) {
+  OrthancStudySource source;
+  const SeriesRef series = source.GetSeries(series_id);
+  if (series.produced_by_procnode) {
+    throw Error(ErrorCode::kUnsupported, "series " + series_id + " is a procnode result, not an image series");
+  }
+  return NiftiFileBytes(ConvertSeriesToNifti(source, series).image, true);
 }
 
 }  // namespace procnode

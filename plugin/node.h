@@ -38,6 +38,9 @@ class Node {
   nlohmann::json Status();
   nlohmann::json Jobs(const std::optional<std::string>& state, int limit);
   std::optional<nlohmann::json> JobDetail(int64_t id);
+  // The Orthanc series as a gzip-compressed NIfTI-1 file; Error(kNotFound) for an unknown series,
+  // Error(kUnsupported) for what the converter refuses.
+  std::string SeriesNifti(const std::string& series_id);
 
  private:
   void IntakeLoop();

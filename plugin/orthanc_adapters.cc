@@ -7,22 +7,35 @@
 
 namespace procnode {
 
+namespace {
+
+// A series as Orthanc describes it (GET /series/{id}, or one item of /studies/{id}/series).
+SeriesRef SeriesFromJson(const nlohmann::json& item) {
+  SeriesRef ref;
+  ref.id = item.value("ID", "");
+  const auto tags = item.value("MainDicomTags", nlohmann::json::object());
+  ref.modality = tags.value("Modality", "");
+  ref.produced_by_procnode = tags.value("Manufacturer", "") == kResultManufacturer;
+  for (const auto& instance : item.value("Instances", nlohmann::json::array())) {
+    ref.instance_ids.push_back(instance.get<std::string>());
+  }
+  return ref;
+}
+
+}  // namespace
+
 std::vector<SeriesRef> OrthancStudySource::ListSeries(const std::string& study_id) {
   const auto answer = nlohmann::json::parse(orthanc::RestGet("/studies/" + study_id + "/series"), nullptr, false);
   if (!answer.is_array()) throw Error(ErrorCode::kUnavailable, "study " + study_id + ": unexpected answer from Orthanc");
   std::vector<SeriesRef> series;
-  for (const auto& item : answer) {
-    SeriesRef ref;
-    ref.id = item.value("ID", "");
-    const auto tags = item.value("MainDicomTags", nlohmann::json::object());
-    ref.modality = tags.value("Modality", "");
-    ref.produced_by_procnode = tags.value("Manufacturer", "") == kResultManufacturer;
-    for (const auto& instance : item.value("Instances", nlohmann::json::array())) {
-      ref.instance_ids.push_back(instance.get<std::string>());
-    }
-    series.push_back(std::move(ref));
-  }
+  for (const auto& item : answer) series.push_back(SeriesFromJson(item));
   return series;
+}
+
+SeriesRef OrthancStudySource::GetSeries(const std::string& series_id) {
+  const auto answer = nlohmann::json::parse(orthanc::RestGet("/series/" + series_id), nullptr, false);
+  if (!answer.is_object()) throw Error(ErrorCode::kUnavailable, "series " + series_id + ": unexpected answer from Orthanc");
+  return SeriesFromJson(answer);
 }
 
 std::string OrthancStudySource::FetchInstance(const std::string& instance_id) {

@@ -14,6 +14,8 @@ class OrthancStudySource : public StudySource {
  public:
   std::vector<SeriesRef> ListSeries(const std::string& study_id) override;
   std::string FetchInstance(const std::string& instance_id) override;
+  // One series by Orthanc ID (GET /series/{id}); Error(kNotFound) when unknown.
+  SeriesRef GetSeries(const std::string& series_id);
 };
 
 class OrthancResultSink : public ResultSink {

@@ -36,6 +36,7 @@ uint16_t HttpStatusFor(ErrorCode code) {
   switch (code) {
     case ErrorCode::kInvalidInput: return 400;
     case ErrorCode::kNotFound: return 404;
+    case ErrorCode::kUnsupported: return 422;
     case ErrorCode::kUnavailable: return 503;
     default: return 500;
   }
@@ -104,6 +105,13 @@ void GetJob(OrthancPluginRestOutput* output, const OrthancPluginHttpRequest* req
   Answer(output, *job);
 }
 
+// GET /procnode/series/{id}/nifti: the series as NIfTI-1, gzip-compressed (dcm2niix conventions).
+void GetSeriesNifti(OrthancPluginRestOutput* output, const OrthancPluginHttpRequest* request) {
+  const std::string bytes = g_node->SeriesNifti(request->groups[0]);
+  OrthancPluginAnswerBuffer(orthanc::Context(), output, bytes.data(), static_cast<uint32_t>(bytes.size()),
+                            "application/gzip");
+}
+
 OrthancPluginErrorCode OnChange(OrthancPluginChangeType change, OrthancPluginResourceType, const char* resource_id) {
   try {
     switch (change) {
@@ -151,6 +159,7 @@ ORTHANC_PLUGINS_API int32_t OrthancPluginInitialize(OrthancPluginContext* contex
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/status", Protect<GetStatus>);
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/jobs", Protect<GetJobs>);
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/jobs/([^/]+)", Protect<GetJob>);
+  OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/series/([^/]+)/nifti", Protect<GetSeriesNifti>);
   OrthancPluginRegisterOnChangeCallback(context, OnChange);
   Log(LogLevel::kInfo, std::string("version ") + kVersion + " initialised");
   return 0;

@@ -1,0 +1,38 @@
+"""GET /procnode/series/{id}/nifti: the series as gzip NIfTI, equal to dcm2niix's conversion."""
+import os
+import subprocess
+import sys
+
+from conftest import CHEST_CT, SHARED_DATA
+from orthanc import send_dicom
+
+JUDGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "judges", "compare_nifti.py")
+
+
+def series_by_description(orthanc):
+    return {s["MainDicomTags"].get("SeriesDescription", ""): s["ID"]
+            for study in orthanc.get("/studies") for s in orthanc.get(f"/studies/{study}/series")}
+
+
+def test_series_nifti_equals_dcm2niix_and_refusals_are_clear(orthanc_factory, job_db, workdir):
+    orthanc = orthanc_factory({"Database": job_db[1], "Workers": 0}).start()  # conversion only, no jobs run
+    send_dicom(orthanc, [CHEST_CT, os.path.join(SHARED_DATA, "dcm_qa_ct", "In", "GE")])
+    series = series_by_description(orthanc)
+
+    path = os.path.join(workdir, "ct.nii.gz")
+    with open(path, "wb") as f:
+        f.write(orthanc.get_raw(f"/procnode/series/{series['5mm']}/nifti"))
+    reference = os.path.join(workdir, "ref")
+    os.makedirs(reference)
+    subprocess.run(["dcm2niix", "-z", "n", "-b", "n", "-o", reference, "-f", "ct", CHEST_CT], check=True,
+                   capture_output=True, timeout=300)
+    judged = subprocess.run([sys.executable, JUDGE, path, os.path.join(reference, "ct.nii")], capture_output=True,
+                            text=True, timeout=300)
+    assert judged.returncode == 0, judged.stdout
+
+    tilted = [sid for description, sid in series.items() if description != "5mm"][0]
+    code, body = orthanc.get_status(f"/procnode/series/{tilted}/nifti")
+    assert code == 422 and "gantry tilt of 18.5 degrees" in body["error"], body
+    code, body = orthanc.get_status("/procnode/series/no-such-series/nifti")
+    assert code == 404, body
+    assert orthanc.alive()
