@@ -3,6 +3,8 @@
 // file and the reason), 1 anything else.
 #include <dcmtk/oflog/oflog.h>
 
+#include <malloc.h>
+
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -211,6 +213,9 @@ int Run(int argc, char** argv) {
 int main(int argc, char** argv) {
   // procnode reports unreadable files itself, naming them; DCMTK's own warnings would only repeat it.
   OFLog::configure(OFLogger::FATAL_LOG_LEVEL);
+  // Slices are large, short-lived buffers: keep them in mmap so freed ones go back to the system
+  // at once (glibc would otherwise raise its threshold and keep them on the heap).
+  mallopt(M_MMAP_THRESHOLD, 128 * 1024);
   try {
     return procnode::Run(argc, argv);
   } catch (const procnode::Error& e) {

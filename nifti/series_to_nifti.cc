@@ -368,10 +368,7 @@ NiftiConversion ConvertSeriesToNifti(StudySource& source, const SeriesRef& serie
       case SampleType::kInt32: out.datatype = kDtInt32; break;
       case SampleType::kUint16: {
         int64_t highest = 0;
-        for (const auto& s : slices) {
-          const auto* v = reinterpret_cast<const uint16_t*>(s.image.samples.data());
-          highest = std::max<int64_t>(highest, *std::max_element(v, v + s.image.SampleCount()));
-        }
+        for (const auto& s : slices) highest = std::max(highest, s.image.max_sample);
         out.datatype = highest > 32767 ? kDtUint16 : kDtInt16;
         break;
       }
@@ -388,23 +385,25 @@ NiftiConversion ConvertSeriesToNifti(StudySource& source, const SeriesRef& serie
 
   // Voxels: volume after volume, slice after slice, rows bottom-up (dcm2niix's y flip).
   const std::size_t row_bytes = static_cast<std::size_t>(columns) * width;
-  out.voxels.resize(row_bytes * rows * positions * volumes);
-  std::size_t target = 0;
+  // Each slice's samples are freed once copied, so the peak stays near one volume.
+  out.voxels.reserve(row_bytes * rows * positions * volumes);
+  std::vector<float> scaled_row(static_cast<std::size_t>(columns));
   for (std::size_t t = 0; t < volumes; ++t) {
     for (std::size_t p = 0; p < positions; ++p) {
       Slice& s = slices[position_starts[p] + t];
-      for (int64_t r = rows - 1; r >= 0; --r, target += row_bytes) {
+      for (int64_t r = rows - 1; r >= 0; --r) {
         if (same_scaling) {
-          std::memcpy(out.voxels.data() + target, s.image.samples.data() + r * row_bytes, row_bytes);
+          out.voxels.append(reinterpret_cast<const char*>(s.image.samples.data()) + r * row_bytes, row_bytes);
         } else {
-          auto* dest = reinterpret_cast<float*>(out.voxels.data() + target);
           for (int64_t c = 0; c < columns; ++c) {
-            dest[c] = static_cast<float>(static_cast<double>(s.image.Sample(r * columns + c)) * s.image.slope + s.image.intercept);
+            scaled_row[c] = static_cast<float>(static_cast<double>(s.image.Sample(r * columns + c)) * s.image.slope +
+                                               s.image.intercept);
           }
+          out.voxels.append(reinterpret_cast<const char*>(scaled_row.data()), row_bytes);
         }
       }
+      std::vector<uint8_t>().swap(s.image.samples);
     }
-    for (std::size_t p = 0; p < positions; ++p) std::vector<uint8_t>().swap(slices[position_starts[p] + t].image.samples);
   }
   if (!same_scaling) out.scl_slope = 1, out.scl_inter = 0;
 

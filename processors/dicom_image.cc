@@ -6,6 +6,8 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
+#include <type_traits>
 #include <sstream>
 
 #include "core/error.h"
@@ -37,17 +39,36 @@ std::optional<double> GetDouble(DcmDataset& ds, const DcmTagKey& tag, unsigned l
   throw Error(ErrorCode::kInvalidInput, name + ": " + reason);
 }
 
+// Copies `count` stored words, keeping BitsStored bits below HighBit and sign-extending them
+// when signed; returns the largest value. Written as plain same-width loops so they vectorise.
 template <typename Stored>
-void Normalize(const Stored* words, std::size_t count, unsigned shift, int bits_stored, bool is_signed,
-               std::vector<uint8_t>& out) {
+int64_t Normalize(const Stored* words, std::size_t count, unsigned shift, int bits_stored, bool is_signed,
+                  std::vector<uint8_t>& out) {
+  using Signed = std::make_signed_t<Stored>;
+  constexpr int kBits = 8 * sizeof(Stored);
   out.resize(count * sizeof(Stored));
-  auto* target = reinterpret_cast<Stored*>(out.data());
-  const uint64_t mask = bits_stored >= 64 ? ~0ull : ((1ull << bits_stored) - 1);
-  for (std::size_t i = 0; i < count; ++i) {
-    uint64_t raw = (static_cast<uint64_t>(words[i]) >> shift) & mask;
-    if (is_signed && ((raw >> (bits_stored - 1)) & 1)) raw |= ~mask;  // sign-extend
-    target[i] = static_cast<Stored>(raw);
+  if (!is_signed) {
+    auto* target = reinterpret_cast<Stored*>(out.data());
+    const Stored mask = bits_stored >= kBits ? static_cast<Stored>(~Stored{0})
+                                             : static_cast<Stored>((Stored{1} << bits_stored) - 1);
+    Stored highest = 0;
+    for (std::size_t i = 0; i < count; ++i) {
+      const Stored value = static_cast<Stored>((words[i] >> shift) & mask);
+      target[i] = value;
+      highest = value > highest ? value : highest;
+    }
+    return highest;
   }
+  auto* target = reinterpret_cast<Signed*>(out.data());
+  const int up = kBits - bits_stored - static_cast<int>(shift);  // move the sign bit to the top
+  const int down = kBits - bits_stored;
+  Signed highest = std::numeric_limits<Signed>::min();
+  for (std::size_t i = 0; i < count; ++i) {
+    const Signed value = static_cast<Signed>(static_cast<Signed>(static_cast<Stored>(words[i] << up)) >> down);
+    target[i] = value;
+    highest = value > highest ? value : highest;
+  }
+  return highest;
 }
 
 }  // namespace
@@ -147,7 +168,7 @@ DicomImage DecodeDicomImage(DcmDataset& ds, const std::string& name) {
     unsigned long count = 0;
     if (ds.findAndGetUint16Array(DCM_PixelData, words, &count).bad() || words == nullptr) Invalid(name, "PixelData unreadable");
     if (count < expected) length_error(count * 2);
-    Normalize(words, expected, shift, out.bits_stored, out.is_signed, out.samples);
+    out.max_sample = Normalize(words, expected, shift, out.bits_stored, out.is_signed, out.samples);
     out.sample_type = out.is_signed ? SampleType::kInt16 : SampleType::kUint16;
   } else {
     const Uint8* bytes = nullptr;
@@ -156,12 +177,12 @@ DicomImage DecodeDicomImage(DcmDataset& ds, const std::string& name) {
     const std::size_t width = static_cast<std::size_t>(out.bits_allocated / 8);
     if (count / width < expected) length_error(count);
     if (width == 1) {
-      Normalize(bytes, expected, shift, out.bits_stored, out.is_signed, out.samples);
+      out.max_sample = Normalize(bytes, expected, shift, out.bits_stored, out.is_signed, out.samples);
       out.sample_type = out.is_signed ? SampleType::kInt8 : SampleType::kUint8;
     } else {
       std::vector<uint32_t> words(expected);
       std::memcpy(words.data(), bytes, expected * 4);  // little-endian host and transfer syntax
-      Normalize(words.data(), expected, shift, out.bits_stored, out.is_signed, out.samples);
+      out.max_sample = Normalize(words.data(), expected, shift, out.bits_stored, out.is_signed, out.samples);
       out.sample_type = out.is_signed ? SampleType::kInt32 : SampleType::kUint32;
     }
   }

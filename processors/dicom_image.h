@@ -36,6 +36,7 @@ struct DicomImage {
   long instance_number = 0;
   std::string modality, series_uid, sop_class_uid, sop_instance_uid;
   std::vector<uint8_t> samples;
+  int64_t max_sample = 0;  // the largest stored value
 
   std::size_t SampleCount() const { return static_cast<std::size_t>(rows) * columns * frames; }
   // The stored value of sample `i` (no rescale).

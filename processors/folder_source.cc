@@ -7,7 +7,6 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <sstream>
 
 #include "core/digest.h"
 #include "core/error.h"
@@ -15,11 +14,14 @@
 namespace procnode {
 
 std::string ReadFileBytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) throw Error(ErrorCode::kNotFound, path + ": cannot be opened");
-  std::ostringstream bytes;
-  bytes << in.rdbuf();
-  return bytes.str();
+  std::string bytes(static_cast<std::size_t>(in.tellg()), '\0');
+  in.seekg(0);
+  if (!in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()))) {
+    throw Error(ErrorCode::kNotFound, path + ": cannot be read");
+  }
+  return bytes;
 }
 
 FolderStudySource::FolderStudySource(const std::string& folder) {
@@ -34,8 +36,9 @@ FolderStudySource::FolderStudySource(const std::string& folder) {
   std::map<std::string, SeriesRef> by_uid;
   for (const auto& path : paths) {
     DcmFileFormat file;
-    const OFCondition status = file.loadFileUntilTag(path.c_str(), EXS_Unknown, EGL_noChange,
-                                                     DCM_MaxReadLength, ERM_autoDetect, DCM_PixelData);
+    // Everything needed here precedes (0020,000F): stop there instead of parsing the whole header.
+    const OFCondition status = file.loadFileUntilTag(path.c_str(), EXS_Unknown, EGL_noChange, DCM_MaxReadLength,
+                                                     ERM_autoDetect, DcmTagKey(0x0020, 0x000F));
     OFString uid, modality, manufacturer;
     DcmDataset& ds = *file.getDataset();
     if (status.bad() || ds.findAndGetOFString(DCM_SeriesInstanceUID, uid).bad() || uid.empty()) {

@@ -1,0 +1,99 @@
+"""DICOM -> NIfTI conversion benchmark: procnode vs dcm2niix vs orthanc-neuro, in one run.
+
+    /usr/bin/python3 bench/convert_bench.py [--runs 5] [--build build]
+
+CLI rows: median wall time of `procnode convert` and `dcm2niix` over --runs runs (output to a
+tmpfs-backed temp dir), and peak RSS from GNU time. REST rows: the same series converted inside one
+Orthanc by GET /procnode/series/{id}/nifti and orthanc-neuro's GET /series/{id}/nifti?compress
+(only gzip; Orthanc's memory is not separable per request, so no RSS there).
+"""
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.join(HERE, "..")
+sys.path.insert(0, os.path.join(ROOT, "tests", "harness"))
+from orthanc import OrthancServer, send_dicom  # noqa: E402
+from pgcluster import PgCluster  # noqa: E402
+
+DATA = os.path.join(ROOT, "..", "shared", "data")
+SERIES = {
+    "chest CT 512x512x64": os.path.join(DATA, "ct-chest-lung-dx-a0001", "lung-kernel"),
+    "brain MR 256x256x192": os.path.join(DATA, "mr-brain-sag-mprage"),
+    "GE EPI 4D (dcm_qa_nih 4)": os.path.join(DATA, "dcm_qa_nih", "In", "20180918GE", "mr_0004"),
+}
+
+
+def timed(args, runs):
+    """(median seconds, peak RSS MiB) of a command over `runs` runs."""
+    times, peak = [], 0
+    for _ in range(runs):
+        out = tempfile.mkdtemp(prefix="bench-")
+        argv = [a.replace("{out}", out) for a in args]
+        start = time.perf_counter()
+        result = subprocess.run(["/usr/bin/time", "-f", "%M"] + argv, capture_output=True, text=True)
+        times.append(time.perf_counter() - start)
+        if result.returncode != 0:
+            raise RuntimeError(f"{argv} failed: {result.stderr[-500:]}")
+        peak = max(peak, int(result.stderr.strip().splitlines()[-1]) / 1024)
+        shutil.rmtree(out, ignore_errors=True)
+    return statistics.median(times), peak
+
+
+def http_time(url, runs):
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        with urllib.request.urlopen(url, timeout=300) as response:
+            response.read()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--build", default=os.path.join(ROOT, "build"))
+    args = parser.parse_args()
+    cli = os.path.abspath(os.path.join(args.build, "cli", "procnode"))
+    rows = []
+    for name, folder in SERIES.items():
+        for gz in (False, True):
+            ext = ".nii.gz" if gz else ".nii"
+            ours, our_rss = timed([cli, "convert", folder, "{out}/x" + ext, "--sidecar", "{out}/x.json"], args.runs)
+            peer, peer_rss = timed(["dcm2niix", "-z", "y" if gz else "n", "-o", "{out}", "-f", "x", folder], args.runs)
+            voxel_mib = sum(os.path.getsize(os.path.join(folder, f)) for f in os.listdir(folder)) / 2**20
+            rows.append((name, "gz" if gz else "nii", ours, peer, our_rss, peer_rss, voxel_mib))
+    print(f"{'series':28} {'out':4} {'procnode s':>10} {'dcm2niix s':>10} {'ratio':>6} {'procnode MiB':>12} "
+          f"{'dcm2niix MiB':>12} {'input MiB':>9}")
+    for name, kind, ours, peer, our_rss, peer_rss, size in rows:
+        print(f"{name:28} {kind:4} {ours:10.3f} {peer:10.3f} {peer / ours:6.2f} {our_rss:12.0f} {peer_rss:12.0f} {size:9.0f}")
+
+    plugin = os.path.abspath(os.path.join(args.build, "plugin", "libOrthancProcNode.so"))
+    with PgCluster() as pg:
+        orthanc = OrthancServer(plugin, {"Database": pg.create_database("bench"), "Workers": 0}, verbose=False)
+        orthanc.plugin = [plugin, "/usr/share/orthanc/plugins/libOrthancNeuro.so"]
+        config = orthanc.config
+        orthanc.config = lambda: dict(config(), Plugins=orthanc.plugin)
+        with orthanc:
+            send_dicom(orthanc, list(SERIES.values()), allow_failures=True)
+            print(f"\n{'series (inside Orthanc, gzip)':28} {'procnode s':>10} {'orthanc-neuro s':>15} {'ratio':>6}")
+            for study in orthanc.get("/studies"):
+                for series in orthanc.get(f"/studies/{study}/series"):
+                    sid = series["ID"]
+                    label = f"{series['MainDicomTags'].get('Modality', '')} {len(series['Instances'])} instances"
+                    ours = http_time(f"{orthanc.url}/procnode/series/{sid}/nifti", args.runs)
+                    peer = http_time(f"{orthanc.url}/series/{sid}/nifti?compress", args.runs)
+                    print(f"{label:28} {ours:10.3f} {peer:15.3f} {peer / ours:6.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
