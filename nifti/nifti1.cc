@@ -82,6 +82,23 @@ Quatern AffineToQuatern(const std::array<std::array<double, 4>, 3>& srow) {
   return q;
 }
 
+// The quaternion as stored (float32). Readers rebuild a = sqrt(1 - b^2 - c^2 - d^2); near a
+// half-turn (a ~ 0) float rounding of b, c, d would make that a ~ 1e-4 and tilt the qform by
+// ~1e-3, so there (b, c, d) is made a unit vector whose float squares sum to at least 1.
+std::array<float, 3> StoredQuaternion(const Quatern& q) {
+  const double a2 = 1.0 - (q.b * q.b + q.c * q.c + q.d * q.d);
+  if (a2 > 1e-6) return {static_cast<float>(q.b), static_cast<float>(q.c), static_cast<float>(q.d)};
+  const double norm = std::sqrt(q.b * q.b + q.c * q.c + q.d * q.d);
+  double scale = norm > 0 ? 1.0 / norm : 1.0;
+  std::array<float, 3> stored{};
+  for (int attempt = 0; attempt < 16; ++attempt, scale *= 1.0 + 1e-7) {
+    stored = {static_cast<float>(q.b * scale), static_cast<float>(q.c * scale), static_cast<float>(q.d * scale)};
+    const double sum = double(stored[0]) * stored[0] + double(stored[1]) * stored[1] + double(stored[2]) * stored[2];
+    if (sum >= 1.0) break;
+  }
+  return stored;
+}
+
 std::string NiftiHeaderBytes(const NiftiImage& image) {
   std::string h(352, '\0');
   Put<int32_t>(h, 0, 348);
@@ -106,9 +123,10 @@ std::string NiftiHeaderBytes(const NiftiImage& image) {
   PutText(h, 148, 80, image.descrip);
   Put<int16_t>(h, 252, 1);  // qform_code: scanner
   Put<int16_t>(h, 254, 1);  // sform_code: scanner
-  Put<float>(h, 256, static_cast<float>(q.b));
-  Put<float>(h, 260, static_cast<float>(q.c));
-  Put<float>(h, 264, static_cast<float>(q.d));
+  const auto stored = StoredQuaternion(q);
+  Put<float>(h, 256, stored[0]);
+  Put<float>(h, 260, stored[1]);
+  Put<float>(h, 264, stored[2]);
   for (int i = 0; i < 3; ++i) Put<float>(h, 268 + 4 * i, static_cast<float>(q.offset[i]));
   for (int row = 0; row < 3; ++row)
     for (int col = 0; col < 4; ++col) Put<float>(h, 280 + 16 * row + 4 * col, static_cast<float>(image.srow[row][col]));

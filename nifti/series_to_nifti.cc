@@ -14,6 +14,7 @@
 #include "core/version.h"
 #include "processors/dicom_image.h"
 #include "processors/dicom_io.h"
+#include "processors/siemens_csa.h"
 
 namespace procnode {
 namespace {
@@ -129,12 +130,6 @@ nlohmann::json Sidecar(DcmDataset& ds) {
       }
     }
   }
-  // GE keeps the image's complex component in a private attribute; dcm2niix appends it to ImageType.
-  if (sidecar.value("Manufacturer", "") == "GE" && sidecar.contains("ImageType")) {
-    static constexpr const char* kComponent[] = {"MAGNITUDE", "PHASE", "REAL", "IMAGINARY"};
-    const long component = std::lround(DicomNumber(ds, 0x0043, 0x102F).value_or(0));
-    if (component >= 0 && component < 4) sidecar["ImageType"].push_back(kComponent[component]);
-  }
   sidecar["ConversionSoftware"] = "procnode";
   sidecar["ConversionSoftwareVersion"] = kVersion;
   return sidecar;
@@ -205,8 +200,121 @@ void RotateToNearestOrthogonal(NiftiImage& image, std::size_t bytes_per_voxel) {
 
 struct Slice {
   DicomImage image;
-  double key = 0;  // position along the slice normal
+  double key = 0;                      // position along the slice normal
+  std::optional<double> timing_ms;     // acquisition time within the volume (Siemens mosaics)
 };
+
+// The Siemens CSA image header of `ds`, when it has one.
+std::optional<SiemensCsa> CsaImageHeader(DcmDataset& ds, const std::string& name) {
+  const Uint8* bytes = nullptr;
+  unsigned long length = 0;
+  if (ds.findAndGetUint8Array(DcmTagKey(0x0029, 0x1010), bytes, &length).bad() || bytes == nullptr) return std::nullopt;
+  return ParseSiemensCsa(std::string_view(reinterpret_cast<const char*>(bytes), length), name);
+}
+
+// Splits a Siemens mosaic into its slices (dcm2niix's mosaic geometry): tiles of
+// Rows/ceil(sqrt(N)) x Columns/ceil(sqrt(N)), the first slice centred where the mosaic's
+// ImagePositionPatient (its top-left corner) says once corrected by half the unused area, and the
+// following ones along the CSA SliceNormalVector, SpacingBetweenSlices apart.
+std::vector<Slice> UnpackMosaic(DcmDataset& ds, DicomImage& mosaic, const std::optional<SiemensCsa>& csa) {
+  const std::string& name = mosaic.name;
+  std::optional<double> count = DicomNumber(ds, 0x0019, 0x100A);
+  if (!count) {  // Implicit VR: the private US arrives as two raw bytes
+    if (auto raw = DicomBytes(ds, 0x0019, 0x100A); raw && raw->size() == 2) count = (*raw)[0] | ((*raw)[1] << 8);
+  }
+  if (!count && csa) {
+    if (auto values = CsaNumbers(*csa, "NumberOfImagesInMosaic")) count = values->front();
+  }
+  if (!count || *count < 1) throw Error(ErrorCode::kInvalidInput, name + ": mosaic without NumberOfImagesInMosaic");
+  const long slices = std::lround(*count);
+  const long tiles = static_cast<long>(std::ceil(std::sqrt(static_cast<double>(slices))));
+  if (mosaic.rows % tiles != 0 || mosaic.columns % tiles != 0 || mosaic.frames != 1) {
+    throw Error(ErrorCode::kInvalidInput, name + ": a " + std::to_string(mosaic.columns) + "x" + std::to_string(mosaic.rows) +
+                                              " mosaic cannot hold " + std::to_string(slices) + " equal tiles");
+  }
+  if (!mosaic.position || !mosaic.orientation) {
+    throw Error(ErrorCode::kInvalidInput, name + ": ImagePositionPatient or ImageOrientationPatient missing");
+  }
+  const long tile_rows = mosaic.rows / tiles, tile_columns = mosaic.columns / tiles;
+  const auto& o = *mosaic.orientation;
+  const Vec3 row_dir{o[0], o[1], o[2]}, col_dir{o[3], o[4], o[5]};
+  Vec3 normal = Cross(row_dir, col_dir);
+  if (csa) {
+    if (auto v = CsaNumbers(*csa, "SliceNormalVector"); v && v->size() == 3 && Dot({(*v)[0], (*v)[1], (*v)[2]}, normal) < 0) {
+      normal = {-normal[0], -normal[1], -normal[2]};
+    }
+  }
+  const double spacing = DicomNumber(ds, 0x0018, 0x0088).value_or(mosaic.slice_thickness > 0 ? mosaic.slice_thickness : 1);
+  const double dx = mosaic.pixel_spacing[1], dy = mosaic.pixel_spacing[0];
+  const double shift_columns = (mosaic.columns - tile_columns) / 2.0, shift_rows = (mosaic.rows - tile_rows) / 2.0;
+  Vec3 first = *mosaic.position;
+  for (int r = 0; r < 3; ++r) first[r] += row_dir[r] * dx * shift_columns + col_dir[r] * dy * shift_rows;
+
+  // Slice times: the CSA header's (as dcm2niix prefers), else the (0019,1029) copy.
+  std::vector<double> times;
+  if (csa) {
+    if (auto v = CsaNumbers(*csa, "MosaicRefAcqTimes")) times = *v;
+  }
+  for (unsigned long i = 0; times.empty() || (i > 0 && i < static_cast<unsigned long>(slices)); ++i) {
+    auto t = DicomNumber(ds, 0x0019, 0x1029, i);
+    if (!t) break;
+    times.push_back(*t);
+  }
+
+  const std::size_t width = mosaic.samples.size() / mosaic.SampleCount();
+  const std::size_t tile_row_bytes = static_cast<std::size_t>(tile_columns) * width;
+  std::vector<Slice> out;
+  for (long k = 0; k < slices; ++k) {
+    Slice slice;
+    DicomImage& tile = slice.image;
+    tile.name = name + " (mosaic slice " + std::to_string(k + 1) + ")";
+    tile.rows = tile_rows, tile.columns = tile_columns, tile.frames = 1;
+    tile.bits_allocated = mosaic.bits_allocated, tile.bits_stored = mosaic.bits_stored;
+    tile.is_signed = mosaic.is_signed, tile.sample_type = mosaic.sample_type;
+    tile.orientation = mosaic.orientation;
+    tile.pixel_spacing = mosaic.pixel_spacing, tile.has_pixel_spacing = mosaic.has_pixel_spacing;
+    tile.slice_thickness = mosaic.slice_thickness, tile.slope = mosaic.slope, tile.intercept = mosaic.intercept;
+    tile.instance_number = mosaic.instance_number;
+    tile.position = Vec3{first[0] + normal[0] * spacing * k, first[1] + normal[1] * spacing * k,
+                         first[2] + normal[2] * spacing * k};
+    tile.samples.resize(tile_row_bytes * tile_rows);
+    const long top = (k / tiles) * tile_rows, left = (k % tiles) * tile_columns;
+    for (long r = 0; r < tile_rows; ++r) {
+      std::memcpy(tile.samples.data() + r * tile_row_bytes,
+                  mosaic.samples.data() + ((top + r) * mosaic.columns + left) * width, tile_row_bytes);
+    }
+    tile.max_sample = 0;
+    for (std::size_t i = 0; i < tile.SampleCount(); ++i) tile.max_sample = std::max(tile.max_sample, tile.Sample(i));
+    if (static_cast<std::size_t>(k) < times.size()) slice.timing_ms = times[k];
+    out.push_back(std::move(slice));
+  }
+  std::vector<uint8_t>().swap(mosaic.samples);
+  return out;
+}
+
+// NIfTI slice_code from the slices' acquisition times, in NIfTI slice order (NIfTI-1 slice codes:
+// 1 sequential increasing, 2 decreasing, 3/5 alternating increasing from slice 0/1, 4/6 decreasing).
+uint8_t SliceCode(const std::vector<double>& times) {
+  const std::size_t n = times.size();
+  if (n < 2) return 0;
+  std::vector<std::size_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return times[a] < times[b]; });
+  auto matches = [&](auto expected) {
+    for (std::size_t i = 0; i < n; ++i) {
+      if (order[i] != expected(i)) return false;
+    }
+    return true;
+  };
+  const std::size_t half_even = (n + 1) / 2, half_odd = n / 2;
+  if (matches([](std::size_t i) { return i; })) return 1;
+  if (matches([&](std::size_t i) { return n - 1 - i; })) return 2;
+  if (matches([&](std::size_t i) { return i < half_even ? 2 * i : 2 * (i - half_even) + 1; })) return 3;
+  if (matches([&](std::size_t i) { return i < half_odd ? 2 * i + 1 : 2 * (i - half_odd); })) return 5;
+  if (matches([&](std::size_t i) { return n - 1 - (i < half_even ? 2 * i : 2 * (i - half_even) + 1); })) return 4;
+  if (matches([&](std::size_t i) { return n - 1 - (i < half_odd ? 2 * i + 1 : 2 * (i - half_odd)); })) return 6;
+  return 0;
+}
 
 }  // namespace
 
@@ -226,6 +334,8 @@ NiftiConversion ConvertSeriesToNifti(StudySource& source, const SeriesRef& serie
   std::set<long> echoes;
   bool mr_3d = false;
   std::string phase_direction;
+  bool mosaic = false;
+  std::optional<SiemensCsa> csa;
   std::optional<double> repetition_time, tilt;
   const std::size_t total = series.instance_ids.size();
   for (std::size_t i = 0; i < total; ++i) {
@@ -243,14 +353,18 @@ NiftiConversion ConvertSeriesToNifti(StudySource& source, const SeriesRef& serie
       phase_direction = DicomString(ds, 0x0018, 0x1312);
       repetition_time = DicomNumber(ds, 0x0018, 0x0080);
       tilt = DicomNumber(ds, 0x0018, 0x1120);
-      const std::string image_type = DicomString(ds, 0x0008, 0x0008);
-      if (image_type.find("MOSAIC") != std::string::npos) {
-        throw Error(ErrorCode::kUnsupported, "series " + series.id + ": Siemens mosaic images (ImageType " + image_type +
-                                                 ") are not converted yet");
-      }
+      mosaic = DicomString(ds, 0x0008, 0x0008).find("MOSAIC") != std::string::npos;
+      csa = CsaImageHeader(ds, name);
     }
     if (auto echo = DicomNumber(ds, 0x0018, 0x0086)) echoes.insert(std::lround(*echo));
-    Slice slice{DecodeDicomImage(ds, name)};
+    DicomImage decoded = DecodeDicomImage(ds, name);
+    if (mosaic) {
+      auto tiles = UnpackMosaic(ds, decoded, i == 0 ? csa : CsaImageHeader(ds, name));
+      for (auto& tile : tiles) slices.push_back(std::move(tile));
+      if (callbacks.progress) callbacks.progress(i + 1, total);
+      continue;
+    }
+    Slice slice{std::move(decoded)};
     const DicomImage& image = slice.image;
     if (!slices.empty()) {
       const DicomImage& first = slices.front().image;
@@ -345,6 +459,26 @@ NiftiConversion ConvertSeriesToNifti(StudySource& source, const SeriesRef& serie
     if (hi - lo > 0.01 * std::max(1.0, std::abs(slice_spacing))) {
       throw Error(ErrorCode::kUnsupported, series_name + ": slice spacing varies " + Format(lo) + "-" + Format(hi) +
                                                " mm; NIfTI needs uniform spacing (dcm2niix would split or resample)");
+    }
+  }
+
+  // Slice timing (Siemens mosaics), in NIfTI slice order, from the first volume (volumes may
+  // differ by a few milliseconds; dcm2niix takes whichever file it read first).
+  const std::size_t timing_volume = 0;
+  bool timed = positions > 1;
+  for (std::size_t p = 0; p < positions && timed; ++p) timed = slices[position_starts[p] + timing_volume].timing_ms.has_value();
+  if (timed) {
+    std::vector<double> times;
+    for (std::size_t p = 0; p < positions; ++p) times.push_back(*slices[position_starts[p] + timing_volume].timing_ms / 1000.0);
+    result.sidecar["SliceTiming"] = times;
+    result.image.slice_code = SliceCode(times);
+  }
+  if (csa && result.sidecar.contains("InPlanePhaseEncodingDirectionDICOM")) {
+    if (auto positive = CsaNumbers(*csa, "PhaseEncodingDirectionPositive")) {
+      const bool rows = phase_direction == "ROW";
+      // The rows are flipped on output (y), so a positive column direction reads as j-.
+      const bool negative = rows ? positive->front() == 0 : positive->front() == 1;
+      result.sidecar["PhaseEncodingDirection"] = std::string(rows ? "i" : "j") + (negative ? "-" : "");
     }
   }
 

@@ -60,17 +60,19 @@ TEST(SeriesToNifti, GantryTiltIsRefusedNotWrittenWithShearedGeometry) {
   EXPECT_NE(error.find("gantry tilt of 18.5 degrees"), std::string::npos) << error;
 }
 
-TEST(SeriesToNifti, MosaicsAreRefusedWithAClearReason) {
-  FolderStudySource source(kData + "/dcm_qa_ts/In");
-  const auto series = source.ListSeries("");
-  ASSERT_FALSE(series.empty());
-  try {
-    ConvertSeriesToNifti(source, series[0]);
-    FAIL();
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::kUnsupported);
-    EXPECT_NE(std::string(e.what()).find("mosaic"), std::string::npos) << e.what();
-  }
+TEST(SeriesToNifti, SiemensMosaicsAreSplitIntoSlicesWithTimingAndPhaseDirection) {
+  const auto c = ConvertFolder(kData + "/dcm_qa_nih/In/20180918Si/mr_0003");
+  EXPECT_EQ(c.image.dimensions, 4);
+  EXPECT_EQ(c.image.dims[2], 5) << "slices from the mosaic tiles";
+  EXPECT_EQ(c.sidecar["PhaseEncodingDirection"], "j-");
+  ASSERT_TRUE(c.sidecar.contains("SliceTiming"));
+  EXPECT_EQ(c.sidecar["SliceTiming"].size(), 5u);
+  EXPECT_EQ(c.image.slice_code, 3) << "0, 1450, 482.5, 1932.5, 967.5 ms: interleaved from slice 0 (ALT_INC)";
+}
+
+TEST(SeriesToNifti, EnhancedMultiFrameIsRefusedWithAClearReason) {
+  const std::string error = ErrorOf(kData + "/dcm_qa_enh/In/Philips");
+  EXPECT_NE(error.find("multi-frame"), std::string::npos) << error;
 }
 
 TEST(SeriesToNifti, FileStemsReplaceUnsafeCharacters) {

@@ -78,14 +78,27 @@ std::string DicomString(DcmDataset& ds, uint16_t group, uint16_t element) {
 }
 
 std::optional<double> DicomNumber(DcmDataset& ds, uint16_t group, uint16_t element, unsigned long index) {
-  // Through the text form, so DS, IS and the binary VRs (US, SS, FL, FD) all read alike.
+  // Through the text form, so DS, IS and the binary VRs (US, SS, FL, FD) all read alike. Elements
+  // of unknown VR (private tags read from Implicit VR) would print as hex bytes: not numbers.
+  DcmElement* found = nullptr;
+  if (ds.findAndGetElement(DcmTagKey(group, element), found).bad() || found == nullptr) return std::nullopt;
+  const DcmEVR vr = found->ident();
+  if (vr == EVR_OB || vr == EVR_UN || vr == EVR_OW || vr == EVR_UNKNOWN || vr == EVR_UNKNOWN2B) return std::nullopt;
   OFString text;
-  if (ds.findAndGetOFString(DcmTagKey(group, element), text, index).bad() || text.empty()) return std::nullopt;
+  if (found->getOFString(text, index).bad() || text.empty()) return std::nullopt;
   char* end = nullptr;
   const double value = std::strtod(text.c_str(), &end);
   while (end != nullptr && *end == ' ') ++end;
   if (end == text.c_str() || (end != nullptr && *end != '\0') || !std::isfinite(value)) return std::nullopt;
   return value;
+}
+
+std::optional<std::vector<uint8_t>> DicomBytes(DcmDataset& ds, uint16_t group, uint16_t element) {
+  DcmElement* found = nullptr;
+  if (ds.findAndGetElement(DcmTagKey(group, element), found).bad() || found == nullptr) return std::nullopt;
+  Uint8* bytes = nullptr;
+  if (found->getUint8Array(bytes).bad() || bytes == nullptr) return std::nullopt;
+  return std::vector<uint8_t>(bytes, bytes + found->getLength());
 }
 
 int64_t DicomImage::Sample(std::size_t i) const {

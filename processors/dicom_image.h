@@ -49,5 +49,7 @@ DicomImage DecodeDicomImage(DcmDataset& ds, const std::string& name);
 // Attribute readers: empty / nullopt when absent or unreadable.
 std::string DicomString(DcmDataset& ds, uint16_t group, uint16_t element);
 std::optional<double> DicomNumber(DcmDataset& ds, uint16_t group, uint16_t element, unsigned long index = 0);
+// The raw value bytes of an element of unknown VR (a private tag read from Implicit VR).
+std::optional<std::vector<uint8_t>> DicomBytes(DcmDataset& ds, uint16_t group, uint16_t element);
 
 }  // namespace procnode
