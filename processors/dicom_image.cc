@@ -2,6 +2,9 @@
 
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
+#include <dcmtk/dcmdata/dcpixel.h>
+#include <dcmtk/dcmdata/dcpixseq.h>
+#include <dcmtk/dcmdata/dcpxitem.h>
 #include <dcmtk/dcmdata/dcxfer.h>
 
 #include <cmath>
@@ -12,6 +15,7 @@
 
 #include "core/error.h"
 #include "processors/dicom_io.h"
+#include "processors/jpeg2000.h"
 
 namespace procnode {
 namespace {
@@ -69,6 +73,90 @@ int64_t Normalize(const Stored* words, std::size_t count, unsigned shift, int bi
     highest = value > highest ? value : highest;
   }
   return highest;
+}
+
+// ImagePositionPatient, ImageOrientationPatient and PixelSpacing, when present and numeric.
+void ReadGeometry(DcmDataset& ds, DicomImage& out) {
+  if (auto x = GetDouble(ds, DCM_ImagePositionPatient, 0)) {
+    auto y = GetDouble(ds, DCM_ImagePositionPatient, 1), z = GetDouble(ds, DCM_ImagePositionPatient, 2);
+    if (y && z) out.position = std::array<double, 3>{*x, *y, *z};
+  }
+  std::array<double, 6> iop{};
+  bool has_iop = true;
+  for (unsigned long i = 0; i < 6 && has_iop; ++i) {
+    auto v = GetDouble(ds, DCM_ImageOrientationPatient, i);
+    has_iop = v.has_value();
+    if (v) iop[i] = *v;
+  }
+  if (has_iop) out.orientation = iop;
+  auto row_spacing = GetDouble(ds, DCM_PixelSpacing, 0), column_spacing = GetDouble(ds, DCM_PixelSpacing, 1);
+  if (row_spacing && column_spacing && *row_spacing > 0 && *column_spacing > 0) {
+    out.pixel_spacing = {*row_spacing, *column_spacing};
+    out.has_pixel_spacing = true;
+  }
+}
+
+// Decodes every frame of a JPEG 2000 (or HTJ2K) encapsulated PixelData with OpenJPEG. Frames are
+// one fragment each, or, for a single frame, all fragments together; otherwise a fragment that
+// starts with the SOC marker (FF 4F) begins a new frame.
+void DecodeJpeg2000Frames(DcmDataset& ds, E_TransferSyntax xfer, DicomImage& out) {
+  const std::string& name = out.name;
+  DcmElement* element = nullptr;
+  auto* pixel_data = ds.findAndGetElement(DCM_PixelData, element).good() ? dynamic_cast<DcmPixelData*>(element) : nullptr;
+  DcmPixelSequence* sequence = nullptr;
+  if (pixel_data == nullptr || pixel_data->getEncapsulatedRepresentation(xfer, nullptr, sequence).bad() ||
+      sequence == nullptr) {
+    Invalid(name, "JPEG 2000 PixelData is not encapsulated");
+  }
+  std::vector<std::vector<uint8_t>> frames;
+  const unsigned long items = sequence->card();
+  for (unsigned long i = 1; i < items; ++i) {  // item 0 is the Basic Offset Table
+    DcmPixelItem* item = nullptr;
+    Uint8* bytes = nullptr;
+    if (sequence->getItem(item, i).bad() || item == nullptr || item->getUint8Array(bytes).bad()) continue;
+    const Uint32 length = item->getLength();
+    const bool starts_frame = length >= 2 && bytes != nullptr && bytes[0] == 0xFF && bytes[1] == 0x4F;
+    const bool one_each = static_cast<long>(items - 1) == out.frames;
+    if (frames.empty() || (out.frames > 1 && (one_each || starts_frame))) frames.emplace_back();
+    if (bytes != nullptr) frames.back().insert(frames.back().end(), bytes, bytes + length);
+  }
+  if (static_cast<long>(frames.size()) < out.frames) {
+    Invalid(name, "JPEG 2000 PixelData holds " + std::to_string(frames.size()) + " frames, expected " +
+                      std::to_string(out.frames));
+  }
+  const std::size_t per_frame = static_cast<std::size_t>(out.rows) * out.columns;
+  std::vector<int32_t> values;
+  values.reserve(per_frame * out.frames);
+  for (long f = 0; f < out.frames; ++f) {
+    const auto frame = DecodeJpeg2000(frames[f].data(), frames[f].size(), name + " frame " + std::to_string(f + 1));
+    if (frame.width != static_cast<uint32_t>(out.columns) || frame.height != static_cast<uint32_t>(out.rows)) {
+      Invalid(name, "JPEG 2000 frame is " + std::to_string(frame.width) + "x" + std::to_string(frame.height) +
+                        ", the header says " + std::to_string(out.columns) + "x" + std::to_string(out.rows));
+    }
+    // The codestream knows whether its samples are signed; a header that disagrees
+    // (PixelRepresentation) is overruled, as pydicom and GDCM do.
+    out.is_signed = frame.is_signed;
+    values.insert(values.end(), frame.samples.begin(), frame.samples.end());
+  }
+  auto store = [&](auto tag, SampleType type) {
+    using T = decltype(tag);
+    out.samples.resize(values.size() * sizeof(T));
+    auto* target = reinterpret_cast<T*>(out.samples.data());
+    int64_t highest = std::numeric_limits<int64_t>::min();
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      target[i] = static_cast<T>(values[i]);
+      highest = std::max<int64_t>(highest, values[i]);
+    }
+    out.max_sample = highest;
+    out.sample_type = type;
+  };
+  if (out.bits_allocated == 8) {
+    out.is_signed ? store(int8_t{}, SampleType::kInt8) : store(uint8_t{}, SampleType::kUint8);
+  } else if (out.bits_allocated == 16) {
+    out.is_signed ? store(int16_t{}, SampleType::kInt16) : store(uint16_t{}, SampleType::kUint16);
+  } else {
+    out.is_signed ? store(int32_t{}, SampleType::kInt32) : store(uint32_t{}, SampleType::kUint32);
+  }
 }
 
 }  // namespace
@@ -158,6 +246,11 @@ DicomImage DecodeDicomImage(DcmDataset& ds, const std::string& name) {
   out.intercept = GetDouble(ds, DCM_RescaleIntercept).value_or(0.0);
 
   const E_TransferSyntax xfer = ds.getOriginalXfer();
+  if (IsJpeg2000TransferSyntax(DcmXfer(xfer).getXferID())) {
+    DecodeJpeg2000Frames(ds, xfer, out);
+    ReadGeometry(ds, out);
+    return out;
+  }
   if (DcmXfer(xfer).isEncapsulated()) {
     RegisterDecoders();
     const OFCondition status = ds.chooseRepresentation(EXS_LittleEndianExplicit, nullptr);
@@ -200,23 +293,7 @@ DicomImage DecodeDicomImage(DcmDataset& ds, const std::string& name) {
     }
   }
 
-  if (auto x = GetDouble(ds, DCM_ImagePositionPatient, 0)) {
-    auto y = GetDouble(ds, DCM_ImagePositionPatient, 1), z = GetDouble(ds, DCM_ImagePositionPatient, 2);
-    if (y && z) out.position = std::array<double, 3>{*x, *y, *z};
-  }
-  std::array<double, 6> iop{};
-  bool has_iop = true;
-  for (unsigned long i = 0; i < 6 && has_iop; ++i) {
-    auto v = GetDouble(ds, DCM_ImageOrientationPatient, i);
-    has_iop = v.has_value();
-    if (v) iop[i] = *v;
-  }
-  if (has_iop) out.orientation = iop;
-  auto row_spacing = GetDouble(ds, DCM_PixelSpacing, 0), column_spacing = GetDouble(ds, DCM_PixelSpacing, 1);
-  if (row_spacing && column_spacing && *row_spacing > 0 && *column_spacing > 0) {
-    out.pixel_spacing = {*row_spacing, *column_spacing};
-    out.has_pixel_spacing = true;
-  }
+  ReadGeometry(ds, out);
   return out;
 }
 

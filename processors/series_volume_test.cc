@@ -77,8 +77,8 @@ TEST(SeriesVolume, CancellationStopsLoadingWithACancelledError) {
   }
 }
 
-// The same MR image in several transfer syntaxes decodes to the same voxels (DCMTK's RLE,
-// JPEG lossless and JPEG-LS decoders; big endian; implicit VR).
+// The same image in several transfer syntaxes decodes to the same voxels (DCMTK's RLE, JPEG
+// lossless and JPEG-LS decoders, OpenJPEG for JPEG 2000; big endian; implicit VR).
 TEST(SeriesVolume, LosslessTransferSyntaxesDecodeToTheSameVoxels) {
   const std::string folder = kData + "/debian-pydicom-test-files/";
   FilesSource reference_source({folder + "MR_small.dcm"});
@@ -89,6 +89,22 @@ TEST(SeriesVolume, LosslessTransferSyntaxesDecodeToTheSameVoxels) {
     FilesSource source({folder + name});
     const auto decoded = LoadSeriesVolume(source, source.ListSeries("")[0]).volume;
     EXPECT_TRUE(decoded.voxels == reference.voxels) << name;
+  }
+  const std::string codecs = kData + "/codecs-pydicom-data/";
+  const std::pair<std::string, std::string> lossless_pairs[] = {
+      {folder + "MR_small_jp2klossless.dcm", folder + "MR_small.dcm"},
+      {codecs + "emri_small_jpeg_2k_lossless.dcm", codecs + "emri_small.dcm"},
+      {codecs + "MR2_J2KR.dcm", codecs + "MR2_UNCR.dcm"},
+      {codecs + "693_J2KR.dcm", codecs + "693_UNCR.dcm"},
+      {codecs + "emri_small_RLE.dcm", codecs + "emri_small.dcm"},
+      {codecs + "emri_small_jpeg_ls_lossless.dcm", codecs + "emri_small.dcm"},
+  };
+  for (const auto& [compressed, plain] : lossless_pairs) {
+    FilesSource a({compressed}), b({plain});
+    const auto decoded = LoadSeriesVolume(a, a.ListSeries("")[0]).volume;
+    const auto expected = LoadSeriesVolume(b, b.ListSeries("")[0]).volume;
+    EXPECT_GT(decoded.VoxelCount(), 0u) << compressed;
+    EXPECT_TRUE(decoded.voxels == expected.voxels) << compressed << " differs from " << plain;
   }
   FilesSource jpeg({kData + "/codecs-pydicom-data/JPGLosslessP14SV1_1s_1f_8b.dcm"});
   EXPECT_GT(LoadSeriesVolume(jpeg, jpeg.ListSeries("")[0]).volume.VoxelCount(), 0u);
