@@ -288,7 +288,7 @@ std::vector<Slice> UnpackMosaic(DcmDataset& ds, DicomImage& mosaic, const std::o
     if (static_cast<std::size_t>(k) < times.size()) slice.timing_ms = times[k];
     out.push_back(std::move(slice));
   }
-  std::vector<uint8_t>().swap(mosaic.samples);
+  SampleBuffer().swap(mosaic.samples);
   return out;
 }
 
@@ -536,7 +536,7 @@ NiftiConversion ConvertSeriesToNifti(StudySource& source, const SeriesRef& serie
           out.voxels.append(reinterpret_cast<const char*>(scaled_row.data()), row_bytes);
         }
       }
-      std::vector<uint8_t>().swap(s.image.samples);
+      SampleBuffer().swap(s.image.samples);
     }
   }
   if (!same_scaling) out.scl_slope = 1, out.scl_inter = 0;

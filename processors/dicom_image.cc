@@ -46,22 +46,33 @@ std::optional<double> GetDouble(DcmDataset& ds, const DcmTagKey& tag, unsigned l
 // Copies `count` stored words, keeping BitsStored bits below HighBit and sign-extending them
 // when signed; returns the largest value. Written as plain same-width loops so they vectorise.
 template <typename Stored>
-int64_t Normalize(const Stored* words, std::size_t count, unsigned shift, int bits_stored, bool is_signed,
-                  std::vector<uint8_t>& out) {
+[[gnu::noinline]] int64_t Normalize(const Stored* words, std::size_t count, unsigned shift, int bits_stored, bool is_signed,
+                  SampleBuffer& out) {
   using Signed = std::make_signed_t<Stored>;
   constexpr int kBits = 8 * sizeof(Stored);
   out.resize(count * sizeof(Stored));
   if (!is_signed) {
     auto* target = reinterpret_cast<Stored*>(out.data());
-    const Stored mask = bits_stored >= kBits ? static_cast<Stored>(~Stored{0})
-                                             : static_cast<Stored>((Stored{1} << bits_stored) - 1);
-    Stored highest = 0;
-    for (std::size_t i = 0; i < count; ++i) {
-      const Stored value = static_cast<Stored>((words[i] >> shift) & mask);
-      target[i] = value;
-      highest = value > highest ? value : highest;
+    if (bits_stored < kBits) {  // masked: the mask bounds every value, no scan needed
+      const auto mask = static_cast<Stored>((Stored{1} << bits_stored) - 1);
+      if (shift == 0) {  // the usual layout: one vectorisable AND
+        const Stored* __restrict source = words;
+        Stored* __restrict sink = target;
+        for (std::size_t i = 0; i < count; ++i) sink[i] = static_cast<Stored>(source[i] & mask);
+      } else {
+        for (std::size_t i = 0; i < count; ++i) target[i] = static_cast<Stored>((words[i] >> shift) & mask);
+      }
+      return mask;
     }
-    return highest;
+    std::memcpy(target, words, count * sizeof(Stored));
+    // The exact maximum, through the signed type (SSE2 has signed 16-bit max, not unsigned).
+    constexpr auto kFlip = static_cast<Stored>(Stored{1} << (kBits - 1));
+    Signed highest = std::numeric_limits<Signed>::min();
+    for (std::size_t i = 0; i < count; ++i) {
+      const auto flipped = static_cast<Signed>(target[i] ^ kFlip);
+      highest = flipped > highest ? flipped : highest;
+    }
+    return static_cast<Stored>(static_cast<Stored>(highest) ^ kFlip);
   }
   auto* target = reinterpret_cast<Signed*>(out.data());
   const int up = kBits - bits_stored - static_cast<int>(shift);  // move the sign bit to the top
@@ -138,7 +149,7 @@ void DecodeJpeg2000Frames(DcmDataset& ds, E_TransferSyntax xfer, DicomImage& out
     out.is_signed = frame.is_signed;
     values.insert(values.end(), frame.samples.begin(), frame.samples.end());
   }
-  auto store = [&](auto tag, SampleType type) {
+  auto store = [&](auto tag, SampleType type) {  // values are exact here: track the real maximum
     using T = decltype(tag);
     out.samples.resize(values.size() * sizeof(T));
     auto* target = reinterpret_cast<T*>(out.samples.data());

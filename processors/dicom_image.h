@@ -11,7 +11,9 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <optional>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -20,6 +22,29 @@ class DcmDataset;
 namespace procnode {
 
 enum class SampleType { kUint8, kInt8, kUint16, kInt16, kUint32, kInt32 };
+
+// An allocator that leaves new elements uninitialised: sample buffers are always written in full
+// right after they are sized, so zero-filling them first would only cost time.
+template <typename T>
+struct UninitializedAllocator : std::allocator<T> {
+  template <typename U>
+  struct rebind {
+    using other = UninitializedAllocator<U>;
+  };
+  UninitializedAllocator() = default;
+  template <typename U>
+  UninitializedAllocator(const UninitializedAllocator<U>&) noexcept {}
+  template <typename U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <typename U, typename... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
+
+using SampleBuffer = std::vector<uint8_t, UninitializedAllocator<uint8_t>>;
 
 struct DicomImage {
   std::string name;
@@ -35,8 +60,8 @@ struct DicomImage {
   double slope = 1, intercept = 0;
   long instance_number = 0;
   std::string modality, series_uid, sop_class_uid, sop_instance_uid;
-  std::vector<uint8_t> samples;
-  int64_t max_sample = 0;  // the largest stored value
+  SampleBuffer samples;
+  int64_t max_sample = 0;  // at least the largest stored value (exact for 16-bit unsigned data)
 
   std::size_t SampleCount() const { return static_cast<std::size_t>(rows) * columns * frames; }
   // The stored value of sample `i` (no rescale).

@@ -151,7 +151,7 @@ SeriesVolume LoadSeriesVolume(StudySource& source, const SeriesRef& series,
     for (std::size_t i = 0; i < count; ++i) {
       volume.voxels.push_back(static_cast<float>(static_cast<double>(s.Sample(i)) * s.slope + s.intercept));
     }
-    std::vector<uint8_t>().swap(s.samples);  // keep the peak near one volume
+    SampleBuffer().swap(s.samples);  // keep the peak near one volume
     result.sources.push_back({s.sop_class_uid, s.sop_instance_uid});
   }
   return result;
