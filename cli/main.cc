@@ -121,13 +121,30 @@ int Process(const Args& args) {
   return 0;
 }
 
-// Converts one series; writes the image and, when `sidecar` is not empty, the JSON sidecar.
+// `path` with `suffix` inserted before its extension (.nii, .nii.gz or .json).
+std::string WithSuffix(const std::string& path, const std::string& suffix) {
+  for (const char* extension : {".nii.gz", ".nii", ".json"}) {
+    const std::string ext = extension;
+    if (path.size() > ext.size() && path.compare(path.size() - ext.size(), ext.size(), ext) == 0) {
+      return path.substr(0, path.size() - ext.size()) + suffix + ext;
+    }
+  }
+  return path + suffix;
+}
+
+// Converts one series; writes the image and, when `sidecar` is not empty, the JSON sidecar. A
+// series of several parts (echoes, phase, field map) gets one file per part, the part's suffix
+// (dcm2niix's "_e2", "_ph", ...) inserted before the extension.
 void ConvertOne(StudySource& source, const SeriesRef& series, const std::string& output, const std::string& sidecar) {
-  const auto conversion = ConvertSeriesToNifti(source, series);
+  const auto parts = ConvertSeriesToNifti(source, series);
   const bool gzip = output.size() > 3 && output.compare(output.size() - 3, 3, ".gz") == 0;
-  WriteNiftiFile(output, conversion.image, gzip);
-  if (!sidecar.empty()) WriteFile(sidecar, conversion.sidecar.dump(2) + "\n");
-  for (const auto& warning : conversion.warnings) std::cerr << "warning: " << output << ": " << warning << "\n";
+  for (const auto& part : parts) {
+    const std::string image_path = WithSuffix(output, part.suffix);
+    WriteNiftiFile(image_path, part.image, gzip);
+    if (!sidecar.empty()) WriteFile(WithSuffix(sidecar, part.suffix), part.sidecar.dump(2) + "\n");
+    for (const auto& warning : part.warnings) std::cerr << "warning: " << image_path << ": " << warning << "\n";
+    if (parts.size() > 1) std::cout << image_path << "\n";
+  }
 }
 
 int Convert(const Args& args) {
@@ -142,14 +159,15 @@ int Convert(const Args& args) {
     std::set<std::string> used;
     for (const auto& one : series) {
       try {
-        auto conversion = ConvertSeriesToNifti(source, one);
-        std::string stem = NiftiFileStem(conversion);
-        for (int n = 2; used.contains(stem); ++n) stem = NiftiFileStem(conversion) + "_" + std::to_string(n);
-        used.insert(stem);
-        const auto base = std::filesystem::path(*outdir) / stem;
-        WriteNiftiFile(base.string() + ".nii.gz", conversion.image, true);
-        WriteFile(base.string() + ".json", conversion.sidecar.dump(2) + "\n");
-        std::cout << base.string() << ".nii.gz\n";
+        for (const auto& conversion : ConvertSeriesToNifti(source, one)) {
+          std::string stem = NiftiFileStem(conversion);
+          for (int n = 2; used.contains(stem); ++n) stem = NiftiFileStem(conversion) + "_" + std::to_string(n);
+          used.insert(stem);
+          const auto base = std::filesystem::path(*outdir) / stem;
+          WriteNiftiFile(base.string() + ".nii.gz", conversion.image, true);
+          WriteFile(base.string() + ".json", conversion.sidecar.dump(2) + "\n");
+          std::cout << base.string() << ".nii.gz\n";
+        }
       } catch (const Error& e) {
         if (e.code() == ErrorCode::kInternal) throw;
         ++failed;

@@ -1,5 +1,6 @@
 #include "nifti/series_to_nifti.h"
 
+#include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 #include <numeric>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include "core/error.h"
 #include "core/version.h"
@@ -202,6 +204,10 @@ struct Slice {
   DicomImage image;
   double key = 0;                      // position along the slice normal
   std::optional<double> timing_ms;     // acquisition time within the volume (Siemens mosaics)
+  std::tuple<long, long, long> order;  // instance number, temporal position, frame: time order
+  std::optional<double> echo;          // what splits echoes: EchoNumbers (classic) or echo time (enhanced)
+  std::optional<double> echo_time_ms;  // EffectiveEchoTime (enhanced)
+  std::string component;               // "", "ph", "real", "imaginary", "fieldmaphz"
 };
 
 // The Siemens CSA image header of `ds`, when it has one.
@@ -275,6 +281,7 @@ std::vector<Slice> UnpackMosaic(DcmDataset& ds, DicomImage& mosaic, const std::o
     tile.pixel_spacing = mosaic.pixel_spacing, tile.has_pixel_spacing = mosaic.has_pixel_spacing;
     tile.slice_thickness = mosaic.slice_thickness, tile.slope = mosaic.slope, tile.intercept = mosaic.intercept;
     tile.instance_number = mosaic.instance_number;
+    slice.order = {mosaic.instance_number, 0, 0};
     tile.position = Vec3{first[0] + normal[0] * spacing * k, first[1] + normal[1] * spacing * k,
                          first[2] + normal[2] * spacing * k};
     tile.samples.resize(tile_row_bytes * tile_rows);
@@ -321,92 +328,180 @@ uint8_t SliceCode(const std::vector<double>& times) {
 std::string NiftiFileStem(const NiftiConversion& conversion) {
   std::string stem = std::to_string(conversion.series_number);
   if (!conversion.series_description.empty()) stem += "_" + conversion.series_description;
+  stem += conversion.suffix;
   for (char& c : stem) {
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' && c != '_') c = '_';
   }
   return stem;
 }
 
-NiftiConversion ConvertSeriesToNifti(StudySource& source, const SeriesRef& series, const LoadCallbacks& callbacks) {
-  if (series.instance_ids.empty()) throw Error(ErrorCode::kInvalidInput, "series " + series.id + ": no instances");
-  NiftiConversion result;
-  std::vector<Slice> slices;
-  std::set<long> echoes;
+namespace {
+
+// What the first instance says about the whole series.
+struct SeriesInfo {
+  std::string name;
+  nlohmann::json sidecar;
   bool mr_3d = false;
   std::string phase_direction;
-  bool mosaic = false;
-  std::optional<SiemensCsa> csa;
   std::optional<double> repetition_time, tilt;
-  const std::size_t total = series.instance_ids.size();
-  for (std::size_t i = 0; i < total; ++i) {
-    if (callbacks.cancelled && callbacks.cancelled()) {
-      throw Error(ErrorCode::kCancelled, "series " + series.id + ": conversion cancelled");
-    }
-    const std::string name = "instance " + series.instance_ids[i];
-    auto file = ReadDicomBuffer(source.FetchInstance(series.instance_ids[i]), name);
-    DcmDataset& ds = *file->getDataset();
-    if (i == 0) {
-      result.sidecar = Sidecar(ds);
-      result.series_number = static_cast<int>(DicomNumber(ds, 0x0020, 0x0011).value_or(0));
-      result.series_description = DicomString(ds, 0x0008, 0x103E);
-      mr_3d = DicomString(ds, 0x0018, 0x0023) == "3D";
-      phase_direction = DicomString(ds, 0x0018, 0x1312);
-      repetition_time = DicomNumber(ds, 0x0018, 0x0080);
-      tilt = DicomNumber(ds, 0x0018, 0x1120);
-      mosaic = DicomString(ds, 0x0008, 0x0008).find("MOSAIC") != std::string::npos;
-      csa = CsaImageHeader(ds, name);
-    }
-    if (auto echo = DicomNumber(ds, 0x0018, 0x0086)) echoes.insert(std::lround(*echo));
-    DicomImage decoded = DecodeDicomImage(ds, name);
-    if (mosaic) {
-      auto tiles = UnpackMosaic(ds, decoded, i == 0 ? csa : CsaImageHeader(ds, name));
-      for (auto& tile : tiles) slices.push_back(std::move(tile));
-      if (callbacks.progress) callbacks.progress(i + 1, total);
-      continue;
-    }
-    Slice slice{std::move(decoded)};
-    const DicomImage& image = slice.image;
-    if (!slices.empty()) {
-      const DicomImage& first = slices.front().image;
-      if (image.rows != first.rows || image.columns != first.columns) {
-        throw Error(ErrorCode::kInvalidInput, name + ": " + std::to_string(image.columns) + "x" +
-                                                  std::to_string(image.rows) + " differs from " + first.name + " (" +
-                                                  std::to_string(first.columns) + "x" + std::to_string(first.rows) + ")");
-      }
-      if (image.sample_type != first.sample_type) {
-        throw Error(ErrorCode::kInvalidInput, name + ": pixel representation or BitsAllocated differs from " + first.name);
-      }
-      if (image.orientation && first.orientation) {
-        for (int k = 0; k < 6; ++k) {
-          if (std::abs((*image.orientation)[k] - (*first.orientation)[k]) > 1e-4) {
-            throw Error(ErrorCode::kInvalidInput, name + ": ImageOrientationPatient differs from " + first.name);
-          }
-        }
-      }
-      if (std::abs(image.pixel_spacing[0] - first.pixel_spacing[0]) > 1e-4 ||
-          std::abs(image.pixel_spacing[1] - first.pixel_spacing[1]) > 1e-4) {
-        throw Error(ErrorCode::kInvalidInput, name + ": PixelSpacing differs from " + first.name);
-      }
-    }
-    slices.push_back(std::move(slice));
-    if (callbacks.progress) callbacks.progress(i + 1, total);
-  }
+  bool mosaic = false;
+  bool philips = false;
+  std::optional<SiemensCsa> csa;
+};
 
-  const std::string series_name = "series " + series.id;
-  if (echoes.size() > 1) {
-    throw Error(ErrorCode::kUnsupported, series_name + ": " + std::to_string(echoes.size()) +
-                                             " echoes; splitting multi-echo series is not implemented yet");
+// The item of functional-group macro `macro` for one frame: per-frame first, else shared (PS3.3 C.7.6.16).
+DcmItem* GroupItem(DcmDataset& ds, DcmItem* per_frame, const DcmTagKey& macro) {
+  DcmItem* item = nullptr;
+  if (per_frame != nullptr && per_frame->findAndGetSequenceItem(macro, item, 0).good() && item != nullptr) return item;
+  DcmItem* shared = nullptr;
+  if (ds.findAndGetSequenceItem(DcmTagKey(0x5200, 0x9229), shared, 0).good() && shared != nullptr &&
+      shared->findAndGetSequenceItem(macro, item, 0).good()) {
+    return item;
   }
-  for (const auto& s : slices) {
-    if (s.image.frames > 1) {
-      throw Error(ErrorCode::kUnsupported, s.image.name + ": multi-frame (enhanced) objects with " +
-                                               std::to_string(s.image.frames) + " frames are not converted yet");
+  return nullptr;
+}
+
+std::optional<double> ItemNumber(DcmItem* item, const DcmTagKey& tag, unsigned long index = 0) {
+  if (item == nullptr) return std::nullopt;
+  OFString text;
+  if (item->findAndGetOFString(tag, text, index).bad() || text.empty()) return std::nullopt;
+  char* end = nullptr;
+  const double value = std::strtod(text.c_str(), &end);
+  return end == text.c_str() || !std::isfinite(value) ? std::nullopt : std::optional<double>(value);
+}
+
+std::string ItemString(DcmItem* item, const DcmTagKey& tag) {
+  OFString text;
+  return item != nullptr && item->findAndGetOFStringArray(tag, text).good() ? std::string(text.c_str()) : std::string();
+}
+
+// Philips "precise" (floating-point) scaling, dcm2niix's default (-p y): FP = (PV * RS + RI) / (RS * SS)
+// with SS the private MR Scale Slope (2005,100E); see PMC3998685.
+void ApplyPhilipsScaling(DcmItem* philips_item, DicomImage& image) {
+  const auto scale_slope = ItemNumber(philips_item, DcmTagKey(0x2005, 0x100E));
+  if (!scale_slope || *scale_slope == 0 || image.slope == 0) return;
+  image.intercept = image.intercept / (image.slope * *scale_slope);
+  image.slope = 1.0 / *scale_slope;
+}
+
+// The image component a DICOM ImageType or FrameType names: "ph", "real", "imaginary",
+// "fieldmaphz" (Philips B0 maps), or "" for magnitude.
+std::string ComponentOf(const std::string& type, const std::string& complex_component) {
+  if (type.find("FIELD_MAP") != std::string::npos || type.find("B0 MAP") != std::string::npos) return "fieldmaphz";
+  if (complex_component == "PHASE") return "ph";
+  if (complex_component == "REAL") return "real";
+  if (complex_component == "IMAGINARY") return "imaginary";
+  std::vector<std::string> tokens;
+  std::stringstream parts(type);
+  for (std::string token; std::getline(parts, token, '\\');) tokens.push_back(token);
+  if (tokens.size() > 2 && (tokens[2] == "P" || tokens[2] == "PHASE")) return "ph";
+  return "";
+}
+
+// Splits an enhanced multi-frame object (PS3.3 C.7.6.16) into one slice per frame, each with its
+// own position, orientation, spacing, rescale, echo time and component.
+std::vector<Slice> ExpandEnhanced(DcmDataset& ds, DicomImage& image, const SeriesInfo& info) {
+  std::vector<Slice> out;
+  const std::size_t per_frame = static_cast<std::size_t>(image.rows) * image.columns;
+  const std::size_t width = image.samples.size() / image.SampleCount();
+  for (long f = 0; f < image.frames; ++f) {
+    DcmItem* frame = nullptr;
+    ds.findAndGetSequenceItem(DcmTagKey(0x5200, 0x9230), frame, static_cast<int>(f));
+    Slice slice;
+    DicomImage& tile = slice.image;
+    tile = DicomImage{};
+    tile.name = image.name + " (frame " + std::to_string(f + 1) + ")";
+    tile.rows = image.rows, tile.columns = image.columns, tile.frames = 1;
+    tile.bits_allocated = image.bits_allocated, tile.bits_stored = image.bits_stored;
+    tile.is_signed = image.is_signed, tile.sample_type = image.sample_type;
+    tile.max_sample = image.max_sample;
+    tile.modality = image.modality;
+    tile.instance_number = image.instance_number;
+    tile.slope = image.slope, tile.intercept = image.intercept;
+    tile.samples.assign(image.samples.begin() + f * per_frame * width, image.samples.begin() + (f + 1) * per_frame * width);
+    if (DcmItem* item = GroupItem(ds, frame, DcmTagKey(0x0020, 0x9113))) {  // Plane Position
+      auto x = ItemNumber(item, DCM_ImagePositionPatient, 0), y = ItemNumber(item, DCM_ImagePositionPatient, 1),
+           z = ItemNumber(item, DCM_ImagePositionPatient, 2);
+      if (x && y && z) tile.position = Vec3{*x, *y, *z};
     }
+    if (DcmItem* item = GroupItem(ds, frame, DcmTagKey(0x0020, 0x9116))) {  // Plane Orientation
+      std::array<double, 6> iop{};
+      bool complete = true;
+      for (unsigned long k = 0; k < 6 && complete; ++k) {
+        auto v = ItemNumber(item, DCM_ImageOrientationPatient, k);
+        complete = v.has_value();
+        if (v) iop[k] = *v;
+      }
+      if (complete) tile.orientation = iop;
+    }
+    if (DcmItem* item = GroupItem(ds, frame, DcmTagKey(0x0028, 0x9110))) {  // Pixel Measures
+      auto row = ItemNumber(item, DCM_PixelSpacing, 0), column = ItemNumber(item, DCM_PixelSpacing, 1);
+      if (row && column) tile.pixel_spacing = {*row, *column}, tile.has_pixel_spacing = true;
+      tile.slice_thickness = ItemNumber(item, DCM_SliceThickness).value_or(0);
+    }
+    if (DcmItem* item = GroupItem(ds, frame, DcmTagKey(0x0028, 0x9145))) {  // Pixel Value Transformation
+      tile.slope = ItemNumber(item, DCM_RescaleSlope).value_or(1);
+      tile.intercept = ItemNumber(item, DCM_RescaleIntercept).value_or(0);
+    }
+    if (info.philips) ApplyPhilipsScaling(GroupItem(ds, frame, DcmTagKey(0x2005, 0x140F)), tile);
+    long temporal = 0;
+    if (DcmItem* item = GroupItem(ds, frame, DcmTagKey(0x0020, 0x9111))) {  // Frame Content
+      temporal = std::lround(ItemNumber(item, DcmTagKey(0x0020, 0x9128)).value_or(0));
+    }
+    slice.order = {image.instance_number, temporal, f};
+    if (DcmItem* item = GroupItem(ds, frame, DcmTagKey(0x0018, 0x9114))) {  // MR Echo
+      slice.echo = slice.echo_time_ms = ItemNumber(item, DcmTagKey(0x0018, 0x9082));
+    }
+    DcmItem* type_item = GroupItem(ds, frame, DcmTagKey(0x0018, 0x9226));  // MR Image Frame Type
+    if (type_item == nullptr) type_item = GroupItem(ds, frame, DcmTagKey(0x0018, 0x9329));  // CT Image Frame Type
+    slice.component = ComponentOf(ItemString(type_item, DcmTagKey(0x0008, 0x9007)),
+                                  ItemString(type_item, DcmTagKey(0x0008, 0x9208)));
+    out.push_back(std::move(slice));
+  }
+  SampleBuffer().swap(image.samples);
+  return out;
+}
+
+void CheckConsistent(const DicomImage& image, const DicomImage& first) {
+  const std::string& name = image.name;
+  if (image.rows != first.rows || image.columns != first.columns) {
+    throw Error(ErrorCode::kInvalidInput, name + ": " + std::to_string(image.columns) + "x" + std::to_string(image.rows) +
+                                              " differs from " + first.name + " (" + std::to_string(first.columns) +
+                                              "x" + std::to_string(first.rows) + ")");
+  }
+  if (image.sample_type != first.sample_type) {
+    throw Error(ErrorCode::kInvalidInput, name + ": pixel representation or BitsAllocated differs from " + first.name);
+  }
+  if (image.orientation && first.orientation) {
+    for (int k = 0; k < 6; ++k) {
+      if (std::abs((*image.orientation)[k] - (*first.orientation)[k]) > 1e-4) {
+        throw Error(ErrorCode::kInvalidInput, name + ": ImageOrientationPatient differs from " + first.name);
+      }
+    }
+  }
+  if (std::abs(image.pixel_spacing[0] - first.pixel_spacing[0]) > 1e-4 ||
+      std::abs(image.pixel_spacing[1] - first.pixel_spacing[1]) > 1e-4) {
+    throw Error(ErrorCode::kInvalidInput, name + ": PixelSpacing differs from " + first.name);
+  }
+}
+
+// One output image from the slices of one part (one echo and component) of the series.
+NiftiConversion AssemblePart(std::vector<Slice> slices, const SeriesInfo& info) {
+  NiftiConversion result;
+  result.sidecar = info.sidecar;
+  if (slices.front().echo_time_ms) result.sidecar["EchoTime"] = *slices.front().echo_time_ms / 1000.0;
+  const std::string& series_name = info.name;
+  const bool mr_3d = info.mr_3d;
+  const std::string& phase_direction = info.phase_direction;
+  const auto& repetition_time = info.repetition_time;
+  const auto& tilt = info.tilt;
+  const auto& csa = info.csa;
+  for (const auto& s : slices) {
     if (!s.image.position || !s.image.orientation) {
       throw Error(ErrorCode::kInvalidInput, s.image.name + ": ImagePositionPatient or ImageOrientationPatient missing");
     }
+    CheckConsistent(s.image, slices.front().image);
   }
-
   const DicomImage& first = slices.front().image;
   const auto& iop = *first.orientation;
   const Vec3 row_dir{iop[0], iop[1], iop[2]}, col_dir{iop[3], iop[4], iop[5]};
@@ -414,7 +509,7 @@ NiftiConversion ConvertSeriesToNifti(StudySource& source, const SeriesRef& serie
   for (auto& s : slices) s.key = Dot(*s.image.position, normal);
   std::stable_sort(slices.begin(), slices.end(), [](const Slice& a, const Slice& b) {
     if (std::abs(a.key - b.key) > 1e-3) return a.key < b.key;
-    return a.image.instance_number < b.image.instance_number;
+    return a.order < b.order;
   });
 
   // Positions along the normal; repeated positions are time points (4D).
@@ -558,6 +653,100 @@ NiftiConversion ConvertSeriesToNifti(StudySource& source, const SeriesRef& serie
   if (mr_3d && volumes == 1 && positions > 1) RotateToNearestOrthogonal(out, width);
   out.descrip = "procnode " + std::string(kVersion);
   return result;
+}
+
+}  // namespace
+
+
+std::vector<NiftiConversion> ConvertSeriesToNifti(StudySource& source, const SeriesRef& series,
+                                                  const LoadCallbacks& callbacks) {
+  if (series.instance_ids.empty()) throw Error(ErrorCode::kInvalidInput, "series " + series.id + ": no instances");
+  SeriesInfo info;
+  info.name = "series " + series.id;
+  int series_number = 0;
+  std::string description;
+  std::vector<Slice> slices;
+  const std::size_t total = series.instance_ids.size();
+  for (std::size_t i = 0; i < total; ++i) {
+    if (callbacks.cancelled && callbacks.cancelled()) {
+      throw Error(ErrorCode::kCancelled, info.name + ": conversion cancelled");
+    }
+    const std::string name = "instance " + series.instance_ids[i];
+    auto file = ReadDicomBuffer(source.FetchInstance(series.instance_ids[i]), name);
+    DcmDataset& ds = *file->getDataset();
+    if (i == 0) {
+      info.sidecar = Sidecar(ds);
+      series_number = static_cast<int>(DicomNumber(ds, 0x0020, 0x0011).value_or(0));
+      description = DicomString(ds, 0x0008, 0x103E);
+      info.mr_3d = DicomString(ds, 0x0018, 0x0023) == "3D";
+      info.tilt = DicomNumber(ds, 0x0018, 0x1120);
+      info.mosaic = DicomString(ds, 0x0008, 0x0008).find("MOSAIC") != std::string::npos;
+      info.philips = info.sidecar.value("Manufacturer", "") == "Philips";
+      // dcm2niix derives Philips' bandwidth from private attributes; the public one would disagree.
+      if (info.philips) info.sidecar.erase("PixelBandwidth");
+      info.csa = CsaImageHeader(ds, name);
+      // Enhanced objects keep these in the shared functional groups.
+      info.phase_direction = DicomString(ds, 0x0018, 0x1312);
+      if (info.phase_direction.empty()) {
+        info.phase_direction = ItemString(GroupItem(ds, nullptr, DcmTagKey(0x0018, 0x9125)), DcmTagKey(0x0018, 0x1312));
+      }
+      if (info.phase_direction == "COLUMN") info.phase_direction = "COL";  // enhanced objects spell it out
+      if (!info.phase_direction.empty()) info.sidecar["InPlanePhaseEncodingDirectionDICOM"] = info.phase_direction;
+      info.repetition_time = DicomNumber(ds, 0x0018, 0x0080);
+      if (!info.repetition_time) {
+        info.repetition_time = ItemNumber(GroupItem(ds, nullptr, DcmTagKey(0x0018, 0x9112)), DcmTagKey(0x0018, 0x0080));
+        if (info.repetition_time) info.sidecar["RepetitionTime"] = *info.repetition_time / 1000.0;
+      }
+    }
+    DicomImage decoded = DecodeDicomImage(ds, name);
+    std::vector<Slice> found;
+    if (info.mosaic) {
+      found = UnpackMosaic(ds, decoded, i == 0 ? info.csa : CsaImageHeader(ds, name));
+    } else if (decoded.frames > 1 || ds.tagExists(DcmTagKey(0x5200, 0x9230))) {
+      found = ExpandEnhanced(ds, decoded, info);
+    } else {
+      if (info.philips) ApplyPhilipsScaling(&ds, decoded);
+      Slice slice{std::move(decoded)};
+      slice.order = {slice.image.instance_number, 0, 0};
+      slice.echo = DicomNumber(ds, 0x0018, 0x0086);
+      slice.component = ComponentOf(DicomString(ds, 0x0008, 0x0008), "");
+      found.push_back(std::move(slice));
+    }
+    for (auto& slice : found) {
+      if (!slices.empty()) CheckConsistent(slice.image, slices.front().image);
+      slices.push_back(std::move(slice));
+    }
+    if (callbacks.progress) callbacks.progress(i + 1, total);
+  }
+
+  // Parts: one output per echo and component, in order of first appearance (dcm2niix's _e1, _e2,
+  // _ph, _fieldmaphz files).
+  std::vector<std::pair<std::optional<double>, std::string>> part_keys;
+  std::vector<std::optional<double>> echoes;
+  for (const auto& s : slices) {
+    const auto key = std::make_pair(s.echo, s.component);
+    if (std::find(part_keys.begin(), part_keys.end(), key) == part_keys.end()) part_keys.push_back(key);
+    if (std::find(echoes.begin(), echoes.end(), s.echo) == echoes.end()) echoes.push_back(s.echo);
+  }
+  std::vector<NiftiConversion> parts;
+  for (const auto& key : part_keys) {
+    std::vector<Slice> selected;
+    for (auto& s : slices) {
+      if (s.echo == key.first && s.component == key.second) selected.push_back(std::move(s));
+    }
+    NiftiConversion part = AssemblePart(std::move(selected), info);
+    part.series_number = series_number;
+    part.series_description = description;
+    if (part_keys.size() > 1) {
+      if (echoes.size() > 1) {
+        const auto rank = std::find(echoes.begin(), echoes.end(), key.first) - echoes.begin() + 1;
+        part.suffix = "_e" + std::to_string(rank);
+      }
+      if (!key.second.empty()) part.suffix += "_" + key.second;
+    }
+    parts.push_back(std::move(part));
+  }
+  return parts;
 }
 
 }  // namespace procnode

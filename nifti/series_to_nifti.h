@@ -10,9 +10,11 @@
 // (float32 with scaling applied when they vary across slices). Unsigned 16-bit data that fits is
 // written as int16 (dcm2niix "-l n").
 //
-// Refused with Error(kUnsupported), never written with wrong geometry: gantry tilt, slice spacing
-// that varies, multi-frame (enhanced) objects, Siemens mosaics and multi-echo series (not yet
-// handled). Inconsistent series are Error(kInvalidInput) naming the instance and what differs.
+// Siemens mosaics are split into their slices (CSA header geometry and slice timing); enhanced
+// multi-frame objects (PS3.3 C.7.6.16) into frames with per-frame geometry and rescale; Philips
+// values get dcm2niix's "precise" scaling (-p y). Refused with Error(kUnsupported), never written
+// with wrong geometry: gantry tilt and slice spacing that varies (not yet corrected).
+// Inconsistent series are Error(kInvalidInput) naming the instance and what differs.
 // The sidecar holds acquisition parameters only: no names, IDs, dates, times, institutions,
 // stations, serial numbers or free-text comments.
 #pragma once
@@ -33,12 +35,16 @@ struct NiftiConversion {
   std::vector<std::string> warnings;
   int series_number = 0;
   std::string series_description;  // for file names only
+  std::string suffix;              // dcm2niix's: "_e2", "_ph", "_e2_fieldmaphz"; empty for a single part
 };
 
-NiftiConversion ConvertSeriesToNifti(StudySource& source, const SeriesRef& series,
-                                     const LoadCallbacks& callbacks = {});
+// One conversion per part of the series: echoes and image components (magnitude, phase, real,
+// imaginary, field map) are split into separate images, as dcm2niix splits them, in order of
+// first appearance. Most series have one part.
+std::vector<NiftiConversion> ConvertSeriesToNifti(StudySource& source, const SeriesRef& series,
+                                                  const LoadCallbacks& callbacks = {});
 
-// "<series number>_<description>" with every character outside [A-Za-z0-9._-] replaced by '_'.
+// "<series number>_<description><suffix>" with every character outside [A-Za-z0-9._-] replaced by '_'.
 std::string NiftiFileStem(const NiftiConversion& conversion);
 
 }  // namespace procnode

@@ -13,11 +13,17 @@ namespace {
 
 const std::string kData = PROCNODE_SHARED_DATA;
 
-NiftiConversion ConvertFolder(const std::string& folder) {
+std::vector<NiftiConversion> ConvertParts(const std::string& folder) {
   FolderStudySource source(folder);
   const auto series = source.ListSeries("");
   EXPECT_EQ(series.size(), 1u) << folder;
   return ConvertSeriesToNifti(source, series.at(0));
+}
+
+NiftiConversion ConvertFolder(const std::string& folder) {
+  auto parts = ConvertParts(folder);
+  EXPECT_EQ(parts.size(), 1u) << folder;
+  return std::move(parts.at(0));
 }
 
 std::string ErrorOf(const std::string& folder) {
@@ -70,9 +76,15 @@ TEST(SeriesToNifti, SiemensMosaicsAreSplitIntoSlicesWithTimingAndPhaseDirection)
   EXPECT_EQ(c.image.slice_code, 3) << "0, 1450, 482.5, 1932.5, 967.5 ms: interleaved from slice 0 (ALT_INC)";
 }
 
-TEST(SeriesToNifti, EnhancedMultiFrameIsRefusedWithAClearReason) {
-  const std::string error = ErrorOf(kData + "/dcm_qa_enh/In/Philips");
-  EXPECT_NE(error.find("multi-frame"), std::string::npos) << error;
+TEST(SeriesToNifti, EnhancedPhilipsB0MapSplitsIntoMagnitudeAndFieldMapWithPreciseScaling) {
+  const auto parts = ConvertParts(kData + "/dcm_qa_enh/In/Philips");
+  ASSERT_EQ(parts.size(), 2u);
+  EXPECT_EQ(parts[0].suffix, "_e1");
+  EXPECT_EQ(parts[1].suffix, "_e2_fieldmaphz");
+  EXPECT_EQ(parts[0].image.dims[2], 32);
+  EXPECT_NEAR(parts[0].image.scl_slope, 1 / 8.448640073766e-06, 1e-3) << "1 / MR Scale Slope (2005,100E)";
+  EXPECT_NEAR(parts[1].image.scl_inter, -500, 1e-3);
+  EXPECT_NEAR(parts[0].sidecar["EchoTime"].get<double>(), 0.00152, 1e-9);
 }
 
 TEST(SeriesToNifti, FileStemsReplaceUnsafeCharacters) {
@@ -97,7 +109,9 @@ TEST_P(NiftiCorpusFile, ConvertsOrFailsWithAMessageNamingTheFile) {
     std::string path_;
   } source(path);
   try {
-    const auto c = ConvertSeriesToNifti(source, source.ListSeries("")[0]);
+    const auto parts = ConvertSeriesToNifti(source, source.ListSeries("")[0]);
+    ASSERT_FALSE(parts.empty());
+    const auto& c = parts[0];
     EXPECT_EQ(c.image.voxels.size(), static_cast<std::size_t>(c.image.dims[0] * c.image.dims[1] * c.image.dims[2] *
                                                               c.image.dims[3] * NiftiBitsPerVoxel(c.image.datatype) / 8));
   } catch (const Error& e) {

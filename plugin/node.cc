@@ -205,7 +205,8 @@ std::string Node::SeriesNifti(const std::string& series_id) {
   if (series.produced_by_procnode) {
     throw Error(ErrorCode::kUnsupported, "series " + series_id + " is a procnode result, not an image series");
   }
-  return NiftiFileBytes(ConvertSeriesToNifti(source, series).image, true);
+  // A series of several parts (echoes, phase, field map) answers with its first part.
+  return NiftiFileBytes(ConvertSeriesToNifti(source, series).front().image, true);
 }
 
 }  // namespace procnode

@@ -1,8 +1,7 @@
 """procnode convert against dcm2niix: its reference NIfTI in dcm_qa_* and dcm2niix run live.
 
 Judged by tests/judges/compare_nifti.py: voxels equal, affines within 1e-4 mm, header fields equal,
-sidecar keys we write equal to the reference's. Series kinds not converted yet are listed as
-expected failures (strict: they turn red the day they start to pass, so the list stays true).
+sidecar keys we write equal to the reference's.
 """
 import glob
 import os
@@ -82,25 +81,26 @@ def test_equals_the_dcm_qa_ts_reference_in_every_transfer_syntax(cli_path, workd
     judge(ours, ours_json, reference + ".nii", reference + ".json")
 
 
-NOT_YET = [
-    ("dcm_qa_enh/In/Philips", "dcm_qa_enh/Ref/Philips_WIP_B0_NS_801_e1", "enhanced multi-frame, multi-echo"),
-    ("dcm_qa_enh/In/Siemens", "dcm_qa_enh/Ref/Siemens_REST1_w_SMS_PF7-8_6", "enhanced multi-frame"),
+ENHANCED = [
+    ("dcm_qa_enh/In/Philips", "_e1", "dcm_qa_enh/Ref/Philips_WIP_B0_NS_801_e1"),
+    ("dcm_qa_enh/In/Philips", "_e2_fieldmaphz", "dcm_qa_enh/Ref/Philips_WIP_B0_NS_801_e2_fieldmaphz"),
+    ("dcm_qa_enh/In/Siemens", "", "dcm_qa_enh/Ref/Siemens_REST1_w_SMS_PF7-8_6"),
 ]
 
 
-@pytest.mark.parametrize("folder,reference,why", NOT_YET)
-@pytest.mark.xfail(strict=True, reason="not converted yet: see the parameter 'why'")
-def test_not_yet_reproduced_references(cli_path, workdir, folder, reference, why):
-    source = os.path.join(SHARED_DATA, folder)
-    if os.path.isfile(source):
-        source = one_file_folder(workdir, source)
-    ours, ours_json = convert(cli_path, source, workdir, "ours")
-    judge(ours, ours_json, os.path.join(SHARED_DATA, reference + ".nii"), os.path.join(SHARED_DATA, reference + ".json"))
+@pytest.mark.parametrize("folder,suffix,reference", ENHANCED)
+def test_equals_the_dcm_qa_enh_reference_for_enhanced_multi_frame(cli_path, workdir, folder, suffix, reference):
+    """Per-frame functional groups, Philips precise scaling, echo and field-map split, XA SMS 4D."""
+    nii, sidecar = os.path.join(workdir, "ours.nii"), os.path.join(workdir, "ours.json")
+    result = subprocess.run([cli_path, "convert", os.path.join(SHARED_DATA, folder), nii, "--sidecar", sidecar],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    judge(os.path.join(workdir, f"ours{suffix}.nii"), os.path.join(workdir, f"ours{suffix}.json"),
+          os.path.join(SHARED_DATA, reference + ".nii"), os.path.join(SHARED_DATA, reference + ".json"))
 
 
 def test_unsupported_series_fail_with_a_reason_and_exit_code_2(cli_path, workdir):
-    for folder, reason in [("dcm_qa_ct/In/GE", "gantry tilt of 18.5 degrees"),
-                           ("dcm_qa_enh/In/Philips", "multi-frame")]:
+    for folder, reason in [("dcm_qa_ct/In/GE", "gantry tilt of 18.5 degrees")]:
         result = subprocess.run([cli_path, "convert", os.path.join(SHARED_DATA, folder), os.path.join(workdir, "x.nii")],
                                 capture_output=True, text=True, timeout=300)
         assert result.returncode == 2, result.stderr
