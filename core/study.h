@@ -2,8 +2,8 @@
 //
 // StudySource: where instances come from (Orthanc's REST API in the plugin, a folder in the CLI).
 // ResultSink: where result objects go (Orthanc's /instances in the plugin, a folder in the CLI).
-// Implementations must be safe to use from one worker thread at a time; the plugin creates one per
-// job. Identifiers are opaque to the pipeline (Orthanc IDs, or file paths for the folder source)
+// FetchInstance() may be called from several threads at once (series are read in parallel);
+// ListSeries() from one thread at a time. The plugin creates one source per job. Identifiers are opaque to the pipeline (Orthanc IDs, or file paths for the folder source)
 // and are safe to log: they never contain patient identity.
 #pragma once
 

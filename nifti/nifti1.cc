@@ -6,8 +6,11 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <string_view>
+#include <vector>
 
 #include "core/error.h"
+#include "core/parallel.h"
 
 namespace procnode {
 namespace {
@@ -134,14 +137,17 @@ std::string NiftiHeaderBytes(const NiftiImage& image) {
   return h;
 }
 
-std::string Gzip(const std::string& bytes, int level) {
+namespace {
+
+// One gzip member (RFC 1952) of `size` bytes at `data`.
+std::string GzipMember(const char* data, std::size_t size, int level) {
   z_stream stream{};
   if (deflateInit2(&stream, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
     throw Error(ErrorCode::kInternal, "zlib: deflateInit2 failed");
   }
-  std::string out(deflateBound(&stream, bytes.size()) + 32, '\0');
-  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(bytes.data()));
-  stream.avail_in = static_cast<uInt>(bytes.size());
+  std::string out(deflateBound(&stream, size) + 32, '\0');
+  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data));
+  stream.avail_in = static_cast<uInt>(size);
   stream.next_out = reinterpret_cast<Bytef*>(out.data());
   stream.avail_out = static_cast<uInt>(out.size());
   const int status = deflate(&stream, Z_FINISH);
@@ -151,31 +157,49 @@ std::string Gzip(const std::string& bytes, int level) {
   return out;
 }
 
+// Gzip of `parts` (concatenated) as independent members compressed in parallel, like pigz's
+// output read back by any gzip reader (RFC 1952 2.2: a file may hold several members).
+std::vector<std::string> GzipParallel(const std::vector<std::string_view>& parts, int level) {
+  constexpr std::size_t kChunk = 4 << 20;
+  std::vector<std::string_view> chunks;
+  for (const auto& part : parts) {
+    for (std::size_t at = 0; at < part.size(); at += kChunk) chunks.push_back(part.substr(at, kChunk));
+  }
+  std::vector<std::string> members(chunks.size());
+  ParallelFor(chunks.size(), [&](std::size_t i) { members[i] = GzipMember(chunks[i].data(), chunks[i].size(), level); });
+  return members;
+}
+
+}  // namespace
+
+std::string Gzip(const std::string& bytes, int level) {
+  std::string out;
+  for (auto& member : GzipParallel({bytes}, level)) out += member;
+  return out;
+}
+
 std::string NiftiFileBytes(const NiftiImage& image, bool gzip) {
-  std::string file = NiftiHeaderBytes(image);
-  file += image.voxels;
-  return gzip ? Gzip(file) : file;
+  const std::string header = NiftiHeaderBytes(image);
+  if (!gzip) return header + image.voxels;
+  std::string out;
+  for (auto& member : GzipParallel({header, image.voxels}, 6)) out += member;
+  return out;
 }
 
 void WriteNiftiFile(const std::string& path, const NiftiImage& image, bool gzip) {
   const std::string header = NiftiHeaderBytes(image);
   const auto fail = [&](const char* what) { throw Error(ErrorCode::kUnavailable, path + ": " + what); };
-  if (gzip) {
-    gzFile file = gzopen(path.c_str(), "wb6");
-    if (file == nullptr) fail("cannot be created");
-    bool ok = gzwrite(file, header.data(), static_cast<unsigned>(header.size())) == static_cast<int>(header.size());
-    constexpr std::size_t kChunk = 1 << 26;
-    for (std::size_t at = 0; ok && at < image.voxels.size(); at += kChunk) {
-      const auto size = static_cast<unsigned>(std::min(kChunk, image.voxels.size() - at));
-      ok = gzwrite(file, image.voxels.data() + at, size) == static_cast<int>(size);
-    }
-    if (gzclose(file) != Z_OK || !ok) fail("write failed");
-    return;
-  }
   FILE* file = std::fopen(path.c_str(), "wb");
   if (file == nullptr) fail("cannot be created");
-  bool ok = std::fwrite(header.data(), 1, header.size(), file) == header.size() &&
-            std::fwrite(image.voxels.data(), 1, image.voxels.size(), file) == image.voxels.size();
+  bool ok = true;
+  if (gzip) {
+    for (const auto& member : GzipParallel({header, image.voxels}, 6)) {
+      ok = ok && std::fwrite(member.data(), 1, member.size(), file) == member.size();
+    }
+  } else {
+    ok = std::fwrite(header.data(), 1, header.size(), file) == header.size() &&
+         std::fwrite(image.voxels.data(), 1, image.voxels.size(), file) == image.voxels.size();
+  }
   if (std::fclose(file) != 0 || !ok) fail("write failed");
 }
 

@@ -7,12 +7,14 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <mutex>
 #include <numeric>
 #include <set>
 #include <sstream>
 #include <tuple>
 
 #include "core/error.h"
+#include "core/parallel.h"
 #include "core/version.h"
 #include "processors/dicom_image.h"
 #include "processors/dicom_io.h"
@@ -665,9 +667,13 @@ std::vector<NiftiConversion> ConvertSeriesToNifti(StudySource& source, const Ser
   info.name = "series " + series.id;
   int series_number = 0;
   std::string description;
-  std::vector<Slice> slices;
   const std::size_t total = series.instance_ids.size();
-  for (std::size_t i = 0; i < total; ++i) {
+  // Instance 0 first (it describes the series), then the others in parallel, each instance's
+  // slices kept in its own place so the order does not depend on the threads.
+  std::vector<std::vector<Slice>> per_instance(total);
+  std::mutex progress_mutex;
+  std::size_t done = 0;
+  auto read_instance = [&](std::size_t i) {
     if (callbacks.cancelled && callbacks.cancelled()) {
       throw Error(ErrorCode::kCancelled, info.name + ": conversion cancelled");
     }
@@ -699,7 +705,7 @@ std::vector<NiftiConversion> ConvertSeriesToNifti(StudySource& source, const Ser
       }
     }
     DicomImage decoded = DecodeDicomImage(ds, name);
-    std::vector<Slice> found;
+    std::vector<Slice>& found = per_instance[i];
     if (info.mosaic) {
       found = UnpackMosaic(ds, decoded, i == 0 ? info.csa : CsaImageHeader(ds, name));
     } else if (decoded.frames > 1 || ds.tagExists(DcmTagKey(0x5200, 0x9230))) {
@@ -712,11 +718,20 @@ std::vector<NiftiConversion> ConvertSeriesToNifti(StudySource& source, const Ser
       slice.component = ComponentOf(DicomString(ds, 0x0008, 0x0008), "");
       found.push_back(std::move(slice));
     }
+    if (callbacks.progress) {
+      std::lock_guard lock(progress_mutex);
+      callbacks.progress(++done, total);
+    }
+  };
+  read_instance(0);
+  ParallelFor(total - 1, [&](std::size_t i) { read_instance(i + 1); });
+  std::vector<Slice> slices;
+  for (auto& found : per_instance) {
     for (auto& slice : found) {
       if (!slices.empty()) CheckConsistent(slice.image, slices.front().image);
       slices.push_back(std::move(slice));
     }
-    if (callbacks.progress) callbacks.progress(i + 1, total);
+    std::vector<Slice>().swap(found);
   }
 
   // Parts: one output per echo and component, in order of first appearance (dcm2niix's _e1, _e2,

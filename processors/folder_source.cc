@@ -10,6 +10,7 @@
 
 #include "core/digest.h"
 #include "core/error.h"
+#include "core/parallel.h"
 
 namespace procnode {
 
@@ -33,27 +34,40 @@ FolderStudySource::FolderStudySource(const std::string& folder) {
     if (entry.is_regular_file()) paths.push_back(entry.path().string());
   }
   std::sort(paths.begin(), paths.end());
-  std::map<std::string, SeriesRef> by_uid;
-  for (const auto& path : paths) {
+  // Headers are read in parallel (each file once, up to SeriesInstanceUID), grouped in path order.
+  struct Header {
+    std::string uid, modality, manufacturer, problem;
+  };
+  std::vector<Header> headers(paths.size());
+  ParallelFor(paths.size(), [&](std::size_t i) {
     DcmFileFormat file;
     // Everything needed here precedes (0020,000F): stop there instead of parsing the whole header.
-    const OFCondition status = file.loadFileUntilTag(path.c_str(), EXS_Unknown, EGL_noChange, DCM_MaxReadLength,
+    const OFCondition status = file.loadFileUntilTag(paths[i].c_str(), EXS_Unknown, EGL_noChange, DCM_MaxReadLength,
                                                      ERM_autoDetect, DcmTagKey(0x0020, 0x000F));
     OFString uid, modality, manufacturer;
     DcmDataset& ds = *file.getDataset();
     if (status.bad() || ds.findAndGetOFString(DCM_SeriesInstanceUID, uid).bad() || uid.empty()) {
-      skipped_.push_back(path + ": " + (status.bad() ? "not DICOM (" + std::string(status.text()) + ")" : "no SeriesInstanceUID"));
-      continue;
+      headers[i].problem = status.bad() ? "not DICOM (" + std::string(status.text()) + ")" : "no SeriesInstanceUID";
+      return;
     }
     ds.findAndGetOFString(DCM_Modality, modality);
     ds.findAndGetOFString(DCM_Manufacturer, manufacturer);
-    SeriesRef& series = by_uid[uid.c_str()];
-    if (series.id.empty()) {
-      series.id = HashForLog(uid.c_str());
-      series.modality = modality.c_str();
-      series.produced_by_procnode = manufacturer == kResultManufacturer;
+    headers[i] = {uid.c_str(), modality.c_str(), manufacturer.c_str(), ""};
+  });
+  std::map<std::string, SeriesRef> by_uid;
+  for (std::size_t i = 0; i < paths.size(); ++i) {
+    const Header& header = headers[i];
+    if (!header.problem.empty()) {
+      skipped_.push_back(paths[i] + ": " + header.problem);
+      continue;
     }
-    series.instance_ids.push_back(path);
+    SeriesRef& series = by_uid[header.uid];
+    if (series.id.empty()) {
+      series.id = HashForLog(header.uid);
+      series.modality = header.modality;
+      series.produced_by_procnode = header.manufacturer == kResultManufacturer;
+    }
+    series.instance_ids.push_back(paths[i]);
   }
   for (auto& [uid, series] : by_uid) series_.push_back(std::move(series));
 }
