@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <string_view>
 #include <vector>
 
@@ -157,24 +158,32 @@ std::string GzipMember(const char* data, std::size_t size, int level) {
   return out;
 }
 
-// Gzip of `parts` (concatenated) as independent members compressed in parallel, like pigz's
-// output read back by any gzip reader (RFC 1952 2.2: a file may hold several members).
-std::vector<std::string> GzipParallel(const std::vector<std::string_view>& parts, int level) {
-  constexpr std::size_t kChunk = 4 << 20;
+// Gzip of `parts` (concatenated) as independent members, compressed in parallel a batch at a
+// time and handed to `sink` in order, so that only one batch of compressed chunks is held at
+// once. Any gzip reader reads the members back as one stream (RFC 1952 2.2).
+void GzipParallel(const std::vector<std::string_view>& parts, int level,
+                  const std::function<void(const std::string&)>& sink) {
+  constexpr std::size_t kChunk = 1 << 20;
   std::vector<std::string_view> chunks;
   for (const auto& part : parts) {
     for (std::size_t at = 0; at < part.size(); at += kChunk) chunks.push_back(part.substr(at, kChunk));
   }
-  std::vector<std::string> members(chunks.size());
-  ParallelFor(chunks.size(), [&](std::size_t i) { members[i] = GzipMember(chunks[i].data(), chunks[i].size(), level); });
-  return members;
+  const std::size_t batch = DefaultParallelism();
+  std::vector<std::string> members(batch);
+  for (std::size_t first = 0; first < chunks.size(); first += batch) {
+    const std::size_t count = std::min(batch, chunks.size() - first);
+    ParallelFor(count, [&](std::size_t i) {
+      members[i] = GzipMember(chunks[first + i].data(), chunks[first + i].size(), level);
+    });
+    for (std::size_t i = 0; i < count; ++i) sink(members[i]);
+  }
 }
 
 }  // namespace
 
 std::string Gzip(const std::string& bytes, int level) {
   std::string out;
-  for (auto& member : GzipParallel({bytes}, level)) out += member;
+  GzipParallel({bytes}, level, [&](const std::string& member) { out += member; });
   return out;
 }
 
@@ -182,7 +191,7 @@ std::string NiftiFileBytes(const NiftiImage& image, bool gzip) {
   const std::string header = NiftiHeaderBytes(image);
   if (!gzip) return header + image.voxels;
   std::string out;
-  for (auto& member : GzipParallel({header, image.voxels}, 6)) out += member;
+  GzipParallel({header, image.voxels}, 6, [&](const std::string& member) { out += member; });
   return out;
 }
 
@@ -193,9 +202,9 @@ void WriteNiftiFile(const std::string& path, const NiftiImage& image, bool gzip)
   if (file == nullptr) fail("cannot be created");
   bool ok = true;
   if (gzip) {
-    for (const auto& member : GzipParallel({header, image.voxels}, 6)) {
+    GzipParallel({header, image.voxels}, 6, [&](const std::string& member) {
       ok = ok && std::fwrite(member.data(), 1, member.size(), file) == member.size();
-    }
+    });
   } else {
     ok = std::fwrite(header.data(), 1, header.size(), file) == header.size() &&
          std::fwrite(image.voxels.data(), 1, image.voxels.size(), file) == image.voxels.size();

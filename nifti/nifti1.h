@@ -43,7 +43,7 @@ Quatern AffineToQuatern(const std::array<std::array<double, 4>, 3>& srow);
 
 // The 352-byte header and extension flag.
 std::string NiftiHeaderBytes(const NiftiImage& image);
-// Header + voxels; gzip-compressed when `gzip`: 4 MiB chunks compressed in parallel, one gzip
+// Header + voxels; gzip-compressed when `gzip`: 1 MiB chunks compressed in parallel, one gzip
 // member each (RFC 1952 2.2), which every gzip reader (zlib, Python, nibabel, FSL) reads as one file.
 std::string NiftiFileBytes(const NiftiImage& image, bool gzip);
 std::string Gzip(const std::string& bytes, int level = 6);
