@@ -139,17 +139,23 @@ nlohmann::json Sidecar(DcmDataset& ds) {
   return sidecar;
 }
 
-// Reorders a 3D image so that voxel axis w runs along world axis w (RAS), each increasing: the
-// nearest orthogonal orientation, as dcm2niix does for 3D acquisitions.
-void RotateToNearestOrthogonal(NiftiImage& image, std::size_t bytes_per_voxel) {
-  Affine& m = image.srow;
-  std::array<int, 3> axis_of_world{-1, -1, -1};
+// dcm2niix's rotation of 3D acquisitions: voxel axis w of the output runs along world axis w
+// (RAS), increasing; the nearest orthogonal orientation to the acquired one.
+struct Reorientation {
+  std::array<int, 3> axis_of_world{0, 1, 2};  // input voxel axis feeding output axis w
+  std::array<bool, 3> flip{false, false, false};
+  bool identity = true;
+};
+
+Reorientation NearestOrthogonal(const Affine& m) {
+  Reorientation r;
+  r.axis_of_world = {-1, -1, -1};
   std::array<bool, 3> used{false, false, false};
   for (int pass = 0; pass < 3; ++pass) {  // greedy by largest cosine, so every axis is used once
     double best = -1;
     int best_world = 0, best_axis = 0;
     for (int world = 0; world < 3; ++world) {
-      if (axis_of_world[world] >= 0) continue;
+      if (r.axis_of_world[world] >= 0) continue;
       for (int axis = 0; axis < 3; ++axis) {
         if (used[axis]) continue;
         const double length = std::hypot(m[0][axis], m[1][axis], m[2][axis]);
@@ -157,49 +163,29 @@ void RotateToNearestOrthogonal(NiftiImage& image, std::size_t bytes_per_voxel) {
         if (cosine > best) best = cosine, best_world = world, best_axis = axis;
       }
     }
-    axis_of_world[best_world] = best_axis;
+    r.axis_of_world[best_world] = best_axis;
     used[best_axis] = true;
   }
-  std::array<bool, 3> flip{};
-  for (int w = 0; w < 3; ++w) flip[w] = m[w][axis_of_world[w]] < 0;
-  const bool identity = axis_of_world == std::array<int, 3>{0, 1, 2} && !flip[0] && !flip[1] && !flip[2];
-  if (identity) return;
+  for (int w = 0; w < 3; ++w) r.flip[w] = m[w][r.axis_of_world[w]] < 0;
+  r.identity = r.axis_of_world == std::array<int, 3>{0, 1, 2} && !r.flip[0] && !r.flip[1] && !r.flip[2];
+  return r;
+}
 
-  const std::array<int64_t, 3> in_dims{image.dims[0], image.dims[1], image.dims[2]};
-  std::array<int64_t, 3> out_dims{};
-  for (int w = 0; w < 3; ++w) out_dims[w] = in_dims[axis_of_world[w]];
-  const std::array<int64_t, 3> in_stride{1, in_dims[0], in_dims[0] * in_dims[1]};
-  std::string out(image.voxels.size(), '\0');
-  std::array<int64_t, 3> step{}, start{};
+// Applies `r` to the header (dims, pixdim, affine); the voxels are placed by the caller.
+void ReorientHeader(NiftiImage& image, const Reorientation& r) {
+  const Affine m = image.srow;
+  const auto in_dims = image.dims;
+  const auto in_pixdim = image.pixdim;
+  for (int row = 0; row < 3; ++row) image.srow[row][3] = m[row][3];
   for (int w = 0; w < 3; ++w) {
-    const int a = axis_of_world[w];
-    step[w] = flip[w] ? -in_stride[a] : in_stride[a];
-    start[w] = flip[w] ? (in_dims[a] - 1) * in_stride[a] : 0;
-  }
-  std::size_t target = 0;
-  for (int64_t z = 0; z < out_dims[2]; ++z)
-    for (int64_t y = 0; y < out_dims[1]; ++y) {
-      int64_t source = start[0] + start[1] + start[2] + z * step[2] + y * step[1];
-      for (int64_t x = 0; x < out_dims[0]; ++x, source += step[0], target += bytes_per_voxel) {
-        std::memcpy(out.data() + target, image.voxels.data() + source * bytes_per_voxel, bytes_per_voxel);
-      }
+    const int a = r.axis_of_world[w];
+    for (int row = 0; row < 3; ++row) {
+      image.srow[row][w] = r.flip[w] ? -m[row][a] : m[row][a];
+      if (r.flip[w]) image.srow[row][3] += m[row][a] * static_cast<double>(in_dims[a] - 1);
     }
-  image.voxels.swap(out);
-
-  Affine rotated{};
-  std::array<double, 4> pixdim = image.pixdim;
-  for (int r = 0; r < 3; ++r) rotated[r][3] = m[r][3];
-  for (int w = 0; w < 3; ++w) {
-    const int a = axis_of_world[w];
-    for (int r = 0; r < 3; ++r) {
-      rotated[r][w] = flip[w] ? -m[r][a] : m[r][a];
-      if (flip[w]) rotated[r][3] += m[r][a] * static_cast<double>(in_dims[a] - 1);
-    }
-    pixdim[w] = image.pixdim[a];
-    image.dims[w] = out_dims[w];
+    image.pixdim[w] = in_pixdim[a];
+    image.dims[w] = in_dims[a];
   }
-  image.pixdim = pixdim;
-  m = rotated;
 }
 
 struct Slice {
@@ -614,30 +600,6 @@ NiftiConversion AssemblePart(std::vector<Slice> slices, const SeriesInfo& info) 
   const double dx = first.pixel_spacing[1], dy = first.pixel_spacing[0];
   out.pixdim = {dx, dy, std::abs(slice_spacing), repetition_time ? *repetition_time / 1000.0 : 0.0};
 
-  // Voxels: volume after volume, slice after slice, rows bottom-up (dcm2niix's y flip).
-  const std::size_t row_bytes = static_cast<std::size_t>(columns) * width;
-  // Each slice's samples are freed once copied, so the peak stays near one volume.
-  out.voxels.reserve(row_bytes * rows * positions * volumes);
-  std::vector<float> scaled_row(static_cast<std::size_t>(columns));
-  for (std::size_t t = 0; t < volumes; ++t) {
-    for (std::size_t p = 0; p < positions; ++p) {
-      Slice& s = slices[position_starts[p] + t];
-      for (int64_t r = rows - 1; r >= 0; --r) {
-        if (same_scaling) {
-          out.voxels.append(reinterpret_cast<const char*>(s.image.samples.data()) + r * row_bytes, row_bytes);
-        } else {
-          for (int64_t c = 0; c < columns; ++c) {
-            scaled_row[c] = static_cast<float>(static_cast<double>(s.image.Sample(r * columns + c)) * s.image.slope +
-                                               s.image.intercept);
-          }
-          out.voxels.append(reinterpret_cast<const char*>(scaled_row.data()), row_bytes);
-        }
-      }
-      SampleBuffer().swap(s.image.samples);
-    }
-  }
-  if (!same_scaling) out.scl_slope = 1, out.scl_inter = 0;
-
   // Affine: LPS columns (row direction x dx, column direction x dy, normal x spacing), origin at
   // the first slice's last row after the flip; then LPS -> RAS.
   const Vec3 origin = *slices.front().image.position;
@@ -652,7 +614,65 @@ NiftiConversion AssemblePart(std::vector<Slice> slices, const SeriesInfo& info) 
 
   if (phase_direction == "ROW") out.dim_info = 2 | (1 << 2) | (3 << 4);
   if (phase_direction == "COL") out.dim_info = 1 | (2 << 2) | (3 << 4);
-  if (mr_3d && volumes == 1 && positions > 1) RotateToNearestOrthogonal(out, width);
+  // 3D acquisitions are rotated as dcm2niix does; the voxels go straight to their rotated place.
+  Reorientation reorientation;
+  const std::array<int64_t, 5> acquired_dims = out.dims;
+  if (mr_3d && volumes == 1 && positions > 1) reorientation = NearestOrthogonal(out.srow);
+  if (!reorientation.identity) ReorientHeader(out, reorientation);
+
+  // Voxels: volume after volume, slice after slice, rows bottom-up (dcm2niix's y flip).
+  const std::size_t row_bytes = static_cast<std::size_t>(columns) * width;
+  // Each slice's samples are freed once copied, so the peak stays near one volume. Rows are
+  // written in acquired order (x, flipped y, slice); `place` puts each one where the (possibly
+  // rotated) output wants it.
+  const std::size_t total_bytes = row_bytes * rows * positions * volumes;
+  std::array<int64_t, 3> out_stride{1, out.dims[0], out.dims[0] * out.dims[1]};
+  std::array<int, 3> world_of_axis{};
+  for (int w = 0; w < 3; ++w) world_of_axis[reorientation.axis_of_world[w]] = w;
+  auto place = [&](const char* row, int64_t y, int64_t z) {
+    if (reorientation.identity) {
+      out.voxels.append(row, row_bytes);
+      return;
+    }
+    const std::array<int64_t, 3> at{0, y, z};
+    int64_t base = 0;
+    for (int a = 0; a < 3; ++a) {
+      const int w = world_of_axis[a];
+      const int64_t coordinate = reorientation.flip[w] ? acquired_dims[a] - 1 - at[a] : at[a];
+      base += coordinate * out_stride[w];
+    }
+    const int w0 = world_of_axis[0];
+    const int64_t step = reorientation.flip[w0] ? -out_stride[w0] : out_stride[w0];  // base holds x = 0
+    for (int64_t x = 0; x < columns; ++x) {
+      std::memcpy(out.voxels.data() + (base + x * step) * width, row + x * width, width);
+    }
+  };
+  if (reorientation.identity) {
+    out.voxels.reserve(total_bytes);
+  } else {
+    out.voxels.resize(total_bytes);
+  }
+  std::vector<float> scaled_row(static_cast<std::size_t>(columns));
+  for (std::size_t t = 0; t < volumes; ++t) {
+    for (std::size_t p = 0; p < positions; ++p) {
+      Slice& s = slices[position_starts[p] + t];
+      for (int64_t r = rows - 1; r >= 0; --r) {
+        const int64_t y = rows - 1 - r;
+        if (same_scaling) {
+          place(reinterpret_cast<const char*>(s.image.samples.data()) + r * row_bytes, y, static_cast<int64_t>(p));
+        } else {
+          for (int64_t c = 0; c < columns; ++c) {
+            scaled_row[c] = static_cast<float>(static_cast<double>(s.image.Sample(r * columns + c)) * s.image.slope +
+                                               s.image.intercept);
+          }
+          place(reinterpret_cast<const char*>(scaled_row.data()), y, static_cast<int64_t>(p));
+        }
+      }
+      SampleBuffer().swap(s.image.samples);
+    }
+  }
+  if (!same_scaling) out.scl_slope = 1, out.scl_inter = 0;
+
   out.descrip = "procnode " + std::string(kVersion);
   return result;
 }
