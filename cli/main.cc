@@ -22,9 +22,11 @@
 #include "jobs/job_queue.h"
 #include "jobs/migrations.h"
 #include "nifti/series_to_nifti.h"
+#include "pipeline/routing_inputs.h"
 #include "pipeline/volume_stats_pipeline.h"
 #include "processors/folder_source.h"
 #include "processors/volume_stats.h"
+#include "routing/rule_set.h"
 #include "routing/rules.h"
 
 namespace procnode {
@@ -34,6 +36,9 @@ constexpr const char* kUsage = R"(usage:
   procnode convert DICOM_DIR OUT.nii[.gz] [--sidecar OUT.json]
   procnode convert DICOM_DIR --outdir DIR
       DICOM series to NIfTI-1 with dcm2niix's conventions (one series, or every series found)
+  procnode rules validate FILE.json
+  procnode rules test FILE.json DICOM_DIR [--calling-aet AET] [--called-aet AET]
+      which rules fire on that study, and for each that does not, the first condition that failed
   procnode process volume-stats DICOM_DIR --out DIR [--device auto|cpu|gpu]
       largest series of the folder -> report.pdf, report-pdf.dcm (Encapsulated PDF), measurements.json
   procnode migrate --db DSN          apply the job database migrations
@@ -185,6 +190,38 @@ int Convert(const Args& args) {
   return 0;
 }
 
+int Rules(const Args& args) {
+  if (args.positional.size() < 3 || (args.positional[1] != "validate" && args.positional[1] != "test")) {
+    throw Error(ErrorCode::kInvalidInput, "rules needs: validate FILE, or test FILE DICOM_DIR");
+  }
+  const std::string& path = args.positional[2];
+  const auto parsed = ParseRuleSet(ReadFileBytes(path), DefaultVocabulary());
+  if (!parsed.rule_set) {
+    for (const auto& error : parsed.errors) {
+      std::cerr << path << ": " << (error.pointer.empty() ? "/" : error.pointer) << ": " << error.reason << "\n";
+    }
+    return 2;
+  }
+  if (args.positional[1] == "validate") {
+    std::cout << path << ": valid, " << parsed.rule_set->rules.size() << " rule(s)\n";
+    return 0;
+  }
+  if (args.positional.size() != 4) throw Error(ErrorCode::kInvalidInput, "rules test needs FILE and DICOM_DIR");
+  FolderStudySource source(args.positional[3]);
+  StudyAttributes study = ReadStudyAttributes(source, args.positional[3]);
+  study.calling_aet = args.Option("calling-aet").value_or("");
+  study.called_aet = args.Option("called-aet").value_or("");
+  const auto evaluations = EvaluateRuleSet(*parsed.rule_set, study);
+  for (const auto& e : evaluations) {
+    std::cout << (e.fired ? "FIRES   " : "-       ") << e.rule_id << ": " << e.why << "\n";
+    if (e.first_failure) {
+      std::cout << "        first failed condition " << e.first_failure->pointer << ": " << e.first_failure->text
+                << " (value " << e.first_failure->actual << ", " << e.first_failure->outcome << ")\n";
+    }
+  }
+  return 0;
+}
+
 int Run(int argc, char** argv) {
   const Args args = Parse(argc, argv);
   if (args.positional.empty()) {
@@ -221,6 +258,7 @@ int Run(int argc, char** argv) {
   }
   if (command == "process") return Process(args);
   if (command == "convert") return Convert(args);
+  if (command == "rules") return Rules(args);
   std::cerr << "unknown command '" << command << "'\n" << kUsage;
   return 2;
 }

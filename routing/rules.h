@@ -29,6 +29,8 @@ struct PlannedJob {
   Rule rule;
   std::string idempotency_key;
   std::size_t input_instances = 0;
+  int priority = 0;
+  std::string series_id;  // series-level rules: the series this job is for
 };
 
 std::vector<Rule> DefaultRuleSet();

@@ -1,0 +1,54 @@
+#include "pipeline/routing_inputs.h"
+
+#include <dcmtk/dcmdata/dcfilefo.h>
+
+#include "pipeline/volume_stats_pipeline.h"
+#include "processors/dicom_attributes.h"
+#include "processors/dicom_io.h"
+
+namespace procnode {
+
+StudyAttributes ReadStudyAttributes(StudySource& source, const std::string& study_id) {
+  StudyAttributes study;
+  study.id = study_id;
+  for (const auto& series : source.ListSeries(study_id)) {
+    SeriesAttributes attributes;
+    attributes.id = series.id;
+    attributes.instance_ids = series.instance_ids;
+    attributes.produced_by_procnode = series.produced_by_procnode;
+    if (!series.instance_ids.empty()) {
+      const std::string name = "instance " + series.instance_ids.front();
+      auto file = ReadDicomBuffer(source.FetchInstance(series.instance_ids.front()), name);
+      attributes.attributes = DatasetAttributes(*file->getDataset());
+    }
+    if (study.attributes.empty() && !series.produced_by_procnode) study.attributes = attributes.attributes;
+    study.series.push_back(std::move(attributes));
+  }
+  return study;
+}
+
+RuleVocabulary DefaultVocabulary(std::set<std::string> destinations) {
+  RuleVocabulary vocabulary;
+  vocabulary.keyword_to_tag = DicomKeywordToTag;
+  vocabulary.pipeline_parameters = {{kVolumeStatsPipeline, {}}};
+  vocabulary.destinations = std::move(destinations);
+  return vocabulary;
+}
+
+const std::string& DefaultRuleSetJson() {
+  static const std::string kDefault = R"({
+  "mode": "all",
+  "rules": [
+    {
+      "id": "default",
+      "description": "Built-in default: every study to the volume statistics pipeline",
+      "match": {"all": []},
+      "action": {"pipeline": "volume-stats"}
+    }
+  ]
+}
+)";
+  return kDefault;
+}
+
+}  // namespace procnode

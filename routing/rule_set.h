@@ -1,0 +1,144 @@
+// The admin-edited routing rule set: its JSON language (schemas/rules.schema.json), validation
+// with exact locations, and evaluation with per-condition explanations. Pure; thread-safe.
+//
+// A rule set: {"mode": "all" | "first-match", "rules": [rule, ...]}. A rule:
+//   {"id", "description", "enabled", "priority", "level": "study" | "series", "fallback",
+//    "match": condition, "action": {"pipeline", "parameters", "device", "priority",
+//                                   "anonymize", "destinations"}}
+// A condition combines others with {"all": [...]}, {"any": [...]}, {"not": {...}}, or tests one
+// attribute: {"attribute": "Modality" | "(0008,0060)" | "CallingAET" | "CalledAET", OP: VALUE,
+// "case_sensitive": bool}, OP one of equals, not-equals, in, regex (full match), contains,
+// greater, less, range ([low, high], inclusive), exists, missing. Numbers compare as numbers,
+// DICOM dates (YYYYMMDD) as dates.
+//
+// Semantics: rules are tried by priority (high first), then file order; in "all" mode every rule
+// that matches fires, in "first-match" mode only the first; "fallback" rules fire only when no
+// other rule did. A "series" rule is evaluated per series (series attributes over the study's) and
+// fires for the series that match. Evaluation is three-valued: a condition on an attribute the
+// study does not have is "unknown", never true, whatever "not" or "any" surrounds it; a rule fires
+// only when its match is true.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <regex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "routing/rules.h"
+
+namespace procnode {
+
+// Attribute values by tag (group << 16 | element), as text; multiple values joined by '\'.
+using AttributeMap = std::map<uint32_t, std::string>;
+
+struct SeriesAttributes {
+  std::string id;
+  AttributeMap attributes;
+  std::vector<std::string> instance_ids;
+  bool produced_by_procnode = false;
+};
+
+struct StudyAttributes {
+  std::string id;
+  AttributeMap attributes;  // study-level (from one instance of the study)
+  std::vector<SeriesAttributes> series;
+  std::string calling_aet, called_aet;
+};
+
+struct Condition {
+  enum class Kind { kAll, kAny, kNot, kLeaf };
+  enum class Source { kTag, kCallingAet, kCalledAet };
+  enum class Op { kEquals, kNotEquals, kIn, kRegex, kContains, kGreater, kLess, kRange, kExists, kMissing };
+  Kind kind = Kind::kAll;
+  std::vector<Condition> children;
+  std::string pointer;  // JSON pointer of this condition in the rule set
+  // Leaves:
+  std::string attribute;  // as written
+  Source source = Source::kTag;
+  uint32_t tag = 0;
+  Op op = Op::kEquals;
+  std::vector<std::string> values;
+  bool case_sensitive = true;
+  std::optional<std::regex> regex;
+};
+
+struct RuleAction {
+  std::string pipeline;
+  nlohmann::json parameters = nlohmann::json::object();
+  std::string device = "auto";
+  int priority = 0;
+  bool anonymize = false;
+  std::vector<std::string> destinations;
+};
+
+struct RoutingRule {
+  std::string id, description;
+  bool enabled = true;
+  int priority = 0;
+  bool series_level = false;
+  bool fallback = false;
+  Condition match;
+  RuleAction action;
+};
+
+struct RuleSet {
+  int version = 0;  // set by storage; recorded on every job
+  bool first_match = false;
+  std::vector<RoutingRule> rules;
+};
+
+struct ValidationError {
+  std::string pointer;
+  std::string reason;
+};
+
+// What validation checks names against.
+struct RuleVocabulary {
+  std::function<std::optional<uint32_t>(const std::string&)> keyword_to_tag;  // DICOM dictionary
+  std::map<std::string, std::set<std::string>> pipeline_parameters;          // pipeline -> parameters
+  std::set<std::string> destinations;                                         // configured
+};
+
+struct ParsedRuleSet {
+  std::optional<RuleSet> rule_set;  // set when there are no errors
+  std::vector<ValidationError> errors;
+};
+
+ParsedRuleSet ParseRuleSet(const std::string& json_text, const RuleVocabulary& vocabulary);
+
+// One condition's outcome, for explanations.
+struct ConditionTrace {
+  std::string pointer;
+  std::string text;     // "Modality equals \"CT\""
+  std::string actual;   // the study's value, or "(missing)"
+  std::string outcome;  // "true", "false" or "unknown"
+};
+
+struct RuleEvaluation {
+  std::string rule_id;
+  bool enabled = true;
+  bool fired = false;
+  std::string why;                       // "matched", "no match", "disabled", "first-match: ...", ...
+  std::vector<std::string> series_ids;   // series-level rules: the series it fired for
+  std::vector<ConditionTrace> trace;     // every leaf, in order (first series for series rules)
+  std::optional<ConditionTrace> first_failure;
+};
+
+std::vector<RuleEvaluation> EvaluateRuleSet(const RuleSet& rules, const StudyAttributes& study);
+
+// The jobs of the rules that fired: study rules take every input series, series rules theirs.
+std::vector<PlannedJob> PlanJobs(const RuleSet& rules, const StudyAttributes& study,
+                                 const std::vector<RuleEvaluation>& evaluations);
+
+nlohmann::json EvaluationToJson(const std::vector<RuleEvaluation>& evaluations);
+nlohmann::json ErrorsToJson(const std::vector<ValidationError>& errors);
+
+// The tag of "(gggg,eeee)" text, or nullopt.
+std::optional<uint32_t> ParseTagText(const std::string& text);
+
+}  // namespace procnode

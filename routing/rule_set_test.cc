@@ -1,0 +1,181 @@
+#include "routing/rule_set.h"
+
+#include <gtest/gtest.h>
+
+namespace procnode {
+namespace {
+
+RuleVocabulary Vocabulary() {
+  RuleVocabulary v;
+  v.keyword_to_tag = [](const std::string& keyword) -> std::optional<uint32_t> {
+    static const std::map<std::string, uint32_t> kTags{{"Modality", 0x00080060}, {"BodyPartExamined", 0x00180015},
+                                                       {"StudyDate", 0x00080020}, {"SliceThickness", 0x00180050},
+                                                       {"ProtocolName", 0x00181030}};
+    const auto it = kTags.find(keyword);
+    return it == kTags.end() ? std::nullopt : std::optional<uint32_t>(it->second);
+  };
+  v.pipeline_parameters = {{"volume-stats", {}}, {"lung-emphysema", {"threshold"}}};
+  v.destinations = {"PACS"};
+  return v;
+}
+
+std::vector<ValidationError> Errors(const std::string& json) { return ParseRuleSet(json, Vocabulary()).errors; }
+
+RuleSet Parse(const std::string& json) {
+  auto parsed = ParseRuleSet(json, Vocabulary());
+  EXPECT_TRUE(parsed.rule_set) << (parsed.errors.empty() ? "" : parsed.errors[0].pointer + ": " + parsed.errors[0].reason);
+  return parsed.rule_set.value_or(RuleSet{});
+}
+
+StudyAttributes Study(AttributeMap attributes, std::string calling = "CT01") {
+  StudyAttributes s;
+  s.id = "study";
+  s.attributes = attributes;
+  s.series = {{.id = "s1", .attributes = attributes, .instance_ids = {"i1", "i2"}}};
+  s.calling_aet = std::move(calling);
+  s.called_aet = "PROCNODE";
+  return s;
+}
+
+std::vector<std::string> Fired(const RuleSet& rules, const StudyAttributes& study) {
+  std::vector<std::string> ids;
+  for (const auto& e : EvaluateRuleSet(rules, study)) {
+    if (e.fired) ids.push_back(e.rule_id);
+  }
+  return ids;
+}
+
+std::string Rule(const std::string& id, const std::string& match, const std::string& extra = "") {
+  return R"({"id": ")" + id + R"(", "match": )" + match + extra + R"(, "action": {"pipeline": "volume-stats"}})";
+}
+
+std::string Set(const std::vector<std::string>& rules, const std::string& mode = "all") {
+  std::string body;
+  for (const auto& r : rules) body += (body.empty() ? "" : ",") + r;
+  return R"({"mode": ")" + mode + R"(", "rules": [)" + body + "]}";
+}
+
+const AttributeMap kChestCt{{0x00080060, "CT"}, {0x00180015, "CHEST"}, {0x00080020, "20190315"}, {0x00180050, "5.00"}};
+const AttributeMap kBrainMr{{0x00080060, "MR"}, {0x00180015, "BRAIN"}};
+
+TEST(RuleSet, ErrorsNameTheJsonPointerAndTheReason) {
+  const auto errors = Errors(Set({Rule("a", R"({"all": [{"attribute": "Modalty", "equals": "CT"}]})")}));
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].pointer, "/rules/0/match/all/0/attribute");
+  EXPECT_EQ(errors[0].reason, "unknown attribute keyword \"Modalty\"");
+}
+
+TEST(RuleSet, EveryKindOfMistakeIsRefusedWhereItIs) {
+  const std::vector<std::pair<std::string, std::string>> cases{
+      {R"({"rules": [{"id": "a", "match": {"all": []}, "acton": {}}]})", "/rules/0/acton"},
+      {R"({"rules": [{"id": "a", "match": {"all": []}, "action": {"pipeline": "segment-everything"}}]})", "/rules/0/action/pipeline"},
+      {R"({"rules": [{"id": "a", "match": {"all": []}, "action": {"pipeline": "volume-stats", "parameters": {"x": 1}}}]})", "/rules/0/action/parameters/x"},
+      {R"({"rules": [{"id": "a", "match": {"all": []}, "action": {"pipeline": "volume-stats", "destinations": ["NOWHERE"]}}]})", "/rules/0/action/destinations/0"},
+      {R"({"rules": [{"id": "a", "match": {"attribute": "Modality", "regex": "(CT"}, "action": {"pipeline": "volume-stats"}}]})", "/rules/0/match/regex"},
+      {R"({"rules": [{"id": "a", "match": {"attribute": "Modality", "equals": "CT", "in": ["MR"]}, "action": {"pipeline": "volume-stats"}}]})", "/rules/0/match"},
+      {R"({"rules": [{"id": "a", "match": {"attribute": "Modality"}, "action": {"pipeline": "volume-stats"}}]})", "/rules/0/match"},
+      {R"({"rules": [{"id": "a", "match": {"attribute": "StudyDate", "range": ["2019"]}, "action": {"pipeline": "volume-stats"}}]})", "/rules/0/match/range"},
+      {R"({"rules": [{"id": "a", "match": {"all": []}, "action": {"pipeline": "volume-stats", "device": "tpu"}}]})", "/rules/0/action/device"},
+      {R"({"mode": "some", "rules": []})", "/mode"},
+      {"[1, 2", ""},
+  };
+  for (const auto& [json, pointer] : cases) {
+    const auto errors = Errors(json);
+    ASSERT_FALSE(errors.empty()) << json;
+    EXPECT_EQ(errors[0].pointer, pointer) << json << "\n" << errors[0].reason;
+  }
+  const auto duplicate = Errors(Set({Rule("a", R"({"all": []})"), Rule("a", R"({"all": []})")}));
+  ASSERT_EQ(duplicate.size(), 1u);
+  EXPECT_EQ(duplicate[0].pointer, "/rules/1/id");
+}
+
+TEST(RuleSet, ChestRuleMatchesTheChestCtAndNotTheBrainMr) {
+  const auto rules = Parse(Set({Rule("chest", R"({"all": [{"attribute": "Modality", "equals": "CT"},
+                                                          {"attribute": "BodyPartExamined", "in": ["CHEST", "LUNG"]}]})"),
+                                Rule("brain", R"({"all": [{"attribute": "Modality", "equals": "MR"},
+                                                          {"attribute": "BodyPartExamined", "equals": "BRAIN"}]})")}));
+  EXPECT_EQ(Fired(rules, Study(kChestCt)), std::vector<std::string>{"chest"});
+  EXPECT_EQ(Fired(rules, Study(kBrainMr)), std::vector<std::string>{"brain"});
+}
+
+TEST(RuleSet, AMissingAttributeNeverPassesEvenUnderNotOrAny) {
+  const auto rules = Parse(Set({Rule("not-chest", R"({"not": {"attribute": "BodyPartExamined", "equals": "CHEST"}})"),
+                                Rule("not-equals", R"({"attribute": "BodyPartExamined", "not-equals": "CHEST"})"),
+                                Rule("any", R"({"any": [{"attribute": "BodyPartExamined", "equals": "X"},
+                                                        {"attribute": "Modality", "equals": "XX"}]})"),
+                                Rule("missing", R"({"attribute": "BodyPartExamined", "missing": true})")}));
+  const StudyAttributes no_body_part = Study({{0x00080060, "CT"}});
+  EXPECT_EQ(Fired(rules, no_body_part), std::vector<std::string>{"missing"});
+  const auto evaluations = EvaluateRuleSet(rules, no_body_part);
+  ASSERT_TRUE(evaluations[0].first_failure);
+  EXPECT_EQ(evaluations[0].first_failure->actual, "(missing)");
+  EXPECT_EQ(evaluations[0].first_failure->outcome, "unknown");
+}
+
+TEST(RuleSet, RegexIsAFullMatchAndCaseIsAnOption) {
+  const auto rules = Parse(Set({Rule("full", R"({"attribute": "ProtocolName", "regex": "chest"})"),
+                                Rule("any-case", R"({"attribute": "ProtocolName", "regex": ".*CHEST.*", "case_sensitive": false})"),
+                                Rule("equals-any-case", R"({"attribute": "ProtocolName", "equals": "2 CHEST C-/THORAX", "case_sensitive": false})")}));
+  const auto fired = Fired(rules, Study({{0x00181030, "2 Chest C-/Thorax"}}));
+  EXPECT_EQ(fired, (std::vector<std::string>{"any-case", "equals-any-case"}));
+}
+
+TEST(RuleSet, RangesCompareNumbersAndDatesInclusively) {
+  const auto rules = Parse(Set({Rule("thin", R"({"attribute": "SliceThickness", "range": [0.5, 5]})"),
+                                Rule("thinner", R"({"attribute": "SliceThickness", "less": 5})"),
+                                Rule("recent", R"({"attribute": "StudyDate", "greater": "20190101"})"),
+                                Rule("q1-2019", R"({"attribute": "StudyDate", "range": ["20190101", "20190331"]})"),
+                                Rule("not-a-number", R"({"attribute": "Modality", "greater": 3})")}));
+  EXPECT_EQ(Fired(rules, Study(kChestCt)), (std::vector<std::string>{"thin", "recent", "q1-2019"}));
+}
+
+TEST(RuleSet, CallingAndCalledAeTitlesAreConditions) {
+  const auto rules = Parse(Set({Rule("from-ct01", R"({"attribute": "CallingAET", "equals": "CT01"})"),
+                                Rule("to-us", R"({"attribute": "CalledAET", "in": ["PROCNODE"]})")}));
+  EXPECT_EQ(Fired(rules, Study(kChestCt, "CT01")), (std::vector<std::string>{"from-ct01", "to-us"}));
+  EXPECT_EQ(Fired(rules, Study(kChestCt, "MR02")), (std::vector<std::string>{"to-us"}));
+}
+
+TEST(RuleSet, FirstMatchStopsAtTheHighestPriorityAndFallbackOnlyWhenNothingElse) {
+  const auto first = Parse(Set({Rule("low", R"({"all": []})"), Rule("high", R"({"all": []})", R"(, "priority": 5)"),
+                                Rule("rest", R"({"all": []})", R"(, "fallback": true)")},
+                               "first-match"));
+  EXPECT_EQ(Fired(first, Study(kChestCt)), std::vector<std::string>{"high"});
+  const auto fallback = Parse(Set({Rule("mr", R"({"attribute": "Modality", "equals": "MR"})"),
+                                   Rule("rest", R"({"all": []})", R"(, "fallback": true)")}));
+  EXPECT_EQ(Fired(fallback, Study(kChestCt)), std::vector<std::string>{"rest"});
+  EXPECT_EQ(Fired(fallback, Study(kBrainMr)), std::vector<std::string>{"mr"});
+}
+
+TEST(RuleSet, SeriesRulesFireForTheMatchingSeriesOnlyAndPlanOneJobEach) {
+  auto rules = Parse(Set({Rule("ct-series", R"({"attribute": "Modality", "equals": "CT"})", R"(, "level": "series")")}));
+  rules.version = 3;
+  StudyAttributes study = Study({{0x00080060, "CT"}});
+  study.series = {{.id = "ct", .attributes = {{0x00080060, "CT"}}, .instance_ids = {"a", "b"}},
+                  {.id = "scout", .attributes = {{0x00080060, "SR"}}, .instance_ids = {"c"}},
+                  {.id = "ours", .attributes = {{0x00080060, "CT"}}, .instance_ids = {"d"}, .produced_by_procnode = true}};
+  const auto evaluations = EvaluateRuleSet(rules, study);
+  ASSERT_EQ(evaluations.size(), 1u);
+  EXPECT_EQ(evaluations[0].series_ids, std::vector<std::string>{"ct"});
+  const auto jobs = PlanJobs(rules, study, evaluations);
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_EQ(jobs[0].series_id, "ct");
+  EXPECT_EQ(jobs[0].input_instances, 2u);
+  EXPECT_EQ(jobs[0].rule.version, 3);
+}
+
+TEST(RuleSet, DisabledRulesNeverFireAndSayWhy) {
+  const auto rules = Parse(Set({Rule("off", R"({"all": []})", R"(, "enabled": false)")}));
+  const auto evaluations = EvaluateRuleSet(rules, Study(kChestCt));
+  EXPECT_FALSE(evaluations[0].fired);
+  EXPECT_EQ(evaluations[0].why, "disabled");
+}
+
+TEST(RuleSet, TagsAreWrittenAsGroupAndElement) {
+  EXPECT_EQ(ParseTagText("(0008,0060)"), 0x00080060u);
+  EXPECT_EQ(ParseTagText("(0008,006)"), std::nullopt);
+  EXPECT_EQ(ParseTagText("(000G,0060)"), std::nullopt);
+}
+
+}  // namespace
+}  // namespace procnode
