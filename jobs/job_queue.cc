@@ -11,7 +11,8 @@ namespace {
 
 // Columns of a Job, timestamps as ISO 8601 UTC text.
 constexpr const char* kJobColumns =
-    "j.id, j.idempotency_key, j.study_id, j.rule_id, j.rule_version, j.pipeline,"
+    "j.id, j.idempotency_key, j.study_id, coalesce(j.series_id, '') AS series_id, j.rule_id, j.rule_version,"
+    " j.pipeline, j.cancel_requested,"
     " j.parameters::text AS parameters, j.state, j.priority, j.attempts, j.max_attempts,"
     " coalesce(j.lease_owner, '') AS lease_owner, j.progress, j.progress_message,"
     " coalesce(j.error, '') AS error, coalesce(j.device, '') AS device,"
@@ -28,6 +29,8 @@ Job JobFromRow(const pqxx::row& row) {
   job.id = row["id"].as<int64_t>();
   job.idempotency_key = row["idempotency_key"].as<std::string>();
   job.study_id = row["study_id"].as<std::string>();
+  job.series_id = row["series_id"].as<std::string>();
+  job.cancel_requested = row["cancel_requested"].as<bool>();
   job.rule_id = row["rule_id"].as<std::string>();
   job.rule_version = row["rule_version"].as<int>();
   job.pipeline = row["pipeline"].as<std::string>();
@@ -126,10 +129,10 @@ auto PgJobQueue::WithTransaction(const char* what, F&& body) {
 EnqueueResult PgJobQueue::Enqueue(const EnqueueRequest& request) {
   return WithTransaction("enqueue", [&](pqxx::work& tx) {
     const auto inserted = tx.exec_params(
-        "INSERT INTO jobs (idempotency_key, study_id, rule_id, rule_version, pipeline, parameters,"
-        " priority, max_attempts) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8)"
+        "INSERT INTO jobs (idempotency_key, study_id, series_id, rule_id, rule_version, pipeline, parameters,"
+        " priority, max_attempts) VALUES ($1, $2, nullif($3, ''), $4, $5, $6, $7::jsonb, $8, $9)"
         " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
-        request.idempotency_key, request.study_id, request.rule_id, request.rule_version,
+        request.idempotency_key, request.study_id, request.series_id, request.rule_id, request.rule_version,
         request.pipeline, request.parameters_json, request.priority, request.max_attempts);
     if (!inserted.empty()) {
       const int64_t id = inserted[0][0].as<int64_t>();
@@ -148,9 +151,16 @@ std::optional<Job> PgJobQueue::Claim(const std::string& owner) {
         "UPDATE jobs SET state = 'failed', finished_at = now(), updated_at = now(),"
         " error = 'worker stopped responding (lease expired) on attempt ' || attempts || ' of ' || max_attempts,"
         " lease_owner = NULL, lease_expires_at = NULL"
-        " WHERE state = 'running' AND lease_expires_at < now() AND attempts >= max_attempts"
+        " WHERE state = 'running' AND lease_expires_at < now() AND attempts >= max_attempts AND NOT cancel_requested"
         " RETURNING id, error");
     for (const auto& row : reaped) AddEvent(tx, row[0].as<int64_t>(), "failed", "", row[1].as<std::string>());
+    // A job cancelled while running whose worker then died is cancelled, not run again.
+    for (const auto& row : tx.exec(
+             "UPDATE jobs SET state = 'cancelled', finished_at = now(), updated_at = now(), lease_owner = NULL,"
+             " lease_expires_at = NULL WHERE state = 'running' AND lease_expires_at < now() AND cancel_requested"
+             " RETURNING id")) {
+      AddEvent(tx, row[0].as<int64_t>(), "cancelled", "", "cancel requested; its worker stopped responding");
+    }
 
     const auto claimed = tx.exec_params(
         std::string("WITH candidate AS ("
@@ -174,15 +184,15 @@ std::optional<Job> PgJobQueue::Claim(const std::string& owner) {
   });
 }
 
-std::vector<int64_t> PgJobQueue::Heartbeat(const std::string& owner) {
+std::vector<HeldLease> PgJobQueue::Heartbeat(const std::string& owner) {
   return WithTransaction("heartbeat", [&](pqxx::work& tx) {
     const auto rows = tx.exec_params(
         "UPDATE jobs SET lease_expires_at = now() + make_interval(secs => $2)"
-        " WHERE state = 'running' AND lease_owner = $1 RETURNING id",
+        " WHERE state = 'running' AND lease_owner = $1 RETURNING id, cancel_requested",
         owner, static_cast<double>(options_.lease.count()));
-    std::vector<int64_t> ids;
-    for (const auto& row : rows) ids.push_back(row[0].as<int64_t>());
-    return ids;
+    std::vector<HeldLease> held;
+    for (const auto& row : rows) held.push_back({row[0].as<int64_t>(), row[1].as<bool>()});
+    return held;
   });
 }
 
@@ -232,6 +242,116 @@ bool PgJobQueue::Release(int64_t id, const std::string& owner, const std::string
         id, owner, reason);
     if (owned) AddEvent(tx, id, "released", owner, reason);
     return owned;
+  });
+}
+
+bool PgJobQueue::MarkCancelled(int64_t id, const std::string& owner) {
+  return WithTransaction("cancel", [&](pqxx::work& tx) {
+    const bool owned = UpdateOwnedJob(
+        tx,
+        "state = 'cancelled', progress_message = 'cancelled', finished_at = now(), updated_at = now(),"
+        " lease_owner = NULL, lease_expires_at = NULL",
+        id, owner);
+    if (owned) AddEvent(tx, id, "cancelled", owner, "stopped on request");
+    return owned;
+  });
+}
+
+Job PgJobQueue::Retry(int64_t id, const std::string& who) {
+  return WithTransaction("retry", [&](pqxx::work& tx) {
+    const auto current = tx.exec_params("SELECT state FROM jobs WHERE id = $1 FOR UPDATE", id);
+    if (current.empty()) throw Error(ErrorCode::kNotFound, "job " + std::to_string(id) + " does not exist");
+    const std::string state = current[0][0].as<std::string>();
+    if (state != "failed" && state != "cancelled") {
+      throw Error(ErrorCode::kInvalidInput, "job " + std::to_string(id) + " is " + state +
+                                                ": only failed or cancelled jobs can be retried");
+    }
+    tx.exec_params(
+        "UPDATE jobs SET state = 'queued', attempts = 0, error = NULL, not_before = now(), progress = 0,"
+        " progress_message = 'queued again', cancel_requested = false, finished_at = NULL, updated_at = now()"
+        " WHERE id = $1",
+        id);
+    AddEvent(tx, id, "retry-requested", who, "was " + state);
+    return JobFromRow(tx.exec_params(std::string("SELECT ") + kJobColumns + " FROM jobs j WHERE j.id = $1", id)[0]);
+  });
+}
+
+Job PgJobQueue::Cancel(int64_t id, const std::string& who) {
+  return WithTransaction("cancel", [&](pqxx::work& tx) {
+    const auto current = tx.exec_params("SELECT state FROM jobs WHERE id = $1 FOR UPDATE", id);
+    if (current.empty()) throw Error(ErrorCode::kNotFound, "job " + std::to_string(id) + " does not exist");
+    const std::string state = current[0][0].as<std::string>();
+    if (state == "queued") {
+      tx.exec_params(
+          "UPDATE jobs SET state = 'cancelled', progress_message = 'cancelled', finished_at = now(),"
+          " updated_at = now() WHERE id = $1",
+          id);
+      AddEvent(tx, id, "cancelled", who, "cancelled while queued");
+    } else if (state == "running") {
+      tx.exec_params("UPDATE jobs SET cancel_requested = true, updated_at = now() WHERE id = $1", id);
+      AddEvent(tx, id, "cancel-requested", who, "its worker stops at the next heartbeat");
+    } else {
+      throw Error(ErrorCode::kInvalidInput, "job " + std::to_string(id) + " is " + state + ": nothing to cancel");
+    }
+    return JobFromRow(tx.exec_params(std::string("SELECT ") + kJobColumns + " FROM jobs j WHERE j.id = $1", id)[0]);
+  });
+}
+
+int PgJobQueue::SaveRuleSet(const std::string& body, const std::string& author, const std::string& comment) {
+  return WithTransaction("save rule set", [&](pqxx::work& tx) {
+    return tx.exec_params("INSERT INTO rule_sets (body, author, comment) VALUES ($1, $2, $3) RETURNING version",
+                          body, author, comment)[0][0]
+        .as<int>();
+  });
+}
+
+namespace {
+constexpr const char* kRuleColumns =
+    "version, author, comment,"
+    " to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS created_at";
+
+StoredRuleSet RuleSetFromRow(const pqxx::row& row, bool with_body) {
+  StoredRuleSet stored;
+  stored.version = row["version"].as<int>();
+  stored.author = row["author"].as<std::string>();
+  stored.comment = row["comment"].as<std::string>();
+  stored.created_at = row["created_at"].as<std::string>();
+  if (with_body) stored.body = row["body"].as<std::string>();
+  return stored;
+}
+}  // namespace
+
+std::optional<StoredRuleSet> PgJobQueue::ActiveRuleSet() {
+  return WithTransaction("active rule set", [&](pqxx::work& tx) -> std::optional<StoredRuleSet> {
+    const auto rows = tx.exec(std::string("SELECT body, ") + kRuleColumns + " FROM rule_sets ORDER BY version DESC LIMIT 1");
+    if (rows.empty()) return std::nullopt;
+    return RuleSetFromRow(rows[0], true);
+  });
+}
+
+int PgJobQueue::ActiveRuleSetVersion() {
+  return WithTransaction("rule set version", [&](pqxx::work& tx) {
+    return tx.exec("SELECT coalesce(max(version), 0) FROM rule_sets")[0][0].as<int>();
+  });
+}
+
+std::optional<StoredRuleSet> PgJobQueue::RuleSetVersion(int version) {
+  return WithTransaction("rule set", [&](pqxx::work& tx) -> std::optional<StoredRuleSet> {
+    const auto rows = tx.exec_params(std::string("SELECT body, ") + kRuleColumns + " FROM rule_sets WHERE version = $1", version);
+    if (rows.empty()) return std::nullopt;
+    return RuleSetFromRow(rows[0], true);
+  });
+}
+
+std::vector<StoredRuleSet> PgJobQueue::RuleSetHistory(int limit) {
+  return WithTransaction("rule set history", [&](pqxx::work& tx) {
+    std::vector<StoredRuleSet> history;
+    for (const auto& row : tx.exec_params(std::string("SELECT ") + kRuleColumns +
+                                              " FROM rule_sets ORDER BY version DESC LIMIT $1",
+                                          limit)) {
+      history.push_back(RuleSetFromRow(row, false));
+    }
+    return history;
   });
 }
 

@@ -26,12 +26,13 @@ namespace procnode {
 
 struct Job {
   int64_t id = 0;
-  std::string idempotency_key, study_id, rule_id;
+  std::string idempotency_key, study_id, series_id, rule_id;
   int rule_version = 0;
   std::string pipeline, parameters_json = "{}";
   std::string state;
   int priority = 0, attempts = 0, max_attempts = 0;
   std::string lease_owner;            // empty when none
+  bool cancel_requested = false;
   double progress = 0;
   std::string progress_message, error, device;
   std::string result_json;            // empty when none
@@ -43,7 +44,7 @@ struct JobEvent {
 };
 
 struct EnqueueRequest {
-  std::string idempotency_key, study_id, rule_id;
+  std::string idempotency_key, study_id, series_id, rule_id;
   int rule_version = 1;
   std::string pipeline, parameters_json = "{}";
   int priority = 0;
@@ -63,6 +64,18 @@ struct QueueOptions {
 // What a failed attempt leads to.
 enum class FailOutcome { kRetryScheduled, kFailed, kLeaseLost };
 
+// One saved version of the routing rule set.
+struct StoredRuleSet {
+  int version = 0;
+  std::string body, author, comment, created_at;
+};
+
+// A lease this owner still holds, and whether an admin asked to cancel the job.
+struct HeldLease {
+  int64_t id = 0;
+  bool cancel_requested = false;
+};
+
 class PgJobQueue {
  public:
   PgJobQueue(std::string dsn, QueueOptions options);
@@ -72,8 +85,8 @@ class PgJobQueue {
 
   EnqueueResult Enqueue(const EnqueueRequest& request);
   std::optional<Job> Claim(const std::string& owner);
-  // Extends the leases `owner` holds; returns the ids it still holds.
-  std::vector<int64_t> Heartbeat(const std::string& owner);
+  // Extends the leases `owner` holds; returns the jobs it still holds.
+  std::vector<HeldLease> Heartbeat(const std::string& owner);
   // Records progress (0..1) and a short message; false when the lease is lost.
   bool Progress(int64_t id, const std::string& owner, double fraction, const std::string& message);
   // Marks the job done with its result (JSON text); false when the lease is lost.
@@ -82,6 +95,22 @@ class PgJobQueue {
   FailOutcome Fail(int64_t id, const std::string& owner, const std::string& message, bool retryable);
   // Gives a running job back to the queue without counting the attempt (shutdown).
   bool Release(int64_t id, const std::string& owner, const std::string& reason);
+  // Marks a running job cancelled after its worker stopped on request.
+  bool MarkCancelled(int64_t id, const std::string& owner);
+
+  // Admin actions. Retry: a failed or cancelled job is queued again with fresh attempts. Cancel: a
+  // queued job is cancelled at once, a running one is asked to stop (its worker sees it at the
+  // next heartbeat). Both throw Error(kNotFound) for an unknown job and Error(kInvalidInput)
+  // saying why when the job's state does not allow it.
+  Job Retry(int64_t id, const std::string& who);
+  Job Cancel(int64_t id, const std::string& who);
+
+  // Routing rule sets (versioned; the highest version is active).
+  int SaveRuleSet(const std::string& body, const std::string& author, const std::string& comment);
+  std::optional<StoredRuleSet> ActiveRuleSet();
+  int ActiveRuleSetVersion();  // 0 when none was saved
+  std::optional<StoredRuleSet> RuleSetVersion(int version);
+  std::vector<StoredRuleSet> RuleSetHistory(int limit);  // newest first, bodies left out
 
   std::optional<Job> Get(int64_t id);
   std::vector<Job> List(const std::optional<std::string>& state, int limit);

@@ -67,7 +67,7 @@ NodeConfig ParseNodeConfig(const std::string& orthanc_configuration_json, const 
   static const std::set<std::string> kKnown{
       "Database", "PhiVault", "Workers", "Gpu", "WorkDirectory", "NodeName", "LeaseSeconds",
       "HeartbeatSeconds", "MaxAttempts", "RetryBackoffSeconds", "PollSeconds", "ResultSeriesNumber",
-      "Destinations", "RulesFile", "TestHooks"};
+      "Destinations", "RulesFile", "TestHooks", "Admins"};
   NodeConfig config;
   for (const auto& [key, value] : section.items()) {
     if (!kKnown.contains(key)) config.warnings.push_back("ProcNode." + key + ": unknown key, ignored");
@@ -95,6 +95,19 @@ NodeConfig ParseNodeConfig(const std::string& orthanc_configuration_json, const 
   config.retry_backoff_seconds = Number(section, "RetryBackoffSeconds", config.retry_backoff_seconds, 0, 86400);
   config.poll_seconds = Number(section, "PollSeconds", config.poll_seconds, 0.05, 3600);
   config.result_series_number = Integer(section, "ResultSeriesNumber", config.result_series_number, 1, 2147483647);
+  if (section.contains("Admins")) {
+    const json& admins = section["Admins"];
+    if (!admins.is_array()) Bad("Admins", "must be a list of Orthanc user names");
+    for (const auto& name : admins) {
+      if (!name.is_string()) Bad("Admins", "must be a list of Orthanc user names, got " + name.dump());
+      config.admins.push_back(name.get<std::string>());
+    }
+  }
+  if (section.contains("Destinations")) {
+    const json& destinations = section["Destinations"];
+    if (!destinations.is_object()) Bad("Destinations", "must be an object of named destinations");
+    for (const auto& [name, value] : destinations.items()) config.destinations.push_back(name);
+  }
   if (section.contains("TestHooks")) {
     const json& hooks = section["TestHooks"];
     if (!hooks.is_object()) Bad("TestHooks", "must be an object");

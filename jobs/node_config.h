@@ -27,6 +27,8 @@ struct NodeConfig {
   double retry_backoff_seconds = 10;
   double poll_seconds = 1;
   int result_series_number = 9001;
+  std::vector<std::string> admins;            // users allowed to change rules and jobs; empty: anyone
+  std::vector<std::string> destinations;      // names of ProcNode.Destinations (sending: issue 7)
   // Test hooks (never set in production): pause this long after the named pipeline stage.
   std::string test_pause_after_stage;
   double test_pause_seconds = 0;

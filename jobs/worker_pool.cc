@@ -142,6 +142,9 @@ void WorkerPool::RunOne(const Job& job) {
       } else {
         Log(LogLevel::kInfo, name + ": done");
       }
+    } else if (context.CancelRequested()) {
+      queue_.MarkCancelled(job.id, options_.owner);
+      Log(LogLevel::kInfo, name + ": cancelled on request");
     } else if (cancelled || stopping_) {
       queue_.Release(job.id, options_.owner, stopping_ ? "node shutting down" : failure);
       Log(LogLevel::kInfo, name + ": released back to the queue");
@@ -169,7 +172,9 @@ void WorkerPool::HeartbeatLoop() {
       for (auto* context : running_) {
         const int64_t id = context->job().id;
         const bool judged = std::find(before.begin(), before.end(), id) != before.end();
-        if (judged && std::find(held.begin(), held.end(), id) == held.end()) context->MarkLeaseLost();
+        const auto lease = std::find_if(held.begin(), held.end(), [&](const HeldLease& h) { return h.id == id; });
+        if (judged && lease == held.end()) context->MarkLeaseLost();
+        if (lease != held.end() && lease->cancel_requested) context->MarkCancelRequested();
       }
     } catch (const Error& e) {
       Log(LogLevel::kWarning, std::string("heartbeat failed: ") + e.what());

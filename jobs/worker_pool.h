@@ -30,9 +30,12 @@ class JobContext {
   JobContext(PgJobQueue& queue, const Job& job, std::string owner, const std::atomic<bool>& pool_stopping);
 
   const Job& job() const { return job_; }
-  // True when the runner should stop at once: the pool is stopping or the lease was lost.
-  bool StopRequested() const { return pool_stopping_.load() || lease_lost_.load(); }
+  // True when the runner should stop at once: the pool is stopping, the lease was lost, or an
+  // admin cancelled the job.
+  bool StopRequested() const { return pool_stopping_.load() || lease_lost_.load() || cancel_requested_.load(); }
   bool LeaseLost() const { return lease_lost_.load(); }
+  bool CancelRequested() const { return cancel_requested_.load(); }
+  void MarkCancelRequested() { cancel_requested_ = true; }
   // Records progress on the job (rate-limited to one write per 500 ms, except at 0 and 1 or when
   // `force` is set).
   void Progress(double fraction, const std::string& message, bool force = false);
@@ -44,6 +47,7 @@ class JobContext {
   std::string owner_;
   const std::atomic<bool>& pool_stopping_;
   std::atomic<bool> lease_lost_{false};
+  std::atomic<bool> cancel_requested_{false};
   std::chrono::steady_clock::time_point last_progress_{};
 };
 

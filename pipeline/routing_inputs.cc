@@ -16,7 +16,7 @@ StudyAttributes ReadStudyAttributes(StudySource& source, const std::string& stud
     attributes.id = series.id;
     attributes.instance_ids = series.instance_ids;
     attributes.produced_by_procnode = series.produced_by_procnode;
-    if (!series.instance_ids.empty()) {
+    if (!series.instance_ids.empty() && !series.produced_by_procnode) {
       const std::string name = "instance " + series.instance_ids.front();
       auto file = ReadDicomBuffer(source.FetchInstance(series.instance_ids.front()), name);
       attributes.attributes = DatasetAttributes(*file->getDataset());

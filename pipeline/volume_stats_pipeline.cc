@@ -1,5 +1,6 @@
 #include "pipeline/volume_stats_pipeline.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -114,7 +115,14 @@ PipelineResult RunVolumeStatsPipeline(StudySource& source, ResultSink& sink, con
   stages.End();
 
   stages.Begin("group", 0.02);
-  const SeriesRef series = LargestInputSeries(series_list);
+  SeriesRef series;
+  if (ctx.series_id.empty()) {
+    series = LargestInputSeries(series_list);
+  } else {
+    const auto it = std::find_if(series_list.begin(), series_list.end(), [&](const SeriesRef& s) { return s.id == ctx.series_id; });
+    if (it == series_list.end()) throw Error(ErrorCode::kNotFound, "series " + ctx.series_id + " is no longer in the study");
+    series = *it;
+  }
   stages.End();
 
   stages.Begin("volume", 0.05);

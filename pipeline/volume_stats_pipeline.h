@@ -26,6 +26,7 @@ struct PipelineContext {
   DevicePreference device = DevicePreference::kAuto;
   std::string font_path;
   int result_series_number = 9001;
+  std::string series_id;  // a series-level job's series; empty: the study's largest input series
 };
 
 // Who asked for the run: printed in the report and recorded in the result. No PHI.

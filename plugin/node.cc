@@ -8,6 +8,7 @@
 #include "jobs/job_json.h"
 #include "jobs/migrations.h"
 #include "nifti/series_to_nifti.h"
+#include "pipeline/routing_inputs.h"
 #include "pipeline/volume_stats_pipeline.h"
 #include "plugin/orthanc_adapters.h"
 #include "routing/rules.h"
@@ -93,25 +94,72 @@ void Node::IntakeLoop() {
   }
 }
 
-void Node::Intake(const std::string& study_id) {
+std::shared_ptr<const RuleSet> Node::CurrentRules() {
+  const int version = queue_.ActiveRuleSetVersion();
+  std::lock_guard lock(rules_mutex_);
+  if (rules_ && version == rules_version_) return rules_;
+  std::string body = DefaultRuleSetJson();
+  if (version > 0) {
+    const auto stored = queue_.RuleSetVersion(version);
+    if (stored) body = stored->body;
+  }
+  const std::set<std::string> destinations(config_.destinations.begin(), config_.destinations.end());
+  auto parsed = ParseRuleSet(body, DefaultVocabulary(destinations));
+  if (!parsed.rule_set) {
+    // Validated when saved; can fail only if the configuration changed since (a destination removed).
+    Log(LogLevel::kError, "rule set version " + std::to_string(version) + " is no longer valid (" +
+                              parsed.errors.front().pointer + ": " + parsed.errors.front().reason + ")" +
+                              (rules_ ? "; keeping version " + std::to_string(rules_version_) : "; using the default"));
+    if (rules_) return rules_;
+    parsed = ParseRuleSet(DefaultRuleSetJson(), DefaultVocabulary(destinations));
+  }
+  parsed.rule_set->version = version;
+  rules_ = std::make_shared<const RuleSet>(std::move(*parsed.rule_set));
+  if (rules_version_ != -1) Log(LogLevel::kInfo, "routing rule set version " + std::to_string(version) + " is active");
+  rules_version_ = version;
+  return rules_;
+}
+
+StudyAttributes Node::StudyForRouting(const std::string& study_id) {
   OrthancStudySource source;
-  std::vector<SeriesRef> series;
+  StudyAttributes study = ReadStudyAttributes(source, study_id);
+  for (const auto& series : study.series) {
+    if (series.produced_by_procnode || series.instance_ids.empty()) continue;
+    study.calling_aet = source.InstanceMetadata(series.instance_ids.front(), "RemoteAET");
+    study.called_aet = source.InstanceMetadata(series.instance_ids.front(), "CalledAET");
+    break;
+  }
+  return study;
+}
+
+void Node::Intake(const std::string& study_id) {
+  StudyAttributes study;
   try {
-    series = source.ListSeries(study_id);
+    study = StudyForRouting(study_id);
   } catch (const Error& e) {
     if (e.code() == ErrorCode::kNotFound) return;  // deleted since it became stable
     throw;
   }
-  const auto planned = PlanJobs(study_id, series, DefaultRuleSet());
-  if (planned.empty()) return;  // only procnode results in this study: nothing to do
+  const bool has_input = std::any_of(study.series.begin(), study.series.end(),
+                                     [](const SeriesAttributes& s) { return !s.produced_by_procnode; });
+  if (!has_input) return;  // only procnode results in this study: nothing to do
+  const auto rules = CurrentRules();
+  const auto evaluations = EvaluateRuleSet(*rules, study);
+  const auto planned = PlanJobs(*rules, study, evaluations);
+  if (planned.empty()) {
+    Log(LogLevel::kInfo, "study " + study_id + ": no rule of rule set version " + std::to_string(rules->version) + " fired");
+    return;
+  }
   bool created = false;
   for (const auto& job : planned) {
     const auto result = queue_.Enqueue({.idempotency_key = job.idempotency_key,
                                         .study_id = study_id,
+                                        .series_id = job.series_id,
                                         .rule_id = job.rule.id,
                                         .rule_version = job.rule.version,
                                         .pipeline = job.rule.pipeline,
                                         .parameters_json = job.rule.parameters_json,
+                                        .priority = job.priority,
                                         .max_attempts = config_.max_attempts});
     Log(LogLevel::kInfo, "study " + study_id + ": " +
                              (result.created ? "enqueued job " : "already has job ") + std::to_string(result.id) +
@@ -135,6 +183,7 @@ JobOutcome Node::RunJob(JobContext& context) {
   ctx.device = ParseDevicePreference(config_.gpu);
   ctx.font_path = PROCNODE_FONT;
   ctx.result_series_number = config_.result_series_number;
+  ctx.series_id = job.series_id;
   if (!config_.test_pause_after_stage.empty()) {
     ctx.after_stage = [this, &context](const std::string& stage) {
       if (stage != config_.test_pause_after_stage) return;
@@ -168,10 +217,14 @@ nlohmann::json Node::Status() {
       {"workers", config_.workers},
       {"node", pool_->owner()},
       {"running_jobs", pool_->RunningJobs()},
-      {"rules", {{"source", "built-in default"}, {"rules", nlohmann::json::array()}}},
+      {"admins_enforced", !config_.admins.empty()},
   };
-  for (const auto& rule : DefaultRuleSet()) {
-    status["rules"]["rules"].push_back({{"id", rule.id}, {"version", rule.version}, {"pipeline", rule.pipeline}});
+  try {
+    const auto rules = CurrentRules();
+    status["rules"] = {{"version", rules->version}, {"source", rules->version == 0 ? "built-in default" : "saved"},
+                       {"count", rules->rules.size()}};
+  } catch (const Error& e) {
+    status["rules"] = {{"error", e.what()}};
   }
   {
     std::lock_guard lock(mutex_);
@@ -207,6 +260,95 @@ std::string Node::SeriesNifti(const std::string& series_id) {
   }
   // A series of several parts (echoes, phase, field map) answers with its first part.
   return NiftiFileBytes(ConvertSeriesToNifti(source, series).front().image, true);
+}
+
+nlohmann::json Node::RetryJob(int64_t id, const std::string& who) {
+  auto job = JobToJson(queue_.Retry(id, who));
+  pool_->Wake();
+  return job;
+}
+
+nlohmann::json Node::CancelJob(int64_t id, const std::string& who) { return JobToJson(queue_.Cancel(id, who)); }
+
+namespace {
+
+nlohmann::json StoredToJson(const StoredRuleSet& stored, bool with_body) {
+  nlohmann::json out{{"version", stored.version}, {"author", stored.author}, {"comment", stored.comment},
+                     {"created_at", stored.created_at}};
+  if (with_body) out["rules"] = nlohmann::json::parse(stored.body, nullptr, false);
+  return out;
+}
+
+}  // namespace
+
+nlohmann::json Node::Rules() {
+  if (const auto stored = queue_.ActiveRuleSet()) return StoredToJson(*stored, true);
+  return {{"version", 0}, {"author", "procnode"}, {"comment", "built-in default"}, {"created_at", nullptr},
+          {"rules", nlohmann::json::parse(DefaultRuleSetJson())}};
+}
+
+nlohmann::json Node::ValidateRules(const std::string& body) {
+  const std::set<std::string> destinations(config_.destinations.begin(), config_.destinations.end());
+  const auto parsed = ParseRuleSet(body, DefaultVocabulary(destinations));
+  return {{"valid", parsed.rule_set.has_value()}, {"errors", ErrorsToJson(parsed.errors)}};
+}
+
+nlohmann::json Node::SaveRules(const std::string& body, const std::string& author, const std::string& comment) {
+  const auto validation = ValidateRules(body);
+  if (!validation["valid"].get<bool>()) {
+    throw Error(ErrorCode::kInvalidInput, nlohmann::json{{"message", "rule set refused: the active one stays"},
+                                                         {"errors", validation["errors"]}}.dump());
+  }
+  const int version = queue_.SaveRuleSet(body, author, comment);
+  Log(LogLevel::kInfo, "routing rule set version " + std::to_string(version) + " saved by " + author);
+  return {{"version", version}, {"valid", true}};
+}
+
+nlohmann::json Node::RulesHistory() {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& stored : queue_.RuleSetHistory(200)) out.push_back(StoredToJson(stored, false));
+  return out;
+}
+
+nlohmann::json Node::RulesVersion(int version) {
+  const auto stored = queue_.RuleSetVersion(version);
+  if (!stored) throw Error(ErrorCode::kNotFound, "rule set version " + std::to_string(version) + " does not exist");
+  return StoredToJson(*stored, true);
+}
+
+nlohmann::json Node::RollbackRules(int version, const std::string& author) {
+  const auto stored = queue_.RuleSetVersion(version);
+  if (!stored) throw Error(ErrorCode::kNotFound, "rule set version " + std::to_string(version) + " does not exist");
+  return SaveRules(stored->body, author, "rollback to version " + std::to_string(version));
+}
+
+nlohmann::json Node::DryRun(const std::string& study_id, const std::string& rules_body) {
+  std::shared_ptr<const RuleSet> rules;
+  if (rules_body.empty()) {
+    rules = CurrentRules();
+  } else {
+    const std::set<std::string> destinations(config_.destinations.begin(), config_.destinations.end());
+    auto parsed = ParseRuleSet(rules_body, DefaultVocabulary(destinations));
+    if (!parsed.rule_set) {
+      throw Error(ErrorCode::kInvalidInput, nlohmann::json{{"message", "rule set is not valid"},
+                                                           {"errors", ErrorsToJson(parsed.errors)}}.dump());
+    }
+    rules = std::make_shared<const RuleSet>(std::move(*parsed.rule_set));
+  }
+  const StudyAttributes study = StudyForRouting(study_id);
+  const auto evaluations = EvaluateRuleSet(*rules, study);
+  nlohmann::json jobs = nlohmann::json::array();
+  for (const auto& job : PlanJobs(*rules, study, evaluations)) {
+    jobs.push_back({{"rule", job.rule.id}, {"pipeline", job.rule.pipeline}, {"instances", job.input_instances},
+                    {"series", job.series_id.empty() ? nlohmann::json(nullptr) : nlohmann::json(job.series_id)},
+                    {"priority", job.priority}});
+  }
+  return {{"study", study_id}, {"rule_set_version", rules->version}, {"calling_aet", study.calling_aet},
+          {"called_aet", study.called_aet}, {"rules", EvaluationToJson(evaluations)}, {"jobs", jobs}};
+}
+
+bool Node::IsAdmin(const std::string& user) const {
+  return config_.admins.empty() || std::find(config_.admins.begin(), config_.admins.end(), user) != config_.admins.end();
 }
 
 }  // namespace procnode

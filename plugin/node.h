@@ -1,10 +1,13 @@
-// One procnode node inside Orthanc: configuration, job queue, intake thread and worker pool.
+// One procnode node inside Orthanc: configuration, job queue, routing rules, intake thread and
+// worker pool.
 //
 // The StableStudy callback only calls OnStableStudy(), which puts the study ID in an in-memory
-// intake list and returns at once. The intake thread lists the study's series through Orthanc,
-// plans jobs with the rule set (default rule for now) and enqueues them idempotently; procnode's
-// own result series are not inputs, so storing results never creates jobs. Workers run the
-// pipeline. StartWork() runs at OrthancStarted, StopWork() at OrthancStopped or Finalize
+// intake list and returns at once. The intake thread reads the study's attributes through Orthanc
+// (one instance per series, plus the calling and called AE titles), evaluates the active rule set
+// (the newest saved version, picked up without restart; the built-in default until one is saved)
+// and enqueues the planned jobs idempotently, each recording its rule id and rule-set version;
+// procnode's own result series are not inputs, so storing results never creates jobs. Workers run
+// the pipeline. StartWork() runs at OrthancStarted, StopWork() at OrthancStopped or Finalize
 // (running jobs are released back to the queue). Thread-safe.
 #pragma once
 
@@ -22,6 +25,7 @@
 #include "jobs/node_config.h"
 #include "jobs/worker_pool.h"
 #include "processors/volume_stats.h"
+#include "routing/rule_set.h"
 
 namespace procnode {
 
@@ -38,6 +42,23 @@ class Node {
   nlohmann::json Status();
   nlohmann::json Jobs(const std::optional<std::string>& state, int limit);
   std::optional<nlohmann::json> JobDetail(int64_t id);
+  nlohmann::json RetryJob(int64_t id, const std::string& who);
+  nlohmann::json CancelJob(int64_t id, const std::string& who);
+
+  // Routing rules (REST /procnode/rules...). Writes throw Error(kInvalidInput) with the
+  // validation errors as JSON text in the message when the rule set is refused.
+  nlohmann::json Rules();
+  nlohmann::json SaveRules(const std::string& body, const std::string& author, const std::string& comment);
+  nlohmann::json RulesHistory();
+  nlohmann::json RulesVersion(int version);
+  nlohmann::json RollbackRules(int version, const std::string& author);
+  nlohmann::json ValidateRules(const std::string& body);
+  // Evaluates the active rule set (or `rules_body` when given) on an Orthanc study: which rules
+  // fire, each condition's outcome, and the jobs that would be created. Enqueues nothing.
+  nlohmann::json DryRun(const std::string& study_id, const std::string& rules_body);
+
+  // Whether `user` may change rules and jobs (ProcNode.Admins; everyone when it is empty).
+  bool IsAdmin(const std::string& user) const;
   // The Orthanc series as a gzip-compressed NIfTI-1 file; Error(kNotFound) for an unknown series,
   // Error(kUnsupported) for what the converter refuses.
   std::string SeriesNifti(const std::string& series_id);
@@ -46,6 +67,9 @@ class Node {
   void IntakeLoop();
   void Intake(const std::string& study_id);
   JobOutcome RunJob(JobContext& context);
+  // The active rule set, reloaded when a newer version was saved (by any node).
+  std::shared_ptr<const RuleSet> CurrentRules();
+  StudyAttributes StudyForRouting(const std::string& study_id);
 
   NodeConfig config_;
   GpuStatus gpu_;
@@ -56,6 +80,9 @@ class Node {
   std::deque<std::string> intake_;
   bool stopping_ = false;
   std::thread intake_thread_;
+  std::mutex rules_mutex_;
+  std::shared_ptr<const RuleSet> rules_;
+  int rules_version_ = -1;
 };
 
 }  // namespace procnode

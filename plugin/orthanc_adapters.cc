@@ -38,6 +38,15 @@ SeriesRef OrthancStudySource::GetSeries(const std::string& series_id) {
   return SeriesFromJson(answer);
 }
 
+std::string OrthancStudySource::InstanceMetadata(const std::string& instance_id, const std::string& name) {
+  try {
+    return orthanc::RestGet("/instances/" + instance_id + "/metadata/" + name);
+  } catch (const Error& e) {
+    if (e.code() == ErrorCode::kNotFound) return "";
+    throw;
+  }
+}
+
 std::string OrthancStudySource::FetchInstance(const std::string& instance_id) {
   return orthanc::RestGet("/instances/" + instance_id + "/file");
 }

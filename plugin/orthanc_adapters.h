@@ -16,6 +16,8 @@ class OrthancStudySource : public StudySource {
   std::string FetchInstance(const std::string& instance_id) override;
   // One series by Orthanc ID (GET /series/{id}); Error(kNotFound) when unknown.
   SeriesRef GetSeries(const std::string& series_id);
+  // An instance's metadata (RemoteAET, CalledAET, ...); empty when Orthanc has none.
+  std::string InstanceMetadata(const std::string& instance_id, const std::string& name);
 };
 
 class OrthancResultSink : public ResultSink {

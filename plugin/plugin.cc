@@ -4,6 +4,8 @@
 // error answer (REST) or an Orthanc error code, so nothing thrown ever reaches Orthanc.
 #include <orthanc/OrthancCPlugin.h>
 
+#include <algorithm>
+#include <cctype>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -36,36 +38,92 @@ uint16_t HttpStatusFor(ErrorCode code) {
   switch (code) {
     case ErrorCode::kInvalidInput: return 400;
     case ErrorCode::kNotFound: return 404;
+    case ErrorCode::kCancelled: return 409;
     case ErrorCode::kUnsupported: return 422;
     case ErrorCode::kUnavailable: return 503;
     default: return 500;
   }
 }
 
-std::optional<std::string> GetArgument(const OrthancPluginHttpRequest* request, const std::string& key) {
-  for (uint32_t i = 0; i < request->getCount; ++i) {
-    if (key == request->getKeys[i]) return std::string(request->getValues[i]);
+// The request as handlers see it.
+struct Request {
+  const OrthancPluginHttpRequest* raw;
+  std::string method;  // GET, POST, PUT
+  std::string body;
+  std::string user;    // from HTTP Basic authentication, or X-Procnode-Author, or "anonymous"
+
+  std::string Group(uint32_t i) const { return i < raw->groupsCount ? raw->groups[i] : ""; }
+  std::optional<std::string> Header(const std::string& name) const {
+    for (uint32_t i = 0; i < raw->headersCount; ++i) {
+      std::string key = raw->headersKeys[i];
+      std::transform(key.begin(), key.end(), key.begin(), [](unsigned char c) { return std::tolower(c); });
+      if (key == name) return std::string(raw->headersValues[i]);
+    }
+    return std::nullopt;
   }
-  return std::nullopt;
+};
+
+std::string DecodeBase64(const std::string& text) {
+  static const std::string kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  int bits = 0, value = 0;
+  for (char c : text) {
+    const auto index = kAlphabet.find(c);
+    if (index == std::string::npos) continue;
+    value = (value << 6) | static_cast<int>(index);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((value >> bits) & 0xFF));
+    }
+  }
+  return out;
 }
 
-using Handler = void (*)(OrthancPluginRestOutput*, const OrthancPluginHttpRequest*);
+std::string UserOf(const Request& request) {
+  if (const auto auth = request.Header("authorization"); auth && auth->rfind("Basic ", 0) == 0) {
+    const std::string decoded = DecodeBase64(auth->substr(6));
+    return decoded.substr(0, decoded.find(':'));
+  }
+  if (const auto author = request.Header("x-procnode-author"); author && !author->empty()) return *author;
+  return "anonymous";
+}
 
-// The trampoline: GET only, exceptions to JSON error answers.
-template <Handler handler>
-OrthancPluginErrorCode Protect(OrthancPluginRestOutput* output, const char*, const OrthancPluginHttpRequest* request) {
+using Handler = void (*)(OrthancPluginRestOutput*, const Request&);
+
+constexpr bool kAdminOnly = true;
+
+// The trampoline: method check, admin check for writes, exceptions to JSON error answers.
+template <Handler handler, bool admin_only = false>
+OrthancPluginErrorCode Protect(OrthancPluginRestOutput* output, const char*, const OrthancPluginHttpRequest* raw) {
   try {
-    if (request->method != OrthancPluginHttpMethod_Get) {
-      OrthancPluginSendMethodNotAllowed(orthanc::Context(), output, "GET");
-      return OrthancPluginErrorCode_Success;
-    }
     if (!g_node) {
       AnswerError(output, 503, "procnode is not running");
       return OrthancPluginErrorCode_Success;
     }
+    Request request{raw, raw->method == OrthancPluginHttpMethod_Get    ? "GET"
+                         : raw->method == OrthancPluginHttpMethod_Post ? "POST"
+                         : raw->method == OrthancPluginHttpMethod_Put  ? "PUT"
+                                                                       : "DELETE",
+                    raw->body != nullptr ? std::string(static_cast<const char*>(raw->body), raw->bodySize) : "", ""};
+    request.user = UserOf(request);
+    if (admin_only && request.method != "GET" && !g_node->IsAdmin(request.user)) {
+      AnswerError(output, 403, "user \"" + request.user + "\" may not change procnode rules or jobs (ProcNode.Admins)");
+      return OrthancPluginErrorCode_Success;
+    }
     handler(output, request);
   } catch (const Error& e) {
-    AnswerError(output, HttpStatusFor(e.code()), e.what());
+    // Validation failures carry their JSON (message + errors with pointers) as the message.
+    const auto details = nlohmann::json::parse(e.what(), nullptr, false);
+    if (e.code() == ErrorCode::kInvalidInput && details.is_object() && details.contains("errors")) {
+      nlohmann::json body = details;
+      body["status"] = 400;
+      body["error"] = details.value("message", "invalid");
+      const std::string text = body.dump(2);
+      OrthancPluginSendHttpStatus(orthanc::Context(), output, 400, text.data(), static_cast<uint32_t>(text.size()));
+    } else {
+      AnswerError(output, HttpStatusFor(e.code()), e.what());
+    }
   } catch (const std::exception& e) {
     Log(LogLevel::kError, std::string("REST handler failed: ") + e.what());
     AnswerError(output, 500, std::string("internal error: ") + e.what());
@@ -73,41 +131,111 @@ OrthancPluginErrorCode Protect(OrthancPluginRestOutput* output, const char*, con
   return OrthancPluginErrorCode_Success;
 }
 
-void GetStatus(OrthancPluginRestOutput* output, const OrthancPluginHttpRequest*) { Answer(output, g_node->Status()); }
+bool Only(OrthancPluginRestOutput* output, const Request& request, const char* allowed) {
+  if (std::string(allowed).find(request.method) != std::string::npos) return true;
+  OrthancPluginSendMethodNotAllowed(orthanc::Context(), output, allowed);
+  return false;
+}
 
-void GetJobs(OrthancPluginRestOutput* output, const OrthancPluginHttpRequest* request) {
-  const auto state = GetArgument(request, "state");
+int64_t IdFrom(const std::string& text, const char* what) {
+  try {
+    std::size_t used = 0;
+    const long long id = std::stoll(text, &used);
+    if (used == text.size()) return id;
+  } catch (const std::exception&) {
+  }
+  throw Error(ErrorCode::kInvalidInput, std::string(what) + " '" + text + "' is not a number");
+}
+
+nlohmann::json JsonBody(const Request& request) {
+  auto body = nlohmann::json::parse(request.body, nullptr, false);
+  if (body.is_discarded()) throw Error(ErrorCode::kInvalidInput, "the request body is not JSON");
+  return body;
+}
+
+void GetStatus(OrthancPluginRestOutput* output, const Request& request) {
+  if (Only(output, request, "GET")) Answer(output, g_node->Status());
+}
+
+void GetJobs(OrthancPluginRestOutput* output, const Request& request) {
+  if (!Only(output, request, "GET")) return;
+  std::optional<std::string> state;
+  int limit = 100;
+  for (uint32_t i = 0; i < request.raw->getCount; ++i) {
+    const std::string key = request.raw->getKeys[i], value = request.raw->getValues[i];
+    if (key == "state") state = value;
+    if (key == "limit") {
+      try {
+        limit = std::stoi(value);
+      } catch (const std::exception&) {
+        limit = -1;
+      }
+      if (limit < 1 || limit > 10000) throw Error(ErrorCode::kInvalidInput, "limit '" + value + "': expected 1 to 10000");
+    }
+  }
   if (state && !IsJobState(*state)) {
     throw Error(ErrorCode::kInvalidInput, "state '" + *state + "': expected queued, running, done, failed or cancelled");
-  }
-  int limit = 100;
-  if (const auto text = GetArgument(request, "limit")) {
-    try {
-      limit = std::stoi(*text);
-    } catch (const std::exception&) {
-      limit = -1;
-    }
-    if (limit < 1 || limit > 10000) throw Error(ErrorCode::kInvalidInput, "limit '" + *text + "': expected 1 to 10000");
   }
   Answer(output, g_node->Jobs(state, limit));
 }
 
-void GetJob(OrthancPluginRestOutput* output, const OrthancPluginHttpRequest* request) {
-  const std::string id_text = request->groups[0];
-  int64_t id = 0;
-  try {
-    id = std::stoll(id_text);
-  } catch (const std::exception&) {
-    throw Error(ErrorCode::kInvalidInput, "job id '" + id_text + "' is not a number");
-  }
-  const auto job = g_node->JobDetail(id);
-  if (!job) throw Error(ErrorCode::kNotFound, "job " + id_text + " does not exist");
+void GetJob(OrthancPluginRestOutput* output, const Request& request) {
+  if (!Only(output, request, "GET")) return;
+  const std::string text = request.Group(0);
+  const auto job = g_node->JobDetail(IdFrom(text, "job id"));
+  if (!job) throw Error(ErrorCode::kNotFound, "job " + text + " does not exist");
   Answer(output, *job);
 }
 
+void PostJobAction(OrthancPluginRestOutput* output, const Request& request) {
+  if (!Only(output, request, "POST")) return;
+  const int64_t id = IdFrom(request.Group(0), "job id");
+  Answer(output, request.Group(1) == "retry" ? g_node->RetryJob(id, request.user) : g_node->CancelJob(id, request.user));
+}
+
+void RulesRoot(OrthancPluginRestOutput* output, const Request& request) {
+  if (!Only(output, request, "GET,PUT")) return;
+  if (request.method == "GET") {
+    Answer(output, g_node->Rules());
+    return;
+  }
+  Answer(output, g_node->SaveRules(request.body, request.user, request.Header("x-procnode-comment").value_or("")));
+}
+
+void RulesHistory(OrthancPluginRestOutput* output, const Request& request) {
+  if (Only(output, request, "GET")) Answer(output, g_node->RulesHistory());
+}
+
+void RulesVersion(OrthancPluginRestOutput* output, const Request& request) {
+  if (Only(output, request, "GET")) Answer(output, g_node->RulesVersion(static_cast<int>(IdFrom(request.Group(0), "version"))));
+}
+
+void RulesRollback(OrthancPluginRestOutput* output, const Request& request) {
+  if (!Only(output, request, "POST")) return;
+  const auto body = JsonBody(request);
+  if (!body.contains("version") || !body["version"].is_number_integer()) {
+    throw Error(ErrorCode::kInvalidInput, "body: {\"version\": N} expected");
+  }
+  Answer(output, g_node->RollbackRules(body["version"].get<int>(), request.user));
+}
+
+void RulesValidate(OrthancPluginRestOutput* output, const Request& request) {
+  if (Only(output, request, "POST")) Answer(output, g_node->ValidateRules(request.body));
+}
+
+void RulesDryRun(OrthancPluginRestOutput* output, const Request& request) {
+  if (!Only(output, request, "POST")) return;
+  const auto body = JsonBody(request);
+  if (!body.contains("study") || !body["study"].is_string()) {
+    throw Error(ErrorCode::kInvalidInput, "body: {\"study\": \"<Orthanc study ID>\", \"rules\": {...} (optional)} expected");
+  }
+  Answer(output, g_node->DryRun(body["study"], body.contains("rules") ? body["rules"].dump() : ""));
+}
+
 // GET /procnode/series/{id}/nifti: the series as NIfTI-1, gzip-compressed (dcm2niix conventions).
-void GetSeriesNifti(OrthancPluginRestOutput* output, const OrthancPluginHttpRequest* request) {
-  const std::string bytes = g_node->SeriesNifti(request->groups[0]);
+void GetSeriesNifti(OrthancPluginRestOutput* output, const Request& request) {
+  if (!Only(output, request, "GET")) return;
+  const std::string bytes = g_node->SeriesNifti(request.Group(0));
   OrthancPluginAnswerBuffer(orthanc::Context(), output, bytes.data(), static_cast<uint32_t>(bytes.size()),
                             "application/gzip");
 }
@@ -159,6 +287,14 @@ ORTHANC_PLUGINS_API int32_t OrthancPluginInitialize(OrthancPluginContext* contex
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/status", Protect<GetStatus>);
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/jobs", Protect<GetJobs>);
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/jobs/([^/]+)", Protect<GetJob>);
+  OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/jobs/([^/]+)/(retry|cancel)",
+                                          Protect<PostJobAction, kAdminOnly>);
+  OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/rules", Protect<RulesRoot, kAdminOnly>);
+  OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/rules/history", Protect<RulesHistory>);
+  OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/rules/history/([0-9]+)", Protect<RulesVersion>);
+  OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/rules/rollback", Protect<RulesRollback, kAdminOnly>);
+  OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/rules/validate", Protect<RulesValidate>);
+  OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/rules/dry-run", Protect<RulesDryRun>);
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/series/([^/]+)/nifti", Protect<GetSeriesNifti>);
   OrthancPluginRegisterOnChangeCallback(context, OnChange);
   Log(LogLevel::kInfo, std::string("version ") + kVersion + " initialised");
