@@ -26,7 +26,7 @@ DCMTK_ENV = dict(os.environ, TCP_NODELAY="1")
 
 
 class OrthancServer:
-    def __init__(self, plugin, procnode, stable_age=2, aet="PROCNODE", workdir=None, verbose=True):
+    def __init__(self, plugin, procnode, stable_age=2, aet="PROCNODE", workdir=None, verbose=True, users=None):
         self.plugin = plugin
         self.procnode = dict(procnode)
         self.stable_age = stable_age
@@ -38,6 +38,8 @@ class OrthancServer:
         self.verbose = verbose
         self.process = None
         self.log_path = os.path.join(self.dir, "orthanc.log")
+        self.users = users or {}          # {"name": "password"}: Orthanc's HTTP authentication on
+        self.auth = next(iter(self.users.items()), None)  # who the helpers below act as
 
     @property
     def url(self):
@@ -52,7 +54,8 @@ class OrthancServer:
             "DicomPort": self.dicom_port,
             "DicomAet": self.aet,
             "RemoteAccessAllowed": False,
-            "AuthenticationEnabled": False,
+            "AuthenticationEnabled": bool(self.users),
+            "RegisteredUsers": self.users,
             "DicomAlwaysAllowFind": True,
             "DicomAlwaysAllowStore": True,
             "StableAge": self.stable_age,
@@ -109,11 +112,17 @@ class OrthancServer:
         except OSError:
             return ""
 
-    def _request(self, method, path, body=None, content_type="application/json"):
+    def _request(self, method, path, body=None, content_type="application/json", headers=None):
         data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
         request = urllib.request.Request(self.url + path, data=data, method=method)
         if data is not None:
             request.add_header("Content-Type", content_type)
+        if self.auth:
+            import base64
+            token = base64.b64encode(f"{self.auth[0]}:{self.auth[1]}".encode()).decode()
+            request.add_header("Authorization", "Basic " + token)
+        for key, value in (headers or {}).items():
+            request.add_header(key, value)
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.read()
 
@@ -123,10 +132,10 @@ class OrthancServer:
     def get_raw(self, path):
         return self._request("GET", path)
 
-    def get_status(self, path):
+    def get_status(self, path, method="GET", body=None, headers=None):
         """(HTTP status, parsed JSON body or None) without raising on 4xx/5xx."""
         try:
-            return 200, json.loads(self._request("GET", path))
+            return 200, json.loads(self._request(method, path, body, headers=headers))
         except urllib.error.HTTPError as e:
             body = e.read()
             try:
@@ -134,8 +143,11 @@ class OrthancServer:
             except ValueError:
                 return e.code, None
 
-    def post(self, path, body):
-        return json.loads(self._request("POST", path, body))
+    def post(self, path, body, headers=None):
+        return json.loads(self._request("POST", path, body, headers=headers))
+
+    def put(self, path, body, headers=None):
+        return json.loads(self._request("PUT", path, body, headers=headers))
 
     def wait_for(self, predicate, timeout, what, interval=0.2):
         """Polls predicate() until it returns a truthy value; fails with `what` and the log tail."""

@@ -1,0 +1,110 @@
+"""Routing rules in a running Orthanc: versioned saves, refusals with JSON pointers, dry-run
+explanations, rule-driven jobs recording their rule version, rollback, admin-only writes,
+and job retry/cancel."""
+import os
+import time
+
+from conftest import CHEST_CT, SHARED_DATA
+from helpers import jobs, wait_jobs_finished
+from orthanc import send_dicom
+
+BRAIN_MR = os.path.join(SHARED_DATA, "mr-brain-sag-mprage")
+
+CHEST_ONLY = {
+    "rules": [
+        {"id": "chest-ct", "description": "Chest CT to volume statistics",
+         "match": {"all": [{"attribute": "Modality", "equals": "CT"},
+                           {"any": [{"attribute": "BodyPartExamined", "in": ["CHEST", "LUNG"]},
+                                    {"attribute": "StudyDescription", "contains": "chest", "case_sensitive": False}]},
+                           {"attribute": "CallingAET", "equals": "CT01"}]},
+         "action": {"pipeline": "volume-stats", "priority": 5}},
+        {"id": "brain-mr", "description": "Brain MR: nowhere yet", "enabled": False,
+         "match": {"attribute": "Modality", "equals": "MR"},
+         "action": {"pipeline": "volume-stats"}},
+    ]
+}
+
+
+def study_with_modality(orthanc, modality):
+    for study in orthanc.get("/studies"):
+        if any(s["MainDicomTags"].get("Modality") == modality for s in orthanc.get(f"/studies/{study}/series")):
+            return study
+    raise AssertionError(f"no {modality} study")
+
+
+def test_rules_route_chest_ct_only_and_explain_why(orthanc_factory, job_db):
+    orthanc = orthanc_factory({"Database": job_db[1], "Workers": 2}).start()
+    assert orthanc.get("/procnode/rules")["version"] == 0, "the built-in default until one is saved"
+
+    broken = {"rules": [{"id": "x", "match": {"attribute": "Modalty", "equals": "CT"},
+                         "action": {"pipeline": "volume-stats"}}]}
+    code, body = orthanc.get_status("/procnode/rules", "PUT", broken)
+    assert code == 400, body
+    assert body["errors"] == [{"pointer": "/rules/0/match/attribute", "reason": "unknown attribute keyword \"Modalty\""}]
+    assert orthanc.get("/procnode/rules")["version"] == 0, "a refused rule set leaves the active one"
+    assert orthanc.post("/procnode/rules/validate", broken)["valid"] is False
+
+    saved = orthanc.put("/procnode/rules", CHEST_ONLY, headers={"X-Procnode-Author": "radiographer",
+                                                                "X-Procnode-Comment": "chest only"})
+    assert saved["version"] == 1
+    assert orthanc.get("/procnode/status")["rules"]["version"] == 1
+
+    send_dicom(orthanc, [CHEST_CT], calling_aet="CT01")
+    send_dicom(orthanc, [BRAIN_MR], calling_aet="MR01", allow_failures=True)  # its LICENSE file is no DICOM
+    [job] = wait_jobs_finished(orthanc, 1)
+    time.sleep(orthanc.stable_age + 3)  # the MR becomes stable too, and must create nothing
+    assert len(jobs(orthanc)) == 1
+    assert job["state"] == "done" and job["rule"] == {"id": "chest-ct", "version": 1} and job["priority"] == 5
+
+    mr = study_with_modality(orthanc, "MR")
+    dry = orthanc.post("/procnode/rules/dry-run", {"study": mr})
+    assert dry["rule_set_version"] == 1 and dry["jobs"] == [] and dry["calling_aet"] == "MR01"
+    chest = next(r for r in dry["rules"] if r["rule"] == "chest-ct")
+    assert chest["fires"] is False
+    assert chest["first_failed_condition"]["pointer"] == "/rules/0/match/all/0"
+    assert chest["first_failed_condition"]["actual"] == '"MR"'
+    assert next(r for r in dry["rules"] if r["rule"] == "brain-mr")["why"] == "disabled"
+
+    # A candidate rule set is tried before it goes live; then saved, it is used at once (no restart).
+    with_brain = {"rules": [CHEST_ONLY["rules"][0], dict(CHEST_ONLY["rules"][1], enabled=True)]}
+    trial = orthanc.post("/procnode/rules/dry-run", {"study": mr, "rules": with_brain})
+    assert [r["rule"] for r in trial["rules"] if r["fires"]] == ["brain-mr"]
+    assert orthanc.put("/procnode/rules", with_brain)["version"] == 2
+    assert orthanc.post("/procnode/rules/dry-run", {"study": mr})["rule_set_version"] == 2
+
+    history = orthanc.get("/procnode/rules/history")
+    assert [h["version"] for h in history] == [2, 1]
+    assert history[1]["author"] == "radiographer" and history[1]["comment"] == "chest only"
+    rolled = orthanc.post("/procnode/rules/rollback", {"version": 1})
+    assert rolled["version"] == 3
+    assert orthanc.get("/procnode/rules")["rules"] == CHEST_ONLY
+    assert orthanc.get("/procnode/rules/history/3")["comment"] == "rollback to version 1"
+
+
+def test_writes_need_an_admin_and_jobs_can_be_cancelled_and_retried(orthanc_factory, job_db):
+    orthanc = orthanc_factory({"Database": job_db[1], "Workers": 0, "Admins": ["admin"]},
+                              users={"admin": "secret-a", "viewer": "secret-v"}).start()
+    orthanc.auth = ("viewer", "secret-v")
+    code, body = orthanc.get_status("/procnode/rules", "PUT", CHEST_ONLY)
+    assert code == 403 and "viewer" in body["error"], body
+    assert orthanc.get("/procnode/rules")["version"] == 0, "reading is open to every user"
+    orthanc.auth = ("admin", "secret-a")
+    assert orthanc.put("/procnode/rules", CHEST_ONLY)["version"] == 1
+    assert orthanc.get("/procnode/rules/history")[0]["author"] == "admin"
+
+    send_dicom(orthanc, [CHEST_CT], calling_aet="CT01")
+    [job] = orthanc.wait_for(lambda: jobs(orthanc) or None, 60, "a queued job (no workers run it)")
+    assert job["state"] == "queued"
+    orthanc.auth = ("viewer", "secret-v")
+    code, _ = orthanc.get_status(f"/procnode/jobs/{job['id']}/cancel", "POST", {})
+    assert code == 403
+    orthanc.auth = ("admin", "secret-a")
+    code, body = orthanc.get_status(f"/procnode/jobs/{job['id']}/retry", "POST", {})
+    assert code == 400 and "only failed or cancelled jobs can be retried" in body["error"], body
+    assert orthanc.post(f"/procnode/jobs/{job['id']}/cancel", {})["state"] == "cancelled"
+    again = orthanc.post(f"/procnode/jobs/{job['id']}/retry", {})
+    assert again["state"] == "queued" and again["attempts"] == 0
+    kinds = [e["kind"] for e in orthanc.get(f"/procnode/jobs/{job['id']}")["events"]]
+    assert kinds == ["enqueued", "cancelled", "retry-requested"], kinds
+    code, _ = orthanc.get_status("/procnode/jobs/999/cancel", "POST", {})
+    assert code == 404
