@@ -272,10 +272,15 @@ nlohmann::json Node::CancelJob(int64_t id, const std::string& who) { return JobT
 
 namespace {
 
+// "rules" is the rule set as JSON; "body" the same text exactly as its author wrote it (key
+// order and layout kept), for editors.
 nlohmann::json StoredToJson(const StoredRuleSet& stored, bool with_body) {
   nlohmann::json out{{"version", stored.version}, {"author", stored.author}, {"comment", stored.comment},
                      {"created_at", stored.created_at}};
-  if (with_body) out["rules"] = nlohmann::json::parse(stored.body, nullptr, false);
+  if (with_body) {
+    out["rules"] = nlohmann::json::parse(stored.body, nullptr, false);
+    out["body"] = stored.body;
+  }
   return out;
 }
 
@@ -284,7 +289,7 @@ nlohmann::json StoredToJson(const StoredRuleSet& stored, bool with_body) {
 nlohmann::json Node::Rules() {
   if (const auto stored = queue_.ActiveRuleSet()) return StoredToJson(*stored, true);
   return {{"version", 0}, {"author", "procnode"}, {"comment", "built-in default"}, {"created_at", nullptr},
-          {"rules", nlohmann::json::parse(DefaultRuleSetJson())}};
+          {"rules", nlohmann::json::parse(DefaultRuleSetJson())}, {"body", DefaultRuleSetJson()}};
 }
 
 nlohmann::json Node::ValidateRules(const std::string& body) {

@@ -17,6 +17,7 @@
 #include "jobs/node_config.h"
 #include "plugin/node.h"
 #include "plugin/orthanc_api.h"
+#include "plugin/web_assets.h"
 
 namespace procnode {
 namespace {
@@ -240,6 +241,23 @@ void GetSeriesNifti(OrthancPluginRestOutput* output, const Request& request) {
                             "application/gzip");
 }
 
+// GET /procnode/ui/{file}: the admin page (web/), compiled in.
+void GetUi(OrthancPluginRestOutput* output, const Request& request) {
+  if (!Only(output, request, "GET")) return;
+  const std::string name = request.Group(0);
+  const auto& assets = WebAssets();
+  const auto it = assets.find(name);
+  if (it == assets.end()) throw Error(ErrorCode::kNotFound, "no page " + name);
+  OrthancPluginAnswerBuffer(orthanc::Context(), output, it->second.content.data(),
+                            static_cast<uint32_t>(it->second.content.size()), it->second.mime.c_str());
+}
+
+// /procnode/ui and /procnode/ui/ (Orthanc drops the trailing slash) lead to the page itself, so that
+// its relative links (app.js, ../rules) resolve under /procnode/ui/.
+void RedirectUi(OrthancPluginRestOutput* output, const Request&) {
+  OrthancPluginRedirect(orthanc::Context(), output, "/procnode/ui/index.html");
+}
+
 OrthancPluginErrorCode OnChange(OrthancPluginChangeType change, OrthancPluginResourceType, const char* resource_id) {
   try {
     switch (change) {
@@ -296,6 +314,8 @@ ORTHANC_PLUGINS_API int32_t OrthancPluginInitialize(OrthancPluginContext* contex
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/rules/validate", Protect<RulesValidate>);
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/rules/dry-run", Protect<RulesDryRun>);
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/series/([^/]+)/nifti", Protect<GetSeriesNifti>);
+  OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/ui", Protect<RedirectUi>);
+  OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/ui/([a-z0-9._-]+)", Protect<GetUi>);
   OrthancPluginRegisterOnChangeCallback(context, OnChange);
   Log(LogLevel::kInfo, std::string("version ") + kVersion + " initialised");
   return 0;

@@ -1,0 +1,70 @@
+// Drives procnode's admin page in Debian's headless Chromium, as an admin would:
+// load, break a rule (see the error where it is), fix it, save, dry-run on a study, see the jobs.
+// Usage: node ui_test.mjs BASE_URL SCREENSHOT_DIR CHEST_STUDY_ID
+import { chromium } from "playwright-core";
+
+const [base, shots, chestStudy] = process.argv.slice(2);
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"],
+});
+const failures = [];
+const check = (ok, what) => { console.log((ok ? "ok   " : "FAIL ") + what); if (!ok) failures.push(what); };
+
+try {
+  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  await page.goto(`${base}/procnode/ui/`);
+  await page.waitForFunction(() => document.getElementById("rules-editor").value.includes("\"rules\""));
+  check((await page.textContent("#rules-version")).includes("version 0"), "the built-in rule set is shown");
+  await page.waitForSelector("#validation .ok");
+  await page.screenshot({ path: `${shots}/1-loaded.png`, fullPage: true });
+
+  const chestRules = {
+    rules: [
+      { id: "chest-ct", description: "Chest CT to volume statistics",
+        match: { all: [{ attribute: "Modality", equals: "CT" },
+                       { attribute: "StudyDescriptoin", contains: "chest", case_sensitive: false }] },
+        action: { pipeline: "volume-stats" } },
+      { id: "brain-mr", description: "Brain MR: nowhere", enabled: false,
+        match: { attribute: "Modality", equals: "MR" }, action: { pipeline: "volume-stats" } },
+    ],
+  };
+  await page.fill("#rules-editor", JSON.stringify(chestRules, null, 2));
+  await page.waitForSelector("#validation .error-list");
+  const error = await page.textContent("#validation");
+  check(error.includes("/rules/0/match/all/1/attribute") && error.includes("StudyDescriptoin"),
+        "a misspelt keyword is shown with its JSON pointer");
+  check(await page.isDisabled("#save"), "an invalid rule set cannot be saved");
+  await page.screenshot({ path: `${shots}/2-validation-error.png`, fullPage: true });
+
+  chestRules.rules[0].match.all[1].attribute = "StudyDescription";
+  await page.fill("#rules-editor", JSON.stringify(chestRules, null, 2));
+  await page.waitForSelector("#validation .ok");
+  check(!(await page.isDisabled("#save")), "the fixed rule set can be saved");
+  await page.fill("#comment", "chest CT only");
+  await page.click("#save");
+  await page.waitForSelector("#save-result .ok");
+  check((await page.textContent("#rules-version")).includes("version 1"), "saving makes version 1");
+
+  await page.waitForFunction((id) => [...document.querySelectorAll("#study option")].some((o) => o.value === id), chestStudy);
+  await page.selectOption("#study", chestStudy);
+  await page.click("#dry-run");
+  await page.waitForSelector(".rule-result");
+  const dry = await page.textContent("#dry-run-result");
+  check(dry.includes("✓ fires: chest-ct"), "the dry run shows the chest rule firing");
+  check(dry.includes("✗ does not fire: brain-mr") && dry.includes("disabled"), "and the disabled brain rule not firing");
+  await page.screenshot({ path: `${shots}/3-dry-run.png`, fullPage: true });
+
+  await page.waitForSelector("#jobs tbody tr[data-job]", { timeout: 30000 });
+  const jobs = await page.textContent("#jobs");
+  check(/default@0/.test(jobs), "the job list shows the jobs with their rule and version");
+  await page.screenshot({ path: `${shots}/4-jobs.png`, fullPage: true });
+} catch (e) {
+  failures.push(String(e));
+  console.log("FAIL " + e);
+} finally {
+  await browser.close();
+}
+console.log(`${failures.length === 0 ? "all" : failures.length} ${failures.length === 0 ? "checks passed" : "checks failed"}`);
+process.exit(failures.length === 0 ? 0 : 1);

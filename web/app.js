@@ -1,0 +1,147 @@
+// procnode admin page: rules (live validation, save), dry-run, jobs (retry, cancel).
+// Talks only to this Orthanc's /procnode REST API; the browser sends Orthanc's credentials.
+"use strict";
+
+const api = async (method, path, body, headers = {}) => {
+  const init = { method, headers: { ...headers } };
+  if (body !== undefined) {
+    init.body = typeof body === "string" ? body : JSON.stringify(body);
+    init.headers["Content-Type"] = "application/json";
+  }
+  const response = await fetch(path, init);
+  const text = await response.text();
+  let data = null;
+  try { data = JSON.parse(text); } catch (e) { data = { error: text }; }
+  if (!response.ok) { const error = new Error(data.error || response.statusText); error.data = data; throw error; }
+  return data;
+};
+
+const $ = (id) => document.getElementById(id);
+const escapeHtml = (s) => String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" }[c]));
+
+let validationTimer = null;
+let valid = false;
+
+async function loadRules() {
+  const rules = await api("GET", "../rules");
+  $("rules-editor").value = rules.body || JSON.stringify(rules.rules, null, 2);
+  $("rules-version").textContent = rules.version === 0
+    ? "version 0 (built-in default)"
+    : `version ${rules.version} by ${rules.author}, ${rules.created_at}`;
+  await validate();
+}
+
+async function validate() {
+  const text = $("rules-editor").value;
+  let result;
+  try {
+    result = await api("POST", "../rules/validate", text);
+  } catch (e) {
+    result = { valid: false, errors: [{ pointer: "", reason: e.message }] };
+  }
+  valid = result.valid;
+  $("save").disabled = !valid;
+  $("rules-editor").classList.toggle("invalid", !valid);
+  $("validation").innerHTML = valid
+    ? '<span class="ok">✓ valid rule set</span>'
+    : '<ul class="error-list">' + result.errors.map((e) =>
+        `<li><code>${escapeHtml(e.pointer || "/")}</code>: ${escapeHtml(e.reason)}</li>`).join("") + "</ul>";
+}
+
+async function save() {
+  $("save-result").textContent = "";
+  try {
+    const saved = await api("PUT", "../rules", $("rules-editor").value, { "X-Procnode-Comment": $("comment").value });
+    $("save-result").innerHTML = `<span class="ok">Saved as version ${saved.version}; new studies are routed with it now.</span>`;
+    $("comment").value = "";
+    await loadRules();
+  } catch (e) {
+    $("save-result").innerHTML = `<span class="error-list">Not saved: ${escapeHtml(e.message)}</span>`;
+  }
+}
+
+async function loadStudies() {
+  const ids = await api("GET", "../../studies");
+  const select = $("study");
+  select.innerHTML = "";
+  for (const id of ids) {
+    const study = await api("GET", `../../studies/${id}`);
+    const tags = study.MainDicomTags || {};
+    const series = await api("GET", `../../studies/${id}/series`);
+    const modalities = [...new Set(series.map((s) => s.MainDicomTags.Modality).filter(Boolean))].join("/");
+    const option = document.createElement("option");
+    option.value = id;
+    option.textContent = `${modalities || "?"} · ${tags.StudyDescription || "(no description)"} · ${tags.StudyDate || ""} · ${id.slice(0, 8)}`;
+    select.appendChild(option);
+  }
+}
+
+async function dryRun() {
+  const target = $("dry-run-result");
+  target.textContent = "evaluating…";
+  try {
+    const body = { study: $("study").value };
+    if (valid) body.rules = JSON.parse($("rules-editor").value);
+    const result = await api("POST", "../rules/dry-run", body);
+    target.innerHTML = `<p class="muted">Calling AET ${escapeHtml(result.calling_aet || "?")}, called AET ${escapeHtml(result.called_aet || "?")}; ` +
+      `${result.jobs.length} job(s) would be created.</p>` +
+      result.rules.map((r) => `<div class="rule-result ${r.fires ? "fires" : ""}">
+        <h3>${r.fires ? "✓ fires" : "✗ does not fire"}: ${escapeHtml(r.rule)}</h3>
+        <div class="muted">${escapeHtml(r.why)}</div>
+        <ul class="conditions">${r.conditions.map((c) =>
+          `<li class="${c.result}"><code>${escapeHtml(c.condition)}</code> — value ${escapeHtml(c.actual)}: ${c.result}</li>`).join("")}</ul>
+      </div>`).join("");
+  } catch (e) {
+    target.innerHTML = `<span class="error-list">${escapeHtml(e.message)}</span>`;
+  }
+}
+
+async function loadJobs() {
+  const state = $("job-filter").value;
+  const jobs = await api("GET", "../jobs" + (state ? `?state=${state}` : ""));
+  $("jobs").querySelector("tbody").innerHTML = jobs.map((j) => `<tr data-job="${j.id}">
+    <td>${j.id}</td>
+    <td class="state ${j.state}">${j.state}</td>
+    <td>${Math.round(j.progress * 100)}% <span class="muted">${escapeHtml(j.progress_message || "")}</span></td>
+    <td>${escapeHtml(j.rule.id)}@${j.rule.version}</td>
+    <td>${escapeHtml(j.pipeline)}</td>
+    <td>${j.attempts}/${j.max_attempts}</td>
+    <td>${escapeHtml(j.error || "")}</td>
+    <td>${["failed", "cancelled"].includes(j.state) ? `<button class="small" data-action="retry">Retry</button>` : ""}
+        ${["queued", "running"].includes(j.state) ? `<button class="small" data-action="cancel">Cancel</button>` : ""}</td>
+  </tr>`).join("") || '<tr><td colspan="8" class="muted">no jobs</td></tr>';
+}
+
+async function jobAction(event) {
+  const button = event.target.closest("button[data-action]");
+  if (!button) return;
+  const id = button.closest("tr").dataset.job;
+  try {
+    await api("POST", `../jobs/${id}/${button.dataset.action}`, {});
+  } catch (e) {
+    alert(`Job ${id}: ${e.message}`);
+  }
+  await loadJobs();
+}
+
+async function loadStatus() {
+  try {
+    const s = await api("GET", "../status");
+    $("node-status").textContent = `v${s.version} · ${s.workers} worker(s) · ` +
+      `${s.gpu.found ? "GPU " + s.gpu.name : "CPU only"} · queued ${s.queue.queued}, running ${s.queue.running}, failed ${s.queue.failed}`;
+  } catch (e) {
+    $("node-status").textContent = "procnode unreachable: " + e.message;
+  }
+}
+
+$("rules-editor").addEventListener("input", () => {
+  clearTimeout(validationTimer);
+  validationTimer = setTimeout(validate, 250);
+});
+$("save").addEventListener("click", save);
+$("dry-run").addEventListener("click", dryRun);
+$("job-filter").addEventListener("change", loadJobs);
+$("jobs").addEventListener("click", jobAction);
+
+loadStatus(); loadRules(); loadStudies(); loadJobs();
+setInterval(() => { loadJobs(); loadStatus(); }, 2000);
