@@ -60,6 +60,7 @@ def main():
             print(f"  the study in Orthanc Explorer: {orthanc.url}/app/explorer.html#study?uuid={job['study']}")
             print(f"  the report as PDF: {pdf_path}")
             print(f"  node status: {orthanc.url}/procnode/status ; jobs: {orthanc.url}/procnode/jobs")
+            print(f"  admin page (rules, dry-run, jobs): {orthanc.url}/procnode/ui/")
             if not args.exit and sys.stdin.isatty():
                 print("\nservers running; Ctrl-C stops them")
                 try:
