@@ -67,7 +67,7 @@ NodeConfig ParseNodeConfig(const std::string& orthanc_configuration_json, const 
   static const std::set<std::string> kKnown{
       "Database", "PhiVault", "Workers", "Gpu", "WorkDirectory", "NodeName", "LeaseSeconds",
       "HeartbeatSeconds", "MaxAttempts", "RetryBackoffSeconds", "PollSeconds", "ResultSeriesNumber",
-      "Destinations", "RulesFile", "TestHooks", "Admins"};
+      "Destinations", "RulesFile", "TestHooks", "Admins", "CompletenessMaxWaitSeconds"};
   NodeConfig config;
   for (const auto& [key, value] : section.items()) {
     if (!kKnown.contains(key)) config.warnings.push_back("ProcNode." + key + ": unknown key, ignored");
@@ -95,6 +95,8 @@ NodeConfig ParseNodeConfig(const std::string& orthanc_configuration_json, const 
   config.retry_backoff_seconds = Number(section, "RetryBackoffSeconds", config.retry_backoff_seconds, 0, 86400);
   config.poll_seconds = Number(section, "PollSeconds", config.poll_seconds, 0.05, 3600);
   config.result_series_number = Integer(section, "ResultSeriesNumber", config.result_series_number, 1, 2147483647);
+  config.completeness_max_wait_seconds =
+      Integer(section, "CompletenessMaxWaitSeconds", config.completeness_max_wait_seconds, 0, 86400);
   if (section.contains("Admins")) {
     const json& admins = section["Admins"];
     if (!admins.is_array()) Bad("Admins", "must be a list of Orthanc user names");

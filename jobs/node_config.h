@@ -27,6 +27,7 @@ struct NodeConfig {
   double retry_backoff_seconds = 10;
   double poll_seconds = 1;
   int result_series_number = 9001;
+  int completeness_max_wait_seconds = 600;  // how long a study whose series say they are incomplete waits
   std::vector<std::string> admins;            // users allowed to change rules and jobs; empty: anyone
   std::vector<std::string> destinations;      // names of ProcNode.Destinations (sending: issue 7)
   // Test hooks (never set in production): pause this long after the named pipeline stage.

@@ -72,10 +72,25 @@ void Node::IntakeLoop() {
     std::string study_id;
     {
       std::unique_lock lock(mutex_);
-      intake_wake_.wait(lock, [this] { return stopping_ || !intake_.empty(); });
+      // Wake for a new study, or when the next deferred (waiting) study is due for another look.
+      auto ready = [this] {
+        return stopping_ || !intake_.empty() ||
+               (!deferred_.empty() && deferred_.begin()->first <= std::chrono::steady_clock::now());
+      };
+      if (deferred_.empty()) {
+        intake_wake_.wait(lock, ready);
+      } else {
+        intake_wake_.wait_until(lock, deferred_.begin()->first, ready);
+      }
       if (stopping_) return;
-      study_id = intake_.front();
-      intake_.pop_front();
+      if (intake_.empty()) {
+        if (deferred_.empty() || deferred_.begin()->first > std::chrono::steady_clock::now()) continue;
+        study_id = deferred_.begin()->second;
+        deferred_.erase(deferred_.begin());
+      } else {
+        study_id = intake_.front();
+        intake_.pop_front();
+      }
     }
     for (int attempt = 1;; ++attempt) {
       try {
@@ -144,7 +159,38 @@ void Node::Intake(const std::string& study_id) {
                                      [](const SeriesAttributes& s) { return !s.produced_by_procnode; });
   if (!has_input) return;  // only procnode results in this study: nothing to do
   const auto rules = CurrentRules();
-  const auto evaluations = EvaluateRuleSet(*rules, study);
+  // Complete, not merely quiet: series that say they have more images, and rules waiting for a
+  // series, hold the study back (up to their maximum wait), looked at again every few seconds.
+  const auto now = std::chrono::steady_clock::now();
+  double waited = 0;
+  {
+    std::lock_guard lock(mutex_);
+    const auto since = waiting_since_.emplace(study_id, now).first->second;
+    waited = std::chrono::duration<double>(now - since).count();
+  }
+  const auto incomplete = IncompleteSeries(study);
+  const auto evaluations = EvaluateRuleSet(*rules, study, waited);
+  const bool rule_waiting = std::any_of(evaluations.begin(), evaluations.end(), [](const auto& e) { return e.waiting; });
+  const bool series_waiting = !incomplete.empty() && waited < config_.completeness_max_wait_seconds;
+  if (rule_waiting || series_waiting) {
+    Log(LogLevel::kInfo, "study " + study_id + ": waiting to be complete (" +
+                             (series_waiting ? std::to_string(incomplete.size()) + " series short of ImagesInAcquisition"
+                                             : "a rule waits for a series") +
+                             ", waited " + std::to_string(static_cast<int>(waited)) + " s)");
+    std::lock_guard lock(mutex_);
+    for (auto it = deferred_.begin(); it != deferred_.end();) it = it->second == study_id ? deferred_.erase(it) : std::next(it);
+    deferred_.emplace(now + std::chrono::seconds(2), study_id);
+    return;
+  }
+  {
+    std::lock_guard lock(mutex_);
+    waiting_since_.erase(study_id);
+  }
+  if (!incomplete.empty()) {
+    Log(LogLevel::kWarning, "study " + study_id + ": " + std::to_string(incomplete.size()) +
+                                " series still short of ImagesInAcquisition after " +
+                                std::to_string(config_.completeness_max_wait_seconds) + " s: routed as it is");
+  }
   const auto planned = PlanJobs(*rules, study, evaluations);
   if (planned.empty()) {
     Log(LogLevel::kInfo, "study " + study_id + ": no rule of rule set version " + std::to_string(rules->version) + " fired");

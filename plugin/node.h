@@ -12,7 +12,9 @@
 #pragma once
 
 #include <condition_variable>
+#include <chrono>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -78,6 +80,9 @@ class Node {
   std::mutex mutex_;
   std::condition_variable intake_wake_;
   std::deque<std::string> intake_;
+  // Studies waiting to be complete: when they were first seen complete-looking, and when to look again.
+  std::map<std::string, std::chrono::steady_clock::time_point> waiting_since_;
+  std::multimap<std::chrono::steady_clock::time_point, std::string> deferred_;
   bool stopping_ = false;
   std::thread intake_thread_;
   std::mutex rules_mutex_;

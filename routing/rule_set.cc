@@ -107,7 +107,7 @@ class Parser {
       Error(at, "a rule is an object");
       return std::nullopt;
     }
-    Keys(node, at, {"id", "description", "enabled", "priority", "level", "fallback", "match", "action"});
+    Keys(node, at, {"id", "description", "enabled", "priority", "level", "fallback", "match", "action", "wait_for"});
     RoutingRule rule;
     if (!node.contains("id") || !node["id"].is_string() || node["id"].get<std::string>().empty()) {
       Error(at + "/id", "missing: every rule needs a non-empty string id");
@@ -142,6 +142,23 @@ class Parser {
       Error(at + "/match", "missing: what the rule matches ({\"all\": []} matches every study)");
     } else {
       rule.match = ParseCondition(node["match"], at + "/match");
+    }
+    if (node.contains("wait_for")) {
+      const json& wait = node["wait_for"];
+      if (!wait.is_object() || !wait.contains("series")) {
+        Error(at + "/wait_for", "must be {\"series\": condition, \"max_wait_seconds\": N}");
+      } else {
+        Keys(wait, at + "/wait_for", {"series", "max_wait_seconds"});
+        rule.wait_for_series = ParseCondition(wait["series"], at + "/wait_for/series");
+        if (wait.contains("max_wait_seconds")) {
+          if (!wait["max_wait_seconds"].is_number_integer() || wait["max_wait_seconds"] < 0 ||
+              wait["max_wait_seconds"] > 86400) {
+            Error(at + "/wait_for/max_wait_seconds", "must be an integer from 0 to 86400");
+          } else {
+            rule.max_wait_seconds = wait["max_wait_seconds"];
+          }
+        }
+      }
     }
     if (!node.contains("action")) {
       Error(at + "/action", "missing: what the rule does");
@@ -492,7 +509,19 @@ ParsedRuleSet ParseRuleSet(const std::string& json_text, const RuleVocabulary& v
   return Parser(vocabulary).Parse(json_text);
 }
 
-std::vector<RuleEvaluation> EvaluateRuleSet(const RuleSet& rules, const StudyAttributes& study) {
+std::vector<std::string> IncompleteSeries(const StudyAttributes& study) {
+  std::vector<std::string> incomplete;
+  for (const auto& series : study.series) {
+    if (series.produced_by_procnode) continue;
+    const auto it = series.attributes.find(0x00201002);  // ImagesInAcquisition
+    if (it == series.attributes.end()) continue;
+    const auto expected = Number(Trim(it->second));
+    if (expected && *expected > static_cast<double>(series.instance_ids.size())) incomplete.push_back(series.id);
+  }
+  return incomplete;
+}
+
+std::vector<RuleEvaluation> EvaluateRuleSet(const RuleSet& rules, const StudyAttributes& study, double waited_seconds) {
   std::vector<std::size_t> order(rules.rules.size());
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
   std::stable_sort(order.begin(), order.end(),
@@ -510,6 +539,22 @@ std::vector<RuleEvaluation> EvaluateRuleSet(const RuleSet& rules, const StudyAtt
     if (rules.first_match && any_fired) {
       e.why = "not tried: an earlier rule matched (first-match)";
       return e;
+    }
+    if (rule.wait_for_series && waited_seconds < rule.max_wait_seconds) {
+      bool arrived = false;
+      for (const auto& series : study.series) {
+        if (series.produced_by_procnode) continue;
+        AttributeMap merged = series.attributes;
+        merged.insert(study.attributes.begin(), study.attributes.end());
+        arrived = arrived || Evaluator(merged, study, nullptr).Evaluate(*rule.wait_for_series) == Truth::kTrue;
+      }
+      if (!arrived) {
+        e.waiting = true;
+        e.max_wait_seconds = rule.max_wait_seconds;
+        e.why = "waiting for a series matching " + rule.wait_for_series->pointer + " (at most " +
+                std::to_string(rule.max_wait_seconds) + " s)";
+        return e;
+      }
     }
     if (!rule.series_level) {
       const Truth t = Evaluator(study.attributes, study, &e.trace).Evaluate(rule.match);
@@ -591,7 +636,8 @@ nlohmann::json EvaluationToJson(const std::vector<RuleEvaluation>& evaluations) 
     for (const auto& t : e.trace) {
       conditions.push_back({{"pointer", t.pointer}, {"condition", t.text}, {"actual", t.actual}, {"result", t.outcome}});
     }
-    json item{{"rule", e.rule_id}, {"enabled", e.enabled}, {"fires", e.fired}, {"why", e.why}, {"conditions", conditions}};
+    json item{{"rule", e.rule_id}, {"enabled", e.enabled}, {"fires", e.fired}, {"waiting", e.waiting},
+              {"why", e.why}, {"conditions", conditions}};
     if (!e.series_ids.empty()) item["series"] = e.series_ids;
     if (e.first_failure) {
       item["first_failed_condition"] = {{"pointer", e.first_failure->pointer}, {"condition", e.first_failure->text},

@@ -84,6 +84,10 @@ struct RoutingRule {
   bool fallback = false;
   Condition match;
   RuleAction action;
+  // "wait_for": {"series": condition, "max_wait_seconds": N}: the rule waits until a series
+  // matching the condition has arrived, at most N seconds after the study was first complete.
+  std::optional<Condition> wait_for_series;
+  int max_wait_seconds = 600;
 };
 
 struct RuleSet {
@@ -123,13 +127,22 @@ struct RuleEvaluation {
   std::string rule_id;
   bool enabled = true;
   bool fired = false;
+  bool waiting = false;                  // its wait_for series has not arrived (and it would match)
+  int max_wait_seconds = 0;
   std::string why;                       // "matched", "no match", "disabled", "first-match: ...", ...
   std::vector<std::string> series_ids;   // series-level rules: the series it fired for
   std::vector<ConditionTrace> trace;     // every leaf, in order (first series for series rules)
   std::optional<ConditionTrace> first_failure;
 };
 
-std::vector<RuleEvaluation> EvaluateRuleSet(const RuleSet& rules, const StudyAttributes& study);
+// `waited_seconds`: how long the study has been waiting for rules' wait_for series; a rule whose
+// series has not arrived is "waiting" (does not fire) until its max_wait_seconds, then evaluated
+// as if it had no wait_for.
+std::vector<RuleEvaluation> EvaluateRuleSet(const RuleSet& rules, const StudyAttributes& study,
+                                            double waited_seconds = 0);
+
+// Series that say they are incomplete: fewer instances than their ImagesInAcquisition (0020,1002).
+std::vector<std::string> IncompleteSeries(const StudyAttributes& study);
 
 // The jobs of the rules that fired: study rules take every input series, series rules theirs.
 std::vector<PlannedJob> PlanJobs(const RuleSet& rules, const StudyAttributes& study,

@@ -171,6 +171,28 @@ TEST(RuleSet, DisabledRulesNeverFireAndSayWhy) {
   EXPECT_EQ(evaluations[0].why, "disabled");
 }
 
+TEST(RuleSet, ARuleWaitsForItsSeriesUpToItsMaximumWait) {
+  const auto rules = Parse(Set({Rule("with-report", R"({"attribute": "Modality", "equals": "CT"})",
+                                     R"(, "wait_for": {"series": {"attribute": "Modality", "equals": "SR"}, "max_wait_seconds": 60})")}));
+  StudyAttributes study = Study(kChestCt);
+  auto e = EvaluateRuleSet(rules, study, 10);
+  EXPECT_TRUE(e[0].waiting);
+  EXPECT_FALSE(e[0].fired);
+  EXPECT_TRUE(EvaluateRuleSet(rules, study, 61)[0].fired) << "after its maximum wait the rule is evaluated as it is";
+  study.series.push_back({.id = "sr", .attributes = {{0x00080060, "SR"}}, .instance_ids = {"r"}});
+  e = EvaluateRuleSet(rules, study, 10);
+  EXPECT_FALSE(e[0].waiting);
+  EXPECT_TRUE(e[0].fired);
+}
+
+TEST(RuleSet, SeriesShortOfImagesInAcquisitionAreIncomplete) {
+  StudyAttributes study = Study(kChestCt);
+  study.series = {{.id = "whole", .attributes = {{0x00201002, "2"}}, .instance_ids = {"a", "b"}},
+                  {.id = "partial", .attributes = {{0x00201002, "64"}}, .instance_ids = {"a"}},
+                  {.id = "unknown", .attributes = {}, .instance_ids = {"a"}}};
+  EXPECT_EQ(IncompleteSeries(study), std::vector<std::string>{"partial"});
+}
+
 TEST(RuleSet, TagsAreWrittenAsGroupAndElement) {
   EXPECT_EQ(ParseTagText("(0008,0060)"), 0x00080060u);
   EXPECT_EQ(ParseTagText("(0008,006)"), std::nullopt);

@@ -108,3 +108,21 @@ def test_writes_need_an_admin_and_jobs_can_be_cancelled_and_retried(orthanc_fact
     assert kinds == ["enqueued", "cancelled", "retry-requested"], kinds
     code, _ = orthanc.get_status("/procnode/jobs/999/cancel", "POST", {})
     assert code == 404
+
+
+def test_a_rule_waiting_for_a_series_holds_the_study_then_routes_it_after_its_maximum_wait(orthanc_factory, job_db):
+    orthanc = orthanc_factory({"Database": job_db[1], "Workers": 1}).start()
+    waiting_rule = {"rules": [{"id": "ct-with-report",
+                               "match": {"attribute": "Modality", "equals": "CT"},
+                               "wait_for": {"series": {"attribute": "Modality", "equals": "SR"}, "max_wait_seconds": 6},
+                               "action": {"pipeline": "volume-stats"}}]}
+    orthanc.put("/procnode/rules", waiting_rule)
+    send_dicom(orthanc, [CHEST_CT], calling_aet="CT01")
+    sent = time.time()
+    study = orthanc.wait_for(lambda: orthanc.get("/studies") or None, 30, "the study")[0]
+    dry = orthanc.post("/procnode/rules/dry-run", {"study": study})
+    assert dry["rules"][0]["waiting"] is True and "waiting for a series" in dry["rules"][0]["why"]
+    [job] = wait_jobs_finished(orthanc, 1, timeout=120)
+    assert job["state"] == "done" and job["rule"]["id"] == "ct-with-report"
+    assert time.time() - sent >= 6, "not routed before the rule's maximum wait"
+    assert "waiting to be complete" in orthanc.log_tail(200000)
