@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "processors/folder_source.h"
+#include "tests/support/shared_data.h"
 
 namespace procnode {
 namespace {
@@ -120,23 +121,8 @@ TEST_P(NiftiCorpusFile, ConvertsOrFailsWithAMessageNamingTheFile) {
   }
 }
 
-std::vector<std::string> CorpusFiles() {
-  std::vector<std::string> files;
-  for (const char* folder : {"/debian-pydicom-test-files", "/codecs-pydicom-data"}) {
-    std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator(kData + folder, ec)) {
-      if (entry.is_regular_file() && entry.path().filename() != "LICENSE") files.push_back(entry.path().string());
-    }
-  }
-  std::sort(files.begin(), files.end());
-  return files;
-}
-
-INSTANTIATE_TEST_SUITE_P(MalformedAndZoo, NiftiCorpusFile, ::testing::ValuesIn(CorpusFiles()), [](const auto& info) {
-  std::string name = std::filesystem::path(info.param).stem().string();
-  std::replace_if(name.begin(), name.end(), [](char c) { return !std::isalnum(static_cast<unsigned char>(c)); }, '_');
-  return name + "_" + std::to_string(info.index);
-});
+INSTANTIATE_TEST_SUITE_P(MalformedAndZoo, NiftiCorpusFile, ::testing::ValuesIn(testing::CorpusFiles()),
+                         [](const auto& info) { return testing::CorpusTestName(info.param, info.index); });
 
 }  // namespace
 }  // namespace procnode
