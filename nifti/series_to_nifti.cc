@@ -473,8 +473,79 @@ void CheckConsistent(const DicomImage& image, const DicomImage& first) {
   }
 }
 
-// One output image from the slices of one part (one echo and component) of the series.
-NiftiConversion AssemblePart(std::vector<Slice> slices, const SeriesInfo& info) {
+void StoreSample(DicomImage& image, std::size_t i, int64_t value) {
+  switch (image.sample_type) {
+    case SampleType::kUint8: image.samples[i] = static_cast<uint8_t>(std::clamp<int64_t>(value, 0, 255)); break;
+    case SampleType::kInt8: reinterpret_cast<int8_t*>(image.samples.data())[i] = static_cast<int8_t>(std::clamp<int64_t>(value, -128, 127)); break;
+    case SampleType::kUint16: reinterpret_cast<uint16_t*>(image.samples.data())[i] = static_cast<uint16_t>(std::clamp<int64_t>(value, 0, 65535)); break;
+    case SampleType::kInt16: reinterpret_cast<int16_t*>(image.samples.data())[i] = static_cast<int16_t>(std::clamp<int64_t>(value, -32768, 32767)); break;
+    case SampleType::kUint32: reinterpret_cast<uint32_t*>(image.samples.data())[i] = static_cast<uint32_t>(std::max<int64_t>(value, 0)); break;
+    case SampleType::kInt32: reinterpret_cast<int32_t*>(image.samples.data())[i] = static_cast<int32_t>(value); break;
+  }
+}
+
+// Gantry tilt correction (as dcm2niix corrects it, by resampling): the slices of a tilted
+// acquisition are stacked along the table, so each is displaced along the column direction by
+// k * t from a stack perpendicular to the slices. Each slice is shifted back by linear
+// interpolation along its columns onto an orthogonal grid, enlarged so nothing is cut off; rows
+// with no data take the series' lowest stored value. `slices` are sorted, one per position,
+// evenly spaced; the returned ones are perpendicular to the slice normal.
+std::vector<Slice> TiltCorrect(std::vector<Slice> slices, const Vec3& col_dir, const Vec3& normal, double dy,
+                               std::string& note) {
+  const std::size_t n = slices.size();
+  const Vec3& p0 = *slices.front().image.position;
+  const Vec3& pn = *slices.back().image.position;
+  const Vec3 step{(pn[0] - p0[0]) / (n - 1), (pn[1] - p0[1]) / (n - 1), (pn[2] - p0[2]) / (n - 1)};
+  const double along = Dot(step, normal), across = Dot(step, col_dir);  // mm per slice
+  const double shift_per_slice = across / dy;                           // rows per slice
+  const double total = shift_per_slice * static_cast<double>(n - 1);
+  const long first_row = static_cast<long>(std::floor(std::min(0.0, total)));
+  const long rows = slices.front().image.rows, columns = slices.front().image.columns;
+  const long rows_out = rows + static_cast<long>(std::ceil(std::abs(total)));
+  int64_t fill = std::numeric_limits<int64_t>::max();
+  for (const auto& s : slices)
+    for (std::size_t i = 0; i < s.image.SampleCount(); ++i) fill = std::min(fill, s.image.Sample(i));
+  const std::size_t width = slices.front().image.samples.size() / slices.front().image.SampleCount();
+  std::vector<Slice> out;
+  for (std::size_t k = 0; k < n; ++k) {
+    Slice corrected = slices[k];
+    DicomImage& image = corrected.image;
+    image.rows = rows_out;
+    image.samples.assign(static_cast<std::size_t>(rows_out * columns) * width, 0);
+    const DicomImage& source = slices[k].image;
+    for (long r = 0; r < rows_out; ++r) {
+      // Output row r lies at row r + first_row of slice 0's frame: in slice k, k shifts further.
+      const double source_row = static_cast<double>(r + first_row) - static_cast<double>(k) * shift_per_slice;
+      const long low = static_cast<long>(std::floor(source_row));
+      const double f = source_row - static_cast<double>(low);
+      for (long c = 0; c < columns; ++c) {
+        int64_t value = fill;
+        if (low >= 0 && low < rows && (f < 1e-9 || low + 1 < rows)) {
+          const double a = static_cast<double>(source.Sample(static_cast<std::size_t>(low * columns + c)));
+          const double b = f < 1e-9 ? a : static_cast<double>(source.Sample(static_cast<std::size_t>((low + 1) * columns + c)));
+          value = std::llround((1 - f) * a + f * b);
+        }
+        StoreSample(image, static_cast<std::size_t>(r * columns + c), value);
+      }
+    }
+    const double offset = static_cast<double>(first_row) * dy;
+    image.position = Vec3{p0[0] + normal[0] * along * k + col_dir[0] * offset,
+                          p0[1] + normal[1] * along * k + col_dir[1] * offset,
+                          p0[2] + normal[2] * along * k + col_dir[2] * offset};
+    image.max_sample = std::max(image.max_sample, fill);
+    out.push_back(std::move(corrected));
+  }
+  std::ostringstream text;
+  text.precision(4);
+  text << "gantry tilt corrected: slices shifted by " << across << " mm each along the columns (linear "
+       << "interpolation), grid enlarged to " << rows_out << " rows; slice spacing " << along << " mm";
+  note = text.str();
+  return out;
+}
+
+// One output image from the slices of one part (one echo and component) of the series; a 3D part
+// whose slice spacing changes is split into evenly spaced runs, one image each.
+std::vector<NiftiConversion> AssemblePart(std::vector<Slice> slices, const SeriesInfo& info) {
   NiftiConversion result;
   result.sidecar = info.sidecar;
   if (slices.front().echo_time_ms) result.sidecar["EchoTime"] = *slices.front().echo_time_ms / 1000.0;
@@ -521,29 +592,66 @@ NiftiConversion AssemblePart(std::vector<Slice> slices, const SeriesInfo& info) 
   }
 
   double slice_spacing = first.slice_thickness > 0 ? first.slice_thickness : 1.0;
+  std::vector<Slice> corrected;  // tilt-corrected slices, when the acquisition was tilted
   if (positions > 1) {
+    double lo = 1e300, hi = -1e300;
+    std::vector<double> gaps;
+    for (std::size_t p = 1; p < positions; ++p) {
+      gaps.push_back(slices[position_starts[p]].key - slices[position_starts[p - 1]].key);
+      lo = std::min(lo, gaps.back()), hi = std::max(hi, gaps.back());
+    }
+    const double mean_gap = (slices[position_starts.back()].key - slices.front().key) / static_cast<double>(positions - 1);
+    if (hi - lo > 0.01 * std::max(1.0, std::abs(mean_gap))) {
+      if (volumes > 1) {
+        throw Error(ErrorCode::kUnsupported, series_name + ": slice spacing varies " + Format(lo) + "-" + Format(hi) +
+                                                 " mm in a 4D series; NIfTI needs uniform spacing");
+      }
+      // Split into runs of even spacing: a new run starts where the gap changes.
+      std::vector<std::vector<Slice>> runs(1);
+      runs.back().push_back(std::move(slices[0]));
+      for (std::size_t p = 1; p < positions; ++p) {
+        const bool breaks = runs.back().size() >= 2 &&
+                            std::abs(gaps[p - 1] - (runs.back()[1].key - runs.back()[0].key)) > 0.01 * std::max(1.0, gaps[p - 1]);
+        const bool orphan_gap = runs.back().size() == 1 && p + 1 < positions &&
+                                std::abs(gaps[p - 1] - gaps[p]) > 0.01 * std::max(1.0, gaps[p]);
+        if (breaks || orphan_gap) runs.emplace_back();
+        runs.back().push_back(std::move(slices[p]));
+      }
+      std::vector<NiftiConversion> parts;
+      for (std::size_t r = 0; r < runs.size(); ++r) {
+        for (auto& part : AssemblePart(std::move(runs[r]), info)) {
+          part.suffix = "_part" + std::to_string(r + 1) + part.suffix;
+          part.warnings.insert(part.warnings.begin(), "slice spacing varies " + Format(lo) + "-" + Format(hi) +
+                                                          " mm: split into " + std::to_string(runs.size()) +
+                                                          " evenly spaced parts; this is part " + std::to_string(r + 1));
+          part.sidecar["ConversionWarnings"] = part.warnings;
+          parts.push_back(std::move(part));
+        }
+      }
+      return parts;
+    }
     const Vec3& a = *slices.front().image.position;
     const Vec3& b = *slices[position_starts.back()].image.position;
-    slice_spacing = (slices[position_starts.back()].key - slices.front().key) / static_cast<double>(positions - 1);
-    double lo = 1e300, hi = -1e300;
-    for (std::size_t p = 1; p < positions; ++p) {
-      const double gap = slices[position_starts[p]].key - slices[position_starts[p - 1]].key;
-      lo = std::min(lo, gap), hi = std::max(hi, gap);
-    }
+    slice_spacing = mean_gap;
     const Vec3 through{b[0] - a[0], b[1] - a[1], b[2] - a[2]};
     const double cosine = std::min(1.0, std::abs(Dot(through, normal)) / Norm(through));
     const double tilt_degrees = std::acos(cosine) * 180.0 / M_PI;
-    if (tilt_degrees > 0.1 || (tilt && std::abs(*tilt) > 0.1)) {
-      throw Error(ErrorCode::kUnsupported,
-                  series_name + ": gantry tilt of " + Format(tilt ? *tilt : tilt_degrees) +
-                      " degrees; tilt correction is not implemented yet, and the series is not written with "
-                      "sheared geometry");
-    }
-    if (hi - lo > 0.01 * std::max(1.0, std::abs(slice_spacing))) {
-      throw Error(ErrorCode::kUnsupported, series_name + ": slice spacing varies " + Format(lo) + "-" + Format(hi) +
-                                               " mm; NIfTI needs uniform spacing (dcm2niix would split or resample)");
+    if (tilt_degrees > 0.1 || (tilt && std::abs(*tilt) > 0.1 && tilt_degrees > 0.01)) {
+      if (volumes > 1) {
+        throw Error(ErrorCode::kUnsupported, series_name + ": gantry tilt of " + Format(tilt ? *tilt : tilt_degrees) +
+                                                 " degrees in a 4D series is not corrected");
+      }
+      std::string note;
+      const double row_spacing = first.pixel_spacing[0];
+      corrected = TiltCorrect(std::move(slices), col_dir, normal, row_spacing, note);
+      result.warnings.push_back("gantry tilt of " + Format(tilt ? *tilt : tilt_degrees) + " degrees: " + note);
+      for (auto& s : corrected) s.key = Dot(*s.image.position, normal);
+      slices = std::move(corrected);
+      slice_spacing = (slices.back().key - slices.front().key) / static_cast<double>(positions - 1);
     }
   }
+  const DicomImage& head = slices.front().image;  // rows may have grown with tilt correction
+  if (!result.warnings.empty()) result.sidecar["ConversionWarnings"] = result.warnings;
 
   // Slice timing (Siemens mosaics), in NIfTI slice order, from the first volume (volumes may
   // differ by a few milliseconds; dcm2niix takes whichever file it read first).
@@ -568,16 +676,16 @@ NiftiConversion AssemblePart(std::vector<Slice> slices, const SeriesInfo& info) 
   // Data type and scaling.
   bool same_scaling = true;
   for (const auto& s : slices) {
-    same_scaling = same_scaling && s.image.slope == first.slope && s.image.intercept == first.intercept;
+    same_scaling = same_scaling && s.image.slope == head.slope && s.image.intercept == head.intercept;
   }
   NiftiImage& out = result.image;
-  std::size_t width = static_cast<std::size_t>(first.bits_allocated / 8);
+  std::size_t width = static_cast<std::size_t>(head.bits_allocated / 8);
   if (!same_scaling) {
     out.datatype = kDtFloat32;
     width = 4;
     result.warnings.push_back("Rescale Slope/Intercept vary across slices: written as float32 with scaling applied");
   } else {
-    switch (first.sample_type) {
+    switch (head.sample_type) {
       case SampleType::kUint8: out.datatype = kDtUint8; break;
       case SampleType::kInt8: out.datatype = kDtInt8; break;
       case SampleType::kInt16: out.datatype = kDtInt16; break;
@@ -590,14 +698,14 @@ NiftiConversion AssemblePart(std::vector<Slice> slices, const SeriesInfo& info) 
         break;
       }
     }
-    out.scl_slope = first.slope;
-    out.scl_inter = first.intercept;
+    out.scl_slope = head.slope;
+    out.scl_inter = head.intercept;
   }
 
-  const int64_t columns = first.columns, rows = first.rows;
+  const int64_t columns = head.columns, rows = head.rows;
   out.dims = {columns, rows, static_cast<int64_t>(positions), static_cast<int64_t>(volumes), 1};
   out.dimensions = volumes > 1 ? 4 : 3;
-  const double dx = first.pixel_spacing[1], dy = first.pixel_spacing[0];
+  const double dx = head.pixel_spacing[1], dy = head.pixel_spacing[0];
   out.pixdim = {dx, dy, std::abs(slice_spacing), repetition_time ? *repetition_time / 1000.0 : 0.0};
 
   // Affine: LPS columns (row direction x dx, column direction x dy, normal x spacing), origin at
@@ -674,7 +782,7 @@ NiftiConversion AssemblePart(std::vector<Slice> slices, const SeriesInfo& info) 
   if (!same_scaling) out.scl_slope = 1, out.scl_inter = 0;
 
   out.descrip = "procnode " + std::string(kVersion);
-  return result;
+  return {std::move(result)};
 }
 
 }  // namespace
@@ -769,17 +877,20 @@ std::vector<NiftiConversion> ConvertSeriesToNifti(StudySource& source, const Ser
     for (auto& s : slices) {
       if (s.echo == key.first && s.component == key.second) selected.push_back(std::move(s));
     }
-    NiftiConversion part = AssemblePart(std::move(selected), info);
-    part.series_number = series_number;
-    part.series_description = description;
-    if (part_keys.size() > 1) {
-      if (echoes.size() > 1) {
-        const auto rank = std::find(echoes.begin(), echoes.end(), key.first) - echoes.begin() + 1;
-        part.suffix = "_e" + std::to_string(rank);
+    for (auto& part : AssemblePart(std::move(selected), info)) {
+      part.series_number = series_number;
+      part.series_description = description;
+      std::string prefix;
+      if (part_keys.size() > 1) {
+        if (echoes.size() > 1) {
+          const auto rank = std::find(echoes.begin(), echoes.end(), key.first) - echoes.begin() + 1;
+          prefix = "_e" + std::to_string(rank);
+        }
+        if (!key.second.empty()) prefix += "_" + key.second;
       }
-      if (!key.second.empty()) part.suffix += "_" + key.second;
+      part.suffix = prefix + part.suffix;
+      parts.push_back(std::move(part));
     }
-    parts.push_back(std::move(part));
   }
   return parts;
 }

@@ -27,15 +27,6 @@ NiftiConversion ConvertFolder(const std::string& folder) {
   return std::move(parts.at(0));
 }
 
-std::string ErrorOf(const std::string& folder) {
-  try {
-    ConvertFolder(folder);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
 TEST(SeriesToNifti, ChestCtKeepsStoredValuesWithTheRescaleInTheHeader) {
   const auto c = ConvertFolder(kData + "/ct-chest-lung-dx-a0001/lung-kernel");
   EXPECT_EQ(c.image.dims[0], 512);
@@ -62,9 +53,24 @@ TEST(SeriesToNifti, TheSidecarCarriesNoIdentity) {
   EXPECT_EQ(c.image.dims[0], 192) << "3D acquisitions are rotated to the nearest orthogonal orientation";
 }
 
-TEST(SeriesToNifti, GantryTiltIsRefusedNotWrittenWithShearedGeometry) {
-  const std::string error = ErrorOf(kData + "/dcm_qa_ct/In/GE");
-  EXPECT_NE(error.find("gantry tilt of 18.5 degrees"), std::string::npos) << error;
+TEST(SeriesToNifti, ATiltedCtWithChangingSpacingIsSplitIntoEvenPartsAndTiltCorrected) {
+  const auto parts = ConvertParts(kData + "/dcm_qa_ct/In/GE");
+  ASSERT_EQ(parts.size(), 2u);
+  EXPECT_EQ(parts[0].suffix, "_part1");
+  EXPECT_EQ(parts[1].suffix, "_part2");
+  for (const auto& part : parts) {
+    EXPECT_EQ(part.image.dims[2], 14);
+    EXPECT_GT(part.image.dims[1], 512) << "the grid grows so the shifted slices are not cut";
+    ASSERT_EQ(part.warnings.size(), 2u);
+    EXPECT_NE(part.warnings[1].find("gantry tilt of 18.5 degrees"), std::string::npos) << part.warnings[1];
+    EXPECT_TRUE(part.sidecar.contains("ConversionWarnings"));
+    // The affine is orthogonal again: slice axis perpendicular to the column axis.
+    double dot = 0;
+    for (int r = 0; r < 3; ++r) dot += part.image.srow[r][1] * part.image.srow[r][2];
+    EXPECT_NEAR(dot, 0, 1e-6);
+  }
+  EXPECT_NEAR(parts[0].image.pixdim[2], 4.0, 0.01);
+  EXPECT_NEAR(parts[1].image.pixdim[2], 7.0, 0.01);
 }
 
 TEST(SeriesToNifti, SiemensMosaicsAreSplitIntoSlicesWithTimingAndPhaseDirection) {
