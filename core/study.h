@@ -31,6 +31,9 @@ class StudySource {
   virtual std::vector<SeriesRef> ListSeries(const std::string& study_id) = 0;
   // The DICOM Part 10 bytes of one instance. Same errors as ListSeries.
   virtual std::string FetchInstance(const std::string& instance_id) = 0;
+  // A local file holding the instance, when there is one (readers then parse it in place instead
+  // of copying it through memory); empty otherwise.
+  virtual std::string InstancePath(const std::string& /*instance_id*/) { return ""; }
 };
 
 class ResultSink {

@@ -806,7 +806,7 @@ std::vector<NiftiConversion> ConvertSeriesToNifti(StudySource& source, const Ser
       throw Error(ErrorCode::kCancelled, info.name + ": conversion cancelled");
     }
     const std::string name = "instance " + series.instance_ids[i];
-    auto file = ReadDicomBuffer(source.FetchInstance(series.instance_ids[i]), name);
+    auto file = ReadInstance(source, series.instance_ids[i], name);
     DcmDataset& ds = *file->getDataset();
     if (i == 0) {
       info.sidecar = Sidecar(ds);

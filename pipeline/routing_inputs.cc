@@ -18,7 +18,7 @@ StudyAttributes ReadStudyAttributes(StudySource& source, const std::string& stud
     attributes.produced_by_procnode = series.produced_by_procnode;
     if (!series.instance_ids.empty() && !series.produced_by_procnode) {
       const std::string name = "instance " + series.instance_ids.front();
-      auto file = ReadDicomBuffer(source.FetchInstance(series.instance_ids.front()), name);
+      auto file = ReadInstance(source, series.instance_ids.front(), name);
       attributes.attributes = DatasetAttributes(*file->getDataset());
     }
     if (study.attributes.empty() && !series.produced_by_procnode) study.attributes = attributes.attributes;

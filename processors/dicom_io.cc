@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/study.h"
 
 namespace procnode {
 
@@ -37,6 +38,21 @@ std::unique_ptr<DcmFileFormat> ReadDicomBuffer(std::string_view bytes, const std
                 name + ": not readable as DICOM (" + std::string(status.text()) + ")");
   }
   return file;
+}
+
+std::unique_ptr<DcmFileFormat> ReadDicomFile(const std::string& path, const std::string& name) {
+  auto file = std::make_unique<DcmFileFormat>();
+  const OFCondition status = file->loadFile(path.c_str(), EXS_Unknown, EGL_noChange, DCM_MaxReadLength, ERM_autoDetect);
+  if (status.bad()) {
+    throw Error(ErrorCode::kInvalidInput, name + ": not readable as DICOM (" + std::string(status.text()) + ")");
+  }
+  return file;
+}
+
+std::unique_ptr<DcmFileFormat> ReadInstance(StudySource& source, const std::string& instance_id,
+                                            const std::string& name) {
+  const std::string path = source.InstancePath(instance_id);
+  return path.empty() ? ReadDicomBuffer(source.FetchInstance(instance_id), name) : ReadDicomFile(path, name);
 }
 
 std::string WriteDicomBuffer(DcmFileFormat& file, const std::string& name) {

@@ -11,12 +11,23 @@
 class DcmFileFormat;
 
 namespace procnode {
+class StudySource;
+}
+
+namespace procnode {
 
 void RegisterDecoders();
 
 // Parses Part 10 bytes (or a bare dataset without meta header). `name` identifies the object in
 // error messages. Throws Error(kInvalidInput) naming it and DCMTK's reason.
 std::unique_ptr<DcmFileFormat> ReadDicomBuffer(std::string_view bytes, const std::string& name);
+
+// Parses a file in place (no copy through memory). Same errors as ReadDicomBuffer.
+std::unique_ptr<DcmFileFormat> ReadDicomFile(const std::string& path, const std::string& name);
+
+// ReadDicomFile when `source` has the instance as a local file, else ReadDicomBuffer of its bytes.
+std::unique_ptr<DcmFileFormat> ReadInstance(StudySource& source, const std::string& instance_id,
+                                            const std::string& name);
 
 // Serialises to Part 10 bytes in Explicit VR Little Endian with a fresh meta header.
 std::string WriteDicomBuffer(DcmFileFormat& file, const std::string& name);

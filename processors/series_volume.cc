@@ -76,7 +76,7 @@ SeriesVolume LoadSeriesVolume(StudySource& source, const SeriesRef& series,
     }
     const std::string& id = series.instance_ids[i];
     const std::string name = "instance " + id;
-    auto file = ReadDicomBuffer(source.FetchInstance(id), name);
+    auto file = ReadInstance(source, id, name);
     if (i == 0) result.study = IdentityOf(*file->getDataset(), name);
     DicomImage decoded = DecodeDicomImage(*file->getDataset(), name);
     if (!slices.empty()) {
