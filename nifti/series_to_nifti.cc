@@ -782,7 +782,9 @@ std::vector<NiftiConversion> AssemblePart(std::vector<Slice> slices, const Serie
   if (!same_scaling) out.scl_slope = 1, out.scl_inter = 0;
 
   out.descrip = "procnode " + std::string(kVersion);
-  return {std::move(result)};
+  std::vector<NiftiConversion> single;  // not {std::move(result)}: an initializer list would copy the voxels
+  single.push_back(std::move(result));
+  return single;
 }
 
 }  // namespace
