@@ -722,7 +722,7 @@ std::vector<NiftiConversion> AssemblePart(std::vector<Slice> slices, const Serie
 
   if (phase_direction == "ROW") out.dim_info = 2 | (1 << 2) | (3 << 4);
   if (phase_direction == "COL") out.dim_info = 1 | (2 << 2) | (3 << 4);
-  // 3D acquisitions are rotated as dcm2niix does; the voxels go straight to their rotated place.
+  // 3D acquisitions are rotated as dcm2niix does (header here, voxels after assembly).
   Reorientation reorientation;
   const std::array<int64_t, 5> acquired_dims = out.dims;
   if (mr_3d && volumes == 1 && positions > 1) reorientation = NearestOrthogonal(out.srow);
@@ -730,56 +730,49 @@ std::vector<NiftiConversion> AssemblePart(std::vector<Slice> slices, const Serie
 
   // Voxels: volume after volume, slice after slice, rows bottom-up (dcm2niix's y flip).
   const std::size_t row_bytes = static_cast<std::size_t>(columns) * width;
-  // Each slice's samples are freed once copied, so the peak stays near one volume. Rows are
-  // written in acquired order (x, flipped y, slice); `place` puts each one where the (possibly
-  // rotated) output wants it.
+  // Each slice's samples are freed once copied, so the peak stays near one volume.
   const std::size_t total_bytes = row_bytes * rows * positions * volumes;
-  std::array<int64_t, 3> out_stride{1, out.dims[0], out.dims[0] * out.dims[1]};
-  std::array<int, 3> world_of_axis{};
-  for (int w = 0; w < 3; ++w) world_of_axis[reorientation.axis_of_world[w]] = w;
-  auto place = [&](const char* row, int64_t y, int64_t z) {
-    if (reorientation.identity) {
-      out.voxels.append(row, row_bytes);
-      return;
-    }
-    const std::array<int64_t, 3> at{0, y, z};
-    int64_t base = 0;
-    for (int a = 0; a < 3; ++a) {
-      const int w = world_of_axis[a];
-      const int64_t coordinate = reorientation.flip[w] ? acquired_dims[a] - 1 - at[a] : at[a];
-      base += coordinate * out_stride[w];
-    }
-    const int w0 = world_of_axis[0];
-    const int64_t step = reorientation.flip[w0] ? -out_stride[w0] : out_stride[w0];  // base holds x = 0
-    for (int64_t x = 0; x < columns; ++x) {
-      std::memcpy(out.voxels.data() + (base + x * step) * width, row + x * width, width);
-    }
-  };
-  if (reorientation.identity) {
-    out.voxels.reserve(total_bytes);
-  } else {
-    out.voxels.resize(total_bytes);
-  }
+  out.voxels.reserve(total_bytes);
   std::vector<float> scaled_row(static_cast<std::size_t>(columns));
   for (std::size_t t = 0; t < volumes; ++t) {
     for (std::size_t p = 0; p < positions; ++p) {
       Slice& s = slices[position_starts[p] + t];
       for (int64_t r = rows - 1; r >= 0; --r) {
-        const int64_t y = rows - 1 - r;
         if (same_scaling) {
-          place(reinterpret_cast<const char*>(s.image.samples.data()) + r * row_bytes, y, static_cast<int64_t>(p));
+          out.voxels.append(reinterpret_cast<const char*>(s.image.samples.data()) + r * row_bytes, row_bytes);
         } else {
           for (int64_t c = 0; c < columns; ++c) {
             scaled_row[c] = static_cast<float>(static_cast<double>(s.image.Sample(r * columns + c)) * s.image.slope +
                                                s.image.intercept);
           }
-          place(reinterpret_cast<const char*>(scaled_row.data()), y, static_cast<int64_t>(p));
+          out.voxels.append(reinterpret_cast<const char*>(scaled_row.data()), row_bytes);
         }
       }
       SampleBuffer().swap(s.image.samples);
     }
   }
   if (!same_scaling) out.scl_slope = 1, out.scl_inter = 0;
+  if (!reorientation.identity) {
+    // Gather into the rotated order: sequential writes, strided reads (faster than scattering).
+    const std::array<int64_t, 3> in_stride{1, acquired_dims[0], acquired_dims[0] * acquired_dims[1]};
+    std::array<int64_t, 3> step{}, start{};
+    for (int w = 0; w < 3; ++w) {
+      const int a = reorientation.axis_of_world[w];
+      step[w] = reorientation.flip[w] ? -in_stride[a] : in_stride[a];
+      start[w] = reorientation.flip[w] ? (acquired_dims[a] - 1) * in_stride[a] : 0;
+    }
+    std::string rotated(out.voxels.size(), '\0');
+    std::size_t target = 0;
+    for (int64_t z = 0; z < out.dims[2]; ++z) {
+      for (int64_t y = 0; y < out.dims[1]; ++y) {
+        int64_t source = start[0] + start[1] + start[2] + z * step[2] + y * step[1];
+        for (int64_t x = 0; x < out.dims[0]; ++x, source += step[0], target += width) {
+          std::memcpy(rotated.data() + target, out.voxels.data() + source * width, width);
+        }
+      }
+    }
+    out.voxels.swap(rotated);
+  }
 
   out.descrip = "procnode " + std::string(kVersion);
   std::vector<NiftiConversion> single;  // not {std::move(result)}: an initializer list would copy the voxels
