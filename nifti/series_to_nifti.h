@@ -12,9 +12,11 @@
 //
 // Siemens mosaics are split into their slices (CSA header geometry and slice timing); enhanced
 // multi-frame objects (PS3.3 C.7.6.16) into frames with per-frame geometry and rescale; Philips
-// values get dcm2niix's "precise" scaling (-p y). Refused with Error(kUnsupported), never written
-// with wrong geometry: gantry tilt and slice spacing that varies (not yet corrected).
-// Inconsistent series are Error(kInvalidInput) naming the instance and what differs.
+// values get dcm2niix's "precise" scaling (-p y). Never written with wrong geometry: a gantry tilt
+// is corrected by resampling onto an orthogonal grid, and a 3D series whose slice spacing changes
+// is split into evenly spaced parts ("_part1", ...), each said in `warnings` and in the sidecar's
+// ConversionWarnings; a 4D series with either is Error(kUnsupported). Inconsistent series are
+// Error(kInvalidInput) naming the instance and what differs.
 // The sidecar holds acquisition parameters only: no names, IDs, dates, times, institutions,
 // stations, serial numbers or free-text comments.
 #pragma once
