@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "core/study.h"
+#include "processors/folder_source.h"
 
 namespace procnode {
 
@@ -51,6 +52,9 @@ std::unique_ptr<DcmFileFormat> ReadDicomFile(const std::string& path, const std:
 
 std::unique_ptr<DcmFileFormat> ReadInstance(StudySource& source, const std::string& instance_id,
                                             const std::string& name) {
+  if (auto* folder = dynamic_cast<FolderStudySource*>(&source)) {
+    if (auto parsed = folder->TakeParsed(instance_id)) return parsed;
+  }
   const std::string path = source.InstancePath(instance_id);
   return path.empty() ? ReadDicomBuffer(source.FetchInstance(instance_id), name) : ReadDicomFile(path, name);
 }

@@ -39,13 +39,26 @@ FolderStudySource::FolderStudySource(const std::string& folder) {
     std::string uid, modality, manufacturer, problem;
   };
   std::vector<Header> headers(paths.size());
+  // Files under kSmallFile are parsed whole and kept (at most 64 MiB in all): series of many
+  // small images are then parsed once, not twice. Larger ones: the header up to (0020,000F) only.
+  constexpr std::uintmax_t kSmallFile = 256 << 10, kKeptBytes = 64ull << 20;
+  std::vector<std::unique_ptr<DcmFileFormat>> kept(paths.size());
+  std::vector<std::uintmax_t> sizes(paths.size(), 0);
+  std::uintmax_t budget = 0;
+  for (std::size_t i = 0; i < paths.size(); ++i) {
+    std::error_code size_error;
+    sizes[i] = std::filesystem::file_size(paths[i], size_error);
+    if (size_error || sizes[i] >= kSmallFile || budget + sizes[i] > kKeptBytes) sizes[i] = 0;
+    budget += sizes[i];
+  }
   ParallelFor(paths.size(), [&](std::size_t i) {
-    DcmFileFormat file;
-    // Everything needed here precedes (0020,000F): stop there instead of parsing the whole header.
-    const OFCondition status = file.loadFileUntilTag(paths[i].c_str(), EXS_Unknown, EGL_noChange, DCM_MaxReadLength,
-                                                     ERM_autoDetect, DcmTagKey(0x0020, 0x000F));
+    auto file = std::make_unique<DcmFileFormat>();
+    const OFCondition status =
+        sizes[i] > 0 ? file->loadFile(paths[i].c_str(), EXS_Unknown, EGL_noChange, DCM_MaxReadLength, ERM_autoDetect)
+                     : file->loadFileUntilTag(paths[i].c_str(), EXS_Unknown, EGL_noChange, DCM_MaxReadLength,
+                                              ERM_autoDetect, DcmTagKey(0x0020, 0x000F));
     OFString uid, modality, manufacturer;
-    DcmDataset& ds = *file.getDataset();
+    DcmDataset& ds = *file->getDataset();
     if (status.bad() || ds.findAndGetOFString(DCM_SeriesInstanceUID, uid).bad() || uid.empty()) {
       headers[i].problem = status.bad() ? "not DICOM (" + std::string(status.text()) + ")" : "no SeriesInstanceUID";
       return;
@@ -53,6 +66,7 @@ FolderStudySource::FolderStudySource(const std::string& folder) {
     ds.findAndGetOFString(DCM_Modality, modality);
     ds.findAndGetOFString(DCM_Manufacturer, manufacturer);
     headers[i] = {uid.c_str(), modality.c_str(), manufacturer.c_str(), ""};
+    if (sizes[i] > 0) kept[i] = std::move(file);
   });
   std::map<std::string, SeriesRef> by_uid;
   for (std::size_t i = 0; i < paths.size(); ++i) {
@@ -68,8 +82,18 @@ FolderStudySource::FolderStudySource(const std::string& folder) {
       series.produced_by_procnode = header.manufacturer == kResultManufacturer;
     }
     series.instance_ids.push_back(paths[i]);
+    if (kept[i]) parsed_[paths[i]] = std::move(kept[i]);
   }
   for (auto& [uid, series] : by_uid) series_.push_back(std::move(series));
+}
+
+FolderStudySource::~FolderStudySource() = default;
+
+std::unique_ptr<DcmFileFormat> FolderStudySource::TakeParsed(const std::string& instance_id) {
+  std::lock_guard lock(parsed_mutex_);
+  const auto it = parsed_.find(instance_id);
+  if (it == parsed_.end()) return nullptr;
+  return std::move(it->second);
 }
 
 std::vector<SeriesRef> FolderStudySource::ListSeries(const std::string&) { return series_; }

@@ -1,15 +1,21 @@
 // A StudySource over a folder of DICOM files (the CLI's input, and tests without Orthanc).
 //
-// The constructor walks the folder recursively and reads each file's header (up to PixelData).
+// The constructor walks the folder recursively and reads each file's header (up to
+// SeriesInstanceUID; small files whole, see TakeParsed).
 // Files that are not readable DICOM are skipped and listed by skipped() with the reason; series
 // are grouped by SeriesInstanceUID. Series ids are log-safe hashes of the UID; instance ids are
 // the file paths. ListSeries() ignores its argument: the folder is the study. Not thread-safe.
 #pragma once
 
+#include <map>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "core/study.h"
+
+class DcmFileFormat;
 
 namespace procnode {
 
@@ -24,9 +30,17 @@ class FolderStudySource : public StudySource {
 
   const std::vector<std::string>& skipped() const { return skipped_; }
 
+  // Small files are parsed whole by the scan and kept (up to a bound), so that reading them
+  // again costs nothing: this hands one over, once (nullptr when it was not kept). Thread-safe.
+  std::unique_ptr<DcmFileFormat> TakeParsed(const std::string& instance_id);
+
+  ~FolderStudySource() override;
+
  private:
   std::vector<SeriesRef> series_;
   std::vector<std::string> skipped_;
+  std::mutex parsed_mutex_;
+  std::map<std::string, std::unique_ptr<DcmFileFormat>> parsed_;
 };
 
 // Reads a whole file; Error(kNotFound) naming it when it cannot be opened.
