@@ -41,7 +41,7 @@ FolderStudySource::FolderStudySource(const std::string& folder) {
   std::vector<Header> headers(paths.size());
   // Files under kSmallFile are parsed whole and kept (at most 64 MiB in all): series of many
   // small images are then parsed once, not twice. Larger ones: the header up to (0020,000F) only.
-  constexpr std::uintmax_t kSmallFile = 256 << 10, kKeptBytes = 64ull << 20;
+  constexpr std::uintmax_t kSmallFile = 64 << 10, kKeptBytes = 64ull << 20;
   std::vector<std::unique_ptr<DcmFileFormat>> kept(paths.size());
   std::vector<std::uintmax_t> sizes(paths.size(), 0);
   std::uintmax_t budget = 0;
