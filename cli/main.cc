@@ -117,7 +117,8 @@ int Process(const Args& args) {
   const auto inputs = InputInstances(source.ListSeries(""));
   const Provenance provenance{.job = "cli", .rule = "command line", .node = "local",
                               .study_id = std::filesystem::path(args.positional[2]).filename().string(),
-                              .idempotency_key = IdempotencyKey("cli", inputs, DefaultRuleSet()[0])};
+                              .idempotency_key = IdempotencyKey("cli", inputs, Rule{.id = "cli", .pipeline = kVolumeStatsPipeline,
+                                                                                    .pipeline_version = "1"})};
   const auto result = RunVolumeStatsPipeline(source, sink, ctx, provenance);
   std::cerr << "\n";
   WriteFile(out / "report.pdf", result.pdf);

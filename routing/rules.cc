@@ -6,11 +6,6 @@
 
 namespace procnode {
 
-std::vector<Rule> DefaultRuleSet() {
-  return {Rule{.id = "default", .version = 1, .pipeline = "volume-stats",
-               .pipeline_version = "1", .parameters_json = "{}"}};
-}
-
 std::vector<std::string> InputInstances(const std::vector<SeriesRef>& series) {
   std::vector<std::string> ids;
   for (const auto& s : series) {
@@ -31,17 +26,6 @@ std::string IdempotencyKey(const std::string& study_id, std::vector<std::string>
   material += "pipeline=" + rule.pipeline + "@" + rule.pipeline_version + "\n";
   material += "parameters=" + rule.parameters_json + "\n";
   return Sha256Hex(material);
-}
-
-std::vector<PlannedJob> PlanJobs(const std::string& study_id, const std::vector<SeriesRef>& series,
-                                 const std::vector<Rule>& rules) {
-  const auto inputs = InputInstances(series);
-  std::vector<PlannedJob> jobs;
-  if (inputs.empty()) return jobs;
-  for (const auto& rule : rules) {
-    jobs.push_back(PlannedJob{rule, IdempotencyKey(study_id, inputs, rule), inputs.size()});
-  }
-  return jobs;
 }
 
 }  // namespace procnode

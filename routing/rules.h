@@ -1,8 +1,5 @@
-// Routing: from a complete study to the jobs it should create.
-//
-// A Rule names the pipeline to run; its id and version are recorded on every job it creates.
-// DefaultRuleSet() is the built-in set used until admin-edited rules exist: one rule that sends
-// every study with at least one input series to the walking-skeleton pipeline.
+// What a job is made from: the rule that fired (Rule, its id and rule-set version recorded on
+// the job), and its idempotency key. The rule language itself is in rule_set.h.
 //
 // IdempotencyKey() is hash(study, input instances, rule id@version, pipeline@version,
 // parameters) (design doc, data flow). The instance list is order-independent, and procnode's own
@@ -33,16 +30,10 @@ struct PlannedJob {
   std::string series_id;  // series-level rules: the series this job is for
 };
 
-std::vector<Rule> DefaultRuleSet();
-
 // Input instance IDs of a study: every instance of every series not produced by procnode.
 std::vector<std::string> InputInstances(const std::vector<SeriesRef>& series);
 
 std::string IdempotencyKey(const std::string& study_id, std::vector<std::string> input_instances,
                            const Rule& rule);
-
-// The jobs a study should have under `rules`. Empty when the study holds only procnode results.
-std::vector<PlannedJob> PlanJobs(const std::string& study_id, const std::vector<SeriesRef>& series,
-                                 const std::vector<Rule>& rules);
 
 }  // namespace procnode

@@ -14,33 +14,29 @@ std::vector<SeriesRef> Study(std::vector<std::string> ct, bool with_result) {
   return series;
 }
 
-TEST(Routing, DefaultRuleSetMatchesEveryStudyWithInputs) {
-  const auto jobs = PlanJobs("study", Study({"a", "b"}, false), DefaultRuleSet());
-  ASSERT_EQ(jobs.size(), 1u);
-  EXPECT_EQ(jobs[0].rule.id, "default");
-  EXPECT_EQ(jobs[0].rule.pipeline, "volume-stats");
-  EXPECT_EQ(jobs[0].input_instances, 2u);
+const Rule kRule{.id = "default", .version = 1, .pipeline = "volume-stats", .pipeline_version = "1"};
+
+TEST(Routing, InputsAreEveryInstanceButProcnodesOwnResults) {
+  EXPECT_EQ(InputInstances(Study({"a", "b"}, true)), (std::vector<std::string>{"a", "b"}));
 }
 
 TEST(Routing, KeyIgnoresInstanceOrderAndOurOwnResults) {
-  const auto rules = DefaultRuleSet();
-  const auto first = PlanJobs("study", Study({"a", "b"}, false), rules);
-  const auto again = PlanJobs("study", Study({"b", "a"}, true), rules);
-  EXPECT_EQ(first[0].idempotency_key, again[0].idempotency_key);
+  EXPECT_EQ(IdempotencyKey("study", InputInstances(Study({"a", "b"}, false)), kRule),
+            IdempotencyKey("study", InputInstances(Study({"b", "a"}, true)), kRule));
 }
 
 TEST(Routing, KeyChangesWithANewInstanceOrARuleVersion) {
-  auto rules = DefaultRuleSet();
-  const auto base = PlanJobs("study", Study({"a", "b"}, false), rules)[0].idempotency_key;
-  EXPECT_NE(base, PlanJobs("study", Study({"a", "b", "c"}, false), rules)[0].idempotency_key);
-  rules[0].version = 2;
-  EXPECT_NE(base, PlanJobs("study", Study({"a", "b"}, false), rules)[0].idempotency_key);
+  Rule rule = kRule;
+  const auto base = IdempotencyKey("study", {"a", "b"}, rule);
+  EXPECT_NE(base, IdempotencyKey("study", {"a", "b", "c"}, rule));
+  rule.version = 2;
+  EXPECT_NE(base, IdempotencyKey("study", {"a", "b"}, rule));
 }
 
-TEST(Routing, AStudyOfOnlyProcnodeResultsCreatesNoJob) {
+TEST(Routing, AStudyOfOnlyProcnodeResultsHasNoInputs) {
   std::vector<SeriesRef> only_results{
       {.id = "r1", .modality = "DOC", .instance_ids = {"pdf"}, .produced_by_procnode = true}};
-  EXPECT_TRUE(PlanJobs("study", only_results, DefaultRuleSet()).empty());
+  EXPECT_TRUE(InputInstances(only_results).empty());
 }
 
 }  // namespace
