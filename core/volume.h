@@ -1,6 +1,8 @@
 // An image volume in modality units (rescale slope and intercept applied), with its geometry in
 // DICOM patient coordinates (LPS, millimetres). Voxels are float32, x fastest, then y, then z;
-// slices are ordered along the slice normal (row direction x column direction).
+// voxel (i, j, k) lies at origin + i*spacing[0]*row_direction + j*spacing[1]*column_direction +
+// k*spacing[2]*slice_direction (the pipeline's volumes come from the NIfTI converter, so their
+// axes are the NIfTI image's).
 #pragma once
 
 #include <array>

@@ -313,6 +313,49 @@ uint8_t SliceCode(const std::vector<double>& times) {
 
 }  // namespace
 
+SeriesVolume NiftiSeriesVolume(StudySource& source, const SeriesRef& series, const LoadCallbacks& callbacks) {
+  auto parts = ConvertSeriesToNifti(source, series, callbacks);
+  NiftiConversion& part = parts.front();
+  const NiftiImage& image = part.image;
+  SeriesVolume result;
+  Volume& v = result.volume;
+  v.dims = {static_cast<std::size_t>(image.dims[0]), static_cast<std::size_t>(image.dims[1]),
+            static_cast<std::size_t>(image.dims[2] * image.dims[3])};
+  std::array<std::array<double, 3>*, 3> axes{&v.row_direction, &v.column_direction, &v.slice_direction};
+  for (int axis = 0; axis < 3; ++axis) {
+    const double length = std::hypot(image.srow[0][axis], image.srow[1][axis], image.srow[2][axis]);
+    v.spacing[axis] = length;
+    for (int r = 0; r < 3; ++r) (*axes[axis])[r] = (r < 2 ? -1 : 1) * image.srow[r][axis] / (length > 0 ? length : 1);
+  }
+  v.origin = {-image.srow[0][3], -image.srow[1][3], image.srow[2][3]};  // RAS -> LPS
+  v.modality = part.sidecar.value("Modality", "");
+  v.units = v.modality == "CT" ? "HU" : "";
+  const std::size_t count = v.VoxelCount();
+  v.voxels.resize(count);
+  auto scale = [&](auto* stored) {
+    for (std::size_t i = 0; i < count; ++i) v.voxels[i] = static_cast<float>(stored[i] * image.scl_slope + image.scl_inter);
+  };
+  const char* data = image.voxels.data();
+  switch (image.datatype) {
+    case kDtUint8: scale(reinterpret_cast<const uint8_t*>(data)); break;
+    case kDtInt8: scale(reinterpret_cast<const int8_t*>(data)); break;
+    case kDtInt16: scale(reinterpret_cast<const int16_t*>(data)); break;
+    case kDtUint16: scale(reinterpret_cast<const uint16_t*>(data)); break;
+    case kDtInt32: scale(reinterpret_cast<const int32_t*>(data)); break;
+    case kDtUint32: scale(reinterpret_cast<const uint32_t*>(data)); break;
+    case kDtFloat32: scale(reinterpret_cast<const float*>(data)); break;
+  }
+  std::string().swap(part.image.voxels);
+  result.warnings = part.warnings;
+  if (parts.size() > 1) {
+    result.warnings.push_back("the series has " + std::to_string(parts.size()) + " parts (" + part.suffix +
+                              " first): the first is used");
+  }
+  result.sources = std::move(part.sources);
+  result.study = ReadStudyIdentity(source, series.instance_ids.front());
+  return result;
+}
+
 std::string NiftiFileStem(const NiftiConversion& conversion) {
   std::string stem = std::to_string(conversion.series_number);
   if (!conversion.series_description.empty()) stem += "_" + conversion.series_description;
@@ -794,6 +837,7 @@ std::vector<NiftiConversion> ConvertSeriesToNifti(StudySource& source, const Ser
   // Instance 0 first (it describes the series), then the others in parallel, each instance's
   // slices kept in its own place so the order does not depend on the threads.
   std::vector<std::vector<Slice>> per_instance(total);
+  std::vector<SourceInstance> sources(total);
   std::mutex progress_mutex;
   std::size_t done = 0;
   auto read_instance = [&](std::size_t i) {
@@ -828,6 +872,7 @@ std::vector<NiftiConversion> ConvertSeriesToNifti(StudySource& source, const Ser
       }
     }
     DicomImage decoded = DecodeDicomImage(ds, name);
+    sources[i] = {decoded.sop_class_uid, decoded.sop_instance_uid};
     std::vector<Slice>& found = per_instance[i];
     if (info.mosaic) {
       found = UnpackMosaic(ds, decoded, i == 0 ? info.csa : CsaImageHeader(ds, name));
@@ -884,6 +929,7 @@ std::vector<NiftiConversion> ConvertSeriesToNifti(StudySource& source, const Ser
         if (!key.second.empty()) prefix += "_" + key.second;
       }
       part.suffix = prefix + part.suffix;
+      part.sources = sources;
       parts.push_back(std::move(part));
     }
   }

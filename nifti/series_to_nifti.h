@@ -38,6 +38,7 @@ struct NiftiConversion {
   int series_number = 0;
   std::string series_description;  // for file names only
   std::string suffix;              // dcm2niix's: "_e2", "_ph", "_e2_fieldmaphz"; empty for a single part
+  std::vector<SourceInstance> sources;  // the series' instances (SOP class and instance UIDs)
 };
 
 // One conversion per part of the series: echoes and image components (magnitude, phase, real,
@@ -45,6 +46,12 @@ struct NiftiConversion {
 // first appearance. Most series have one part.
 std::vector<NiftiConversion> ConvertSeriesToNifti(StudySource& source, const SeriesRef& series,
                                                   const LoadCallbacks& callbacks = {});
+
+// The pipeline's volume stage: the series through the converter (so processors see exactly the
+// geometry and values the NIfTI gets), as a float Volume in modality units (scl applied), with the
+// study identity of its first instance (PHI, kept in memory for result objects) and its sources.
+// A series of several parts yields its first part, said in `warnings`.
+SeriesVolume NiftiSeriesVolume(StudySource& source, const SeriesRef& series, const LoadCallbacks& callbacks = {});
 
 // "<series number>_<description><suffix>" with every character outside [A-Za-z0-9._-] replaced by '_'.
 std::string NiftiFileStem(const NiftiConversion& conversion);

@@ -8,6 +8,7 @@
 #include "core/digest.h"
 #include "core/error.h"
 #include "core/version.h"
+#include "nifti/series_to_nifti.h"
 #include "processors/series_volume.h"
 #include "reports/encapsulated_pdf.h"
 #include "reports/pdf_report.h"
@@ -131,7 +132,7 @@ PipelineResult RunVolumeStatsPipeline(StudySource& source, ResultSink& sink, con
   callbacks.progress = [&](std::size_t done, std::size_t total) {
     if (ctx.progress) ctx.progress(0.05 + 0.75 * done / total, "volume: " + std::to_string(done) + "/" + std::to_string(total) + " instances");
   };
-  const SeriesVolume loaded = LoadSeriesVolume(source, series, callbacks);
+  const SeriesVolume loaded = NiftiSeriesVolume(source, series, callbacks);
   stages.End();
 
   stages.Begin("stats", 0.82);

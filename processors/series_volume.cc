@@ -52,6 +52,12 @@ StudyIdentity IdentityOf(DcmDataset& ds, const std::string& name) {
 
 }  // namespace
 
+StudyIdentity ReadStudyIdentity(StudySource& source, const std::string& instance_id) {
+  const std::string name = "instance " + instance_id;
+  auto file = ReadInstance(source, instance_id, name);
+  return IdentityOf(*file->getDataset(), name);
+}
+
 const SeriesRef& LargestInputSeries(const std::vector<SeriesRef>& series) {
   const SeriesRef* best = nullptr;
   for (const auto& s : series) {

@@ -51,6 +51,9 @@ struct LoadCallbacks {
 SeriesVolume LoadSeriesVolume(StudySource& source, const SeriesRef& series,
                               const LoadCallbacks& callbacks = {});
 
+// The Patient and General Study attributes of one instance (PHI: keep it out of logs and files).
+StudyIdentity ReadStudyIdentity(StudySource& source, const std::string& instance_id);
+
 // The series with the most instances among those not produced by procnode, or Error(kNotFound).
 const SeriesRef& LargestInputSeries(const std::vector<SeriesRef>& series);
 
