@@ -7,6 +7,9 @@
 // and are safe to log: they never contain patient identity.
 #pragma once
 
+#include <cstdint>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,6 +37,11 @@ class StudySource {
   // A local file holding the instance, when there is one (readers then parse it in place instead
   // of copying it through memory); empty otherwise.
   virtual std::string InstancePath(const std::string& /*instance_id*/) { return ""; }
+  // An instance's top-level attribute values as text by tag (group << 16 | element), without its
+  // pixel data, when the source can give them cheaply (Orthanc can); nullopt otherwise.
+  virtual std::optional<std::map<uint32_t, std::string>> InstanceAttributes(const std::string& /*instance_id*/) {
+    return std::nullopt;
+  }
 };
 
 class ResultSink {

@@ -17,9 +17,13 @@ StudyAttributes ReadStudyAttributes(StudySource& source, const std::string& stud
     attributes.instance_ids = series.instance_ids;
     attributes.produced_by_procnode = series.produced_by_procnode;
     if (!series.instance_ids.empty() && !series.produced_by_procnode) {
-      const std::string name = "instance " + series.instance_ids.front();
-      auto file = ReadInstance(source, series.instance_ids.front(), name);
-      attributes.attributes = DatasetAttributes(*file->getDataset());
+      if (auto cheap = source.InstanceAttributes(series.instance_ids.front())) {
+        attributes.attributes = std::move(*cheap);  // without downloading the pixel data
+      } else {
+        const std::string name = "instance " + series.instance_ids.front();
+        auto file = ReadInstance(source, series.instance_ids.front(), name);
+        attributes.attributes = DatasetAttributes(*file->getDataset());
+      }
     }
     if (study.attributes.empty() && !series.produced_by_procnode) study.attributes = attributes.attributes;
     study.series.push_back(std::move(attributes));

@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdio>
+
 #include "core/error.h"
 #include "plugin/orthanc_api.h"
 
@@ -36,6 +38,19 @@ SeriesRef OrthancStudySource::GetSeries(const std::string& series_id) {
   const auto answer = nlohmann::json::parse(orthanc::RestGet("/series/" + series_id), nullptr, false);
   if (!answer.is_object()) throw Error(ErrorCode::kUnavailable, "series " + series_id + ": unexpected answer from Orthanc");
   return SeriesFromJson(answer);
+}
+
+std::optional<std::map<uint32_t, std::string>> OrthancStudySource::InstanceAttributes(const std::string& instance_id) {
+  const auto tags = nlohmann::json::parse(orthanc::RestGet("/instances/" + instance_id + "/tags?short"), nullptr, false);
+  if (!tags.is_object()) return std::nullopt;
+  std::map<uint32_t, std::string> attributes;
+  for (const auto& [key, value] : tags.items()) {
+    if (key.size() != 9 || key[4] != ',') continue;  // "gggg,eeee"
+    unsigned group = 0, element = 0;
+    if (std::sscanf(key.c_str(), "%4x,%4x", &group, &element) != 2) continue;
+    if (value.is_string()) attributes[group << 16 | element] = value.get<std::string>();  // sequences, binary: left out
+  }
+  return attributes;
 }
 
 std::string OrthancStudySource::InstanceMetadata(const std::string& instance_id, const std::string& name) {

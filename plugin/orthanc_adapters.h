@@ -16,6 +16,8 @@ class OrthancStudySource : public StudySource {
   std::string FetchInstance(const std::string& instance_id) override;
   // One series by Orthanc ID (GET /series/{id}); Error(kNotFound) when unknown.
   SeriesRef GetSeries(const std::string& series_id);
+  // Top-level string and number attributes from GET /instances/{id}/tags?short (no pixel data).
+  std::optional<std::map<uint32_t, std::string>> InstanceAttributes(const std::string& instance_id) override;
   // An instance's metadata (RemoteAET, CalledAET, ...); empty when Orthanc has none.
   std::string InstanceMetadata(const std::string& instance_id, const std::string& name);
 };
