@@ -59,6 +59,7 @@ def test_rules_route_chest_ct_only_and_explain_why(orthanc_factory, job_db):
     mr = study_with_modality(orthanc, "MR")
     dry = orthanc.post("/procnode/rules/dry-run", {"study": mr})
     assert dry["rule_set_version"] == 1 and dry["jobs"] == [] and dry["calling_aet"] == "MR01"
+    assert dry["called_aet"] == orthanc.aet
     chest = next(r for r in dry["rules"] if r["rule"] == "chest-ct")
     assert chest["fires"] is False
     assert chest["first_failed_condition"]["pointer"] == "/rules/0/match/all/0"
