@@ -298,14 +298,18 @@ std::optional<nlohmann::json> Node::JobDetail(int64_t id) {
   return JobToJson(*job, queue_.Events(id));
 }
 
-std::string Node::SeriesNifti(const std::string& series_id) {
+std::string Node::SeriesNifti(const std::string& series_id, int part) {
   OrthancStudySource source;
   const SeriesRef series = source.GetSeries(series_id);
   if (series.produced_by_procnode) {
     throw Error(ErrorCode::kUnsupported, "series " + series_id + " is a procnode result, not an image series");
   }
-  // A series of several parts (echoes, phase, field map) answers with its first part.
-  return NiftiFileBytes(ConvertSeriesToNifti(source, series).front().image, true);
+  const auto parts = ConvertSeriesToNifti(source, series);
+  if (part < 1 || part > static_cast<int>(parts.size())) {
+    throw Error(ErrorCode::kNotFound, "series " + series_id + " has " + std::to_string(parts.size()) +
+                                          " part(s); part " + std::to_string(part) + " does not exist");
+  }
+  return NiftiFileBytes(parts[part - 1].image, true);
 }
 
 nlohmann::json Node::RetryJob(int64_t id, const std::string& who) {

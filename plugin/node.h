@@ -61,9 +61,10 @@ class Node {
 
   // Whether `user` may change rules and jobs (ProcNode.Admins; everyone when it is empty).
   bool IsAdmin(const std::string& user) const;
-  // The Orthanc series as a gzip-compressed NIfTI-1 file; Error(kNotFound) for an unknown series,
-  // Error(kUnsupported) for what the converter refuses.
-  std::string SeriesNifti(const std::string& series_id);
+  // The Orthanc series as a gzip-compressed NIfTI-1 file: part `part` (1-based; echoes, phase,
+  // field map and evenly spaced parts are separate images). Error(kNotFound) for an unknown
+  // series or part, Error(kUnsupported) for what the converter refuses.
+  std::string SeriesNifti(const std::string& series_id, int part = 1);
 
  private:
   void IntakeLoop();

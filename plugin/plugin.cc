@@ -233,10 +233,15 @@ void RulesDryRun(OrthancPluginRestOutput* output, const Request& request) {
   Answer(output, g_node->DryRun(body["study"], body.contains("rules") ? body["rules"].dump() : ""));
 }
 
-// GET /procnode/series/{id}/nifti: the series as NIfTI-1, gzip-compressed (dcm2niix conventions).
+// GET /procnode/series/{id}/nifti[?part=N]: the series as NIfTI-1, gzip-compressed (dcm2niix
+// conventions); part N of a multi-part series (default 1).
 void GetSeriesNifti(OrthancPluginRestOutput* output, const Request& request) {
   if (!Only(output, request, "GET")) return;
-  const std::string bytes = g_node->SeriesNifti(request.Group(0));
+  int part = 1;
+  for (uint32_t i = 0; i < request.raw->getCount; ++i) {
+    if (std::string(request.raw->getKeys[i]) == "part") part = static_cast<int>(IdFrom(request.raw->getValues[i], "part"));
+  }
+  const std::string bytes = g_node->SeriesNifti(request.Group(0), part);
   OrthancPluginAnswerBuffer(orthanc::Context(), output, bytes.data(), static_cast<uint32_t>(bytes.size()),
                             "application/gzip");
 }

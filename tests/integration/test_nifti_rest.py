@@ -37,6 +37,11 @@ def test_series_nifti_equals_dcm2niix_and_refusals_are_clear(orthanc_factory, jo
         f.write(orthanc.get_raw(f"/procnode/series/{tilted}/nifti"))
     import nibabel
     assert nibabel.load(tilted_path).shape == (512, 548, 14)
+    with open(tilted_path, "wb") as f:
+        f.write(orthanc.get_raw(f"/procnode/series/{tilted}/nifti?part=2"))
+    assert nibabel.load(tilted_path).shape == (512, 575, 14), "the 7 mm part"
+    code, body = orthanc.get_status(f"/procnode/series/{tilted}/nifti?part=3")
+    assert code == 404 and "has 2 part(s)" in body["error"], body
 
     with open(os.path.join(SHARED_DATA, "debian-pydicom-test-files", "rtplan.dcm"), "rb") as f:
         plan = orthanc.post("/instances", f.read())
