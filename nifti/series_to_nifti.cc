@@ -392,19 +392,11 @@ DcmItem* GroupItem(DcmDataset& ds, DcmItem* per_frame, const DcmTagKey& macro) {
   return nullptr;
 }
 
-std::optional<double> ItemNumber(DcmItem* item, const DcmTagKey& tag, unsigned long index = 0) {
-  if (item == nullptr) return std::nullopt;
-  OFString text;
-  if (item->findAndGetOFString(tag, text, index).bad() || text.empty()) return std::nullopt;
-  char* end = nullptr;
-  const double value = std::strtod(text.c_str(), &end);
-  return end == text.c_str() || !std::isfinite(value) ? std::nullopt : std::optional<double>(value);
+std::optional<double> ItemNumber(DcmItem* item, const DcmTagKey& tag) {
+  return item == nullptr ? std::nullopt : DicomNumber(*item, tag);
 }
 
-std::string ItemString(DcmItem* item, const DcmTagKey& tag) {
-  OFString text;
-  return item != nullptr && item->findAndGetOFStringArray(tag, text).good() ? std::string(text.c_str()) : std::string();
-}
+std::string ItemString(DcmItem* item, const DcmTagKey& tag) { return item == nullptr ? "" : DicomString(*item, tag); }
 
 // Philips "precise" (floating-point) scaling, dcm2niix's default (-p y): FP = (PV * RS + RI) / (RS * SS)
 // with SS the private MR Scale Slope (2005,100E); see PMC3998685.
@@ -450,26 +442,10 @@ std::vector<Slice> ExpandEnhanced(DcmDataset& ds, DicomImage& image, const Serie
     tile.instance_number = image.instance_number;
     tile.slope = image.slope, tile.intercept = image.intercept;
     tile.samples.assign(image.samples.begin() + f * per_frame * width, image.samples.begin() + (f + 1) * per_frame * width);
-    if (DcmItem* item = GroupItem(ds, frame, DcmTagKey(0x0020, 0x9113))) {  // Plane Position
-      auto x = ItemNumber(item, DCM_ImagePositionPatient, 0), y = ItemNumber(item, DCM_ImagePositionPatient, 1),
-           z = ItemNumber(item, DCM_ImagePositionPatient, 2);
-      if (x && y && z) tile.position = Vec3{*x, *y, *z};
-    }
-    if (DcmItem* item = GroupItem(ds, frame, DcmTagKey(0x0020, 0x9116))) {  // Plane Orientation
-      std::array<double, 6> iop{};
-      bool complete = true;
-      for (unsigned long k = 0; k < 6 && complete; ++k) {
-        auto v = ItemNumber(item, DCM_ImageOrientationPatient, k);
-        complete = v.has_value();
-        if (v) iop[k] = *v;
-      }
-      if (complete) tile.orientation = iop;
-    }
-    if (DcmItem* item = GroupItem(ds, frame, DcmTagKey(0x0028, 0x9110))) {  // Pixel Measures
-      auto row = ItemNumber(item, DCM_PixelSpacing, 0), column = ItemNumber(item, DCM_PixelSpacing, 1);
-      if (row && column) tile.pixel_spacing = {*row, *column}, tile.has_pixel_spacing = true;
-      tile.slice_thickness = ItemNumber(item, DCM_SliceThickness).value_or(0);
-    }
+    ReadPlaneGeometry(GroupItem(ds, frame, DcmTagKey(0x0020, 0x9113)),   // Plane Position
+                      GroupItem(ds, frame, DcmTagKey(0x0020, 0x9116)),   // Plane Orientation
+                      GroupItem(ds, frame, DcmTagKey(0x0028, 0x9110)),   // Pixel Measures
+                      tile);
     if (DcmItem* item = GroupItem(ds, frame, DcmTagKey(0x0028, 0x9145))) {  // Pixel Value Transformation
       tile.slope = ItemNumber(item, DCM_RescaleSlope).value_or(1);
       tile.intercept = ItemNumber(item, DCM_RescaleIntercept).value_or(0);

@@ -20,11 +20,6 @@
 namespace procnode {
 namespace {
 
-std::string GetString(DcmDataset& ds, const DcmTagKey& tag) {
-  OFString value;
-  return ds.findAndGetOFStringArray(tag, value).good() ? std::string(value.c_str()) : std::string();
-}
-
 std::optional<long> GetInt(DcmDataset& ds, const DcmTagKey& tag) {
   Uint16 u16 = 0;
   if (ds.findAndGetUint16(tag, u16).good()) return u16;
@@ -84,27 +79,6 @@ template <typename Stored>
     highest = value > highest ? value : highest;
   }
   return highest;
-}
-
-// ImagePositionPatient, ImageOrientationPatient and PixelSpacing, when present and numeric.
-void ReadGeometry(DcmDataset& ds, DicomImage& out) {
-  if (auto x = GetDouble(ds, DCM_ImagePositionPatient, 0)) {
-    auto y = GetDouble(ds, DCM_ImagePositionPatient, 1), z = GetDouble(ds, DCM_ImagePositionPatient, 2);
-    if (y && z) out.position = std::array<double, 3>{*x, *y, *z};
-  }
-  std::array<double, 6> iop{};
-  bool has_iop = true;
-  for (unsigned long i = 0; i < 6 && has_iop; ++i) {
-    auto v = GetDouble(ds, DCM_ImageOrientationPatient, i);
-    has_iop = v.has_value();
-    if (v) iop[i] = *v;
-  }
-  if (has_iop) out.orientation = iop;
-  auto row_spacing = GetDouble(ds, DCM_PixelSpacing, 0), column_spacing = GetDouble(ds, DCM_PixelSpacing, 1);
-  if (row_spacing && column_spacing && *row_spacing > 0 && *column_spacing > 0) {
-    out.pixel_spacing = {*row_spacing, *column_spacing};
-    out.has_pixel_spacing = true;
-  }
 }
 
 // Decodes every frame of a JPEG 2000 (or HTJ2K) encapsulated PixelData with OpenJPEG. Frames are
@@ -172,15 +146,14 @@ void DecodeJpeg2000Frames(DcmDataset& ds, E_TransferSyntax xfer, DicomImage& out
 
 }  // namespace
 
-std::string DicomString(DcmDataset& ds, uint16_t group, uint16_t element) {
-  return GetString(ds, DcmTagKey(group, element));
+std::string DicomString(DcmItem& item, const DcmTagKey& tag) {
+  OFString value;
+  return item.findAndGetOFStringArray(tag, value).good() ? std::string(value.c_str()) : std::string();
 }
 
-std::optional<double> DicomNumber(DcmDataset& ds, uint16_t group, uint16_t element, unsigned long index) {
-  // Through the text form, so DS, IS and the binary VRs (US, SS, FL, FD) all read alike. Elements
-  // of unknown VR (private tags read from Implicit VR) would print as hex bytes: not numbers.
+std::optional<double> DicomNumber(DcmItem& item, const DcmTagKey& tag, unsigned long index) {
   DcmElement* found = nullptr;
-  if (ds.findAndGetElement(DcmTagKey(group, element), found).bad() || found == nullptr) return std::nullopt;
+  if (item.findAndGetElement(tag, found).bad() || found == nullptr) return std::nullopt;
   const DcmEVR vr = found->ident();
   if (vr == EVR_OB || vr == EVR_UN || vr == EVR_OW || vr == EVR_UNKNOWN || vr == EVR_UNKNOWN2B) return std::nullopt;
   OFString text;
@@ -190,6 +163,40 @@ std::optional<double> DicomNumber(DcmDataset& ds, uint16_t group, uint16_t eleme
   while (end != nullptr && *end == ' ') ++end;
   if (end == text.c_str() || (end != nullptr && *end != '\0') || !std::isfinite(value)) return std::nullopt;
   return value;
+}
+
+void ReadPlaneGeometry(DcmItem* position, DcmItem* orientation, DcmItem* measures, DicomImage& image) {
+  if (position != nullptr) {
+    auto x = DicomNumber(*position, DCM_ImagePositionPatient, 0), y = DicomNumber(*position, DCM_ImagePositionPatient, 1),
+         z = DicomNumber(*position, DCM_ImagePositionPatient, 2);
+    if (x && y && z) image.position = std::array<double, 3>{*x, *y, *z};
+  }
+  if (orientation != nullptr) {
+    std::array<double, 6> iop{};
+    bool complete = true;
+    for (unsigned long i = 0; i < 6 && complete; ++i) {
+      auto v = DicomNumber(*orientation, DCM_ImageOrientationPatient, i);
+      complete = v.has_value();
+      if (v) iop[i] = *v;
+    }
+    if (complete) image.orientation = iop;
+  }
+  if (measures != nullptr) {
+    auto row = DicomNumber(*measures, DCM_PixelSpacing, 0), column = DicomNumber(*measures, DCM_PixelSpacing, 1);
+    if (row && column && *row > 0 && *column > 0) {
+      image.pixel_spacing = {*row, *column};
+      image.has_pixel_spacing = true;
+    }
+    if (auto thickness = DicomNumber(*measures, DCM_SliceThickness)) image.slice_thickness = *thickness;
+  }
+}
+
+std::string DicomString(DcmDataset& ds, uint16_t group, uint16_t element) {
+  return DicomString(ds, DcmTagKey(group, element));
+}
+
+std::optional<double> DicomNumber(DcmDataset& ds, uint16_t group, uint16_t element, unsigned long index) {
+  return DicomNumber(ds, DcmTagKey(group, element), index);
 }
 
 std::optional<std::vector<uint8_t>> DicomBytes(DcmDataset& ds, uint16_t group, uint16_t element) {
@@ -215,10 +222,10 @@ int64_t DicomImage::Sample(std::size_t i) const {
 DicomImage DecodeDicomImage(DcmDataset& ds, const std::string& name) {
   DicomImage out;
   out.name = name;
-  out.modality = GetString(ds, DCM_Modality);
-  out.series_uid = GetString(ds, DCM_SeriesInstanceUID);
-  out.sop_class_uid = GetString(ds, DCM_SOPClassUID);
-  out.sop_instance_uid = GetString(ds, DCM_SOPInstanceUID);
+  out.modality = DicomString(ds, DCM_Modality);
+  out.series_uid = DicomString(ds, DCM_SeriesInstanceUID);
+  out.sop_class_uid = DicomString(ds, DCM_SOPClassUID);
+  out.sop_instance_uid = DicomString(ds, DCM_SOPInstanceUID);
   out.instance_number = GetInt(ds, DCM_InstanceNumber).value_or(0);
   out.slice_thickness = GetDouble(ds, DCM_SliceThickness).value_or(0);
 
@@ -259,7 +266,7 @@ DicomImage DecodeDicomImage(DcmDataset& ds, const std::string& name) {
   const E_TransferSyntax xfer = ds.getOriginalXfer();
   if (IsJpeg2000TransferSyntax(DcmXfer(xfer).getXferID())) {
     DecodeJpeg2000Frames(ds, xfer, out);
-    ReadGeometry(ds, out);
+    ReadPlaneGeometry(&ds, &ds, &ds, out);
     return out;
   }
   if (DcmXfer(xfer).isEncapsulated()) {
@@ -304,7 +311,7 @@ DicomImage DecodeDicomImage(DcmDataset& ds, const std::string& name) {
     }
   }
 
-  ReadGeometry(ds, out);
+  ReadPlaneGeometry(&ds, &ds, &ds, out);
   return out;
 }
 

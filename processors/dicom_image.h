@@ -18,6 +18,8 @@
 #include <vector>
 
 class DcmDataset;
+class DcmItem;
+class DcmTagKey;
 
 namespace procnode {
 
@@ -71,7 +73,16 @@ struct DicomImage {
 // Decodes `ds`, which may be changed (decompressed in place).
 DicomImage DecodeDicomImage(DcmDataset& ds, const std::string& name);
 
-// Attribute readers: empty / nullopt when absent or unreadable.
+// Position, orientation, pixel spacing and slice thickness from the items holding them: the
+// dataset itself for classic images; a frame's Plane Position, Plane Orientation and Pixel Measures
+// items for enhanced ones (PS3.3 C.7.6.16). Null items and absent values leave `image` as it was.
+void ReadPlaneGeometry(DcmItem* position, DcmItem* orientation, DcmItem* measures, DicomImage& image);
+
+// Attribute readers (a dataset, or an item of a sequence such as a functional group): empty /
+// nullopt when absent or unreadable. Numbers are read through their text, so DS, IS and the
+// binary VRs read alike; values of unknown VR (private, Implicit VR) are not numbers.
+std::string DicomString(DcmItem& item, const DcmTagKey& tag);
+std::optional<double> DicomNumber(DcmItem& item, const DcmTagKey& tag, unsigned long index = 0);
 std::string DicomString(DcmDataset& ds, uint16_t group, uint16_t element);
 std::optional<double> DicomNumber(DcmDataset& ds, uint16_t group, uint16_t element, unsigned long index = 0);
 // The raw value bytes of an element of unknown VR (a private tag read from Implicit VR).

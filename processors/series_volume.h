@@ -1,15 +1,7 @@
-// Builds an in-memory Volume from one series of a StudySource, through DCMTK.
-//
-// Reads every instance of the series, decodes the pixel data (uncompressed transfer syntaxes, and
-// the JPEG family, JPEG-LS and RLE through DCMTK's decoders), applies Rescale Slope/Intercept so
-// voxels are in modality units, sorts slices along the slice normal (PS3.3 C.7.6.2.1.1: position
-// projected on row x column) and checks that rows, columns and orientation agree.
-//
-// Errors name the instance (its id in the StudySource) and the reason: Error(kInvalidInput) for
-// malformed or inconsistent data, Error(kUnsupported) for what this version cannot decode (JPEG
-// 2000, colour, packed bits). The returned StudyIdentity holds patient and study attributes
-// copied from the first instance, for result objects of a clinical route: it is PHI, keep it out
-// of logs. Not thread-safe per call; separate calls may run concurrently.
+// A series as the processors see it: its Volume (built by nifti/ NiftiSeriesVolume, through the
+// same converter as the NIfTI files), the study identity of its first instance for result objects
+// of a clinical route (PHI: keep it out of logs and files), and its source instances; plus the
+// helpers that pick and read them. Thread-safe.
 #pragma once
 
 #include <functional>
@@ -48,8 +40,6 @@ struct LoadCallbacks {
   std::function<bool()> cancelled;  // optional; when it returns true: Error(kCancelled)
 };
 
-SeriesVolume LoadSeriesVolume(StudySource& source, const SeriesRef& series,
-                              const LoadCallbacks& callbacks = {});
 
 // The Patient and General Study attributes of one instance (PHI: keep it out of logs and files).
 StudyIdentity ReadStudyIdentity(StudySource& source, const std::string& instance_id);

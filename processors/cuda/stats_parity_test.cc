@@ -6,6 +6,7 @@
 #include <random>
 #include <vector>
 
+#include "nifti/series_to_nifti.h"
 #include "processors/folder_source.h"
 #include "processors/series_volume.h"
 #include "processors/volume_stats.h"
@@ -27,7 +28,7 @@ TEST(VolumeStatsGpu, CudaKernelMatchesTheCpuTwin) {
   std::vector<float> noise(3'000'001);
   for (auto& x : noise) x = hu(random);
   FolderStudySource source(std::string(PROCNODE_SHARED_DATA) + "/ct-chest-lung-dx-a0001/lung-kernel");
-  const auto ct = LoadSeriesVolume(source, LargestInputSeries(source.ListSeries(""))).volume.voxels;
+  const auto ct = NiftiSeriesVolume(source, LargestInputSeries(source.ListSeries(""))).volume.voxels;
   const std::vector<const std::vector<float>*> inputs{&noise, &ct};
   for (const auto* data : inputs) {
     const auto cpu = ComputeStatsCpu(data->data(), data->size());
