@@ -9,20 +9,21 @@
 namespace procnode {
 namespace {
 
-// Columns of a Job, timestamps as ISO 8601 UTC text.
-constexpr const char* kJobColumns =
+// A timestamp column as ISO 8601 UTC text ('' when NULL), named `column`.
+std::string Iso(const std::string& column) {
+  return "coalesce(to_char(j." + column + " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), '') AS " + column;
+}
+
+// Columns of a Job (table alias j).
+const std::string kJobColumns =
     "j.id, j.idempotency_key, j.study_id, coalesce(j.series_id, '') AS series_id, j.rule_id, j.rule_version,"
     " j.pipeline, j.cancel_requested,"
     " j.parameters::text AS parameters, j.state, j.priority, j.attempts, j.max_attempts,"
     " coalesce(j.lease_owner, '') AS lease_owner, j.progress, j.progress_message,"
     " coalesce(j.error, '') AS error, coalesce(j.device, '') AS device,"
-    " coalesce(j.result::text, '') AS result,"
-    " coalesce(to_char(j.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), '') AS created_at,"
-    " coalesce(to_char(j.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), '') AS started_at,"
-    " coalesce(to_char(j.finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), '') AS finished_at,"
-    " coalesce(to_char(j.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), '') AS updated_at,"
-    " coalesce(to_char(j.lease_expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), '') AS lease_expires_at,"
-    " coalesce(to_char(j.not_before AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), '') AS not_before";
+    " coalesce(j.result::text, '') AS result, " +
+    Iso("created_at") + ", " + Iso("started_at") + ", " + Iso("finished_at") + ", " + Iso("updated_at") + ", " +
+    Iso("lease_expires_at") + ", " + Iso("not_before");
 
 Job JobFromRow(const pqxx::row& row) {
   Job job;
@@ -272,7 +273,7 @@ Job PgJobQueue::Retry(int64_t id, const std::string& who) {
         " WHERE id = $1",
         id);
     AddEvent(tx, id, "retry-requested", who, "was " + state);
-    return JobFromRow(tx.exec_params(std::string("SELECT ") + kJobColumns + " FROM jobs j WHERE j.id = $1", id)[0]);
+    return JobFromRow(tx.exec_params("SELECT " + kJobColumns + " FROM jobs j WHERE j.id = $1", id)[0]);
   });
 }
 
@@ -293,7 +294,7 @@ Job PgJobQueue::Cancel(int64_t id, const std::string& who) {
     } else {
       throw Error(ErrorCode::kInvalidInput, "job " + std::to_string(id) + " is " + state + ": nothing to cancel");
     }
-    return JobFromRow(tx.exec_params(std::string("SELECT ") + kJobColumns + " FROM jobs j WHERE j.id = $1", id)[0]);
+    return JobFromRow(tx.exec_params("SELECT " + kJobColumns + " FROM jobs j WHERE j.id = $1", id)[0]);
   });
 }
 
@@ -357,7 +358,7 @@ std::vector<StoredRuleSet> PgJobQueue::RuleSetHistory(int limit) {
 
 std::optional<Job> PgJobQueue::Get(int64_t id) {
   return WithTransaction("get", [&](pqxx::work& tx) -> std::optional<Job> {
-    const auto rows = tx.exec_params(std::string("SELECT ") + kJobColumns + " FROM jobs j WHERE j.id = $1", id);
+    const auto rows = tx.exec_params("SELECT " + kJobColumns + " FROM jobs j WHERE j.id = $1", id);
     if (rows.empty()) return std::nullopt;
     return JobFromRow(rows[0]);
   });
@@ -365,7 +366,7 @@ std::optional<Job> PgJobQueue::Get(int64_t id) {
 
 std::vector<Job> PgJobQueue::List(const std::optional<std::string>& state, int limit) {
   return WithTransaction("list", [&](pqxx::work& tx) {
-    const auto rows = tx.exec_params(std::string("SELECT ") + kJobColumns +
+    const auto rows = tx.exec_params("SELECT " + kJobColumns +
                                          " FROM jobs j WHERE ($1 = '' OR j.state = $1)"
                                          " ORDER BY j.id DESC LIMIT $2",
                                      state.value_or(""), limit);

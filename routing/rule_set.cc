@@ -96,6 +96,23 @@ class Parser {
  private:
   void Error(const std::string& pointer, const std::string& reason) { errors_.push_back({pointer, reason}); }
 
+  // Optional typed fields: set `target` when `key` is present and of the right type, else say so.
+  void Optional(const json& node, const std::string& at, const char* key, bool& target) {
+    if (!node.contains(key)) return;
+    if (!node[key].is_boolean()) Error(at + "/" + key, "must be true or false");
+    else target = node[key];
+  }
+  void Optional(const json& node, const std::string& at, const char* key, int& target) {
+    if (!node.contains(key)) return;
+    if (!node[key].is_number_integer()) Error(at + "/" + key, "must be an integer");
+    else target = node[key];
+  }
+  void Optional(const json& node, const std::string& at, const char* key, std::string& target) {
+    if (!node.contains(key)) return;
+    if (!node[key].is_string()) Error(at + "/" + key, "must be text");
+    else target = node[key];
+  }
+
   void Keys(const json& object, const std::string& at, std::set<std::string> allowed) {
     for (const auto& [key, value] : object.items()) {
       if (!allowed.contains(key)) Error(at + "/" + Escape(key), "unknown key \"" + key + "\"");
@@ -118,22 +135,10 @@ class Parser {
       });
       if (!safe || rule.id.size() > 64) Error(at + "/id", "use at most 64 letters, digits, '-', '_' or '.'");
     }
-    if (node.contains("description")) {
-      if (!node["description"].is_string()) Error(at + "/description", "must be text");
-      else rule.description = node["description"];
-    }
-    if (node.contains("enabled")) {
-      if (!node["enabled"].is_boolean()) Error(at + "/enabled", "must be true or false");
-      else rule.enabled = node["enabled"];
-    }
-    if (node.contains("fallback")) {
-      if (!node["fallback"].is_boolean()) Error(at + "/fallback", "must be true or false");
-      else rule.fallback = node["fallback"];
-    }
-    if (node.contains("priority")) {
-      if (!node["priority"].is_number_integer()) Error(at + "/priority", "must be an integer");
-      else rule.priority = node["priority"];
-    }
+    Optional(node, at, "description", rule.description);
+    Optional(node, at, "enabled", rule.enabled);
+    Optional(node, at, "fallback", rule.fallback);
+    Optional(node, at, "priority", rule.priority);
     if (node.contains("level")) {
       if (node["level"] != "study" && node["level"] != "series") Error(at + "/level", "must be \"study\" or \"series\"");
       else rule.series_level = node["level"] == "series";
@@ -214,10 +219,7 @@ class Parser {
     } else {
       Error(at + "/attribute", "unknown attribute keyword \"" + c.attribute + "\"");
     }
-    if (node.contains("case_sensitive")) {
-      if (!node["case_sensitive"].is_boolean()) Error(at + "/case_sensitive", "must be true or false");
-      else c.case_sensitive = node["case_sensitive"];
-    }
+    Optional(node, at, "case_sensitive", c.case_sensitive);
     int operators = 0;
     for (const auto& [name, op] : Operators()) {
       if (!node.contains(name)) continue;
@@ -314,14 +316,8 @@ class Parser {
         action.device = node["device"];
       }
     }
-    if (node.contains("priority")) {
-      if (!node["priority"].is_number_integer()) Error(at + "/priority", "must be an integer");
-      else action.priority = node["priority"];
-    }
-    if (node.contains("anonymize")) {
-      if (!node["anonymize"].is_boolean()) Error(at + "/anonymize", "must be true or false");
-      else action.anonymize = node["anonymize"];
-    }
+    Optional(node, at, "priority", action.priority);
+    Optional(node, at, "anonymize", action.anonymize);
     if (node.contains("destinations")) {
       if (!node["destinations"].is_array()) {
         Error(at + "/destinations", "must be a list of configured destination names");
