@@ -22,9 +22,11 @@
 #include "jobs/job_queue.h"
 #include "jobs/migrations.h"
 #include "nifti/series_to_nifti.h"
+#include "pipeline/processing_pipeline.h"
 #include "pipeline/routing_inputs.h"
-#include "pipeline/volume_stats_pipeline.h"
 #include "processors/folder_source.h"
+#include "processors/processor.h"
+#include "reports/key_images.h"
 #include "processors/volume_stats.h"
 #include "routing/rule_set.h"
 #include "routing/rules.h"
@@ -39,8 +41,10 @@ constexpr const char* kUsage = R"(usage:
   procnode rules validate FILE.json
   procnode rules test FILE.json DICOM_DIR [--calling-aet AET] [--called-aet AET]
       which rules fire on that study, and for each that does not, the first condition that failed
-  procnode process volume-stats DICOM_DIR --out DIR [--device auto|cpu|gpu]
-      largest series of the folder -> report.pdf, report-pdf.dcm (Encapsulated PDF), measurements.json
+  procnode process PROCESSOR DICOM_DIR --out DIR [--param k=v ...] [--device auto|cpu|gpu]
+      the folder's largest series the processor accepts -> measurements.json, labels.nii.gz (when the
+      processor labels voxels), report.pdf, report-pdf.dcm (Encapsulated PDF)
+  procnode processors                the processors, their inputs and parameters (JSON Schema)
   procnode migrate --db DSN          apply the job database migrations
   procnode jobs --db DSN [--state S] [--limit N]
   procnode status                    build, CUDA and GPU
@@ -52,6 +56,7 @@ Exit codes: 0 success, 2 bad input, 1 other failure.
 struct Args {
   std::vector<std::string> positional;
   std::map<std::string, std::string> options;
+  std::vector<std::string> params;  // every --param k=v, in order
 
   std::optional<std::string> Option(const std::string& key) const {
     auto it = options.find(key);
@@ -70,7 +75,11 @@ Args Parse(int argc, char** argv) {
     std::string arg = argv[i];
     if (arg.rfind("--", 0) == 0 && arg.size() > 2) {
       if (i + 1 >= argc) throw Error(ErrorCode::kInvalidInput, arg + " needs a value");
-      args.options[arg.substr(2)] = argv[++i];
+      if (arg == "--param") {
+        args.params.push_back(argv[++i]);
+      } else {
+        args.options[arg.substr(2)] = argv[++i];
+      }
     } else {
       args.positional.push_back(arg);
     }
@@ -97,12 +106,24 @@ void WriteFile(const std::filesystem::path& path, const std::string& bytes) {
   if (!out) throw Error(ErrorCode::kUnavailable, path.string() + ": cannot be written");
 }
 
+// "k=v" -> {"k": v}, v read as JSON when it parses (numbers, true, false), as a string otherwise.
+nlohmann::json ParseParams(const std::vector<std::string>& params) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& param : params) {
+    const auto eq = param.find('=');
+    if (eq == std::string::npos || eq == 0) throw Error(ErrorCode::kInvalidInput, "--param '" + param + "': expected NAME=VALUE");
+    const std::string value = param.substr(eq + 1);
+    nlohmann::json parsed = nlohmann::json::parse(value, nullptr, false);
+    out[param.substr(0, eq)] = parsed.is_discarded() || parsed.is_object() || parsed.is_array() ? nlohmann::json(value) : parsed;
+  }
+  return out;
+}
+
 int Process(const Args& args) {
   if (args.positional.size() != 3) throw Error(ErrorCode::kInvalidInput, "process needs PROCESSOR DICOM_DIR");
-  const std::string& processor = args.positional[1];
-  if (processor != kVolumeStatsPipeline) {
-    throw Error(ErrorCode::kInvalidInput, "processor '" + processor + "' is unknown (known: volume-stats)");
-  }
+  const Processor& processor = GetProcessor(args.positional[1]);
+  const nlohmann::json parameters = ParseParams(args.params);
+  ResolveParameters(processor.Info(), parameters);  // bad parameters fail before any reading
   const std::filesystem::path out = args.Required("out");
   std::filesystem::create_directories(out);
   FolderStudySource source(args.positional[2]);
@@ -115,15 +136,26 @@ int Process(const Args& args) {
     std::cerr << "\r[" << static_cast<int>(fraction * 100) << "%] " << message << "\033[K" << std::flush;
   };
   const auto inputs = InputInstances(source.ListSeries(""));
+  const Rule rule{.id = "cli", .pipeline = processor.Info().name, .pipeline_version = processor.Info().version,
+                  .parameters_json = parameters.dump()};
   const Provenance provenance{.job = "cli", .rule = "command line", .node = "local",
                               .study_id = std::filesystem::path(args.positional[2]).filename().string(),
-                              .idempotency_key = IdempotencyKey("cli", inputs, Rule{.id = "cli", .pipeline = kVolumeStatsPipeline,
-                                                                                    .pipeline_version = "1"})};
-  const auto result = RunVolumeStatsPipeline(source, sink, ctx, provenance);
+                              .idempotency_key = IdempotencyKey("cli", inputs, rule)};
+  const auto result = RunPipeline(processor.Info().name, parameters, source, sink, ctx, provenance);
   std::cerr << "\n";
   WriteFile(out / "report.pdf", result.pdf);
+  if (!result.output.labels.empty()) {
+    WriteNiftiFile((out / "labels.nii.gz").string(), LabelNiftiImage(result.volume, result.output.labels), true);
+    // Overlays for a quick look: the axial slice and coronal row with the most labelled voxels.
+    const int label_count = static_cast<int>(result.output.label_names.size());
+    for (const auto& [plane, name] : {std::pair{ViewPlane::kAxial, "overlay-axial.png"}, std::pair{ViewPlane::kCoronal, "overlay-coronal.png"}}) {
+      KeyImageSpec spec{.plane = plane, .index = BusiestIndex(result.volume, result.output.labels, plane),
+                        .colours = LabelPalette(label_count)};
+      WriteFile(out / name, EncodePng(RenderKeyImage(result.volume, result.output.labels, spec)));
+    }
+  }
   WriteFile(out / "measurements.json", result.summary.dump(2) + "\n");
-  std::cout << result.summary.dump(2) << "\n";
+  std::cout << result.summary["measurements"].dump(2) << "\n";
   return 0;
 }
 
@@ -258,6 +290,12 @@ int Run(int argc, char** argv) {
     return 0;
   }
   if (command == "process") return Process(args);
+  if (command == "processors") {
+    nlohmann::json list = nlohmann::json::array();
+    for (const Processor* p : Processors()) list.push_back(ProcessorJson(p->Info()));
+    std::cout << list.dump(2) << "\n";
+    return 0;
+  }
   if (command == "convert") return Convert(args);
   if (command == "rules") return Rules(args);
   std::cerr << "unknown command '" << command << "'\n" << kUsage;

@@ -313,6 +313,29 @@ uint8_t SliceCode(const std::vector<double>& times) {
 
 }  // namespace
 
+NiftiImage LabelNiftiImage(const Volume& v, const std::vector<uint8_t>& labels) {
+  if (labels.size() != v.dims[0] * v.dims[1] * v.dims[2]) {
+    throw Error(ErrorCode::kInvalidInput, "label image: " + std::to_string(labels.size()) + " labels for a " +
+                                              std::to_string(v.dims[0]) + " x " + std::to_string(v.dims[1]) + " x " +
+                                              std::to_string(v.dims[2]) + " volume");
+  }
+  NiftiImage image;
+  image.dims = {static_cast<int64_t>(v.dims[0]), static_cast<int64_t>(v.dims[1]), static_cast<int64_t>(v.dims[2]), 1, 1};
+  image.dimensions = 3;
+  image.pixdim = {v.spacing[0], v.spacing[1], v.spacing[2], 0};
+  image.datatype = kDtUint8;
+  const std::array<const std::array<double, 3>*, 3> axes{&v.row_direction, &v.column_direction, &v.slice_direction};
+  for (int axis = 0; axis < 3; ++axis) {
+    for (int r = 0; r < 3; ++r) image.srow[r][axis] = (r < 2 ? -1 : 1) * (*axes[axis])[r] * v.spacing[axis];
+  }
+  image.srow[0][3] = -v.origin[0];  // LPS -> RAS
+  image.srow[1][3] = -v.origin[1];
+  image.srow[2][3] = v.origin[2];
+  image.descrip = "procnode labels";
+  image.voxels.assign(reinterpret_cast<const char*>(labels.data()), labels.size());
+  return image;
+}
+
 SeriesVolume NiftiSeriesVolume(StudySource& source, const SeriesRef& series, const LoadCallbacks& callbacks) {
   auto parts = ConvertSeriesToNifti(source, series, callbacks);
   NiftiConversion& part = parts.front();

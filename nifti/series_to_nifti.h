@@ -53,6 +53,10 @@ std::vector<NiftiConversion> ConvertSeriesToNifti(StudySource& source, const Ser
 // A series of several parts yields its first part, said in `warnings`.
 SeriesVolume NiftiSeriesVolume(StudySource& source, const SeriesRef& series, const LoadCallbacks& callbacks = {});
 
+// A uint8 label image on a volume's grid (as NiftiSeriesVolume made it): the same affine as the
+// series' NIfTI, so viewers overlay it. Error(kInvalidInput) when the sizes differ.
+NiftiImage LabelNiftiImage(const Volume& geometry, const std::vector<uint8_t>& labels);
+
 // "<series number>_<description><suffix>" with every character outside [A-Za-z0-9._-] replaced by '_'.
 std::string NiftiFileStem(const NiftiConversion& conversion);
 

@@ -2,7 +2,8 @@
 
 #include <dcmtk/dcmdata/dcfilefo.h>
 
-#include "pipeline/volume_stats_pipeline.h"
+#include "core/error.h"
+#include "pipeline/processing_pipeline.h"
 #include "processors/dicom_attributes.h"
 #include "processors/dicom_io.h"
 
@@ -34,7 +35,18 @@ StudyAttributes ReadStudyAttributes(StudySource& source, const std::string& stud
 RuleVocabulary DefaultVocabulary(std::set<std::string> destinations) {
   RuleVocabulary vocabulary;
   vocabulary.keyword_to_tag = DicomKeywordToTag;
-  vocabulary.pipeline_parameters = {{kVolumeStatsPipeline, {}}};
+  for (const Processor* processor : Processors()) {
+    auto& names = vocabulary.pipeline_parameters[processor->Info().name];
+    for (const auto& spec : processor->Info().parameters) names.insert(spec.name);
+  }
+  vocabulary.check_parameter = [](const std::string& pipeline, const std::string& name, const nlohmann::json& value) {
+    try {
+      ResolveParameters(GetProcessor(pipeline).Info(), nlohmann::json{{name, value}});
+      return std::string();
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+  };
   vocabulary.destinations = std::move(destinations);
   return vocabulary;
 }

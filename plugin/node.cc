@@ -9,7 +9,7 @@
 #include "jobs/migrations.h"
 #include "nifti/series_to_nifti.h"
 #include "pipeline/routing_inputs.h"
-#include "pipeline/volume_stats_pipeline.h"
+#include "pipeline/processing_pipeline.h"
 #include "plugin/orthanc_adapters.h"
 #include "routing/rules.h"
 
@@ -218,15 +218,23 @@ void Node::Intake(const std::string& study_id) {
 
 JobOutcome Node::RunJob(JobContext& context) {
   const Job& job = context.job();
-  if (job.pipeline != kVolumeStatsPipeline) {
+  if (FindProcessor(job.pipeline) == nullptr) {
     throw Error(ErrorCode::kUnsupported, "pipeline '" + job.pipeline + "' is not known to procnode " + kVersion);
+  }
+  nlohmann::json parameters = nlohmann::json::parse(job.parameters_json, nullptr, false);
+  if (!parameters.is_object()) throw Error(ErrorCode::kInvalidInput, "job parameters are not a JSON object");
+  // A rule's device preference rides in the parameters; the node's Gpu setting applies otherwise.
+  std::string device = config_.gpu;
+  if (parameters.contains("device")) {
+    if (config_.gpu != "cpu") device = parameters["device"].get<std::string>();
+    parameters.erase("device");
   }
   OrthancStudySource source;
   OrthancResultSink sink;
   PipelineContext ctx;
   ctx.progress = [&context](double fraction, const std::string& message) { context.Progress(fraction, message); };
   ctx.stop_requested = [&context] { return context.StopRequested(); };
-  ctx.device = ParseDevicePreference(config_.gpu);
+  ctx.device = ParseDevicePreference(device);
   ctx.font_path = PROCNODE_FONT;
   ctx.result_series_number = config_.result_series_number;
   ctx.series_id = job.series_id;
@@ -247,7 +255,7 @@ JobOutcome Node::RunJob(JobContext& context) {
                               .node = config_.node_name,
                               .study_id = job.study_id,
                               .idempotency_key = job.idempotency_key};
-  const auto result = RunVolumeStatsPipeline(source, sink, ctx, provenance);
+  const auto result = RunPipeline(job.pipeline, parameters, source, sink, ctx, provenance);
   return JobOutcome{result.summary.dump(), result.device};
 }
 

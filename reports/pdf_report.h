@@ -10,12 +10,9 @@
 #include <utility>
 #include <vector>
 
-namespace procnode {
+#include "core/report_section.h"
 
-struct ReportSection {
-  std::string heading;
-  std::vector<std::pair<std::string, std::string>> rows;  // label, value
-};
+namespace procnode {
 
 struct ReportContent {
   std::string title;

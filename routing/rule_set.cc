@@ -305,6 +305,9 @@ class Parser {
         for (const auto& [key, value] : action.parameters.items()) {
           if (it != vocabulary_.pipeline_parameters.end() && !it->second.contains(key)) {
             Error(at + "/parameters/" + Escape(key), "unknown parameter \"" + key + "\" for pipeline \"" + action.pipeline + "\"");
+          } else if (it != vocabulary_.pipeline_parameters.end() && vocabulary_.check_parameter) {
+            const std::string problem = vocabulary_.check_parameter(action.pipeline, key, value);
+            if (!problem.empty()) Error(at + "/parameters/" + Escape(key), problem);
           }
         }
       }
@@ -594,6 +597,18 @@ std::vector<RuleEvaluation> EvaluateRuleSet(const RuleSet& rules, const StudyAtt
   return evaluations;
 }
 
+namespace {
+
+// The job's parameters: the rule's, plus "device" when the rule asks for one (read by the worker).
+std::string JobParameters(const nlohmann::json& parameters, const std::string& device) {
+  if (device.empty() || device == "auto") return parameters.dump();
+  nlohmann::json with = parameters;
+  with["device"] = device;
+  return with.dump();
+}
+
+}  // namespace
+
 std::vector<PlannedJob> PlanJobs(const RuleSet& rules, const StudyAttributes& study,
                                  const std::vector<RuleEvaluation>& evaluations) {
   std::vector<PlannedJob> jobs;
@@ -602,7 +617,7 @@ std::vector<PlannedJob> PlanJobs(const RuleSet& rules, const StudyAttributes& st
     const auto it = std::find_if(rules.rules.begin(), rules.rules.end(), [&](const auto& r) { return r.id == e.rule_id; });
     if (it == rules.rules.end()) continue;
     Rule spec{.id = it->id, .version = rules.version, .pipeline = it->action.pipeline, .pipeline_version = "1",
-              .parameters_json = it->action.parameters.dump()};
+              .parameters_json = JobParameters(it->action.parameters, it->action.device)};
     auto instances_of = [&](const SeriesAttributes& s) { return s.instance_ids; };
     if (!it->series_level) {
       std::vector<std::string> inputs;

@@ -106,6 +106,9 @@ struct RuleVocabulary {
   std::function<std::optional<uint32_t>(const std::string&)> keyword_to_tag;  // DICOM dictionary
   std::map<std::string, std::set<std::string>> pipeline_parameters;          // pipeline -> parameters
   std::set<std::string> destinations;                                         // configured
+  // A parameter value's problem ("" when fine), e.g. out of range; optional.
+  std::function<std::string(const std::string& pipeline, const std::string& parameter, const nlohmann::json& value)>
+      check_parameter;
 };
 
 struct ParsedRuleSet {

@@ -1,4 +1,4 @@
-#include "pipeline/volume_stats_pipeline.h"
+#include "pipeline/processing_pipeline.h"
 
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
@@ -33,16 +33,16 @@ std::string Tag(const std::string& dicom, const DcmTagKey& tag) {
   return value.c_str();
 }
 
-TEST(VolumeStatsPipeline, StoresOneEncapsulatedPdfInTheSourceStudyWithTheFigures) {
+TEST(Pipeline, StoresOneEncapsulatedPdfInTheSourceStudyWithTheFigures) {
   FolderStudySource source(kChest);
   MemorySink sink;
   std::vector<std::string> stages;
   PipelineContext ctx{.after_stage = [&](const std::string& s) { stages.push_back(s); },
                       .device = DevicePreference::kCpu, .font_path = PROCNODE_FONT};
-  const auto result = RunVolumeStatsPipeline(source, sink, ctx, Origin("key-1"));
-  EXPECT_EQ(stages, (std::vector<std::string>{"fetch", "group", "volume", "stats", "report", "store"}));
+  const auto result = RunPipeline("volume-stats", {}, source, sink, ctx, Origin("key-1"));
+  EXPECT_EQ(stages, (std::vector<std::string>{"fetch", "group", "volume", "process", "report", "store"}));
   ASSERT_EQ(sink.stored.size(), 1u);
-  EXPECT_EQ(result.summary["stats"]["count"], 512u * 512u * 64u);
+  EXPECT_EQ(result.summary["measurements"]["count"], 512u * 512u * 64u);
   EXPECT_EQ(result.summary["units"], "HU");
   EXPECT_EQ(result.device, "cpu");
   EXPECT_EQ(result.summary["results"][0]["stored"], "memory/report-pdf");
@@ -55,28 +55,28 @@ TEST(VolumeStatsPipeline, StoresOneEncapsulatedPdfInTheSourceStudyWithTheFigures
   EXPECT_EQ(Tag(dicom, DCM_StudyInstanceUID), study_uid.c_str());
 }
 
-TEST(VolumeStatsPipeline, TheSameJobKeyGivesTheSameResultUids) {
+TEST(Pipeline, TheSameJobKeyGivesTheSameResultUids) {
   FolderStudySource source(kChest);
   MemorySink sink;
   PipelineContext ctx{.device = DevicePreference::kCpu, .font_path = PROCNODE_FONT};
-  RunVolumeStatsPipeline(source, sink, ctx, Origin("key-1"));
-  RunVolumeStatsPipeline(source, sink, ctx, Origin("key-1"));
-  RunVolumeStatsPipeline(source, sink, ctx, Origin("key-2"));
+  RunPipeline("volume-stats", {}, source, sink, ctx, Origin("key-1"));
+  RunPipeline("volume-stats", {}, source, sink, ctx, Origin("key-1"));
+  RunPipeline("volume-stats", {}, source, sink, ctx, Origin("key-2"));
   ASSERT_EQ(sink.stored.size(), 3u);
   EXPECT_EQ(Tag(sink.stored[0], DCM_SOPInstanceUID), Tag(sink.stored[1], DCM_SOPInstanceUID));
   EXPECT_EQ(Tag(sink.stored[0], DCM_SeriesInstanceUID), Tag(sink.stored[1], DCM_SeriesInstanceUID));
   EXPECT_NE(Tag(sink.stored[0], DCM_SOPInstanceUID), Tag(sink.stored[2], DCM_SOPInstanceUID));
 }
 
-TEST(VolumeStatsPipeline, AStopRequestEndsTheRunAsCancelledAndStoresNothing) {
+TEST(Pipeline, AStopRequestEndsTheRunAsCancelledAndStoresNothing) {
   FolderStudySource source(kChest);
   MemorySink sink;
   bool stop = false;
   PipelineContext ctx{.stop_requested = [&] { return stop; },
-                      .after_stage = [&](const std::string& s) { stop = s == "stats"; },
+                      .after_stage = [&](const std::string& s) { stop = s == "process"; },
                       .device = DevicePreference::kCpu, .font_path = PROCNODE_FONT};
   try {
-    RunVolumeStatsPipeline(source, sink, ctx, Origin("k"));
+    RunPipeline("volume-stats", {}, source, sink, ctx, Origin("k"));
     FAIL() << "expected cancellation";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kCancelled);
@@ -84,7 +84,7 @@ TEST(VolumeStatsPipeline, AStopRequestEndsTheRunAsCancelledAndStoresNothing) {
   EXPECT_TRUE(sink.stored.empty());
 }
 
-TEST(VolumeStatsPipeline, AStudyWithOnlyProcnodeResultsHasNoInput) {
+TEST(Pipeline, AStudyWithOnlyProcnodeResultsHasNoInput) {
   class ResultsOnly : public StudySource {
    public:
     std::vector<SeriesRef> ListSeries(const std::string&) override {
@@ -93,7 +93,7 @@ TEST(VolumeStatsPipeline, AStudyWithOnlyProcnodeResultsHasNoInput) {
     std::string FetchInstance(const std::string&) override { return ""; }
   } source;
   MemorySink sink;
-  EXPECT_THROW(RunVolumeStatsPipeline(source, sink, {.font_path = PROCNODE_FONT}, Origin("k")), Error);
+  EXPECT_THROW(RunPipeline("volume-stats", {}, source, sink, {.font_path = PROCNODE_FONT}, Origin("k")), Error);
 }
 
 }  // namespace

@@ -1,0 +1,203 @@
+#include "pipeline/processing_pipeline.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+
+#include "core/digest.h"
+#include "core/error.h"
+#include "core/version.h"
+#include "nifti/series_to_nifti.h"
+#include "processors/series_volume.h"
+#include "reports/encapsulated_pdf.h"
+#include "reports/pdf_report.h"
+
+namespace procnode {
+namespace {
+
+std::string Format(const char* format, double value) {
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, format, value);
+  return buffer;
+}
+
+
+std::string UtcNow() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buffer[32];
+  std::strftime(buffer, sizeof buffer, "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return buffer;
+}
+
+// Times stages, reports progress, honours stop requests and test hooks.
+class Stages {
+ public:
+  explicit Stages(const PipelineContext& ctx) : ctx_(ctx) {}
+
+  void Begin(const std::string& name, double fraction) {
+    CheckStop(name);
+    current_ = name;
+    started_ = std::chrono::steady_clock::now();
+    if (ctx_.progress) ctx_.progress(fraction, name);
+  }
+  void End() {
+    timings_[current_] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started_).count();
+    if (ctx_.after_stage) ctx_.after_stage(current_);
+  }
+  void CheckStop(const std::string& where) const {
+    if (ctx_.stop_requested && ctx_.stop_requested()) {
+      throw Error(ErrorCode::kCancelled, "stopped before stage " + where);
+    }
+  }
+  const nlohmann::json& timings() const { return timings_; }
+
+ private:
+  const PipelineContext& ctx_;
+  std::string current_;
+  std::chrono::steady_clock::time_point started_;
+  nlohmann::json timings_ = nlohmann::json::object();
+};
+
+ReportContent BuildReport(const ProcessorInfo& info, const SeriesRef& series, const SeriesVolume& loaded,
+                          const ProcessorOutput& output, const nlohmann::json& parameters, const Provenance& provenance,
+                          const std::string& when) {
+  const Volume& v = loaded.volume;
+  ReportContent report;
+  report.title = info.name == kVolumeStatsPipeline ? "Volume statistics" : "Lung density and emphysema";
+  report.subtitle = "procnode " + info.name + ": " + info.description;
+  ReportSection input{"Input series", {}};
+  input.rows = {{"Modality", v.modality.empty() ? "unknown" : v.modality},
+                {"Series (Orthanc ID)", series.id},
+                {"Instances", std::to_string(series.instance_ids.size())},
+                {"Dimensions", std::to_string(v.dims[0]) + " x " + std::to_string(v.dims[1]) + " x " +
+                                   std::to_string(v.dims[2]) + " voxels"},
+                {"Voxel spacing", Format("%.3f", v.spacing[0]) + " x " + Format("%.3f", v.spacing[1]) +
+                                      " x " + Format("%.3f", std::abs(v.spacing[2])) + " mm"}};
+  for (const auto& warning : loaded.warnings) input.rows.push_back({"Warning", warning});
+  report.sections.push_back(input);
+  for (const auto& section : output.report) report.sections.push_back(section);
+  ReportSection origin{"Provenance", {}};
+  origin.rows = {{"Job", provenance.job},
+                 {"Rule", provenance.rule},
+                 {"Processor", info.name + "@" + info.version},
+                 {"Parameters", parameters.dump()},
+                 {"Study (Orthanc ID)", provenance.study_id},
+                 {"Computed on", output.device},
+                 {"Node", provenance.node},
+                 {"procnode version", kVersion},
+                 {"Generated", when}};
+  if (!output.device_note.empty()) origin.rows.push_back({"Device note", output.device_note});
+  for (const auto& warning : output.warnings) origin.rows.push_back({"Warning", warning});
+  report.sections.push_back(origin);
+  report.footer = "procnode " + std::string(kVersion) + "  |  job " + provenance.job + "  |  " + when +
+                  "  |  Research use; not for diagnosis.";
+  return report;
+}
+
+// The job's series, or the largest input series of a modality the processor accepts.
+SeriesRef PickSeries(const ProcessorInfo& info, const std::vector<SeriesRef>& series_list, const std::string& wanted) {
+  if (!wanted.empty()) {
+    const auto it = std::find_if(series_list.begin(), series_list.end(), [&](const SeriesRef& s) { return s.id == wanted; });
+    if (it == series_list.end()) throw Error(ErrorCode::kNotFound, "series " + wanted + " is no longer in the study");
+    return *it;
+  }
+  if (info.modalities.empty()) return LargestInputSeries(series_list);
+  std::vector<SeriesRef> accepted;
+  for (const auto& s : series_list) {
+    if (std::find(info.modalities.begin(), info.modalities.end(), s.modality) != info.modalities.end()) accepted.push_back(s);
+  }
+  if (accepted.empty() || std::all_of(accepted.begin(), accepted.end(), [](const SeriesRef& s) { return s.produced_by_procnode; })) {
+    std::string modalities;
+    for (const auto& m : info.modalities) modalities += (modalities.empty() ? "" : ", ") + m;
+    throw Error(ErrorCode::kInvalidInput, info.name + ": the study has no " + modalities + " series");
+  }
+  return LargestInputSeries(accepted);
+}
+
+}  // namespace
+
+PipelineResult RunPipeline(const std::string& processor_name, const nlohmann::json& given_parameters, StudySource& source,
+                           ResultSink& sink, const PipelineContext& ctx, const Provenance& provenance) {
+  const Processor& processor = GetProcessor(processor_name);
+  const ProcessorInfo& info = processor.Info();
+  const nlohmann::json parameters = ResolveParameters(info, given_parameters);
+  Stages stages(ctx);
+  stages.Begin("fetch", 0.0);
+  const auto series_list = source.ListSeries(provenance.study_id);
+  stages.End();
+
+  stages.Begin("group", 0.02);
+  const SeriesRef series = PickSeries(info, series_list, ctx.series_id);
+  stages.End();
+
+  stages.Begin("volume", 0.05);
+  LoadCallbacks callbacks;
+  callbacks.cancelled = ctx.stop_requested;
+  callbacks.progress = [&](std::size_t done, std::size_t total) {
+    if (ctx.progress) ctx.progress(0.05 + 0.45 * done / total, "volume: " + std::to_string(done) + "/" + std::to_string(total) + " instances");
+  };
+  SeriesVolume loaded = NiftiSeriesVolume(source, series, callbacks);
+  const Volume& v = loaded.volume;
+  if (const std::string reason = RejectionReason(info, v); !reason.empty()) {
+    throw Error(ErrorCode::kInvalidInput, "series " + series.id + ": " + reason);
+  }
+  stages.End();
+
+  stages.Begin("process", 0.5);
+  ProcessorContext pctx{.device = ctx.device,
+                        .progress = [&](double fraction, const std::string& step) {
+                          if (ctx.progress) ctx.progress(0.5 + 0.38 * fraction, info.name + ": " + step);
+                        },
+                        .stop_requested = ctx.stop_requested};
+  PipelineResult result;
+  result.output = processor.Run(v, parameters, pctx);
+  stages.End();
+
+  stages.Begin("report", 0.88);
+  const std::string when = UtcNow();
+  result.pdf = RenderPdfReport(BuildReport(info, series, loaded, result.output, parameters, provenance, when), ctx.font_path);
+  EncapsulatedPdfSpec spec;
+  spec.study = loaded.study;
+  spec.series_instance_uid = DerivedUid("procnode/" + info.name + "/series", provenance.idempotency_key);
+  spec.sop_instance_uid = DerivedUid("procnode/" + info.name + "/encapsulated-pdf", provenance.idempotency_key);
+  spec.series_number = ctx.result_series_number;
+  spec.series_description = "procnode " + info.name + " report";
+  spec.document_title = info.name == kVolumeStatsPipeline ? "Volume statistics" : "Lung density and emphysema";
+  spec.software_version = std::string("procnode ") + kVersion;
+  spec.sources = loaded.sources;
+  spec.pdf = result.pdf;
+  const std::string dicom = MakeEncapsulatedPdf(spec);
+  stages.End();
+
+  stages.Begin("store", 0.95);
+  const std::string stored = sink.Store(dicom, "report-pdf");
+  stages.End();
+
+  result.device = result.output.device;
+  result.summary = {
+      {"pipeline", info.name},
+      {"processor_version", info.version},
+      {"parameters", parameters},
+      {"series", series.id},
+      {"modality", v.modality},
+      {"instances", series.instance_ids.size()},
+      {"dims", v.dims},
+      {"spacing_mm", v.spacing},
+      {"units", v.units},
+      {"measurements", result.output.measurements},
+      {"device", result.output.device},
+      {"warnings", loaded.warnings},
+      {"results", nlohmann::json::array({{{"kind", "encapsulated-pdf"}, {"stored", stored},
+                                           {"series_number", ctx.result_series_number}}})},
+      {"timings_ms", stages.timings()},
+  };
+  for (const auto& w : result.output.warnings) result.summary["warnings"].push_back(w);
+  if (!result.output.device_note.empty()) result.summary["device_note"] = result.output.device_note;
+  result.volume = std::move(loaded.volume);
+  return result;
+}
+
+}  // namespace procnode

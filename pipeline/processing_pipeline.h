@@ -1,0 +1,59 @@
+// The processing pipeline: study -> input series -> volume (through the NIfTI converter) ->
+// processor (processors/processor.h: "volume-stats", "lung-emphysema", ...) -> a PDF report
+// (figures, method and provenance; no patient identity) -> Encapsulated PDF stored as a new series
+// of the same study. The measurements go into the job's summary.
+//
+// The input series is the job's series (series-level rules) or the study's largest series that
+// the processor accepts (modality); a series it does not accept is Error(kInvalidInput) naming
+// the series and the reason. Result UIDs derive from the job's idempotency key, so a job that
+// runs twice (its first worker died after storing) stores the same instance again, and the study
+// keeps one result series. Stops with Error(kCancelled) when ctx.stop_requested() turns true
+// between stages or inside the volume and processor stages; other errors propagate as thrown by
+// the stages (they name the instance and the reason).
+#pragma once
+
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "core/study.h"
+#include "core/volume.h"
+#include "processors/processor.h"
+
+namespace procnode {
+
+inline constexpr const char* kVolumeStatsPipeline = "volume-stats";
+inline constexpr const char* kLungEmphysemaPipeline = "lung-emphysema";
+
+struct PipelineContext {
+  std::function<void(double fraction, const std::string& message)> progress;  // optional
+  std::function<bool()> stop_requested;                                       // optional
+  std::function<void(const std::string& stage)> after_stage;                  // optional (test hooks)
+  DevicePreference device = DevicePreference::kAuto;
+  std::string font_path;
+  int result_series_number = 9001;
+  std::string series_id;  // a series-level job's series; empty: the study's largest accepted series
+};
+
+// Who asked for the run: printed in the report and recorded in the result. No PHI.
+struct Provenance {
+  std::string job;              // job id, or "cli"
+  std::string rule;             // "id@version"
+  std::string node;
+  std::string study_id;         // Orthanc study ID or folder
+  std::string idempotency_key;  // seeds the result UIDs
+};
+
+struct PipelineResult {
+  nlohmann::json summary;  // recorded on the job: measurements, series, stored results, timings
+  std::string device;
+  std::string pdf;         // the report, for callers that also want the bare PDF
+  Volume volume;           // the input volume (for label files and key images)
+  ProcessorOutput output;  // labels and measurements as the processor returned them
+};
+
+// `parameters`: the rule's (or command line's) object; defaults fill the rest.
+PipelineResult RunPipeline(const std::string& processor, const nlohmann::json& parameters, StudySource& source,
+                           ResultSink& sink, const PipelineContext& ctx, const Provenance& provenance);
+
+}  // namespace procnode

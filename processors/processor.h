@@ -1,0 +1,88 @@
+// The processor framework: what a processor declares (ProcessorInfo: name, version, accepted
+// inputs, parameters with types, ranges and defaults, device needs), how it runs
+// (Processor::Run on a Volume, with progress, cancellation and a device preference), what it
+// returns (measurements, an optional label volume aligned with the input, report sections), and
+// the registry of built-in processors ("volume-stats", "lung-emphysema").
+//
+// Parameters are checked before a job is created (routing validates rule parameters against
+// ProcessorInfo) and again when it runs (ResolveParameters: unknown names, wrong types and values
+// out of range are Error(kInvalidInput) naming the parameter; defaults fill the rest).
+// Processors are stateless and thread-safe; the registry is immutable.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/report_section.h"
+#include "core/volume.h"
+#include "processors/volume_stats.h"
+
+namespace procnode {
+
+struct ParameterSpec {
+  std::string name;
+  std::string type;                  // "number", "integer", "boolean" or "string"
+  nlohmann::json default_value;
+  std::optional<double> minimum, maximum;
+  std::vector<std::string> choices;  // strings only; empty: any
+  std::string description;           // what it changes, for admins
+};
+
+struct ProcessorInfo {
+  std::string name, version, description;
+  std::vector<std::string> modalities;  // accepted (0008,0060) values; empty: any
+  std::size_t min_slices = 1;
+  bool has_gpu_implementation = false;
+  double gpu_bytes_per_voxel = 0;       // device memory it needs, per input voxel
+  std::vector<ParameterSpec> parameters;
+};
+
+struct ProcessorContext {
+  DevicePreference device = DevicePreference::kAuto;
+  std::function<void(double fraction, const std::string& step)> progress;  // optional
+  std::function<bool()> stop_requested;                                    // optional
+};
+
+struct LabelName {
+  int value = 0;
+  std::string name;
+};
+
+struct ProcessorOutput {
+  nlohmann::json measurements = nlohmann::json::object();  // recorded on the job; no PHI
+  std::vector<uint8_t> labels;            // empty, or one per input voxel
+  std::vector<LabelName> label_names;
+  std::vector<ReportSection> report;      // figures for the PDF report
+  std::vector<std::string> warnings;
+  std::string device;                     // "cpu" or "cuda:0 <name>": what ran
+  std::string device_note;                // why the CPU ran when a GPU was preferred
+};
+
+class Processor {
+ public:
+  virtual ~Processor() = default;
+  virtual const ProcessorInfo& Info() const = 0;
+  // `parameters` as returned by ResolveParameters(Info(), ...).
+  virtual ProcessorOutput Run(const Volume& volume, const nlohmann::json& parameters, const ProcessorContext& context) const = 0;
+};
+
+// Built-in processors, by name; nullptr when unknown.
+const Processor* FindProcessor(const std::string& name);
+// Error(kInvalidInput) listing the known ones when unknown.
+const Processor& GetProcessor(const std::string& name);
+std::vector<const Processor*> Processors();
+
+// `given` (an object) checked against the declared parameters, with defaults for the missing ones.
+nlohmann::json ResolveParameters(const ProcessorInfo& info, const nlohmann::json& given);
+// The parameters as a JSON Schema (draft 2020-12) object.
+nlohmann::json ParameterSchema(const ProcessorInfo& info);
+// Name, version, inputs, device needs and parameter schema.
+nlohmann::json ProcessorJson(const ProcessorInfo& info);
+// Empty when the processor accepts the volume; otherwise why not.
+std::string RejectionReason(const ProcessorInfo& info, const Volume& volume);
+
+}  // namespace procnode

@@ -1,0 +1,124 @@
+#include "reports/key_images.h"
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+
+namespace procnode {
+namespace {
+
+void PutU32(std::string& out, uint32_t value) {
+  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>((value >> shift) & 0xff));
+}
+
+void Chunk(std::string& png, const char* type, const std::string& data) {
+  PutU32(png, static_cast<uint32_t>(data.size()));
+  const std::string body = std::string(type, 4) + data;
+  png += body;
+  PutU32(png, static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(body.data()), static_cast<uInt>(body.size()))));
+}
+
+}  // namespace
+
+RgbImage RenderKeyImage(const Volume& v, const std::vector<uint8_t>& labels, const KeyImageSpec& spec) {
+  const std::size_t nx = v.dims[0], ny = v.dims[1], nz = v.dims[2];
+  if (!labels.empty() && labels.size() != v.VoxelCount()) throw Error(ErrorCode::kInvalidInput, "key image: labels do not match the volume");
+  // Display axes: horizontal is always voxel x (patient right on the left: flip when x points right,
+  // LPS -x); vertical is y (axial, anterior up) or z (coronal, superior up).
+  const bool axial = spec.plane == ViewPlane::kAxial;
+  const std::size_t depth = axial ? nz : ny;
+  if (spec.index >= depth) {
+    throw Error(ErrorCode::kInvalidInput, "key image: index " + std::to_string(spec.index) + " outside 0.." + std::to_string(depth - 1));
+  }
+  const bool flip_x = v.row_direction[0] < 0;
+  const std::array<double, 3>& vertical_dir = axial ? v.column_direction : v.slice_direction;
+  const bool flip_v = axial ? vertical_dir[1] < 0 : vertical_dir[2] > 0;
+  const std::size_t vertical_count = axial ? ny : nz;
+  const double vertical_spacing = std::abs(axial ? v.spacing[1] : v.spacing[2]);
+  RgbImage image;
+  image.width = static_cast<int>(nx);
+  image.height = std::max(1, static_cast<int>(std::lround(vertical_count * vertical_spacing / v.spacing[0])));
+  image.rgb.resize(static_cast<std::size_t>(image.width) * image.height * 3);
+  const double low = spec.window_centre - spec.window_width / 2;
+  auto voxel_at = [&](int col, int row) -> std::size_t {
+    std::size_t x = flip_x ? nx - 1 - col : col;
+    auto r = static_cast<std::size_t>(std::min<double>(vertical_count - 1, (row + 0.5) * vertical_count / image.height));
+    if (flip_v) r = vertical_count - 1 - r;
+    return axial ? (spec.index * ny + r) * nx + x : (r * ny + spec.index) * nx + x;
+  };
+  auto label_at = [&](int col, int row) -> int {
+    if (labels.empty() || col < 0 || row < 0 || col >= image.width || row >= image.height) return 0;
+    return labels[voxel_at(col, row)];
+  };
+  for (int row = 0; row < image.height; ++row) {
+    for (int col = 0; col < image.width; ++col) {
+      const std::size_t i = voxel_at(col, row);
+      const double grey = std::clamp((v.voxels[i] - low) / spec.window_width, 0.0, 1.0) * 255.0;
+      std::array<double, 3> pixel{grey, grey, grey};
+      const int label = label_at(col, row);
+      for (const auto& colour : spec.colours) {
+        if (colour.label != label || label == 0) continue;
+        if (spec.outline && label_at(col - 1, row) == label && label_at(col + 1, row) == label &&
+            label_at(col, row - 1) == label && label_at(col, row + 1) == label) {
+          continue;
+        }
+        const double a = spec.outline ? 1.0 : colour.opacity;
+        for (int c = 0; c < 3; ++c) pixel[c] = (1 - a) * pixel[c] + a * colour.rgb[c];
+      }
+      uint8_t* out = &image.rgb[(static_cast<std::size_t>(row) * image.width + col) * 3];
+      for (int c = 0; c < 3; ++c) out[c] = static_cast<uint8_t>(std::lround(pixel[c]));
+    }
+  }
+  return image;
+}
+
+std::vector<LabelColour> LabelPalette(int count) {
+  static const std::array<std::array<uint8_t, 3>, 4> kColours{{{40, 120, 255}, {30, 200, 90}, {255, 220, 0}, {255, 120, 0}}};
+  std::vector<LabelColour> out;
+  for (int label = 1; label <= count; ++label) {
+    out.push_back({label, kColours[(label - 1) % kColours.size()], label <= 2 ? 0.35 : 0.8});
+  }
+  return out;
+}
+
+std::size_t BusiestIndex(const Volume& v, const std::vector<uint8_t>& labels, ViewPlane plane) {
+  const std::size_t nx = v.dims[0], ny = v.dims[1], nz = v.dims[2];
+  const bool axial = plane == ViewPlane::kAxial;
+  std::vector<std::size_t> counts(axial ? nz : ny, 0);
+  for (std::size_t i = 0; i < labels.size(); ++i) {
+    if (labels[i]) ++counts[axial ? i / (nx * ny) : (i / nx) % ny];
+  }
+  const auto best = std::max_element(counts.begin(), counts.end());
+  return *best == 0 ? counts.size() / 2 : static_cast<std::size_t>(best - counts.begin());
+}
+
+std::string EncodePng(const RgbImage& image) {
+  const std::size_t stride = static_cast<std::size_t>(image.width) * 3;
+  std::string raw;
+  raw.reserve((stride + 1) * image.height);
+  for (int row = 0; row < image.height; ++row) {
+    raw.push_back(0);  // filter: none
+    raw.append(reinterpret_cast<const char*>(&image.rgb[row * stride]), stride);
+  }
+  uLongf size = compressBound(static_cast<uLong>(raw.size()));
+  std::string deflated(size, '\0');
+  if (compress2(reinterpret_cast<Bytef*>(deflated.data()), &size, reinterpret_cast<const Bytef*>(raw.data()),
+                static_cast<uLong>(raw.size()), 6) != Z_OK) {
+    throw Error(ErrorCode::kInternal, "PNG: zlib compression failed");
+  }
+  deflated.resize(size);
+  std::string png("\x89PNG\r\n\x1a\n", 8);
+  std::string header;
+  PutU32(header, static_cast<uint32_t>(image.width));
+  PutU32(header, static_cast<uint32_t>(image.height));
+  header += std::string("\x08\x02\x00\x00\x00", 5);  // 8 bits, RGB, deflate, no filter method, no interlace
+  Chunk(png, "IHDR", header);
+  Chunk(png, "IDAT", deflated);
+  Chunk(png, "IEND", "");
+  return png;
+}
+
+}  // namespace procnode
