@@ -18,6 +18,7 @@
 #include "plugin/node.h"
 #include "plugin/orthanc_api.h"
 #include "plugin/web_assets.h"
+#include "processors/processor.h"
 
 namespace procnode {
 namespace {
@@ -156,6 +157,13 @@ nlohmann::json JsonBody(const Request& request) {
 
 void GetStatus(OrthancPluginRestOutput* output, const Request& request) {
   if (Only(output, request, "GET")) Answer(output, g_node->Status());
+}
+
+void GetProcessors(OrthancPluginRestOutput* output, const Request& request) {
+  if (!Only(output, request, "GET")) return;
+  nlohmann::json list = nlohmann::json::array();
+  for (const Processor* p : Processors()) list.push_back(ProcessorJson(p->Info()));
+  Answer(output, list);
 }
 
 void GetJobs(OrthancPluginRestOutput* output, const Request& request) {
@@ -308,6 +316,7 @@ ORTHANC_PLUGINS_API int32_t OrthancPluginInitialize(OrthancPluginContext* contex
     return -1;
   }
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/status", Protect<GetStatus>);
+  OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/processors", Protect<GetProcessors>);
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/jobs", Protect<GetJobs>);
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/jobs/([^/]+)", Protect<GetJob>);
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/jobs/([^/]+)/(retry|cancel)",

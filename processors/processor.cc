@@ -16,6 +16,16 @@ std::string Format(const char* format, double value) {
   return buffer;
 }
 
+// 16777216 -> "16 777 216".
+std::string Grouped(uint64_t value) {
+  std::string digits = std::to_string(value), out;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out.push_back(' ');
+    out.push_back(digits[i]);
+  }
+  return out;
+}
+
 class VolumeStatsProcessor : public Processor {
  public:
   VolumeStatsProcessor() {
@@ -33,7 +43,7 @@ class VolumeStatsProcessor : public Processor {
     out.measurements = {{"count", stats.count}, {"min", stats.min}, {"max", stats.max}, {"mean", stats.mean}};
     const std::string unit = v.units.empty() ? "" : " " + v.units;
     out.report = {{v.units.empty() ? "Figures (modality units)" : "Figures (" + v.units + ")",
-                   {{"Voxel count", std::to_string(stats.count)},
+                   {{"Voxel count", Grouped(stats.count)},
                     {"Minimum", Format("%.1f", stats.min) + unit},
                     {"Maximum", Format("%.1f", stats.max) + unit},
                     {"Mean", Format("%.2f", stats.mean) + unit}}}};
@@ -173,9 +183,10 @@ std::vector<const Processor*> Processors() {
 }
 
 nlohmann::json ResolveParameters(const ProcessorInfo& info, const nlohmann::json& given) {
-  if (!given.is_object()) throw Error(ErrorCode::kInvalidInput, info.name + ": parameters must be an object");
+  if (!given.is_object() && !given.is_null()) throw Error(ErrorCode::kInvalidInput, info.name + ": parameters must be an object");
   nlohmann::json out = nlohmann::json::object();
-  for (const auto& [key, value] : given.items()) {
+  static const nlohmann::json kNone = nlohmann::json::object();
+  for (const auto& [key, value] : (given.is_null() ? kNone : given).items()) {
     const auto spec = std::find_if(info.parameters.begin(), info.parameters.end(), [&](const auto& s) { return s.name == key; });
     if (spec == info.parameters.end()) {
       throw Error(ErrorCode::kInvalidInput, info.name + ": unknown parameter '" + key + "'");

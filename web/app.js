@@ -96,6 +96,20 @@ async function dryRun() {
   }
 }
 
+// One line of a finished job's measurements (lung processor or volume statistics).
+function resultSummary(job) {
+  const m = job.result && job.result.measurements;
+  if (!m) return "";
+  const fixed = (x, digits) => (typeof x === "number" ? x.toFixed(digits) : "?");
+  if (m.total && m.total.volume_ml !== undefined) {
+    return `lungs ${fixed(m.total.volume_ml, 0)} mL (R ${fixed(m.right_lung.volume_ml, 0)}, L ${fixed(m.left_lung.volume_ml, 0)}), ` +
+      `LAA%-950 ${fixed(m.total.laa950_percent, 1)} %, MLD ${fixed(m.total.mean_lung_density_hu, 0)} HU, ` +
+      `Perc15 ${fixed(m.total.perc15_hu, 0)} HU`;
+  }
+  if (m.mean !== undefined) return `mean ${fixed(m.mean, 1)}${job.result.units ? " " + job.result.units : ""}, ${m.count} voxels`;
+  return "";
+}
+
 async function loadJobs() {
   const state = $("job-filter").value;
   const jobs = await api("GET", "../jobs" + (state ? `?state=${state}` : ""));
@@ -106,7 +120,7 @@ async function loadJobs() {
     <td>${escapeHtml(j.rule.id)}@${j.rule.version}</td>
     <td>${escapeHtml(j.pipeline)}</td>
     <td>${j.attempts}/${j.max_attempts}</td>
-    <td>${escapeHtml(j.error || "")}</td>
+    <td>${j.error ? `<span class="error-text">${escapeHtml(j.error)}</span>` : escapeHtml(resultSummary(j))}</td>
     <td>${["failed", "cancelled"].includes(j.state) ? `<button class="small" data-action="retry">Retry</button>` : ""}
         ${["queued", "running"].includes(j.state) ? `<button class="small" data-action="cancel">Cancel</button>` : ""}</td>
   </tr>`).join("") || '<tr><td colspan="8" class="muted">no jobs</td></tr>';

@@ -36,7 +36,7 @@ def test_chest_ct_gives_one_validated_result_series_and_one_job(orthanc_factory,
 
     # The figures match an independent computation.
     count, lo, hi, mean = reference_figures(CHEST_CT)
-    stats = job["result"]["stats"]
+    stats = job["result"]["measurements"]
     assert stats["count"] == count == 512 * 512 * 64
     assert stats["min"] == lo and stats["max"] == hi
     assert abs(stats["mean"] - mean) < 1e-6

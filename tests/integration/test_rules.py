@@ -12,12 +12,12 @@ BRAIN_MR = os.path.join(SHARED_DATA, "mr-brain-sag-mprage")
 
 CHEST_ONLY = {
     "rules": [
-        {"id": "chest-ct", "description": "Chest CT to volume statistics",
+        {"id": "chest-ct", "description": "Chest CT to the lung processor",
          "match": {"all": [{"attribute": "Modality", "equals": "CT"},
                            {"any": [{"attribute": "BodyPartExamined", "in": ["CHEST", "LUNG"]},
                                     {"attribute": "StudyDescription", "contains": "chest", "case_sensitive": False}]},
                            {"attribute": "CallingAET", "equals": "CT01"}]},
-         "action": {"pipeline": "volume-stats", "priority": 5}},
+         "action": {"pipeline": "lung-emphysema", "parameters": {"variant": "fast"}, "priority": 5}},
         {"id": "brain-mr", "description": "Brain MR: nowhere yet", "enabled": False,
          "match": {"attribute": "Modality", "equals": "MR"},
          "action": {"pipeline": "volume-stats"}},
@@ -55,6 +55,8 @@ def test_rules_route_chest_ct_only_and_explain_why(orthanc_factory, job_db):
     time.sleep(orthanc.stable_age + 3)  # the MR becomes stable too, and must create nothing
     assert len(jobs(orthanc)) == 1
     assert job["state"] == "done" and job["rule"] == {"id": "chest-ct", "version": 1} and job["priority"] == 5
+    assert job["pipeline"] == "lung-emphysema"
+    assert 3000 < job["result"]["measurements"]["total"]["volume_ml"] < 9000, job["result"]["measurements"]
 
     mr = study_with_modality(orthanc, "MR")
     dry = orthanc.post("/procnode/rules/dry-run", {"study": mr})

@@ -1,9 +1,13 @@
 // Drives procnode's admin page in Debian's headless Chromium, as an admin would:
-// load, break a rule (see the error where it is), fix it, save, dry-run on a study, see the jobs.
-// Usage: node ui_test.mjs BASE_URL SCREENSHOT_DIR CHEST_STUDY_ID
+// load, write a rule sending chest CTs to the lung processor and brain MRs nowhere (see a mistake
+// flagged where it is), fix it, save, dry-run it on the chest CT and on the brain MR, then watch
+// the job the saved rule makes when a new chest series arrives (the caller sends it once this
+// script writes SCREENSHOT_DIR/saved).
+// Usage: node ui_test.mjs BASE_URL SCREENSHOT_DIR CHEST_STUDY_ID MR_STUDY_ID
+import { writeFileSync } from "node:fs";
 import { chromium } from "playwright-core";
 
-const [base, shots, chestStudy] = process.argv.slice(2);
+const [base, shots, chestStudy, mrStudy] = process.argv.slice(2);
 const browser = await chromium.launch({
   executablePath: "/usr/bin/chromium",
   args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -22,10 +26,10 @@ try {
 
   const chestRules = {
     rules: [
-      { id: "chest-ct", description: "Chest CT to volume statistics",
+      { id: "chest-ct", description: "Chest CT to the lung processor",
         match: { all: [{ attribute: "Modality", equals: "CT" },
                        { attribute: "StudyDescriptoin", contains: "chest", case_sensitive: false }] },
-        action: { pipeline: "volume-stats" } },
+        action: { pipeline: "lung-emphysema", parameters: { variant: "fast" } } },
       { id: "brain-mr", description: "Brain MR: nowhere", enabled: false,
         match: { attribute: "Modality", equals: "MR" }, action: { pipeline: "volume-stats" } },
     ],
@@ -56,9 +60,23 @@ try {
   check(dry.includes("✗ does not fire: brain-mr") && dry.includes("disabled"), "and the disabled brain rule not firing");
   await page.screenshot({ path: `${shots}/3-dry-run.png`, fullPage: true });
 
+  await page.selectOption("#study", mrStudy);
+  await page.click("#dry-run");
+  await page.waitForFunction(() => document.getElementById("dry-run-result").textContent.includes("0 job(s) would be created"));
+  const dryMr = await page.textContent("#dry-run-result");
+  check(dryMr.includes("✗ does not fire: chest-ct") && dryMr.includes("✗ does not fire: brain-mr"),
+        "the brain MR goes nowhere");
+  await page.screenshot({ path: `${shots}/3b-dry-run-mr.png`, fullPage: true });
+  writeFileSync(`${shots}/saved`, "rules saved and tried\n");
+
   await page.waitForSelector("#jobs tbody tr[data-job]", { timeout: 30000 });
   const jobs = await page.textContent("#jobs");
   check(/default@0/.test(jobs), "the job list shows the jobs with their rule and version");
+  const lungRow = "#jobs tbody tr:has(td:text('chest-ct@1')):has(td.state.done)";
+  await page.waitForSelector(lungRow, { timeout: 120000 });
+  const row = await page.textContent(lungRow);
+  check(row.includes("lung-emphysema") && /lungs \d+ mL/.test(row) && row.includes("LAA%-950"),
+        "the saved rule's job ran the lung processor and shows its measurements");
   await page.screenshot({ path: `${shots}/4-jobs.png`, fullPage: true });
 } catch (e) {
   failures.push(String(e));
