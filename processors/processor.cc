@@ -85,6 +85,9 @@ class LungEmphysemaProcessor : public Processor {
          "an airway cross-section larger than this has entered the lung and ends its branch"},
         {"bronchus_length_mm", "number", d.bronchus_length_mm, 0, 150, {},
          "how far below the carina the main bronchi are followed and removed"},
+        {"airway_lumen_hu", "number", d.airway_lumen_hu, -1024, -800, {},
+         "where a main bronchus runs into the lung in a slice, its lumen (air below this) is still followed and "
+         "removed; lower values stop earlier on noisy sharp kernels"},
         {"fill_holes", "boolean", d.fill_holes, {}, {}, {}, "fill vessels and other holes inside each lung, slice by slice"},
         {"closing_mm", "number", d.closing_mm, 0, 20, {}, "in-plane closing radius of the accurate variant"},
         {"smoothing_mm", "number", d.smoothing_mm, 0, 5, {},
@@ -103,6 +106,7 @@ class LungEmphysemaProcessor : public Processor {
     p.percentile = parameters.at("percentile");
     p.airway_max_area_mm2 = parameters.at("airway_max_area_mm2");
     p.bronchus_length_mm = parameters.at("bronchus_length_mm");
+    p.airway_lumen_hu = parameters.at("airway_lumen_hu");
     p.fill_holes = parameters.at("fill_holes");
     p.closing_mm = parameters.at("closing_mm");
     p.smoothing_mm = parameters.at("smoothing_mm");

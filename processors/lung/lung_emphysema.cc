@@ -5,6 +5,7 @@
 #include <cmath>
 #include <deque>
 #include <map>
+#include <set>
 #include <unordered_map>
 
 #include "core/error.h"
@@ -215,47 +216,97 @@ class Segmenter {
     }
     track.found = true;
     track.top_slice = start;
-    // Airway labels per slice; branches followed through overlapping cross-sections.
-    std::vector<std::vector<int32_t>> airway(g_.nz);
-    airway[start] = {seed};
-    std::unordered_map<int32_t, Component> previous = SliceComponents(start);
-    uint64_t removed = previous[seed].count;
+    // Branches followed slice by slice as cross-sections (in-plane pixel indices).
+    struct Section {
+      std::vector<uint32_t> pixels;
+      double area = 0;
+    };
+    std::vector<Section> current(1);
+    {
+      const std::size_t base = start * plane_;
+      for (std::size_t i = 0; i < plane_; ++i) {
+        if (labels_[base + i] == seed) current[0].pixels.push_back(static_cast<uint32_t>(i));
+      }
+      current[0].area = static_cast<double>(current[0].pixels.size()) * dx_ * dy_;
+    }
+    std::vector<std::size_t> removed_voxels;
+    for (const uint32_t pixel : current[0].pixels) removed_voxels.push_back(start * plane_ + pixel);
+    const float* hu = ct_.voxels.data();
+    std::vector<uint8_t> taken(plane_, 0);
     int carina = -1;
     for (int t = (superior_up_ ? g_.nz - 1 - start : start) + 1; t < g_.nz; ++t) {
-      const int z = SliceFromTop(t), above = SliceFromTop(t - 1);
+      const int z = SliceFromTop(t);
       if (carina >= 0 && std::abs(DepthMm(z) - DepthMm(carina)) > p_.bronchus_length_mm) break;
+      const std::size_t base = z * plane_;
+      std::fill(taken.begin(), taken.end(), 0);
       const auto components = SliceComponents(z);
-      std::map<int32_t, double> parent_area;  // component below -> area of its airway parent above
-      for (const int32_t label : airway[above]) {
-        const double area = AreaMm2(previous.at(label));
-        for (std::size_t i = above * plane_, j = z * plane_; i < (above + 1) * plane_; ++i, ++j) {
-          if (labels_[i] == label && labels_[j] != 0) parent_area[labels_[j]] = std::max(parent_area[labels_[j]], area);
+      std::vector<Section> next;
+      for (const Section& branch : current) {
+        const double limit = std::min(p_.airway_max_area_mm2, 3 * branch.area + 100);
+        std::set<int32_t> below;
+        for (const uint32_t pixel : branch.pixels) {
+          if (labels_[base + pixel] != 0 && !taken[pixel]) below.insert(labels_[base + pixel]);
+        }
+        for (const int32_t label : below) {
+          Section section;
+          if (AreaMm2(components.at(label)) <= limit) {
+            // The whole air region is still airway-sized.
+            for (std::size_t i = 0; i < plane_; ++i) {
+              if (labels_[base + i] == label && !taken[i]) section.pixels.push_back(static_cast<uint32_t>(i));
+            }
+          } else {
+            // Merged with the lung in this slice: follow the lumen (below airway_lumen_hu) from the
+            // branch's last cross-section; a lumen as large as the limit has reached the parenchyma.
+            std::deque<uint32_t> queue;
+            for (const uint32_t pixel : branch.pixels) {
+              if (labels_[base + pixel] == label && hu[base + pixel] < p_.airway_lumen_hu && !taken[pixel]) {
+                taken[pixel] = 2;
+                queue.push_back(pixel);
+              }
+            }
+            const auto max_pixels = static_cast<std::size_t>(limit / (dx_ * dy_));
+            while (!queue.empty() && section.pixels.size() <= max_pixels) {
+              const uint32_t pixel = queue.front();
+              queue.pop_front();
+              section.pixels.push_back(pixel);
+              const int x = static_cast<int>(pixel % g_.nx), y = static_cast<int>(pixel / g_.nx);
+              for (const auto& [ddx, ddy] : {std::pair{1, 0}, std::pair{-1, 0}, std::pair{0, 1}, std::pair{0, -1}}) {
+                const int xx = x + ddx, yy = y + ddy;
+                if (xx < 0 || yy < 0 || xx >= g_.nx || yy >= g_.ny) continue;
+                const auto q = static_cast<uint32_t>(yy * g_.nx + xx);
+                if (taken[q] || labels_[base + q] != label || hu[base + q] >= p_.airway_lumen_hu) continue;
+                taken[q] = 2;
+                queue.push_back(q);
+              }
+            }
+            for (const uint32_t pixel : section.pixels) taken[pixel] = 0;
+            if (section.pixels.size() > max_pixels || section.pixels.empty()) continue;  // parenchyma: the branch ends
+          }
+          for (const uint32_t pixel : section.pixels) taken[pixel] = 1;
+          section.area = static_cast<double>(section.pixels.size()) * dx_ * dy_;
+          next.push_back(std::move(section));
         }
       }
-      for (const auto& [label, area_above] : parent_area) {
-        const double area = AreaMm2(components.at(label));
-        if (area <= p_.airway_max_area_mm2 && area <= 3 * area_above + 100) airway[z].push_back(label);
-      }
-      if (airway[z].empty()) break;
-      if (airway[z].size() >= 2 && carina < 0) {
+      if (next.empty()) break;
+      if (next.size() >= 2 && current.size() == 1 && carina < 0) {
         carina = z;
-        const Component& trachea = previous.at(airway[above].front());
-        track.trachea_at_carina = {trachea.sum_x / static_cast<double>(trachea.count),
-                                   trachea.sum_y / static_cast<double>(trachea.count)};
+        double sx = 0, sy = 0;
+        for (const uint32_t pixel : current[0].pixels) {
+          sx += pixel % g_.nx;
+          sy += pixel / g_.nx;
+        }
+        track.trachea_at_carina = {sx / static_cast<double>(current[0].pixels.size()), sy / static_cast<double>(current[0].pixels.size())};
       }
-      for (const int32_t label : airway[z]) removed += components.at(label).count;
+      for (const Section& section : next) {
+        for (const uint32_t pixel : section.pixels) removed_voxels.push_back(base + pixel);
+      }
       track.last_slice = z;
-      previous = components;
+      current = std::move(next);
     }
     track.carina_slice = carina;
     if (carina < 0) result_.warnings.push_back("carina not found: the trachea was followed without a bifurcation");
-    track.removed_ml = static_cast<double>(removed) * voxel_ml_;
-    for (int z = 0; z < g_.nz; ++z) {
-      if (airway[z].empty()) continue;
-      for (std::size_t i = z * plane_; i < (z + 1) * plane_; ++i) {
-        if (labels_[i] != 0 && std::find(airway[z].begin(), airway[z].end(), labels_[i]) != airway[z].end()) fields[i] = 0;
-      }
-    }
+    track.removed_ml = static_cast<double>(removed_voxels.size()) * voxel_ml_;
+    for (const std::size_t i : removed_voxels) fields[i] = 0;
   }
 
   struct Part {

@@ -7,8 +7,9 @@
 //     inside the body.
 //  2. trachea and main bronchi: found in the upper slices as a central, round air cross-section,
 //     followed slice by slice downwards; a cross-section larger than `airway_max_area_mm2` (or
-//     growing more than threefold) has entered the lung and ends its branch; branches end
-//     `bronchus_length_mm` below the carina. They are removed from the lung fields.
+//     growing more than threefold) has met the lung: there the branch follows its lumen (air below
+//     `airway_lumen_hu`) until that too spreads to lung size; branches end `bronchus_length_mm`
+//     below the carina. They are removed from the lung fields.
 //  3. lung components: large (at least a tenth of the largest) and reaching within 60 mm of the
 //     largest one's apex (so bowel gas is never lung). Two components are sided by the patient x
 //     of their centroids (LPS: left is +x); one component (lungs touching at the anterior or
@@ -52,6 +53,7 @@ struct LungParameters {
   double percentile = 15;
   double airway_max_area_mm2 = 700;
   double bronchus_length_mm = 40;
+  double airway_lumen_hu = -950;          // where an airway runs into the lung, its lumen is followed below this
   bool fill_holes = true;
   double closing_mm = 3;                  // accurate variant only
   double smoothing_mm = 0;                // Gaussian sigma for densitometry; 0: none

@@ -355,8 +355,8 @@ TEST(ProcessorRegistry, TheParameterSchemasInTheRepositoryAreTheOnesTheCodeCheck
   for (const Processor* p : Processors()) {
     const std::string path = std::string(PROCNODE_SOURCE_DIR) + "/schemas/processors/" + p->Info().name + ".parameters.schema.json";
     std::ifstream in(path);
-    ASSERT_TRUE(in) << path << " is missing: write it with `procnode processors`";
-    EXPECT_EQ(nlohmann::json::parse(in), ParameterSchema(p->Info())) << path;
+    ASSERT_TRUE(in) << path << " is missing: run scripts/processor-schemas.sh";
+    EXPECT_EQ(nlohmann::json::parse(in), ParameterSchema(p->Info())) << path << " differs: run scripts/processor-schemas.sh";
   }
   EXPECT_EQ(FindProcessor("lung-segmentation"), nullptr);
   try {
