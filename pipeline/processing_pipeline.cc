@@ -61,13 +61,22 @@ class Stages {
   nlohmann::json timings_ = nlohmann::json::object();
 };
 
+// "name value, name value" (wraps in the report, unlike JSON without spaces).
+std::string ParameterText(const nlohmann::json& parameters) {
+  std::string text;
+  for (const auto& [key, value] : parameters.items()) {
+    text += (text.empty() ? "" : ", ") + key + " " + (value.is_string() ? value.get<std::string>() : value.dump());
+  }
+  return text.empty() ? "none" : text;
+}
+
 ReportContent BuildReport(const ProcessorInfo& info, const SeriesRef& series, const SeriesVolume& loaded,
                           const ProcessorOutput& output, const nlohmann::json& parameters, const Provenance& provenance,
                           const std::string& when) {
   const Volume& v = loaded.volume;
   ReportContent report;
   report.title = info.name == kVolumeStatsPipeline ? "Volume statistics" : "Lung density and emphysema";
-  report.subtitle = "procnode " + info.name + ": " + info.description;
+  report.subtitle = "procnode " + info.name + " " + info.version + ", on the study's " + (v.modality.empty() ? "input" : v.modality) + " series";
   ReportSection input{"Input series", {}};
   input.rows = {{"Modality", v.modality.empty() ? "unknown" : v.modality},
                 {"Series (Orthanc ID)", series.id},
@@ -83,7 +92,7 @@ ReportContent BuildReport(const ProcessorInfo& info, const SeriesRef& series, co
   origin.rows = {{"Job", provenance.job},
                  {"Rule", provenance.rule},
                  {"Processor", info.name + "@" + info.version},
-                 {"Parameters", parameters.dump()},
+                 {"Parameters", ParameterText(parameters)},
                  {"Study (Orthanc ID)", provenance.study_id},
                  {"Computed on", output.device},
                  {"Node", provenance.node},

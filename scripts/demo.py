@@ -1,4 +1,5 @@
-"""procnode demo: PostgreSQL + Orthanc with the plugin, the shared chest CT sent in, the result shown."""
+"""procnode demo: PostgreSQL + Orthanc with the plugin, the example rule set saved (chest CT to
+lung segmentation and emphysema quantification), the shared chest CT sent in, the result shown."""
 import argparse
 import json
 import os
@@ -34,6 +35,10 @@ def main():
         with orthanc:
             print(f"  Orthanc: {orthanc.url}  (DICOM: AET {orthanc.aet}, port {orthanc.dicom_port})")
             print(f"  log:     {orthanc.log_path}")
+            rules_path = os.path.join(HERE, "..", "schemas", "examples", "rules-chest-ct.json")
+            with open(rules_path) as f:
+                saved = orthanc.put("/procnode/rules", json.load(f), headers={"X-Procnode-Author": "demo"})
+            print(f"rule set {os.path.relpath(rules_path)} saved as version {saved['version']}")
             print(f"sending {os.path.abspath(args.study)} by C-STORE (storescu) ...")
             send_dicom(orthanc, [args.study])
             sent = time.time()
@@ -45,8 +50,20 @@ def main():
                 print("error: " + job["error"])
                 return 1
             result = job["result"]
-            print(json.dumps({k: result[k] for k in ("modality", "dims", "spacing_mm", "units", "stats", "device")},
-                             indent=2))
+            print(f"rule {job['rule']['id']}@{job['rule']['version']} -> {job['pipeline']} on {result['device']}; "
+                  f"series {result['modality']} {' x '.join(map(str, result['dims']))} voxels")
+            m = result["measurements"]
+            if "total" in m:
+                print(f"{'':24} {'right':>9} {'left':>9} {'total':>9}")
+                for key, label, digits in (("volume_ml", "volume (mL)", 0), ("mean_lung_density_hu", "mean density (HU)", 1),
+                                           ("laa950_percent", "LAA%-950 (%)", 2), ("laa910_percent", "LAA%-910 (%)", 2),
+                                           ("perc15_hu", "15th percentile (HU)", 0),
+                                           ("emphysema_clusters", "low-attenuation clusters", 0)):
+                    print(f"{label:24} " + " ".join(f"{m[side][key]:9.{digits}f}"
+                                                    for side in ("right_lung", "left_lung", "total")))
+                print(f"timings (ms): {json.dumps({k: round(v) for k, v in result['timings_ms'].items()})}")
+            else:
+                print(json.dumps(m, indent=2))
             instance = result["results"][0]["stored"]
             pdf_path = os.path.join(args.dir, "report.pdf")
             dicom = orthanc.get_raw(f"/instances/{instance}/file")
