@@ -375,6 +375,7 @@ SeriesVolume NiftiSeriesVolume(StudySource& source, const SeriesRef& series, con
                               " first): the first is used");
   }
   result.sources = std::move(part.sources);
+  if (!result.sources.empty()) result.series_instance_uid = result.sources.front().series_instance_uid;
   result.study = ReadStudyIdentity(source, series.instance_ids.front());
   return result;
 }
@@ -871,7 +872,12 @@ std::vector<NiftiConversion> ConvertSeriesToNifti(StudySource& source, const Ser
       }
     }
     DicomImage decoded = DecodeDicomImage(ds, name);
-    sources[i] = {decoded.sop_class_uid, decoded.sop_instance_uid};
+    sources[i] = {.sop_class_uid = decoded.sop_class_uid, .sop_instance_uid = decoded.sop_instance_uid,
+                  .series_instance_uid = decoded.series_uid,
+                  .frame_of_reference_uid = DicomString(ds, 0x0020, 0x0052), .rows = decoded.rows,
+                  .columns = decoded.columns, .frames = decoded.frames, .position = decoded.position,
+                  .orientation = decoded.orientation, .pixel_spacing = decoded.pixel_spacing,
+                  .slice_thickness = decoded.slice_thickness};
     std::vector<Slice>& found = per_instance[i];
     if (info.mosaic) {
       found = UnpackMosaic(ds, decoded, i == 0 ? info.csa : CsaImageHeader(ds, name));

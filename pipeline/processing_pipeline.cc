@@ -11,6 +11,8 @@
 #include "nifti/series_to_nifti.h"
 #include "processors/series_volume.h"
 #include "reports/encapsulated_pdf.h"
+#include "reports/measurement_report.h"
+#include "reports/segmentation.h"
 #include "reports/pdf_report.h"
 
 namespace procnode {
@@ -179,10 +181,67 @@ PipelineResult RunPipeline(const std::string& processor_name, const nlohmann::js
   spec.sources = loaded.sources;
   spec.pdf = result.pdf;
   const std::string dicom = MakeEncapsulatedPdf(spec);
+  // SEG and SR (TID 1500) where the processor labelled segments; a source they cannot describe
+  // (multi-frame, no plane geometry) costs the job those objects, not the report.
+  std::vector<std::pair<std::string, std::string>> structured;  // (kind, bytes)
+  std::vector<std::string> result_warnings;
+  if (!result.output.labels.empty() && !result.output.segments.empty()) {
+    try {
+      SegmentationSpec seg;
+      seg.study = loaded.study;
+      seg.series_instance_uid = DerivedUid("procnode/" + info.name + "/seg-series", provenance.idempotency_key);
+      seg.sop_instance_uid = DerivedUid("procnode/" + info.name + "/seg", provenance.idempotency_key);
+      seg.series_number = ctx.result_series_number + 1;
+      seg.series_description = "procnode " + info.name + " segmentation";
+      seg.source_series_instance_uid = loaded.series_instance_uid;
+      seg.sources = loaded.sources;
+      seg.algorithm_name = "procnode " + info.name;
+      seg.algorithm_version = info.version;
+      seg.software_version = std::string("procnode ") + kVersion;
+      for (const auto& s : result.output.segments) {
+        seg.segments.push_back({s.label, s.category, s.type, s.label_values, s.rgb});
+      }
+      const SegmentationResult made = MakeSegmentation(seg, v, result.output.labels);
+      structured.emplace_back("seg", made.dicom);
+      for (const auto& label : made.omitted) result_warnings.push_back("segment \"" + label + "\" is empty: left out of the SEG");
+      MeasurementReportSpec sr;
+      sr.study = loaded.study;
+      sr.series_instance_uid = DerivedUid("procnode/" + info.name + "/sr-series", provenance.idempotency_key);
+      sr.sop_instance_uid = DerivedUid("procnode/" + info.name + "/sr", provenance.idempotency_key);
+      sr.series_number = ctx.result_series_number + 2;
+      sr.series_description = "procnode " + info.name + " measurements";
+      sr.modality_of_sources = v.modality;
+      sr.source_series_instance_uid = loaded.series_instance_uid;
+      sr.sources = loaded.sources;
+      sr.segmentation_sop_instance_uid = seg.sop_instance_uid;
+      sr.segmentation_series_instance_uid = seg.series_instance_uid;
+      sr.device_observer_uid = DerivedUid("procnode/device-observer", provenance.node);
+      sr.device_observer_name = "procnode " + provenance.node;
+      sr.processor_name = info.name;
+      sr.software_version = std::string("procnode ") + kVersion;
+      for (std::size_t i = 0; i < result.output.segments.size(); ++i) {
+        const auto& s = result.output.segments[i];
+        if (made.segment_numbers[i] == 0) continue;
+        sr.groups.push_back({s.label, DerivedUid("procnode/" + info.name + "/tracking/" + s.label, provenance.idempotency_key),
+                             s.finding, s.finding_site, made.segment_numbers[i], s.measurements});
+      }
+      structured.emplace_back("sr", MakeMeasurementReport(sr));
+    } catch (const Error& e) {
+      if (e.code() == ErrorCode::kCancelled) throw;
+      result_warnings.push_back(std::string("SEG and SR not written: ") + e.what());
+      structured.clear();
+    }
+  }
   stages.End();
 
   stages.Begin("store", 0.95);
   const std::string stored = sink.Store(dicom, "report-pdf");
+  nlohmann::json results = nlohmann::json::array(
+      {{{"kind", "encapsulated-pdf"}, {"stored", stored}, {"series_number", ctx.result_series_number}}});
+  int offset = 1;
+  for (const auto& [kind, bytes] : structured) {
+    results.push_back({{"kind", kind}, {"stored", sink.Store(bytes, kind)}, {"series_number", ctx.result_series_number + offset++}});
+  }
   stages.End();
 
   result.device = result.output.device;
@@ -199,11 +258,11 @@ PipelineResult RunPipeline(const std::string& processor_name, const nlohmann::js
       {"measurements", result.output.measurements},
       {"device", result.output.device},
       {"warnings", loaded.warnings},
-      {"results", nlohmann::json::array({{{"kind", "encapsulated-pdf"}, {"stored", stored},
-                                           {"series_number", ctx.result_series_number}}})},
+      {"results", results},
       {"timings_ms", stages.timings()},
   };
   for (const auto& w : result.output.warnings) result.summary["warnings"].push_back(w);
+  for (const auto& w : result_warnings) result.summary["warnings"].push_back(w);
   if (!result.output.device_note.empty()) result.summary["device_note"] = result.output.device_note;
   result.volume = std::move(loaded.volume);
   return result;

@@ -56,6 +56,50 @@ class VolumeStatsProcessor : public Processor {
   ProcessorInfo info_;
 };
 
+// SEG segments and SR measurement groups of the lung processor. Standard concepts where DICOM has
+// them (SNOMED CT anatomy and finding, DCM attenuation coefficient, UCUM units); the densitometry
+// indices without a standard code use procnode's private scheme 99PROCNODE.
+std::vector<ResultSegment> LungSegments(const lung::LungResult& r, const lung::LungParameters& p) {
+  const Code anatomical{"123037004", "SCT", "Anatomical Structure"};
+  const Code abnormal{"49755003", "SCT", "Morphologically Abnormal Structure"};
+  const Code lung{"39607008", "SCT", "Lung"};
+  const Code emphysema{"87433001", "SCT", "Pulmonary emphysema"};
+  const Code ml{"mL", "UCUM", "milliliter"}, hu{"[hnsf'U]", "UCUM", "Hounsfield unit"}, percent{"%", "UCUM", "percent"};
+  const Code volume{"118565006", "SCT", "Volume"}, attenuation{"112031", "DCM", "Attenuation Coefficient"};
+  const Code mean{"373098007", "SCT", "Mean"};
+  auto threshold_text = [](double t) { return std::to_string(static_cast<int>(std::lround(t))); };
+  const Code laa{"LAA" + threshold_text(-p.emphysema_threshold_hu), "99PROCNODE",
+                 "Percent of lung volume below " + threshold_text(p.emphysema_threshold_hu) + " HU"};
+  const Code laa2{"LAA" + threshold_text(-p.laa2_threshold_hu), "99PROCNODE",
+                  "Percent of lung volume below " + threshold_text(p.laa2_threshold_hu) + " HU"};
+  const Code percentile{"PERC" + threshold_text(p.percentile), "99PROCNODE",
+                        threshold_text(p.percentile) + "th percentile lung density"};
+  auto lung_segment = [&](const char* label, Code type, const lung::LungMeasures& m, std::array<int, 3> rgb, int own, int emph) {
+    ResultSegment s{.label = label, .category = anatomical, .type = type, .label_values = {own, emph}, .rgb = rgb,
+                    .finding = lung, .finding_site = type};
+    s.measurements = {{volume, m.volume_ml, ml, std::nullopt},
+                      {attenuation, m.mean_hu, hu, mean},
+                      {laa, m.laa_percent, percent, std::nullopt},
+                      {laa2, m.laa2_percent, percent, std::nullopt},
+                      {percentile, m.percentile_hu, hu, std::nullopt}};
+    return s;
+  };
+  std::vector<ResultSegment> segments{
+      lung_segment("Right lung", {"3341006", "SCT", "Right lung"}, r.right, {40, 120, 255}, 1, 3),
+      lung_segment("Left lung", {"44029006", "SCT", "Left lung"}, r.left, {30, 200, 90}, 2, 4)};
+  ResultSegment e{.label = "Emphysema", .category = abnormal, .type = emphysema, .label_values = {3, 4}, .rgb = {255, 220, 0},
+                  .finding = emphysema, .finding_site = lung};
+  e.measurements = {{volume, r.total.emphysema_ml, ml, std::nullopt},
+                    {{"LAACLUSTERS", "99PROCNODE", "Number of low attenuation clusters"},
+                     static_cast<double>(r.total.clusters), {"{clusters}", "UCUM", "clusters"}, std::nullopt}};
+  if (r.total.cluster_exponent_defined) {
+    e.measurements.push_back({{"LAAD", "99PROCNODE", "Low attenuation cluster size exponent D"}, r.total.cluster_exponent,
+                              {"1", "UCUM", "no units"}, std::nullopt});
+  }
+  segments.push_back(e);
+  return segments;
+}
+
 class LungEmphysemaProcessor : public Processor {
  public:
   LungEmphysemaProcessor() {
@@ -119,6 +163,7 @@ class LungEmphysemaProcessor : public Processor {
     out.measurements["parameters"] = parameters;
     out.labels = r.labels;
     out.label_names = {{1, "right lung"}, {2, "left lung"}, {3, "emphysema, right lung"}, {4, "emphysema, left lung"}};
+    out.segments = LungSegments(r, p);
     auto row = [](const char* label, const char* format, double right, double left, double total) {
       return std::pair<std::string, std::string>{
           label, "right " + Format(format, right) + "   left " + Format(format, left) + "   total " + Format(format, total)};

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "core/coded.h"
 #include "core/report_section.h"
 #include "core/volume.h"
 #include "processors/volume_stats.h"
@@ -56,6 +57,7 @@ struct ProcessorOutput {
   nlohmann::json measurements = nlohmann::json::object();  // recorded on the job; no PHI
   std::vector<uint8_t> labels;            // empty, or one per input voxel
   std::vector<LabelName> label_names;
+  std::vector<ResultSegment> segments;    // SEG segments and SR measurement groups, over `labels`
   std::vector<ReportSection> report;      // figures for the PDF report
   std::vector<std::string> warnings;
   std::string device;                     // "cpu" or "cuda:0 <name>": what ran

@@ -4,7 +4,9 @@
 // helpers that pick and read them. Thread-safe.
 #pragma once
 
+#include <array>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,9 +24,17 @@ struct StudyIdentity {
       accession_number;
 };
 
+// One source instance and its image plane, for result objects that reference it frame by frame (SEG).
 struct SourceInstance {
   std::string sop_class_uid;
   std::string sop_instance_uid;
+  std::string series_instance_uid;
+  std::string frame_of_reference_uid;
+  long rows = 0, columns = 0, frames = 1;
+  std::optional<std::array<double, 3>> position;     // ImagePositionPatient (single-frame images)
+  std::optional<std::array<double, 6>> orientation;  // ImageOrientationPatient
+  std::array<double, 2> pixel_spacing{1, 1};          // row spacing, column spacing
+  double slice_thickness = 0;
 };
 
 struct SeriesVolume {

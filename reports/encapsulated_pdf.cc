@@ -8,21 +8,15 @@
 #include "core/error.h"
 #include "core/study.h"
 #include "processors/dicom_io.h"
+#include "reports/dicom_common.h"
 
 namespace procnode {
 namespace {
 
-void Put(DcmItem& item, const DcmTagKey& tag, const std::string& value) {
-  const OFCondition status = item.putAndInsertOFStringArray(tag, value.c_str());
-  if (status.bad()) {
-    throw Error(ErrorCode::kInternal, "Encapsulated PDF: cannot set " +
-                                          std::string(DcmTag(tag).getTagName()) + ": " + status.text());
-  }
-}
+constexpr const char* kObject = "Encapsulated PDF";
 
-void Check(const OFCondition& status, const char* what) {
-  if (status.bad()) throw Error(ErrorCode::kInternal, std::string("Encapsulated PDF: ") + what + ": " + status.text());
-}
+void Put(DcmItem& item, const DcmTagKey& tag, const std::string& value) { PutAttribute(item, tag, value, kObject); }
+void Check(const OFCondition& status, const char* what) { CheckDcmtk(status, kObject, what); }
 
 }  // namespace
 
@@ -34,28 +28,16 @@ std::string MakeEncapsulatedPdf(const EncapsulatedPdfSpec& spec) {
   DcmDataset& ds = *file.getDataset();
   const StudyIdentity& study = spec.study;
 
-  OFDateTime now = OFDateTime::getCurrentDateTime();
-  OFString date, time;
-  now.getDate().getISOFormattedDate(date, false);
-  now.getTime().getISOFormattedTime(time, true, false, false, false);
+  const DicomNow now = CurrentDicomDateTime();
+  const std::string& date = now.date;
+  const std::string& time = now.time;
 
-  // SOP Common (C.12.1)
-  if (!study.specific_character_set.empty()) Put(ds, DCM_SpecificCharacterSet, study.specific_character_set);
+  // SOP Common (C.12.1); Patient (C.7.1.1) and General Study (C.7.2.1), copied from the source study
+  PutStudyIdentity(ds, study, kObject);
   Put(ds, DCM_SOPClassUID, UID_EncapsulatedPDFStorage);
   Put(ds, DCM_SOPInstanceUID, spec.sop_instance_uid);
-  Put(ds, DCM_InstanceCreationDate, date.c_str());
-  Put(ds, DCM_InstanceCreationTime, time.c_str());
-  // Patient (C.7.1.1) and General Study (C.7.2.1), copied from the source study
-  Put(ds, DCM_PatientName, study.patient_name);
-  Put(ds, DCM_PatientID, study.patient_id);
-  Put(ds, DCM_PatientBirthDate, study.patient_birth_date);
-  Put(ds, DCM_PatientSex, study.patient_sex);
-  Put(ds, DCM_StudyInstanceUID, study.study_instance_uid);
-  Put(ds, DCM_StudyDate, study.study_date);
-  Put(ds, DCM_StudyTime, study.study_time);
-  Put(ds, DCM_ReferringPhysicianName, study.referring_physician_name);
-  Put(ds, DCM_StudyID, study.study_id);
-  Put(ds, DCM_AccessionNumber, study.accession_number);
+  Put(ds, DCM_InstanceCreationDate, date);
+  Put(ds, DCM_InstanceCreationTime, time);
   // Encapsulated Document Series (C.24.1)
   Put(ds, DCM_Modality, "DOC");
   Put(ds, DCM_SeriesInstanceUID, spec.series_instance_uid);
@@ -68,9 +50,9 @@ std::string MakeEncapsulatedPdf(const EncapsulatedPdfSpec& spec) {
   Put(ds, DCM_ConversionType, "WSD");
   // Encapsulated Document (C.24.2)
   Put(ds, DCM_InstanceNumber, "1");
-  Put(ds, DCM_ContentDate, date.c_str());
-  Put(ds, DCM_ContentTime, time.c_str());
-  Put(ds, DCM_AcquisitionDateTime, (date + time).c_str());
+  Put(ds, DCM_ContentDate, date);
+  Put(ds, DCM_ContentTime, time);
+  Put(ds, DCM_AcquisitionDateTime, date + time);
   Put(ds, DCM_BurnedInAnnotation, "NO");
   Put(ds, DCM_DocumentTitle, spec.document_title);
   Check(ds.insertEmptyElement(DCM_ConceptNameCodeSequence), "ConceptNameCodeSequence");

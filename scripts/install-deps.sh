@@ -22,5 +22,9 @@ fi
 if [ ! -d "$here/tests/ui/node_modules/playwright-core" ]; then
   (cd "$here/tests/ui" && npm ci --no-audit --no-fund --loglevel=error)
 fi
+# dcmjs (pinned in tests/judges/dcmjs/package-lock.json): the parser OHIF uses, judging SEG and SR.
+if [ ! -d "$here/tests/judges/dcmjs/node_modules/dcmjs" ]; then
+  (cd "$here/tests/judges/dcmjs" && npm ci --no-audit --no-fund --loglevel=error)
+fi
 # Debian's orthanc package starts a system Orthanc on 4242/8042 where an init system runs;
 # procnode starts its own instances and does not need that one.

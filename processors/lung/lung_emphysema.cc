@@ -689,6 +689,7 @@ nlohmann::json LungResultJson(const LungResult& r) {
                      {"laa910_percent", m.laa2_percent},
                      {"perc15_hu", m.percentile_hu},
                      {"emphysema_volume_ml", m.emphysema_ml},
+                     {"emphysema_voxels", m.emphysema_voxels},
                      {"emphysema_clusters", m.clusters},
                      {"cluster_exponent_d", m.cluster_exponent_defined ? nlohmann::json(m.cluster_exponent) : nlohmann::json()},
                      {"voxels", m.voxels}};

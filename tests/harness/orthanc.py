@@ -26,7 +26,8 @@ DCMTK_ENV = dict(os.environ, TCP_NODELAY="1")
 
 
 class OrthancServer:
-    def __init__(self, plugin, procnode, stable_age=2, aet="PROCNODE", workdir=None, verbose=True, users=None):
+    def __init__(self, plugin, procnode, stable_age=2, aet="PROCNODE", workdir=None, verbose=True, users=None,
+                 extra_plugins=(), extra_config=None):
         self.plugin = plugin
         self.procnode = dict(procnode)
         self.stable_age = stable_age
@@ -40,6 +41,8 @@ class OrthancServer:
         self.log_path = os.path.join(self.dir, "orthanc.log")
         self.users = users or {}          # {"name": "password"}: Orthanc's HTTP authentication on
         self.auth = next(iter(self.users.items()), None)  # who the helpers below act as
+        self.extra_plugins = list(extra_plugins)  # e.g. Debian's DICOMweb plugin
+        self.extra_config = dict(extra_config or {})
 
     @property
     def url(self):
@@ -59,8 +62,9 @@ class OrthancServer:
             "DicomAlwaysAllowFind": True,
             "DicomAlwaysAllowStore": True,
             "StableAge": self.stable_age,
-            "Plugins": [self.plugin],
+            "Plugins": [self.plugin] + self.extra_plugins,
             "ProcNode": self.procnode,
+            **self.extra_config,
         }
 
     def start(self, timeout=30, expect_failure=False):

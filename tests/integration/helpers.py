@@ -1,4 +1,6 @@
 """Small checks shared by the integration tests."""
+import json
+import os
 import subprocess
 
 JOB_TIMEOUT = 120  # seconds: generous for 2-core CI machines; the real figure is ~4 s
@@ -34,3 +36,22 @@ def save(orthanc, instance_id, path):
     with open(path, "wb") as f:
         f.write(orthanc.get_raw(f"/instances/{instance_id}/file"))
     return path
+
+
+PIXELMED_CLASSPATH = ":".join(f"/usr/share/java/{jar}.jar" for jar in
+                              ("pixelmed", "commons-codec", "slf4j-api", "javax.json", "vecmath"))
+DCMJS_JUDGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "judges", "dcmjs")
+
+
+def pixelmed_sr_report(path):
+    """PixelMed's DicomSRValidator output (IOD and TID 1500 template checks)."""
+    out = run(["java", "-Djdk.xml.xpathExprOpLimit=0", "-Djdk.xml.xpathExprGrpLimit=0", "-Djdk.xml.xpathTotalOpLimit=0",
+               "-cp", PIXELMED_CLASSPATH, "com.pixelmed.validate.DicomSRValidator", path])
+    return out.stdout + out.stderr
+
+
+def dcmjs_read(seg_path, sr_path):
+    """What dcmjs (OHIF's DICOM parser) reads from a SEG and an SR (tests/judges/dcmjs)."""
+    out = run(["node", os.path.join(DCMJS_JUDGE, "read_seg_sr.mjs"), seg_path, sr_path], cwd=DCMJS_JUDGE)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)

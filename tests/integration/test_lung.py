@@ -1,7 +1,9 @@
 """The lung processor end to end: a rule sends the chest CT (storescu) to lung-emphysema in
-Orthanc, its measurements reach the job record and the report; the same study through the CLI
-gives the same figures and a label NIfTI on the series' own grid (judged by nibabel against
-dcm2niix run live); a rule that sends an MR to it fails the job at once with the reason."""
+Orthanc; its measurements reach the job record; the study gains an Encapsulated PDF, a SEG and a
+TID 1500 SR, each judged by dciodvfy (0 errors), the SR by PixelMed's DicomSRValidator, both by
+dcmjs (OHIF's parser), and retrievable over DICOMweb. The same study through the CLI gives the
+same figures and a label NIfTI on the series' own grid (nibabel against dcm2niix run live); a
+rule that sends an MR to it fails the job at once with the reason."""
 import glob
 import json
 import os
@@ -11,10 +13,11 @@ import numpy
 import pydicom
 
 from conftest import CHEST_CT, SHARED_DATA
-from helpers import dciodvfy_errors, result_series, run, save, wait_jobs_finished
+from helpers import dciodvfy_errors, dcmjs_read, pixelmed_sr_report, result_series, run, save, wait_jobs_finished
 from orthanc import send_dicom
 
 BRAIN_MR = os.path.join(SHARED_DATA, "mr-brain-sag-mprage")
+DICOMWEB_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
 
 RULES = {
     "rules": [
@@ -29,8 +32,57 @@ RULES = {
 }
 
 
+def check_seg_and_sr(orthanc, results, m, workdir):
+    seg_path = save(orthanc, results["SEG"]["Instances"][0], os.path.join(workdir, "lung-seg.dcm"))
+    sr_path = save(orthanc, results["SR"]["Instances"][0], os.path.join(workdir, "lung-sr.dcm"))
+    assert dciodvfy_errors(seg_path) == []
+    assert dciodvfy_errors(sr_path) == []
+    pixelmed = pixelmed_sr_report(sr_path)
+    assert "Found Root Template TID_1500" in pixelmed and "Root Template Validation Complete" in pixelmed, pixelmed
+    assert not [line for line in pixelmed.splitlines() if line.startswith("Error")], pixelmed
+
+    # SEG: every frame on a source CT plane, referencing that instance, in its Frame of Reference.
+    ct = {pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID: pydicom.dcmread(p, stop_before_pixels=True)
+          for p in glob.glob(os.path.join(CHEST_CT, "*")) if not p.endswith("LICENSE")}
+    seg = pydicom.dcmread(seg_path)
+    some_ct = next(iter(ct.values()))
+    assert seg.FrameOfReferenceUID == some_ct.FrameOfReferenceUID
+    assert seg.StudyInstanceUID == some_ct.StudyInstanceUID and seg.PatientID == some_ct.PatientID
+    for frame in seg.PerFrameFunctionalGroupsSequence:
+        source = frame.DerivationImageSequence[0].SourceImageSequence[0]
+        assert source.ReferencedSOPInstanceUID in ct
+        ipp = [float(x) for x in frame.PlanePositionSequence[0].ImagePositionPatient]
+        expected = [float(x) for x in ct[source.ReferencedSOPInstanceUID].ImagePositionPatient]
+        assert max(abs(a - b) for a, b in zip(ipp, expected)) < 1e-3
+
+    # dcmjs reads the segments with exactly the labelled voxels, and the SR with the job's figures.
+    read = dcmjs_read(seg_path, sr_path)
+    pixels = {s["label"]: s["pixels"] for s in read["seg"]["segments"]}
+    assert pixels == {"Right lung": m["right_lung"]["voxels"], "Left lung": m["left_lung"]["voxels"],
+                      "Emphysema": m["total"]["emphysema_voxels"]}, pixels
+    groups = {g["tracking"]: g for g in read["sr"]["groups"]}
+    assert sorted(groups) == ["Emphysema", "Left lung", "Right lung"]
+    for tracking, side in (("Right lung", "right_lung"), ("Left lung", "left_lung")):
+        values = {x["concept"]: (x["value"], x["unit"]) for x in groups[tracking]["measurements"]}
+        assert abs(values["Volume"][0] - m[side]["volume_ml"]) < 1e-3 * m[side]["volume_ml"] and values["Volume"][1] == "mL"
+        assert abs(values["Attenuation Coefficient"][0] - m[side]["mean_lung_density_hu"]) < 0.01
+        assert values["Attenuation Coefficient"][1] == "[hnsf'U]"
+        assert abs(values["Percent of lung volume below -950 HU"][0] - m[side]["laa950_percent"]) < 1e-3
+        assert values["15th percentile lung density"][0] == m[side]["perc15_hu"]
+    assert [groups[t]["segment"] for t in ("Right lung", "Left lung", "Emphysema")] == [1, 2, 3]
+
+    # DICOMweb (Orthanc's plugin): QIDO finds the SEG and SR series, WADO-RS gives their metadata.
+    study_uid = seg.StudyInstanceUID
+    found = orthanc.get(f"/dicom-web/studies/{study_uid}/series")
+    modalities = sorted(s["00080060"]["Value"][0] for s in found)
+    assert modalities == ["CT", "DOC", "SEG", "SR"], modalities
+    metadata = orthanc.get(f"/dicom-web/studies/{study_uid}/series/{seg.SeriesInstanceUID}/instances/{seg.SOPInstanceUID}/metadata")
+    assert metadata[0]["00080016"]["Value"][0] == "1.2.840.10008.5.1.4.1.1.66.4"
+
+
 def test_a_chest_rule_runs_lung_emphysema_and_records_the_measurements(orthanc_factory, job_db, workdir, cli_path):
-    orthanc = orthanc_factory({"Database": job_db[1], "Workers": 2}).start()
+    orthanc = orthanc_factory({"Database": job_db[1], "Workers": 2}, extra_plugins=[DICOMWEB_PLUGIN],
+                              extra_config={"DicomWeb": {"Enable": True, "Root": "/dicom-web/"}}).start()
     code, body = orthanc.get_status("/procnode/rules", "PUT", {"rules": [dict(RULES["rules"][0], action={
         "pipeline": "lung-emphysema", "parameters": {"smoothing_mm": 9}})]})
     assert code == 400 and body["errors"][0]["pointer"] == "/rules/0/action/parameters/smoothing_mm", body
@@ -58,9 +110,14 @@ def test_a_chest_rule_runs_lung_emphysema_and_records_the_measurements(orthanc_f
     assert lung["device"] == "cpu" or lung["device"].startswith("cuda:")
     print(f"\nlung-emphysema in Orthanc: timings {lung['result']['timings_ms']}, processor {m['timings_ms']}")
 
-    # The report: an Encapsulated PDF in the study, valid, holding the figures and no identity.
-    [series] = result_series(orthanc, lung["study"])
-    path = save(orthanc, series["Instances"][0], os.path.join(workdir, "lung-report.dcm"))
+    # The results: an Encapsulated PDF, a SEG and an SR in the study.
+    results = {s["MainDicomTags"]["Modality"]: s for s in result_series(orthanc, lung["study"])}
+    assert sorted(results) == ["DOC", "SEG", "SR"], sorted(results)
+    assert [r["kind"] for r in lung["result"]["results"]] == ["encapsulated-pdf", "seg", "sr"]
+    check_seg_and_sr(orthanc, results, m, workdir)
+
+    # The report: valid, holding the figures and no identity.
+    path = save(orthanc, results["DOC"]["Instances"][0], os.path.join(workdir, "lung-report.dcm"))
     assert dciodvfy_errors(path) == []
     ds = pydicom.dcmread(path)
     pdf = os.path.join(workdir, "lung-report.pdf")
