@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "processors/lung/lung_emphysema.h"
+#include "processors/lung/lung_ops.h"
 
 namespace procnode {
 namespace {
@@ -164,31 +165,55 @@ class LungEmphysemaProcessor : public Processor {
     out.labels = r.labels;
     out.label_names = {{1, "right lung"}, {2, "left lung"}, {3, "emphysema, right lung"}, {4, "emphysema, left lung"}};
     out.segments = LungSegments(r, p);
-    auto row = [](const char* label, const char* format, double right, double left, double total) {
-      return std::pair<std::string, std::string>{
-          label, "right " + Format(format, right) + "   left " + Format(format, left) + "   total " + Format(format, total)};
-    };
     const auto &R = r.right, &L = r.left, &T = r.total;
-    out.report = {{"Lungs",
-                   {row("Volume (mL)", "%.0f", R.volume_ml, L.volume_ml, T.volume_ml),
-                    row("Mean lung density (HU)", "%.1f", R.mean_hu, L.mean_hu, T.mean_hu),
-                    row("LAA%-950 (%)", "%.2f", R.laa_percent, L.laa_percent, T.laa_percent),
-                    row("LAA%-910 (%)", "%.2f", R.laa2_percent, L.laa2_percent, T.laa2_percent),
-                    row("15th percentile (HU)", "%.0f", R.percentile_hu, L.percentile_hu, T.percentile_hu),
-                    row("Emphysema volume (mL)", "%.1f", R.emphysema_ml, L.emphysema_ml, T.emphysema_ml),
-                    row("Low-attenuation clusters", "%.0f", static_cast<double>(R.clusters), static_cast<double>(L.clusters),
-                        static_cast<double>(T.clusters)),
-                    {"Cluster-size exponent D",
-                     T.cluster_exponent_defined ? Format("%.2f", T.cluster_exponent) : std::string("undefined")}}},
-                  {"Method",
-                   {{"Variant", p.variant},
-                    {"Thresholds", "air " + Format("%.0f", p.air_threshold_hu) + " HU, emphysema " +
-                                       Format("%.0f", p.emphysema_threshold_hu) + " HU, second LAA " +
-                                       Format("%.0f", p.laa2_threshold_hu) + " HU"},
-                    {"Smoothing", p.smoothing_mm > 0 ? Format("%.1f mm (in-plane Gaussian sigma)", p.smoothing_mm) : "none"},
-                    {"Airways", r.airway.found ? Format("trachea and main bronchi removed (%.1f mL)", r.airway.removed_ml)
-                                               : "trachea not found; not removed"},
-                    {"Left/right", r.split_at_junction ? "separated at the lung junction" : "separate components"}}}};
+    auto row = [](const std::string& label, const char* format, double right, double left, double total) {
+      return std::vector<std::string>{label, Format(format, right), Format(format, left), Format(format, total)};
+    };
+    ReportSection figures{"Measurements"};
+    figures.table.header = {"", "Right lung", "Left lung", "Both lungs"};
+    figures.table.rows = {
+        row("Volume (mL)", "%.0f", R.volume_ml, L.volume_ml, T.volume_ml),
+        row("Mean lung density (HU)", "%.1f", R.mean_hu, L.mean_hu, T.mean_hu),
+        row("LAA%" + Format("%.0f", p.emphysema_threshold_hu) + " (% of volume)", "%.2f", R.laa_percent, L.laa_percent, T.laa_percent),
+        row("LAA%" + Format("%.0f", p.laa2_threshold_hu) + " (% of volume)", "%.2f", R.laa2_percent, L.laa2_percent, T.laa2_percent),
+        row(Format("%.0fth percentile density (HU)", p.percentile), "%.0f", R.percentile_hu, L.percentile_hu, T.percentile_hu),
+        row("Emphysema volume (mL)", "%.1f", R.emphysema_ml, L.emphysema_ml, T.emphysema_ml),
+        row("Low-attenuation clusters", "%.0f", static_cast<double>(R.clusters), static_cast<double>(L.clusters),
+            static_cast<double>(T.clusters)),
+        {"Cluster-size exponent D", R.cluster_exponent_defined ? Format("%.2f", R.cluster_exponent) : "-",
+         L.cluster_exponent_defined ? Format("%.2f", L.cluster_exponent) : "-",
+         T.cluster_exponent_defined ? Format("%.2f", T.cluster_exponent) : "-"}};
+    figures.rows = {{"Left/right volume ratio", R.volume_ml > 0 ? Format("%.2f", L.volume_ml / R.volume_ml) : "-"}};
+    ReportSection density{"Lung density histogram"};
+    constexpr int kFirst = -1024, kLast = -500, kBin = 4;
+    for (int hu = kFirst; hu < kLast; hu += kBin) {
+      double count = 0;
+      for (int b = hu; b < hu + kBin; ++b) count += static_cast<double>(r.histograms[0][b - lung::kHistogramMinHu] + r.histograms[1][b - lung::kHistogramMinHu]);
+      density.histogram.counts.push_back(count);
+    }
+    density.histogram.first = kFirst;
+    density.histogram.step = kBin;
+    density.histogram.x_label = "HU, both lungs (voxels above -500 HU not shown)";
+    density.histogram.markers = {{p.emphysema_threshold_hu, Format("%.0f HU", p.emphysema_threshold_hu)},
+                                 {p.laa2_threshold_hu, Format("%.0f HU", p.laa2_threshold_hu)},
+                                 {T.percentile_hu, Format("%.0fth percentile", p.percentile) + Format(" (%.0f HU)", T.percentile_hu)}};
+    ReportSection method{"Method"};
+    method.paragraph =
+        "Lung fields are the air (below " + Format("%.0f", p.air_threshold_hu) +
+        " HU) inside the body; the trachea and main bronchi are followed from the neck and removed; the lungs are "
+        "separated into right and left (at their junction where they touch) and vessels inside them are filled" +
+        std::string(p.variant == "accurate" ? ", after an in-plane closing of " + Format("%.0f", p.closing_mm) + " mm" : "") +
+        ". Emphysema is the lung volume below " + Format("%.0f", p.emphysema_threshold_hu) +
+        " HU (LAA%); the mean lung density and the density percentile come from the histogram of the lung voxels" +
+        (p.smoothing_mm > 0 ? ", after in-plane smoothing (Gaussian sigma " + Format("%.1f", p.smoothing_mm) + " mm)" : "") +
+        ". Low-attenuation values depend on the reconstruction kernel: sharp (lung) kernels read higher than standard "
+        "kernels. Clusters are connected low-attenuation regions; D is the slope of their cumulative size "
+        "distribution (lower D: larger, fewer clusters).";
+    method.rows = {{"Variant", p.variant},
+                   {"Airways", r.airway.found ? Format("trachea and main bronchi removed (%.1f mL)", r.airway.removed_ml)
+                                              : "trachea not found; not removed"},
+                   {"Left/right", r.split_at_junction ? "separated at the lung junction" : "separate components"}};
+    out.report = {figures, density, method};
     out.warnings = r.warnings;
     out.device = r.device;
     out.device_note = !r.device_note.empty() ? r.device_note : fallback;
