@@ -50,4 +50,12 @@ nlohmann::json JobToJson(const Job& job, const std::vector<JobEvent>& events) {
   return out;
 }
 
+nlohmann::json DeliveryToJson(const Delivery& d) {
+  auto or_null = [](const std::string& s) { return s.empty() ? nlohmann::json(nullptr) : nlohmann::json(s); };
+  return {{"destination", d.destination}, {"state", d.state},          {"attempts", d.attempts},
+          {"max_attempts", d.max_attempts}, {"instances", d.instances}, {"last_error", or_null(d.last_error)},
+          {"next_attempt_at", d.state == "pending" ? or_null(d.next_attempt_at) : nlohmann::json(nullptr)},
+          {"sent_at", or_null(d.sent_at)},   {"updated_at", or_null(d.updated_at)}};
+}
+
 }  // namespace procnode

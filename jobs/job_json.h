@@ -10,5 +10,6 @@ namespace procnode {
 
 nlohmann::json JobToJson(const Job& job);
 nlohmann::json JobToJson(const Job& job, const std::vector<JobEvent>& events);
+nlohmann::json DeliveryToJson(const Delivery& delivery);
 
 }  // namespace procnode

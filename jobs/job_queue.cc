@@ -2,7 +2,9 @@
 
 #include <pqxx/pqxx>
 
+#include <cmath>
 #include <mutex>
+#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 
@@ -68,6 +70,31 @@ bool UpdateOwnedJob(pqxx::work& tx, const std::string& set_clause, int64_t id, c
   return tx.exec_params("UPDATE jobs SET " + set_clause + " WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
                         id, owner, std::forward<Args>(args)...)
              .affected_rows() == 1;
+}
+
+const std::string kDeliveryColumns =
+    "d.id, d.job_id, d.destination, d.instances, d.state, d.attempts, d.max_attempts, coalesce(d.last_error, '') AS last_error, " +
+    std::string("coalesce(to_char(d.next_attempt_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), '') AS next_attempt_at, ") +
+    "coalesce(to_char(d.sent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), '') AS sent_at, " +
+    "coalesce(to_char(d.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), '') AS updated_at";
+
+Delivery DeliveryFromRow(const pqxx::row& row) {
+  Delivery d;
+  d.id = row["id"].as<int64_t>();
+  d.job_id = row["job_id"].as<int64_t>();
+  d.destination = row["destination"].as<std::string>();
+  const auto instances = nlohmann::json::parse(row["instances"].as<std::string>(), nullptr, false);
+  if (instances.is_array()) {
+    for (const auto& id : instances) d.instances.push_back(id.get<std::string>());
+  }
+  d.state = row["state"].as<std::string>();
+  d.attempts = row["attempts"].as<int>();
+  d.max_attempts = row["max_attempts"].as<int>();
+  d.last_error = row["last_error"].as<std::string>();
+  d.next_attempt_at = row["next_attempt_at"].as<std::string>();
+  d.sent_at = row["sent_at"].as<std::string>();
+  d.updated_at = row["updated_at"].as<std::string>();
+  return d;
 }
 
 }  // namespace
@@ -395,6 +422,116 @@ std::map<std::string, int64_t> PgJobQueue::CountByState() {
   return WithTransaction("count", [&](pqxx::work& tx) {
     std::map<std::string, int64_t> counts{{"queued", 0}, {"running", 0}, {"done", 0}, {"failed", 0}, {"cancelled", 0}};
     for (const auto& row : tx.exec("SELECT state, count(*) FROM jobs GROUP BY state")) {
+      counts[row[0].as<std::string>()] = row[1].as<int64_t>();
+    }
+    return counts;
+  });
+}
+
+void PgJobQueue::AddDelivery(int64_t job_id, const std::string& destination, const std::vector<std::string>& instances,
+                             int max_attempts) {
+  WithTransaction("add delivery", [&](pqxx::work& tx) {
+    tx.exec_params(
+        "INSERT INTO deliveries (job_id, destination, instances, max_attempts) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT (job_id, destination) DO UPDATE SET instances = excluded.instances, state = 'pending',"
+        " attempts = 0, max_attempts = excluded.max_attempts, next_attempt_at = now(), lease_owner = NULL,"
+        " lease_expires_at = NULL, last_error = NULL, sent_at = NULL, updated_at = now()",
+        job_id, destination, nlohmann::json(instances).dump(), max_attempts);
+    AddEvent(tx, job_id, "delivery-queued", "", std::to_string(instances.size()) + " object(s) to " + destination);
+    return 0;
+  });
+}
+
+std::optional<Delivery> PgJobQueue::ClaimDelivery(const std::string& owner, int lease_seconds) {
+  return WithTransaction("claim delivery", [&](pqxx::work& tx) -> std::optional<Delivery> {
+    const auto rows = tx.exec_params(
+        "UPDATE deliveries d SET state = 'sending', lease_owner = $1, lease_expires_at = now() + make_interval(secs => $2),"
+        " attempts = attempts + 1, updated_at = now()"
+        " WHERE id = (SELECT id FROM deliveries WHERE (state = 'pending' AND next_attempt_at <= now())"
+        "   OR (state = 'sending' AND lease_expires_at < now()) ORDER BY next_attempt_at, id FOR UPDATE SKIP LOCKED LIMIT 1)"
+        " RETURNING " + kDeliveryColumns,
+        owner, lease_seconds);
+    if (rows.empty()) return std::nullopt;
+    return DeliveryFromRow(rows[0]);
+  });
+}
+
+void PgJobQueue::DeliverySent(int64_t id, const std::string& owner) {
+  WithTransaction("delivery sent", [&](pqxx::work& tx) {
+    const auto rows = tx.exec_params(
+        "UPDATE deliveries SET state = 'sent', sent_at = now(), lease_owner = NULL, lease_expires_at = NULL,"
+        " last_error = NULL, updated_at = now() WHERE id = $1 AND lease_owner = $2 RETURNING job_id, destination, attempts",
+        id, owner);
+    if (!rows.empty()) {
+      AddEvent(tx, rows[0][0].as<int64_t>(), "delivered", owner,
+               "to " + rows[0][1].as<std::string>() + " (attempt " + rows[0][2].as<std::string>() + ")");
+    }
+    return 0;
+  });
+}
+
+std::string PgJobQueue::DeliveryFailed(int64_t id, const std::string& owner, const std::string& error, double backoff_seconds) {
+  return WithTransaction("delivery failed", [&](pqxx::work& tx) -> std::string {
+    const auto current = tx.exec_params("SELECT job_id, destination, attempts, max_attempts FROM deliveries"
+                                        " WHERE id = $1 AND lease_owner = $2 FOR UPDATE",
+                                        id, owner);
+    if (current.empty()) return "";
+    const auto job_id = current[0][0].as<int64_t>();
+    const auto destination = current[0][1].as<std::string>();
+    const int attempts = current[0][2].as<int>(), max_attempts = current[0][3].as<int>();
+    if (attempts >= max_attempts) {
+      tx.exec_params("UPDATE deliveries SET state = 'dead', last_error = $2, lease_owner = NULL, lease_expires_at = NULL,"
+                     " updated_at = now() WHERE id = $1",
+                     id, error);
+      AddEvent(tx, job_id, "dead-letter", owner,
+               "to " + destination + ": gave up after " + std::to_string(attempts) + " attempt(s): " + error);
+      return "dead";
+    }
+    const double wait = backoff_seconds * std::pow(2.0, attempts - 1);
+    tx.exec_params("UPDATE deliveries SET state = 'pending', last_error = $2, lease_owner = NULL, lease_expires_at = NULL,"
+                   " next_attempt_at = now() + make_interval(secs => $3), updated_at = now() WHERE id = $1",
+                   id, error, wait);
+    AddEvent(tx, job_id, "delivery-failed", owner,
+             "to " + destination + " (attempt " + std::to_string(attempts) + " of " + std::to_string(max_attempts) +
+                 ", next in " + std::to_string(static_cast<int>(std::lround(wait))) + " s): " + error);
+    return "pending";
+  });
+}
+
+std::vector<Delivery> PgJobQueue::Deliveries(int64_t job_id) {
+  return WithTransaction("list deliveries", [&](pqxx::work& tx) {
+    std::vector<Delivery> out;
+    for (const auto& row : tx.exec_params("SELECT " + kDeliveryColumns + " FROM deliveries d WHERE d.job_id = $1 ORDER BY d.id", job_id)) {
+      out.push_back(DeliveryFromRow(row));
+    }
+    return out;
+  });
+}
+
+int PgJobQueue::Resend(int64_t job_id, const std::string& who) {
+  return WithTransaction("resend", [&](pqxx::work& tx) {
+    if (tx.exec_params("SELECT 1 FROM jobs WHERE id = $1", job_id).empty()) {
+      throw Error(ErrorCode::kNotFound, "job " + std::to_string(job_id) + " does not exist");
+    }
+    const auto rows = tx.exec_params(
+        "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = now(), last_error = NULL,"
+        " lease_owner = NULL, lease_expires_at = NULL, updated_at = now()"
+        " WHERE job_id = $1 AND state IN ('sent', 'dead') RETURNING destination",
+        job_id);
+    if (rows.empty()) {
+      throw Error(ErrorCode::kInvalidInput, "job " + std::to_string(job_id) + " has no sent or dead-lettered delivery to resend");
+    }
+    std::string destinations;
+    for (const auto& row : rows) destinations += (destinations.empty() ? "" : ", ") + row[0].as<std::string>();
+    AddEvent(tx, job_id, "resend-requested", who, "to " + destinations);
+    return static_cast<int>(rows.size());
+  });
+}
+
+std::map<std::string, int64_t> PgJobQueue::DeliveryCountByState() {
+  return WithTransaction("count deliveries", [&](pqxx::work& tx) {
+    std::map<std::string, int64_t> counts{{"pending", 0}, {"sending", 0}, {"sent", 0}, {"dead", 0}};
+    for (const auto& row : tx.exec("SELECT state, count(*) FROM deliveries GROUP BY state")) {
       counts[row[0].as<std::string>()] = row[1].as<int64_t>();
     }
     return counts;

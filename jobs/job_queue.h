@@ -43,6 +43,16 @@ struct JobEvent {
   std::string at, kind, owner, message;
 };
 
+// Result objects of a job on their way to one destination.
+struct Delivery {
+  int64_t id = 0, job_id = 0;
+  std::string destination;
+  std::vector<std::string> instances;  // Orthanc instance IDs
+  std::string state;                   // pending, sending, sent, dead
+  int attempts = 0, max_attempts = 0;
+  std::string last_error, next_attempt_at, sent_at, updated_at;  // ISO 8601 UTC, '' when none
+};
+
 struct EnqueueRequest {
   std::string idempotency_key, study_id, series_id, rule_id;
   int rule_version = 1;
@@ -111,6 +121,21 @@ class PgJobQueue {
   int ActiveRuleSetVersion();  // 0 when none was saved
   std::optional<StoredRuleSet> RuleSetVersion(int version);
   std::vector<StoredRuleSet> RuleSetHistory(int limit);  // newest first, bodies left out
+
+  // Deliveries. AddDelivery: (re)queues the job's objects for a destination (a re-run job replaces
+  // its earlier delivery). ClaimDelivery: the next due one (pending and due, or sending with an
+  // expired lease), counted as an attempt, leased to `owner`. DeliveryFailed: back to pending after
+  // backoff * 2^(attempts-1) seconds, or dead once the attempts are used up; returns the new state.
+  // Resend: the job's sent or dead deliveries queued again with fresh attempts (Error(kNotFound) for
+  // an unknown job, Error(kInvalidInput) when it has none to resend). Each step is a job event.
+  void AddDelivery(int64_t job_id, const std::string& destination, const std::vector<std::string>& instances,
+                   int max_attempts);
+  std::optional<Delivery> ClaimDelivery(const std::string& owner, int lease_seconds);
+  void DeliverySent(int64_t id, const std::string& owner);
+  std::string DeliveryFailed(int64_t id, const std::string& owner, const std::string& error, double backoff_seconds);
+  std::vector<Delivery> Deliveries(int64_t job_id);
+  int Resend(int64_t job_id, const std::string& who);
+  std::map<std::string, int64_t> DeliveryCountByState();
 
   std::optional<Job> Get(int64_t id);
   std::vector<Job> List(const std::optional<std::string>& state, int limit);

@@ -67,7 +67,8 @@ NodeConfig ParseNodeConfig(const std::string& orthanc_configuration_json, const 
   static const std::set<std::string> kKnown{
       "Database", "PhiVault", "Workers", "Gpu", "WorkDirectory", "NodeName", "LeaseSeconds",
       "HeartbeatSeconds", "MaxAttempts", "RetryBackoffSeconds", "PollSeconds", "ResultSeriesNumber",
-      "Destinations", "RulesFile", "TestHooks", "Admins", "CompletenessMaxWaitSeconds"};
+      "Destinations", "RulesFile", "TestHooks", "Admins", "CompletenessMaxWaitSeconds", "DeliveryMaxAttempts",
+      "DeliveryBackoffSeconds"};
   NodeConfig config;
   for (const auto& [key, value] : section.items()) {
     if (!kKnown.contains(key)) config.warnings.push_back("ProcNode." + key + ": unknown key, ignored");
@@ -108,8 +109,27 @@ NodeConfig ParseNodeConfig(const std::string& orthanc_configuration_json, const 
   if (section.contains("Destinations")) {
     const json& destinations = section["Destinations"];
     if (!destinations.is_object()) Bad("Destinations", "must be an object of named destinations");
-    for (const auto& [name, value] : destinations.items()) config.destinations.push_back(name);
+    const json modalities = root.contains("DicomModalities") && root["DicomModalities"].is_object() ? root["DicomModalities"]
+                                                                                                     : json::object();
+    const bool in_database = root.value("DicomModalitiesInDatabase", false);
+    for (const auto& [name, value] : destinations.items()) {
+      std::string alias;
+      if (value.is_string()) {
+        alias = value.get<std::string>();
+      } else if (value.is_object() && value.contains("Modality") && value["Modality"].is_string()) {
+        alias = value["Modality"].get<std::string>();
+      } else {
+        Bad("Destinations." + name, "must name an Orthanc modality: \"alias\" or {\"Modality\": \"alias\"}");
+      }
+      if (!in_database && !modalities.contains(alias)) {
+        Bad("Destinations." + name, "Orthanc modality \"" + alias + "\" is not in DicomModalities");
+      }
+      config.destinations.push_back(name);
+      config.destination_modalities[name] = alias;
+    }
   }
+  config.delivery_max_attempts = Integer(section, "DeliveryMaxAttempts", config.delivery_max_attempts, 1, 100);
+  config.delivery_backoff_seconds = Number(section, "DeliveryBackoffSeconds", config.delivery_backoff_seconds, 0, 86400);
   if (section.contains("TestHooks")) {
     const json& hooks = section["TestHooks"];
     if (!hooks.is_object()) Bad("TestHooks", "must be an object");

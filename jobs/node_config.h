@@ -8,6 +8,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -29,7 +30,10 @@ struct NodeConfig {
   int result_series_number = 9001;
   int completeness_max_wait_seconds = 600;  // how long a study whose series say they are incomplete waits
   std::vector<std::string> admins;            // users allowed to change rules and jobs; empty: anyone
-  std::vector<std::string> destinations;      // names of ProcNode.Destinations (sending: issue 7)
+  std::vector<std::string> destinations;      // names of ProcNode.Destinations
+  std::map<std::string, std::string> destination_modalities;  // name -> Orthanc DicomModalities alias
+  int delivery_max_attempts = 5;              // C-STORE attempts per destination before the dead letter
+  double delivery_backoff_seconds = 30;       // doubled per failed attempt
   // Test hooks (never set in production): pause this long after the named pipeline stage.
   std::string test_pause_after_stage;
   double test_pause_seconds = 0;

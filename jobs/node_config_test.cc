@@ -63,3 +63,39 @@ TEST(NodeConfig, AMisspeltKeyIsReportedNotSilentlyIgnored) {
 
 }  // namespace
 }  // namespace procnode
+
+namespace procnode {
+namespace {
+
+NodeConfig ParseWith(const std::string& procnode_section, const std::string& rest = "") {
+  return ParseNodeConfig(R"({"ProcNode": )" + procnode_section + rest + "}", [](const std::string&) { return std::nullopt; });
+}
+
+TEST(NodeConfigDestinations, NameOrthancModalitiesAndCarryTheDeliveryPolicy) {
+  const auto config = ParseWith(
+      R"({"Database": "postgresql://x", "Destinations": {"PACS": {"Modality": "pacs"}, "ARCHIVE": "archive"},
+          "DeliveryMaxAttempts": 7, "DeliveryBackoffSeconds": 2})",
+      R"(, "DicomModalities": {"pacs": ["PACS", "10.0.0.1", 104], "archive": ["ARC", "10.0.0.2", 104]})");
+  EXPECT_EQ(config.destination_modalities, (std::map<std::string, std::string>{{"ARCHIVE", "archive"}, {"PACS", "pacs"}}));
+  EXPECT_EQ(config.destinations.size(), 2u);
+  EXPECT_EQ(config.delivery_max_attempts, 7);
+  EXPECT_EQ(config.delivery_backoff_seconds, 2);
+}
+
+TEST(NodeConfigDestinations, AnUnknownModalityOrABadShapeIsRefusedWithTheKey) {
+  try {
+    ParseWith(R"({"Database": "postgresql://x", "Destinations": {"PACS": "pacs"}})", R"(, "DicomModalities": {})");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("ProcNode.Destinations.PACS"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("not in DicomModalities"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(ParseWith(R"({"Database": "postgresql://x", "Destinations": {"PACS": 104}})"), Error);
+  EXPECT_THROW(ParseWith(R"({"Database": "postgresql://x", "DeliveryMaxAttempts": 0})"), Error);
+  // Modalities kept in Orthanc's database cannot be checked at start.
+  EXPECT_NO_THROW(ParseWith(R"({"Database": "postgresql://x", "Destinations": {"PACS": "pacs"}})",
+                            R"(, "DicomModalitiesInDatabase": true)"));
+}
+
+}  // namespace
+}  // namespace procnode

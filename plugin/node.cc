@@ -11,6 +11,7 @@
 #include "pipeline/routing_inputs.h"
 #include "pipeline/processing_pipeline.h"
 #include "plugin/orthanc_adapters.h"
+#include "plugin/orthanc_api.h"
 #include "routing/rules.h"
 
 namespace procnode {
@@ -45,6 +46,7 @@ void Node::StartWork() {
     stopping_ = false;
   }
   intake_thread_ = std::thread([this] { IntakeLoop(); });
+  delivery_thread_ = std::thread([this] { DeliveryLoop(); });
   pool_->Start();
   Log(LogLevel::kInfo, "started " + std::to_string(config_.workers) + " worker(s) as " + pool_->owner());
 }
@@ -55,7 +57,9 @@ void Node::StopWork() {
     stopping_ = true;
   }
   intake_wake_.notify_all();
+  delivery_wake_.notify_all();
   if (intake_thread_.joinable()) intake_thread_.join();
+  if (delivery_thread_.joinable()) delivery_thread_.join();
   pool_->Stop();
 }
 
@@ -223,11 +227,17 @@ JobOutcome Node::RunJob(JobContext& context) {
   }
   nlohmann::json parameters = nlohmann::json::parse(job.parameters_json, nullptr, false);
   if (!parameters.is_object()) throw Error(ErrorCode::kInvalidInput, "job parameters are not a JSON object");
-  // A rule's device preference rides in the parameters; the node's Gpu setting applies otherwise.
+  // A rule's device preference and destinations ride in the parameters; the node's Gpu setting
+  // applies when the rule says nothing.
   std::string device = config_.gpu;
   if (parameters.contains("device")) {
     if (config_.gpu != "cpu") device = parameters["device"].get<std::string>();
     parameters.erase("device");
+  }
+  std::vector<std::string> destinations;
+  if (parameters.contains("destinations")) {
+    for (const auto& name : parameters["destinations"]) destinations.push_back(name.get<std::string>());
+    parameters.erase("destinations");
   }
   OrthancStudySource source;
   OrthancResultSink sink;
@@ -255,7 +265,20 @@ JobOutcome Node::RunJob(JobContext& context) {
                               .node = config_.node_name,
                               .study_id = job.study_id,
                               .idempotency_key = job.idempotency_key};
-  const auto result = RunPipeline(job.pipeline, parameters, source, sink, ctx, provenance);
+  auto result = RunPipeline(job.pipeline, parameters, source, sink, ctx, provenance);
+  // The results go on to the rule's destinations; a destination that is down delays only them.
+  if (!destinations.empty()) {
+    std::vector<std::string> instances;
+    for (const auto& stored : result.summary["results"]) instances.push_back(stored["stored"].get<std::string>());
+    for (const auto& name : destinations) {
+      if (!config_.destination_modalities.contains(name)) {
+        throw Error(ErrorCode::kInvalidInput, "destination \"" + name + "\" is no longer configured");
+      }
+      queue_.AddDelivery(job.id, name, instances, config_.delivery_max_attempts);
+    }
+    result.summary["destinations"] = destinations;
+    delivery_wake_.notify_all();
+  }
   return JobOutcome{result.summary.dump(), result.device};
 }
 
@@ -286,6 +309,7 @@ nlohmann::json Node::Status() {
   }
   try {
     status["queue"] = queue_.CountByState();
+    status["deliveries"] = queue_.DeliveryCountByState();
     status["database"] = {{"ok", true}};
   } catch (const Error& e) {
     status["queue"] = nullptr;
@@ -303,7 +327,65 @@ nlohmann::json Node::Jobs(const std::optional<std::string>& state, int limit) {
 std::optional<nlohmann::json> Node::JobDetail(int64_t id) {
   const auto job = queue_.Get(id);
   if (!job) return std::nullopt;
-  return JobToJson(*job, queue_.Events(id));
+  nlohmann::json detail = JobToJson(*job, queue_.Events(id));
+  detail["deliveries"] = nlohmann::json::array();
+  for (const auto& d : queue_.Deliveries(id)) detail["deliveries"].push_back(DeliveryToJson(d));
+  return detail;
+}
+
+nlohmann::json Node::ResendJob(int64_t id, const std::string& who) {
+  const int count = queue_.Resend(id, who);
+  delivery_wake_.notify_all();
+  nlohmann::json out = *JobDetail(id);
+  out["resent"] = count;
+  return out;
+}
+
+void Node::DeliveryLoop() {
+  const std::string owner = pool_->owner() + "/delivery";
+  while (true) {
+    {
+      std::unique_lock lock(mutex_);
+      if (stopping_) return;
+    }
+    std::optional<Delivery> due;
+    try {
+      due = queue_.ClaimDelivery(owner, 600);
+    } catch (const Error& e) {
+      Log(LogLevel::kWarning, std::string("deliveries: ") + e.what());
+    }
+    if (due) {
+      Deliver(*due);
+      continue;
+    }
+    std::unique_lock lock(mutex_);
+    delivery_wake_.wait_for(lock, std::chrono::milliseconds(static_cast<int64_t>(config_.poll_seconds * 1000)),
+                            [this] { return stopping_; });
+  }
+}
+
+void Node::Deliver(const Delivery& delivery) {
+  const std::string owner = pool_->owner() + "/delivery";
+  const std::string what = "job " + std::to_string(delivery.job_id) + ": delivery to " + delivery.destination;
+  try {
+    const auto alias = config_.destination_modalities.find(delivery.destination);
+    if (alias == config_.destination_modalities.end()) {
+      throw Error(ErrorCode::kInvalidInput, "destination \"" + delivery.destination + "\" is no longer configured");
+    }
+    const nlohmann::json body{{"Resources", delivery.instances}, {"Synchronous", true}};
+    orthanc::RestPost("/modalities/" + alias->second + "/store", body.dump());
+    queue_.DeliverySent(delivery.id, owner);
+    Log(LogLevel::kInfo, what + ": " + std::to_string(delivery.instances.size()) + " object(s) sent (attempt " +
+                             std::to_string(delivery.attempts) + ")");
+  } catch (const Error& e) {
+    try {
+      const std::string state = queue_.DeliveryFailed(delivery.id, owner, e.what(), config_.delivery_backoff_seconds);
+      Log(LogLevel::kWarning, what + " failed (attempt " + std::to_string(delivery.attempts) + "): " + e.what() +
+                                  (state == "dead" ? "; dead letter, resend from the job" : "; will retry"));
+    } catch (const Error& db) {
+      Log(LogLevel::kWarning, what + ": cannot record the failure: " + db.what());
+    }
+  }
 }
 
 std::string Node::SeriesNifti(const std::string& series_id, int part) {

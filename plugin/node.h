@@ -46,6 +46,8 @@ class Node {
   std::optional<nlohmann::json> JobDetail(int64_t id);
   nlohmann::json RetryJob(int64_t id, const std::string& who);
   nlohmann::json CancelJob(int64_t id, const std::string& who);
+  // The job's sent or dead-lettered deliveries queued again (admin action).
+  nlohmann::json ResendJob(int64_t id, const std::string& who);
 
   // Routing rules (REST /procnode/rules...). Writes throw Error(kInvalidInput) with the
   // validation errors as JSON text in the message when the rule set is refused.
@@ -68,6 +70,9 @@ class Node {
 
  private:
   void IntakeLoop();
+  // Sends due deliveries (C-STORE through Orthanc's /modalities/{alias}/store), one at a time.
+  void DeliveryLoop();
+  void Deliver(const Delivery& delivery);
   void Intake(const std::string& study_id);
   JobOutcome RunJob(JobContext& context);
   // The active rule set, reloaded when a newer version was saved (by any node).
@@ -86,6 +91,8 @@ class Node {
   std::multimap<std::chrono::steady_clock::time_point, std::string> deferred_;
   bool stopping_ = false;
   std::thread intake_thread_;
+  std::thread delivery_thread_;
+  std::condition_variable delivery_wake_;
   std::mutex rules_mutex_;
   std::shared_ptr<const RuleSet> rules_;
   int rules_version_ = -1;

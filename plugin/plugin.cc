@@ -199,7 +199,10 @@ void GetJob(OrthancPluginRestOutput* output, const Request& request) {
 void PostJobAction(OrthancPluginRestOutput* output, const Request& request) {
   if (!Only(output, request, "POST")) return;
   const int64_t id = IdFrom(request.Group(0), "job id");
-  Answer(output, request.Group(1) == "retry" ? g_node->RetryJob(id, request.user) : g_node->CancelJob(id, request.user));
+  const std::string action = request.Group(1);
+  Answer(output, action == "retry"    ? g_node->RetryJob(id, request.user)
+                 : action == "cancel" ? g_node->CancelJob(id, request.user)
+                                      : g_node->ResendJob(id, request.user));
 }
 
 void RulesRoot(OrthancPluginRestOutput* output, const Request& request) {
@@ -319,7 +322,7 @@ ORTHANC_PLUGINS_API int32_t OrthancPluginInitialize(OrthancPluginContext* contex
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/processors", Protect<GetProcessors>);
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/jobs", Protect<GetJobs>);
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/jobs/([^/]+)", Protect<GetJob>);
-  OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/jobs/([^/]+)/(retry|cancel)",
+  OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/jobs/([^/]+)/(retry|cancel|resend)",
                                           Protect<PostJobAction, kAdminOnly>);
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/rules", Protect<RulesRoot, kAdminOnly>);
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/rules/history", Protect<RulesHistory>);
