@@ -538,4 +538,29 @@ std::map<std::string, int64_t> PgJobQueue::DeliveryCountByState() {
   });
 }
 
+double PgJobQueue::IntakeSeen(const std::string& study_id) {
+  return WithTransaction("intake", [&](pqxx::work& tx) {
+    return tx.exec_params1(
+                 "INSERT INTO intake (study_id) VALUES ($1) ON CONFLICT (study_id) DO UPDATE SET updated_at = now()"
+                 " RETURNING extract(epoch FROM now() - first_seen)::float8",
+                 study_id)[0]
+        .as<double>();
+  });
+}
+
+void PgJobQueue::IntakeDone(const std::string& study_id) {
+  WithTransaction("intake done", [&](pqxx::work& tx) {
+    tx.exec_params("DELETE FROM intake WHERE study_id = $1", study_id);
+    return 0;
+  });
+}
+
+std::vector<std::string> PgJobQueue::IntakePending() {
+  return WithTransaction("intake pending", [&](pqxx::work& tx) {
+    std::vector<std::string> out;
+    for (const auto& row : tx.exec("SELECT study_id FROM intake ORDER BY first_seen")) out.push_back(row[0].as<std::string>());
+    return out;
+  });
+}
+
 }  // namespace procnode

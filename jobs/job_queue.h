@@ -137,6 +137,13 @@ class PgJobQueue {
   int Resend(int64_t job_id, const std::string& who);
   std::map<std::string, int64_t> DeliveryCountByState();
 
+  // Intake: stable studies not routed yet, kept across restarts. IntakeSeen records one (keeping
+  // when it was first seen) and returns the seconds since; IntakeDone forgets it once routed;
+  // IntakePending lists them (oldest first).
+  double IntakeSeen(const std::string& study_id);
+  void IntakeDone(const std::string& study_id);
+  std::vector<std::string> IntakePending();
+
   std::optional<Job> Get(int64_t id);
   std::vector<Job> List(const std::optional<std::string>& state, int limit);
   std::vector<JobEvent> Events(int64_t id);

@@ -45,6 +45,17 @@ void Node::StartWork() {
     if (intake_thread_.joinable()) return;
     stopping_ = false;
   }
+  // Studies that were stable but not routed when the node last stopped are looked at again.
+  try {
+    const auto pending = queue_.IntakePending();
+    if (!pending.empty()) Log(LogLevel::kInfo, std::to_string(pending.size()) + " stable study(ies) not routed before the restart: looked at again");
+    std::lock_guard lock(mutex_);
+    for (const auto& id : pending) {
+      if (std::find(intake_.begin(), intake_.end(), id) == intake_.end()) intake_.push_back(id);
+    }
+  } catch (const Error& e) {
+    Log(LogLevel::kWarning, std::string("intake: cannot read the pending studies: ") + e.what());
+  }
   intake_thread_ = std::thread([this] { IntakeLoop(); });
   delivery_thread_ = std::thread([this] { DeliveryLoop(); });
   pool_->Start();
@@ -152,33 +163,36 @@ StudyAttributes Node::StudyForRouting(const std::string& study_id) {
 }
 
 void Node::Intake(const std::string& study_id) {
+  // Recorded until routed, so that a restart in between loses nothing; the wait counts from the
+  // first time the study was seen stable.
+  const double waited = queue_.IntakeSeen(study_id);
   StudyAttributes study;
   try {
     study = StudyForRouting(study_id);
   } catch (const Error& e) {
-    if (e.code() == ErrorCode::kNotFound) return;  // deleted since it became stable
+    if (e.code() == ErrorCode::kNotFound) {  // deleted since it became stable
+      queue_.IntakeDone(study_id);
+      return;
+    }
     throw;
   }
   const bool has_input = std::any_of(study.series.begin(), study.series.end(),
                                      [](const SeriesAttributes& s) { return !s.produced_by_procnode; });
-  if (!has_input) return;  // only procnode results in this study: nothing to do
+  if (!has_input) {  // only procnode results in this study: nothing to do
+    queue_.IntakeDone(study_id);
+    return;
+  }
   const auto rules = CurrentRules();
   // Complete, not merely quiet: series that say they have more images, and rules waiting for a
   // series, hold the study back (up to their maximum wait), looked at again every few seconds.
   const auto now = std::chrono::steady_clock::now();
-  double waited = 0;
-  {
-    std::lock_guard lock(mutex_);
-    const auto since = waiting_since_.emplace(study_id, now).first->second;
-    waited = std::chrono::duration<double>(now - since).count();
-  }
   const auto incomplete = IncompleteSeries(study);
   const auto evaluations = EvaluateRuleSet(*rules, study, waited);
   const bool rule_waiting = std::any_of(evaluations.begin(), evaluations.end(), [](const auto& e) { return e.waiting; });
   const bool series_waiting = !incomplete.empty() && waited < config_.completeness_max_wait_seconds;
   if (rule_waiting || series_waiting) {
     Log(LogLevel::kInfo, "study " + study_id + ": waiting to be complete (" +
-                             (series_waiting ? std::to_string(incomplete.size()) + " series short of ImagesInAcquisition"
+                             (series_waiting ? std::to_string(incomplete.size()) + " series short of their image count"
                                              : "a rule waits for a series") +
                              ", waited " + std::to_string(static_cast<int>(waited)) + " s)");
     std::lock_guard lock(mutex_);
@@ -186,18 +200,15 @@ void Node::Intake(const std::string& study_id) {
     deferred_.emplace(now + std::chrono::seconds(2), study_id);
     return;
   }
-  {
-    std::lock_guard lock(mutex_);
-    waiting_since_.erase(study_id);
-  }
   if (!incomplete.empty()) {
     Log(LogLevel::kWarning, "study " + study_id + ": " + std::to_string(incomplete.size()) +
-                                " series still short of ImagesInAcquisition after " +
+                                " series still short of their image count after " +
                                 std::to_string(config_.completeness_max_wait_seconds) + " s: routed as it is");
   }
   const auto planned = PlanJobs(*rules, study, evaluations);
   if (planned.empty()) {
     Log(LogLevel::kInfo, "study " + study_id + ": no rule of rule set version " + std::to_string(rules->version) + " fired");
+    queue_.IntakeDone(study_id);
     return;
   }
   bool created = false;
@@ -217,6 +228,7 @@ void Node::Intake(const std::string& study_id) {
                              std::to_string(job.input_instances) + " instances)");
     created = created || result.created;
   }
+  queue_.IntakeDone(study_id);
   if (created) pool_->Wake();
 }
 

@@ -87,7 +87,6 @@ class Node {
   std::condition_variable intake_wake_;
   std::deque<std::string> intake_;
   // Studies waiting to be complete: when they were first seen complete-looking, and when to look again.
-  std::map<std::string, std::chrono::steady_clock::time_point> waiting_since_;
   std::multimap<std::chrono::steady_clock::time_point, std::string> deferred_;
   bool stopping_ = false;
   std::thread intake_thread_;

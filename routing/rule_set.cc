@@ -1,6 +1,7 @@
 #include "routing/rule_set.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cctype>
 #include <cstdlib>
 #include <sstream>
@@ -512,10 +513,26 @@ std::vector<std::string> IncompleteSeries(const StudyAttributes& study) {
   std::vector<std::string> incomplete;
   for (const auto& series : study.series) {
     if (series.produced_by_procnode) continue;
-    const auto it = series.attributes.find(0x00201002);  // ImagesInAcquisition
-    if (it == series.attributes.end()) continue;
-    const auto expected = Number(Trim(it->second));
-    if (expected && *expected > static_cast<double>(series.instance_ids.size())) incomplete.push_back(series.id);
+    auto number = [&](uint32_t tag) -> std::optional<double> {
+      const auto it = series.attributes.find(tag);
+      if (it == series.attributes.end()) return std::nullopt;
+      return Number(Trim(it->second));
+    };
+    const double have = static_cast<double>(series.instance_ids.size());
+    const auto images = number(0x00201002);             // ImagesInAcquisition
+    const auto temporal = number(0x00200105);           // NumberOfTemporalPositions
+    const auto slices = number(0x00540081);             // NumberOfSlices (NM, PET)
+    const double positions = temporal && *temporal > 1 ? *temporal : 1;
+    bool short_of = false;
+    if (images) short_of = *images > have;
+    // PET/NM: every temporal position holds NumberOfSlices images.
+    if (!short_of && slices && !series.attributes.contains(0x00280008)) short_of = *slices * positions > have;
+    // Single-frame 4D series: each temporal position has the same number of slices, so a count
+    // that is not a multiple of the positions is missing some.
+    if (!short_of && positions > 1 && have > 1 && !series.attributes.contains(0x00280008)) {
+      short_of = std::fmod(have, positions) != 0 || have < positions;
+    }
+    if (short_of) incomplete.push_back(series.id);
   }
   return incomplete;
 }

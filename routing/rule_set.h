@@ -144,7 +144,11 @@ struct RuleEvaluation {
 std::vector<RuleEvaluation> EvaluateRuleSet(const RuleSet& rules, const StudyAttributes& study,
                                             double waited_seconds = 0);
 
-// Series that say they are incomplete: fewer instances than their ImagesInAcquisition (0020,1002).
+// Series that say they are incomplete: fewer instances than their ImagesInAcquisition (0020,1002),
+// than NumberOfSlices (0054,0081) x NumberOfTemporalPositions (0020,0105) for PET/NM, or (single-
+// frame 4D series) a count that is not a multiple of NumberOfTemporalPositions. Multi-frame
+// instances (NumberOfFrames present) carry their frames whole and are judged by
+// ImagesInAcquisition only.
 std::vector<std::string> IncompleteSeries(const StudyAttributes& study);
 
 // The jobs of the rules that fired: study rules take every input series, series rules theirs.

@@ -193,6 +193,18 @@ TEST(RuleSet, SeriesShortOfImagesInAcquisitionAreIncomplete) {
   EXPECT_EQ(IncompleteSeries(study), std::vector<std::string>{"partial"});
 }
 
+TEST(RuleSet, SeriesShortOfTheirTemporalPositionsOrPetSlicesAreIncomplete) {
+  StudyAttributes study = Study(kChestCt);
+  const std::vector<std::string> six{"1", "2", "3", "4", "5", "6"}, five{"1", "2", "3", "4", "5"};
+  study.series = {{.id = "fmri-whole", .attributes = {{0x00200105, "3"}}, .instance_ids = six},
+                  {.id = "fmri-partial", .attributes = {{0x00200105, "3"}}, .instance_ids = five},
+                  {.id = "fmri-first-volume", .attributes = {{0x00200105, "3"}}, .instance_ids = {"1", "2"}},
+                  {.id = "pet-whole", .attributes = {{0x00540081, "3"}, {0x00200105, "2"}}, .instance_ids = six},
+                  {.id = "pet-partial", .attributes = {{0x00540081, "4"}, {0x00200105, "2"}}, .instance_ids = six},
+                  {.id = "enhanced", .attributes = {{0x00200105, "3"}, {0x00280008, "120"}}, .instance_ids = {"1"}}};
+  EXPECT_EQ(IncompleteSeries(study), (std::vector<std::string>{"fmri-partial", "fmri-first-volume", "pet-partial"}));
+}
+
 TEST(RuleSet, TagsAreWrittenAsGroupAndElement) {
   EXPECT_EQ(ParseTagText("(0008,0060)"), 0x00080060u);
   EXPECT_EQ(ParseTagText("(0008,006)"), std::nullopt);

@@ -67,3 +67,26 @@ def test_clean_shutdown_releases_the_running_job_and_a_restart_finishes_it(ortha
         restarted.get(f"/procnode/jobs/{job['id']}")), JOB_TIMEOUT, "the released job to finish")
     assert done["attempts"] == 1, "a release at shutdown does not count as an attempt"
     assert len(result_series(restarted, job["study"])) == 1
+
+
+def test_a_study_waiting_to_be_complete_survives_a_sigkill_and_is_routed_after_the_restart(orthanc_factory, job_db):
+    # The rule waits (up to 10 s) for an SR series that never comes; Orthanc dies while it waits.
+    orthanc = orthanc_factory(config(job_db[1])).start()
+    orthanc.put("/procnode/rules", {"rules": [{"id": "ct-with-report", "match": {"attribute": "Modality", "equals": "CT"},
+                                               "wait_for": {"series": {"attribute": "Modality", "equals": "SR"},
+                                                            "max_wait_seconds": 10},
+                                               "action": {"pipeline": "volume-stats"}}]})
+    send_dicom(orthanc, [CHEST_CT])
+    orthanc.wait_for(lambda: "waiting to be complete" in orthanc.log_tail(200000), 60, "the study waiting")
+    orthanc.kill()
+    assert jobs_after_restart(orthanc_factory, orthanc) == 1
+
+
+def jobs_after_restart(orthanc_factory, killed):
+    # No new StableStudy comes for a study that was already stable: the intake table brings it back.
+    again = restart(orthanc_factory, killed, config(killed.procnode["Database"]))
+    [job] = again.wait_for(lambda: [j for j in jobs(again) if j["state"] == "done"] or None, JOB_TIMEOUT,
+                           "the waiting study routed after the restart")
+    assert job["rule"]["id"] == "ct-with-report"
+    assert "not routed before the restart" in again.log_tail(200000)
+    return len(jobs(again))
