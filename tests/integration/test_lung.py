@@ -123,8 +123,15 @@ def test_a_chest_rule_runs_lung_emphysema_and_records_the_measurements(orthanc_f
     pdf = os.path.join(workdir, "lung-report.pdf")
     with open(pdf, "wb") as f:
         f.write(ds.EncapsulatedDocument[:int(ds.EncapsulatedDocumentLength)])
+    rendered = run(["pdftoppm", "-r", "50", "-png", pdf, os.path.join(workdir, "lung-report-page")])
+    assert rendered.returncode == 0, rendered.stderr
+    pages = sorted(glob.glob(os.path.join(workdir, "lung-report-page*.png")))
+    assert 1 <= len(pages) <= 3 and all(os.path.getsize(p) > 10000 for p in pages), pages
     text = run(["pdftotext", "-layout", pdf, "-"]).stdout
     assert "LAA%-950" in text and f"{m['total']['volume_ml']:.0f}" in text, text
+    for heading in ("Key images", "Measurements", "Lung density histogram", "Method", "Provenance"):
+        assert heading in text, heading
+    assert f"chest-ct@1" in text and "lung-emphysema@1" in text
     source = pydicom.dcmread(sorted(glob.glob(os.path.join(CHEST_CT, "*")))[0])
     assert str(source.PatientName) not in text
 
