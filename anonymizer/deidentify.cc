@@ -1,0 +1,543 @@
+#include "anonymizer/deidentify.h"
+
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcelem.h>
+#include <dcmtk/dcmdata/dcitem.h>
+#include <dcmtk/dcmdata/dcmetinf.h>
+#include <dcmtk/dcmdata/dcostrmb.h>
+#include <dcmtk/dcmdata/dcsequen.h>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <set>
+#include <sstream>
+
+#include "anonymizer/profile_table.h"
+#include "anonymizer/pseudonym.h"
+#include "core/error.h"
+#include "core/version.h"
+
+namespace procnode {
+namespace {
+
+using Dates = DeidentifyOptions::Dates;
+
+std::string Upper(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
+
+std::string Get(DcmItem& item, const DcmTagKey& tag) {
+  OFString value;
+  item.findAndGetOFStringArray(tag, value);
+  return value.c_str();
+}
+
+bool IsText(DcmEVR vr) {
+  switch (vr) {
+    case EVR_AE: case EVR_AS: case EVR_CS: case EVR_DA: case EVR_DS: case EVR_DT: case EVR_IS: case EVR_LO:
+    case EVR_LT: case EVR_PN: case EVR_SH: case EVR_ST: case EVR_TM: case EVR_UC: case EVR_UR: case EVR_UT:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Safe private attributes (Retain Safe Private): technical values with no identity in them, kept
+// by creator, group and element byte.
+struct SafePrivate {
+  const char* creator;
+  uint16_t group;
+  uint8_t element;
+};
+constexpr SafePrivate kSafePrivate[] = {
+    {"SIEMENS MR HEADER", 0x0019, 0x08},   // ImagingMode
+    {"SIEMENS MR HEADER", 0x0019, 0x0A},   // NumberOfImagesInMosaic
+    {"SIEMENS MR HEADER", 0x0019, 0x0B},   // SliceMeasurementDuration
+    {"SIEMENS MR HEADER", 0x0019, 0x0C},   // B_value
+    {"SIEMENS MR HEADER", 0x0019, 0x0D},   // DiffusionDirectionality
+    {"SIEMENS MR HEADER", 0x0019, 0x0E},   // DiffusionGradientDirection
+    {"SIEMENS MR HEADER", 0x0019, 0x27},   // B_matrix
+    {"SIEMENS MR HEADER", 0x0019, 0x28},   // BandwidthPerPixelPhaseEncode
+    {"SIEMENS MR HEADER", 0x0019, 0x29},   // MosaicRefAcqTimes (slice timing)
+    {"SIEMENS CSA HEADER", 0x0029, 0x08},  // CSA image header type
+    {"SIEMENS CSA HEADER", 0x0029, 0x09},  // CSA image header version
+    {"SIEMENS CSA HEADER", 0x0029, 0x10},  // CSA image header (geometry, timing)
+    {"Philips MR Imaging DD 001", 0x2005, 0x0E},  // scale slope
+    {"GEMS_PARM_01", 0x0043, 0x39},        // slop_int (b-value)
+    {"GEMS_ACQU_01", 0x0019, 0xBB},        // user data (diffusion direction)
+    {"GEMS_ACQU_01", 0x0019, 0xBC},
+    {"GEMS_ACQU_01", 0x0019, 0xBD},
+};
+
+class Deidentifier {
+ public:
+  Deidentifier(const DeidentifyOptions& options, const std::string& name) : o_(options), name_(name) {
+    enabled_ = {{ProfileOption::kRetainSafePrivate, o_.retain_safe_private},
+                {ProfileOption::kRetainUids, o_.retain_uids},
+                {ProfileOption::kRetainDeviceIdentity, o_.retain_device_identity},
+                {ProfileOption::kRetainInstitutionIdentity, o_.retain_institution_identity},
+                {ProfileOption::kRetainPatientCharacteristics, o_.retain_patient_characteristics},
+                {ProfileOption::kRetainLongitudinalFullDates, o_.dates == Dates::kFull},
+                {ProfileOption::kRetainLongitudinalModifiedDates, o_.dates == Dates::kModified},
+                {ProfileOption::kCleanDescriptors, o_.clean_descriptors},
+                {ProfileOption::kCleanStructuredContent, o_.clean_structured_content},
+                {ProfileOption::kCleanGraphics, o_.clean_graphics}};
+  }
+
+  DeidentifyOutcome Run(DcmFileFormat& file) {
+    DcmDataset& ds = *file.getDataset();
+    CheckRefusals(ds);
+    // Identity and PHI terms before anything changes.
+    PatientIdentity& id = out_.identity;
+    id.patient_name = Get(ds, DCM_PatientName);
+    id.patient_id = Get(ds, DCM_PatientID);
+    id.birth_date = Get(ds, DCM_PatientBirthDate);
+    id.sex = Get(ds, DCM_PatientSex);
+    id.accession_number = Get(ds, DCM_AccessionNumber);
+    id.study_date = Get(ds, DCM_StudyDate);
+    id.study_instance_uid = Get(ds, DCM_StudyInstanceUID);
+    CollectTerms(ds);
+    const std::string key = id.patient_id.empty() ? id.patient_name + "|" + id.birth_date
+                                                  : id.patient_id + "|" + Get(ds, DCM_IssuerOfPatientID);
+    out_.pseudonym = Pseudonym(o_.secret, o_.project, key);
+    if (o_.dates == Dates::kModified) {
+      const std::string mac = RemapUid(o_.secret, o_.project, "date-shift|" + key);
+      out_.date_shift_days = static_cast<int>(std::stoull(mac.substr(mac.size() - 9)) % 3650) + 1;
+    }
+    Process(ds, false);
+    Mark(ds);
+    // The meta header follows the remapped SOP Instance UID.
+    if (DcmMetaInfo* meta = file.getMetaInfo()) {
+      const std::string sop = Get(ds, DCM_SOPInstanceUID);
+      meta->putAndInsertString(DCM_MediaStorageSOPInstanceUID, sop.c_str());
+      meta->findAndDeleteElement(DCM_SourceApplicationEntityTitle);
+    }
+    return out_;
+  }
+
+ private:
+  void CheckRefusals(DcmDataset& ds) {
+    if (Upper(Get(ds, DCM_BurnedInAnnotation)) == "YES") {
+      const std::string manufacturer = Get(ds, DCM_Manufacturer), model = Get(ds, DCM_ManufacturerModelName);
+      Uint16 rows = 0, columns = 0;
+      ds.findAndGetUint16(DCM_Rows, rows);
+      ds.findAndGetUint16(DCM_Columns, columns);
+      const auto rule = std::find_if(o_.pixel_rules.begin(), o_.pixel_rules.end(), [&](const PixelCleaningRule& r) {
+        return (r.manufacturer.empty() || r.manufacturer == manufacturer) && (r.model.empty() || r.model == model) &&
+               r.rows == rows && r.columns == columns;
+      });
+      if (rule == o_.pixel_rules.end()) {
+        throw Error(ErrorCode::kInvalidInput, name_ + ": BurnedInAnnotation is YES and no Clean Pixel Data rule covers " +
+                                                  (manufacturer.empty() ? std::string("this device") : manufacturer) + " " +
+                                                  model + " " + std::to_string(rows) + "x" + std::to_string(columns) +
+                                                  ": refused");
+      }
+      CleanPixels(ds, *rule);
+    }
+    if (!o_.allow_recognizable_visual_features) {
+      const std::string modality = Get(ds, DCM_Modality);
+      const std::string where = Upper(Get(ds, DCM_BodyPartExamined) + " " + Get(ds, DCM_StudyDescription) + " " +
+                                      Get(ds, DCM_SeriesDescription) + " " + Get(ds, DCM_ProtocolName));
+      const bool head = where.find("HEAD") != std::string::npos || where.find("BRAIN") != std::string::npos ||
+                        where.find("SKULL") != std::string::npos || where.find("FACE") != std::string::npos;
+      const bool volume = (modality == "MR" && Upper(Get(ds, DCM_MRAcquisitionType)) == "3D") || modality == "CT";
+      if (head && volume) {
+        throw Error(ErrorCode::kInvalidInput, name_ + ": a 3D head " + modality +
+                                                  " volume can be rendered into a recognizable face: refused (the project "
+                                                  "must allow recognizable visual features)");
+      }
+    }
+  }
+
+  // Blanks the rule's regions in uncompressed pixel data (to the smallest stored value, 0).
+  void CleanPixels(DcmDataset& ds, const PixelCleaningRule& rule) {
+    Uint16 rows = 0, columns = 0, bits = 0, samples = 1;
+    ds.findAndGetUint16(DCM_Rows, rows);
+    ds.findAndGetUint16(DCM_Columns, columns);
+    ds.findAndGetUint16(DCM_BitsAllocated, bits);
+    ds.findAndGetUint16(DCM_SamplesPerPixel, samples);
+    Sint32 frames = 1;
+    ds.findAndGetSint32(DCM_NumberOfFrames, frames);
+    DcmElement* pixel = nullptr;
+    if (ds.findAndGetElement(DCM_PixelData, pixel).bad() || ds.getOriginalXfer() == EXS_JPEGProcess14SV1 ||
+        DcmXfer(ds.getOriginalXfer()).isEncapsulated()) {
+      throw Error(ErrorCode::kInvalidInput, name_ + ": Clean Pixel Data needs uncompressed pixel data: refused");
+    }
+    Uint8* data = nullptr;
+    pixel->getUint8Array(data);
+    const std::size_t bytes = bits / 8 * samples;
+    for (Sint32 f = 0; f < std::max<Sint32>(frames, 1); ++f) {
+      for (const auto& r : rule.regions) {
+        for (long y = std::max(0L, r[1]); y <= std::min<long>(rows - 1, r[3]); ++y) {
+          for (long x = std::max(0L, r[0]); x <= std::min<long>(columns - 1, r[2]); ++x) {
+            std::fill_n(data + ((static_cast<std::size_t>(f) * rows + y) * columns + x) * bytes, bytes, Uint8{0});
+          }
+        }
+      }
+    }
+    ds.putAndInsertString(DCM_BurnedInAnnotation, "NO");
+    pixels_cleaned_ = true;
+  }
+
+  void AddTerm(std::string term, bool word) {
+    while (!term.empty() && (term.back() == ' ' || term.back() == '^')) term.pop_back();
+    while (!term.empty() && (term.front() == ' ' || term.front() == '^')) term.erase(0, 1);
+    if (term.size() < 3) return;
+    for (const auto& [t, w] : terms_) {
+      if (Upper(t) == Upper(term)) return;
+    }
+    terms_.emplace_back(term, word);
+  }
+
+  // Every person's name (and its parts), the patient's IDs, accession number, birth date in its
+  // usual spellings, address and phone numbers: anywhere in the object.
+  void CollectTerms(DcmItem& item) {
+    for (unsigned long i = 0; i < item.card(); ++i) {
+      DcmElement* el = item.getElement(i);
+      const DcmTagKey tag = el->getTag();
+      if (el->ident() == EVR_SQ) {
+        auto* sq = static_cast<DcmSequenceOfItems*>(el);
+        for (unsigned long k = 0; k < sq->card(); ++k) CollectTerms(*sq->getItem(k));
+        continue;
+      }
+      if (!IsText(el->ident())) continue;
+      OFString value;
+      el->getOFStringArray(value);
+      const std::string v = value.c_str();
+      if (v.empty()) continue;
+      if (el->ident() == EVR_PN) {
+        AddTerm(v, true);
+        std::string part;
+        for (const char c : v + "^") {
+          if (c == '^' || c == '=' || c == ' ' || c == '\\') {
+            AddTerm(part, true);
+            part.clear();
+          } else {
+            part.push_back(c);
+          }
+        }
+      } else if (tag == DCM_PatientID || tag == DCM_AccessionNumber || tag == DcmTagKey(0x0010, 0x1000) ||
+                 tag == DcmTagKey(0x0010, 0x1090) || tag == DCM_PatientAddress || tag == DCM_PatientTelephoneNumbers ||
+                 tag == DCM_AdmissionID) {
+        AddTerm(v, false);
+      } else if (tag == DCM_PatientBirthDate && v.size() == 8) {
+        const std::string y = v.substr(0, 4), m = v.substr(4, 2), d = v.substr(6, 2);
+        for (const auto& form : {v, y + "-" + m + "-" + d, d + "." + m + "." + y, m + "/" + d + "/" + y, d + "/" + m + "/" + y}) {
+          AddTerm(form, false);
+        }
+      }
+    }
+  }
+
+  // Replaces every PHI term in `text` by asterisks; returns whether anything changed.
+  bool Scrub(std::string& text) const {
+    bool changed = false;
+    const std::string upper = Upper(text);
+    std::string result = text;
+    for (const auto& [term, word] : terms_) {
+      const std::string t = Upper(term);
+      for (std::size_t at = upper.find(t); at != std::string::npos; at = upper.find(t, at + 1)) {
+        auto alnum = [&](std::size_t i) { return std::isalnum(static_cast<unsigned char>(upper[i])) != 0; };
+        if (word && ((at > 0 && alnum(at - 1)) || (at + t.size() < upper.size() && alnum(at + t.size())))) continue;
+        std::fill_n(result.begin() + static_cast<long>(at), t.size(), '*');
+        changed = true;
+      }
+    }
+    if (changed) text = result;
+    return changed;
+  }
+
+  enum class Act { kKeep, kRemove, kEmpty, kDummy, kUid, kUidSequence, kClean };
+
+  Act Resolve(DcmItem& item, const DcmTagKey& tag) {
+    const uint16_t group = tag.getGroup(), element = tag.getElement();
+    if (group == 0x0002) return Act::kKeep;  // meta header: handled at the end
+    if (group % 2 == 1) {
+      if (element >= 0x0010 && element <= 0x00FF) return Act::kKeep;  // creators: pruned after
+      if (!o_.retain_safe_private || element < 0x1000) return Act::kRemove;
+      const std::string creator = Get(item, DcmTagKey(group, element >> 8));
+      for (const auto& safe : kSafePrivate) {
+        if (creator == safe.creator && group == safe.group && (element & 0xFF) == safe.element) return Act::kKeep;
+      }
+      return Act::kRemove;
+    }
+    // A whole overlay or curve group goes with its data (unless Clean Graphics keeps them).
+    if ((group >= 0x6000 && group <= 0x60FF) || (group >= 0x5000 && group <= 0x50FF)) {
+      return o_.clean_graphics ? Act::kClean : Act::kRemove;
+    }
+    const ProfileEntry* entry = FindProfileEntry(group, element);
+    if (entry == nullptr) return Act::kKeep;
+    std::string action = entry->basic;
+    for (const auto& [option, option_action] : entry->options) {
+      if (enabled_[option]) action = option_action;
+    }
+    if (action == "K") return Act::kKeep;
+    if (action == "X") return Act::kRemove;
+    if (action == "Z" || action == "X/Z") return Act::kEmpty;
+    if (action == "D" || action == "X/D" || action == "Z/D" || action == "X/Z/D") return Act::kDummy;
+    if (action == "U") return Act::kUid;
+    if (action == "X/Z/U*") return Act::kUidSequence;
+    if (action == "C") return Act::kClean;
+    throw Error(ErrorCode::kInternal, std::string("profile table: unknown action '") + action + "' for " + entry->name);
+  }
+
+  std::string Dummy(DcmEVR vr) const {
+    switch (vr) {
+      case EVR_DA: return "19000101";
+      case EVR_TM: return "000000";
+      case EVR_DT: return "19000101000000";
+      case EVR_DS: case EVR_IS: return "0";
+      case EVR_AS: return "000Y";
+      case EVR_PN: return "ANONYMIZED";
+      case EVR_AE: return "ANONYMIZED";
+      default: return "ANONYMIZED";
+    }
+  }
+
+  std::string RemapValues(const std::string& values) {
+    std::string out;
+    std::size_t start = 0;
+    while (start <= values.size()) {
+      const std::size_t end = std::min(values.find('\\', start), values.size());
+      const std::string uid = values.substr(start, end - start);
+      if (!uid.empty()) {
+        const std::string mapped = RemapUid(o_.secret, o_.project, uid);
+        out_.uid_map[uid] = mapped;
+        out += (out.empty() ? "" : "\\") + mapped;
+      }
+      start = end + 1;
+    }
+    return out;
+  }
+
+  std::string ShiftDate(const std::string& date) const {
+    if (date.size() < 8 || !std::all_of(date.begin(), date.begin() + 8, [](char c) { return std::isdigit(static_cast<unsigned char>(c)); })) {
+      return "";
+    }
+    using namespace std::chrono;
+    const year_month_day ymd{year{std::stoi(date.substr(0, 4))}, month{static_cast<unsigned>(std::stoi(date.substr(4, 2)))},
+                             day{static_cast<unsigned>(std::stoi(date.substr(6, 2)))}};
+    if (!ymd.ok()) return "";
+    const year_month_day shifted{sys_days{ymd} - days{out_.date_shift_days}};
+    char buffer[16];
+    std::snprintf(buffer, sizeof buffer, "%04d%02u%02u", static_cast<int>(shifted.year()), static_cast<unsigned>(shifted.month()),
+                  static_cast<unsigned>(shifted.day()));
+    return buffer + date.substr(8);
+  }
+
+  void Put(DcmElement* el, const std::string& value) {
+    const OFCondition status = el->putString(value.c_str());
+    if (status.bad()) throw Error(ErrorCode::kInternal, name_ + ": cannot set " + DcmTag(el->getTag()).getTagName() + ": " + status.text());
+  }
+
+  void ProcessSequence(DcmElement* el, bool uids_only) {
+    auto* sq = static_cast<DcmSequenceOfItems*>(el);
+    for (unsigned long k = 0; k < sq->card(); ++k) Process(*sq->getItem(k), uids_only);
+  }
+
+  // Kept text loses PHI terms; kept sequences are processed item by item.
+  void Keep(DcmElement* el) {
+    if (el->ident() == EVR_SQ) {
+      ProcessSequence(el, false);
+      return;
+    }
+    if (!IsText(el->ident()) || el->ident() == EVR_DA || el->ident() == EVR_TM || el->ident() == EVR_DT) return;
+    OFString value;
+    el->getOFStringArray(value);
+    std::string v = value.c_str();
+    if (Scrub(v)) {
+      Put(el, v);
+      ++out_.scrubbed;
+    }
+  }
+
+  void Process(DcmItem& item, bool uids_only) {
+    std::vector<DcmTagKey> tags;
+    for (unsigned long i = 0; i < item.card(); ++i) tags.push_back(item.getElement(i)->getTag());
+    for (const auto& tag : tags) {
+      DcmElement* el = nullptr;
+      if (item.findAndGetElement(tag, el, OFFalse).bad() || el == nullptr) continue;
+      Act act = Resolve(item, tag);
+      // Inside X/Z/U* sequences only UIDs change; the rest of the profile still applies below.
+      (void)uids_only;
+      const DcmEVR vr = el->ident();
+      switch (act) {
+        case Act::kKeep:
+          Keep(el);
+          break;
+        case Act::kRemove:
+          item.findAndDeleteElement(tag);
+          ++out_.removed;
+          break;
+        case Act::kEmpty:
+          if (vr == EVR_SQ) {
+            static_cast<DcmSequenceOfItems*>(el)->clear();
+          } else {
+            el->clear();
+          }
+          ++out_.emptied;
+          break;
+        case Act::kDummy:
+          if (vr == EVR_SQ) {
+            ProcessSequence(el, false);
+          } else if (vr == EVR_UI) {
+            OFString value;
+            el->getOFStringArray(value);
+            Put(el, RemapValues(value.c_str()));
+          } else if (IsText(vr)) {
+            Put(el, (vr == EVR_DA || vr == EVR_DT) && o_.dates == Dates::kModified ? ShiftDate(Get(item, tag)) : Dummy(vr));
+          } else {
+            el->clear();
+          }
+          ++out_.replaced;
+          break;
+        case Act::kUid:
+          if (vr == EVR_SQ) {
+            ProcessSequence(el, true);
+          } else {
+            OFString value;
+            el->getOFStringArray(value);
+            Put(el, RemapValues(value.c_str()));
+          }
+          ++out_.remapped;
+          break;
+        case Act::kUidSequence:
+          if (vr == EVR_SQ) {
+            ProcessSequence(el, true);
+          } else {
+            el->clear();
+          }
+          ++out_.remapped;
+          break;
+        case Act::kClean:
+          if (vr == EVR_SQ) {
+            ProcessSequence(el, false);
+          } else if (vr == EVR_DA || vr == EVR_DT) {
+            Put(el, o_.dates == Dates::kModified ? ShiftDate(Get(item, tag)) : "");
+          } else if (vr == EVR_TM) {
+            // Times stay with modified dates (the shift is whole days).
+          } else {
+            Keep(el);
+          }
+          ++out_.cleaned;
+          break;
+      }
+    }
+    // Private creators whose blocks were emptied go too.
+    for (unsigned long i = 0; i < item.card();) {
+      const DcmTagKey tag = item.getElement(i)->getTag();
+      if (tag.getGroup() % 2 == 1 && tag.getElement() >= 0x0010 && tag.getElement() <= 0x00FF) {
+        bool used = false;
+        for (unsigned long j = 0; j < item.card() && !used; ++j) {
+          const DcmTagKey other = item.getElement(j)->getTag();
+          used = other.getGroup() == tag.getGroup() && (other.getElement() >> 8) == tag.getElement();
+        }
+        if (!used) {
+          delete item.remove(i);
+          ++out_.removed;
+          continue;
+        }
+      }
+      ++i;
+    }
+  }
+
+  void Mark(DcmDataset& ds) {
+    ds.putAndInsertString(DCM_PatientName, out_.pseudonym.c_str());
+    ds.putAndInsertString(DCM_PatientID, out_.pseudonym.c_str());
+    ds.putAndInsertString(DCM_PatientIdentityRemoved, "YES");
+    std::vector<std::pair<const char*, const char*>> codes{{"113100", "Basic Application Confidentiality Profile"}};
+    std::string method = "procnode " + std::string(kVersion) + ": PS3.15 E.1-1 (" + ProfileTable().edition + ") Basic Profile";
+    auto option = [&](bool on, const char* code, const char* meaning) {
+      if (!on) return;
+      codes.emplace_back(code, meaning);
+      method += std::string(", ") + meaning;
+    };
+    option(pixels_cleaned_, "113101", "Clean Pixel Data Option");
+    option(o_.allow_recognizable_visual_features, "113102", "Clean Recognizable Visual Features Option");
+    option(o_.clean_graphics, "113103", "Clean Graphics Option");
+    option(o_.clean_structured_content, "113104", "Clean Structured Content Option");
+    option(o_.clean_descriptors, "113105", "Clean Descriptors Option");
+    option(o_.dates == Dates::kFull, "113106", "Retain Longitudinal Temporal Information Full Dates Option");
+    option(o_.dates == Dates::kModified, "113107", "Retain Longitudinal Temporal Information Modified Dates Option");
+    option(o_.retain_patient_characteristics, "113108", "Retain Patient Characteristics Option");
+    option(o_.retain_device_identity, "113109", "Retain Device Identity Option");
+    option(o_.retain_uids, "113110", "Retain UIDs Option");
+    option(o_.retain_safe_private, "113111", "Retain Safe Private Option");
+    option(o_.retain_institution_identity, "113112", "Retain Institution Identity Option");
+    // DeidentificationMethod is LO (64 characters, VM 1-n): the method in 64-character values.
+    std::string values;
+    for (std::size_t at = 0; at < method.size(); at += 64) values += (values.empty() ? "" : "\\") + method.substr(at, 64);
+    ds.putAndInsertString(DCM_DeidentificationMethod, values.c_str());
+    ds.findAndDeleteElement(DCM_DeidentificationMethodCodeSequence);
+    for (std::size_t i = 0; i < codes.size(); ++i) {
+      DcmItem* code = nullptr;
+      ds.findOrCreateSequenceItem(DCM_DeidentificationMethodCodeSequence, code, static_cast<signed long>(i));
+      code->putAndInsertString(DCM_CodeValue, codes[i].first);
+      code->putAndInsertString(DCM_CodingSchemeDesignator, "DCM");
+      code->putAndInsertString(DCM_CodeMeaning, codes[i].second);
+    }
+    ds.putAndInsertString(DCM_LongitudinalTemporalInformationModified,
+                          o_.dates == Dates::kFull ? "UNMODIFIED" : o_.dates == Dates::kModified ? "MODIFIED" : "REMOVED");
+    out_.method = method;
+    for (const auto& [term, word] : terms_) out_.phi_terms.push_back(term);
+  }
+
+  const DeidentifyOptions& o_;
+  std::string name_;
+  std::map<ProfileOption, bool> enabled_;
+  std::vector<std::pair<std::string, bool>> terms_;  // term, whole words only
+  bool pixels_cleaned_ = false;
+  DeidentifyOutcome out_;
+};
+
+}  // namespace
+
+void ApplyOptionNames(const std::string& names, DeidentifyOptions& o) {
+  std::istringstream in(names);
+  std::string name;
+  while (std::getline(in, name, ',')) {
+    if (name.empty()) continue;
+    if (name == "retain-safe-private") o.retain_safe_private = true;
+    else if (name == "retain-uids") o.retain_uids = true;
+    else if (name == "retain-device-identity") o.retain_device_identity = true;
+    else if (name == "retain-institution-identity") o.retain_institution_identity = true;
+    else if (name == "retain-patient-characteristics") o.retain_patient_characteristics = true;
+    else if (name == "full-dates") o.dates = DeidentifyOptions::Dates::kFull;
+    else if (name == "modified-dates") o.dates = DeidentifyOptions::Dates::kModified;
+    else if (name == "clean-descriptors") o.clean_descriptors = true;
+    else if (name == "clean-structured-content") o.clean_structured_content = true;
+    else if (name == "clean-graphics") o.clean_graphics = true;
+    else if (name == "allow-recognizable-features") o.allow_recognizable_visual_features = true;
+    else throw Error(ErrorCode::kInvalidInput, "anonymization option '" + name + "' is unknown");
+  }
+}
+
+DeidentifyOutcome Deidentify(DcmFileFormat& file, const DeidentifyOptions& options, const std::string& name) {
+  if (options.project.empty()) throw Error(ErrorCode::kInvalidInput, "anonymization needs a project name");
+  return Deidentifier(options, name).Run(file);
+}
+
+std::string WriteDeidentified(DcmFileFormat& file, const std::string& name) {
+  DcmDataset& ds = *file.getDataset();
+  E_TransferSyntax xfer = ds.getOriginalXfer();
+  if (xfer == EXS_Unknown) xfer = EXS_LittleEndianExplicit;
+  OFCondition status = file.validateMetaInfo(xfer);
+  if (status.bad()) throw Error(ErrorCode::kInternal, name + ": meta header: " + status.text());
+  file.removeInvalidGroups();
+  const Uint32 length = file.calcElementLength(xfer, EET_ExplicitLength);
+  std::vector<char> buffer(length + 4096);
+  DcmOutputBufferStream stream(buffer.data(), buffer.size());
+  file.transferInit();
+  status = file.write(stream, xfer, EET_ExplicitLength, nullptr);
+  file.transferEnd();
+  if (status.bad()) throw Error(ErrorCode::kInternal, name + ": writing DICOM failed: " + status.text());
+  void* data = nullptr;
+  offile_off_t written = 0;
+  stream.flushBuffer(data, written);
+  return std::string(static_cast<const char*>(data), static_cast<std::size_t>(written));
+}
+
+}  // namespace procnode

@@ -1,0 +1,119 @@
+#include "anonymizer/leak_checker.h"
+
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcelem.h>
+#include <dcmtk/dcmdata/dcsequen.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+
+namespace procnode {
+namespace {
+
+std::string Upper(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
+
+std::string TagText(const DcmTagKey& tag) {
+  char buffer[16];
+  std::snprintf(buffer, sizeof buffer, "(%04X,%04X)", tag.getGroup(), tag.getElement());
+  return buffer;
+}
+
+// Offsets of `term` in `haystack` (both upper case), whole words for short terms.
+std::vector<std::size_t> Find(const std::string& haystack, const std::string& term) {
+  std::vector<std::size_t> at;
+  if (term.empty()) return at;
+  const bool word = term.size() < 5;
+  for (std::size_t i = haystack.find(term); i != std::string::npos; i = haystack.find(term, i + 1)) {
+    auto alnum = [&](std::size_t k) { return std::isalnum(static_cast<unsigned char>(haystack[k])) != 0; };
+    if (word && ((i > 0 && alnum(i - 1)) || (i + term.size() < haystack.size() && alnum(i + term.size())))) continue;
+    at.push_back(i);
+  }
+  return at;
+}
+
+void Scan(DcmItem& item, const std::vector<std::string>& upper_terms, const std::string& path, std::vector<LeakHit>& hits) {
+  for (unsigned long i = 0; i < item.card(); ++i) {
+    DcmElement* el = item.getElement(i);
+    const std::string here = path + (path.empty() ? "" : "/") + TagText(el->getTag());
+    if (el->ident() == EVR_SQ) {
+      auto* sq = static_cast<DcmSequenceOfItems*>(el);
+      for (unsigned long k = 0; k < sq->card(); ++k) Scan(*sq->getItem(k), upper_terms, here + "[" + std::to_string(k + 1) + "]", hits);
+      continue;
+    }
+    if (el->getTag() == DCM_PixelData) continue;  // pixels are not text (burned-in text is refused or cleaned)
+    std::string value;
+    OFString text;
+    if (el->getOFStringArray(text).good()) value = text.c_str();
+    // Binary values (OB, UN, private blobs) are searched as bytes too.
+    Uint8* bytes = nullptr;
+    if ((el->ident() == EVR_OB || el->ident() == EVR_UN) && el->getUint8Array(bytes).good() && bytes != nullptr) {
+      value.append(reinterpret_cast<const char*>(bytes), el->getLength());
+    }
+    const std::string upper = Upper(value);
+    for (std::size_t t = 0; t < upper_terms.size(); ++t) {
+      if (!Find(upper, upper_terms[t]).empty()) hits.push_back({here, static_cast<int>(t)});
+    }
+  }
+}
+
+std::vector<std::string> UpperTerms(const std::vector<std::string>& terms) {
+  std::vector<std::string> out;
+  for (const auto& t : terms) out.push_back(Upper(t));
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> PhiTerms(const PatientIdentity& id, const std::vector<std::string>& extra) {
+  std::vector<std::string> terms;
+  auto add = [&](const std::string& term) {
+    if (term.size() >= 3 && std::find(terms.begin(), terms.end(), term) == terms.end()) terms.push_back(term);
+  };
+  add(id.patient_name);
+  std::string part;
+  for (const char c : id.patient_name + "^") {
+    if (c == '^' || c == ' ' || c == '=') {
+      add(part);
+      part.clear();
+    } else {
+      part.push_back(c);
+    }
+  }
+  add(id.patient_id);
+  add(id.accession_number);
+  if (id.birth_date.size() == 8) {
+    const std::string y = id.birth_date.substr(0, 4), m = id.birth_date.substr(4, 2), d = id.birth_date.substr(6, 2);
+    for (const auto& form : {id.birth_date, y + "-" + m + "-" + d, d + "." + m + "." + y, m + "/" + d + "/" + y, d + "/" + m + "/" + y}) add(form);
+  }
+  for (const auto& term : extra) add(term);
+  return terms;
+}
+
+std::vector<LeakHit> ScanDataset(DcmItem& dataset, const std::vector<std::string>& terms, const std::string& name) {
+  std::vector<LeakHit> hits;
+  Scan(dataset, UpperTerms(terms), "", hits);
+  for (auto& hit : hits) hit.where = name + " " + hit.where;
+  return hits;
+}
+
+std::vector<LeakHit> ScanBytes(const std::string& bytes, const std::vector<std::string>& terms, const std::string& name) {
+  std::vector<LeakHit> hits;
+  const std::string upper = Upper(bytes);
+  const auto upper_terms = UpperTerms(terms);
+  for (std::size_t t = 0; t < upper_terms.size(); ++t) {
+    for (const auto at : Find(upper, upper_terms[t])) hits.push_back({name + " byte " + std::to_string(at), static_cast<int>(t)});
+  }
+  return hits;
+}
+
+std::vector<LeakHit> ScanFileName(const std::string& file_name, const std::vector<std::string>& terms) {
+  auto hits = ScanBytes(file_name, terms, "file name");
+  for (auto& hit : hits) hit.where = "file name";
+  return hits;
+}
+
+}  // namespace procnode

@@ -1,0 +1,30 @@
+// The leak checker: given PHI terms (names and their parts, IDs, dates in their usual spellings),
+// it reports every place they occur: every element of a DICOM object (sequences, private
+// attributes and binary values included), any file's bytes (NIfTI headers, JSON sidecars, reports),
+// and file names. Reports name the place and the term's index, never the PHI itself, so they can be
+// logged. Case-insensitive; terms of fewer than 5 characters match whole words only. Pure and
+// thread-safe.
+#pragma once
+
+#include <dcmtk/dcmdata/dcitem.h>
+
+#include <string>
+#include <vector>
+
+#include "anonymizer/deidentify.h"
+
+namespace procnode {
+
+struct LeakHit {
+  std::string where;   // "file.dcm (0040,A730)[1]/(0040,A160)", "labels.json byte 120", "file name"
+  int term = 0;        // index into the terms
+};
+
+// The identity's terms and their variants (name parts, birth date spellings), plus `extra`.
+std::vector<std::string> PhiTerms(const PatientIdentity& identity, const std::vector<std::string>& extra = {});
+
+std::vector<LeakHit> ScanDataset(DcmItem& dataset, const std::vector<std::string>& terms, const std::string& name);
+std::vector<LeakHit> ScanBytes(const std::string& bytes, const std::vector<std::string>& terms, const std::string& name);
+std::vector<LeakHit> ScanFileName(const std::string& file_name, const std::vector<std::string>& terms);
+
+}  // namespace procnode
