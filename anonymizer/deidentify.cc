@@ -251,7 +251,7 @@ class Deidentifier {
 
   enum class Act { kKeep, kRemove, kEmpty, kDummy, kUid, kUidSequence, kClean };
 
-  Act Resolve(DcmItem& item, const DcmTagKey& tag) {
+  Act Resolve(DcmItem& item, const DcmTagKey& tag, DcmEVR vr) {
     const uint16_t group = tag.getGroup(), element = tag.getElement();
     if (group == 0x0002) return Act::kKeep;  // meta header: handled at the end
     if (group % 2 == 1) {
@@ -275,7 +275,10 @@ class Deidentifier {
     }
     if (action == "K") return Act::kKeep;
     if (action == "X") return Act::kRemove;
-    if (action == "Z" || action == "X/Z") return Act::kEmpty;
+    // A sequence that may go (X/Z) is kept with its items processed: an empty sequence is invalid
+    // where the attribute is Type 3, and what is inside gets its own action and the scrubbing.
+    if (action == "X/Z") return vr == EVR_SQ ? Act::kDummy : Act::kEmpty;
+    if (action == "Z") return Act::kEmpty;
     if (action == "D" || action == "X/D" || action == "Z/D" || action == "X/Z/D") return Act::kDummy;
     if (action == "U") return Act::kUid;
     if (action == "X/Z/U*") return Act::kUidSequence;
@@ -332,15 +335,24 @@ class Deidentifier {
     if (status.bad()) throw Error(ErrorCode::kInternal, name_ + ": cannot set " + DcmTag(el->getTag()).getTagName() + ": " + status.text());
   }
 
-  void ProcessSequence(DcmElement* el, bool uids_only) {
+  // `dummy_text`: inside a sequence the profile replaces (D) without a cleaning option, free text
+  // (LT, ST, UT, UC, PN) that the table does not list is replaced as well: an SR's TEXT items and
+  // person names cannot be cleaned reliably, only with Clean Structured Content (scrubbed then).
+  void ProcessSequence(DcmElement* el, bool dummy_text) {
     auto* sq = static_cast<DcmSequenceOfItems*>(el);
-    for (unsigned long k = 0; k < sq->card(); ++k) Process(*sq->getItem(k), uids_only);
+    for (unsigned long k = 0; k < sq->card(); ++k) Process(*sq->getItem(k), dummy_text);
   }
 
   // Kept text loses PHI terms; kept sequences are processed item by item.
-  void Keep(DcmElement* el) {
-    if (el->ident() == EVR_SQ) {
-      ProcessSequence(el, false);
+  void Keep(DcmElement* el, bool dummy_text) {
+    const DcmEVR vr = el->ident();
+    if (vr == EVR_SQ) {
+      ProcessSequence(el, dummy_text);
+      return;
+    }
+    if (dummy_text && (vr == EVR_LT || vr == EVR_ST || vr == EVR_UT || vr == EVR_UC || vr == EVR_PN)) {
+      Put(el, Dummy(vr));
+      ++out_.replaced;
       return;
     }
     if (!IsText(el->ident()) || el->ident() == EVR_DA || el->ident() == EVR_TM || el->ident() == EVR_DT) return;
@@ -353,19 +365,17 @@ class Deidentifier {
     }
   }
 
-  void Process(DcmItem& item, bool uids_only) {
+  void Process(DcmItem& item, bool dummy_text) {
     std::vector<DcmTagKey> tags;
     for (unsigned long i = 0; i < item.card(); ++i) tags.push_back(item.getElement(i)->getTag());
     for (const auto& tag : tags) {
       DcmElement* el = nullptr;
       if (item.findAndGetElement(tag, el, OFFalse).bad() || el == nullptr) continue;
-      Act act = Resolve(item, tag);
-      // Inside X/Z/U* sequences only UIDs change; the rest of the profile still applies below.
-      (void)uids_only;
+      Act act = Resolve(item, tag, el->ident());
       const DcmEVR vr = el->ident();
       switch (act) {
         case Act::kKeep:
-          Keep(el);
+          Keep(el, dummy_text);
           break;
         case Act::kRemove:
           item.findAndDeleteElement(tag);
@@ -381,7 +391,7 @@ class Deidentifier {
           break;
         case Act::kDummy:
           if (vr == EVR_SQ) {
-            ProcessSequence(el, false);
+            ProcessSequence(el, true);
           } else if (vr == EVR_UI) {
             OFString value;
             el->getOFStringArray(value);
@@ -395,7 +405,7 @@ class Deidentifier {
           break;
         case Act::kUid:
           if (vr == EVR_SQ) {
-            ProcessSequence(el, true);
+            ProcessSequence(el, dummy_text);
           } else {
             OFString value;
             el->getOFStringArray(value);
@@ -405,7 +415,7 @@ class Deidentifier {
           break;
         case Act::kUidSequence:
           if (vr == EVR_SQ) {
-            ProcessSequence(el, true);
+            ProcessSequence(el, dummy_text);
           } else {
             el->clear();
           }
@@ -413,13 +423,13 @@ class Deidentifier {
           break;
         case Act::kClean:
           if (vr == EVR_SQ) {
-            ProcessSequence(el, false);
+            ProcessSequence(el, false);  // Clean Structured Content / Graphics: kept, scrubbed
           } else if (vr == EVR_DA || vr == EVR_DT) {
             Put(el, o_.dates == Dates::kModified ? ShiftDate(Get(item, tag)) : "");
           } else if (vr == EVR_TM) {
             // Times stay with modified dates (the shift is whole days).
           } else {
-            Keep(el);
+            Keep(el, false);
           }
           ++out_.cleaned;
           break;

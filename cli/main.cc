@@ -1,10 +1,12 @@
 // procnode: the command-line program. Links the same libraries as the plugin, for offline use,
 // scripts and benchmarks. Exit codes (design doc): 0 success, 2 bad input (the message names the
 // file and the reason), 1 anything else.
+#include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/oflog/oflog.h>
 
 #include <malloc.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -15,6 +17,9 @@
 #include <string>
 #include <vector>
 
+#include "anonymizer/deidentify.h"
+#include "anonymizer/leak_checker.h"
+#include "anonymizer/profile_table.h"
 #include "core/digest.h"
 #include "core/error.h"
 #include "core/version.h"
@@ -24,6 +29,7 @@
 #include "nifti/series_to_nifti.h"
 #include "pipeline/processing_pipeline.h"
 #include "pipeline/routing_inputs.h"
+#include "processors/dicom_io.h"
 #include "processors/folder_source.h"
 #include "processors/processor.h"
 #include "reports/key_images.h"
@@ -45,6 +51,11 @@ constexpr const char* kUsage = R"(usage:
       the folder's largest series the processor accepts -> measurements.json, labels.nii.gz (when the
       processor labels voxels), report.pdf, report-pdf.dcm (Encapsulated PDF)
   procnode processors                the processors, their inputs and parameters (JSON Schema)
+  procnode anonymize IN_DIR OUT_DIR --project NAME [--options a,b] [--secret-env VAR]
+      PS3.15 Annex E de-identification (options: retain-safe-private, retain-uids,
+      retain-device-identity, retain-institution-identity, retain-patient-characteristics,
+      full-dates | modified-dates, clean-descriptors, clean-structured-content, clean-graphics,
+      allow-recognizable-features); the secret comes from $PROCNODE_ANONYMIZATION_SECRET
   procnode migrate --db DSN          apply the job database migrations
   procnode jobs --db DSN [--state S] [--limit N]
   procnode status                    build, CUDA and GPU
@@ -185,6 +196,80 @@ void ConvertOne(StudySource& source, const SeriesRef& series, const std::string&
   }
 }
 
+// De-identifies every DICOM file under IN_DIR into OUT_DIR/<pseudonym>/<study>/<series>/<sop>.dcm
+// (remapped UIDs: no PHI in names), checks every output with the leak checker against the PHI of
+// its input, and prints a summary without PHI. Exit 2 when some input was refused, 1 on a leak.
+int Anonymize(const Args& args) {
+  if (args.positional.size() != 3) throw Error(ErrorCode::kInvalidInput, "anonymize needs IN_DIR OUT_DIR");
+  DeidentifyOptions options;
+  options.project = args.Required("project");
+  const std::string secret_variable = args.Option("secret-env").value_or("PROCNODE_ANONYMIZATION_SECRET");
+  const char* secret = std::getenv(secret_variable.c_str());
+  if (secret == nullptr || std::string(secret).empty()) {
+    throw Error(ErrorCode::kInvalidInput, "the project secret is read from $" + secret_variable + ", which is not set");
+  }
+  options.secret = secret;
+  ApplyOptionNames(args.Option("options").value_or(""), options);
+  const std::filesystem::path in = args.positional[1], out = args.positional[2];
+  std::vector<std::filesystem::path> files;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(in)) {
+    if (entry.is_regular_file()) files.push_back(entry.path());
+  }
+  std::sort(files.begin(), files.end());
+  nlohmann::json refused = nlohmann::json::array(), skipped = nlohmann::json::array();
+  std::size_t written = 0, leaks = 0;
+  std::set<std::string> pseudonyms;
+  for (const auto& path : files) {
+    std::unique_ptr<DcmFileFormat> file;
+    try {
+      file = ReadDicomFile(path.string(), path.string());
+    } catch (const Error& e) {
+      skipped.push_back({{"file", path.string()}, {"reason", e.what()}});
+      continue;
+    }
+    try {
+      const auto outcome = Deidentify(*file, options, path.string());
+      const std::string bytes = WriteDeidentified(*file, path.string());
+      DcmDataset& ds = *file->getDataset();
+      auto get = [&](const DcmTagKey& tag) {
+        OFString value;
+        ds.findAndGetOFString(tag, value);
+        return std::string(value.c_str());
+      };
+      const std::filesystem::path target = out / outcome.pseudonym / get(DCM_StudyInstanceUID) / get(DCM_SeriesInstanceUID) /
+                                           (get(DCM_SOPInstanceUID) + ".dcm");
+      // The gate: nothing of the input's PHI in the output or its name.
+      const auto terms = PhiTerms(outcome.identity, outcome.phi_terms);
+      auto written_back = ReadDicomBuffer(bytes, "output");
+      auto hits = ScanDataset(*written_back->getDataset(), terms, target.filename().string());
+      const auto name_hits = ScanFileName(target.string().substr(out.string().size()), terms);
+      hits.insert(hits.end(), name_hits.begin(), name_hits.end());
+      if (!hits.empty()) {
+        for (const auto& hit : hits) std::cerr << "LEAK: PHI term #" << hit.term << " at " << hit.where << "\n";
+        leaks += hits.size();
+        continue;
+      }
+      std::filesystem::create_directories(target.parent_path());
+      WriteFile(target, bytes);
+      pseudonyms.insert(outcome.pseudonym);
+      ++written;
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::kInvalidInput) throw;
+      refused.push_back({{"file", path.string()}, {"reason", e.what()}});
+    }
+  }
+  std::cout << nlohmann::json{{"written", written},
+                              {"patients", pseudonyms.size()},
+                              {"refused", refused},
+                              {"not_dicom", skipped.size()},
+                              {"leaks", leaks},
+                              {"profile", std::string("PS3.15 E.1-1 ") + ProfileTable().edition}}
+                   .dump(2)
+            << "\n";
+  if (leaks > 0) return 1;
+  return refused.empty() ? 0 : 2;
+}
+
 int Convert(const Args& args) {
   if (args.positional.size() < 2) throw Error(ErrorCode::kInvalidInput, "convert needs DICOM_DIR");
   FolderStudySource source(args.positional[1]);
@@ -297,6 +382,7 @@ int Run(int argc, char** argv) {
     return 0;
   }
   if (command == "convert") return Convert(args);
+  if (command == "anonymize") return Anonymize(args);
   if (command == "rules") return Rules(args);
   std::cerr << "unknown command '" << command << "'\n" << kUsage;
   return 2;

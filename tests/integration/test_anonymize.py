@@ -1,0 +1,137 @@
+"""procnode anonymize on copies of the chest CT (both kernels, one study) with synthetic PHI planted
+in every category of the Basic Profile. Judges: an independent leak scan with pydicom (every
+element, nested sequences, private and binary values, file paths), dciodvfy (no error that the
+input did not have), dcentvfy (the study stays consistent across both series), and determinism
+(the same input and project give the same UIDs and pseudonym)."""
+import glob
+import os
+import subprocess
+
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+
+from conftest import SHARED_DATA
+from helpers import run
+
+CHEST = os.path.join(SHARED_DATA, "ct-chest-lung-dx-a0001")
+PLANTED = ["DOE^JOHN^QUINCY", "DOE", "JOHN", "QUINCY", "MRN-884422", "19650312", "1965-03-12", "ALT-7731",
+           "HOUSE", "GREGORY", "CUDDY", "WILSONIA", "ACC-55501", "Princeton Plainsboro", "555-0199"]
+
+
+def plant(source, target):
+    ds = pydicom.dcmread(source)
+    ds.PatientName = "DOE^JOHN^QUINCY"
+    ds.PatientID = "MRN-884422"
+    ds.PatientBirthDate = "19650312"
+    ds.AccessionNumber = "ACC-55501"
+    ds.ReferringPhysicianName = "HOUSE^GREGORY"
+    ds.PerformingPhysicianName = "CUDDY^LISA"
+    ds.InstitutionName = "Princeton Plainsboro"
+    ds.PatientTelephoneNumbers = "555-0199"
+    ds.StudyDescription = "CT chest for John Doe"
+    ds.ImageComments = "John Doe MRN-884422 born 1965-03-12"
+    other = Dataset()
+    other.PatientID = "ALT-7731"
+    ds.OtherPatientIDsSequence = Sequence([other])
+    text = Dataset()
+    text.ValueType = "TEXT"
+    text.TextValue = "Dr WILSONIA reviewed with Gregory House"
+    ds.ContentSequence = Sequence([text])
+    block = ds.private_block(0x0011, "ACME HOSPITAL", create=True)
+    block.add_new(0x01, "LO", "DOE^JOHN")
+    block.add_new(0x02, "OB", b"MRN-884422 in a blob")
+    ds.save_as(target)
+
+
+def leaks(path):
+    """Planted terms found anywhere in the file (pydicom walk, values and bytes)."""
+    found = []
+    upper = [t.upper() for t in PLANTED]
+
+    def walk(dataset, where):
+        for element in dataset:
+            if element.VR == "SQ":
+                for i, item in enumerate(element.value):
+                    walk(item, f"{where}{element.tag}[{i}]/")
+                continue
+            if element.tag == 0x7FE00010:
+                continue
+            value = element.value
+            text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
+            for term in upper:
+                if term in text.upper():
+                    found.append(f"{where}{element.tag}")
+    walk(pydicom.dcmread(path), "")
+    relative = path.upper()
+    found += [f"path:{t}" for t in upper if t in relative]
+    return found
+
+
+def errors(path):
+    out = run(["dciodvfy", "-new", path])
+    return {line.split(" - ", 2)[-1] for line in (out.stdout + out.stderr).splitlines() if line.startswith("Error")}
+
+
+def anonymize(src, out, *extra):
+    env = dict(os.environ, PROCNODE_ANONYMIZATION_SECRET="integration secret")
+    return subprocess.run([cli, "anonymize", src, out, "--project", "lungs", *extra], env=env, capture_output=True, text=True,
+                          timeout=600)
+
+
+cli = None
+
+
+def test_planted_phi_never_leaves_and_the_study_stays_valid_and_consistent(cli_path, workdir):
+    global cli
+    cli = cli_path
+    source = os.path.join(workdir, "planted")
+    for kernel in ("lung-kernel", "standard-kernel"):
+        os.makedirs(os.path.join(source, kernel))
+        for path in sorted(glob.glob(os.path.join(CHEST, kernel, "*")))[:16]:
+            if not path.endswith("LICENSE"):
+                plant(path, os.path.join(source, kernel, os.path.basename(path)))
+    # Positive control: the scan finds the planted PHI in the input.
+    some_input = sorted(glob.glob(os.path.join(source, "*", "*")))[0]
+    assert len(leaks(some_input)) >= 10
+
+    out = os.path.join(workdir, "anonymized")
+    result = anonymize(source, out)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '"written": 32' in result.stdout and '"leaks": 0' in result.stdout, result.stdout
+    outputs = sorted(glob.glob(os.path.join(out, "**", "*.dcm"), recursive=True))
+    assert len(outputs) == 32
+    for path in outputs:
+        assert leaks(path) == [], (path, leaks(path))
+
+    # Marks, pseudonym, one study for both series.
+    datasets = [pydicom.dcmread(p, stop_before_pixels=True) for p in outputs]
+    assert {d.PatientIdentityRemoved for d in datasets} == {"YES"}
+    assert {d.DeidentificationMethodCodeSequence[0].CodeValue for d in datasets} == {"113100"}
+    assert len({d.PatientID for d in datasets}) == 1 and datasets[0].PatientID.startswith("PN")
+    assert len({d.StudyInstanceUID for d in datasets}) == 1
+    assert len({d.SeriesInstanceUID for d in datasets}) == 2
+    assert all(d.SOPInstanceUID.startswith("2.25.") for d in datasets)
+
+    # dciodvfy: no error the input did not have; dcentvfy: consistent across the study.
+    original = {pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID: p
+                for p in glob.glob(os.path.join(source, "*", "*"))}
+    for path in outputs[:4] + outputs[-4:]:
+        before = errors(next(iter(original.values())))
+        assert errors(path) <= before, (path, errors(path) - before)
+    consistency = run(["dcentvfy"] + outputs)
+    assert not [l for l in (consistency.stdout + consistency.stderr).splitlines() if l.startswith("Error")], consistency.stdout
+
+    # Deterministic: the same input and project give the same objects' UIDs and pseudonym.
+    again = os.path.join(workdir, "anonymized-again")
+    assert anonymize(source, again).returncode == 0
+    assert sorted(os.path.relpath(p, again) for p in glob.glob(os.path.join(again, "**", "*.dcm"), recursive=True)) == \
+        [os.path.relpath(p, out) for p in outputs]
+
+    # Burned-in annotation without a cleaning rule: refused, named, exit 2; the others still written.
+    burned = pydicom.dcmread(some_input)
+    burned.BurnedInAnnotation = "YES"
+    burned.save_as(os.path.join(source, "lung-kernel", "burned.dcm"))
+    refused = anonymize(source, os.path.join(workdir, "with-burned"))
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "burned.dcm: BurnedInAnnotation is YES" in refused.stdout and '"written": 32' in refused.stdout
