@@ -231,8 +231,8 @@ class Deidentifier {
     }
   }
 
-  // Replaces every PHI term in `text` by asterisks; returns whether anything changed.
-  bool Scrub(std::string& text) const {
+  // Masks every PHI term in `text` (asterisks; X in code strings); returns whether anything changed.
+  bool Scrub(std::string& text, char mask = '*') const {
     bool changed = false;
     const std::string upper = Upper(text);
     std::string result = text;
@@ -241,7 +241,7 @@ class Deidentifier {
       for (std::size_t at = upper.find(t); at != std::string::npos; at = upper.find(t, at + 1)) {
         auto alnum = [&](std::size_t i) { return std::isalnum(static_cast<unsigned char>(upper[i])) != 0; };
         if (word && ((at > 0 && alnum(at - 1)) || (at + t.size() < upper.size() && alnum(at + t.size())))) continue;
-        std::fill_n(result.begin() + static_cast<long>(at), t.size(), '*');
+        std::fill_n(result.begin() + static_cast<long>(at), t.size(), mask);
         changed = true;
       }
     }
@@ -359,7 +359,9 @@ class Deidentifier {
     OFString value;
     el->getOFStringArray(value);
     std::string v = value.c_str();
-    if (Scrub(v)) {
+    // Code strings allow only upper case, digits, space and underscore.
+    const bool code = vr == EVR_CS || vr == EVR_AE || vr == EVR_IS || vr == EVR_DS || vr == EVR_AS;
+    if (Scrub(v, code ? 'X' : '*')) {
       Put(el, v);
       ++out_.scrubbed;
     }

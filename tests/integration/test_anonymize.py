@@ -31,6 +31,8 @@ def plant(source, target):
     ds.PatientTelephoneNumbers = "555-0199"
     ds.StudyDescription = "CT chest for John Doe"
     ds.ImageComments = "John Doe MRN-884422 born 1965-03-12"
+    ds.BodyPartExamined = "CHEST DOE"           # PHI typed where the table does not look
+    ds.FilterType = "MRN-884422"
     other = Dataset()
     other.PatientID = "ALT-7731"
     ds.OtherPatientIDsSequence = Sequence([other])
