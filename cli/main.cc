@@ -20,6 +20,7 @@
 #include "anonymizer/deidentify.h"
 #include "anonymizer/leak_checker.h"
 #include "anonymizer/profile_table.h"
+#include "anonymizer/vault.h"
 #include "core/digest.h"
 #include "core/error.h"
 #include "core/version.h"
@@ -55,7 +56,10 @@ constexpr const char* kUsage = R"(usage:
       PS3.15 Annex E de-identification (options: retain-safe-private, retain-uids,
       retain-device-identity, retain-institution-identity, retain-patient-characteristics,
       full-dates | modified-dates, clean-descriptors, clean-structured-content, clean-graphics,
-      allow-recognizable-features); the secret comes from $PROCNODE_ANONYMIZATION_SECRET
+      allow-recognizable-features); the secret comes from $PROCNODE_ANONYMIZATION_SECRET;
+      --vault DSN keeps each identity sealed (keys: $PROCNODE_VAULT_KEYS "id:64hex[,id:64hex]")
+  procnode reidentify --vault DSN --project P --pseudonym PN... --who NAME --why REASON
+      the original identity and UIDs, for the vault role; every access is audited
   procnode migrate --db DSN          apply the job database migrations
   procnode jobs --db DSN [--state S] [--limit N]
   procnode status                    build, CUDA and GPU
@@ -210,6 +214,14 @@ int Anonymize(const Args& args) {
   }
   options.secret = secret;
   ApplyOptionNames(args.Option("options").value_or(""), options);
+  // With a vault: each patient's identity and UID map, sealed, for re-identification later.
+  std::unique_ptr<PhiVault> vault;
+  if (const auto dsn = args.Option("vault")) {
+    const char* keys = std::getenv("PROCNODE_VAULT_KEYS");
+    if (keys == nullptr) throw Error(ErrorCode::kInvalidInput, "--vault needs the sealing keys in $PROCNODE_VAULT_KEYS");
+    vault = std::make_unique<PhiVault>(*dsn, ParseVaultKeys(keys));
+    vault->Migrate();
+  }
   const std::filesystem::path in = args.positional[1], out = args.positional[2];
   std::vector<std::filesystem::path> files;
   for (const auto& entry : std::filesystem::recursive_directory_iterator(in)) {
@@ -249,6 +261,7 @@ int Anonymize(const Args& args) {
         leaks += hits.size();
         continue;
       }
+      if (vault) vault->Store(options.project, outcome.pseudonym, outcome.identity, outcome.uid_map, "cli");
       std::filesystem::create_directories(target.parent_path());
       WriteFile(target, bytes);
       pseudonyms.insert(outcome.pseudonym);
@@ -268,6 +281,23 @@ int Anonymize(const Args& args) {
             << "\n";
   if (leaks > 0) return 1;
   return refused.empty() ? 0 : 2;
+}
+
+// Re-identification for the vault role (whoever holds the vault's credentials and keys), audited.
+int Reidentify(const Args& args) {
+  const char* keys = std::getenv("PROCNODE_VAULT_KEYS");
+  if (keys == nullptr) throw Error(ErrorCode::kInvalidInput, "the vault's keys are read from $PROCNODE_VAULT_KEYS, which is not set");
+  PhiVault vault(args.Required("vault"), ParseVaultKeys(keys));
+  const auto found = vault.Reidentify(args.Required("project"), args.Required("pseudonym"), args.Required("who"), args.Required("why"));
+  nlohmann::json uids = nlohmann::json::object();
+  for (const auto& [remapped, original] : found.uids) uids[remapped] = original;
+  const auto& id = found.identity;
+  std::cout << nlohmann::json{{"patient_name", id.patient_name}, {"patient_id", id.patient_id}, {"birth_date", id.birth_date},
+                              {"sex", id.sex}, {"accession_number", id.accession_number}, {"study_date", id.study_date},
+                              {"uids", uids}}
+                   .dump(2)
+            << "\n";
+  return 0;
 }
 
 int Convert(const Args& args) {
@@ -383,6 +413,7 @@ int Run(int argc, char** argv) {
   }
   if (command == "convert") return Convert(args);
   if (command == "anonymize") return Anonymize(args);
+  if (command == "reidentify") return Reidentify(args);
   if (command == "rules") return Rules(args);
   std::cerr << "unknown command '" << command << "'\n" << kUsage;
   return 2;

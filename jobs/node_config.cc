@@ -68,7 +68,7 @@ NodeConfig ParseNodeConfig(const std::string& orthanc_configuration_json, const 
       "Database", "PhiVault", "Workers", "Gpu", "WorkDirectory", "NodeName", "LeaseSeconds",
       "HeartbeatSeconds", "MaxAttempts", "RetryBackoffSeconds", "PollSeconds", "ResultSeriesNumber",
       "Destinations", "RulesFile", "TestHooks", "Admins", "CompletenessMaxWaitSeconds", "DeliveryMaxAttempts",
-      "DeliveryBackoffSeconds"};
+      "DeliveryBackoffSeconds", "VaultRoles"};
   NodeConfig config;
   for (const auto& [key, value] : section.items()) {
     if (!kKnown.contains(key)) config.warnings.push_back("ProcNode." + key + ": unknown key, ignored");
@@ -104,6 +104,14 @@ NodeConfig ParseNodeConfig(const std::string& orthanc_configuration_json, const 
     for (const auto& name : admins) {
       if (!name.is_string()) Bad("Admins", "must be a list of Orthanc user names, got " + name.dump());
       config.admins.push_back(name.get<std::string>());
+    }
+  }
+  if (section.contains("VaultRoles")) {
+    const json& roles = section["VaultRoles"];
+    if (!roles.is_array()) Bad("VaultRoles", "must be a list of Orthanc user names");
+    for (const auto& name : roles) {
+      if (!name.is_string()) Bad("VaultRoles", "must be a list of Orthanc user names, got " + name.dump());
+      config.vault_roles.push_back(name.get<std::string>());
     }
   }
   if (section.contains("Destinations")) {

@@ -1,7 +1,9 @@
 #include "plugin/node.h"
 
 #include <chrono>
+#include <cstdlib>
 
+#include "anonymizer/vault.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/version.h"
@@ -343,6 +345,30 @@ std::optional<nlohmann::json> Node::JobDetail(int64_t id) {
   detail["deliveries"] = nlohmann::json::array();
   for (const auto& d : queue_.Deliveries(id)) detail["deliveries"].push_back(DeliveryToJson(d));
   return detail;
+}
+
+nlohmann::json Node::Reidentify(const nlohmann::json& body, const std::string& user, bool* forbidden) {
+  if (config_.phi_vault.empty()) throw Error(ErrorCode::kUnsupported, "no PHI vault is configured (ProcNode.PhiVault)");
+  const char* keys = std::getenv("PROCNODE_VAULT_KEYS");
+  if (keys == nullptr) throw Error(ErrorCode::kUnsupported, "the PHI vault's keys are not in the environment (PROCNODE_VAULT_KEYS)");
+  PhiVault vault(config_.phi_vault, ParseVaultKeys(keys));
+  const std::string project = body.value("project", ""), pseudonym = body.value("pseudonym", ""), reason = body.value("reason", "");
+  if (project.empty() || pseudonym.empty()) throw Error(ErrorCode::kInvalidInput, "body: {\"project\", \"pseudonym\", \"reason\"} expected");
+  const bool allowed = std::find(config_.vault_roles.begin(), config_.vault_roles.end(), user) != config_.vault_roles.end();
+  if (!allowed) {
+    vault.Refused(project, pseudonym, user.empty() ? "anonymous" : user, "not in ProcNode.VaultRoles");
+    Log(LogLevel::kWarning, "re-identification refused for user \"" + user + "\" (not in ProcNode.VaultRoles)");
+    *forbidden = true;
+    return {{"error", "user \"" + user + "\" is not in the vault role (ProcNode.VaultRoles); the attempt is audited"}};
+  }
+  const auto found = vault.Reidentify(project, pseudonym, user, reason);
+  Log(LogLevel::kInfo, "re-identification granted to \"" + user + "\" (audited)");
+  nlohmann::json uids = nlohmann::json::object();
+  for (const auto& [remapped, original] : found.uids) uids[remapped] = original;
+  const auto& id = found.identity;
+  return {{"project", project}, {"pseudonym", pseudonym}, {"patient_name", id.patient_name}, {"patient_id", id.patient_id},
+          {"birth_date", id.birth_date}, {"sex", id.sex}, {"accession_number", id.accession_number},
+          {"study_date", id.study_date}, {"uids", uids}};
 }
 
 nlohmann::json Node::ResendJob(int64_t id, const std::string& who) {

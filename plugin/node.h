@@ -46,6 +46,9 @@ class Node {
   std::optional<nlohmann::json> JobDetail(int64_t id);
   nlohmann::json RetryJob(int64_t id, const std::string& who);
   nlohmann::json CancelJob(int64_t id, const std::string& who);
+  // The original identity behind a pseudonym, for users in ProcNode.VaultRoles only; refusals and
+  // grants are audited in the vault. Error(kForbidden-like kInvalidInput) text says why.
+  nlohmann::json Reidentify(const nlohmann::json& body, const std::string& user, bool* forbidden);
   // The job's sent or dead-lettered deliveries queued again (admin action).
   nlohmann::json ResendJob(int64_t id, const std::string& who);
 

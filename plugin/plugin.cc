@@ -159,6 +159,17 @@ void GetStatus(OrthancPluginRestOutput* output, const Request& request) {
   if (Only(output, request, "GET")) Answer(output, g_node->Status());
 }
 
+void PostReidentify(OrthancPluginRestOutput* output, const Request& request) {
+  if (!Only(output, request, "POST")) return;
+  bool forbidden = false;
+  const auto answer = g_node->Reidentify(JsonBody(request), request.user, &forbidden);
+  if (forbidden) {
+    AnswerError(output, 403, answer["error"].get<std::string>());
+    return;
+  }
+  Answer(output, answer);
+}
+
 void GetProcessors(OrthancPluginRestOutput* output, const Request& request) {
   if (!Only(output, request, "GET")) return;
   nlohmann::json list = nlohmann::json::array();
@@ -320,6 +331,7 @@ ORTHANC_PLUGINS_API int32_t OrthancPluginInitialize(OrthancPluginContext* contex
   }
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/status", Protect<GetStatus>);
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/processors", Protect<GetProcessors>);
+  OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/reidentify", Protect<PostReidentify>);
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/jobs", Protect<GetJobs>);
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/jobs/([^/]+)", Protect<GetJob>);
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/jobs/([^/]+)/(retry|cancel|resend)",

@@ -27,7 +27,7 @@ DCMTK_ENV = dict(os.environ, TCP_NODELAY="1")
 
 class OrthancServer:
     def __init__(self, plugin, procnode, stable_age=2, aet="PROCNODE", workdir=None, verbose=True, users=None,
-                 extra_plugins=(), extra_config=None):
+                 extra_plugins=(), extra_config=None, env=None):
         self.plugin = plugin
         self.procnode = dict(procnode)
         self.stable_age = stable_age
@@ -43,6 +43,7 @@ class OrthancServer:
         self.auth = next(iter(self.users.items()), None)  # who the helpers below act as
         self.extra_plugins = list(extra_plugins)  # e.g. Debian's DICOMweb plugin
         self.extra_config = dict(extra_config or {})
+        self.env = dict(env or {})                  # extra environment for Orthanc (secrets, keys)
 
     @property
     def url(self):
@@ -73,7 +74,7 @@ class OrthancServer:
             json.dump(self.config(), f, indent=2)
         log = open(self.log_path, "a")
         args = [ORTHANC, os.path.join(self.dir, "orthanc.json")] + (["--verbose"] if self.verbose else [])
-        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=DCMTK_ENV)
+        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=dict(DCMTK_ENV, **self.env))
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.process.poll() is not None:

@@ -75,8 +75,11 @@ def errors(path):
     return {line.split(" - ", 2)[-1] for line in (out.stdout + out.stderr).splitlines() if line.startswith("Error")}
 
 
+VAULT_KEYS = "k1:" + "ab" * 32
+
+
 def anonymize(src, out, *extra):
-    env = dict(os.environ, PROCNODE_ANONYMIZATION_SECRET="integration secret")
+    env = dict(os.environ, PROCNODE_ANONYMIZATION_SECRET="integration secret", PROCNODE_VAULT_KEYS=VAULT_KEYS)
     return subprocess.run([cli, "anonymize", src, out, "--project", "lungs", *extra], env=env, capture_output=True, text=True,
                           timeout=600)
 
@@ -137,3 +140,53 @@ def test_planted_phi_never_leaves_and_the_study_stays_valid_and_consistent(cli_p
     refused = anonymize(source, os.path.join(workdir, "with-burned"))
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert "burned.dcm: BurnedInAnnotation is YES" in refused.stdout and '"written": 32' in refused.stdout
+
+
+def test_the_vault_gives_the_identity_back_only_to_its_role_and_audits_every_access(cli_path, workdir, pg, orthanc_factory, job_db):
+    global cli
+    cli = cli_path
+    source = os.path.join(workdir, "planted")
+    os.makedirs(source)
+    for path in sorted(glob.glob(os.path.join(CHEST, "lung-kernel", "*")))[:4]:
+        plant(path, os.path.join(source, os.path.basename(path)))
+    vault = pg.create_database(f"vault_{os.getpid()}")
+    out = os.path.join(workdir, "anonymized")
+    result = anonymize(source, out, "--vault", vault)
+    assert result.returncode == 0, result.stdout + result.stderr
+    first = sorted(glob.glob(os.path.join(out, "**", "*.dcm"), recursive=True))[0]
+    pseudonym = pydicom.dcmread(first, stop_before_pixels=True).PatientID
+    original = pydicom.dcmread(sorted(glob.glob(os.path.join(source, "*")))[0], stop_before_pixels=True)
+    sop = pydicom.dcmread(first, stop_before_pixels=True).SOPInstanceUID
+
+    # The vault database itself holds no readable PHI (every table dumped as text).
+    dump = run(["psql", vault, "-At", "-c",
+                "SELECT string_agg(t::text, chr(10)) FROM (SELECT i::text AS t FROM identities i UNION ALL "
+                "SELECT u::text FROM uid_map u UNION ALL SELECT a::text FROM audit a) x"])
+    assert dump.returncode == 0, dump.stderr
+    for term in ("DOE", "JOHN", "MRN-884422", "19650312", original.SOPInstanceUID):
+        assert term not in dump.stdout.upper(), term
+
+    # CLI: the vault role (its credentials and keys) gets the identity back, with a reason.
+    env = dict(os.environ, PROCNODE_VAULT_KEYS=VAULT_KEYS)
+    back = subprocess.run([cli, "reidentify", "--vault", vault, "--project", "lungs", "--pseudonym", pseudonym,
+                           "--who", "privacy officer", "--why", "incidental finding"], env=env, capture_output=True, text=True)
+    assert back.returncode == 0, back.stderr
+    assert '"patient_name": "DOE^JOHN^QUINCY"' in back.stdout and '"patient_id": "MRN-884422"' in back.stdout
+    assert original.SOPInstanceUID in back.stdout and sop in back.stdout
+
+    # REST: only users in ProcNode.VaultRoles; a refusal is audited too.
+    orthanc = orthanc_factory({"Database": job_db[1], "Workers": 0, "PhiVault": vault, "VaultRoles": ["officer"]},
+                              users={"officer": "o-secret", "viewer": "v-secret"}, env={"PROCNODE_VAULT_KEYS": VAULT_KEYS}).start()
+    orthanc.auth = ("viewer", "v-secret")
+    code, body = orthanc.get_status("/procnode/reidentify", "POST", {"project": "lungs", "pseudonym": pseudonym, "reason": "curious"})
+    assert code == 403 and "VaultRoles" in body["error"], body
+    orthanc.auth = ("officer", "o-secret")
+    granted = orthanc.post("/procnode/reidentify", {"project": "lungs", "pseudonym": pseudonym, "reason": "recall for follow-up"})
+    assert granted["patient_name"] == "DOE^JOHN^QUINCY" and granted["birth_date"] == "19650312"
+    sources = {pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID for p in glob.glob(os.path.join(source, "*"))}
+    assert granted["uids"][sop] in sources and sources <= set(granted["uids"].values())
+    audit = run(["psql", vault, "-At", "-F", "|", "-c", "SELECT who, action, outcome, reason FROM audit ORDER BY id"]).stdout
+    assert "viewer|refused|refused|not in ProcNode.VaultRoles" in audit, audit
+    assert "officer|reidentify|granted|recall for follow-up" in audit, audit
+    assert "privacy officer|reidentify|granted|incidental finding" in audit, audit
+    assert "DOE" not in orthanc.log_tail(200000) and "MRN-884422" not in orthanc.log_tail(200000)

@@ -1,0 +1,13 @@
+# Writes OUTPUT: the PHI vault's migrations (schemas/vault/NNNN_name.sql) as data (VaultMigrations()).
+file(GLOB sql_files CONFIGURE_DEPENDS "${VAULT_SCHEMA_DIR}/[0-9][0-9][0-9][0-9]_*.sql")
+list(SORT sql_files)
+set(body "")
+foreach(path IN LISTS sql_files)
+  get_filename_component(name "${path}" NAME_WE)
+  string(SUBSTRING "${name}" 0 4 number)
+  math(EXPR version "${number}")
+  file(READ "${path}" sql)
+  string(APPEND body "    {${version}, \"${name}\", R\"procnodesql(${sql})procnodesql\"},\n")
+endforeach()
+file(WRITE "${VAULT_OUTPUT}.tmp" "// Generated from schemas/vault by anonymizer/embed_vault_migrations.cmake: do not edit.\n#include \"jobs/migrations.h\"\n\nnamespace procnode {\n\nconst std::vector<Migration>& VaultMigrations() {\n  static const std::vector<Migration> migrations{\n${body}  };\n  return migrations;\n}\n\n}  // namespace procnode\n")
+file(COPY_FILE "${VAULT_OUTPUT}.tmp" "${VAULT_OUTPUT}" ONLY_IF_DIFFERENT)
