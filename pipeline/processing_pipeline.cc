@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <memory>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -11,6 +12,9 @@
 #include "core/version.h"
 #include "nifti/series_to_nifti.h"
 #include "processors/series_volume.h"
+#include "anonymizer/anonymizing_source.h"
+#include "anonymizer/leak_checker.h"
+#include "processors/dicom_io.h"
 #include "reports/encapsulated_pdf.h"
 #include "reports/key_images.h"
 #include "reports/measurement_report.h"
@@ -117,7 +121,7 @@ ReportContent BuildReport(const ProcessorInfo& info, const SeriesRef& series, co
   report.subtitle = "procnode " + info.name + " " + info.version + ", on the study's " + (v.modality.empty() ? "input" : v.modality) + " series";
   ReportSection input{"Input series", {}};
   input.rows = {{"Modality", v.modality.empty() ? "unknown" : v.modality},
-                {"Series (Orthanc ID)", series.id},
+                {"Series (Orthanc ID)", provenance.study_id.rfind("pseudonymous", 0) == 0 ? "pseudonymous" : series.id},
                 {"Instances", std::to_string(series.instance_ids.size())},
                 {"Dimensions", std::to_string(v.dims[0]) + " x " + std::to_string(v.dims[1]) + " x " +
                                    std::to_string(v.dims[2]) + " voxels"},
@@ -168,14 +172,20 @@ SeriesRef PickSeries(const ProcessorInfo& info, const std::vector<SeriesRef>& se
 
 }  // namespace
 
-PipelineResult RunPipeline(const std::string& processor_name, const nlohmann::json& given_parameters, StudySource& source,
-                           ResultSink& sink, const PipelineContext& ctx, const Provenance& provenance) {
+PipelineResult RunPipeline(const std::string& processor_name, const nlohmann::json& given_parameters, StudySource& clinical_source,
+                           ResultSink& sink, const PipelineContext& ctx, const Provenance& clinical_provenance) {
+  std::unique_ptr<AnonymizingStudySource> anonymizing;
+  if (ctx.anonymize) anonymizing = std::make_unique<AnonymizingStudySource>(clinical_source, *ctx.anonymize);
+  StudySource& source = anonymizing ? static_cast<StudySource&>(*anonymizing) : clinical_source;
+  // On an anonymized route the report names no clinical identifier (Orthanc IDs derive from them).
+  Provenance provenance = clinical_provenance;
+  if (anonymizing) provenance.study_id = "pseudonymous (anonymized route)";
   const Processor& processor = GetProcessor(processor_name);
   const ProcessorInfo& info = processor.Info();
   const nlohmann::json parameters = ResolveParameters(info, given_parameters);
   Stages stages(ctx);
   stages.Begin("fetch", 0.0);
-  const auto series_list = source.ListSeries(provenance.study_id);
+  const auto series_list = source.ListSeries(clinical_provenance.study_id);
   stages.End();
 
   stages.Begin("group", 0.02);
@@ -272,6 +282,24 @@ PipelineResult RunPipeline(const std::string& processor_name, const nlohmann::js
   }
   stages.End();
 
+  if (anonymizing) {
+    // The leak gate: no object leaves an anonymized route with a trace of the identities seen.
+    const auto terms = anonymizing->PhiTerms();
+    std::vector<std::pair<std::string, const std::string*>> objects{{"report-pdf", &dicom}};
+    for (const auto& [kind, bytes] : structured) objects.emplace_back(kind, &bytes);
+    for (const auto& [kind, bytes] : objects) {
+      auto object = ReadDicomBuffer(*bytes, kind);
+      const auto hits = ScanDataset(*object->getDataset(), terms, kind);
+      if (!hits.empty()) {
+        throw Error(ErrorCode::kInternal, "leak gate: results held, PHI found in " + kind + " at " + hits.front().where +
+                                              " (" + std::to_string(hits.size()) + " place(s))");
+      }
+    }
+    if (ctx.keep_identity) {
+      for (const auto& [pseudonym, patient] : anonymizing->Patients()) ctx.keep_identity(pseudonym, patient.identity, patient.uid_map);
+    }
+  }
+
   stages.Begin("store", 0.95);
   const std::string stored = sink.Store(dicom, "report-pdf");
   nlohmann::json results = nlohmann::json::array(
@@ -283,11 +311,13 @@ PipelineResult RunPipeline(const std::string& processor_name, const nlohmann::js
   stages.End();
 
   result.device = result.output.device;
+  if (anonymizing) result.anonymized = true;
   result.summary = {
       {"pipeline", info.name},
       {"processor_version", info.version},
       {"parameters", parameters},
-      {"series", series.id},
+      {"series", anonymizing ? std::string("pseudonymous") : series.id},
+      {"anonymized", anonymizing != nullptr},
       {"modality", v.modality},
       {"instances", series.instance_ids.size()},
       {"dims", v.dims},

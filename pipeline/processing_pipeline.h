@@ -13,9 +13,11 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "anonymizer/deidentify.h"
 #include "core/study.h"
 #include "core/volume.h"
 #include "processors/processor.h"
@@ -33,6 +35,13 @@ struct PipelineContext {
   std::string font_path;
   int result_series_number = 9001;
   std::string series_id;  // a series-level job's series; empty: the study's largest accepted series
+  // An anonymized route: every instance is de-identified before any stage sees it; results carry
+  // the pseudonym and remapped UIDs, pass the leak gate, and `keep_identity` (the PHI vault) is
+  // called for each patient before anything is stored. Null: a clinical route.
+  const DeidentifyOptions* anonymize = nullptr;
+  std::function<void(const std::string& pseudonym, const PatientIdentity& identity,
+                     const std::map<std::string, std::string>& uid_map)>
+      keep_identity;
 };
 
 // Who asked for the run: printed in the report and recorded in the result. No PHI.
@@ -50,6 +59,7 @@ struct PipelineResult {
   std::string pdf;         // the report, for callers that also want the bare PDF
   Volume volume;           // the input volume (for label files and key images)
   ProcessorOutput output;  // labels and measurements as the processor returned them
+  bool anonymized = false; // an anonymized route ran
 };
 
 // `parameters`: the rule's (or command line's) object; defaults fill the rest.

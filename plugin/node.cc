@@ -248,6 +248,26 @@ JobOutcome Node::RunJob(JobContext& context) {
     if (config_.gpu != "cpu") device = parameters["device"].get<std::string>();
     parameters.erase("device");
   }
+  // An anonymized route: de-identified with the node's secret under the rule's project, identities
+  // sealed in the PHI vault before anything is stored.
+  const bool anonymize = parameters.value("anonymize", false);
+  parameters.erase("anonymize");
+  DeidentifyOptions anonymization;
+  std::unique_ptr<PhiVault> vault;
+  if (anonymize) {
+    const char* secret = std::getenv("PROCNODE_ANONYMIZATION_SECRET");
+    const char* keys = std::getenv("PROCNODE_VAULT_KEYS");
+    if (secret == nullptr || *secret == '\0') {
+      throw Error(ErrorCode::kUnsupported, "anonymized route: PROCNODE_ANONYMIZATION_SECRET is not set for Orthanc");
+    }
+    if (config_.phi_vault.empty() || keys == nullptr) {
+      throw Error(ErrorCode::kUnsupported, "anonymized route: the PHI vault is not configured (ProcNode.PhiVault, PROCNODE_VAULT_KEYS)");
+    }
+    anonymization.project = "rule:" + job.rule_id;
+    anonymization.secret = secret;
+    vault = std::make_unique<PhiVault>(config_.phi_vault, ParseVaultKeys(keys));
+    vault->Migrate();
+  }
   std::vector<std::string> destinations;
   if (parameters.contains("destinations")) {
     for (const auto& name : parameters["destinations"]) destinations.push_back(name.get<std::string>());
@@ -279,6 +299,13 @@ JobOutcome Node::RunJob(JobContext& context) {
                               .node = config_.node_name,
                               .study_id = job.study_id,
                               .idempotency_key = job.idempotency_key};
+  if (anonymize) {
+    ctx.anonymize = &anonymization;
+    ctx.keep_identity = [&](const std::string& pseudonym, const PatientIdentity& identity,
+                            const std::map<std::string, std::string>& uid_map) {
+      vault->Store(anonymization.project, pseudonym, identity, uid_map, "job " + std::to_string(job.id));
+    };
+  }
   auto result = RunPipeline(job.pipeline, parameters, source, sink, ctx, provenance);
   // The results go on to the rule's destinations; a destination that is down delays only them.
   if (!destinations.empty()) {

@@ -619,8 +619,9 @@ namespace {
 // The job's parameters: the rule's, plus "device" when the rule asks for one and "destinations"
 // when it names some (both read by the worker, not the processor).
 std::string JobParameters(const nlohmann::json& parameters, const std::string& device,
-                          const std::vector<std::string>& destinations) {
+                          const std::vector<std::string>& destinations, bool anonymize) {
   nlohmann::json with = parameters;
+  if (anonymize) with["anonymize"] = true;
   if (!device.empty() && device != "auto") with["device"] = device;
   if (!destinations.empty()) with["destinations"] = destinations;
   return with.dump();
@@ -636,7 +637,7 @@ std::vector<PlannedJob> PlanJobs(const RuleSet& rules, const StudyAttributes& st
     const auto it = std::find_if(rules.rules.begin(), rules.rules.end(), [&](const auto& r) { return r.id == e.rule_id; });
     if (it == rules.rules.end()) continue;
     Rule spec{.id = it->id, .version = rules.version, .pipeline = it->action.pipeline, .pipeline_version = "1",
-              .parameters_json = JobParameters(it->action.parameters, it->action.device, it->action.destinations)};
+              .parameters_json = JobParameters(it->action.parameters, it->action.device, it->action.destinations, it->action.anonymize)};
     auto instances_of = [&](const SeriesAttributes& s) { return s.instance_ids; };
     if (!it->series_level) {
       std::vector<std::string> inputs;

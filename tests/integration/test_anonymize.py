@@ -59,6 +59,15 @@ def leaks(path):
                 continue
             if element.tag == 0x7FE00010:
                 continue
+            if element.tag == 0x00420011:  # an encapsulated PDF: its text, and the raw bytes for long terms
+                pdf = os.path.join(os.path.dirname(path), ".leak-check.pdf")
+                with open(pdf, "wb") as f:
+                    f.write(element.value)
+                text = run(["pdftotext", pdf, "-"]).stdout.upper()
+                os.remove(pdf)
+                raw = element.value.decode("latin-1").upper()
+                found.extend(f"{where}{element.tag}" for t in upper if t in text or (len(t) >= 6 and t in raw))
+                continue
             value = element.value
             text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
             for term in upper:
@@ -190,3 +199,57 @@ def test_the_vault_gives_the_identity_back_only_to_its_role_and_audits_every_acc
     assert "officer|reidentify|granted|recall for follow-up" in audit, audit
     assert "privacy officer|reidentify|granted|incidental finding" in audit, audit
     assert "DOE" not in orthanc.log_tail(200000) and "MRN-884422" not in orthanc.log_tail(200000)
+
+
+def test_an_anonymized_route_processes_the_pseudonymous_copy_and_nothing_with_phi_leaves(workdir, pg, orthanc_factory, job_db):
+    from orthanc import DCMTK_ENV, send_dicom
+    from ports import free_port
+    from helpers import wait_jobs_finished
+    source = os.path.join(workdir, "planted")
+    os.makedirs(source)
+    for path in sorted(glob.glob(os.path.join(CHEST, "lung-kernel", "*"))):
+        if not path.endswith("LICENSE"):
+            plant(path, os.path.join(source, os.path.basename(path)))
+    original = pydicom.dcmread(sorted(glob.glob(os.path.join(source, "*")))[0], stop_before_pixels=True)
+    vault = pg.create_database(f"vault_route_{os.getpid()}")
+    port = free_port()
+    received = os.path.join(workdir, "research-pacs")
+    os.makedirs(received)
+    pacs = subprocess.Popen(["storescp", "-aet", "RESEARCH", "-od", received, "-pm", str(port)], env=DCMTK_ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        orthanc = orthanc_factory(
+            {"Database": job_db[1], "Workers": 1, "PhiVault": vault, "VaultRoles": ["officer"],
+             "Destinations": {"RESEARCH": "research"}},
+            users={"officer": "o-secret"}, extra_config={"DicomModalities": {"research": ["RESEARCH", "127.0.0.1", port]}},
+            env={"PROCNODE_VAULT_KEYS": VAULT_KEYS, "PROCNODE_ANONYMIZATION_SECRET": "route secret"}).start()
+        orthanc.put("/procnode/rules", {"rules": [{"id": "research-lungs", "match": {"attribute": "Modality", "equals": "CT"},
+                                                   "action": {"pipeline": "lung-emphysema", "anonymize": True,
+                                                              "destinations": ["RESEARCH"]}}]})
+        send_dicom(orthanc, [source], calling_aet="CT01")
+        [job] = wait_jobs_finished(orthanc, 1, timeout=240)
+        assert job["state"] == "done", job["error"]
+        assert job["result"]["anonymized"] is True and job["result"]["series"] == "pseudonymous"
+        orthanc.wait_for(lambda: len(os.listdir(received)) == 3, 60, "the results at the research PACS")
+    finally:
+        pacs.terminate()
+        pacs.wait(timeout=10)
+    # What left the node: pseudonymous, remapped, without any planted PHI.
+    for name in os.listdir(received):
+        path = os.path.join(received, name)
+        assert leaks(path) == [], (name, leaks(path))
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        assert ds.PatientID.startswith("PN") and ds.PatientName == ds.PatientID
+        assert ds.StudyInstanceUID != original.StudyInstanceUID and ds.StudyInstanceUID.startswith("2.25.")
+    # The clinical study in Orthanc got no result series; the pseudonymous study holds them.
+    studies = orthanc.get("/studies")
+    assert len(studies) == 2
+    clinical = [s for s in studies if orthanc.get(f"/studies/{s}")["MainDicomTags"]["StudyInstanceUID"] == original.StudyInstanceUID]
+    assert [x["MainDicomTags"]["Modality"] for x in orthanc.get(f"/studies/{clinical[0]}/series")] == ["CT"]
+    # The vault links the pseudonym back, for the vault role.
+    pseudonym = pydicom.dcmread(os.path.join(received, os.listdir(received)[0]), stop_before_pixels=True).PatientID
+    orthanc.auth = ("officer", "o-secret")
+    back = orthanc.post("/procnode/reidentify", {"project": "rule:research-lungs", "pseudonym": pseudonym, "reason": "recall"})
+    assert back["patient_id"] == "MRN-884422" and back["patient_name"] == "DOE^JOHN^QUINCY"
+    assert original.StudyInstanceUID in back["uids"].values()
+    assert "MRN-884422" not in orthanc.log_tail(400000) and "DOE^JOHN" not in orthanc.log_tail(400000)
