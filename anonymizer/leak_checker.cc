@@ -47,14 +47,18 @@ void Scan(DcmItem& item, const std::vector<std::string>& upper_terms, const std:
     if (el->getTag() == DCM_PixelData) continue;  // pixels are not text (burned-in text is refused or cleaned)
     std::string value;
     OFString text;
-    if (el->getOFStringArray(text).good()) value = text.c_str();
-    // Binary values (OB, UN, private blobs) are searched as bytes too.
+    // Binary values (OB, UN, private blobs, an encapsulated PDF) are searched as bytes, for terms
+    // long enough (6+ characters) not to turn up by chance in compressed data.
     Uint8* bytes = nullptr;
-    if ((el->ident() == EVR_OB || el->ident() == EVR_UN) && el->getUint8Array(bytes).good() && bytes != nullptr) {
-      value.append(reinterpret_cast<const char*>(bytes), el->getLength());
+    const bool binary = (el->ident() == EVR_OB || el->ident() == EVR_UN) && el->getUint8Array(bytes).good() && bytes != nullptr;
+    if (binary) {
+      value.assign(reinterpret_cast<const char*>(bytes), el->getLength());
+    } else if (el->getOFStringArray(text).good()) {
+      value = text.c_str();
     }
     const std::string upper = Upper(value);
     for (std::size_t t = 0; t < upper_terms.size(); ++t) {
+      if (binary && upper_terms[t].size() < 6) continue;
       if (!Find(upper, upper_terms[t]).empty()) hits.push_back({here, static_cast<int>(t)});
     }
   }

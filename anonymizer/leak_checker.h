@@ -2,8 +2,9 @@
 // it reports every place they occur: every element of a DICOM object (sequences, private
 // attributes and binary values included), any file's bytes (NIfTI headers, JSON sidecars, reports),
 // and file names. Reports name the place and the term's index, never the PHI itself, so they can be
-// logged. Case-insensitive; terms of fewer than 5 characters match whole words only. Pure and
-// thread-safe.
+// logged. Case-insensitive; terms of fewer than 5 characters match whole words only; binary values
+// (OB, UN: private blobs, encapsulated documents) are searched for terms of 6+ characters, which
+// compressed data does not produce by chance. Pure and thread-safe.
 #pragma once
 
 #include <dcmtk/dcmdata/dcitem.h>
