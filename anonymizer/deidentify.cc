@@ -17,6 +17,7 @@
 #include "anonymizer/pseudonym.h"
 #include "core/error.h"
 #include "core/version.h"
+#include "processors/dicom_io.h"
 
 namespace procnode {
 namespace {
@@ -533,23 +534,8 @@ DeidentifyOutcome Deidentify(DcmFileFormat& file, const DeidentifyOptions& optio
 }
 
 std::string WriteDeidentified(DcmFileFormat& file, const std::string& name) {
-  DcmDataset& ds = *file.getDataset();
-  E_TransferSyntax xfer = ds.getOriginalXfer();
-  if (xfer == EXS_Unknown) xfer = EXS_LittleEndianExplicit;
-  OFCondition status = file.validateMetaInfo(xfer);
-  if (status.bad()) throw Error(ErrorCode::kInternal, name + ": meta header: " + status.text());
-  file.removeInvalidGroups();
-  const Uint32 length = file.calcElementLength(xfer, EET_ExplicitLength);
-  std::vector<char> buffer(length + 4096);
-  DcmOutputBufferStream stream(buffer.data(), buffer.size());
-  file.transferInit();
-  status = file.write(stream, xfer, EET_ExplicitLength, nullptr);
-  file.transferEnd();
-  if (status.bad()) throw Error(ErrorCode::kInternal, name + ": writing DICOM failed: " + status.text());
-  void* data = nullptr;
-  offile_off_t written = 0;
-  stream.flushBuffer(data, written);
-  return std::string(static_cast<const char*>(data), static_cast<std::size_t>(written));
+  const E_TransferSyntax xfer = file.getDataset()->getOriginalXfer();
+  return WriteDicomBuffer(file, name, xfer == EXS_Unknown ? EXS_LittleEndianExplicit : xfer);
 }
 
 }  // namespace procnode

@@ -59,8 +59,7 @@ std::unique_ptr<DcmFileFormat> ReadInstance(StudySource& source, const std::stri
   return path.empty() ? ReadDicomBuffer(source.FetchInstance(instance_id), name) : ReadDicomFile(path, name);
 }
 
-std::string WriteDicomBuffer(DcmFileFormat& file, const std::string& name) {
-  const E_TransferSyntax xfer = EXS_LittleEndianExplicit;
+std::string WriteDicomBuffer(DcmFileFormat& file, const std::string& name, E_TransferSyntax xfer) {
   OFCondition status = file.validateMetaInfo(xfer);
   if (status.bad()) {
     throw Error(ErrorCode::kInternal, name + ": meta header: " + std::string(status.text()));

@@ -4,6 +4,8 @@
 // Thread-safe.
 #pragma once
 
+#include <dcmtk/dcmdata/dcxfer.h>
+
 #include <memory>
 #include <string>
 #include <string_view>
@@ -29,7 +31,8 @@ std::unique_ptr<DcmFileFormat> ReadDicomFile(const std::string& path, const std:
 std::unique_ptr<DcmFileFormat> ReadInstance(StudySource& source, const std::string& instance_id,
                                             const std::string& name);
 
-// Serialises to Part 10 bytes in Explicit VR Little Endian with a fresh meta header.
-std::string WriteDicomBuffer(DcmFileFormat& file, const std::string& name);
+// Serialises to Part 10 bytes (Explicit VR Little Endian unless `xfer` says otherwise, e.g. the
+// original compressed syntax) with a fresh meta header.
+std::string WriteDicomBuffer(DcmFileFormat& file, const std::string& name, E_TransferSyntax xfer = EXS_LittleEndianExplicit);
 
 }  // namespace procnode
