@@ -121,7 +121,16 @@ PhiVault::PhiVault(std::string dsn, VaultKeys keys) : dsn_(std::move(dsn)), keys
   if (keys_.keys.empty()) throw Error(ErrorCode::kInvalidInput, "PHI vault: no key configured (PROCNODE_VAULT_KEYS)");
 }
 
-void PhiVault::Migrate() { ApplyMigrations(dsn_, VaultMigrations()); }
+void PhiVault::Migrate() {
+  try {
+    ApplyMigrations(dsn_, VaultMigrations());
+  } catch (const Error& e) {
+    std::string what = e.what();
+    const std::string prefix = "job database ";  // the shared migration code speaks of the job database
+    if (what.rfind(prefix, 0) == 0) what = what.substr(prefix.size());
+    throw Error(e.code(), "PHI vault: " + what);
+  }
+}
 
 void PhiVault::Store(const std::string& project, const std::string& pseudonym, const PatientIdentity& identity,
                      const std::map<std::string, std::string>& uid_map, const std::string& who) {

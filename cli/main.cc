@@ -23,6 +23,7 @@
 #include "anonymizer/vault.h"
 #include "core/digest.h"
 #include "core/error.h"
+#include "core/parallel.h"
 #include "core/version.h"
 #include "jobs/job_json.h"
 #include "jobs/job_queue.h"
@@ -231,44 +232,93 @@ int Anonymize(const Args& args) {
   nlohmann::json refused = nlohmann::json::array(), skipped = nlohmann::json::array();
   std::size_t written = 0, leaks = 0;
   std::set<std::string> pseudonyms;
-  for (const auto& path : files) {
-    std::unique_ptr<DcmFileFormat> file;
-    try {
-      file = ReadDicomFile(path.string(), path.string());
-    } catch (const Error& e) {
-      skipped.push_back({{"file", path.string()}, {"reason", e.what()}});
-      continue;
-    }
-    try {
-      const auto outcome = Deidentify(*file, options, path.string());
-      const std::string bytes = WriteDeidentified(*file, path.string());
+  struct Item {
+    enum { kWritten, kNotDicom, kRefused, kLeak } state = kNotDicom;
+    std::string reason, bytes;
+    std::filesystem::path target;
+    DeidentifyOutcome outcome;
+  };
+  // Batches: de-identified and leak-checked in parallel, identities sealed in the vault, then written.
+  constexpr std::size_t kBatch = 256;
+  for (std::size_t first = 0; first < files.size(); first += kBatch) {
+    const std::size_t count = std::min(kBatch, files.size() - first);
+    std::vector<Item> items(count);
+    ParallelFor(count, [&](std::size_t i) {
+      const auto& path = files[first + i];
+      Item& item = items[i];
+      std::unique_ptr<DcmFileFormat> file;
+      try {
+        file = ReadDicomFile(path.string(), path.string());
+      } catch (const Error& e) {
+        item.reason = e.what();
+        return;
+      }
+      try {
+        item.outcome = Deidentify(*file, options, path.string());
+      } catch (const Error& e) {
+        if (e.code() != ErrorCode::kInvalidInput) throw;
+        item.state = Item::kRefused;
+        item.reason = e.what();
+        return;
+      }
       DcmDataset& ds = *file->getDataset();
       auto get = [&](const DcmTagKey& tag) {
         OFString value;
         ds.findAndGetOFString(tag, value);
         return std::string(value.c_str());
       };
-      const std::filesystem::path target = out / outcome.pseudonym / get(DCM_StudyInstanceUID) / get(DCM_SeriesInstanceUID) /
-                                           (get(DCM_SOPInstanceUID) + ".dcm");
-      // The gate: nothing of the input's PHI in the output or its name.
-      const auto terms = PhiTerms(outcome.identity, outcome.phi_terms);
-      auto written_back = ReadDicomBuffer(bytes, "output");
-      auto hits = ScanDataset(*written_back->getDataset(), terms, target.filename().string());
-      const auto name_hits = ScanFileName(target.string().substr(out.string().size()), terms);
+      item.target = out / item.outcome.pseudonym / get(DCM_StudyInstanceUID) / get(DCM_SeriesInstanceUID) /
+                    (get(DCM_SOPInstanceUID) + ".dcm");
+      // The gate: nothing of the input's PHI in the object that will be written, or in its name.
+      const auto terms = PhiTerms(item.outcome.identity, item.outcome.phi_terms);
+      auto hits = ScanDataset(ds, terms, item.target.filename().string());
+      const auto name_hits = ScanFileName(item.target.string().substr(out.string().size()), terms);
       hits.insert(hits.end(), name_hits.begin(), name_hits.end());
       if (!hits.empty()) {
-        for (const auto& hit : hits) std::cerr << "LEAK: PHI term #" << hit.term << " at " << hit.where << "\n";
-        leaks += hits.size();
-        continue;
+        item.state = Item::kLeak;
+        for (const auto& hit : hits) item.reason += "PHI term #" + std::to_string(hit.term) + " at " + hit.where + "\n";
+        return;
       }
-      if (vault) vault->Store(options.project, outcome.pseudonym, outcome.identity, outcome.uid_map, "cli");
-      std::filesystem::create_directories(target.parent_path());
-      WriteFile(target, bytes);
-      pseudonyms.insert(outcome.pseudonym);
-      ++written;
-    } catch (const Error& e) {
-      if (e.code() != ErrorCode::kInvalidInput) throw;
-      refused.push_back({{"file", path.string()}, {"reason", e.what()}});
+      item.bytes = WriteDeidentified(*file, path.string());
+      item.state = Item::kWritten;
+    });
+    if (vault) {
+      std::map<std::string, std::pair<PatientIdentity, std::map<std::string, std::string>>> patients;
+      for (const auto& item : items) {
+        if (item.state != Item::kWritten) continue;
+        auto& patient = patients[item.outcome.pseudonym];
+        patient.first = item.outcome.identity;
+        patient.second.insert(item.outcome.uid_map.begin(), item.outcome.uid_map.end());
+      }
+      for (const auto& [pseudonym, patient] : patients) vault->Store(options.project, pseudonym, patient.first, patient.second, "cli");
+    }
+    std::set<std::filesystem::path> folders;
+    for (const auto& item : items) {
+      if (item.state == Item::kWritten) folders.insert(item.target.parent_path());
+    }
+    for (const auto& folder : folders) std::filesystem::create_directories(folder);
+    ParallelFor(count, [&](std::size_t i) {
+      if (items[i].state == Item::kWritten) WriteFile(items[i].target, items[i].bytes);
+    });
+    for (std::size_t i = 0; i < count; ++i) {
+      const Item& item = items[i];
+      const std::string path = files[first + i].string();
+      switch (item.state) {
+        case Item::kWritten:
+          ++written;
+          pseudonyms.insert(item.outcome.pseudonym);
+          break;
+        case Item::kNotDicom:
+          skipped.push_back({{"file", path}, {"reason", item.reason}});
+          break;
+        case Item::kRefused:
+          refused.push_back({{"file", path}, {"reason", item.reason}});
+          break;
+        case Item::kLeak:
+          std::cerr << "LEAK (not written): " << item.reason;
+          ++leaks;
+          break;
+      }
     }
   }
   std::cout << nlohmann::json{{"written", written},

@@ -253,3 +253,31 @@ def test_an_anonymized_route_processes_the_pseudonymous_copy_and_nothing_with_ph
     assert back["patient_id"] == "MRN-884422" and back["patient_name"] == "DOE^JOHN^QUINCY"
     assert original.StudyInstanceUID in back["uids"].values()
     assert "MRN-884422" not in orthanc.log_tail(400000) and "DOE^JOHN" not in orthanc.log_tail(400000)
+
+
+def test_an_anonymized_route_waits_for_its_vault_and_never_goes_ahead_without_the_phi_link(workdir, pg, orthanc_factory, job_db):
+    from orthanc import send_dicom
+    source = os.path.join(workdir, "planted")
+    os.makedirs(source)
+    for path in sorted(glob.glob(os.path.join(CHEST, "lung-kernel", "*"))):
+        if not path.endswith("LICENSE"):
+            plant(path, os.path.join(source, os.path.basename(path)))
+    name = f"vault_later_{os.getpid()}"
+    vault = pg.dsn(name)
+    orthanc = orthanc_factory(
+        {"Database": job_db[1], "Workers": 1, "PhiVault": vault, "RetryBackoffSeconds": 1, "MaxAttempts": 20},
+        env={"PROCNODE_VAULT_KEYS": VAULT_KEYS, "PROCNODE_ANONYMIZATION_SECRET": "route secret"}).start()
+    orthanc.put("/procnode/rules", {"rules": [{"id": "research", "match": {"attribute": "Modality", "equals": "CT"},
+                                               "action": {"pipeline": "volume-stats", "anonymize": True}}]})
+    send_dicom(orthanc, [source], calling_aet="CT01")
+    # The vault database does not exist: the job fails its attempts, retryable, and stores nothing.
+    job = orthanc.wait_for(lambda: next((j for j in orthanc.get("/procnode/jobs") if j["attempts"] >= 2), None), 120,
+                           "a retried job")
+    assert job["state"] in ("queued", "running") and "PHI vault" in job["error"], job
+    assert len(orthanc.get("/studies")) == 1, "nothing stored without the PHI link"
+    # The vault comes up: the next attempt goes ahead.
+    assert pg.create_database(name) == vault
+    done = orthanc.wait_for(lambda: next((j for j in orthanc.get("/procnode/jobs") if j["state"] == "done"), None), 120,
+                            "the job done once the vault is up")
+    assert done["result"]["anonymized"] is True
+    assert len(orthanc.get("/studies")) == 2
