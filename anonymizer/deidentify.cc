@@ -8,6 +8,7 @@
 #include <dcmtk/dcmdata/dcsequen.h>
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 #include <cctype>
 #include <chrono>
 #include <set>
@@ -507,6 +508,27 @@ class Deidentifier {
 };
 
 }  // namespace
+
+std::vector<PixelCleaningRule> ParsePixelRules(const std::string& json_text) {
+  std::vector<PixelCleaningRule> rules;
+  if (json_text.empty()) return rules;
+  const auto json = nlohmann::json::parse(json_text, nullptr, false);
+  if (!json.is_array()) throw Error(ErrorCode::kInvalidInput, "Clean Pixel Data rules: expected a JSON list");
+  for (std::size_t i = 0; i < json.size(); ++i) {
+    const auto& r = json[i];
+    const std::string where = "Clean Pixel Data rule " + std::to_string(i + 1);
+    if (!r.is_object() || !r.contains("Rows") || !r.contains("Columns") || !r.contains("Regions") || !r["Regions"].is_array()) {
+      throw Error(ErrorCode::kInvalidInput, where + ": needs Rows, Columns and Regions");
+    }
+    PixelCleaningRule rule{r.value("Manufacturer", ""), r.value("Model", ""), r["Rows"].get<long>(), r["Columns"].get<long>(), {}};
+    for (const auto& region : r["Regions"]) {
+      if (!region.is_array() || region.size() != 4) throw Error(ErrorCode::kInvalidInput, where + ": a region is [x0, y0, x1, y1]");
+      rule.regions.push_back({region[0].get<long>(), region[1].get<long>(), region[2].get<long>(), region[3].get<long>()});
+    }
+    rules.push_back(rule);
+  }
+  return rules;
+}
 
 void ApplyOptionNames(const std::string& names, DeidentifyOptions& o) {
   std::istringstream in(names);

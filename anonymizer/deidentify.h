@@ -52,6 +52,10 @@ struct DeidentifyOptions {
   bool allow_recognizable_visual_features = false;  // 3D head volumes
 };
 
+// Clean Pixel Data rules from JSON: [{"Manufacturer": "...", "Model": "...", "Rows": 512,
+// "Columns": 512, "Regions": [[x0, y0, x1, y1], ...]}]. Error(kInvalidInput) naming the entry.
+std::vector<PixelCleaningRule> ParsePixelRules(const std::string& json_text);
+
 // "retain-safe-private,retain-uids,retain-device-identity,retain-institution-identity,
 // retain-patient-characteristics,full-dates|modified-dates,clean-descriptors,
 // clean-structured-content,clean-graphics,allow-recognizable-features". Error(kInvalidInput)

@@ -53,7 +53,7 @@ constexpr const char* kUsage = R"(usage:
       the folder's largest series the processor accepts -> measurements.json, labels.nii.gz (when the
       processor labels voxels), report.pdf, report-pdf.dcm (Encapsulated PDF)
   procnode processors                the processors, their inputs and parameters (JSON Schema)
-  procnode anonymize IN_DIR OUT_DIR --project NAME [--options a,b] [--secret-env VAR]
+  procnode anonymize IN_DIR OUT_DIR --project NAME [--options a,b] [--pixel-rules RULES.json] [--secret-env VAR]
       PS3.15 Annex E de-identification (options: retain-safe-private, retain-uids,
       retain-device-identity, retain-institution-identity, retain-patient-characteristics,
       full-dates | modified-dates, clean-descriptors, clean-structured-content, clean-graphics,
@@ -219,6 +219,11 @@ int Anonymize(const Args& args) {
   }
   options.secret = secret;
   ApplyOptionNames(args.Option("options").value_or(""), options);
+  if (const auto rules = args.Option("pixel-rules")) {
+    std::ifstream in(*rules);
+    if (!in) throw Error(ErrorCode::kInvalidInput, *rules + ": cannot be read");
+    options.pixel_rules = ParsePixelRules(std::string(std::istreambuf_iterator<char>(in), {}));
+  }
   // With a vault: each patient's identity and UID map, sealed, for re-identification later.
   std::unique_ptr<PhiVault> vault;
   if (const auto dsn = args.Option("vault")) {

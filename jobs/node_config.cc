@@ -68,7 +68,7 @@ NodeConfig ParseNodeConfig(const std::string& orthanc_configuration_json, const 
       "Database", "PhiVault", "Workers", "Gpu", "WorkDirectory", "NodeName", "LeaseSeconds",
       "HeartbeatSeconds", "MaxAttempts", "RetryBackoffSeconds", "PollSeconds", "ResultSeriesNumber",
       "Destinations", "RulesFile", "TestHooks", "Admins", "CompletenessMaxWaitSeconds", "DeliveryMaxAttempts",
-      "DeliveryBackoffSeconds", "VaultRoles"};
+      "DeliveryBackoffSeconds", "VaultRoles", "CleanPixelRules"};
   NodeConfig config;
   for (const auto& [key, value] : section.items()) {
     if (!kKnown.contains(key)) config.warnings.push_back("ProcNode." + key + ": unknown key, ignored");
@@ -105,6 +105,10 @@ NodeConfig ParseNodeConfig(const std::string& orthanc_configuration_json, const 
       if (!name.is_string()) Bad("Admins", "must be a list of Orthanc user names, got " + name.dump());
       config.admins.push_back(name.get<std::string>());
     }
+  }
+  if (section.contains("CleanPixelRules")) {
+    if (!section["CleanPixelRules"].is_array()) Bad("CleanPixelRules", "must be a list of rules");
+    config.clean_pixel_rules_json = section["CleanPixelRules"].dump();
   }
   if (section.contains("VaultRoles")) {
     const json& roles = section["VaultRoles"];

@@ -30,6 +30,7 @@ struct NodeConfig {
   int result_series_number = 9001;
   int completeness_max_wait_seconds = 600;  // how long a study whose series say they are incomplete waits
   std::vector<std::string> admins;            // users allowed to change rules and jobs; empty: anyone
+  std::string clean_pixel_rules_json;         // ProcNode.CleanPixelRules (JSON list), for anonymized routes
   std::vector<std::string> vault_roles;       // users allowed to re-identify (POST /procnode/reidentify); empty: nobody
   std::vector<std::string> destinations;      // names of ProcNode.Destinations
   std::map<std::string, std::string> destination_modalities;  // name -> Orthanc DicomModalities alias

@@ -48,6 +48,10 @@ RuleVocabulary DefaultVocabulary(std::set<std::string> destinations) {
     }
   };
   vocabulary.destinations = std::move(destinations);
+  vocabulary.anonymization_options = {"retain-safe-private", "retain-uids", "retain-device-identity",
+                                      "retain-institution-identity", "retain-patient-characteristics", "full-dates",
+                                      "modified-dates", "clean-descriptors", "clean-structured-content", "clean-graphics",
+                                      "allow-recognizable-features"};
   return vocabulary;
 }
 

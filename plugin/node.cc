@@ -250,7 +250,8 @@ JobOutcome Node::RunJob(JobContext& context) {
   }
   // An anonymized route: de-identified with the node's secret under the rule's project, identities
   // sealed in the PHI vault before anything is stored.
-  const bool anonymize = parameters.value("anonymize", false);
+  const nlohmann::json anonymize_spec = parameters.value("anonymize", nlohmann::json());
+  const bool anonymize = anonymize_spec.is_object() || (anonymize_spec.is_boolean() && anonymize_spec.get<bool>());
   parameters.erase("anonymize");
   DeidentifyOptions anonymization;
   std::unique_ptr<PhiVault> vault;
@@ -263,7 +264,13 @@ JobOutcome Node::RunJob(JobContext& context) {
     if (config_.phi_vault.empty() || keys == nullptr) {
       throw Error(ErrorCode::kUnsupported, "anonymized route: the PHI vault is not configured (ProcNode.PhiVault, PROCNODE_VAULT_KEYS)");
     }
-    anonymization.project = "rule:" + job.rule_id;
+    anonymization.project = anonymize_spec.is_object() ? anonymize_spec.value("project", "rule:" + job.rule_id) : "rule:" + job.rule_id;
+    if (anonymize_spec.is_object()) {
+      std::string names;
+      for (const auto& name : anonymize_spec.value("options", nlohmann::json::array())) names += name.get<std::string>() + ",";
+      ApplyOptionNames(names, anonymization);
+    }
+    anonymization.pixel_rules = ParsePixelRules(config_.clean_pixel_rules_json);
     anonymization.secret = secret;
     vault = std::make_unique<PhiVault>(config_.phi_vault, ParseVaultKeys(keys));
     vault->Migrate();

@@ -321,7 +321,39 @@ class Parser {
       }
     }
     Optional(node, at, "priority", action.priority);
-    Optional(node, at, "anonymize", action.anonymize);
+    if (node.contains("anonymize")) {
+      const auto& anonymize = node["anonymize"];
+      if (anonymize.is_boolean()) {
+        action.anonymize = anonymize.get<bool>();
+      } else if (anonymize.is_object()) {
+        action.anonymize = true;
+        Keys(anonymize, at + "/anonymize", {"project", "options"});
+        if (anonymize.contains("project")) {
+          if (!anonymize["project"].is_string() || anonymize["project"].get<std::string>().empty()) {
+            Error(at + "/anonymize/project", "must be a non-empty project name");
+          } else {
+            action.anonymize_project = anonymize["project"];
+          }
+        }
+        if (anonymize.contains("options")) {
+          if (!anonymize["options"].is_array()) {
+            Error(at + "/anonymize/options", "must be a list of PS3.15 option names");
+          } else {
+            for (std::size_t i = 0; i < anonymize["options"].size(); ++i) {
+              const auto& option = anonymize["options"][i];
+              if (!option.is_string() || (!vocabulary_.anonymization_options.empty() &&
+                                          !vocabulary_.anonymization_options.contains(option.get<std::string>()))) {
+                Error(at + "/anonymize/options/" + std::to_string(i), "unknown anonymization option " + option.dump());
+              } else {
+                action.anonymize_options.push_back(option);
+              }
+            }
+          }
+        }
+      } else {
+        Error(at + "/anonymize", "must be true, false or {\"project\": ..., \"options\": [...]}");
+      }
+    }
     if (node.contains("destinations")) {
       if (!node["destinations"].is_array()) {
         Error(at + "/destinations", "must be a list of configured destination names");
@@ -619,9 +651,12 @@ namespace {
 // The job's parameters: the rule's, plus "device" when the rule asks for one and "destinations"
 // when it names some (both read by the worker, not the processor).
 std::string JobParameters(const nlohmann::json& parameters, const std::string& device,
-                          const std::vector<std::string>& destinations, bool anonymize) {
+                          const std::vector<std::string>& destinations, const RuleAction& action, const std::string& rule_id) {
   nlohmann::json with = parameters;
-  if (anonymize) with["anonymize"] = true;
+  if (action.anonymize) {
+    with["anonymize"] = {{"project", action.anonymize_project.empty() ? "rule:" + rule_id : action.anonymize_project},
+                         {"options", action.anonymize_options}};
+  }
   if (!device.empty() && device != "auto") with["device"] = device;
   if (!destinations.empty()) with["destinations"] = destinations;
   return with.dump();
@@ -637,7 +672,7 @@ std::vector<PlannedJob> PlanJobs(const RuleSet& rules, const StudyAttributes& st
     const auto it = std::find_if(rules.rules.begin(), rules.rules.end(), [&](const auto& r) { return r.id == e.rule_id; });
     if (it == rules.rules.end()) continue;
     Rule spec{.id = it->id, .version = rules.version, .pipeline = it->action.pipeline, .pipeline_version = "1",
-              .parameters_json = JobParameters(it->action.parameters, it->action.device, it->action.destinations, it->action.anonymize)};
+              .parameters_json = JobParameters(it->action.parameters, it->action.device, it->action.destinations, it->action, it->id)};
     auto instances_of = [&](const SeriesAttributes& s) { return s.instance_ids; };
     if (!it->series_level) {
       std::vector<std::string> inputs;

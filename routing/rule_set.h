@@ -73,6 +73,8 @@ struct RuleAction {
   std::string device = "auto";
   int priority = 0;
   bool anonymize = false;
+  std::string anonymize_project;               // empty: "rule:<id>"
+  std::vector<std::string> anonymize_options;  // PS3.15 options by name (anonymizer/deidentify.h)
   std::vector<std::string> destinations;
 };
 
@@ -106,6 +108,8 @@ struct RuleVocabulary {
   std::function<std::optional<uint32_t>(const std::string&)> keyword_to_tag;  // DICOM dictionary
   std::map<std::string, std::set<std::string>> pipeline_parameters;          // pipeline -> parameters
   std::set<std::string> destinations;                                         // configured
+  // Anonymization option names a rule may use; empty: any.
+  std::set<std::string> anonymization_options;
   // A parameter value's problem ("" when fine), e.g. out of range; optional.
   std::function<std::string(const std::string& pipeline, const std::string& parameter, const nlohmann::json& value)>
       check_parameter;

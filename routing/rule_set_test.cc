@@ -16,6 +16,7 @@ RuleVocabulary Vocabulary() {
   };
   v.pipeline_parameters = {{"volume-stats", {}}, {"lung-emphysema", {"threshold"}}};
   v.destinations = {"PACS"};
+  v.anonymization_options = {"modified-dates", "retain-uids"};
   return v;
 }
 
@@ -203,6 +204,29 @@ TEST(RuleSet, SeriesShortOfTheirTemporalPositionsOrPetSlicesAreIncomplete) {
                   {.id = "pet-partial", .attributes = {{0x00540081, "4"}, {0x00200105, "2"}}, .instance_ids = six},
                   {.id = "enhanced", .attributes = {{0x00200105, "3"}, {0x00280008, "120"}}, .instance_ids = {"1"}}};
   EXPECT_EQ(IncompleteSeries(study), (std::vector<std::string>{"fmri-partial", "fmri-first-volume", "pet-partial"}));
+}
+
+TEST(RuleSet, AnAnonymizedRouteNamesItsProjectAndOptionsAndTheJobCarriesThem) {
+  const std::string rule = R"({"rules": [{"id": "research", "match": {"all": []},
+      "action": {"pipeline": "volume-stats", "anonymize": {"project": "lungs", "options": ["modified-dates"]}}}]})";
+  const RuleSet rules = Parse(rule);
+  EXPECT_TRUE(rules.rules[0].action.anonymize);
+  StudyAttributes study = Study(kChestCt);
+  const auto jobs = PlanJobs(rules, study, EvaluateRuleSet(rules, study));
+  ASSERT_EQ(jobs.size(), 1u);
+  const auto parameters = nlohmann::json::parse(jobs[0].rule.parameters_json);
+  EXPECT_EQ(parameters["anonymize"]["project"], "lungs");
+  EXPECT_EQ(parameters["anonymize"]["options"], nlohmann::json::array({"modified-dates"}));
+  const RuleSet plain = Parse(R"({"rules": [{"id": "r2", "match": {"all": []}, "action": {"pipeline": "volume-stats", "anonymize": true}}]})");
+  EXPECT_EQ(nlohmann::json::parse(PlanJobs(plain, study, EvaluateRuleSet(plain, study))[0].rule.parameters_json)["anonymize"]["project"],
+            "rule:r2");
+  const auto errors = Errors(R"({"rules": [{"id": "a", "match": {"all": []},
+      "action": {"pipeline": "volume-stats", "anonymize": {"options": ["retain-everything"], "colour": 1}}}]})");
+  ASSERT_EQ(errors.size(), 2u);
+  EXPECT_EQ(errors[0].pointer, "/rules/0/action/anonymize/colour");
+  EXPECT_EQ(errors[1].pointer, "/rules/0/action/anonymize/options/0");
+  EXPECT_EQ(Errors(R"({"rules": [{"id": "a", "match": {"all": []}, "action": {"pipeline": "volume-stats", "anonymize": "yes"}}]})")[0].pointer,
+            "/rules/0/action/anonymize");
 }
 
 TEST(RuleSet, TagsAreWrittenAsGroupAndElement) {

@@ -149,6 +149,15 @@ def test_planted_phi_never_leaves_and_the_study_stays_valid_and_consistent(cli_p
     refused = anonymize(source, os.path.join(workdir, "with-burned"))
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert "burned.dcm: BurnedInAnnotation is YES" in refused.stdout and '"written": 32' in refused.stdout
+    # A Clean Pixel Data rule for this device and size lets it through, blanked where the rule says.
+    rules = os.path.join(workdir, "pixel-rules.json")
+    with open(rules, "w") as f:
+        f.write('[{"Rows": 512, "Columns": 512, "Regions": [[0, 0, 199, 29]]}]')
+    cleaned = anonymize(source, os.path.join(workdir, "with-rule"), "--pixel-rules", rules)
+    assert cleaned.returncode == 0 and '"written": 33' in cleaned.stdout, cleaned.stdout + cleaned.stderr
+    blanked = [pydicom.dcmread(p) for p in glob.glob(os.path.join(workdir, "with-rule", "**", "*.dcm"), recursive=True)]
+    [burned_out] = [d for d in blanked if d.get("BurnedInAnnotation") == "NO"]
+    assert not burned_out.pixel_array[:30, :200].any()
 
 
 def test_the_vault_gives_the_identity_back_only_to_its_role_and_audits_every_access(cli_path, workdir, pg, orthanc_factory, job_db):
@@ -224,7 +233,9 @@ def test_an_anonymized_route_processes_the_pseudonymous_copy_and_nothing_with_ph
             users={"officer": "o-secret"}, extra_config={"DicomModalities": {"research": ["RESEARCH", "127.0.0.1", port]}},
             env={"PROCNODE_VAULT_KEYS": VAULT_KEYS, "PROCNODE_ANONYMIZATION_SECRET": "route secret"}).start()
         orthanc.put("/procnode/rules", {"rules": [{"id": "research-lungs", "match": {"attribute": "Modality", "equals": "CT"},
-                                                   "action": {"pipeline": "lung-emphysema", "anonymize": True,
+                                                   "action": {"pipeline": "lung-emphysema",
+                                                              "anonymize": {"project": "lung-research",
+                                                                            "options": ["modified-dates"]},
                                                               "destinations": ["RESEARCH"]}}]})
         send_dicom(orthanc, [source], calling_aet="CT01")
         [job] = wait_jobs_finished(orthanc, 1, timeout=240)
@@ -241,6 +252,7 @@ def test_an_anonymized_route_processes_the_pseudonymous_copy_and_nothing_with_ph
         ds = pydicom.dcmread(path, stop_before_pixels=True)
         assert ds.PatientID.startswith("PN") and ds.PatientName == ds.PatientID
         assert ds.StudyInstanceUID != original.StudyInstanceUID and ds.StudyInstanceUID.startswith("2.25.")
+        assert ds.StudyDate and ds.StudyDate != original.StudyDate, "modified dates: shifted, not removed"
     # The clinical study in Orthanc got no result series; the pseudonymous study holds them.
     studies = orthanc.get("/studies")
     assert len(studies) == 2
@@ -249,7 +261,7 @@ def test_an_anonymized_route_processes_the_pseudonymous_copy_and_nothing_with_ph
     # The vault links the pseudonym back, for the vault role.
     pseudonym = pydicom.dcmread(os.path.join(received, os.listdir(received)[0]), stop_before_pixels=True).PatientID
     orthanc.auth = ("officer", "o-secret")
-    back = orthanc.post("/procnode/reidentify", {"project": "rule:research-lungs", "pseudonym": pseudonym, "reason": "recall"})
+    back = orthanc.post("/procnode/reidentify", {"project": "lung-research", "pseudonym": pseudonym, "reason": "recall"})
     assert back["patient_id"] == "MRN-884422" and back["patient_name"] == "DOE^JOHN^QUINCY"
     assert original.StudyInstanceUID in back["uids"].values()
     assert "MRN-884422" not in orthanc.log_tail(400000) and "DOE^JOHN" not in orthanc.log_tail(400000)
