@@ -17,6 +17,18 @@ using nlohmann::json;
   throw Error(ErrorCode::kInvalidInput, "ProcNode." + key + ": " + reason);
 }
 
+// A list of Orthanc user names (Admins, VaultRoles); empty when absent.
+std::vector<std::string> UserNames(const json& section, const std::string& key) {
+  std::vector<std::string> names;
+  if (!section.contains(key)) return names;
+  if (!section[key].is_array()) Bad(key, "must be a list of Orthanc user names");
+  for (const auto& name : section[key]) {
+    if (!name.is_string()) Bad(key, "must be a list of Orthanc user names, got " + name.dump());
+    names.push_back(name.get<std::string>());
+  }
+  return names;
+}
+
 std::string String(const json& section, const std::string& key, const std::string& fallback) {
   if (!section.contains(key)) return fallback;
   if (!section[key].is_string()) Bad(key, "must be a string, got " + section[key].dump());
@@ -98,26 +110,12 @@ NodeConfig ParseNodeConfig(const std::string& orthanc_configuration_json, const 
   config.result_series_number = Integer(section, "ResultSeriesNumber", config.result_series_number, 1, 2147483647);
   config.completeness_max_wait_seconds =
       Integer(section, "CompletenessMaxWaitSeconds", config.completeness_max_wait_seconds, 0, 86400);
-  if (section.contains("Admins")) {
-    const json& admins = section["Admins"];
-    if (!admins.is_array()) Bad("Admins", "must be a list of Orthanc user names");
-    for (const auto& name : admins) {
-      if (!name.is_string()) Bad("Admins", "must be a list of Orthanc user names, got " + name.dump());
-      config.admins.push_back(name.get<std::string>());
-    }
-  }
+  config.admins = UserNames(section, "Admins");
   if (section.contains("CleanPixelRules")) {
     if (!section["CleanPixelRules"].is_array()) Bad("CleanPixelRules", "must be a list of rules");
     config.clean_pixel_rules_json = section["CleanPixelRules"].dump();
   }
-  if (section.contains("VaultRoles")) {
-    const json& roles = section["VaultRoles"];
-    if (!roles.is_array()) Bad("VaultRoles", "must be a list of Orthanc user names");
-    for (const auto& name : roles) {
-      if (!name.is_string()) Bad("VaultRoles", "must be a list of Orthanc user names, got " + name.dump());
-      config.vault_roles.push_back(name.get<std::string>());
-    }
-  }
+  config.vault_roles = UserNames(section, "VaultRoles");
   if (section.contains("Destinations")) {
     const json& destinations = section["Destinations"];
     if (!destinations.is_object()) Bad("Destinations", "must be an object of named destinations");

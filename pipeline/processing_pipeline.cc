@@ -9,6 +9,7 @@
 
 #include "core/digest.h"
 #include "core/error.h"
+#include "core/format.h"
 #include "core/version.h"
 #include "nifti/series_to_nifti.h"
 #include "processors/series_volume.h"
@@ -24,11 +25,7 @@
 namespace procnode {
 namespace {
 
-std::string Format(const char* format, double value) {
-  char buffer[64];
-  std::snprintf(buffer, sizeof buffer, format, value);
-  return buffer;
-}
+std::string Format(const char* format, double value) { return FormatNumber(format, value); }
 
 
 std::string UtcNow() {

@@ -5,17 +5,14 @@
 #include <memory>
 
 #include "core/error.h"
+#include "core/format.h"
 #include "processors/lung/lung_emphysema.h"
 #include "processors/lung/lung_ops.h"
 
 namespace procnode {
 namespace {
 
-std::string Format(const char* format, double value) {
-  char buffer[64];
-  std::snprintf(buffer, sizeof buffer, format, value);
-  return buffer;
-}
+std::string Format(const char* format, double value) { return FormatNumber(format, value); }
 
 // 16777216 -> "16 777 216".
 std::string Grouped(uint64_t value) {
