@@ -14,6 +14,7 @@
 #include <set>
 #include <sstream>
 
+#include "anonymizer/leak_checker.h"
 #include "anonymizer/profile_table.h"
 #include "anonymizer/pseudonym.h"
 #include "core/error.h"
@@ -186,7 +187,7 @@ class Deidentifier {
   void AddTerm(std::string term, bool word) {
     while (!term.empty() && (term.back() == ' ' || term.back() == '^')) term.pop_back();
     while (!term.empty() && (term.front() == ' ' || term.front() == '^')) term.erase(0, 1);
-    if (term.size() < 3) return;
+    if (term.size() < 3 || IsPlaceholder(term)) return;
     for (const auto& [t, w] : terms_) {
       if (Upper(t) == Upper(term)) return;
     }
@@ -357,7 +358,19 @@ class Deidentifier {
       ++out_.replaced;
       return;
     }
-    if (!IsText(el->ident()) || el->ident() == EVR_DA || el->ident() == EVR_TM || el->ident() == EVR_DT) return;
+    if (vr == EVR_DA || vr == EVR_DT) {
+      // A kept date that is the patient's birth date gives it away: dummy (or shifted) instead.
+      OFString value;
+      el->getOFStringArray(value);
+      const std::string v = value.c_str();
+      const std::string& birth = out_.identity.birth_date;
+      if (birth.size() == 8 && v.find(birth) != std::string::npos) {
+        Put(el, o_.dates == Dates::kModified ? ShiftDate(v) : Dummy(vr));
+        ++out_.replaced;
+      }
+      return;
+    }
+    if (!IsText(vr) || vr == EVR_TM) return;
     OFString value;
     el->getOFStringArray(value);
     std::string v = value.c_str();
@@ -557,7 +570,24 @@ DeidentifyOutcome Deidentify(DcmFileFormat& file, const DeidentifyOptions& optio
 
 std::string WriteDeidentified(DcmFileFormat& file, const std::string& name) {
   const E_TransferSyntax xfer = file.getDataset()->getOriginalXfer();
-  return WriteDicomBuffer(file, name, xfer == EXS_Unknown ? EXS_LittleEndianExplicit : xfer);
+  if (xfer == EXS_Unknown) return WriteDicomBuffer(file, name);
+  OFString syntax;  // as received (writing replaces the meta header's)
+  if (file.getMetaInfo() != nullptr) file.getMetaInfo()->findAndGetOFString(DCM_TransferSyntaxUID, syntax);
+  try {
+    return WriteDicomBuffer(file, name, xfer);
+  } catch (const Error& first) {
+    // Native pixel data can usually go out as Explicit VR Little Endian (e.g. from a deflated
+    // syntax DCMTK will not write back); compressed data that DCMTK cannot write stays refused.
+    const std::string why = name + ": cannot be written back in its transfer syntax " +
+                            (syntax.empty() ? std::string(DcmXfer(xfer).getXferName()) : std::string(syntax.c_str())) + " (" +
+                            first.what() + ")";
+    if (DcmXfer(xfer).isEncapsulated()) throw Error(ErrorCode::kUnsupported, why);
+    try {
+      return WriteDicomBuffer(file, name);
+    } catch (const Error&) {
+      throw Error(ErrorCode::kUnsupported, why);
+    }
+  }
 }
 
 }  // namespace procnode

@@ -72,10 +72,19 @@ std::vector<std::string> UpperTerms(const std::vector<std::string>& terms) {
 
 }  // namespace
 
+bool IsPlaceholder(const std::string& term) {
+  static const char* const kPlaceholders[] = {"ANONYMIZED", "ANONYMOUS", "ANON", "UNKNOWN", "NONE", "TEST", "N/A",
+                                              "NULL", "PATIENT", "REMOVED", "PSEUDONYMIZED", "DE-IDENTIFIED"};
+  const std::string upper = Upper(term);
+  return std::any_of(std::begin(kPlaceholders), std::end(kPlaceholders), [&](const char* p) { return upper == p; });
+}
+
 std::vector<std::string> PhiTerms(const PatientIdentity& id, const std::vector<std::string>& extra) {
   std::vector<std::string> terms;
   auto add = [&](const std::string& term) {
-    if (term.size() >= 3 && std::find(terms.begin(), terms.end(), term) == terms.end()) terms.push_back(term);
+    if (term.size() >= 3 && !IsPlaceholder(term) && std::find(terms.begin(), terms.end(), term) == terms.end()) {
+      terms.push_back(term);
+    }
   };
   add(id.patient_name);
   std::string part;

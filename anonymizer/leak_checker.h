@@ -21,6 +21,10 @@ struct LeakHit {
   int term = 0;        // index into the terms
 };
 
+// Values that stand for no one ("ANONYMIZED", "ANONYMOUS", "UNKNOWN", "TEST", ...): never PHI terms,
+// or every dummy value would be a leak.
+bool IsPlaceholder(const std::string& term);
+
 // The identity's terms and their variants (name parts, birth date spellings), plus `extra`.
 std::vector<std::string> PhiTerms(const PatientIdentity& identity, const std::vector<std::string>& extra = {});
 

@@ -255,6 +255,7 @@ int Anonymize(const Args& args) {
     ParallelFor(count, [&](std::size_t i) {
       const auto& path = files[first + i];
       Item& item = items[i];
+      try {
       std::unique_ptr<DcmFileFormat> file;
       try {
         file = ReadDicomFile(path.string(), path.string());
@@ -290,6 +291,12 @@ int Anonymize(const Args& args) {
       }
       item.bytes = WriteDeidentified(*file, path.string());
       item.state = Item::kWritten;
+      } catch (const Error& e) {
+        // One object that cannot be de-identified or written (e.g. a transfer syntax DCMTK cannot
+        // write) is reported by name; the others go on.
+        item.state = Item::kRefused;
+        item.reason = e.what();
+      }
     });
     if (vault) {
       std::map<std::string, std::pair<PatientIdentity, std::map<std::string, std::string>>> patients;
