@@ -21,6 +21,7 @@
 
 #include "core/digest.h"
 #include "core/error.h"
+#include "core/parallel.h"
 #include "processors/dicom_io.h"
 #include "reports/dicom_common.h"
 
@@ -135,6 +136,27 @@ SegmentationResult MakeSegmentation(const SegmentationSpec& spec, const Volume& 
   for (const auto* s : sorted) mappings.push_back(MapFrame(*s, volume));
   std::vector<Uint8> frame(static_cast<std::size_t>(rows) * columns);
   const std::size_t nx = volume.dims[0], ny = volume.dims[1], nz = volume.dims[2];
+  // Each source frame's label values, sampled once (in parallel), then split by segment.
+  const std::size_t pixels = static_cast<std::size_t>(rows) * columns;
+  std::vector<std::vector<Uint8>> sampled(sorted.size());
+  ParallelFor(sorted.size(), [&](std::size_t f) {
+    const FrameMapping& m = mappings[f];
+    std::vector<Uint8> values(pixels, 0);
+    bool any = false;
+    for (long r = 0; r < rows; ++r) {
+      for (long c = 0; c < columns; ++c) {
+        const long xi = std::lround(m.base[0] + r * m.per_row[0] + c * m.per_column[0]);
+        const long yi = std::lround(m.base[1] + r * m.per_row[1] + c * m.per_column[1]);
+        const long zi = std::lround(m.base[2] + r * m.per_row[2] + c * m.per_column[2]);
+        if (xi >= 0 && yi >= 0 && zi >= 0 && xi < static_cast<long>(nx) && yi < static_cast<long>(ny) && zi < static_cast<long>(nz)) {
+          const Uint8 value = labels[(static_cast<std::size_t>(zi) * ny + yi) * nx + xi];
+          values[static_cast<std::size_t>(r) * columns + c] = value;
+          any = any || value != 0;
+        }
+      }
+    }
+    if (any) sampled[f] = std::move(values);
+  });
   for (std::size_t k = 0; k < spec.segments.size(); ++k) {
     const SegmentDefinition& def = spec.segments[k];
     std::array<bool, 256> member{};
@@ -142,21 +164,11 @@ SegmentationResult MakeSegmentation(const SegmentationSpec& spec, const Volume& 
     // Frames with voxels of this segment.
     std::vector<std::pair<std::size_t, std::vector<Uint8>>> frames;
     for (std::size_t f = 0; f < sorted.size(); ++f) {
-      const FrameMapping& m = mappings[f];
+      if (sampled[f].empty()) continue;
       bool any = false;
-      for (long r = 0; r < rows; ++r) {
-        for (long c = 0; c < columns; ++c) {
-          const double x = m.base[0] + r * m.per_row[0] + c * m.per_column[0];
-          const double y = m.base[1] + r * m.per_row[1] + c * m.per_column[1];
-          const double z = m.base[2] + r * m.per_row[2] + c * m.per_column[2];
-          const long xi = std::lround(x), yi = std::lround(y), zi = std::lround(z);
-          Uint8 set = 0;
-          if (xi >= 0 && yi >= 0 && zi >= 0 && xi < static_cast<long>(nx) && yi < static_cast<long>(ny) && zi < static_cast<long>(nz)) {
-            set = member[labels[(static_cast<std::size_t>(zi) * ny + yi) * nx + xi]] ? 1 : 0;
-          }
-          frame[static_cast<std::size_t>(r) * columns + c] = set;
-          any = any || set;
-        }
+      for (std::size_t i = 0; i < pixels; ++i) {
+        frame[i] = member[sampled[f][i]] ? 1 : 0;
+        any = any || frame[i];
       }
       if (any) frames.emplace_back(f, frame);
     }

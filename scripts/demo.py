@@ -73,7 +73,8 @@ def main():
             with open(pdf_path, "wb") as f:
                 f.write(ds.EncapsulatedDocument[:int(ds.EncapsulatedDocumentLength)])
             print("\nresults:")
-            print(f"  Encapsulated PDF in Orthanc: {orthanc.url}/instances/{instance}/file")
+            for stored in result["results"]:
+                print(f"  {stored['kind']:17} series {stored['series_number']}: {orthanc.url}/instances/{stored['stored']}/file")
             print(f"  the study in Orthanc Explorer: {orthanc.url}/app/explorer.html#study?uuid={job['study']}")
             print(f"  the report as PDF: {pdf_path}")
             print(f"  node status: {orthanc.url}/procnode/status ; jobs: {orthanc.url}/procnode/jobs")
