@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <vector>
 #include <memory>
 #include <chrono>
 #include <cstdio>
@@ -91,6 +92,45 @@ ReportSection KeyImages(const Volume& v, const ProcessorOutput& output) {
   return section;
 }
 
+// A DICOM string for the PDF (UTF-8): Latin-1 (ISO_IR 100) converted, UTF-8 (ISO_IR 192) and ASCII
+// kept, other character sets' bytes above 127 shown as '?'; person names "FAMILY^GIVEN" as
+// "FAMILY, GIVEN"; empty as "-".
+std::string ReportText(const std::string& value, const std::string& charset, bool person_name) {
+  std::string text;
+  for (const unsigned char c : value) {
+    if (c < 0x80) {
+      text.push_back(static_cast<char>(c));
+    } else if (charset.find("ISO_IR 192") != std::string::npos) {
+      text.push_back(static_cast<char>(c));
+    } else if (charset.find("ISO_IR 100") != std::string::npos) {
+      text.push_back(static_cast<char>(0xC0 | (c >> 6)));
+      text.push_back(static_cast<char>(0x80 | (c & 0x3F)));
+    } else {
+      text.push_back('?');
+    }
+  }
+  if (person_name) {
+    std::string out;
+    const std::string alphabetic = text.substr(0, text.find('='));
+    std::vector<std::string> parts;
+    std::size_t start = 0;
+    while (start <= alphabetic.size()) {
+      const std::size_t end = std::min(alphabetic.find('^', start), alphabetic.size());
+      if (end > start) parts.push_back(alphabetic.substr(start, end - start));
+      start = end + 1;
+    }
+    for (std::size_t i = 0; i < parts.size(); ++i) out += (i == 0 ? "" : i == 1 ? ", " : " ") + parts[i];
+    text = out;
+  }
+  return text.empty() ? "-" : text;
+}
+
+// "20200115" -> "2020-01-15"; empty -> "-".
+std::string DicomDateText(const std::string& date) {
+  if (date.size() >= 8) return date.substr(0, 4) + "-" + date.substr(4, 2) + "-" + date.substr(6, 2);
+  return date.empty() ? "-" : date;
+}
+
 // "volume 77 ms, process 912 ms".
 std::string TimingText(const nlohmann::json& timings) {
   std::string text;
@@ -116,14 +156,23 @@ ReportContent BuildReport(const ProcessorInfo& info, const SeriesRef& series, co
   ReportContent report;
   report.title = info.name == kVolumeStatsPipeline ? "Volume statistics" : "Lung density and emphysema";
   report.subtitle = "procnode " + info.name + " " + info.version + ", on the study's " + (v.modality.empty() ? "input" : v.modality) + " series";
+  // Who the report is about, as the source study says (pseudonymous on an anonymized route, where
+  // the source is the de-identified copy): a clinical report must identify its patient.
+  const StudyIdentity& who = loaded.study;
+  ReportSection patient{"Patient and study", {}};
+  patient.rows = {{"Patient", ReportText(who.patient_name, who.specific_character_set, true) + "   ID " +
+                                  ReportText(who.patient_id, who.specific_character_set, false) + "   born " +
+                                  DicomDateText(who.patient_birth_date) + "   sex " + (who.patient_sex.empty() ? "-" : who.patient_sex)},
+                  {"Study", DicomDateText(who.study_date) + "   accession " +
+                                ReportText(who.accession_number, who.specific_character_set, false)}};
+  report.sections.push_back(patient);
   ReportSection input{"Input series", {}};
-  input.rows = {{"Modality", v.modality.empty() ? "unknown" : v.modality},
-                {"Series (Orthanc ID)", provenance.study_id.rfind("pseudonymous", 0) == 0 ? "pseudonymous" : series.id},
-                {"Instances", std::to_string(series.instance_ids.size())},
-                {"Dimensions", std::to_string(v.dims[0]) + " x " + std::to_string(v.dims[1]) + " x " +
-                                   std::to_string(v.dims[2]) + " voxels"},
-                {"Voxel spacing", Format("%.3f", v.spacing[0]) + " x " + Format("%.3f", v.spacing[1]) +
-                                      " x " + Format("%.3f", std::abs(v.spacing[2])) + " mm"}};
+  input.rows = {{"Series", (v.modality.empty() ? std::string("unknown modality") : v.modality) + ", " +
+                               std::to_string(series.instance_ids.size()) + " instances, " + std::to_string(v.dims[0]) + " x " +
+                               std::to_string(v.dims[1]) + " x " + std::to_string(v.dims[2]) + " voxels of " +
+                               Format("%.3f", v.spacing[0]) + " x " + Format("%.3f", v.spacing[1]) + " x " +
+                               Format("%.3f", std::abs(v.spacing[2])) + " mm"},
+                {"Series (Orthanc ID)", provenance.study_id.rfind("pseudonymous", 0) == 0 ? "pseudonymous" : series.id}};
   for (const auto& warning : loaded.warnings) input.rows.push_back({"Warning", warning});
   if (!output.labels.empty() && !output.segments.empty()) report.sections.push_back(KeyImages(v, output));
   for (const auto& section : output.report) report.sections.push_back(section);
@@ -137,8 +186,7 @@ ReportContent BuildReport(const ProcessorInfo& info, const SeriesRef& series, co
                  {"Computed on", output.device},
                  {"Timings", TimingText(timings)},
                  {"Node", provenance.node},
-                 {"procnode version", kVersion},
-                 {"Generated", when}};
+                 {"Generated", "by procnode " + std::string(kVersion) + ", " + when}};
   if (!output.device_note.empty()) origin.rows.push_back({"Device note", output.device_note});
   for (const auto& warning : output.warnings) origin.rows.push_back({"Warning", warning});
   report.sections.push_back(origin);

@@ -92,7 +92,7 @@ class Writer {
     const float width = (kPageWidth - 2 * kMargin - gap * (images.size() - 1)) / images.size();
     float tallest = 0;
     for (const auto& image : images) tallest = std::max(tallest, width * image.height / std::max(1, image.width));
-    const float max_height = 200;
+    const float max_height = 165;
     const float scale = tallest > max_height ? max_height / tallest : 1.0f;
     NeedSpace(tallest * scale + 40);
     float x = kMargin;

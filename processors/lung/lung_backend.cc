@@ -198,7 +198,7 @@ std::unique_ptr<LungBackend> MakeLungBackend(DevicePreference preference, std::s
     try {
       return MakeCudaLungBackend();
     } catch (const Error& e) {
-      if (fallback_reason) *fallback_reason = std::string("no GPU, CPU used: ") + e.what();
+      if (fallback_reason) *fallback_reason = std::string("CPU used: ") + e.what();
     }
   }
   return MakeCpuLungBackend();
