@@ -590,4 +590,48 @@ std::string WriteDeidentified(DcmFileFormat& file, const std::string& name) {
   }
 }
 
+namespace {
+
+void RestoreUids(DcmItem& item, const std::map<std::string, std::string>& back) {
+  for (unsigned long i = 0; i < item.card(); ++i) {
+    DcmElement* el = item.getElement(i);
+    if (el->ident() == EVR_SQ) {
+      auto* sq = static_cast<DcmSequenceOfItems*>(el);
+      for (unsigned long k = 0; k < sq->card(); ++k) RestoreUids(*sq->getItem(k), back);
+      continue;
+    }
+    if (el->ident() != EVR_UI) continue;
+    OFString value;
+    el->getOFStringArray(value);
+    std::string restored, values = value.c_str();
+    bool changed = false;
+    std::size_t start = 0;
+    while (start <= values.size()) {
+      const std::size_t end = std::min(values.find('\\', start), values.size());
+      std::string uid = values.substr(start, end - start);
+      const auto it = back.find(uid);
+      if (it != back.end()) {
+        uid = it->second;
+        changed = true;
+      }
+      restored += (restored.empty() ? "" : "\\") + uid;
+      start = end + 1;
+    }
+    if (changed) el->putString(restored.c_str());
+  }
+}
+
+}  // namespace
+
+void Reidentify(DcmItem& dataset, const PatientIdentity& identity, const std::map<std::string, std::string>& remapped_to_original) {
+  RestoreUids(dataset, remapped_to_original);
+  const std::pair<DcmTagKey, const std::string*> fields[] = {
+      {DCM_PatientName, &identity.patient_name},       {DCM_PatientID, &identity.patient_id},
+      {DCM_PatientBirthDate, &identity.birth_date},    {DCM_PatientSex, &identity.sex},
+      {DCM_AccessionNumber, &identity.accession_number}, {DCM_StudyDate, &identity.study_date},
+      {DCM_StudyInstanceUID, &identity.study_instance_uid}};
+  for (const auto& [tag, value] : fields) dataset.putAndInsertString(tag, value->c_str());
+  dataset.findAndDeleteElement(DCM_PatientIdentityRemoved);
+}
+
 }  // namespace procnode

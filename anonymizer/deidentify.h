@@ -83,3 +83,13 @@ DeidentifyOutcome Deidentify(DcmFileFormat& file, const DeidentifyOptions& optio
 std::string WriteDeidentified(DcmFileFormat& file, const std::string& name);
 
 }  // namespace procnode
+
+namespace procnode {
+
+// Puts a pseudonymous object back on its patient: Patient and General Study identifiers from
+// `identity`, and every UID found in `remapped_to_original` (at any depth: references, Frame of
+// Reference, study) replaced by its original. UIDs not in the map (the object's own) are kept.
+// For results computed on an anonymized route that go back to the clinical study.
+void Reidentify(DcmItem& dataset, const PatientIdentity& identity, const std::map<std::string, std::string>& remapped_to_original);
+
+}  // namespace procnode

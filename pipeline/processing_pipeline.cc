@@ -260,6 +260,28 @@ PipelineResult RunPipeline(const std::string& processor_name, const nlohmann::js
   result.output = processor.Run(v, parameters, pctx);
   stages.End();
 
+  // An anonymized route that returns to the clinical study: the identity comes back through the vault
+  // (after it was sealed there) and the results are made for the real patient.
+  std::optional<std::map<std::string, std::string>> clinical_uids;
+  PatientIdentity clinical;
+  if (anonymizing && ctx.return_to_clinical) {
+    if (ctx.keep_identity) {
+      for (const auto& [pseudonym, patient] : anonymizing->Patients()) ctx.keep_identity(pseudonym, patient.identity, patient.uid_map);
+    }
+    auto [identity, uids] = ctx.return_to_clinical(loaded.study.patient_id);
+    clinical = identity;
+    clinical_uids = std::move(uids);
+    StudyIdentity& study = loaded.study;
+    study.patient_name = identity.patient_name;
+    study.patient_id = identity.patient_id;
+    study.patient_birth_date = identity.birth_date;
+    study.patient_sex = identity.sex;
+    study.accession_number = identity.accession_number;
+    study.study_date = identity.study_date;
+    study.study_instance_uid = identity.study_instance_uid;
+    provenance.study_id = clinical_provenance.study_id;
+  }
+
   stages.Begin("report", 0.88);
   const std::string when = UtcNow();
   result.pdf = RenderPdfReport(BuildReport(info, series, loaded, result.output, parameters, provenance, when, stages.timings()), ctx.font_path);
@@ -273,7 +295,7 @@ PipelineResult RunPipeline(const std::string& processor_name, const nlohmann::js
   spec.software_version = std::string("procnode ") + kVersion;
   spec.sources = loaded.sources;
   spec.pdf = result.pdf;
-  const std::string dicom = MakeEncapsulatedPdf(spec);
+  std::string dicom = MakeEncapsulatedPdf(spec);
   // SEG and SR (TID 1500) where the processor labelled segments; a source they cannot describe
   // (multi-frame, no plane geometry) costs the job those objects, not the report.
   std::vector<std::pair<std::string, std::string>> structured;  // (kind, bytes)
@@ -327,7 +349,16 @@ PipelineResult RunPipeline(const std::string& processor_name, const nlohmann::js
   }
   stages.End();
 
-  if (anonymizing) {
+  if (clinical_uids) {
+    // Back on the patient: references to the de-identified instances become the originals.
+    auto restore = [&](std::string& bytes, const std::string& kind) {
+      auto object = ReadDicomBuffer(bytes, kind);
+      Reidentify(*object->getDataset(), clinical, *clinical_uids);
+      bytes = WriteDicomBuffer(*object, kind);
+    };
+    restore(dicom, "report-pdf");
+    for (auto& [kind, bytes] : structured) restore(bytes, kind);
+  } else if (anonymizing) {
     // The leak gate: no object leaves an anonymized route with a trace of the identities seen.
     const auto terms = anonymizing->PhiTerms();
     std::vector<std::pair<std::string, const std::string*>> objects{{"report-pdf", &dicom}};
@@ -357,12 +388,14 @@ PipelineResult RunPipeline(const std::string& processor_name, const nlohmann::js
 
   result.device = result.output.device;
   if (anonymizing) result.anonymized = true;
+  const bool returned = clinical_uids.has_value();
   result.summary = {
       {"pipeline", info.name},
       {"processor_version", info.version},
       {"parameters", parameters},
-      {"series", anonymizing ? std::string("pseudonymous") : series.id},
+      {"series", anonymizing && !returned ? std::string("pseudonymous") : series.id},
       {"anonymized", anonymizing != nullptr},
+      {"returned_to_clinical_study", returned},
       {"modality", v.modality},
       {"instances", series.instance_ids.size()},
       {"dims", v.dims},

@@ -42,6 +42,10 @@ struct PipelineContext {
   std::function<void(const std::string& pseudonym, const PatientIdentity& identity,
                      const std::map<std::string, std::string>& uid_map)>
       keep_identity;
+  // An anonymized route whose results go back to the clinical study: the pseudonym's identity and
+  // UID map (remapped -> original) through the vault; the results are then written for the real
+  // patient and reference the original instances. Null: results stay pseudonymous.
+  std::function<std::pair<PatientIdentity, std::map<std::string, std::string>>(const std::string& pseudonym)> return_to_clinical;
 };
 
 // Who asked for the run: printed in the report and recorded in the result. No PHI.

@@ -307,6 +307,13 @@ JobOutcome Node::RunJob(JobContext& context) {
                               .study_id = job.study_id,
                               .idempotency_key = job.idempotency_key};
   if (anonymize) {
+    if (anonymize_spec.is_object() && anonymize_spec.value("results", "") == "clinical") {
+      ctx.return_to_clinical = [&](const std::string& pseudonym) {
+        const auto back = vault->Reidentify(anonymization.project, pseudonym, "job " + std::to_string(job.id),
+                                            "results of an anonymized route returned to the clinical study");
+        return std::make_pair(back.identity, back.uids);
+      };
+    }
     ctx.anonymize = &anonymization;
     ctx.keep_identity = [&](const std::string& pseudonym, const PatientIdentity& identity,
                             const std::map<std::string, std::string>& uid_map) {

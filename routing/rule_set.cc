@@ -327,7 +327,14 @@ class Parser {
         action.anonymize = anonymize.get<bool>();
       } else if (anonymize.is_object()) {
         action.anonymize = true;
-        Keys(anonymize, at + "/anonymize", {"project", "options"});
+        Keys(anonymize, at + "/anonymize", {"project", "options", "results"});
+        if (anonymize.contains("results")) {
+          if (anonymize["results"] != "pseudonymous" && anonymize["results"] != "clinical") {
+            Error(at + "/anonymize/results", "must be \"pseudonymous\" (kept and sent as they are) or \"clinical\" (re-identified into the original study)");
+          } else {
+            action.results_to_clinical = anonymize["results"] == "clinical";
+          }
+        }
         if (anonymize.contains("project")) {
           if (!anonymize["project"].is_string() || anonymize["project"].get<std::string>().empty()) {
             Error(at + "/anonymize/project", "must be a non-empty project name");
@@ -655,7 +662,8 @@ std::string JobParameters(const nlohmann::json& parameters, const std::string& d
   nlohmann::json with = parameters;
   if (action.anonymize) {
     with["anonymize"] = {{"project", action.anonymize_project.empty() ? "rule:" + rule_id : action.anonymize_project},
-                         {"options", action.anonymize_options}};
+                         {"options", action.anonymize_options},
+                         {"results", action.results_to_clinical ? "clinical" : "pseudonymous"}};
   }
   if (!device.empty() && device != "auto") with["device"] = device;
   if (!destinations.empty()) with["destinations"] = destinations;

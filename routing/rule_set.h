@@ -75,6 +75,7 @@ struct RuleAction {
   bool anonymize = false;
   std::string anonymize_project;               // empty: "rule:<id>"
   std::vector<std::string> anonymize_options;  // PS3.15 options by name (anonymizer/deidentify.h)
+  bool results_to_clinical = false;            // "results": "clinical": back to the original study, re-identified
   std::vector<std::string> destinations;
 };
 

@@ -293,3 +293,48 @@ def test_an_anonymized_route_waits_for_its_vault_and_never_goes_ahead_without_th
                             "the job done once the vault is up")
     assert done["result"]["anonymized"] is True
     assert len(orthanc.get("/studies")) == 2
+
+
+def test_an_anonymized_route_can_return_its_results_to_the_clinical_study_through_the_vault(workdir, pg, orthanc_factory, job_db):
+    from orthanc import send_dicom
+    from helpers import wait_jobs_finished
+    source = os.path.join(workdir, "planted")
+    os.makedirs(source)
+    for path in sorted(glob.glob(os.path.join(CHEST, "lung-kernel", "*"))):
+        if not path.endswith("LICENSE"):
+            plant(path, os.path.join(source, os.path.basename(path)))
+    originals = {pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID: pydicom.dcmread(p, stop_before_pixels=True)
+                 for p in glob.glob(os.path.join(source, "*"))}
+    some = next(iter(originals.values()))
+    vault = pg.create_database(f"vault_back_{os.getpid()}")
+    orthanc = orthanc_factory({"Database": job_db[1], "Workers": 1, "PhiVault": vault},
+                              env={"PROCNODE_VAULT_KEYS": VAULT_KEYS, "PROCNODE_ANONYMIZATION_SECRET": "route secret"}).start()
+    orthanc.put("/procnode/rules", {"rules": [{"id": "outsourced", "match": {"attribute": "Modality", "equals": "CT"},
+                                               "action": {"pipeline": "lung-emphysema",
+                                                          "anonymize": {"project": "outsourced", "results": "clinical"}}}]})
+    send_dicom(orthanc, [source], calling_aet="CT01")
+    [job] = wait_jobs_finished(orthanc, 1, timeout=240)
+    assert job["state"] == "done", job["error"]
+    assert job["result"]["anonymized"] is True and job["result"]["returned_to_clinical_study"] is True
+    # One study: the clinical one, now holding the results for the real patient.
+    [study] = orthanc.get("/studies")
+    series = {s["MainDicomTags"]["Modality"]: s for s in orthanc.get(f"/studies/{study}/series")}
+    assert sorted(series) == ["CT", "DOC", "SEG", "SR"]
+    seg = pydicom.dcmread(__import__("io").BytesIO(orthanc.get_raw(f"/instances/{series['SEG']['Instances'][0]}/file")))
+    assert seg.PatientID == "MRN-884422" and seg.StudyInstanceUID == some.StudyInstanceUID
+    assert seg.FrameOfReferenceUID == some.FrameOfReferenceUID
+    referenced = {f.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID
+                  for f in seg.PerFrameFunctionalGroupsSequence}
+    assert referenced and referenced <= set(originals), "the SEG references the original CT instances"
+    assert errors_of(orthanc, series["SR"]) == set()
+    audit = run(["psql", vault, "-At", "-F", "|", "-c", "SELECT who, action, outcome FROM audit ORDER BY id"]).stdout
+    assert f"job {job['id']}|reidentify|granted" in audit, audit
+
+
+def errors_of(orthanc, series):
+    path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"sr-{os.getpid()}.dcm")
+    with open(path, "wb") as f:
+        f.write(orthanc.get_raw(f"/instances/{series['Instances'][0]}/file"))
+    found = errors(path)
+    os.remove(path)
+    return found
