@@ -46,6 +46,16 @@ def plant(source, target):
     ds.save_as(target)
 
 
+def planted_copy(workdir, limit=None):
+    """The lung-kernel series with PHI planted in every file (the first `limit` files)."""
+    source = os.path.join(workdir, "planted")
+    os.makedirs(source)
+    paths = [p for p in sorted(glob.glob(os.path.join(CHEST, "lung-kernel", "*"))) if not p.endswith("LICENSE")]
+    for path in paths[:limit]:
+        plant(path, os.path.join(source, os.path.basename(path)))
+    return source
+
+
 def leaks(path):
     """Planted terms found anywhere in the file (pydicom walk, values and bytes)."""
     found = []
@@ -163,10 +173,7 @@ def test_planted_phi_never_leaves_and_the_study_stays_valid_and_consistent(cli_p
 def test_the_vault_gives_the_identity_back_only_to_its_role_and_audits_every_access(cli_path, workdir, pg, orthanc_factory, job_db):
     global cli
     cli = cli_path
-    source = os.path.join(workdir, "planted")
-    os.makedirs(source)
-    for path in sorted(glob.glob(os.path.join(CHEST, "lung-kernel", "*")))[:4]:
-        plant(path, os.path.join(source, os.path.basename(path)))
+    source = planted_copy(workdir, limit=4)
     vault = pg.create_database(f"vault_{os.getpid()}")
     out = os.path.join(workdir, "anonymized")
     result = anonymize(source, out, "--vault", vault)
@@ -214,11 +221,7 @@ def test_an_anonymized_route_processes_the_pseudonymous_copy_and_nothing_with_ph
     from orthanc import DCMTK_ENV, send_dicom
     from ports import free_port
     from helpers import wait_jobs_finished
-    source = os.path.join(workdir, "planted")
-    os.makedirs(source)
-    for path in sorted(glob.glob(os.path.join(CHEST, "lung-kernel", "*"))):
-        if not path.endswith("LICENSE"):
-            plant(path, os.path.join(source, os.path.basename(path)))
+    source = planted_copy(workdir)
     original = pydicom.dcmread(sorted(glob.glob(os.path.join(source, "*")))[0], stop_before_pixels=True)
     vault = pg.create_database(f"vault_route_{os.getpid()}")
     port = free_port()
@@ -269,11 +272,7 @@ def test_an_anonymized_route_processes_the_pseudonymous_copy_and_nothing_with_ph
 
 def test_an_anonymized_route_waits_for_its_vault_and_never_goes_ahead_without_the_phi_link(workdir, pg, orthanc_factory, job_db):
     from orthanc import send_dicom
-    source = os.path.join(workdir, "planted")
-    os.makedirs(source)
-    for path in sorted(glob.glob(os.path.join(CHEST, "lung-kernel", "*"))):
-        if not path.endswith("LICENSE"):
-            plant(path, os.path.join(source, os.path.basename(path)))
+    source = planted_copy(workdir)
     name = f"vault_later_{os.getpid()}"
     vault = pg.dsn(name)
     orthanc = orthanc_factory(
@@ -298,11 +297,7 @@ def test_an_anonymized_route_waits_for_its_vault_and_never_goes_ahead_without_th
 def test_an_anonymized_route_can_return_its_results_to_the_clinical_study_through_the_vault(workdir, pg, orthanc_factory, job_db):
     from orthanc import send_dicom
     from helpers import wait_jobs_finished
-    source = os.path.join(workdir, "planted")
-    os.makedirs(source)
-    for path in sorted(glob.glob(os.path.join(CHEST, "lung-kernel", "*"))):
-        if not path.endswith("LICENSE"):
-            plant(path, os.path.join(source, os.path.basename(path)))
+    source = planted_copy(workdir)
     originals = {pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID: pydicom.dcmread(p, stop_before_pixels=True)
                  for p in glob.glob(os.path.join(source, "*"))}
     some = next(iter(originals.values()))
