@@ -163,19 +163,29 @@ std::string GzipMember(const char* data, std::size_t size, int level) {
 // once. Any gzip reader reads the members back as one stream (RFC 1952 2.2).
 void GzipParallel(const std::vector<std::string_view>& parts, int level,
                   const std::function<void(const std::string&)>& sink) {
-  constexpr std::size_t kChunk = 1 << 20;
+  // Chunks of at most 1 MiB, and no larger than an even share per thread, so that a small volume
+  // keeps every core busy too (under 64 KiB the members' fresh windows would cost ratio).
+  const std::size_t threads = DefaultParallelism();
+  std::size_t total = 0;
+  for (const auto& part : parts) total += part.size();
+  const std::size_t chunk = std::clamp<std::size_t>((total + threads - 1) / threads, 64 << 10, 1 << 20);
   std::vector<std::string_view> chunks;
   for (const auto& part : parts) {
-    for (std::size_t at = 0; at < part.size(); at += kChunk) chunks.push_back(part.substr(at, kChunk));
+    for (std::size_t at = 0; at < part.size(); at += chunk) chunks.push_back(part.substr(at, chunk));
   }
-  const std::size_t batch = DefaultParallelism();
-  std::vector<std::string> members(batch);
-  for (std::size_t first = 0; first < chunks.size(); first += batch) {
-    const std::size_t count = std::min(batch, chunks.size() - first);
-    ParallelFor(count, [&](std::size_t i) {
+  // A batch is as many chunks as add up to one chunk per thread (a small header rides along).
+  std::vector<std::string> members;
+  for (std::size_t first = 0; first < chunks.size();) {
+    std::size_t last = first, bytes = 0;
+    while (last < chunks.size() && (last == first || bytes + chunks[last].size() <= threads * chunk)) {
+      bytes += chunks[last++].size();
+    }
+    members.assign(last - first, std::string());
+    ParallelFor(last - first, [&](std::size_t i) {
       members[i] = GzipMember(chunks[first + i].data(), chunks[first + i].size(), level);
     });
-    for (std::size_t i = 0; i < count; ++i) sink(members[i]);
+    for (const auto& member : members) sink(member);
+    first = last;
   }
 }
 

@@ -1,0 +1,11 @@
+# Fails unless MODULE's dynamic symbol table defines exactly ProcnodeRunCommand.
+execute_process(COMMAND nm -D --defined-only ${MODULE} OUTPUT_VARIABLE symbols RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "nm failed on ${MODULE}")
+endif()
+string(REGEX MATCHALL "[TWDRB] [A-Za-z_][A-Za-z0-9_]*" defined "${symbols}")
+list(TRANSFORM defined REPLACE "^[TWDRB] " "")
+if(NOT defined STREQUAL "ProcnodeRunCommand")
+  message(FATAL_ERROR "exported symbols: ${defined}\nexpected: ProcnodeRunCommand")
+endif()
+message(STATUS "exports: ${defined}")

@@ -1,0 +1,53 @@
+#include "processors/dicom_dictionary.h"
+
+#include <dcmtk/dcmdata/dcdict.h>
+#include <dcmtk/dcmdata/dcdicent.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <iterator>
+
+namespace procnode {
+namespace {
+
+struct DictionaryRow {
+  uint16_t group, element, upper_group, upper_element;
+  int group_restriction, element_restriction, vr, vm_min, vm_max;
+  const char* name;
+  const char* version;
+  const char* private_creator;
+};
+
+constexpr DictionaryRow kRows[] = {
+#include "processors/dicom_dictionary_table.inc"
+};
+
+}  // namespace
+
+int CompiledDataDictionarySize() { return static_cast<int>(std::size(kRows)); }
+
+void AddCompiledDataDictionary(DcmDataDictionary& dictionary) {
+  for (const DictionaryRow& row : kRows) {
+    auto* entry = new DcmDictEntry(row.group, row.element, row.upper_group, row.upper_element,
+                                   DcmVR(static_cast<DcmEVR>(row.vr)), row.name, row.vm_min, row.vm_max, row.version,
+                                   OFFalse, row.private_creator);
+    entry->setGroupRangeRestriction(static_cast<DcmDictRangeRestriction>(row.group_restriction));
+    entry->setElementRangeRestriction(static_cast<DcmDictRangeRestriction>(row.element_restriction));
+    dictionary.addEntry(entry);
+  }
+}
+
+bool UseCompiledDataDictionary() {
+  if (std::getenv("DCMDICTPATH") != nullptr) return false;
+  // An empty external dictionary: DCMTK then builds only its skeleton (item and delimiter tags),
+  // and the table below supplies the rest. Children of this process see no DCMDICTPATH.
+  setenv("DCMDICTPATH", "/dev/null", 1);
+  DcmDataDictionary& dictionary = dcmDataDict.wrlock();
+  const bool fresh = dictionary.numberOfEntries() == 0;
+  if (fresh) AddCompiledDataDictionary(dictionary);
+  dcmDataDict.wrunlock();
+  unsetenv("DCMDICTPATH");
+  return fresh;
+}
+
+}  // namespace procnode
