@@ -56,7 +56,10 @@ void ConvertOne(StudySource& source, const SeriesRef& series, const std::string&
 
 int Convert(const Args& args) {
   if (args.positional.size() < 2) throw Error(ErrorCode::kInvalidInput, "convert needs DICOM_DIR");
-  FolderStudySource source(args.positional[1]);
+  // Only conversion reads these files: vendor groups it never looks at are not parsed.
+  const FolderScanOptions options{.private_groups = std::vector<uint16_t>(std::begin(kConversionPrivateGroups),
+                                                                          std::end(kConversionPrivateGroups))};
+  FolderStudySource source(args.positional[1], options);
   for (const auto& skipped : source.skipped()) std::cerr << "skipped " << skipped << "\n";
   const auto series = source.ListSeries("");
   if (series.empty()) throw Error(ErrorCode::kInvalidInput, args.positional[1] + ": no DICOM series found");

@@ -22,6 +22,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,11 @@ struct NiftiConversion {
   std::string suffix;              // dcm2niix's: "_e2", "_ph", "_e2_fieldmaphz"; empty for a single part
   std::vector<SourceInstance> sources;  // the series' instances (SOP class and instance UIDs)
 };
+
+// The only private groups conversion reads (Siemens 0019 and 0029: mosaic count, slice times, CSA
+// header; Philips 2005: precise scaling). A folder read for conversion alone may leave out every
+// other top-level private group (FolderScanOptions); a new private read needs its group here.
+inline constexpr uint16_t kConversionPrivateGroups[] = {0x0019, 0x0029, 0x2005};
 
 // One conversion per part of the series: echoes and image components (magnitude, phase, real,
 // imaginary, field map) are split into separate images, as dcm2niix splits them, in order of

@@ -10,17 +10,16 @@
 namespace procnode {
 namespace {
 
+// Strings are offsets into kStrings (-1: none), so the table needs no relocation at start.
 struct DictionaryRow {
   uint16_t group, element, upper_group, upper_element;
   int group_restriction, element_restriction, vr, vm_min, vm_max;
-  const char* name;
-  const char* version;
-  const char* private_creator;
+  int name, version, private_creator;
 };
 
-constexpr DictionaryRow kRows[] = {
 #include "processors/dicom_dictionary_table.inc"
-};
+
+const char* String(int offset) { return offset < 0 ? nullptr : kStrings + offset; }
 
 }  // namespace
 
@@ -29,8 +28,8 @@ int CompiledDataDictionarySize() { return static_cast<int>(std::size(kRows)); }
 void AddCompiledDataDictionary(DcmDataDictionary& dictionary) {
   for (const DictionaryRow& row : kRows) {
     auto* entry = new DcmDictEntry(row.group, row.element, row.upper_group, row.upper_element,
-                                   DcmVR(static_cast<DcmEVR>(row.vr)), row.name, row.vm_min, row.vm_max, row.version,
-                                   OFFalse, row.private_creator);
+                                   DcmVR(static_cast<DcmEVR>(row.vr)), String(row.name), row.vm_min, row.vm_max,
+                                   String(row.version), OFFalse, String(row.private_creator));
     entry->setGroupRangeRestriction(static_cast<DcmDictRangeRestriction>(row.group_restriction));
     entry->setElementRangeRestriction(static_cast<DcmDictRangeRestriction>(row.element_restriction));
     dictionary.addEntry(entry);

@@ -15,6 +15,7 @@
 #include "core/digest.h"
 #include "core/error.h"
 #include "core/parallel.h"
+#include "processors/dicom_prefilter.h"
 
 namespace procnode {
 
@@ -50,7 +51,7 @@ bool ReadSmallFile(const std::string& path, std::uintmax_t size, std::string& by
 
 }  // namespace
 
-FolderStudySource::FolderStudySource(const std::string& folder) {
+FolderStudySource::FolderStudySource(const std::string& folder, const FolderScanOptions& options) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!fs::is_directory(folder, ec)) throw Error(ErrorCode::kNotFound, folder + ": not a directory");
@@ -87,8 +88,11 @@ FolderStudySource::FolderStudySource(const std::string& folder) {
         headers[i].problem = "cannot be read";
         return;
       }
+      std::optional<std::string> filtered;
+      if (options.private_groups) filtered = WithoutPrivateGroups(bytes, *options.private_groups);
+      const std::string_view parse = filtered ? std::string_view(*filtered) : std::string_view(bytes);
       DcmInputBufferStream stream;
-      stream.setBuffer(bytes.data(), static_cast<offile_off_t>(bytes.size()));
+      stream.setBuffer(parse.data(), static_cast<offile_off_t>(parse.size()));
       stream.setEos();
       file->transferInit();
       status = file->read(stream, EXS_Unknown, EGL_noChange, DCM_MaxReadLength);

@@ -1,0 +1,142 @@
+#include "processors/dicom_prefilter.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace procnode {
+namespace {
+
+constexpr uint32_t kUndefinedLength = 0xFFFFFFFF;
+constexpr int kMaxDepth = 64;
+
+// A little-endian element walker that only ever moves forward, within bounds.
+class Walker {
+ public:
+  explicit Walker(std::string_view bytes) : bytes_(bytes) {}
+
+  std::size_t pos = 0;
+
+  bool Has(std::size_t n) const { return pos <= bytes_.size() && bytes_.size() - pos >= n; }
+  uint16_t U16(std::size_t offset) const {
+    return static_cast<uint16_t>(Byte(offset) | (Byte(offset + 1) << 8));
+  }
+  uint32_t U32(std::size_t offset) const {
+    return static_cast<uint32_t>(U16(offset)) | (static_cast<uint32_t>(U16(offset + 2)) << 16);
+  }
+  char Char(std::size_t offset) const { return bytes_[pos + offset]; }
+  bool Skip(uint64_t n) {
+    if (!Has(n)) return false;
+    pos += static_cast<std::size_t>(n);
+    return true;
+  }
+
+  // One data element starting at `pos` (not an item or delimiter), its value and any nested
+  // content included. `explicit_vr`: the encoding at this level.
+  bool SkipElement(bool explicit_vr, int depth) {
+    if (!Has(8) || U16(0) == 0xFFFE) return false;
+    uint32_t length = 0;
+    bool nested_explicit = explicit_vr;
+    if (explicit_vr) {
+      const char a = Char(4), b = Char(5);
+      if (a < 'A' || a > 'Z' || b < 'A' || b > 'Z') return false;
+      if (LongVr(a, b)) {
+        if (!Has(12)) return false;
+        length = U32(8);
+        pos += 12;
+      } else {
+        length = U16(6);
+        pos += 8;
+      }
+      nested_explicit = !(a == 'U' && b == 'N');  // UN of undefined length nests implicit VR (PS3.5 6.2.2)
+    } else {
+      length = U32(4);
+      pos += 8;
+    }
+    if (length != kUndefinedLength) return Skip(length);
+    return SkipUntilSequenceEnd(nested_explicit, depth + 1);
+  }
+
+ private:
+  unsigned Byte(std::size_t offset) const { return static_cast<unsigned char>(bytes_[pos + offset]); }
+
+  static bool LongVr(char a, char b) {
+    static constexpr const char* kLong[] = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"};
+    return std::any_of(std::begin(kLong), std::end(kLong), [&](const char* vr) { return vr[0] == a && vr[1] == b; });
+  }
+
+  // Items (defined length: skipped whole; undefined: elements up to the item delimiter) up to and
+  // including the sequence delimiter. Encapsulated pixel data is a sequence of defined-length items.
+  bool SkipUntilSequenceEnd(bool explicit_vr, int depth) {
+    if (depth > kMaxDepth) return false;
+    while (Has(8)) {
+      const uint16_t group = U16(0), element = U16(2);
+      const uint32_t length = U32(4);
+      if (group != 0xFFFE) return false;
+      pos += 8;
+      if (element == 0xE0DD) return true;  // sequence delimitation
+      if (element != 0xE000) return false;
+      if (length != kUndefinedLength) {
+        if (!Skip(length)) return false;
+        continue;
+      }
+      for (;;) {
+        if (!Has(8)) return false;
+        if (U16(0) == 0xFFFE && U16(2) == 0xE00D) {  // item delimitation
+          pos += 8;
+          break;
+        }
+        if (!SkipElement(explicit_vr, depth)) return false;
+      }
+    }
+    return false;
+  }
+
+  std::string_view bytes_;
+};
+
+std::string_view Trimmed(std::string_view text) {
+  while (!text.empty() && (text.back() == '\0' || text.back() == ' ')) text.remove_suffix(1);
+  return text;
+}
+
+}  // namespace
+
+std::optional<std::string> WithoutPrivateGroups(std::string_view file, std::span<const uint16_t> keep_groups) {
+  if (file.size() < 132 || file.substr(128, 4) != "DICM") return std::nullopt;
+  Walker walker(file);
+  walker.pos = 132;
+  std::string_view transfer_syntax;
+  while (walker.Has(8) && walker.U16(0) == 0x0002) {  // meta header: always explicit VR little endian
+    const bool is_syntax = walker.U16(2) == 0x0010;
+    const std::size_t start = walker.pos;
+    if (!walker.SkipElement(true, 0)) return std::nullopt;
+    if (is_syntax) {
+      const std::size_t header = 8;  // UI: short form
+      transfer_syntax = Trimmed(file.substr(start + header, walker.pos - start - header));
+    }
+  }
+  if (transfer_syntax.empty() || transfer_syntax == "1.2.840.10008.1.2.2" ||  // big endian
+      transfer_syntax == "1.2.840.10008.1.2.1.99" || transfer_syntax == "1.2.840.10008.1.2.4.95") {  // deflated
+    return std::nullopt;
+  }
+  const bool explicit_vr = transfer_syntax != "1.2.840.10008.1.2";
+  std::string out(file.substr(0, walker.pos));
+  out.reserve(file.size());
+  bool cut = false;
+  while (walker.pos < file.size()) {
+    const std::size_t start = walker.pos;
+    if (!walker.Has(8)) return std::nullopt;
+    const uint16_t group = walker.U16(0);
+    if (!walker.SkipElement(explicit_vr, 0)) return std::nullopt;
+    const bool drop = (group & 1) != 0 && std::find(keep_groups.begin(), keep_groups.end(), group) == keep_groups.end();
+    if (drop) {
+      cut = true;
+    } else {
+      out.append(file.substr(start, walker.pos - start));
+    }
+  }
+  if (!cut) return std::nullopt;
+  return out;
+}
+
+}  // namespace procnode

@@ -1,0 +1,183 @@
+#include "processors/dicom_prefilter.h"
+
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcfilefo.h>
+#include <dcmtk/dcmdata/dcitem.h>
+#include <dcmtk/dcmdata/dcostrmb.h>
+#include <dcmtk/dcmdata/dcsequen.h>
+#include <dcmtk/dcmdata/dcuid.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <iostream>
+#include <map>
+
+#include "core/error.h"
+#include "processors/dicom_io.h"
+#include "processors/folder_source.h"
+#include "tests/support/shared_data.h"
+
+namespace procnode {
+namespace {
+
+constexpr uint16_t kKeep[] = {0x0019, 0x0029, 0x2005};
+
+// Every top-level element as tag -> its bytes, written in the dataset's own transfer syntax.
+std::map<DcmTagKey, std::string> Elements(DcmDataset& ds) {
+  std::map<DcmTagKey, std::string> out;
+  const E_TransferSyntax xfer = ds.getOriginalXfer();
+  for (unsigned long i = 0; i < ds.card(); ++i) {
+    DcmElement* element = ds.getElement(i);
+    DcmItem item;
+    item.insert(dynamic_cast<DcmElement*>(element->clone()));
+    const Uint32 length = item.calcElementLength(xfer, EET_ExplicitLength);
+    std::string bytes(length + 16, '\0');
+    DcmOutputBufferStream stream(bytes.data(), bytes.size());
+    item.transferInit();
+    EXPECT_TRUE(item.write(stream, xfer, EET_ExplicitLength, nullptr).good()) << element->getTag().toString().c_str();
+    item.transferEnd();
+    void* data = nullptr;
+    offile_off_t written = 0;
+    stream.flushBuffer(data, written);
+    out[element->getTag()] = std::string(static_cast<const char*>(data), static_cast<std::size_t>(written));
+  }
+  return out;
+}
+
+// The filtered file holds exactly the original's public elements and kept private groups, equal
+// value for value; every other private group is gone.
+void ExpectOnlyUnneededPrivateGroupsGone(const std::string& original, const std::string& filtered, const std::string& name) {
+  auto before = ReadDicomBuffer(original, name), after = ReadDicomBuffer(filtered, name);
+  const auto want = Elements(*before->getDataset()), got = Elements(*after->getDataset());
+  std::size_t dropped = 0;
+  for (const auto& [tag, value] : want) {
+    const bool keep = (tag.getGroup() & 1) == 0 || std::find(std::begin(kKeep), std::end(kKeep), tag.getGroup()) != std::end(kKeep);
+    const auto it = got.find(tag);
+    if (keep) {
+      ASSERT_NE(it, got.end()) << name << ": " << tag.toString().c_str() << " lost";
+      EXPECT_EQ(it->second, value) << name << ": " << tag.toString().c_str() << " changed";
+    } else {
+      EXPECT_EQ(it, got.end()) << name << ": " << tag.toString().c_str() << " kept";
+      ++dropped;
+    }
+  }
+  EXPECT_EQ(got.size() + dropped, want.size()) << name;
+  // The meta header is untouched.
+  EXPECT_EQ(original.substr(0, 132), filtered.substr(0, 132));
+}
+
+// The file as Part 10 bytes, sequences and items of undefined length.
+std::string WithUndefinedLengths(DcmFileFormat& file, E_TransferSyntax xfer) {
+  EXPECT_TRUE(file.validateMetaInfo(xfer).good());
+  std::string buffer(1 << 16, '\0');
+  DcmOutputBufferStream stream(buffer.data(), buffer.size());
+  file.transferInit();
+  EXPECT_TRUE(file.write(stream, xfer, EET_UndefinedLength, nullptr).good());
+  file.transferEnd();
+  void* data = nullptr;
+  offile_off_t written = 0;
+  stream.flushBuffer(data, written);
+  return std::string(static_cast<const char*>(data), static_cast<std::size_t>(written));
+}
+
+TEST(WithoutPrivateGroups, CutsGeVendorGroupsAndKeepsEverythingElse) {
+  const std::string folder = testing::SharedData() + "/dcm_qa_nih/In/20180918GE/mr_0004";
+  int files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(folder)) {
+    if (entry.path().extension() != ".dcm" || ++files > 5) continue;
+    const std::string bytes = ReadFileBytes(entry.path().string());
+    const auto filtered = WithoutPrivateGroups(bytes, kKeep);
+    ASSERT_TRUE(filtered.has_value()) << entry.path();
+    EXPECT_LT(filtered->size(), bytes.size());
+    ExpectOnlyUnneededPrivateGroupsGone(bytes, *filtered, entry.path().string());
+  }
+  EXPECT_GT(files, 0);
+}
+
+// A private sequence of undefined length (items of undefined length, a nested sequence) before
+// public elements, in implicit and explicit VR: the walker finds its end, the public elements after
+// it survive, and nothing of it remains.
+TEST(WithoutPrivateGroups, SkipsUndefinedLengthPrivateSequencesInBothEncodings) {
+  for (const E_TransferSyntax xfer : {EXS_LittleEndianImplicit, EXS_LittleEndianExplicit}) {
+    DcmFileFormat file;
+    DcmDataset& ds = *file.getDataset();
+    ASSERT_TRUE(ds.putAndInsertString(DCM_SOPClassUID, UID_MRImageStorage).good());
+    ASSERT_TRUE(ds.putAndInsertString(DCM_SOPInstanceUID, "1.2.3.4").good());
+    ASSERT_TRUE(ds.putAndInsertString(DcmTag(0x0009, 0x0010, EVR_LO), "ACME 1.0").good());
+    auto* sequence = new DcmSequenceOfItems(DcmTag(0x0009, 0x1001, EVR_SQ));
+    auto* item = new DcmItem();
+    item->putAndInsertString(DCM_PatientName, "NESTED^NAME");
+    auto* inner = new DcmSequenceOfItems(DCM_ReferencedImageSequence);
+    auto* inner_item = new DcmItem();
+    inner_item->putAndInsertString(DCM_ReferencedSOPInstanceUID, "1.2.3.5");
+    inner->insert(inner_item);
+    item->insert(inner);
+    sequence->insert(item);
+    ASSERT_TRUE(ds.insert(sequence).good());
+    ASSERT_TRUE(ds.putAndInsertString(DCM_PatientID, "AFTER").good());
+    ASSERT_TRUE(ds.putAndInsertString(DcmTag(0x0019, 0x0010, EVR_LO), "KEPT 1.0").good());
+    ASSERT_TRUE(ds.putAndInsertString(DcmTag(0x0019, 0x1001, EVR_LO), "kept value").good());
+    ASSERT_TRUE(ds.putAndInsertString(DcmTag(0x0043, 0x0010, EVR_LO), "GEMS_PARM_01").good());
+    ASSERT_TRUE(ds.putAndInsertUint16(DCM_Rows, 1).good());
+    const std::string name = xfer == EXS_LittleEndianImplicit ? "implicit" : "explicit";
+    const std::string bytes = WithUndefinedLengths(file, xfer);
+    ASSERT_NE(bytes.find("NESTED^NAME"), std::string::npos) << name;
+
+    const auto filtered = WithoutPrivateGroups(bytes, kKeep);
+    ASSERT_TRUE(filtered.has_value()) << name;
+    EXPECT_EQ(filtered->find("NESTED^NAME"), std::string::npos) << name;
+    EXPECT_EQ(filtered->find("GEMS_PARM_01"), std::string::npos) << name;
+    EXPECT_NE(filtered->find("kept value"), std::string::npos) << name;
+    ExpectOnlyUnneededPrivateGroupsGone(bytes, *filtered, name);
+  }
+}
+
+TEST(WithoutPrivateGroups, LeavesWhatItDoesNotWalkToDcmtk) {
+  const std::string zoo = testing::SharedData() + "/debian-pydicom-test-files/";
+  const std::string big_endian = ReadFileBytes(zoo + "MR_small_bigendian.dcm");
+  EXPECT_FALSE(WithoutPrivateGroups(big_endian, kKeep).has_value());
+  EXPECT_FALSE(WithoutPrivateGroups("not a DICOM file", kKeep).has_value());
+  const std::string ge = ReadFileBytes(testing::SharedData() +
+                                       "/dcm_qa_nih/In/20180918GE/mr_0004/axial_epi_fmri_interleaved_i_to_s-00001.dcm");
+  EXPECT_FALSE(WithoutPrivateGroups(ge.substr(0, ge.size() / 2), kKeep).has_value()) << "truncated";
+  auto no_private = ReadDicomBuffer(*WithoutPrivateGroups(ge, {}), "ge");
+  EXPECT_EQ(no_private->getDataset()->card(),
+            Elements(*no_private->getDataset()).size());
+  EXPECT_FALSE(WithoutPrivateGroups(*WithoutPrivateGroups(ge, {}), {}).has_value()) << "nothing left to cut";
+}
+
+// Every file of the malformed and transfer-syntax corpora: the walker never crashes, and what it
+// returns parses exactly as the original does, minus the cut groups.
+class PrefilterCorpus : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(PrefilterCorpus, CutsOnlyPrivateGroupsOrLeavesTheFileAlone) {
+  const std::string path = GetParam();
+  const std::string bytes = ReadFileBytes(path);
+  const auto filtered = WithoutPrivateGroups(bytes, kKeep);
+  if (!filtered) return;
+  std::unique_ptr<DcmFileFormat> original;
+  try {
+    original = ReadDicomBuffer(bytes, path);
+  } catch (const Error&) {
+    EXPECT_THROW(ReadDicomBuffer(*filtered, path), Error) << "the original does not parse, the cut one must not either";
+    return;
+  }
+  ExpectOnlyUnneededPrivateGroupsGone(bytes, *filtered, path);
+}
+
+// The corpus test above is not empty-handed: many of its files carry private groups to cut.
+TEST(WithoutPrivateGroups, CutsPrivateGroupsOutOfManyCorpusFiles) {
+  int cut = 0, files = 0;
+  for (const auto& path : testing::CorpusFiles()) {
+    ++files;
+    if (WithoutPrivateGroups(ReadFileBytes(path), kKeep)) ++cut;
+  }
+  std::cout << cut << " of " << files << " corpus files had private groups cut\n";
+  EXPECT_GE(cut, 10);
+}
+
+INSTANTIATE_TEST_SUITE_P(MalformedAndZoo, PrefilterCorpus, ::testing::ValuesIn(testing::CorpusFiles()),
+                         [](const auto& info) { return testing::CorpusTestName(info.param, info.index); });
+
+}  // namespace
+}  // namespace procnode
