@@ -1,12 +1,11 @@
 // procnode: the command-line program. Conversion to NIfTI is built in and needs only DCMTK's
-// data and codec libraries, so `procnode convert` starts in about 3 ms; every other command lives
+// data and codec libraries, so `procnode convert` starts in about 5 ms; every other command lives
 // in the procnode-commands module (cli/commands.cc), loaded on demand from beside this program or
 // from ../lib/procnode/. Exit codes (design doc): 0 success, 2 bad input (the message names the
 // file and the reason), 1 anything else.
 #include <dcmtk/oflog/oflog.h>
 #include <dlfcn.h>
 #include <malloc.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <iostream>
