@@ -8,6 +8,8 @@
 #include <cctype>
 #include <cstdio>
 
+#include "anonymizer/pdf_text.h"
+
 namespace procnode {
 namespace {
 
@@ -33,6 +35,19 @@ std::vector<std::size_t> Find(const std::string& haystack, const std::string& te
     at.push_back(i);
   }
   return at;
+}
+
+void ScanPdfText(const std::string& pdf, const std::vector<std::string>& upper_terms, const std::string& where,
+                 std::vector<LeakHit>& hits) {
+  const auto text = PdfText(pdf);
+  if (!text) {
+    hits.push_back({where + ": unreadable, so it cannot be cleared", -1});
+    return;
+  }
+  const std::string upper = Upper(*text);
+  for (std::size_t t = 0; t < upper_terms.size(); ++t) {
+    if (!Find(upper, upper_terms[t]).empty()) hits.push_back({where, static_cast<int>(t)});
+  }
 }
 
 void Scan(DcmItem& item, const std::vector<std::string>& upper_terms, const std::string& path, std::vector<LeakHit>& hits) {
@@ -61,6 +76,8 @@ void Scan(DcmItem& item, const std::vector<std::string>& upper_terms, const std:
       if (binary && upper_terms[t].size() < 6) continue;
       if (!Find(upper, upper_terms[t]).empty()) hits.push_back({here, static_cast<int>(t)});
     }
+    // An encapsulated PDF is also read as a reader sees it: its pages' text, every term.
+    if (binary && LooksLikePdf(value)) ScanPdfText(value, upper_terms, here + " PDF text", hits);
   }
 }
 
@@ -120,6 +137,7 @@ std::vector<LeakHit> ScanBytes(const std::string& bytes, const std::vector<std::
   for (std::size_t t = 0; t < upper_terms.size(); ++t) {
     for (const auto at : Find(upper, upper_terms[t])) hits.push_back({name + " byte " + std::to_string(at), static_cast<int>(t)});
   }
+  if (LooksLikePdf(bytes)) ScanPdfText(bytes, upper_terms, name + " PDF text", hits);
   return hits;
 }
 

@@ -4,7 +4,9 @@
 // and file names. Reports name the place and the term's index, never the PHI itself, so they can be
 // logged. Case-insensitive; terms of fewer than 5 characters match whole words only; binary values
 // (OB, UN: private blobs, encapsulated documents) are searched for terms of 6+ characters, which
-// compressed data does not produce by chance. Pure and thread-safe.
+// compressed data does not produce by chance. A PDF (a file, or an encapsulated document) is also
+// read as its reader sees it, page text and information strings (PdfText); one that cannot be read
+// is itself a hit (term -1), since it cannot be cleared. Pure and thread-safe.
 #pragma once
 
 #include <dcmtk/dcmdata/dcitem.h>
@@ -18,7 +20,7 @@ namespace procnode {
 
 struct LeakHit {
   std::string where;   // "file.dcm (0040,A730)[1]/(0040,A160)", "labels.json byte 120", "file name"
-  int term = 0;        // index into the terms
+  int term = 0;        // index into the terms; -1: a document that could not be read to be checked
 };
 
 // Values that stand for no one ("ANONYMIZED", "ANONYMOUS", "UNKNOWN", "TEST", ...): never PHI terms,

@@ -197,7 +197,9 @@ int Anonymize(const Args& args) {
       hits.insert(hits.end(), name_hits.begin(), name_hits.end());
       if (!hits.empty()) {
         item.state = Item::kLeak;
-        for (const auto& hit : hits) item.reason += "PHI term #" + std::to_string(hit.term) + " at " + hit.where + "\n";
+        for (const auto& hit : hits) {
+          item.reason += (hit.term < 0 ? std::string("unreadable document") : "PHI term #" + std::to_string(hit.term)) + " at " + hit.where + "\n";
+        }
         return;
       }
       item.bytes = WriteDeidentified(*file, path.string());
