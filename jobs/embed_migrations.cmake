@@ -5,6 +5,8 @@ if(NOT MIGRATIONS_FUNCTION)
   set(MIGRATIONS_FUNCTION JobDbMigrations)
 endif()
 file(GLOB sql_files CONFIGURE_DEPENDS "${SCHEMA_DIR}/[0-9][0-9][0-9][0-9]_*.sql")
+# An edited file re-runs the embedding too (the glob alone notices only added or removed ones).
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${sql_files})
 list(SORT sql_files)
 set(body "")
 foreach(path IN LISTS sql_files)

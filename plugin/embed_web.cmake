@@ -1,5 +1,7 @@
 # Writes OUTPUT: a C++ source holding every file of web/ (the admin page) as data.
 file(GLOB web_files CONFIGURE_DEPENDS "${WEB_DIR}/*.html" "${WEB_DIR}/*.css" "${WEB_DIR}/*.js")
+# An edited file re-runs the embedding too (the glob alone notices only added or removed ones).
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${web_files})
 list(SORT web_files)
 set(body "")
 foreach(path IN LISTS web_files)

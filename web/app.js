@@ -141,8 +141,12 @@ async function jobAction(event) {
 async function loadStatus() {
   try {
     const s = await api("GET", "../status");
-    $("node-status").textContent = `v${s.version} · ${s.workers} worker(s) · ` +
-      `${s.gpu.found ? "GPU " + s.gpu.name : "CPU only"} · queued ${s.queue.queued}, running ${s.queue.running}, failed ${s.queue.failed}`;
+    const d = s.deliveries || {};
+    // Results that could not be sent after every retry wait in the dead-letter state for a resend.
+    const dead = d.dead ? ` · <span class="error-text">${d.dead} delivery(ies) failed for good: POST /procnode/jobs/{id}/resend</span>` : "";
+    $("node-status").innerHTML = escapeHtml(`v${s.version} · ${s.workers} worker(s) · ` +
+      `${s.gpu.found ? "GPU " + s.gpu.name : "CPU only"} · queued ${s.queue.queued}, running ${s.queue.running}, failed ${s.queue.failed}` +
+      ` · deliveries ${d.pending || 0} pending, ${d.sent || 0} sent`) + dead;
   } catch (e) {
     $("node-status").textContent = "procnode unreachable: " + e.message;
   }

@@ -22,6 +22,8 @@ try {
   await page.waitForFunction(() => document.getElementById("rules-editor").value.includes("\"rules\""));
   check((await page.textContent("#rules-version")).includes("version 0"), "the built-in rule set is shown");
   await page.waitForSelector("#validation .ok");
+  await page.waitForFunction(() => document.getElementById("node-status").textContent.includes("deliveries"));
+  check(/deliveries 0 pending, 0 sent/.test(await page.textContent("#node-status")), "the status line counts deliveries");
   await page.screenshot({ path: `${shots}/1-loaded.png`, fullPage: true });
 
   const chestRules = {
