@@ -19,6 +19,7 @@
 #include "anonymizer/pseudonym.h"
 #include "core/error.h"
 #include "core/version.h"
+#include "processors/dicom_image.h"
 #include "processors/dicom_io.h"
 
 namespace procnode {
@@ -29,12 +30,6 @@ using Dates = DeidentifyOptions::Dates;
 std::string Upper(std::string s) {
   for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return s;
-}
-
-std::string Get(DcmItem& item, const DcmTagKey& tag) {
-  OFString value;
-  item.findAndGetOFStringArray(tag, value);
-  return value.c_str();
 }
 
 bool IsText(DcmEVR vr) {
@@ -94,16 +89,16 @@ class Deidentifier {
     CheckRefusals(ds);
     // Identity and PHI terms before anything changes.
     PatientIdentity& id = out_.identity;
-    id.patient_name = Get(ds, DCM_PatientName);
-    id.patient_id = Get(ds, DCM_PatientID);
-    id.birth_date = Get(ds, DCM_PatientBirthDate);
-    id.sex = Get(ds, DCM_PatientSex);
-    id.accession_number = Get(ds, DCM_AccessionNumber);
-    id.study_date = Get(ds, DCM_StudyDate);
-    id.study_instance_uid = Get(ds, DCM_StudyInstanceUID);
+    id.patient_name = DicomString(ds, DCM_PatientName);
+    id.patient_id = DicomString(ds, DCM_PatientID);
+    id.birth_date = DicomString(ds, DCM_PatientBirthDate);
+    id.sex = DicomString(ds, DCM_PatientSex);
+    id.accession_number = DicomString(ds, DCM_AccessionNumber);
+    id.study_date = DicomString(ds, DCM_StudyDate);
+    id.study_instance_uid = DicomString(ds, DCM_StudyInstanceUID);
     CollectTerms(ds);
     const std::string key = id.patient_id.empty() ? id.patient_name + "|" + id.birth_date
-                                                  : id.patient_id + "|" + Get(ds, DCM_IssuerOfPatientID);
+                                                  : id.patient_id + "|" + DicomString(ds, DCM_IssuerOfPatientID);
     out_.pseudonym = Pseudonym(o_.secret, o_.project, key);
     if (o_.dates == Dates::kModified) {
       const std::string mac = RemapUid(o_.secret, o_.project, "date-shift|" + key);
@@ -113,7 +108,7 @@ class Deidentifier {
     Mark(ds);
     // The meta header follows the remapped SOP Instance UID.
     if (DcmMetaInfo* meta = file.getMetaInfo()) {
-      const std::string sop = Get(ds, DCM_SOPInstanceUID);
+      const std::string sop = DicomString(ds, DCM_SOPInstanceUID);
       meta->putAndInsertString(DCM_MediaStorageSOPInstanceUID, sop.c_str());
       meta->findAndDeleteElement(DCM_SourceApplicationEntityTitle);
     }
@@ -122,8 +117,8 @@ class Deidentifier {
 
  private:
   void CheckRefusals(DcmDataset& ds) {
-    if (Upper(Get(ds, DCM_BurnedInAnnotation)) == "YES") {
-      const std::string manufacturer = Get(ds, DCM_Manufacturer), model = Get(ds, DCM_ManufacturerModelName);
+    if (Upper(DicomString(ds, DCM_BurnedInAnnotation)) == "YES") {
+      const std::string manufacturer = DicomString(ds, DCM_Manufacturer), model = DicomString(ds, DCM_ManufacturerModelName);
       Uint16 rows = 0, columns = 0;
       ds.findAndGetUint16(DCM_Rows, rows);
       ds.findAndGetUint16(DCM_Columns, columns);
@@ -140,12 +135,12 @@ class Deidentifier {
       CleanPixels(ds, *rule);
     }
     if (!o_.allow_recognizable_visual_features) {
-      const std::string modality = Get(ds, DCM_Modality);
-      const std::string where = Upper(Get(ds, DCM_BodyPartExamined) + " " + Get(ds, DCM_StudyDescription) + " " +
-                                      Get(ds, DCM_SeriesDescription) + " " + Get(ds, DCM_ProtocolName));
+      const std::string modality = DicomString(ds, DCM_Modality);
+      const std::string where = Upper(DicomString(ds, DCM_BodyPartExamined) + " " + DicomString(ds, DCM_StudyDescription) + " " +
+                                      DicomString(ds, DCM_SeriesDescription) + " " + DicomString(ds, DCM_ProtocolName));
       const bool head = where.find("HEAD") != std::string::npos || where.find("BRAIN") != std::string::npos ||
                         where.find("SKULL") != std::string::npos || where.find("FACE") != std::string::npos;
-      const bool volume = (modality == "MR" && Upper(Get(ds, DCM_MRAcquisitionType)) == "3D") || modality == "CT";
+      const bool volume = (modality == "MR" && Upper(DicomString(ds, DCM_MRAcquisitionType)) == "3D") || modality == "CT";
       if (head && volume) {
         throw Error(ErrorCode::kInvalidInput, name_ + ": a 3D head " + modality +
                                                   " volume can be rendered into a recognizable face: refused (the project "
@@ -260,7 +255,7 @@ class Deidentifier {
     if (group % 2 == 1) {
       if (element >= 0x0010 && element <= 0x00FF) return Act::kKeep;  // creators: pruned after
       if (!o_.retain_safe_private || element < 0x1000) return Act::kRemove;
-      const std::string creator = Get(item, DcmTagKey(group, element >> 8));
+      const std::string creator = DicomString(item, DcmTagKey(group, element >> 8));
       for (const auto& safe : kSafePrivate) {
         if (creator == safe.creator && group == safe.group && (element & 0xFF) == safe.element) return Act::kKeep;
       }
@@ -338,6 +333,13 @@ class Deidentifier {
     if (status.bad()) throw Error(ErrorCode::kInternal, name_ + ": cannot set " + DcmTag(el->getTag()).getTagName() + ": " + status.text());
   }
 
+  // Every UID of a UI element replaced by its remapped value.
+  void RemapElement(DcmElement* el) {
+    OFString value;
+    el->getOFStringArray(value);
+    Put(el, RemapValues(value.c_str()));
+  }
+
   // `dummy_text`: inside a sequence the profile replaces (D) without a cleaning option, free text
   // (LT, ST, UT, UC, PN) that the table does not list is replaced as well: an SR's TEXT items and
   // person names cannot be cleaned reliably, only with Clean Structured Content (scrubbed then).
@@ -410,11 +412,9 @@ class Deidentifier {
           if (vr == EVR_SQ) {
             ProcessSequence(el, true);
           } else if (vr == EVR_UI) {
-            OFString value;
-            el->getOFStringArray(value);
-            Put(el, RemapValues(value.c_str()));
+            RemapElement(el);
           } else if (IsText(vr)) {
-            Put(el, (vr == EVR_DA || vr == EVR_DT) && o_.dates == Dates::kModified ? ShiftDate(Get(item, tag)) : Dummy(vr));
+            Put(el, (vr == EVR_DA || vr == EVR_DT) && o_.dates == Dates::kModified ? ShiftDate(DicomString(item, tag)) : Dummy(vr));
           } else {
             el->clear();
           }
@@ -424,9 +424,7 @@ class Deidentifier {
           if (vr == EVR_SQ) {
             ProcessSequence(el, dummy_text);
           } else {
-            OFString value;
-            el->getOFStringArray(value);
-            Put(el, RemapValues(value.c_str()));
+            RemapElement(el);
           }
           ++out_.remapped;
           break;
@@ -442,7 +440,7 @@ class Deidentifier {
           if (vr == EVR_SQ) {
             ProcessSequence(el, false);  // Clean Structured Content / Graphics: kept, scrubbed
           } else if (vr == EVR_DA || vr == EVR_DT) {
-            Put(el, o_.dates == Dates::kModified ? ShiftDate(Get(item, tag)) : "");
+            Put(el, o_.dates == Dates::kModified ? ShiftDate(DicomString(item, tag)) : "");
           } else if (vr == EVR_TM) {
             // Times stay with modified dates (the shift is whole days).
           } else {

@@ -18,6 +18,7 @@
 #include "anonymizer/profile_table.h"
 #include "anonymizer/pseudonym.h"
 #include "core/error.h"
+#include "processors/dicom_image.h"
 #include "processors/dicom_io.h"
 #include "tests/support/shared_data.h"
 
@@ -36,12 +37,6 @@ std::string FirstCtFile(int index = 0) {
   }
   std::sort(files.begin(), files.end());
   return files.at(index);
-}
-
-std::string Get(DcmItem& item, const DcmTagKey& tag) {
-  OFString value;
-  item.findAndGetOFStringArray(tag, value);
-  return value.c_str();
 }
 
 // Private tags have no dictionary VR: insert with an explicit one.
@@ -92,8 +87,8 @@ std::unique_ptr<DcmFileFormat> PlantedCt(int index = 0) {
   // A reference to itself, to check that references follow the remapped UIDs.
   DcmItem* referenced = nullptr;
   ds.findOrCreateSequenceItem(DCM_ReferencedImageSequence, referenced, -2);
-  referenced->putAndInsertString(DCM_ReferencedSOPClassUID, Get(ds, DCM_SOPClassUID).c_str());
-  referenced->putAndInsertString(DCM_ReferencedSOPInstanceUID, Get(ds, DCM_SOPInstanceUID).c_str());
+  referenced->putAndInsertString(DCM_ReferencedSOPClassUID, DicomString(ds, DCM_SOPClassUID).c_str());
+  referenced->putAndInsertString(DCM_ReferencedSOPInstanceUID, DicomString(ds, DCM_SOPInstanceUID).c_str());
   // SR-style content: a name in a nested text item and in a person-name item.
   DcmItem* content = nullptr;
   ds.findOrCreateSequenceItem(DCM_ContentSequence, content, -2);
@@ -147,8 +142,8 @@ TEST(ProfileTable, IsTheWholeTableWithItsEdition) {
 
 TEST(Deidentify, ThePlantedPhiIsGoneEverywhereAndTheObjectIsMarked) {
   auto file = PlantedCt();
-  const std::string original_sop = Get(*file->getDataset(), DCM_SOPInstanceUID);
-  const std::string original_study = Get(*file->getDataset(), DCM_StudyInstanceUID);
+  const std::string original_sop = DicomString(*file->getDataset(), DCM_SOPInstanceUID);
+  const std::string original_study = DicomString(*file->getDataset(), DCM_StudyInstanceUID);
   const Uint8* before = nullptr;
   file->getDataset()->findAndGetUint8Array(DCM_PixelData, before);
   const std::vector<Uint8> pixels_before(before, before + 512 * 512 * 2);
@@ -169,24 +164,24 @@ TEST(Deidentify, ThePlantedPhiIsGoneEverywhereAndTheObjectIsMarked) {
   // Identity kept for the vault; pseudonym in its place.
   EXPECT_EQ(outcome.identity.patient_name, "DOE^JOHN^QUINCY");
   EXPECT_EQ(outcome.identity.patient_id, "MRN-884422");
-  EXPECT_EQ(Get(ds, DCM_PatientID), outcome.pseudonym);
-  EXPECT_EQ(Get(ds, DCM_PatientName), outcome.pseudonym);
+  EXPECT_EQ(DicomString(ds, DCM_PatientID), outcome.pseudonym);
+  EXPECT_EQ(DicomString(ds, DCM_PatientName), outcome.pseudonym);
   EXPECT_EQ(outcome.pseudonym.rfind("PN", 0), 0u);
   // Marks (PS3.15 E.1.1 and CID 7050).
-  EXPECT_EQ(Get(ds, DCM_PatientIdentityRemoved), "YES");
-  EXPECT_NE(Get(ds, DCM_DeidentificationMethod).find("innolitics-0d01bf1"), std::string::npos);
+  EXPECT_EQ(DicomString(ds, DCM_PatientIdentityRemoved), "YES");
+  EXPECT_NE(DicomString(ds, DCM_DeidentificationMethod).find("innolitics-0d01bf1"), std::string::npos);
   DcmItem* code = nullptr;
   ASSERT_TRUE(ds.findAndGetSequenceItem(DCM_DeidentificationMethodCodeSequence, code, 0).good());
-  EXPECT_EQ(Get(*code, DCM_CodeValue), "113100");
-  EXPECT_EQ(Get(ds, DCM_LongitudinalTemporalInformationModified), "REMOVED");
+  EXPECT_EQ(DicomString(*code, DCM_CodeValue), "113100");
+  EXPECT_EQ(DicomString(ds, DCM_LongitudinalTemporalInformationModified), "REMOVED");
   // UIDs remapped, consistently, references and meta header included.
-  const std::string sop = Get(ds, DCM_SOPInstanceUID);
+  const std::string sop = DicomString(ds, DCM_SOPInstanceUID);
   EXPECT_EQ(sop, RemapUid("test secret, never in a log", "lung-study", original_sop));
-  EXPECT_EQ(Get(ds, DCM_StudyInstanceUID), RemapUid("test secret, never in a log", "lung-study", original_study));
+  EXPECT_EQ(DicomString(ds, DCM_StudyInstanceUID), RemapUid("test secret, never in a log", "lung-study", original_study));
   DcmItem* referenced = nullptr;  // the planted self-reference is the sequence's last item
   ASSERT_TRUE(ds.findAndGetSequenceItem(DCM_ReferencedImageSequence, referenced, -1).good());
-  EXPECT_EQ(Get(*referenced, DCM_ReferencedSOPInstanceUID), sop);
-  EXPECT_EQ(Get(*out->getMetaInfo(), DCM_MediaStorageSOPInstanceUID), sop);
+  EXPECT_EQ(DicomString(*referenced, DCM_ReferencedSOPInstanceUID), sop);
+  EXPECT_EQ(DicomString(*out->getMetaInfo(), DCM_MediaStorageSOPInstanceUID), sop);
   EXPECT_EQ(outcome.uid_map.at(original_sop), sop);
   // Removed or emptied as the table says; pixels untouched.
   ASSERT_TRUE(planted->getDataset()->tagExists(DcmTagKey(0x0011, 0x1001)));
@@ -196,12 +191,12 @@ TEST(Deidentify, ThePlantedPhiIsGoneEverywhereAndTheObjectIsMarked) {
   EXPECT_FALSE(ds.tagExists(DcmTagKey(0x0019, 0x100C)));
   EXPECT_FALSE(ds.tagExists(DcmTagKey(0x6000, 0x0010)));
   EXPECT_FALSE(ds.tagExists(DcmTagKey(0x5000, 0x2500)));
-  EXPECT_FALSE(ds.tagExists(DCM_DeviceSerialNumber) && !Get(ds, DCM_DeviceSerialNumber).empty() &&
-               Get(ds, DCM_DeviceSerialNumber) != "ANONYMIZED");
+  EXPECT_FALSE(ds.tagExists(DCM_DeviceSerialNumber) && !DicomString(ds, DCM_DeviceSerialNumber).empty() &&
+               DicomString(ds, DCM_DeviceSerialNumber) != "ANONYMIZED");
   EXPECT_FALSE(ds.tagExists(DCM_ImageComments));
   EXPECT_FALSE(ds.tagExists(DCM_PatientAge));
-  EXPECT_EQ(Get(ds, DCM_StudyDate), "");
-  EXPECT_EQ(Get(ds, DCM_PatientBirthDate), "");
+  EXPECT_EQ(DicomString(ds, DCM_StudyDate), "");
+  EXPECT_EQ(DicomString(ds, DCM_PatientBirthDate), "");
   const Uint8* after = nullptr;
   ds.findAndGetUint8Array(DCM_PixelData, after);
   EXPECT_TRUE(std::equal(pixels_before.begin(), pixels_before.end(), after));
@@ -215,10 +210,10 @@ TEST(Deidentify, PseudonymsAndUidsAreStableForAPatientWithinAProjectOnly) {
   auto rc = RoundTrip(*c, Project("another-project"), &oc);
   EXPECT_EQ(oa.pseudonym, ob.pseudonym);
   EXPECT_NE(oa.pseudonym, oc.pseudonym);
-  EXPECT_EQ(Get(*ra->getDataset(), DCM_StudyInstanceUID), Get(*rb->getDataset(), DCM_StudyInstanceUID));
-  EXPECT_EQ(Get(*ra->getDataset(), DCM_SeriesInstanceUID), Get(*rb->getDataset(), DCM_SeriesInstanceUID));
-  EXPECT_NE(Get(*ra->getDataset(), DCM_SOPInstanceUID), Get(*rb->getDataset(), DCM_SOPInstanceUID));
-  EXPECT_NE(Get(*ra->getDataset(), DCM_StudyInstanceUID), Get(*rc->getDataset(), DCM_StudyInstanceUID));
+  EXPECT_EQ(DicomString(*ra->getDataset(), DCM_StudyInstanceUID), DicomString(*rb->getDataset(), DCM_StudyInstanceUID));
+  EXPECT_EQ(DicomString(*ra->getDataset(), DCM_SeriesInstanceUID), DicomString(*rb->getDataset(), DCM_SeriesInstanceUID));
+  EXPECT_NE(DicomString(*ra->getDataset(), DCM_SOPInstanceUID), DicomString(*rb->getDataset(), DCM_SOPInstanceUID));
+  EXPECT_NE(DicomString(*ra->getDataset(), DCM_StudyInstanceUID), DicomString(*rc->getDataset(), DCM_StudyInstanceUID));
 }
 
 TEST(Deidentify, EveryOptionChangesWhatTheTableSaysItChanges) {
@@ -227,36 +222,36 @@ TEST(Deidentify, EveryOptionChangesWhatTheTableSaysItChanges) {
                    "retain-patient-characteristics,retain-safe-private,clean-descriptors",
                    o);
   auto file = PlantedCt();
-  const std::string original_sop = Get(*file->getDataset(), DCM_SOPInstanceUID);
+  const std::string original_sop = DicomString(*file->getDataset(), DCM_SOPInstanceUID);
   DeidentifyOutcome outcome;
   auto out = RoundTrip(*file, o, &outcome);
   DcmDataset& ds = *out->getDataset();
-  EXPECT_EQ(Get(ds, DCM_SOPInstanceUID), original_sop);                      // Retain UIDs
+  EXPECT_EQ(DicomString(ds, DCM_SOPInstanceUID), original_sop);                      // Retain UIDs
   EXPECT_GT(outcome.date_shift_days, 0);                                      // Modified Dates
-  EXPECT_EQ(Get(ds, DCM_LongitudinalTemporalInformationModified), "MODIFIED");
-  EXPECT_NE(Get(ds, DCM_StudyDate), "20200115");
-  EXPECT_EQ(Get(ds, DCM_StudyDate).size(), 8u);
-  EXPECT_EQ(Get(ds, DCM_AcquisitionDateTime).substr(8), "101500");            // time of day kept
-  EXPECT_EQ(Get(ds, DCM_DeviceSerialNumber), "SN-4711");                      // Retain Device Identity
-  EXPECT_EQ(Get(ds, DCM_StationName), "CTROOM3");
-  EXPECT_EQ(Get(ds, DCM_PatientSex), "M");                                    // Retain Patient Characteristics
-  EXPECT_EQ(Get(ds, DCM_PatientAge), "054Y");
+  EXPECT_EQ(DicomString(ds, DCM_LongitudinalTemporalInformationModified), "MODIFIED");
+  EXPECT_NE(DicomString(ds, DCM_StudyDate), "20200115");
+  EXPECT_EQ(DicomString(ds, DCM_StudyDate).size(), 8u);
+  EXPECT_EQ(DicomString(ds, DCM_AcquisitionDateTime).substr(8), "101500");            // time of day kept
+  EXPECT_EQ(DicomString(ds, DCM_DeviceSerialNumber), "SN-4711");                      // Retain Device Identity
+  EXPECT_EQ(DicomString(ds, DCM_StationName), "CTROOM3");
+  EXPECT_EQ(DicomString(ds, DCM_PatientSex), "M");                                    // Retain Patient Characteristics
+  EXPECT_EQ(DicomString(ds, DCM_PatientAge), "054Y");
   // Retain Safe Private (read back as UN: the CT is implicit VR, where private VRs are not written).
-  EXPECT_TRUE(Get(ds, DcmTagKey(0x0019, 0x100C)) == "1000" || Get(ds, DcmTagKey(0x0019, 0x100C)) == "31\\30\\30\\30")
-      << Get(ds, DcmTagKey(0x0019, 0x100C));
+  EXPECT_TRUE(DicomString(ds, DcmTagKey(0x0019, 0x100C)) == "1000" || DicomString(ds, DcmTagKey(0x0019, 0x100C)) == "31\\30\\30\\30")
+      << DicomString(ds, DcmTagKey(0x0019, 0x100C));
   EXPECT_TRUE(ds.tagExists(DcmTagKey(0x0019, 0x0010)));
   EXPECT_FALSE(ds.tagExists(DcmTagKey(0x0011, 0x1001)));                      // ... but not ACME's name
-  EXPECT_EQ(Get(ds, DCM_StudyDescription), "CT chest for ***");               // Clean Descriptors
-  EXPECT_EQ(Get(ds, DCM_ImageComments).find("MRN-884422"), std::string::npos);
+  EXPECT_EQ(DicomString(ds, DCM_StudyDescription), "CT chest for ***");               // Clean Descriptors
+  EXPECT_EQ(DicomString(ds, DCM_ImageComments).find("MRN-884422"), std::string::npos);
   // Retain Institution Identity keeps the institution; the person names still go.
-  EXPECT_EQ(Get(ds, DCM_InstitutionName), "Princeton Plainsboro");
+  EXPECT_EQ(DicomString(ds, DCM_InstitutionName), "Princeton Plainsboro");
   const std::vector<std::string> people{"DOE", "JOHN", "MRN-884422", "HOUSE", "CUDDY", "WILSONIA", "ALT-7731", "1965-03-12"};
   EXPECT_TRUE(ScanDataset(ds, people, "output").empty());
   std::vector<std::string> codes;
   for (unsigned long i = 0;; ++i) {
     DcmItem* item = nullptr;
     if (ds.findAndGetSequenceItem(DCM_DeidentificationMethodCodeSequence, item, static_cast<signed long>(i)).bad()) break;
-    codes.push_back(Get(*item, DCM_CodeValue));
+    codes.push_back(DicomString(*item, DCM_CodeValue));
   }
   EXPECT_EQ(codes, (std::vector<std::string>{"113100", "113105", "113107", "113108", "113109", "113110", "113111", "113112"}));
   // The same patient's next image shifts by the same number of days.
@@ -285,7 +280,7 @@ TEST(Deidentify, BurnedInAnnotationIsRefusedUnlessACleaningRuleBlanksIt) {
   for (int y = 0; y < 20; ++y) {
     for (int x = 0; x < 100; ++x) ASSERT_EQ(pixels[y * 512 + x], 0) << x << "," << y;
   }
-  EXPECT_EQ(Get(*out->getDataset(), DCM_BurnedInAnnotation), "NO");
+  EXPECT_EQ(DicomString(*out->getDataset(), DCM_BurnedInAnnotation), "NO");
 }
 
 TEST(Deidentify, AThreeDimensionalHeadVolumeIsRefusedUnlessTheProjectAllowsIt) {

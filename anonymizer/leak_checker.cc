@@ -37,6 +37,14 @@ std::vector<std::size_t> Find(const std::string& haystack, const std::string& te
   return at;
 }
 
+// One hit at `where` for each term (of `min_length` characters or more) that occurs in `upper`.
+void MatchTerms(const std::string& upper, const std::vector<std::string>& upper_terms, std::size_t min_length,
+                const std::string& where, std::vector<LeakHit>& hits) {
+  for (std::size_t t = 0; t < upper_terms.size(); ++t) {
+    if (upper_terms[t].size() >= min_length && !Find(upper, upper_terms[t]).empty()) hits.push_back({where, static_cast<int>(t)});
+  }
+}
+
 void ScanPdfText(const std::string& pdf, const std::vector<std::string>& upper_terms, const std::string& where,
                  std::vector<LeakHit>& hits) {
   const auto text = PdfText(pdf);
@@ -44,10 +52,7 @@ void ScanPdfText(const std::string& pdf, const std::vector<std::string>& upper_t
     hits.push_back({where + ": unreadable, so it cannot be cleared", -1});
     return;
   }
-  const std::string upper = Upper(*text);
-  for (std::size_t t = 0; t < upper_terms.size(); ++t) {
-    if (!Find(upper, upper_terms[t]).empty()) hits.push_back({where, static_cast<int>(t)});
-  }
+  MatchTerms(Upper(*text), upper_terms, 0, where, hits);
 }
 
 void Scan(DcmItem& item, const std::vector<std::string>& upper_terms, const std::string& path, std::vector<LeakHit>& hits) {
@@ -71,11 +76,7 @@ void Scan(DcmItem& item, const std::vector<std::string>& upper_terms, const std:
     } else if (el->getOFStringArray(text).good()) {
       value = text.c_str();
     }
-    const std::string upper = Upper(value);
-    for (std::size_t t = 0; t < upper_terms.size(); ++t) {
-      if (binary && upper_terms[t].size() < 6) continue;
-      if (!Find(upper, upper_terms[t]).empty()) hits.push_back({here, static_cast<int>(t)});
-    }
+    MatchTerms(Upper(value), upper_terms, binary ? 6 : 0, here, hits);
     // An encapsulated PDF is also read as a reader sees it: its pages' text, every term.
     if (binary && LooksLikePdf(value)) ScanPdfText(value, upper_terms, here + " PDF text", hits);
   }

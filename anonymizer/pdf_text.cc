@@ -6,7 +6,6 @@
 
 #include <memory>
 #include <mutex>
-#include <vector>
 
 namespace procnode {
 namespace {
@@ -21,8 +20,8 @@ std::optional<std::string> PdfText(std::string_view pdf) {
   static std::once_flag once;
   std::call_once(once, [] { poppler::set_debug_error_function(Silence, nullptr); });
   if (!LooksLikePdf(pdf)) return std::nullopt;
-  std::vector<char> data(pdf.begin(), pdf.end());  // poppler keeps a pointer to the buffer it reads
-  std::unique_ptr<poppler::document> document(poppler::document::load_from_raw_data(data.data(), static_cast<int>(data.size())));
+  // poppler reads `pdf` in place: it outlives the document, which ends with this call.
+  std::unique_ptr<poppler::document> document(poppler::document::load_from_raw_data(pdf.data(), static_cast<int>(pdf.size())));
   if (!document || document->is_locked()) return std::nullopt;
   std::string text;
   for (int i = 0; i < document->pages(); ++i) {

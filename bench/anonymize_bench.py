@@ -8,7 +8,6 @@ Rows: median wall time over --runs runs (procnode: files in, files out, leak gat
 Orthanc: stored study in, stored study out, through its REST API), and the planted PHI each output
 still holds (an independent pydicom scan of every element, nested and private ones included).
 """
-import argparse
 import glob
 import os
 import shutil
@@ -26,16 +25,13 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 from orthanc import OrthancServer  # noqa: E402
 from pgcluster import PgCluster  # noqa: E402
 from test_anonymize import leaks, plant  # noqa: E402
+from benchlib import arguments  # noqa: E402
 
 CHEST = os.path.join(ROOT, "..", "shared", "data", "ct-chest-lung-dx-a0001")
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--build", default=os.path.join(ROOT, "build"))
-    args = parser.parse_args()
-    cli = os.path.abspath(os.path.join(args.build, "cli", "procnode"))
+    args, cli = arguments(3)
     work = tempfile.mkdtemp(prefix="anon-bench-")
     source = os.path.join(work, "planted")
     os.makedirs(source)

@@ -7,13 +7,9 @@ tmpfs-backed temp dir), and peak RSS from GNU time. REST rows: the same series c
 Orthanc by GET /procnode/series/{id}/nifti and orthanc-neuro's GET /series/{id}/nifti?compress
 (only gzip; Orthanc's memory is not separable per request, so no RSS there).
 """
-import argparse
 import os
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 
@@ -22,6 +18,7 @@ ROOT = os.path.join(HERE, "..")
 sys.path.insert(0, os.path.join(ROOT, "tests", "harness"))
 from orthanc import OrthancServer, send_dicom  # noqa: E402
 from pgcluster import PgCluster  # noqa: E402
+from benchlib import arguments, timed  # noqa: E402
 
 DATA = os.path.join(ROOT, "..", "shared", "data")
 SERIES = {
@@ -29,22 +26,6 @@ SERIES = {
     "brain MR 256x256x192": os.path.join(DATA, "mr-brain-sag-mprage"),
     "GE EPI 4D (dcm_qa_nih 4)": os.path.join(DATA, "dcm_qa_nih", "In", "20180918GE", "mr_0004"),
 }
-
-
-def timed(args, runs):
-    """(median seconds, peak RSS MiB) of a command over `runs` runs."""
-    times, peak = [], 0
-    for _ in range(runs):
-        out = tempfile.mkdtemp(prefix="bench-")
-        argv = [a.replace("{out}", out) for a in args]
-        start = time.perf_counter()
-        result = subprocess.run(["/usr/bin/time", "-f", "%M"] + argv, capture_output=True, text=True)
-        times.append(time.perf_counter() - start)
-        if result.returncode != 0:
-            raise RuntimeError(f"{argv} failed: {result.stderr[-500:]}")
-        peak = max(peak, int(result.stderr.strip().splitlines()[-1]) / 1024)
-        shutil.rmtree(out, ignore_errors=True)
-    return statistics.median(times), peak
 
 
 def http_time(url, runs):
@@ -58,17 +39,13 @@ def http_time(url, runs):
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--build", default=os.path.join(ROOT, "build"))
-    args = parser.parse_args()
-    cli = os.path.abspath(os.path.join(args.build, "cli", "procnode"))
+    args, cli = arguments(5)
     rows = []
     for name, folder in SERIES.items():
         for gz in (False, True):
             ext = ".nii.gz" if gz else ".nii"
-            ours, our_rss = timed([cli, "convert", folder, "{out}/x" + ext, "--sidecar", "{out}/x.json"], args.runs)
-            peer, peer_rss = timed(["dcm2niix", "-z", "y" if gz else "n", "-o", "{out}", "-f", "x", folder], args.runs)
+            ours, our_rss, _ = timed([cli, "convert", folder, "{out}/x" + ext, "--sidecar", "{out}/x.json"], args.runs)
+            peer, peer_rss, _ = timed(["dcm2niix", "-z", "y" if gz else "n", "-o", "{out}", "-f", "x", folder], args.runs)
             voxel_mib = sum(os.path.getsize(os.path.join(folder, f)) for f in os.listdir(folder)) / 2**20
             rows.append((name, "gz" if gz else "nii", ours, peer, our_rss, peer_rss, voxel_mib))
     print(f"{'series':28} {'out':4} {'procnode s':>10} {'dcm2niix s':>10} {'ratio':>6} {'procnode MiB':>12} "

@@ -11,39 +11,20 @@ PDF and two overlay PNGs), and peak RSS from GNU time. Agreement: Dice of each l
 volume / LAA%-950 of both tools. plastimatch 1.9.4's `segment` has no lung mode (body only), so it
 is not a peer here. GPU rows appear where a GPU is present (--device gpu).
 """
-import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
-import tempfile
-import time
 
 import nibabel
 import numpy
+
+from benchlib import arguments, timed
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..")
 DATA = os.path.join(ROOT, "..", "shared", "data", "ct-chest-lung-dx-a0001")
 KERNELS = ("lung-kernel", "standard-kernel")
-
-
-def timed(argv, runs):
-    """(median seconds, peak RSS MiB, output folder of the last run)."""
-    times, peak, out = [], 0, None
-    for _ in range(runs):
-        if out:
-            shutil.rmtree(out, ignore_errors=True)
-        out = tempfile.mkdtemp(prefix="lung-bench-")
-        args = [a.replace("{out}", out) for a in argv]
-        start = time.perf_counter()
-        result = subprocess.run(["/usr/bin/time", "-f", "%M"] + args, capture_output=True, text=True)
-        times.append(time.perf_counter() - start)
-        if result.returncode != 0:
-            raise RuntimeError(f"{args} failed: {result.stderr[-800:]}")
-        peak = max(peak, int(result.stderr.strip().splitlines()[-1]) / 1024)
-    return statistics.median(times), peak, out
 
 
 def build_itk_peer(build):
@@ -62,11 +43,7 @@ def dice(a, b):
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--build", default=os.path.join(ROOT, "build"))
-    args = parser.parse_args()
-    cli = os.path.abspath(os.path.join(args.build, "cli", "procnode"))
+    args, cli = arguments(3)
     itk = build_itk_peer(os.path.abspath(args.build))
     status = json.loads(subprocess.run([cli, "status"], capture_output=True, text=True).stdout)
     devices = ["cpu"] + (["gpu"] if status["gpu"]["found"] else [])
@@ -74,11 +51,12 @@ def main():
     for kernel in KERNELS:
         folder = os.path.join(DATA, kernel)
         volume_mib = 512 * 512 * 64 * 4 / 2**20  # the float32 volume procnode processes
-        peer_s, peer_rss, peer_out = timed([itk, folder, "{out}"], args.runs)
+        peer_s, peer_rss, peer_out = timed([itk, folder, "{out}"], args.runs, keep_last=True)
         for device in devices:
             for variant in ("fast", "accurate"):
                 ours_s, ours_rss, ours_out = timed([cli, "process", "lung-emphysema", folder, "--out", "{out}",
-                                                    "--device", device, "--param", f"variant={variant}"], args.runs)
+                                                    "--device", device, "--param", f"variant={variant}"], args.runs,
+                                                   keep_last=True)
                 rows.append((kernel, f"{variant}/{device}", ours_s, peer_s, ours_rss, peer_rss, volume_mib))
                 if variant == "fast" and device == "cpu":
                     # Both on one voxel grid: ITK writes its own row order, procnode dcm2niix's.

@@ -31,6 +31,7 @@
 #include "nifti/series_to_nifti.h"
 #include "pipeline/processing_pipeline.h"
 #include "pipeline/routing_inputs.h"
+#include "processors/dicom_image.h"
 #include "processors/dicom_io.h"
 #include "processors/folder_source.h"
 #include "processors/processor.h"
@@ -131,9 +132,7 @@ int Anonymize(const Args& args) {
   options.secret = secret;
   ApplyOptionNames(args.Option("options").value_or(""), options);
   if (const auto rules = args.Option("pixel-rules")) {
-    std::ifstream in(*rules);
-    if (!in) throw Error(ErrorCode::kInvalidInput, *rules + ": cannot be read");
-    options.pixel_rules = ParsePixelRules(std::string(std::istreambuf_iterator<char>(in), {}));
+    options.pixel_rules = ParsePixelRules(ReadFileBytes(*rules));
   }
   // With a vault: each patient's identity and UID map, sealed, for re-identification later.
   std::unique_ptr<PhiVault> vault;
@@ -183,13 +182,8 @@ int Anonymize(const Args& args) {
         return;
       }
       DcmDataset& ds = *file->getDataset();
-      auto get = [&](const DcmTagKey& tag) {
-        OFString value;
-        ds.findAndGetOFString(tag, value);
-        return std::string(value.c_str());
-      };
-      item.target = out / item.outcome.pseudonym / get(DCM_StudyInstanceUID) / get(DCM_SeriesInstanceUID) /
-                    (get(DCM_SOPInstanceUID) + ".dcm");
+      item.target = out / item.outcome.pseudonym / DicomString(ds, DCM_StudyInstanceUID) /
+                    DicomString(ds, DCM_SeriesInstanceUID) / (DicomString(ds, DCM_SOPInstanceUID) + ".dcm");
       // The gate: nothing of the input's PHI in the object that will be written, or in its name.
       const auto terms = PhiTerms(item.outcome.identity, item.outcome.phi_terms);
       auto hits = ScanDataset(ds, terms, item.target.filename().string());

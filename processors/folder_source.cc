@@ -4,52 +4,46 @@
 #include <dcmtk/dcmdata/dcfilefo.h>
 #include <dcmtk/dcmdata/dcistrmb.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <filesystem>
-#include <fstream>
 #include <map>
 
 #include "core/digest.h"
 #include "core/error.h"
 #include "core/parallel.h"
+#include "processors/dicom_image.h"
 #include "processors/dicom_prefilter.h"
 
 namespace procnode {
 
-std::string ReadFileBytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) throw Error(ErrorCode::kNotFound, path + ": cannot be opened");
-  std::string bytes(static_cast<std::size_t>(in.tellg()), '\0');
-  in.seekg(0);
-  if (!in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()))) {
-    throw Error(ErrorCode::kNotFound, path + ": cannot be read");
-  }
-  return bytes;
-}
-
-namespace {
-
-// The whole of a file known to be `size` bytes into `bytes`; false when it cannot be read.
-bool ReadSmallFile(const std::string& path, std::uintmax_t size, std::string& bytes) {
+bool ReadFileInto(const std::string& path, std::string& bytes) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
-  bytes.resize(static_cast<std::size_t>(size));
+  struct stat info {};
+  bool ok = ::fstat(fd, &info) == 0;
+  bytes.resize(ok ? static_cast<std::size_t>(info.st_size) : 0);
   std::size_t done = 0;
-  while (done < bytes.size()) {
+  while (ok && done < bytes.size()) {
     const ssize_t n = ::read(fd, bytes.data() + done, bytes.size() - done);
     if (n < 0 && errno == EINTR) continue;
+    ok = n >= 0;
     if (n <= 0) break;
     done += static_cast<std::size_t>(n);
   }
   ::close(fd);
-  bytes.resize(done);  // a file that shrank meanwhile is parsed as it now is
-  return true;
+  bytes.resize(done);  // a file that shrank meanwhile is read as it now is
+  return ok;
 }
 
-}  // namespace
+std::string ReadFileBytes(const std::string& path) {
+  std::string bytes;
+  if (!ReadFileInto(path, bytes)) throw Error(ErrorCode::kNotFound, path + ": cannot be read");
+  return bytes;
+}
 
 FolderStudySource::FolderStudySource(const std::string& folder, const FolderScanOptions& options) {
   namespace fs = std::filesystem;
@@ -84,7 +78,7 @@ FolderStudySource::FolderStudySource(const std::string& folder, const FolderScan
       // One read, then DCMTK parses from memory: a fifth faster than its buffered file reads
       // (every value is loaded, so the buffer can be reused for the next file).
       thread_local std::string bytes;
-      if (!ReadSmallFile(paths[i], sizes[i], bytes)) {
+      if (!ReadFileInto(paths[i], bytes)) {
         headers[i].problem = "cannot be read";
         return;
       }
@@ -101,15 +95,13 @@ FolderStudySource::FolderStudySource(const std::string& folder, const FolderScan
       status = file->loadFileUntilTag(paths[i].c_str(), EXS_Unknown, EGL_noChange, DCM_MaxReadLength, ERM_autoDetect,
                                       DcmTagKey(0x0020, 0x000F));
     }
-    OFString uid, modality, manufacturer;
     DcmDataset& ds = *file->getDataset();
-    if (status.bad() || ds.findAndGetOFString(DCM_SeriesInstanceUID, uid).bad() || uid.empty()) {
+    std::string uid = status.good() ? DicomString(ds, DCM_SeriesInstanceUID) : "";
+    if (uid.empty()) {
       headers[i].problem = status.bad() ? "not DICOM (" + std::string(status.text()) + ")" : "no SeriesInstanceUID";
       return;
     }
-    ds.findAndGetOFString(DCM_Modality, modality);
-    ds.findAndGetOFString(DCM_Manufacturer, manufacturer);
-    headers[i] = {uid.c_str(), modality.c_str(), manufacturer.c_str(), ""};
+    headers[i] = {std::move(uid), DicomString(ds, DCM_Modality), DicomString(ds, DCM_Manufacturer), ""};
     if (sizes[i] > 0) kept[i] = std::move(file);
   });
   std::map<std::string, SeriesRef> by_uid;

@@ -53,7 +53,10 @@ class FolderStudySource : public StudySource {
   std::map<std::string, std::unique_ptr<DcmFileFormat>> parsed_;
 };
 
-// Reads a whole file; Error(kNotFound) naming it when it cannot be opened.
+// Reads a whole file; Error(kNotFound) naming it when it cannot be opened or read.
 std::string ReadFileBytes(const std::string& path);
+
+// Reads a whole file into `bytes` (whose capacity is reused); false when it cannot be opened or read.
+bool ReadFileInto(const std::string& path, std::string& bytes);
 
 }  // namespace procnode

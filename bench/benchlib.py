@@ -1,0 +1,40 @@
+"""What the benchmarks share: their command line, and timing a command over several runs."""
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+
+
+def arguments(default_runs):
+    """(parsed --runs/--build, path of the procnode program in that build)."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=default_runs)
+    parser.add_argument("--build", default=os.path.join(ROOT, "build"))
+    args = parser.parse_args()
+    return args, os.path.abspath(os.path.join(args.build, "cli", "procnode"))
+
+
+def timed(argv, runs, keep_last=False):
+    """(median seconds, peak RSS MiB, output folder of the last run or None) of `argv` over `runs`
+    runs, "{out}" in it replaced by a fresh temporary folder each run (removed unless keep_last)."""
+    times, peak, out = [], 0, None
+    for _ in range(runs):
+        if out:
+            shutil.rmtree(out, ignore_errors=True)
+        out = tempfile.mkdtemp(prefix="bench-")
+        args = [a.replace("{out}", out) for a in argv]
+        start = time.perf_counter()
+        result = subprocess.run(["/usr/bin/time", "-f", "%M"] + args, capture_output=True, text=True)
+        times.append(time.perf_counter() - start)
+        if result.returncode != 0:
+            raise RuntimeError(f"{args} failed: {result.stderr[-800:]}")
+        peak = max(peak, int(result.stderr.strip().splitlines()[-1]) / 1024)
+    if not keep_last:
+        shutil.rmtree(out, ignore_errors=True)
+        out = None
+    return statistics.median(times), peak, out
