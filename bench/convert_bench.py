@@ -3,11 +3,13 @@
     /usr/bin/python3 bench/convert_bench.py [--runs 5] [--build build]
 
 CLI rows: median wall time of `procnode convert` and `dcm2niix` over --runs runs (output to a
-tmpfs-backed temp dir), and peak RSS from GNU time. REST rows: the same series converted inside one
+tmpfs-backed temp dir), peak RSS from GNU time, the volume's size (the NIfTI's voxel bytes) and
+procnode's peak as a multiple of it. REST rows: the same series converted inside one
 Orthanc by GET /procnode/series/{id}/nifti and orthanc-neuro's GET /series/{id}/nifti?compress
 (only gzip; Orthanc's memory is not separable per request, so no RSS there).
 """
 import os
+import shutil
 import statistics
 import sys
 import time
@@ -44,14 +46,18 @@ def main():
     for name, folder in SERIES.items():
         for gz in (False, True):
             ext = ".nii.gz" if gz else ".nii"
-            ours, our_rss, _ = timed([cli, "convert", folder, "{out}/x" + ext, "--sidecar", "{out}/x.json"], args.runs)
+            ours, our_rss, kept = timed([cli, "convert", folder, "{out}/x" + ext, "--sidecar", "{out}/x.json"],
+                                        args.runs, keep_last=not gz)
             peer, peer_rss, _ = timed(["dcm2niix", "-z", "y" if gz else "n", "-o", "{out}", "-f", "x", folder], args.runs)
-            voxel_mib = sum(os.path.getsize(os.path.join(folder, f)) for f in os.listdir(folder)) / 2**20
-            rows.append((name, "gz" if gz else "nii", ours, peer, our_rss, peer_rss, voxel_mib))
+            if kept:
+                volume_mib = (os.path.getsize(os.path.join(kept, "x.nii")) - 352) / 2**20
+                shutil.rmtree(kept, ignore_errors=True)
+            rows.append((name, "gz" if gz else "nii", ours, peer, our_rss, peer_rss, volume_mib))
     print(f"{'series':28} {'out':4} {'procnode s':>10} {'dcm2niix s':>10} {'ratio':>6} {'procnode MiB':>12} "
-          f"{'dcm2niix MiB':>12} {'input MiB':>9}")
+          f"{'dcm2niix MiB':>12} {'volume MiB':>10} {'peak/volume':>11}")
     for name, kind, ours, peer, our_rss, peer_rss, size in rows:
-        print(f"{name:28} {kind:4} {ours:10.3f} {peer:10.3f} {peer / ours:6.2f} {our_rss:12.0f} {peer_rss:12.0f} {size:9.0f}")
+        print(f"{name:28} {kind:4} {ours:10.3f} {peer:10.3f} {peer / ours:6.2f} {our_rss:12.0f} {peer_rss:12.0f} "
+              f"{size:10.1f} {our_rss / size:11.2f}")
 
     plugin = os.path.abspath(os.path.join(args.build, "plugin", "libOrthancProcNode.so"))
     with PgCluster() as pg:

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <numeric>
@@ -196,6 +197,8 @@ struct Slice {
   std::optional<double> echo;          // what splits echoes: EchoNumbers (classic) or echo time (enhanced)
   std::optional<double> echo_time_ms;  // EffectiveEchoTime (enhanced)
   std::string component;               // "", "ph", "real", "imaginary", "fieldmaphz"
+  std::size_t instance = 0;            // index of its instance in the series
+  bool deferred = false;               // samples not read yet (SeriesInfo::load_pixels reads them)
 };
 
 // The Siemens CSA image header of `ds`, when it has one.
@@ -402,7 +405,72 @@ struct SeriesInfo {
   bool mosaic = false;
   bool philips = false;
   std::optional<SiemensCsa> csa;
+  // Reads a deferred slice's samples (and max_sample) from its instance again.
+  std::function<void(Slice&)> load_pixels;
+  bool defer_pixels = false;
 };
+
+// Reads the samples of every deferred slice, in parallel.
+void LoadDeferred(std::vector<Slice>& slices, const SeriesInfo& info) {
+  std::vector<Slice*> pending;
+  for (auto& s : slices) {
+    if (s.deferred) pending.push_back(&s);
+  }
+  ParallelFor(pending.size(), [&](std::size_t i) { info.load_pixels(*pending[i]); });
+}
+
+// Places deferred single-frame slices (one volume, positions in order) straight into the rotated
+// output: each slice is read, copied to its voxels and freed, in runs of consecutive positions per
+// thread, so at most a few slices are held beside the output (a 3D acquisition costs one volume of
+// memory, not three). `step` is the output index step per acquired axis (column, row counted from
+// the bottom, position) and `base` the output index of acquired voxel (0, 0, 0).
+template <typename T>
+void ScatterRotated(std::vector<Slice>& slices, const SeriesInfo& info, const std::array<int64_t, 3>& step, int64_t base,
+                    int64_t columns, int64_t rows, char* output) {
+  T* out = reinterpret_cast<T*>(output);
+  const std::size_t positions = slices.size();
+  const std::size_t slice_bytes = static_cast<std::size_t>(columns * rows) * sizeof(T);
+  const std::size_t run = std::clamp<std::size_t>((2u << 20) / std::max<std::size_t>(slice_bytes, 1), 4, 32);
+  const std::size_t threads = std::min<std::size_t>(DefaultParallelism(), (positions + run - 1) / run);
+  ParallelFor(threads, [&](std::size_t t) {
+    // Each thread takes one contiguous share of the positions, so threads write far apart.
+    const std::size_t first = positions * t / threads, last = positions * (t + 1) / threads;
+    std::array<const T*, 32> source{};
+    for (std::size_t k0 = first; k0 < last; k0 += run) {
+      const std::size_t k1 = std::min(last, k0 + run);
+      for (std::size_t k = k0; k < k1; ++k) {
+        info.load_pixels(slices[k]);
+        source[k - k0] = reinterpret_cast<const T*>(slices[k].image.samples.data());
+      }
+      const int64_t origin = base + static_cast<int64_t>(k0) * step[2];
+      if (std::abs(step[2]) == 1) {  // positions run along the output rows: innermost
+        for (int64_t j = 0; j < rows; ++j) {
+          const int64_t r = (rows - 1 - j) * columns;
+          for (int64_t i = 0; i < columns; ++i) {
+            int64_t target = origin + i * step[0] + j * step[1];
+            for (std::size_t k = 0; k < k1 - k0; ++k, target += step[2]) out[target] = source[k][r + i];
+          }
+        }
+      } else if (std::abs(step[1]) == 1) {  // image columns run along the output rows
+        for (std::size_t k = 0; k < k1 - k0; ++k) {
+          for (int64_t i = 0; i < columns; ++i) {
+            int64_t target = origin + static_cast<int64_t>(k) * step[2] + i * step[0];
+            for (int64_t j = 0; j < rows; ++j, target += step[1]) out[target] = source[k][(rows - 1 - j) * columns + i];
+          }
+        }
+      } else {
+        for (std::size_t k = 0; k < k1 - k0; ++k) {
+          for (int64_t j = 0; j < rows; ++j) {
+            int64_t target = origin + static_cast<int64_t>(k) * step[2] + j * step[1];
+            const T* row = source[k] + (rows - 1 - j) * columns;
+            for (int64_t i = 0; i < columns; ++i, target += step[0]) out[target] = row[i];
+          }
+        }
+      }
+      for (std::size_t k = k0; k < k1; ++k) SampleBuffer().swap(slices[k].image.samples);
+    }
+  });
+}
 
 // The item of functional-group macro `macro` for one frame: per-frame first, else shared (PS3.3 C.7.6.16).
 DcmItem* GroupItem(DcmDataset& ds, DcmItem* per_frame, const DcmTagKey& macro) {
@@ -686,6 +754,7 @@ std::vector<NiftiConversion> AssemblePart(std::vector<Slice> slices, const Serie
       }
       std::string note;
       const double row_spacing = first.pixel_spacing[0];
+      LoadDeferred(slices, info);
       corrected = TiltCorrect(std::move(slices), col_dir, normal, row_spacing, note);
       result.warnings.push_back("gantry tilt of " + Format(tilt ? *tilt : tilt_degrees) + " degrees: " + note);
       for (auto& s : corrected) s.key = Dot(*s.image.position, normal);
@@ -734,12 +803,7 @@ std::vector<NiftiConversion> AssemblePart(std::vector<Slice> slices, const Serie
       case SampleType::kInt16: out.datatype = kDtInt16; break;
       case SampleType::kUint32: out.datatype = kDtUint32; break;
       case SampleType::kInt32: out.datatype = kDtInt32; break;
-      case SampleType::kUint16: {
-        int64_t highest = 0;
-        for (const auto& s : slices) highest = std::max(highest, s.image.max_sample);
-        out.datatype = highest > 32767 ? kDtUint16 : kDtInt16;
-        break;
-      }
+      case SampleType::kUint16: out.datatype = kDtUint16; break;  // int16 when the values allow, below
     }
     out.scl_slope = head.slope;
     out.scl_inter = head.intercept;
@@ -773,11 +837,35 @@ std::vector<NiftiConversion> AssemblePart(std::vector<Slice> slices, const Serie
 
   // Voxels: volume after volume, slice after slice, rows bottom-up (dcm2niix's y flip).
   const std::size_t row_bytes = static_cast<std::size_t>(columns) * width;
-  // Each slice's samples are freed once copied, so the peak stays near one volume.
   const std::size_t total_bytes = row_bytes * rows * positions * volumes;
-  out.voxels.reserve(total_bytes);
+  const bool direct = !reorientation.identity && same_scaling &&
+                      std::all_of(slices.begin(), slices.end(), [](const Slice& s) { return s.deferred; });
+  if (direct) {
+    std::array<int64_t, 3> step{};
+    int64_t base = 0;
+    const std::array<int64_t, 3> out_stride{1, out.dims[0], out.dims[0] * out.dims[1]};
+    for (int w = 0; w < 3; ++w) {
+      const int a = reorientation.axis_of_world[w];
+      step[a] = reorientation.flip[w] ? -out_stride[w] : out_stride[w];
+      if (reorientation.flip[w]) base += (acquired_dims[a] - 1) * out_stride[w];
+    }
+    out.voxels.resize(total_bytes);
+    if (width == 1) ScatterRotated<uint8_t>(slices, info, step, base, columns, rows, out.voxels.data());
+    if (width == 2) ScatterRotated<uint16_t>(slices, info, step, base, columns, rows, out.voxels.data());
+    if (width == 4) ScatterRotated<uint32_t>(slices, info, step, base, columns, rows, out.voxels.data());
+    reorientation.identity = true;  // done
+  } else {
+    LoadDeferred(slices, info);
+  }
+  if (same_scaling && head.sample_type == SampleType::kUint16) {
+    int64_t highest = 0;
+    for (const auto& s : slices) highest = std::max(highest, s.image.max_sample);
+    out.datatype = highest > 32767 ? kDtUint16 : kDtInt16;
+  }
+  // Each slice's samples are freed once copied, so the peak stays near one volume.
+  if (!direct) out.voxels.reserve(total_bytes);
   std::vector<float> scaled_row(static_cast<std::size_t>(columns));
-  for (std::size_t t = 0; t < volumes; ++t) {
+  for (std::size_t t = 0; t < volumes && !direct; ++t) {
     for (std::size_t p = 0; p < positions; ++p) {
       Slice& s = slices[position_starts[p] + t];
       for (int64_t r = rows - 1; r >= 0; --r) {
@@ -854,6 +942,10 @@ std::vector<NiftiConversion> ConvertSeriesToNifti(StudySource& source, const Ser
       info.mr_3d = DicomString(ds, 0x0018, 0x0023) == "3D";
       info.tilt = DicomNumber(ds, 0x0018, 0x1120);
       info.mosaic = DicomString(ds, 0x0008, 0x0008).find("MOSAIC") != std::string::npos;
+      // A 3D acquisition is rotated on output: its single-frame images are read twice (header
+      // now, pixels straight into the rotated volume), when they are local files that cost little
+      // to read again.
+      info.defer_pixels = info.mr_3d && !info.mosaic && !source.InstancePath(series.instance_ids[0]).empty();
       info.philips = info.sidecar.value("Manufacturer", "") == "Philips";
       // dcm2niix derives Philips' bandwidth from private attributes; the public one would disagree.
       if (info.philips) info.sidecar.erase("PixelBandwidth");
@@ -871,7 +963,10 @@ std::vector<NiftiConversion> ConvertSeriesToNifti(StudySource& source, const Ser
         if (info.repetition_time) info.sidecar["RepetitionTime"] = *info.repetition_time / 1000.0;
       }
     }
-    DicomImage decoded = DecodeDicomImage(ds, name);
+    DicomImage decoded = DecodeDicomImageHeader(ds, name);
+    const bool multi_frame = decoded.frames > 1 || ds.tagExists(DcmTagKey(0x5200, 0x9230));
+    const bool deferred = info.defer_pixels && !info.mosaic && !multi_frame;
+    if (!deferred) DecodeDicomPixels(ds, decoded);
     sources[i] = {.sop_class_uid = decoded.sop_class_uid, .sop_instance_uid = decoded.sop_instance_uid,
                   .series_instance_uid = decoded.series_uid,
                   .frame_of_reference_uid = DicomString(ds, 0x0020, 0x0052), .rows = decoded.rows,
@@ -881,7 +976,7 @@ std::vector<NiftiConversion> ConvertSeriesToNifti(StudySource& source, const Ser
     std::vector<Slice>& found = per_instance[i];
     if (info.mosaic) {
       found = UnpackMosaic(ds, decoded, i == 0 ? info.csa : CsaImageHeader(ds, name));
-    } else if (decoded.frames > 1 || ds.tagExists(DcmTagKey(0x5200, 0x9230))) {
+    } else if (multi_frame) {
       found = ExpandEnhanced(ds, decoded, info);
     } else {
       if (info.philips) ApplyPhilipsScaling(&ds, decoded);
@@ -889,12 +984,30 @@ std::vector<NiftiConversion> ConvertSeriesToNifti(StudySource& source, const Ser
       slice.order = {slice.image.instance_number, 0, 0};
       slice.echo = DicomNumber(ds, 0x0018, 0x0086);
       slice.component = ComponentOf(DicomString(ds, 0x0008, 0x0008), "");
+      slice.instance = i;
+      slice.deferred = deferred;
       found.push_back(std::move(slice));
     }
     if (callbacks.progress) {
       std::lock_guard lock(progress_mutex);
       callbacks.progress(++done, total);
     }
+  };
+  info.load_pixels = [&](Slice& slice) {
+    if (callbacks.cancelled && callbacks.cancelled()) {
+      throw Error(ErrorCode::kCancelled, info.name + ": conversion cancelled");
+    }
+    DicomImage& image = slice.image;
+    auto file = ReadInstance(source, series.instance_ids[slice.instance], image.name);
+    DcmDataset& ds = *file->getDataset();
+    const DicomImage again = DecodeDicomImageHeader(ds, image.name);
+    if (again.sop_instance_uid != image.sop_instance_uid || again.rows != image.rows || again.columns != image.columns ||
+        again.frames != image.frames || again.bits_allocated != image.bits_allocated ||
+        again.bits_stored != image.bits_stored || again.high_bit != image.high_bit || again.is_signed != image.is_signed) {
+      throw Error(ErrorCode::kInvalidInput, image.name + ": the file changed while the series was being converted");
+    }
+    DecodeDicomPixels(ds, image);
+    slice.deferred = false;
   };
   read_instance(0);
   ParallelFor(total - 1, [&](std::size_t i) { read_instance(i + 1); });

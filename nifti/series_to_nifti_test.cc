@@ -1,9 +1,12 @@
 #include "nifti/series_to_nifti.h"
 
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcfilefo.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 
 #include "core/error.h"
 #include "processors/folder_source.h"
@@ -94,6 +97,109 @@ TEST(SeriesToNifti, EnhancedPhilipsB0MapSplitsIntoMagnitudeAndFieldMapWithPrecis
   EXPECT_NEAR(parts[0].sidecar["EchoTime"].get<double>(), 0.00152, 1e-9);
 }
 
+// A folder's series, read only through FetchInstance (as from Orthanc): no local files to read twice.
+class BytesOnly : public StudySource {
+ public:
+  explicit BytesOnly(FolderStudySource& folder) : folder_(folder) {}
+  std::vector<SeriesRef> ListSeries(const std::string& id) override { return folder_.ListSeries(id); }
+  std::string FetchInstance(const std::string& id) override { return folder_.FetchInstance(id); }
+
+ private:
+  FolderStudySource& folder_;
+};
+
+void ExpectSameImage(const NiftiImage& a, const NiftiImage& b) {
+  EXPECT_EQ(a.dims, b.dims);
+  EXPECT_EQ(a.datatype, b.datatype);
+  EXPECT_EQ(a.srow, b.srow);
+  EXPECT_EQ(a.pixdim, b.pixdim);
+  EXPECT_TRUE(a.voxels == b.voxels) << "voxels differ";
+}
+
+// The first `count` images of the brain MR (a sagittal 3D acquisition) copied to `dir`, with
+// `edit` applied to each dataset.
+std::vector<std::string> CopyMr(const std::filesystem::path& dir, std::size_t count,
+                                const std::function<void(DcmDataset&, std::size_t)>& edit) {
+  std::vector<std::string> inputs;
+  for (const auto& entry : std::filesystem::directory_iterator(kData + "/mr-brain-sag-mprage")) {
+    if (entry.path().filename() != "LICENSE") inputs.push_back(entry.path().string());
+  }
+  std::sort(inputs.begin(), inputs.end());
+  std::filesystem::create_directories(dir);
+  std::vector<std::string> written;
+  for (std::size_t i = 0; i < count; ++i) {
+    DcmFileFormat file;
+    EXPECT_TRUE(file.loadFile(inputs.at(i).c_str()).good());
+    file.loadAllDataIntoMemory();
+    edit(*file.getDataset(), i);
+    written.push_back((dir / ("im" + std::to_string(i) + ".dcm")).string());
+    EXPECT_TRUE(file.saveFile(written.back().c_str(), EXS_LittleEndianExplicit).good());
+  }
+  return written;
+}
+
+TEST(SeriesToNifti, A3dAcquisitionReadTwiceFromFilesEqualsOneReadFromMemory) {
+  // From files, the rotated 3D series is sorted on headers alone and its pixels are read straight
+  // into the rotated volume; from memory, every image is decoded at once and the volume rotated
+  // afterwards. Both must give the same image.
+  FolderStudySource folder(kData + "/mr-brain-sag-mprage");
+  BytesOnly memory(folder);
+  const auto from_files = ConvertSeriesToNifti(folder, folder.ListSeries("")[0]);
+  const auto from_memory = ConvertSeriesToNifti(memory, memory.ListSeries("")[0]);
+  ASSERT_EQ(from_files.size(), 1u);
+  ASSERT_EQ(from_memory.size(), 1u);
+  EXPECT_EQ(from_files[0].image.dims[0], 192) << "rotated";
+  ExpectSameImage(from_files[0].image, from_memory[0].image);
+}
+
+TEST(SeriesToNifti, AReadTwice3dSeriesKeepsUnsigned16BitWhenAValueNeedsIt) {
+  const auto dir = std::filesystem::path(::testing::TempDir()) / "mr-uint16";
+  std::filesystem::remove_all(dir);
+  CopyMr(dir, 6, [](DcmDataset& ds, std::size_t i) {
+    ds.putAndInsertUint16(DCM_BitsStored, 16);
+    ds.putAndInsertUint16(DCM_HighBit, 15);
+    ds.putAndInsertUint16(DCM_PixelRepresentation, 0);
+    if (i == 3) {
+      const Uint16* words = nullptr;
+      unsigned long count = 0;
+      ASSERT_TRUE(ds.findAndGetUint16Array(DCM_PixelData, words, &count).good());
+      std::vector<Uint16> edited(words, words + count);
+      edited[1000] = 40000;
+      ds.putAndInsertUint16Array(DCM_PixelData, edited.data(), count);
+    }
+  });
+  FolderStudySource folder(dir.string());
+  BytesOnly memory(folder);
+  const auto from_files = ConvertSeriesToNifti(folder, folder.ListSeries("")[0]);
+  const auto from_memory = ConvertSeriesToNifti(memory, memory.ListSeries("")[0]);
+  ASSERT_EQ(from_files.size(), 1u);
+  EXPECT_EQ(from_files[0].image.datatype, kDtUint16) << "40000 does not fit int16";
+  EXPECT_EQ(from_files[0].image.dims[0], 6) << "rotated";
+  ExpectSameImage(from_files[0].image, from_memory[0].image);
+  const auto* voxels = reinterpret_cast<const uint16_t*>(from_files[0].image.voxels.data());
+  EXPECT_EQ(*std::max_element(voxels, voxels + from_files[0].image.voxels.size() / 2), 40000);
+}
+
+TEST(SeriesToNifti, AFileReplacedBetweenTheTwoReadsFailsNamingIt) {
+  const auto dir = std::filesystem::path(::testing::TempDir()) / "mr-replaced";
+  std::filesystem::remove_all(dir);
+  const auto files = CopyMr(dir, 8, [](DcmDataset&, std::size_t) {});
+  FolderStudySource folder(dir.string());
+  LoadCallbacks callbacks;
+  callbacks.progress = [&](std::size_t done, std::size_t total) {
+    // Every header has been read: another image now takes the place of the fifth.
+    if (done == total) std::filesystem::copy_file(files[2], files[4], std::filesystem::copy_options::overwrite_existing);
+  };
+  try {
+    ConvertSeriesToNifti(folder, folder.ListSeries("")[0], callbacks);
+    FAIL() << "a replaced file was converted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(files[4]), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("changed while"), std::string::npos) << e.what();
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidInput);
+  }
+}
+
 TEST(SeriesToNifti, FileStemsReplaceUnsafeCharacters) {
   NiftiConversion c;
   c.series_number = 7;
@@ -106,24 +212,31 @@ class NiftiCorpusFile : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(NiftiCorpusFile, ConvertsOrFailsWithAMessageNamingTheFile) {
   const std::string path = GetParam();
+  // From bytes (as from Orthanc) and from the file (where 3D images are read twice).
   class OneFile : public StudySource {
    public:
-    explicit OneFile(std::string path) : path_(std::move(path)) {}
+    OneFile(std::string path, bool local) : path_(std::move(path)), local_(local) {}
     std::vector<SeriesRef> ListSeries(const std::string&) override { return {{.id = "one", .instance_ids = {path_}}}; }
     std::string FetchInstance(const std::string& id) override { return ReadFileBytes(id); }
+    std::string InstancePath(const std::string& id) override { return local_ ? id : ""; }
 
    private:
     std::string path_;
-  } source(path);
-  try {
-    const auto parts = ConvertSeriesToNifti(source, source.ListSeries("")[0]);
-    ASSERT_FALSE(parts.empty());
-    const auto& c = parts[0];
-    EXPECT_EQ(c.image.voxels.size(), static_cast<std::size_t>(c.image.dims[0] * c.image.dims[1] * c.image.dims[2] *
-                                                              c.image.dims[3] * NiftiBitsPerVoxel(c.image.datatype) / 8));
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
-    EXPECT_NE(e.code(), ErrorCode::kInternal) << e.what();
+    bool local_;
+  };
+  for (const bool local : {false, true}) {
+    SCOPED_TRACE(local ? "from the file" : "from bytes");
+    OneFile source(path, local);
+    try {
+      const auto parts = ConvertSeriesToNifti(source, source.ListSeries("")[0]);
+      ASSERT_FALSE(parts.empty());
+      const auto& c = parts[0];
+      EXPECT_EQ(c.image.voxels.size(), static_cast<std::size_t>(c.image.dims[0] * c.image.dims[1] * c.image.dims[2] *
+                                                                c.image.dims[3] * NiftiBitsPerVoxel(c.image.datatype) / 8));
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+      EXPECT_NE(e.code(), ErrorCode::kInternal) << e.what();
+    }
   }
 }
 

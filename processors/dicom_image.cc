@@ -219,7 +219,7 @@ int64_t DicomImage::Sample(std::size_t i) const {
   return 0;
 }
 
-DicomImage DecodeDicomImage(DcmDataset& ds, const std::string& name) {
+DicomImage DecodeDicomImageHeader(DcmDataset& ds, const std::string& name) {
   DicomImage out;
   out.name = name;
   out.modality = DicomString(ds, DCM_Modality);
@@ -262,12 +262,22 @@ DicomImage DecodeDicomImage(DcmDataset& ds, const std::string& name) {
   }
   out.slope = GetDouble(ds, DCM_RescaleSlope).value_or(1.0);
   out.intercept = GetDouble(ds, DCM_RescaleIntercept).value_or(0.0);
+  out.high_bit = static_cast<int>(high_bit);
+  const int width = out.bits_allocated / 8;
+  out.sample_type = width == 1   ? (out.is_signed ? SampleType::kInt8 : SampleType::kUint8)
+                    : width == 2 ? (out.is_signed ? SampleType::kInt16 : SampleType::kUint16)
+                                 : (out.is_signed ? SampleType::kInt32 : SampleType::kUint32);
+  ReadPlaneGeometry(&ds, &ds, &ds, out);
+  return out;
+}
 
+void DecodeDicomPixels(DcmDataset& ds, DicomImage& out) {
+  const std::string& name = out.name;
+  const long high_bit = out.high_bit, bits_stored = out.bits_stored;
   const E_TransferSyntax xfer = ds.getOriginalXfer();
   if (IsJpeg2000TransferSyntax(DcmXfer(xfer).getXferID())) {
     DecodeJpeg2000Frames(ds, xfer, out);
-    ReadPlaneGeometry(&ds, &ds, &ds, out);
-    return out;
+    return;
   }
   if (DcmXfer(xfer).isEncapsulated()) {
     RegisterDecoders();
@@ -310,8 +320,11 @@ DicomImage DecodeDicomImage(DcmDataset& ds, const std::string& name) {
       out.sample_type = out.is_signed ? SampleType::kInt32 : SampleType::kUint32;
     }
   }
+}
 
-  ReadPlaneGeometry(&ds, &ds, &ds, out);
+DicomImage DecodeDicomImage(DcmDataset& ds, const std::string& name) {
+  DicomImage out = DecodeDicomImageHeader(ds, name);
+  DecodeDicomPixels(ds, out);
   return out;
 }
 

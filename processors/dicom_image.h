@@ -51,7 +51,7 @@ using SampleBuffer = std::vector<uint8_t, UninitializedAllocator<uint8_t>>;
 struct DicomImage {
   std::string name;
   long rows = 0, columns = 0, frames = 1;
-  int bits_allocated = 16, bits_stored = 16;
+  int bits_allocated = 16, bits_stored = 16, high_bit = 15;
   bool is_signed = false;
   SampleType sample_type = SampleType::kUint16;
   std::optional<std::array<double, 3>> position;     // ImagePositionPatient
@@ -72,6 +72,12 @@ struct DicomImage {
 
 // Decodes `ds`, which may be changed (decompressed in place).
 DicomImage DecodeDicomImage(DcmDataset& ds, const std::string& name);
+
+// The same in two steps: the attributes only (checked as DecodeDicomImage checks them; `samples`
+// empty, the pixel data not read), then the samples into that image. A series can so be sorted
+// and checked before any pixel data is held.
+DicomImage DecodeDicomImageHeader(DcmDataset& ds, const std::string& name);
+void DecodeDicomPixels(DcmDataset& ds, DicomImage& image);
 
 // Position, orientation, pixel spacing and slice thickness from the items holding them: the
 // dataset itself for classic images; a frame's Plane Position, Plane Orientation and Pixel Measures

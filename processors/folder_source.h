@@ -1,7 +1,7 @@
 // A StudySource over a folder of DICOM files (the CLI's input, and tests without Orthanc).
 //
 // The constructor walks the folder recursively and reads each file's header (up to
-// SeriesInstanceUID; small files whole, see TakeParsed). A reader that needs only some private
+// SeriesInstanceUID; small files are read whole and kept, see TakeParsed). A reader that needs only some private
 // groups (conversion) says so in FolderScanOptions and small files are parsed without the others.
 // Files that are not readable DICOM are skipped and listed by skipped() with the reason; series
 // are grouped by SeriesInstanceUID. Series ids are log-safe hashes of the UID; instance ids are
@@ -40,8 +40,9 @@ class FolderStudySource : public StudySource {
 
   const std::vector<std::string>& skipped() const { return skipped_; }
 
-  // Small files are parsed whole by the scan and kept (up to a bound), so that reading them
-  // again costs nothing: this hands one over, once (nullptr when it was not kept). Thread-safe.
+  // Small files are read whole by the scan and their bytes kept (up to a bound), so that reading
+  // them again costs no disk access: this parses one from them and lets the bytes go, once
+  // (nullptr when it was not kept). Errors as ReadDicomBuffer's. Thread-safe.
   std::unique_ptr<DcmFileFormat> TakeParsed(const std::string& instance_id);
 
   ~FolderStudySource() override;
@@ -49,8 +50,8 @@ class FolderStudySource : public StudySource {
  private:
   std::vector<SeriesRef> series_;
   std::vector<std::string> skipped_;
-  std::mutex parsed_mutex_;
-  std::map<std::string, std::unique_ptr<DcmFileFormat>> parsed_;
+  std::mutex kept_mutex_;
+  std::map<std::string, std::string> kept_;
 };
 
 // Reads a whole file; Error(kNotFound) naming it when it cannot be opened or read.
