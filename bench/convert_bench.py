@@ -4,9 +4,9 @@
 
 CLI rows: median wall time of `procnode convert` and `dcm2niix` over --runs runs (output to a
 tmpfs-backed temp dir), peak RSS from GNU time, the volume's size (the NIfTI's voxel bytes) and
-procnode's peak as a multiple of it. REST rows: the same series converted inside one
+procnode's peak as a multiple of it. REST rows: the same series converted inside
 Orthanc by GET /procnode/series/{id}/nifti and orthanc-neuro's GET /series/{id}/nifti?compress
-(only gzip; Orthanc's memory is not separable per request, so no RSS there).
+(only gzip), and how far the first request raises Orthanc's resident peak.
 """
 import os
 import shutil
@@ -40,6 +40,23 @@ def http_time(url, runs):
     return statistics.median(times)
 
 
+def status_kib(pid, field):
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/{pid}/status")
+
+
+def peak_rise(pid, action):
+    """MiB by which `action` raises process `pid`'s resident peak above its resident size before."""
+    with open(f"/proc/{pid}/clear_refs", "w") as clear:
+        clear.write("5")  # resets VmHWM to the current VmRSS
+    before = status_kib(pid, "VmRSS")
+    action()
+    return (status_kib(pid, "VmHWM") - before) / 1024
+
+
 def main():
     args, cli = arguments(5)
     rows = []
@@ -59,22 +76,30 @@ def main():
         print(f"{name:28} {kind:4} {ours:10.3f} {peer:10.3f} {peer / ours:6.2f} {our_rss:12.0f} {peer_rss:12.0f} "
               f"{size:10.1f} {our_rss / size:11.2f}")
 
+    # Inside Orthanc: one fresh Orthanc per series (both plugins loaded, only that series stored),
+    # so each tool's first request starts from the same process state. Memory: how far the request
+    # raises Orthanc's resident peak (VmHWM, reset through /proc/PID/clear_refs just before).
     plugin = os.path.abspath(os.path.join(args.build, "plugin", "libOrthancProcNode.so"))
+    print(f"\n{'series (inside Orthanc, gzip)':28} {'procnode s':>10} {'orthanc-neuro s':>15} {'ratio':>6} "
+          f"{'procnode +MiB':>13} {'neuro +MiB':>10}")
     with PgCluster() as pg:
-        orthanc = OrthancServer(plugin, {"Database": pg.create_database("bench"), "Workers": 0}, verbose=False)
-        orthanc.plugin = [plugin, "/usr/share/orthanc/plugins/libOrthancNeuro.so"]
-        config = orthanc.config
-        orthanc.config = lambda: dict(config(), Plugins=orthanc.plugin)
-        with orthanc:
-            send_dicom(orthanc, list(SERIES.values()), allow_failures=True)
-            print(f"\n{'series (inside Orthanc, gzip)':28} {'procnode s':>10} {'orthanc-neuro s':>15} {'ratio':>6}")
-            for study in orthanc.get("/studies"):
-                for series in orthanc.get(f"/studies/{study}/series"):
-                    sid = series["ID"]
-                    label = f"{series['MainDicomTags'].get('Modality', '')} {len(series['Instances'])} instances"
-                    ours = http_time(f"{orthanc.url}/procnode/series/{sid}/nifti", args.runs)
-                    peer = http_time(f"{orthanc.url}/series/{sid}/nifti?compress", args.runs)
-                    print(f"{label:28} {ours:10.3f} {peer:15.3f} {peer / ours:6.2f}")
+        for number, (name, folder) in enumerate(SERIES.items()):
+            result = {}
+            for tool in ("procnode", "neuro"):
+                orthanc = OrthancServer(plugin, {"Database": pg.create_database(f"bench{number}{tool}"), "Workers": 0},
+                                        verbose=False)
+                plugins = [plugin, "/usr/share/orthanc/plugins/libOrthancNeuro.so"]
+                config = orthanc.config
+                orthanc.config = lambda config=config, plugins=plugins: dict(config(), Plugins=plugins)
+                with orthanc:
+                    send_dicom(orthanc, [folder], allow_failures=True)
+                    sid = orthanc.get("/series")[0]
+                    url = (f"{orthanc.url}/procnode/series/{sid}/nifti" if tool == "procnode"
+                           else f"{orthanc.url}/series/{sid}/nifti?compress")
+                    rise = peak_rise(orthanc.process.pid, lambda url=url: http_time(url, 1))
+                    result[tool] = (http_time(url, args.runs), rise)
+            (ours, our_rise), (peer, peer_rise) = result["procnode"], result["neuro"]
+            print(f"{name:28} {ours:10.3f} {peer:15.3f} {peer / ours:6.2f} {our_rise:13.0f} {peer_rise:10.0f}")
     return 0
 
 

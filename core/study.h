@@ -37,6 +37,10 @@ class StudySource {
   // A local file holding the instance, when there is one (readers then parse it in place instead
   // of copying it through memory); empty otherwise.
   virtual std::string InstancePath(const std::string& /*instance_id*/) { return ""; }
+  // Whether reading an instance a second time costs little (local files, Orthanc's own storage):
+  // a reader may then take headers first and pixels later, holding less in memory. False for a
+  // source that would fetch each instance over the network again.
+  virtual bool RereadIsCheap() { return false; }
   // An instance's top-level attribute values as text by tag (group << 16 | element), without its
   // pixel data, when the source can give them cheaply (Orthanc can); nullopt otherwise.
   virtual std::optional<std::map<uint32_t, std::string>> InstanceAttributes(const std::string& /*instance_id*/) {

@@ -419,18 +419,22 @@ void LoadDeferred(std::vector<Slice>& slices, const SeriesInfo& info) {
   ParallelFor(pending.size(), [&](std::size_t i) { info.load_pixels(*pending[i]); });
 }
 
-// Places deferred single-frame slices (one volume, positions in order) straight into the rotated
-// output: each slice is read, copied to its voxels and freed, in runs of consecutive positions per
-// thread, so at most a few slices are held beside the output (a 3D acquisition costs one volume of
-// memory, not three). `step` is the output index step per acquired axis (column, row counted from
-// the bottom, position) and `base` the output index of acquired voxel (0, 0, 0).
+// Places deferred single-frame slices straight into the output: each slice is read, copied to its
+// voxels and freed, in runs of consecutive slices per thread, so at most a few slices are held
+// beside the output (a series costs one volume of memory, not two, and a rotated 3D acquisition
+// not three). `order` lists the slices in output order (slab k of the acquired grid, volume after
+// volume); `step` is the output index step per acquired axis (column, row counted from the
+// bottom, slab) and `base` the output index of acquired voxel (0, 0, 0).
 template <typename T>
-void ScatterRotated(std::vector<Slice>& slices, const SeriesInfo& info, const std::array<int64_t, 3>& step, int64_t base,
-                    int64_t columns, int64_t rows, char* output) {
+void PlaceDeferred(std::vector<Slice>& slices, const std::vector<std::size_t>& order, const SeriesInfo& info,
+                   const std::array<int64_t, 3>& step, int64_t base, int64_t columns, int64_t rows, char* output) {
   T* out = reinterpret_cast<T*>(output);
-  const std::size_t positions = slices.size();
+  const std::size_t positions = order.size();
   const std::size_t slice_bytes = static_cast<std::size_t>(columns * rows) * sizeof(T);
-  const std::size_t run = std::clamp<std::size_t>((2u << 20) / std::max<std::size_t>(slice_bytes, 1), 4, 32);
+  // Where slabs run along the output rows, a run of them fills whole cache lines; otherwise each
+  // slice is written alone.
+  const std::size_t run =
+      std::abs(step[2]) == 1 ? std::clamp<std::size_t>((2u << 20) / std::max<std::size_t>(slice_bytes, 1), 4, 32) : 1;
   const std::size_t threads = std::min<std::size_t>(DefaultParallelism(), (positions + run - 1) / run);
   ParallelFor(threads, [&](std::size_t t) {
     // Each thread takes one contiguous share of the positions, so threads write far apart.
@@ -439,8 +443,8 @@ void ScatterRotated(std::vector<Slice>& slices, const SeriesInfo& info, const st
     for (std::size_t k0 = first; k0 < last; k0 += run) {
       const std::size_t k1 = std::min(last, k0 + run);
       for (std::size_t k = k0; k < k1; ++k) {
-        info.load_pixels(slices[k]);
-        source[k - k0] = reinterpret_cast<const T*>(slices[k].image.samples.data());
+        info.load_pixels(slices[order[k]]);
+        source[k - k0] = reinterpret_cast<const T*>(slices[order[k]].image.samples.data());
       }
       const int64_t origin = base + static_cast<int64_t>(k0) * step[2];
       if (std::abs(step[2]) == 1) {  // positions run along the output rows: innermost
@@ -463,11 +467,15 @@ void ScatterRotated(std::vector<Slice>& slices, const SeriesInfo& info, const st
           for (int64_t j = 0; j < rows; ++j) {
             int64_t target = origin + static_cast<int64_t>(k) * step[2] + j * step[1];
             const T* row = source[k] + (rows - 1 - j) * columns;
-            for (int64_t i = 0; i < columns; ++i, target += step[0]) out[target] = row[i];
+            if (step[0] == 1) {
+              std::memcpy(out + target, row, static_cast<std::size_t>(columns) * sizeof(T));
+            } else {
+              for (int64_t i = 0; i < columns; ++i, target += step[0]) out[target] = row[i];
+            }
           }
         }
       }
-      for (std::size_t k = k0; k < k1; ++k) SampleBuffer().swap(slices[k].image.samples);
+      for (std::size_t k = k0; k < k1; ++k) SampleBuffer().swap(slices[order[k]].image.samples);
     }
   });
 }
@@ -838,8 +846,8 @@ std::vector<NiftiConversion> AssemblePart(std::vector<Slice> slices, const Serie
   // Voxels: volume after volume, slice after slice, rows bottom-up (dcm2niix's y flip).
   const std::size_t row_bytes = static_cast<std::size_t>(columns) * width;
   const std::size_t total_bytes = row_bytes * rows * positions * volumes;
-  const bool direct = !reorientation.identity && same_scaling &&
-                      std::all_of(slices.begin(), slices.end(), [](const Slice& s) { return s.deferred; });
+  // Slices whose pixels are not read yet go straight to their place (and rotation) in the output.
+  const bool direct = same_scaling && std::all_of(slices.begin(), slices.end(), [](const Slice& s) { return s.deferred; });
   if (direct) {
     std::array<int64_t, 3> step{};
     int64_t base = 0;
@@ -849,10 +857,15 @@ std::vector<NiftiConversion> AssemblePart(std::vector<Slice> slices, const Serie
       step[a] = reorientation.flip[w] ? -out_stride[w] : out_stride[w];
       if (reorientation.flip[w]) base += (acquired_dims[a] - 1) * out_stride[w];
     }
+    std::vector<std::size_t> order;  // volume after volume, position after position
+    for (std::size_t t = 0; t < volumes; ++t) {
+      for (std::size_t p = 0; p < positions; ++p) order.push_back(position_starts[p] + t);
+    }
     out.voxels.resize(total_bytes);
-    if (width == 1) ScatterRotated<uint8_t>(slices, info, step, base, columns, rows, out.voxels.data());
-    if (width == 2) ScatterRotated<uint16_t>(slices, info, step, base, columns, rows, out.voxels.data());
-    if (width == 4) ScatterRotated<uint32_t>(slices, info, step, base, columns, rows, out.voxels.data());
+    char* voxels = out.voxels.data();
+    if (width == 1) PlaceDeferred<uint8_t>(slices, order, info, step, base, columns, rows, voxels);
+    if (width == 2) PlaceDeferred<uint16_t>(slices, order, info, step, base, columns, rows, voxels);
+    if (width == 4) PlaceDeferred<uint32_t>(slices, order, info, step, base, columns, rows, voxels);
     reorientation.identity = true;  // done
   } else {
     LoadDeferred(slices, info);
@@ -927,7 +940,12 @@ std::vector<NiftiConversion> ConvertSeriesToNifti(StudySource& source, const Ser
   std::vector<std::vector<Slice>> per_instance(total);
   std::vector<SourceInstance> sources(total);
   std::mutex progress_mutex;
-  std::size_t done = 0;
+  std::size_t done = 0, steps = total;  // two steps per instance when its pixels are read in a second pass
+  auto step_done = [&] {
+    if (!callbacks.progress) return;
+    std::lock_guard lock(progress_mutex);
+    callbacks.progress(++done, steps);
+  };
   auto read_instance = [&](std::size_t i) {
     if (callbacks.cancelled && callbacks.cancelled()) {
       throw Error(ErrorCode::kCancelled, info.name + ": conversion cancelled");
@@ -942,10 +960,11 @@ std::vector<NiftiConversion> ConvertSeriesToNifti(StudySource& source, const Ser
       info.mr_3d = DicomString(ds, 0x0018, 0x0023) == "3D";
       info.tilt = DicomNumber(ds, 0x0018, 0x1120);
       info.mosaic = DicomString(ds, 0x0008, 0x0008).find("MOSAIC") != std::string::npos;
-      // A 3D acquisition is rotated on output: its single-frame images are read twice (header
-      // now, pixels straight into the rotated volume), when they are local files that cost little
-      // to read again.
-      info.defer_pixels = info.mr_3d && !info.mosaic && !source.InstancePath(series.instance_ids[0]).empty();
+      // Single-frame images are read twice where that is cheap: headers now (to sort and check
+      // the series), pixels later, straight into their place in the output, so the series is held
+      // once, not twice (a rotated 3D acquisition: not three times).
+      info.defer_pixels = !info.mosaic && source.RereadIsCheap();
+      if (info.defer_pixels) steps = 2 * total;
       info.philips = info.sidecar.value("Manufacturer", "") == "Philips";
       // dcm2niix derives Philips' bandwidth from private attributes; the public one would disagree.
       if (info.philips) info.sidecar.erase("PixelBandwidth");
@@ -988,10 +1007,7 @@ std::vector<NiftiConversion> ConvertSeriesToNifti(StudySource& source, const Ser
       slice.deferred = deferred;
       found.push_back(std::move(slice));
     }
-    if (callbacks.progress) {
-      std::lock_guard lock(progress_mutex);
-      callbacks.progress(++done, total);
-    }
+    step_done();
   };
   info.load_pixels = [&](Slice& slice) {
     if (callbacks.cancelled && callbacks.cancelled()) {
@@ -1008,6 +1024,7 @@ std::vector<NiftiConversion> ConvertSeriesToNifti(StudySource& source, const Ser
     }
     DecodeDicomPixels(ds, image);
     slice.deferred = false;
+    step_done();
   };
   read_instance(0);
   ParallelFor(total - 1, [&](std::size_t i) { read_instance(i + 1); });

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "core/error.h"
 #include "processors/folder_source.h"
@@ -97,7 +98,8 @@ TEST(SeriesToNifti, EnhancedPhilipsB0MapSplitsIntoMagnitudeAndFieldMapWithPrecis
   EXPECT_NEAR(parts[0].sidecar["EchoTime"].get<double>(), 0.00152, 1e-9);
 }
 
-// A folder's series, read only through FetchInstance (as from Orthanc): no local files to read twice.
+// A folder's series, read only through FetchInstance and not cheap to read again (as over a
+// network): converted in one pass, every image decoded at once.
 class BytesOnly : public StudySource {
  public:
   explicit BytesOnly(FolderStudySource& folder) : folder_(folder) {}
@@ -138,19 +140,32 @@ std::vector<std::string> CopyMr(const std::filesystem::path& dir, std::size_t co
   return written;
 }
 
-TEST(SeriesToNifti, A3dAcquisitionReadTwiceFromFilesEqualsOneReadFromMemory) {
-  // From files, the rotated 3D series is sorted on headers alone and its pixels are read straight
-  // into the rotated volume; from memory, every image is decoded at once and the volume rotated
-  // afterwards. Both must give the same image.
-  FolderStudySource folder(kData + "/mr-brain-sag-mprage");
+// From files, a series is sorted on headers alone and its pixels are then read straight into
+// their place (and rotation) in the output; from a source not cheap to read twice, every image is
+// decoded at once, assembled and rotated afterwards. Both must give the same images.
+class TwoPassConversion : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(TwoPassConversion, EqualsTheOnePassConversion) {
+  FolderStudySource folder(kData + "/" + GetParam());
   BytesOnly memory(folder);
   const auto from_files = ConvertSeriesToNifti(folder, folder.ListSeries("")[0]);
   const auto from_memory = ConvertSeriesToNifti(memory, memory.ListSeries("")[0]);
-  ASSERT_EQ(from_files.size(), 1u);
-  ASSERT_EQ(from_memory.size(), 1u);
-  EXPECT_EQ(from_files[0].image.dims[0], 192) << "rotated";
-  ExpectSameImage(from_files[0].image, from_memory[0].image);
+  ASSERT_EQ(from_files.size(), from_memory.size());
+  for (std::size_t i = 0; i < from_files.size(); ++i) {
+    SCOPED_TRACE("part " + std::to_string(i + 1));
+    ExpectSameImage(from_files[i].image, from_memory[i].image);
+    EXPECT_EQ(from_files[i].warnings, from_memory[i].warnings);
+    EXPECT_EQ(from_files[i].sidecar, from_memory[i].sidecar);
+  }
 }
+
+INSTANTIATE_TEST_SUITE_P(Series, TwoPassConversion,
+                         ::testing::Values("mr-brain-sag-mprage",                    // 3D, rotated
+                                           "ct-chest-lung-dx-a0001/lung-kernel",     // axial, as acquired
+                                           "dcm_qa_nih/In/20180918GE/mr_0004",       // 4D, one file per slice
+                                           "dcm_qa_ct/In/GE",                        // tilted, uneven: split
+                                           "dcm_qa_nih/In/20180918Si/mr_0003"),      // mosaic: one pass
+                         [](const auto& info) { return "series" + std::to_string(info.index); });
 
 TEST(SeriesToNifti, AReadTwice3dSeriesKeepsUnsigned16BitWhenAValueNeedsIt) {
   const auto dir = std::filesystem::path(::testing::TempDir()) / "mr-uint16";
@@ -180,15 +195,50 @@ TEST(SeriesToNifti, AReadTwice3dSeriesKeepsUnsigned16BitWhenAValueNeedsIt) {
   EXPECT_EQ(*std::max_element(voxels, voxels + from_files[0].image.voxels.size() / 2), 40000);
 }
 
+// Every way a 3D acquisition can lie against the output axes: a few brain MR images given another
+// orientation (and positions along its normal), converted in two passes and in one.
+TEST(SeriesToNifti, EveryOrientationOfA3dAcquisitionGivesTheSameImageInOneOrTwoPasses) {
+  const std::vector<std::pair<std::string, std::array<double, 6>>> orientations = {
+      {"axial", {1, 0, 0, 0, 1, 0}},
+      {"axial, rows along y", {0, 1, 0, 1, 0, 0}},
+      {"axial, x reversed", {-1, 0, 0, 0, 1, 0}},
+      {"coronal", {1, 0, 0, 0, 0, -1}},
+      {"sagittal", {0, 1, 0, 0, 0, -1}},
+      {"oblique", {0.94, 0.34202, 0, 0, 0, -1}},
+  };
+  for (const auto& [label, iop] : orientations) {
+    SCOPED_TRACE(label);
+    const std::array<double, 3> row{iop[0], iop[1], iop[2]}, column{iop[3], iop[4], iop[5]};
+    const std::array<double, 3> normal{row[1] * column[2] - row[2] * column[1], row[2] * column[0] - row[0] * column[2],
+                                       row[0] * column[1] - row[1] * column[0]};
+    const auto dir = std::filesystem::path(::testing::TempDir()) / "mr-orientation";
+    std::filesystem::remove_all(dir);
+    CopyMr(dir, 5, [&](DcmDataset& ds, std::size_t i) {
+      std::ostringstream orientation, position;
+      orientation << iop[0] << '\\' << iop[1] << '\\' << iop[2] << '\\' << iop[3] << '\\' << iop[4] << '\\' << iop[5];
+      position << 10 + 1.2 * i * normal[0] << '\\' << -20 + 1.2 * i * normal[1] << '\\' << 30 + 1.2 * i * normal[2];
+      ds.putAndInsertString(DCM_ImageOrientationPatient, orientation.str().c_str());
+      ds.putAndInsertString(DCM_ImagePositionPatient, position.str().c_str());
+    });
+    FolderStudySource folder(dir.string());
+    BytesOnly memory(folder);
+    const auto two = ConvertSeriesToNifti(folder, folder.ListSeries("")[0]);
+    const auto one = ConvertSeriesToNifti(memory, memory.ListSeries("")[0]);
+    ASSERT_EQ(two.size(), 1u);
+    ASSERT_EQ(one.size(), 1u);
+    ExpectSameImage(two[0].image, one[0].image);
+  }
+}
+
 TEST(SeriesToNifti, AFileReplacedBetweenTheTwoReadsFailsNamingIt) {
   const auto dir = std::filesystem::path(::testing::TempDir()) / "mr-replaced";
   std::filesystem::remove_all(dir);
   const auto files = CopyMr(dir, 8, [](DcmDataset&, std::size_t) {});
   FolderStudySource folder(dir.string());
   LoadCallbacks callbacks;
-  callbacks.progress = [&](std::size_t done, std::size_t total) {
+  callbacks.progress = [&](std::size_t done, std::size_t) {
     // Every header has been read: another image now takes the place of the fifth.
-    if (done == total) std::filesystem::copy_file(files[2], files[4], std::filesystem::copy_options::overwrite_existing);
+    if (done == files.size()) std::filesystem::copy_file(files[2], files[4], std::filesystem::copy_options::overwrite_existing);
   };
   try {
     ConvertSeriesToNifti(folder, folder.ListSeries("")[0], callbacks);
@@ -212,13 +262,14 @@ class NiftiCorpusFile : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(NiftiCorpusFile, ConvertsOrFailsWithAMessageNamingTheFile) {
   const std::string path = GetParam();
-  // From bytes (as from Orthanc) and from the file (where 3D images are read twice).
+  // From bytes in one pass, and from the file in two (headers, then pixels).
   class OneFile : public StudySource {
    public:
     OneFile(std::string path, bool local) : path_(std::move(path)), local_(local) {}
     std::vector<SeriesRef> ListSeries(const std::string&) override { return {{.id = "one", .instance_ids = {path_}}}; }
     std::string FetchInstance(const std::string& id) override { return ReadFileBytes(id); }
     std::string InstancePath(const std::string& id) override { return local_ ? id : ""; }
+    bool RereadIsCheap() override { return local_; }
 
    private:
     std::string path_;

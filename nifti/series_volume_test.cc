@@ -17,14 +17,19 @@ TEST(NiftiSeriesVolume, LoadsTheChestCtInHounsfieldUnitsSortedAlongTheNormal) {
   FolderStudySource source(kData + "/ct-chest-lung-dx-a0001/lung-kernel");
   const auto series = source.ListSeries("");
   ASSERT_EQ(series.size(), 1u);
-  std::size_t progress_calls = 0;
+  std::size_t progress_calls = 0, last_done = 0, last_total = 0;
   const auto loaded = NiftiSeriesVolume(source, LargestInputSeries(series),
-                                       {.progress = [&](std::size_t, std::size_t) { ++progress_calls; }});
+                                       {.progress = [&](std::size_t done, std::size_t total) {
+                                         ++progress_calls;
+                                         EXPECT_EQ(done, last_done + 1);
+                                         last_done = done, last_total = total;
+                                       }});
   const Volume& v = loaded.volume;
   EXPECT_EQ(v.dims[0], 512u);
   EXPECT_EQ(v.dims[1], 512u);
   EXPECT_EQ(v.dims[2], 64u);
-  EXPECT_EQ(progress_calls, 64u);
+  EXPECT_EQ(progress_calls, 128u) << "headers, then pixels: two steps per instance";
+  EXPECT_EQ(last_done, last_total);
   EXPECT_NEAR(std::abs(v.spacing[2]), 5.0, 0.01);
   EXPECT_EQ(v.units, "HU");
   EXPECT_EQ(v.voxels.size(), v.VoxelCount());

@@ -241,7 +241,10 @@ PipelineResult RunPipeline(const std::string& processor_name, const nlohmann::js
   LoadCallbacks callbacks;
   callbacks.cancelled = ctx.stop_requested;
   callbacks.progress = [&](std::size_t done, std::size_t total) {
-    if (ctx.progress) ctx.progress(0.05 + 0.45 * done / total, "volume: " + std::to_string(done) + "/" + std::to_string(total) + " instances");
+    if (ctx.progress) {
+      ctx.progress(0.05 + 0.45 * done / total, "volume: reading " + std::to_string(series.instance_ids.size()) +
+                                                   " instances, " + std::to_string(100 * done / total) + "%");
+    }
   };
   SeriesVolume loaded = NiftiSeriesVolume(source, series, callbacks);
   const Volume& v = loaded.volume;

@@ -14,6 +14,7 @@ class OrthancStudySource : public StudySource {
  public:
   std::vector<SeriesRef> ListSeries(const std::string& study_id) override;
   std::string FetchInstance(const std::string& instance_id) override;
+  bool RereadIsCheap() override { return true; }  // from Orthanc's storage area, in process
   // One series by Orthanc ID (GET /series/{id}); Error(kNotFound) when unknown.
   SeriesRef GetSeries(const std::string& series_id);
   // Top-level string and number attributes from GET /instances/{id}/tags?short (no pixel data).

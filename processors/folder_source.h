@@ -37,6 +37,7 @@ class FolderStudySource : public StudySource {
   std::vector<SeriesRef> ListSeries(const std::string& study_id) override;
   std::string FetchInstance(const std::string& instance_id) override;
   std::string InstancePath(const std::string& instance_id) override { return instance_id; }
+  bool RereadIsCheap() override { return true; }
 
   const std::vector<std::string>& skipped() const { return skipped_; }
 

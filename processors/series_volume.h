@@ -46,7 +46,9 @@ struct SeriesVolume {
 };
 
 struct LoadCallbacks {
-  std::function<void(std::size_t done, std::size_t total)> progress;  // optional
+  // Optional: `done` of `total` steps. A step is one instance read; a converter that reads a series
+  // in two passes (headers, then pixels) counts two per instance.
+  std::function<void(std::size_t done, std::size_t total)> progress;
   std::function<bool()> cancelled;  // optional; when it returns true: Error(kCancelled)
 };
 
