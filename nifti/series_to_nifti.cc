@@ -960,10 +960,12 @@ std::vector<NiftiConversion> ConvertSeriesToNifti(StudySource& source, const Ser
       info.mr_3d = DicomString(ds, 0x0018, 0x0023) == "3D";
       info.tilt = DicomNumber(ds, 0x0018, 0x1120);
       info.mosaic = DicomString(ds, 0x0008, 0x0008).find("MOSAIC") != std::string::npos;
-      // Single-frame images are read twice where that is cheap: headers now (to sort and check
-      // the series), pixels later, straight into their place in the output, so the series is held
-      // once, not twice (a rotated 3D acquisition: not three times).
-      info.defer_pixels = !info.mosaic && source.RereadIsCheap();
+      // A 3D acquisition is rotated on output. Its single-frame images are read twice where that
+      // is cheap: headers now (to sort and check the series), pixels later, straight into their
+      // place in the rotated output, so the series is held once, not three times (before, beside
+      // and after the rotation). Other series are assembled as their images are decoded, freeing
+      // each once copied: they peak near one volume anyway, and a second read would only cost time.
+      info.defer_pixels = info.mr_3d && !info.mosaic && source.RereadIsCheap();
       if (info.defer_pixels) steps = 2 * total;
       info.philips = info.sidecar.value("Manufacturer", "") == "Philips";
       // dcm2niix derives Philips' bandwidth from private attributes; the public one would disagree.

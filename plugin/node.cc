@@ -473,12 +473,16 @@ std::string Node::SeriesNifti(const std::string& series_id, int part) {
   if (series.produced_by_procnode) {
     throw Error(ErrorCode::kUnsupported, "series " + series_id + " is a procnode result, not an image series");
   }
-  const auto parts = ConvertSeriesToNifti(source, series);
-  if (part < 1 || part > static_cast<int>(parts.size())) {
-    throw Error(ErrorCode::kNotFound, "series " + series_id + " has " + std::to_string(parts.size()) +
-                                          " part(s); part " + std::to_string(part) + " does not exist");
+  std::string bytes;
+  {  // the volumes go as soon as the file is made: Orthanc copies the answer
+    const auto parts = ConvertSeriesToNifti(source, series);
+    if (part < 1 || part > static_cast<int>(parts.size())) {
+      throw Error(ErrorCode::kNotFound, "series " + series_id + " has " + std::to_string(parts.size()) +
+                                            " part(s); part " + std::to_string(part) + " does not exist");
+    }
+    bytes = NiftiFileBytes(parts[part - 1].image, true);
   }
-  return NiftiFileBytes(parts[part - 1].image, true);
+  return bytes;
 }
 
 nlohmann::json Node::RetryJob(int64_t id, const std::string& who) {

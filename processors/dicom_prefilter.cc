@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 namespace procnode {
 namespace {
@@ -31,8 +32,9 @@ class Walker {
   }
 
   // One data element starting at `pos` (not an item or delimiter), its value and any nested
-  // content included. `explicit_vr`: the encoding at this level.
-  bool SkipElement(bool explicit_vr, int depth) {
+  // content included. `explicit_vr`: the encoding at this level. `value`, when given, is set to
+  // the value's bytes (empty for an undefined length).
+  bool SkipElement(bool explicit_vr, int depth, std::string_view* value = nullptr) {
     if (!Has(8) || U16(0) == 0xFFFE) return false;
     uint32_t length = 0;
     bool nested_explicit = explicit_vr;
@@ -52,7 +54,11 @@ class Walker {
       length = U32(4);
       pos += 8;
     }
-    if (length != kUndefinedLength) return Skip(length);
+    if (value != nullptr) *value = {};
+    if (length != kUndefinedLength) {
+      if (value != nullptr && Has(length)) *value = bytes_.substr(pos, length);
+      return Skip(length);
+    }
     return SkipUntilSequenceEnd(nested_explicit, depth + 1);
   }
 
@@ -94,32 +100,66 @@ class Walker {
   std::string_view bytes_;
 };
 
+bool IsTextVr(char a, char b) {
+  static constexpr const char* kText[] = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT",
+                                          "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"};
+  return std::any_of(std::begin(kText), std::end(kText), [&](const char* vr) { return vr[0] == a && vr[1] == b; });
+}
+
 std::string_view Trimmed(std::string_view text) {
   while (!text.empty() && (text.back() == '\0' || text.back() == ' ')) text.remove_suffix(1);
   return text;
 }
 
-}  // namespace
-
-std::optional<std::string> WithoutPrivateGroups(std::string_view file, std::span<const uint16_t> keep_groups) {
+// A walker at the first dataset element of a Part 10 file, and the dataset's VR encoding; nullopt
+// when the file is not the plain little-endian case.
+std::optional<std::pair<Walker, bool>> DatasetStart(std::string_view file) {
   if (file.size() < 132 || file.substr(128, 4) != "DICM") return std::nullopt;
   Walker walker(file);
   walker.pos = 132;
   std::string_view transfer_syntax;
   while (walker.Has(8) && walker.U16(0) == 0x0002) {  // meta header: always explicit VR little endian
     const bool is_syntax = walker.U16(2) == 0x0010;
-    const std::size_t start = walker.pos;
-    if (!walker.SkipElement(true, 0)) return std::nullopt;
-    if (is_syntax) {
-      const std::size_t header = 8;  // UI: short form
-      transfer_syntax = Trimmed(file.substr(start + header, walker.pos - start - header));
-    }
+    std::string_view value;
+    if (!walker.SkipElement(true, 0, &value)) return std::nullopt;
+    if (is_syntax) transfer_syntax = Trimmed(value);
   }
   if (transfer_syntax.empty() || transfer_syntax == "1.2.840.10008.1.2.2" ||  // big endian
       transfer_syntax == "1.2.840.10008.1.2.1.99" || transfer_syntax == "1.2.840.10008.1.2.4.95") {  // deflated
     return std::nullopt;
   }
-  const bool explicit_vr = transfer_syntax != "1.2.840.10008.1.2";
+  return std::make_pair(walker, transfer_syntax != "1.2.840.10008.1.2");
+}
+
+}  // namespace
+
+std::optional<std::map<uint32_t, std::string>> TopLevelValues(std::string_view file, std::span<const uint32_t> tags) {
+  auto start = DatasetStart(file);
+  if (!start || tags.empty()) return std::nullopt;
+  auto& [walker, explicit_vr] = *start;
+  const uint32_t last = *std::max_element(tags.begin(), tags.end());
+  std::map<uint32_t, std::string> values;
+  while (walker.pos < file.size()) {
+    if (!walker.Has(8)) return std::nullopt;
+    const uint32_t tag = static_cast<uint32_t>(walker.U16(0)) << 16 | walker.U16(2);
+    if (tag > last) break;  // elements come in ascending order: none wanted follows
+    const bool wanted = std::find(tags.begin(), tags.end(), tag) != tags.end();
+    // A wanted value of a non-text VR (UN above all: DCMTK shows it as hex) is left to DCMTK.
+    if (wanted && explicit_vr && !IsTextVr(walker.Char(4), walker.Char(5))) return std::nullopt;
+    std::string_view value;
+    if (!walker.SkipElement(explicit_vr, 0, &value)) return std::nullopt;
+    if (!wanted) continue;
+    value = Trimmed(value);
+    while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+    values[tag] = std::string(value);
+  }
+  return values;
+}
+
+std::optional<std::string> WithoutPrivateGroups(std::string_view file, std::span<const uint16_t> keep_groups) {
+  auto start = DatasetStart(file);
+  if (!start) return std::nullopt;
+  auto& [walker, explicit_vr] = *start;
   std::string out(file.substr(0, walker.pos));
   out.reserve(file.size());
   bool cut = false;

@@ -1,5 +1,5 @@
 // Cuts the top-level private groups that a reader does not need out of a DICOM Part 10 file's
-// bytes, before DCMTK parses them.
+// bytes, before DCMTK parses them; reads a few top-level values without parsing at all.
 //
 // DCMTK builds an object for every element and looks each one up in its data dictionary (private
 // tags by a linear search), so vendor groups dominate the parse of small files: a GE EPI slice
@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -23,5 +24,12 @@ namespace procnode {
 // end, an explicit VR that is not two capital letters, an unterminated or too deeply nested
 // sequence. It never judges a file broken: DCMTK does that on the original bytes.
 std::optional<std::string> WithoutPrivateGroups(std::string_view file, std::span<const uint16_t> keep_groups);
+
+// The values of some top-level attributes (tag = group << 16 | element), as text without leading
+// and trailing padding, read straight from the bytes (the folder scan's series grouping, without a
+// DCMTK parse); absent attributes are absent from the map. nullopt where WithoutPrivateGroups would
+// leave the file alone, when an element before the last wanted tag cannot be walked, or when a
+// wanted value has a VR other than a text one (UN, binary: DCMTK's reading differs).
+std::optional<std::map<uint32_t, std::string>> TopLevelValues(std::string_view file, std::span<const uint32_t> tags);
 
 }  // namespace procnode

@@ -13,6 +13,7 @@
 #include <map>
 
 #include "core/error.h"
+#include "processors/dicom_image.h"
 #include "processors/dicom_io.h"
 #include "processors/folder_source.h"
 #include "tests/support/shared_data.h"
@@ -174,6 +175,50 @@ TEST(WithoutPrivateGroups, CutsPrivateGroupsOutOfManyCorpusFiles) {
   }
   std::cout << cut << " of " << files << " corpus files had private groups cut\n";
   EXPECT_GE(cut, 10);
+}
+
+// TopLevelValues reads what DCMTK reads, or declines: every corpus file and a few of each scanner
+// series in shared data.
+constexpr uint32_t kGrouping[] = {0x00080060, 0x00080070, 0x0020000E, 0x00100010};
+
+void ExpectValuesAsDcmtkReadsThem(const std::string& path, int& answered) {
+  const std::string bytes = ReadFileBytes(path);
+  const auto values = TopLevelValues(bytes, kGrouping);
+  if (!values) return;
+  std::unique_ptr<DcmFileFormat> parsed;
+  try {
+    parsed = ReadDicomBuffer(bytes, path);
+  } catch (const Error&) {
+    return;  // DCMTK refuses the file later on; the scan's reader may answer for its start
+  }
+  ++answered;
+  for (const uint32_t tag : kGrouping) {
+    const DcmTagKey key(static_cast<uint16_t>(tag >> 16), static_cast<uint16_t>(tag & 0xFFFF));
+    const std::string expected = DicomString(*parsed->getDataset(), key);
+    const auto it = values->find(tag);
+    EXPECT_EQ(it == values->end() ? "" : it->second, expected) << path << " " << key.toString().c_str();
+  }
+}
+
+TEST_P(PrefilterCorpus, TopLevelValuesAreWhatDcmtkReadsOrNothing) {
+  int answered = 0;
+  ExpectValuesAsDcmtkReadsThem(GetParam(), answered);
+}
+
+TEST(TopLevelValues, ReadTheGroupingAttributesOfScannerFiles) {
+  int answered = 0, files = 0;
+  for (const char* folder : {"/dcm_qa_nih/In/20180918GE/mr_0004", "/mr-brain-sag-mprage", "/ct-chest-lung-dx-a0001/lung-kernel",
+                             "/dcm_qa_ct/In/GE"}) {
+    int here = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(testing::SharedData() + folder)) {
+      if (entry.path().extension() != ".dcm" || ++here > 4) continue;
+      ++files;
+      ExpectValuesAsDcmtkReadsThem(entry.path().string(), answered);
+    }
+  }
+  EXPECT_GT(files, 8);
+  EXPECT_EQ(answered, files) << "plain little-endian files: every one answered";
+  EXPECT_FALSE(TopLevelValues("not a DICOM file", kGrouping).has_value());
 }
 
 INSTANTIATE_TEST_SUITE_P(MalformedAndZoo, PrefilterCorpus, ::testing::ValuesIn(testing::CorpusFiles()),

@@ -62,8 +62,10 @@ FolderStudySource::FolderStudySource(const std::string& folder, const FolderScan
   std::vector<Header> headers(paths.size());
   // Files under kSmallFile are read whole and their bytes kept (at most 64 MiB in all): series of
   // many small images are then read from disk once, not twice. Their bytes, not their parsed
-  // datasets: those take two to three times the memory. Either way the header is parsed up to
-  // SeriesInstanceUID only.
+  // datasets: those take two to three times the memory. The three attributes the grouping needs
+  // are read straight from the bytes where the file is plain little-endian Part 10, so DCMTK
+  // parses each small file once, when it is converted; otherwise, and for larger files, DCMTK
+  // parses the header up to SeriesInstanceUID.
   constexpr std::uintmax_t kSmallFile = 64 << 10, kKeptBytes = 64ull << 20;
   std::vector<std::string> kept(paths.size());
   std::vector<std::uintmax_t> sizes(paths.size(), 0);
@@ -86,6 +88,12 @@ FolderStudySource::FolderStudySource(const std::string& folder, const FolderScan
       }
       if (options.private_groups) {
         if (auto filtered = WithoutPrivateGroups(bytes, *options.private_groups)) bytes = std::move(*filtered);
+      }
+      static constexpr uint32_t kGrouping[] = {0x00080060, 0x00080070, 0x0020000E};  // Modality, Manufacturer, UID
+      if (auto values = TopLevelValues(bytes, kGrouping); values && !(*values)[0x0020000E].empty()) {
+        headers[i] = {(*values)[0x0020000E], (*values)[0x00080060], (*values)[0x00080070], ""};
+        kept[i] = std::move(bytes);
+        return;
       }
       DcmInputBufferStream stream;
       stream.setBuffer(bytes.data(), static_cast<offile_off_t>(bytes.size()));
