@@ -6,10 +6,13 @@
 #include <dcmtk/dcmdata/dcpixseq.h>
 #include <dcmtk/dcmdata/dcpxitem.h>
 #include <dcmtk/dcmdata/dcxfer.h>
+#include <sys/mman.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <new>
 #include <type_traits>
 #include <sstream>
 
@@ -205,6 +208,29 @@ std::optional<std::vector<uint8_t>> DicomBytes(DcmDataset& ds, uint16_t group, u
   Uint8* bytes = nullptr;
   if (found->getUint8Array(bytes).bad() || bytes == nullptr) return std::nullopt;
   return std::vector<uint8_t>(bytes, bytes + found->getLength());
+}
+
+namespace {
+constexpr std::size_t kMappedSamples = 64 << 10;  // at and above: mmap (a 256x256 16-bit image is 128 KiB)
+}
+
+void* AllocateSamples(std::size_t bytes) {
+  if (bytes < kMappedSamples) {
+    if (void* p = std::malloc(bytes > 0 ? bytes : 1)) return p;
+    throw std::bad_alloc();
+  }
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  return p;
+}
+
+void FreeSamples(void* p, std::size_t bytes) noexcept {
+  if (p == nullptr) return;
+  if (bytes < kMappedSamples) {
+    std::free(p);
+  } else {
+    ::munmap(p, bytes);
+  }
 }
 
 int64_t DicomImage::Sample(std::size_t i) const {

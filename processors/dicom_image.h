@@ -25,10 +25,20 @@ namespace procnode {
 
 enum class SampleType { kUint8, kInt8, kUint16, kInt16, kUint32, kInt32 };
 
+// Memory for large sample buffers straight from the kernel (mmap), given back the moment it is
+// freed. Through malloc, an image freed on one thread stays in that thread's arena: a series
+// assembled slice by slice (each freed once copied) could then peak at two volumes, not one, in a
+// process of many threads such as Orthanc. Small buffers use malloc.
+void* AllocateSamples(std::size_t bytes);
+void FreeSamples(void* p, std::size_t bytes) noexcept;
+
 // An allocator that leaves new elements uninitialised: sample buffers are always written in full
 // right after they are sized, so zero-filling them first would only cost time.
 template <typename T>
 struct UninitializedAllocator : std::allocator<T> {
+  using value_type = T;
+  T* allocate(std::size_t n) { return static_cast<T*>(AllocateSamples(n * sizeof(T))); }
+  void deallocate(T* p, std::size_t n) noexcept { FreeSamples(p, n * sizeof(T)); }
   template <typename U>
   struct rebind {
     using other = UninitializedAllocator<U>;
