@@ -19,6 +19,10 @@
 // Error(kInvalidInput) naming the instance and what differs.
 // The sidecar holds acquisition parameters only: no names, IDs, dates, times, institutions,
 // stations, serial numbers or free-text comments.
+// Memory: about one volume in all, the decoded images giving way to the output as they are copied
+// into it (see README.md). A rotated 3D acquisition from a source that is cheap to read again
+// (StudySource::RereadIsCheap) is read in two passes, headers then pixels, and progress then
+// counts two steps per instance.
 #pragma once
 
 #include <nlohmann/json.hpp>
