@@ -118,6 +118,18 @@ void ExpectSameImage(const NiftiImage& a, const NiftiImage& b) {
   EXPECT_TRUE(a.voxels == b.voxels) << "voxels differ";
 }
 
+// The folder's one series converted in two passes (from its files: `callbacks` go to this one)
+// and in one (BytesOnly).
+struct BothWays {
+  std::vector<NiftiConversion> two, one;
+};
+BothWays ConvertBothWays(const std::string& dir, const LoadCallbacks& callbacks = {}) {
+  FolderStudySource folder(dir);
+  BytesOnly memory(folder);
+  return {ConvertSeriesToNifti(folder, folder.ListSeries("")[0], callbacks),
+          ConvertSeriesToNifti(memory, memory.ListSeries("")[0])};
+}
+
 // The first `count` images of the brain MR (a sagittal 3D acquisition) copied to `dir`, with
 // `edit` applied to each dataset.
 std::vector<std::string> CopyMr(const std::filesystem::path& dir, std::size_t count,
@@ -146,16 +158,13 @@ std::vector<std::string> CopyMr(const std::filesystem::path& dir, std::size_t co
 class TwoPassConversion : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(TwoPassConversion, EqualsTheOnePassConversion) {
-  FolderStudySource folder(kData + "/" + GetParam());
-  BytesOnly memory(folder);
-  const auto from_files = ConvertSeriesToNifti(folder, folder.ListSeries("")[0]);
-  const auto from_memory = ConvertSeriesToNifti(memory, memory.ListSeries("")[0]);
-  ASSERT_EQ(from_files.size(), from_memory.size());
-  for (std::size_t i = 0; i < from_files.size(); ++i) {
+  const auto [two, one] = ConvertBothWays(kData + "/" + GetParam());
+  ASSERT_EQ(two.size(), one.size());
+  for (std::size_t i = 0; i < two.size(); ++i) {
     SCOPED_TRACE("part " + std::to_string(i + 1));
-    ExpectSameImage(from_files[i].image, from_memory[i].image);
-    EXPECT_EQ(from_files[i].warnings, from_memory[i].warnings);
-    EXPECT_EQ(from_files[i].sidecar, from_memory[i].sidecar);
+    ExpectSameImage(two[i].image, one[i].image);
+    EXPECT_EQ(two[i].warnings, one[i].warnings);
+    EXPECT_EQ(two[i].sidecar, one[i].sidecar);
   }
 }
 
@@ -184,20 +193,18 @@ TEST(SeriesToNifti, AReadTwice3dSeriesKeepsUnsigned16BitWhenAValueNeedsIt) {
       ds.putAndInsertUint16Array(DCM_PixelData, edited.data(), count);
     }
   });
-  FolderStudySource folder(dir.string());
-  BytesOnly memory(folder);
   std::vector<std::pair<std::size_t, std::size_t>> steps;
-  const auto from_files = ConvertSeriesToNifti(
-      folder, folder.ListSeries("")[0], {.progress = [&](std::size_t done, std::size_t total) { steps.emplace_back(done, total); }});
-  const auto from_memory = ConvertSeriesToNifti(memory, memory.ListSeries("")[0]);
+  const auto [two, one] = ConvertBothWays(
+      dir.string(), {.progress = [&](std::size_t done, std::size_t total) { steps.emplace_back(done, total); }});
   ASSERT_EQ(steps.size(), 12u) << "headers, then pixels: two steps per instance";
   EXPECT_EQ(steps.back(), std::make_pair(std::size_t{12}, std::size_t{12}));
-  ASSERT_EQ(from_files.size(), 1u);
-  EXPECT_EQ(from_files[0].image.datatype, kDtUint16) << "40000 does not fit int16";
-  EXPECT_EQ(from_files[0].image.dims[0], 6) << "rotated";
-  ExpectSameImage(from_files[0].image, from_memory[0].image);
-  const auto* voxels = reinterpret_cast<const uint16_t*>(from_files[0].image.voxels.data());
-  EXPECT_EQ(*std::max_element(voxels, voxels + from_files[0].image.voxels.size() / 2), 40000);
+  ASSERT_EQ(two.size(), 1u);
+  ASSERT_EQ(one.size(), 1u);
+  EXPECT_EQ(two[0].image.datatype, kDtUint16) << "40000 does not fit int16";
+  EXPECT_EQ(two[0].image.dims[0], 6) << "rotated";
+  ExpectSameImage(two[0].image, one[0].image);
+  const auto* voxels = reinterpret_cast<const uint16_t*>(two[0].image.voxels.data());
+  EXPECT_EQ(*std::max_element(voxels, voxels + two[0].image.voxels.size() / 2), 40000);
 }
 
 // Every way a 3D acquisition can lie against the output axes: a few brain MR images given another
@@ -225,10 +232,7 @@ TEST(SeriesToNifti, EveryOrientationOfA3dAcquisitionGivesTheSameImageInOneOrTwoP
       ds.putAndInsertString(DCM_ImageOrientationPatient, orientation.str().c_str());
       ds.putAndInsertString(DCM_ImagePositionPatient, position.str().c_str());
     });
-    FolderStudySource folder(dir.string());
-    BytesOnly memory(folder);
-    const auto two = ConvertSeriesToNifti(folder, folder.ListSeries("")[0]);
-    const auto one = ConvertSeriesToNifti(memory, memory.ListSeries("")[0]);
+    const auto [two, one] = ConvertBothWays(dir.string());
     ASSERT_EQ(two.size(), 1u);
     ASSERT_EQ(one.size(), 1u);
     ExpectSameImage(two[0].image, one[0].image);
@@ -244,10 +248,7 @@ TEST(SeriesToNifti, A4dSeriesOfLargeImagesGivesTheSameImageInOneOrTwoPasses) {
     ds.putAndInsertString(DCM_ImagePositionPatient, ("0\\0\\" + std::to_string(4 * (i % 3))).c_str());
     ds.putAndInsertString(DCM_InstanceNumber, std::to_string(i + 1).c_str());
   });
-  FolderStudySource folder(dir.string());
-  BytesOnly memory(folder);
-  const auto two = ConvertSeriesToNifti(folder, folder.ListSeries("")[0]);
-  const auto one = ConvertSeriesToNifti(memory, memory.ListSeries("")[0]);
+  const auto [two, one] = ConvertBothWays(dir.string());
   ASSERT_EQ(two.size(), 1u);
   ASSERT_EQ(one.size(), 1u);
   EXPECT_EQ(two[0].image.dims[2], 3);
