@@ -38,6 +38,7 @@ RuleVocabulary DefaultVocabulary(std::set<std::string> destinations) {
   for (const Processor* processor : Processors()) {
     auto& names = vocabulary.pipeline_parameters[processor->Info().name];
     for (const auto& spec : processor->Info().parameters) names.insert(spec.name);
+    vocabulary.pipeline_versions[processor->Info().name] = processor->Info().version;
   }
   vocabulary.check_parameter = [](const std::string& pipeline, const std::string& name, const nlohmann::json& value) {
     try {

@@ -291,6 +291,9 @@ class Parser {
       Error(at + "/pipeline", "missing: the pipeline to run");
     } else {
       action.pipeline = node["pipeline"];
+      if (const auto version = vocabulary_.pipeline_versions.find(action.pipeline); version != vocabulary_.pipeline_versions.end()) {
+        action.pipeline_version = version->second;
+      }
       if (!vocabulary_.pipeline_parameters.contains(action.pipeline)) {
         std::string known;
         for (const auto& [name, parameters] : vocabulary_.pipeline_parameters) known += (known.empty() ? "" : ", ") + name;
@@ -679,7 +682,8 @@ std::vector<PlannedJob> PlanJobs(const RuleSet& rules, const StudyAttributes& st
     if (!e.fired) continue;
     const auto it = std::find_if(rules.rules.begin(), rules.rules.end(), [&](const auto& r) { return r.id == e.rule_id; });
     if (it == rules.rules.end()) continue;
-    Rule spec{.id = it->id, .version = rules.version, .pipeline = it->action.pipeline, .pipeline_version = "1",
+    Rule spec{.id = it->id, .version = rules.version, .pipeline = it->action.pipeline,
+              .pipeline_version = it->action.pipeline_version,
               .parameters_json = JobParameters(it->action.parameters, it->action.device, it->action.destinations, it->action, it->id)};
     auto instances_of = [&](const SeriesAttributes& s) { return s.instance_ids; };
     if (!it->series_level) {

@@ -69,6 +69,7 @@ struct Condition {
 
 struct RuleAction {
   std::string pipeline;
+  std::string pipeline_version = "1";  // the pipeline's version when the rules were read (vocabulary)
   nlohmann::json parameters = nlohmann::json::object();
   std::string device = "auto";
   int priority = 0;
@@ -108,6 +109,9 @@ struct ValidationError {
 struct RuleVocabulary {
   std::function<std::optional<uint32_t>(const std::string&)> keyword_to_tag;  // DICOM dictionary
   std::map<std::string, std::set<std::string>> pipeline_parameters;          // pipeline -> parameters
+  // pipeline -> version (processors' ProcessorInfo::version): part of every job's idempotency key,
+  // so a study sent again after an upgrade that changes results is processed again. "1" when absent.
+  std::map<std::string, std::string> pipeline_versions;
   std::set<std::string> destinations;                                         // configured
   // Anonymization option names a rule may use; empty: any.
   std::set<std::string> anonymization_options;

@@ -165,6 +165,25 @@ TEST(RuleSet, SeriesRulesFireForTheMatchingSeriesOnlyAndPlanOneJobEach) {
   EXPECT_EQ(jobs[0].rule.version, 3);
 }
 
+TEST(RuleSet, APipelineUpgradeChangesTheIdempotencyKeySoTheStudyIsProcessedAgain) {
+  const std::string json = Set({Rule("ct", R"({"attribute": "Modality", "equals": "CT"})")});
+  const StudyAttributes study = Study({{0x00080060, "CT"}});
+  auto plan = [&](const std::string& version) {
+    RuleVocabulary v = Vocabulary();
+    if (!version.empty()) v.pipeline_versions["volume-stats"] = version;
+    const auto parsed = ParseRuleSet(json, v);
+    EXPECT_TRUE(parsed.rule_set);
+    const auto jobs = PlanJobs(*parsed.rule_set, study, EvaluateRuleSet(*parsed.rule_set, study));
+    EXPECT_EQ(jobs.size(), 1u);
+    return jobs.at(0);
+  };
+  const auto unversioned = plan(""), v1 = plan("1.0.0"), again = plan("1.0.0"), v2 = plan("1.1.0");
+  EXPECT_EQ(unversioned.rule.pipeline_version, "1");
+  EXPECT_EQ(v2.rule.pipeline_version, "1.1.0");
+  EXPECT_EQ(v1.idempotency_key, again.idempotency_key) << "same study, rules and version: the same job";
+  EXPECT_NE(v1.idempotency_key, v2.idempotency_key) << "a new version processes the study again";
+}
+
 TEST(RuleSet, DisabledRulesNeverFireAndSayWhy) {
   const auto rules = Parse(Set({Rule("off", R"({"all": []})", R"(, "enabled": false)")}));
   const auto evaluations = EvaluateRuleSet(rules, Study(kChestCt));
