@@ -508,6 +508,23 @@ std::vector<Delivery> PgJobQueue::Deliveries(int64_t job_id) {
   });
 }
 
+std::map<int64_t, std::vector<Delivery>> PgJobQueue::Deliveries(const std::vector<int64_t>& job_ids) {
+  std::map<int64_t, std::vector<Delivery>> out;
+  if (job_ids.empty()) return out;
+  std::string array = "{";
+  for (std::size_t i = 0; i < job_ids.size(); ++i) array += (i ? "," : "") + std::to_string(job_ids[i]);
+  array += "}";
+  return WithTransaction("list deliveries", [&](pqxx::work& tx) {
+    for (const auto& row : tx.exec_params("SELECT " + kDeliveryColumns +
+                                              " FROM deliveries d WHERE d.job_id = ANY($1::bigint[]) ORDER BY d.job_id, d.id",
+                                          array)) {
+      Delivery d = DeliveryFromRow(row);
+      out[d.job_id].push_back(std::move(d));
+    }
+    return out;
+  });
+}
+
 int PgJobQueue::Resend(int64_t job_id, const std::string& who) {
   return WithTransaction("resend", [&](pqxx::work& tx) {
     if (tx.exec_params("SELECT 1 FROM jobs WHERE id = $1", job_id).empty()) {

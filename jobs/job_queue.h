@@ -134,6 +134,8 @@ class PgJobQueue {
   void DeliverySent(int64_t id, const std::string& owner);
   std::string DeliveryFailed(int64_t id, const std::string& owner, const std::string& error, double backoff_seconds);
   std::vector<Delivery> Deliveries(int64_t job_id);
+  // The deliveries of several jobs in one query (a job list), by job.
+  std::map<int64_t, std::vector<Delivery>> Deliveries(const std::vector<int64_t>& job_ids);
   int Resend(int64_t job_id, const std::string& who);
   std::map<std::string, int64_t> DeliveryCountByState();
 

@@ -375,7 +375,16 @@ nlohmann::json Node::Status() {
 
 nlohmann::json Node::Jobs(const std::optional<std::string>& state, int limit) {
   nlohmann::json jobs = nlohmann::json::array();
-  for (const auto& job : queue_.List(state, limit)) jobs.push_back(JobToJson(job));
+  const auto listed = queue_.List(state, limit);
+  std::vector<int64_t> ids;
+  for (const auto& job : listed) ids.push_back(job.id);
+  auto deliveries = queue_.Deliveries(ids);  // one query for the whole list
+  for (const auto& job : listed) {
+    auto json = JobToJson(job);
+    json["deliveries"] = nlohmann::json::array();
+    for (const auto& d : deliveries[job.id]) json["deliveries"].push_back(DeliveryToJson(d));
+    jobs.push_back(std::move(json));
+  }
   return jobs;
 }
 

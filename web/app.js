@@ -96,6 +96,15 @@ async function dryRun() {
   }
 }
 
+// A job's deliveries: destination and state; a failed attempt's reason in the tooltip.
+function deliverySummary(job) {
+  return (job.deliveries || []).map((d) => {
+    const tries = d.state === "sent" ? "" : ` ${d.attempts}/${d.max_attempts}`;
+    const title = d.last_error ? ` title="${escapeHtml(d.last_error)}"` : "";
+    return `<span class="delivery ${d.state}"${title}>${escapeHtml(d.destination)} ${d.state}${tries}</span>`;
+  }).join(" ");
+}
+
 // One line of a finished job's measurements (lung processor or volume statistics).
 function resultSummary(job) {
   const m = job.result && job.result.measurements;
@@ -121,9 +130,11 @@ async function loadJobs() {
     <td>${escapeHtml(j.pipeline)}</td>
     <td>${j.attempts}/${j.max_attempts}</td>
     <td>${j.error ? `<span class="error-text">${escapeHtml(j.error)}</span>` : escapeHtml(resultSummary(j))}</td>
+    <td class="deliveries">${deliverySummary(j)}</td>
     <td>${["failed", "cancelled"].includes(j.state) ? `<button class="small" data-action="retry">Retry</button>` : ""}
-        ${["queued", "running"].includes(j.state) ? `<button class="small" data-action="cancel">Cancel</button>` : ""}</td>
-  </tr>`).join("") || '<tr><td colspan="8" class="muted">no jobs</td></tr>';
+        ${["queued", "running"].includes(j.state) ? `<button class="small" data-action="cancel">Cancel</button>` : ""}
+        ${(j.deliveries || []).some((d) => ["sent", "dead"].includes(d.state)) ? `<button class="small" data-action="resend" title="send the results to the job's destinations again">Resend</button>` : ""}</td>
+  </tr>`).join("") || '<tr><td colspan="9" class="muted">no jobs</td></tr>';
 }
 
 async function jobAction(event) {
@@ -143,7 +154,7 @@ async function loadStatus() {
     const s = await api("GET", "../status");
     const d = s.deliveries || {};
     // Results that could not be sent after every retry wait in the dead-letter state for a resend.
-    const dead = d.dead ? ` · <span class="error-text">${d.dead} delivery(ies) failed for good: POST /procnode/jobs/{id}/resend</span>` : "";
+    const dead = d.dead ? ` · <span class="error-text">${d.dead} delivery(ies) failed for good: Resend from the job</span>` : "";
     $("node-status").innerHTML = escapeHtml(`v${s.version} · ${s.workers} worker(s) · ` +
       `${s.gpu.found ? "GPU " + s.gpu.name : "CPU only"} · queued ${s.queue.queued}, running ${s.queue.running}, failed ${s.queue.failed}` +
       ` · deliveries ${d.pending || 0} pending, ${d.sent || 0} sent`) + dead;

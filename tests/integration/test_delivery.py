@@ -68,6 +68,9 @@ def test_results_reach_a_destination_that_comes_back_and_a_dead_one_is_a_dead_le
         kinds = [e["kind"] for e in events(orthanc, job["id"])]
         assert "dead-letter" in kinds and "delivered" in kinds, kinds
         assert orthanc.get("/procnode/status")["deliveries"]["dead"] == 1
+        # The job list carries the same deliveries (one query for the list).
+        [listed] = orthanc.get("/procnode/jobs")
+        assert listed["deliveries"] == orthanc.get(f"/procnode/jobs/{job['id']}")["deliveries"], listed["deliveries"]
 
         # Resend: both go again (PACS receives them a second time; NOWHERE is pending once more).
         for f in files:

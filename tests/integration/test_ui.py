@@ -1,6 +1,7 @@
 """The admin page end to end in Debian's headless Chromium (playwright-core from npm):
 load, see a validation error at its JSON pointer, fix, save a rule sending chest CT to the lung
-processor and brain MR nowhere, dry-run it on both studies, and watch the job it makes.
+processor (with a destination that never answers) and brain MR nowhere, dry-run it on both studies,
+watch the job it makes, see its delivery end as a dead letter and resend it.
 Screenshots are kept in $PROCNODE_UI_SCREENSHOTS (default: the build folder) to be looked at."""
 import os
 import shutil
@@ -12,6 +13,7 @@ import pytest
 from conftest import BUILD_DIR, CHEST_CT, SHARED_DATA
 from helpers import wait_jobs_finished
 from orthanc import send_dicom
+from ports import free_port
 
 UI_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ui")
 
@@ -20,7 +22,10 @@ UI_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ui")
 def test_admin_page_edits_validates_saves_dry_runs_and_lists_jobs(orthanc_factory, job_db):
     assert os.path.isdir(os.path.join(UI_DIR, "node_modules", "playwright-core")), \
         "run scripts/install-deps.sh (npm ci in tests/ui)"
-    orthanc = orthanc_factory({"Database": job_db[1], "Workers": 2}).start()
+    # NOWHERE: a destination that never answers (a closed port): its deliveries end as dead letters.
+    orthanc = orthanc_factory({"Database": job_db[1], "Workers": 2, "DeliveryBackoffSeconds": 1, "DeliveryMaxAttempts": 1,
+                               "Destinations": {"NOWHERE": "nowhere"}},
+                              extra_config={"DicomModalities": {"nowhere": ["NOWHERE", "127.0.0.1", free_port()]}}).start()
     send_dicom(orthanc, [CHEST_CT], calling_aet="CT01")
     send_dicom(orthanc, [os.path.join(SHARED_DATA, "mr-brain-sag-mprage")], calling_aet="MR01", allow_failures=True)
     finished = wait_jobs_finished(orthanc, 2)  # made by the built-in default rule (version 0)

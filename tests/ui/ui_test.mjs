@@ -2,7 +2,8 @@
 // load, write a rule sending chest CTs to the lung processor and brain MRs nowhere (see a mistake
 // flagged where it is), fix it, save, dry-run it on the chest CT and on the brain MR, then watch
 // the job the saved rule makes when a new chest series arrives (the caller sends it once this
-// script writes SCREENSHOT_DIR/saved).
+// script writes SCREENSHOT_DIR/saved), its delivery to a destination that never answers end as a
+// dead letter, and resend it.
 // Usage: node ui_test.mjs BASE_URL SCREENSHOT_DIR CHEST_STUDY_ID MR_STUDY_ID
 import { writeFileSync } from "node:fs";
 import { chromium } from "playwright-core";
@@ -31,7 +32,7 @@ try {
       { id: "chest-ct", description: "Chest CT to the lung processor",
         match: { all: [{ attribute: "Modality", equals: "CT" },
                        { attribute: "StudyDescriptoin", contains: "chest", case_sensitive: false }] },
-        action: { pipeline: "lung-emphysema", parameters: { variant: "fast" } } },
+        action: { pipeline: "lung-emphysema", parameters: { variant: "fast" }, destinations: ["NOWHERE"] } },
       { id: "brain-mr", description: "Brain MR: nowhere", enabled: false,
         match: { attribute: "Modality", equals: "MR" }, action: { pipeline: "volume-stats" } },
     ],
@@ -79,7 +80,20 @@ try {
   const row = await page.textContent(lungRow);
   check(row.includes("lung-emphysema") && /lungs \d+ mL/.test(row) && row.includes("LAA%-950"),
         "the saved rule's job ran the lung processor and shows its measurements");
+  // Its results go to NOWHERE, which never answers: one attempt, then a dead letter with the reason.
+  await page.waitForSelector(`${lungRow} .delivery.dead`, { timeout: 60000 });
+  check((await page.textContent(`${lungRow} .deliveries`)).includes("NOWHERE dead 1/1"), "the dead delivery is shown on its job");
+  check((await page.getAttribute(`${lungRow} .delivery.dead`, "title") || "").length > 0, "with the reason in its tooltip");
+  await page.waitForFunction(() => /delivery\(ies\) failed for good/.test(document.getElementById("node-status").textContent));
   await page.screenshot({ path: `${shots}/4-jobs.png`, fullPage: true });
+  const lungJob = await page.getAttribute(lungRow, "data-job");
+  await page.click(`${lungRow} button[data-action=resend]`);
+  const resent = await page.waitForFunction(async (id) => {
+    const job = await (await fetch(`../jobs/${id}`)).json();
+    return job.events.some((e) => e.kind === "resend-requested") ? job : null;
+  }, lungJob, { timeout: 30000 });
+  check((await resent.jsonValue()).events.some((e) => e.kind === "resend-requested" && e.message.includes("NOWHERE")),
+        "Resend queues the delivery again (job event)");
 } catch (e) {
   failures.push(String(e));
   console.log("FAIL " + e);
