@@ -223,6 +223,26 @@ TEST(TopLevelValues, ReadTheGroupingAttributesOfScannerFiles) {
   EXPECT_FALSE(TopLevelValues("not a DICOM file", kGrouping).has_value());
 }
 
+// Cut anywhere, a file never makes the walker read past its end: it answers from what is there
+// or declines. Once the cut falls after SeriesInstanceUID, the answer is the whole file's.
+TEST(TopLevelValues, AFileCutAtEveryLengthIsAnsweredOrDeclined) {
+  const std::string ge = ReadFileBytes(testing::SharedData() +
+                                       "/dcm_qa_nih/In/20180918GE/mr_0004/axial_epi_fmri_interleaved_i_to_s-00001.dcm");
+  const auto whole = TopLevelValues(ge, kGrouping);
+  ASSERT_TRUE(whole.has_value());
+  ASSERT_FALSE(whole->at(0x0020000E).empty());
+  std::size_t answered = 0, complete = 0;
+  for (std::size_t length = 0; length < ge.size(); ++length) {
+    const std::string cut = ge.substr(0, length);  // its own allocation (memcheck sees a read past it)
+    if (const auto values = TopLevelValues(cut, kGrouping)) {
+      ++answered;
+      if (values->contains(0x0020000E) && *values == *whole) ++complete;
+    }
+  }
+  EXPECT_GT(answered, 0u);
+  EXPECT_GT(complete, 0u) << "cuts after the last wanted element still give every value";
+}
+
 INSTANTIATE_TEST_SUITE_P(MalformedAndZoo, PrefilterCorpus, ::testing::ValuesIn(testing::CorpusFiles()),
                          [](const auto& info) { return testing::CorpusTestName(info.param, info.index); });
 
