@@ -1,6 +1,7 @@
 #include "processors/dicom_image.h"
 
 #include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcfcache.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
 #include <dcmtk/dcmdata/dcpixel.h>
 #include <dcmtk/dcmdata/dcpixseq.h>
@@ -41,28 +42,25 @@ std::optional<double> GetDouble(DcmDataset& ds, const DcmTagKey& tag, unsigned l
   throw Error(ErrorCode::kInvalidInput, name + ": " + reason);
 }
 
-// Copies `count` stored words, keeping BitsStored bits below HighBit and sign-extending them
-// when signed; returns the largest value. Written as plain same-width loops so they vectorise.
+// Copies `count` stored words to `target` (which may be `words` itself), keeping BitsStored bits
+// below HighBit and sign-extending them when signed; returns the largest value. Written as plain
+// same-width loops so they vectorise.
 template <typename Stored>
-[[gnu::noinline]] int64_t Normalize(const Stored* words, std::size_t count, unsigned shift, int bits_stored, bool is_signed,
-                  SampleBuffer& out) {
+[[gnu::noinline]] int64_t NormalizeInto(const Stored* words, Stored* target, std::size_t count, unsigned shift,
+                                        int bits_stored, bool is_signed) {
   using Signed = std::make_signed_t<Stored>;
   constexpr int kBits = 8 * sizeof(Stored);
-  out.resize(count * sizeof(Stored));
   if (!is_signed) {
-    auto* target = reinterpret_cast<Stored*>(out.data());
     if (bits_stored < kBits) {  // masked: the mask bounds every value, no scan needed
       const auto mask = static_cast<Stored>((Stored{1} << bits_stored) - 1);
       if (shift == 0) {  // the usual layout: one vectorisable AND
-        const Stored* __restrict source = words;
-        Stored* __restrict sink = target;
-        for (std::size_t i = 0; i < count; ++i) sink[i] = static_cast<Stored>(source[i] & mask);
+        for (std::size_t i = 0; i < count; ++i) target[i] = static_cast<Stored>(words[i] & mask);
       } else {
         for (std::size_t i = 0; i < count; ++i) target[i] = static_cast<Stored>((words[i] >> shift) & mask);
       }
       return mask;
     }
-    std::memcpy(target, words, count * sizeof(Stored));
+    if (target != words) std::memcpy(target, words, count * sizeof(Stored));
     // The exact maximum, through the signed type (SSE2 has signed 16-bit max, not unsigned).
     constexpr auto kFlip = static_cast<Stored>(Stored{1} << (kBits - 1));
     Signed highest = std::numeric_limits<Signed>::min();
@@ -72,16 +70,23 @@ template <typename Stored>
     }
     return static_cast<Stored>(static_cast<Stored>(highest) ^ kFlip);
   }
-  auto* target = reinterpret_cast<Signed*>(out.data());
+  auto* signed_target = reinterpret_cast<Signed*>(target);
   const int up = kBits - bits_stored - static_cast<int>(shift);  // move the sign bit to the top
   const int down = kBits - bits_stored;
   Signed highest = std::numeric_limits<Signed>::min();
   for (std::size_t i = 0; i < count; ++i) {
     const Signed value = static_cast<Signed>(static_cast<Signed>(static_cast<Stored>(words[i] << up)) >> down);
-    target[i] = value;
+    signed_target[i] = value;
     highest = value > highest ? value : highest;
   }
   return highest;
+}
+
+// NormalizeInto a fresh buffer.
+template <typename Stored>
+int64_t Normalize(const Stored* words, std::size_t count, unsigned shift, int bits_stored, bool is_signed, SampleBuffer& out) {
+  out.resize(count * sizeof(Stored));
+  return NormalizeInto(words, reinterpret_cast<Stored*>(out.data()), count, shift, bits_stored, is_signed);
 }
 
 // Decodes every frame of a JPEG 2000 (or HTJ2K) encapsulated PixelData with OpenJPEG. Frames are
@@ -323,7 +328,22 @@ void DecodeDicomPixels(DcmDataset& ds, DicomImage& out) {
     Invalid(name, msg.str());
   };
   const unsigned shift = static_cast<unsigned>(high_bit + 1 - bits_stored);
-  if (out.bits_allocated == 16) {
+  DcmElement* element = nullptr;
+  const bool in_file = ds.findAndGetElement(DCM_PixelData, element).good() && element != nullptr &&
+                       !element->valueLoaded() && !DcmXfer(xfer).isEncapsulated() && DcmXfer(xfer).isLittleEndian();
+  if (in_file && out.bits_allocated == 16) {
+    // Not read yet (large values stay in the file): read it straight into the samples and
+    // normalise there, instead of through a copy held by DCMTK.
+    if (element->getLength() < expected * 2) length_error(element->getLength());
+    out.samples.resize(expected * 2);
+    DcmFileCache cache;
+    if (element->getPartialValue(out.samples.data(), 0, static_cast<Uint32>(expected * 2), &cache).bad()) {
+      Invalid(name, "PixelData unreadable");
+    }
+    auto* words = reinterpret_cast<Uint16*>(out.samples.data());
+    out.max_sample = NormalizeInto(words, words, expected, shift, out.bits_stored, out.is_signed);
+    out.sample_type = out.is_signed ? SampleType::kInt16 : SampleType::kUint16;
+  } else if (out.bits_allocated == 16) {
     const Uint16* words = nullptr;
     unsigned long count = 0;
     if (ds.findAndGetUint16Array(DCM_PixelData, words, &count).bad() || words == nullptr) Invalid(name, "PixelData unreadable");

@@ -3,8 +3,11 @@
 #include <dcmtk/dcmdata/dcfilefo.h>
 #include <gtest/gtest.h>
 
+#include <optional>
+
 #include "core/error.h"
 #include "processors/dicom_io.h"
+#include "processors/folder_source.h"
 #include "tests/support/shared_data.h"
 
 namespace procnode {
@@ -63,6 +66,40 @@ TEST_P(CorpusFile, LoadsOrFailsWithAMessageNamingTheFile) {
     EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
     EXPECT_NE(e.code(), ErrorCode::kInternal) << e.what();
   }
+}
+
+// From a file, large pixel data stays on disk until decoded and is read straight into the samples;
+// from memory, DCMTK holds it already. Both must decode alike (signed, shifted, 8- and 16-bit):
+// every corpus file and the scanner series' first files.
+void ExpectFileAndBufferDecodeAlike(const std::string& path, int& compared) {
+  std::unique_ptr<DcmFileFormat> from_file, from_bytes;
+  std::optional<DicomImage> lazy, loaded;
+  try {
+    from_file = ReadDicomFile(path, path);
+    lazy = DecodeDicomImage(*from_file->getDataset(), path);
+  } catch (const Error&) {
+  }
+  try {
+    from_bytes = ReadDicomBuffer(ReadFileBytes(path), path);
+    loaded = DecodeDicomImage(*from_bytes->getDataset(), path);
+  } catch (const Error&) {
+  }
+  ASSERT_EQ(lazy.has_value(), loaded.has_value()) << path << ": decodes one way only";
+  if (!lazy) return;
+  ++compared;
+  EXPECT_TRUE(lazy->samples == loaded->samples) << path;
+  EXPECT_EQ(lazy->max_sample, loaded->max_sample) << path;
+  EXPECT_EQ(lazy->sample_type, loaded->sample_type) << path;
+}
+
+TEST(DicomImage, DecodesAFileAsItDecodesItsBytes) {
+  int compared = 0;
+  for (const auto& path : testing::CorpusFiles()) ExpectFileAndBufferDecodeAlike(path, compared);
+  for (const char* file : {"/ct-chest-lung-dx-a0001/lung-kernel/1-01.dcm", "/dcm_qa_ct/In/GE/01.dcm",
+                           "/mr-brain-sag-mprage/0001-1.3.12.2.1107.5.2.19.45152.2013030808110258929186035.dcm"}) {
+    ExpectFileAndBufferDecodeAlike(kData + file, compared);
+  }
+  EXPECT_GE(compared, 50);
 }
 
 INSTANTIATE_TEST_SUITE_P(MalformedAndZoo, CorpusFile, ::testing::ValuesIn(testing::CorpusFiles()),
