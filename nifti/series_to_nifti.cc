@@ -421,8 +421,8 @@ void LoadDeferred(std::vector<Slice>& slices, const SeriesInfo& info) {
 
 // Places deferred single-frame slices straight into the output: each slice is read, copied to its
 // voxels and freed, in runs of consecutive slices per thread, so at most a few slices are held
-// beside the output (a series costs one volume of memory, not two, and a rotated 3D acquisition
-// not three). `order` lists the slices in output order (slab k of the acquired grid, volume after
+// beside the output (a rotated 3D acquisition costs one volume of memory, not three: decoded,
+// assembled, rotated). `order` lists the slices in output order (slab k of the acquired grid, volume after
 // volume); `step` is the output index step per acquired axis (column, row counted from the
 // bottom, slab) and `base` the output index of acquired voxel (0, 0, 0).
 template <typename T>
