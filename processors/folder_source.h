@@ -1,9 +1,11 @@
 // A StudySource over a folder of DICOM files (the CLI's input, and tests without Orthanc).
 //
 // The constructor walks the folder recursively and reads each file's header (up to
-// SeriesInstanceUID; small files are read whole and kept, see TakeParsed). A reader that needs only some private
-// groups (conversion) says so in FolderScanOptions and small files are parsed without the others.
-// Files that are not readable DICOM are skipped and listed by skipped() with the reason; series
+// SeriesInstanceUID; small files are read whole and kept, see TakeParsed). A reader that needs
+// only some private groups (conversion) says so in FolderScanOptions and small files are parsed
+// without the others. Files not readable as DICOM up to SeriesInstanceUID are skipped and listed
+// by skipped() with the reason; a file damaged further on (truncated pixel data, say) joins its
+// series, and reading it fails naming the file, as it does for every file, large or small. Series
 // are grouped by SeriesInstanceUID. Series ids are log-safe hashes of the UID; instance ids are
 // the file paths. ListSeries() ignores its argument: the folder is the study. Not thread-safe.
 #pragma once
