@@ -11,13 +11,14 @@
 #include <nlohmann/json.hpp>
 #include <cctype>
 #include <chrono>
+#include <optional>
 #include <set>
-#include <sstream>
 
 #include "anonymizer/leak_checker.h"
 #include "anonymizer/profile_table.h"
 #include "anonymizer/pseudonym.h"
 #include "core/error.h"
+#include "core/text.h"
 #include "core/version.h"
 #include "processors/dicom_image.h"
 #include "processors/dicom_io.h"
@@ -27,9 +28,19 @@ namespace {
 
 using Dates = DeidentifyOptions::Dates;
 
-std::string Upper(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return s;
+// A multi-valued text ('\\'-separated) with each value replaced by `map` (nullopt: left out).
+template <typename Map>
+std::string MapValues(const std::string& values, Map&& map) {
+  std::string out;
+  std::size_t start = 0;
+  while (start <= values.size()) {
+    const std::size_t end = std::min(values.find('\\', start), values.size());
+    if (const std::optional<std::string> value = map(values.substr(start, end - start))) {
+      out += (out.empty() ? "" : "\\") + *value;
+    }
+    start = end + 1;
+  }
+  return out;
 }
 
 bool IsText(DcmEVR vr) {
@@ -117,7 +128,7 @@ class Deidentifier {
 
  private:
   void CheckRefusals(DcmDataset& ds) {
-    if (Upper(DicomString(ds, DCM_BurnedInAnnotation)) == "YES") {
+    if (UpperCase(DicomString(ds, DCM_BurnedInAnnotation)) == "YES") {
       const std::string manufacturer = DicomString(ds, DCM_Manufacturer), model = DicomString(ds, DCM_ManufacturerModelName);
       Uint16 rows = 0, columns = 0;
       ds.findAndGetUint16(DCM_Rows, rows);
@@ -136,11 +147,11 @@ class Deidentifier {
     }
     if (!o_.allow_recognizable_visual_features) {
       const std::string modality = DicomString(ds, DCM_Modality);
-      const std::string where = Upper(DicomString(ds, DCM_BodyPartExamined) + " " + DicomString(ds, DCM_StudyDescription) + " " +
+      const std::string where = UpperCase(DicomString(ds, DCM_BodyPartExamined) + " " + DicomString(ds, DCM_StudyDescription) + " " +
                                       DicomString(ds, DCM_SeriesDescription) + " " + DicomString(ds, DCM_ProtocolName));
       const bool head = where.find("HEAD") != std::string::npos || where.find("BRAIN") != std::string::npos ||
                         where.find("SKULL") != std::string::npos || where.find("FACE") != std::string::npos;
-      const bool volume = (modality == "MR" && Upper(DicomString(ds, DCM_MRAcquisitionType)) == "3D") || modality == "CT";
+      const bool volume = (modality == "MR" && UpperCase(DicomString(ds, DCM_MRAcquisitionType)) == "3D") || modality == "CT";
       if (head && volume) {
         throw Error(ErrorCode::kInvalidInput, name_ + ": a 3D head " + modality +
                                                   " volume can be rendered into a recognizable face: refused (the project "
@@ -184,7 +195,7 @@ class Deidentifier {
     while (!term.empty() && (term.front() == ' ' || term.front() == '^')) term.erase(0, 1);
     if (term.size() < 3 || IsPlaceholder(term)) return;
     for (const auto& [t, w] : terms_) {
-      if (Upper(t) == Upper(term)) return;
+      if (UpperCase(t) == UpperCase(term)) return;
     }
     terms_.emplace_back(term, word);
   }
@@ -207,24 +218,13 @@ class Deidentifier {
       if (v.empty()) continue;
       if (el->ident() == EVR_PN) {
         AddTerm(v, true);
-        std::string part;
-        for (const char c : v + "^") {
-          if (c == '^' || c == '=' || c == ' ' || c == '\\') {
-            AddTerm(part, true);
-            part.clear();
-          } else {
-            part.push_back(c);
-          }
-        }
+        for (const auto& part : NameParts(v, "^= \\")) AddTerm(part, true);
       } else if (tag == DCM_PatientID || tag == DCM_AccessionNumber || tag == DcmTagKey(0x0010, 0x1000) ||
                  tag == DcmTagKey(0x0010, 0x1090) || tag == DCM_PatientAddress || tag == DCM_PatientTelephoneNumbers ||
                  tag == DCM_AdmissionID) {
         AddTerm(v, false);
-      } else if (tag == DCM_PatientBirthDate && v.size() == 8) {
-        const std::string y = v.substr(0, 4), m = v.substr(4, 2), d = v.substr(6, 2);
-        for (const auto& form : {v, y + "-" + m + "-" + d, d + "." + m + "." + y, m + "/" + d + "/" + y, d + "/" + m + "/" + y}) {
-          AddTerm(form, false);
-        }
+      } else if (tag == DCM_PatientBirthDate) {
+        for (const auto& form : BirthDateForms(v)) AddTerm(form, false);
       }
     }
   }
@@ -232,13 +232,11 @@ class Deidentifier {
   // Masks every PHI term in `text` (asterisks; X in code strings); returns whether anything changed.
   bool Scrub(std::string& text, char mask = '*') const {
     bool changed = false;
-    const std::string upper = Upper(text);
+    const std::string upper = UpperCase(text);
     std::string result = text;
     for (const auto& [term, word] : terms_) {
-      const std::string t = Upper(term);
-      for (std::size_t at = upper.find(t); at != std::string::npos; at = upper.find(t, at + 1)) {
-        auto alnum = [&](std::size_t i) { return std::isalnum(static_cast<unsigned char>(upper[i])) != 0; };
-        if (word && ((at > 0 && alnum(at - 1)) || (at + t.size() < upper.size() && alnum(at + t.size())))) continue;
+      const std::string t = UpperCase(term);
+      for (const std::size_t at : TermOffsets(upper, t, word)) {
         std::fill_n(result.begin() + static_cast<long>(at), t.size(), mask);
         changed = true;
       }
@@ -298,19 +296,12 @@ class Deidentifier {
   }
 
   std::string RemapValues(const std::string& values) {
-    std::string out;
-    std::size_t start = 0;
-    while (start <= values.size()) {
-      const std::size_t end = std::min(values.find('\\', start), values.size());
-      const std::string uid = values.substr(start, end - start);
-      if (!uid.empty()) {
-        const std::string mapped = RemapUid(o_.secret, o_.project, uid);
-        out_.uid_map[uid] = mapped;
-        out += (out.empty() ? "" : "\\") + mapped;
-      }
-      start = end + 1;
-    }
-    return out;
+    return MapValues(values, [&](const std::string& uid) -> std::optional<std::string> {
+      if (uid.empty()) return std::nullopt;
+      const std::string mapped = RemapUid(o_.secret, o_.project, uid);
+      out_.uid_map[uid] = mapped;
+      return mapped;
+    });
   }
 
   std::string ShiftDate(const std::string& date) const {
@@ -541,23 +532,44 @@ std::vector<PixelCleaningRule> ParsePixelRules(const std::string& json_text) {
   return rules;
 }
 
-void ApplyOptionNames(const std::string& names, DeidentifyOptions& o) {
-  std::istringstream in(names);
-  std::string name;
-  while (std::getline(in, name, ',')) {
-    if (name.empty()) continue;
-    if (name == "retain-safe-private") o.retain_safe_private = true;
-    else if (name == "retain-uids") o.retain_uids = true;
-    else if (name == "retain-device-identity") o.retain_device_identity = true;
-    else if (name == "retain-institution-identity") o.retain_institution_identity = true;
-    else if (name == "retain-patient-characteristics") o.retain_patient_characteristics = true;
-    else if (name == "full-dates") o.dates = DeidentifyOptions::Dates::kFull;
-    else if (name == "modified-dates") o.dates = DeidentifyOptions::Dates::kModified;
-    else if (name == "clean-descriptors") o.clean_descriptors = true;
-    else if (name == "clean-structured-content") o.clean_structured_content = true;
-    else if (name == "clean-graphics") o.clean_graphics = true;
-    else if (name == "allow-recognizable-features") o.allow_recognizable_visual_features = true;
-    else throw Error(ErrorCode::kInvalidInput, "anonymization option '" + name + "' is unknown");
+namespace {
+
+struct NamedOption {
+  const char* name;
+  void (*apply)(DeidentifyOptions&);
+};
+constexpr NamedOption kNamedOptions[] = {
+    {"retain-safe-private", [](DeidentifyOptions& o) { o.retain_safe_private = true; }},
+    {"retain-uids", [](DeidentifyOptions& o) { o.retain_uids = true; }},
+    {"retain-device-identity", [](DeidentifyOptions& o) { o.retain_device_identity = true; }},
+    {"retain-institution-identity", [](DeidentifyOptions& o) { o.retain_institution_identity = true; }},
+    {"retain-patient-characteristics", [](DeidentifyOptions& o) { o.retain_patient_characteristics = true; }},
+    {"full-dates", [](DeidentifyOptions& o) { o.dates = DeidentifyOptions::Dates::kFull; }},
+    {"modified-dates", [](DeidentifyOptions& o) { o.dates = DeidentifyOptions::Dates::kModified; }},
+    {"clean-descriptors", [](DeidentifyOptions& o) { o.clean_descriptors = true; }},
+    {"clean-structured-content", [](DeidentifyOptions& o) { o.clean_structured_content = true; }},
+    {"clean-graphics", [](DeidentifyOptions& o) { o.clean_graphics = true; }},
+    {"allow-recognizable-features", [](DeidentifyOptions& o) { o.allow_recognizable_visual_features = true; }},
+};
+
+}  // namespace
+
+std::vector<std::string> AnonymizationOptionNames() {
+  std::vector<std::string> names;
+  for (const auto& option : kNamedOptions) names.emplace_back(option.name);
+  return names;
+}
+
+void ApplyOptionName(const std::string& name, DeidentifyOptions& options) {
+  const auto it = std::find_if(std::begin(kNamedOptions), std::end(kNamedOptions),
+                               [&](const NamedOption& option) { return name == option.name; });
+  if (it == std::end(kNamedOptions)) throw Error(ErrorCode::kInvalidInput, "anonymization option '" + name + "' is unknown");
+  it->apply(options);
+}
+
+void ApplyOptionNames(const std::string& names, DeidentifyOptions& options) {
+  for (const std::string& name : Split(names, ',')) {
+    if (!name.empty()) ApplyOptionName(name, options);
   }
 }
 
@@ -601,20 +613,13 @@ void RestoreUids(DcmItem& item, const std::map<std::string, std::string>& back) 
     if (el->ident() != EVR_UI) continue;
     OFString value;
     el->getOFStringArray(value);
-    std::string restored, values = value.c_str();
     bool changed = false;
-    std::size_t start = 0;
-    while (start <= values.size()) {
-      const std::size_t end = std::min(values.find('\\', start), values.size());
-      std::string uid = values.substr(start, end - start);
+    const std::string restored = MapValues(value.c_str(), [&](const std::string& uid) -> std::optional<std::string> {
       const auto it = back.find(uid);
-      if (it != back.end()) {
-        uid = it->second;
-        changed = true;
-      }
-      restored += (restored.empty() ? "" : "\\") + uid;
-      start = end + 1;
-    }
+      if (it == back.end()) return uid;
+      changed = true;
+      return it->second;
+    });
     if (changed) el->putString(restored.c_str());
   }
 }

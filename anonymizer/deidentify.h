@@ -59,8 +59,10 @@ std::vector<PixelCleaningRule> ParsePixelRules(const std::string& json_text);
 // "retain-safe-private,retain-uids,retain-device-identity,retain-institution-identity,
 // retain-patient-characteristics,full-dates|modified-dates,clean-descriptors,
 // clean-structured-content,clean-graphics,allow-recognizable-features". Error(kInvalidInput)
-// naming an unknown option.
+// naming an unknown option. ApplyOptionName: one of them. AnonymizationOptionNames: all of them.
 void ApplyOptionNames(const std::string& comma_separated, DeidentifyOptions& options);
+void ApplyOptionName(const std::string& name, DeidentifyOptions& options);
+std::vector<std::string> AnonymizationOptionNames();
 
 // What the object said about its patient: PHI, for the vault and the leak checker only.
 struct PatientIdentity {

@@ -9,14 +9,10 @@
 #include <cstdio>
 
 #include "anonymizer/pdf_text.h"
+#include "core/text.h"
 
 namespace procnode {
 namespace {
-
-std::string Upper(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return s;
-}
 
 std::string TagText(const DcmTagKey& tag) {
   char buffer[16];
@@ -26,15 +22,8 @@ std::string TagText(const DcmTagKey& tag) {
 
 // Offsets of `term` in `haystack` (both upper case), whole words for short terms.
 std::vector<std::size_t> Find(const std::string& haystack, const std::string& term) {
-  std::vector<std::size_t> at;
-  if (term.empty()) return at;
-  const bool word = term.size() < 5;
-  for (std::size_t i = haystack.find(term); i != std::string::npos; i = haystack.find(term, i + 1)) {
-    auto alnum = [&](std::size_t k) { return std::isalnum(static_cast<unsigned char>(haystack[k])) != 0; };
-    if (word && ((i > 0 && alnum(i - 1)) || (i + term.size() < haystack.size() && alnum(i + term.size())))) continue;
-    at.push_back(i);
-  }
-  return at;
+  if (term.empty()) return {};
+  return TermOffsets(haystack, term, term.size() < 5);
 }
 
 // One hit at `where` for each term (of `min_length` characters or more) that occurs in `upper`.
@@ -52,7 +41,7 @@ void ScanPdfText(const std::string& pdf, const std::vector<std::string>& upper_t
     hits.push_back({where + ": unreadable, so it cannot be cleared", -1});
     return;
   }
-  MatchTerms(Upper(*text), upper_terms, 0, where, hits);
+  MatchTerms(UpperCase(*text), upper_terms, 0, where, hits);
 }
 
 void Scan(DcmItem& item, const std::vector<std::string>& upper_terms, const std::string& path, std::vector<LeakHit>& hits) {
@@ -76,7 +65,7 @@ void Scan(DcmItem& item, const std::vector<std::string>& upper_terms, const std:
     } else if (el->getOFStringArray(text).good()) {
       value = text.c_str();
     }
-    MatchTerms(Upper(value), upper_terms, binary ? 6 : 0, here, hits);
+    MatchTerms(UpperCase(value), upper_terms, binary ? 6 : 0, here, hits);
     // An encapsulated PDF is also read as a reader sees it: its pages' text, every term.
     if (binary && LooksLikePdf(value)) ScanPdfText(value, upper_terms, here + " PDF text", hits);
   }
@@ -84,16 +73,46 @@ void Scan(DcmItem& item, const std::vector<std::string>& upper_terms, const std:
 
 std::vector<std::string> UpperTerms(const std::vector<std::string>& terms) {
   std::vector<std::string> out;
-  for (const auto& t : terms) out.push_back(Upper(t));
+  for (const auto& t : terms) out.push_back(UpperCase(t));
   return out;
 }
 
 }  // namespace
 
+std::vector<std::size_t> TermOffsets(const std::string& upper_text, const std::string& upper_term, bool whole_word) {
+  std::vector<std::size_t> at;
+  auto alnum = [&](std::size_t k) { return std::isalnum(static_cast<unsigned char>(upper_text[k])) != 0; };
+  for (std::size_t i = upper_text.find(upper_term); i != std::string::npos; i = upper_text.find(upper_term, i + 1)) {
+    if (whole_word && ((i > 0 && alnum(i - 1)) || (i + upper_term.size() < upper_text.size() && alnum(i + upper_term.size())))) {
+      continue;
+    }
+    at.push_back(i);
+  }
+  return at;
+}
+
+std::vector<std::string> NameParts(const std::string& name, const std::string& separators) {
+  std::vector<std::string> parts(1);
+  for (const char c : name) {
+    if (separators.find(c) != std::string::npos) {
+      parts.emplace_back();
+    } else {
+      parts.back().push_back(c);
+    }
+  }
+  return parts;
+}
+
+std::vector<std::string> BirthDateForms(const std::string& date) {
+  if (date.size() != 8) return {};
+  const std::string y = date.substr(0, 4), m = date.substr(4, 2), d = date.substr(6, 2);
+  return {date, y + "-" + m + "-" + d, d + "." + m + "." + y, m + "/" + d + "/" + y, d + "/" + m + "/" + y};
+}
+
 bool IsPlaceholder(const std::string& term) {
   static const char* const kPlaceholders[] = {"ANONYMIZED", "ANONYMOUS", "ANON", "UNKNOWN", "NONE", "TEST", "N/A",
                                               "NULL", "PATIENT", "REMOVED", "PSEUDONYMIZED", "DE-IDENTIFIED"};
-  const std::string upper = Upper(term);
+  const std::string upper = UpperCase(term);
   return std::any_of(std::begin(kPlaceholders), std::end(kPlaceholders), [&](const char* p) { return upper == p; });
 }
 
@@ -105,21 +124,10 @@ std::vector<std::string> PhiTerms(const PatientIdentity& id, const std::vector<s
     }
   };
   add(id.patient_name);
-  std::string part;
-  for (const char c : id.patient_name + "^") {
-    if (c == '^' || c == ' ' || c == '=') {
-      add(part);
-      part.clear();
-    } else {
-      part.push_back(c);
-    }
-  }
+  for (const auto& part : NameParts(id.patient_name, "^ =")) add(part);
   add(id.patient_id);
   add(id.accession_number);
-  if (id.birth_date.size() == 8) {
-    const std::string y = id.birth_date.substr(0, 4), m = id.birth_date.substr(4, 2), d = id.birth_date.substr(6, 2);
-    for (const auto& form : {id.birth_date, y + "-" + m + "-" + d, d + "." + m + "." + y, m + "/" + d + "/" + y, d + "/" + m + "/" + y}) add(form);
-  }
+  for (const auto& form : BirthDateForms(id.birth_date)) add(form);
   for (const auto& term : extra) add(term);
   return terms;
 }
@@ -133,7 +141,7 @@ std::vector<LeakHit> ScanDataset(DcmItem& dataset, const std::vector<std::string
 
 std::vector<LeakHit> ScanBytes(const std::string& bytes, const std::vector<std::string>& terms, const std::string& name) {
   std::vector<LeakHit> hits;
-  const std::string upper = Upper(bytes);
+  const std::string upper = UpperCase(bytes);
   const auto upper_terms = UpperTerms(terms);
   for (std::size_t t = 0; t < upper_terms.size(); ++t) {
     for (const auto at : Find(upper, upper_terms[t])) hits.push_back({name + " byte " + std::to_string(at), static_cast<int>(t)});

@@ -30,6 +30,14 @@ bool IsPlaceholder(const std::string& term);
 // The identity's terms and their variants (name parts, birth date spellings), plus `extra`.
 std::vector<std::string> PhiTerms(const PatientIdentity& identity, const std::vector<std::string>& extra = {});
 
+// Term helpers, shared with the de-identifier (which collects and masks the same terms):
+// offsets of `upper_term` in `upper_text` (both upper case), with `whole_word` only where no letter
+// or digit adjoins it; a person name's parts cut at any of `separators` (empty parts included); a
+// birth date (YYYYMMDD) in its usual spellings, itself first (none unless 8 characters).
+std::vector<std::size_t> TermOffsets(const std::string& upper_text, const std::string& upper_term, bool whole_word);
+std::vector<std::string> NameParts(const std::string& name, const std::string& separators);
+std::vector<std::string> BirthDateForms(const std::string& date);
+
 std::vector<LeakHit> ScanDataset(DcmItem& dataset, const std::vector<std::string>& terms, const std::string& name);
 std::vector<LeakHit> ScanBytes(const std::string& bytes, const std::vector<std::string>& terms, const std::string& name);
 std::vector<LeakHit> ScanFileName(const std::string& file_name, const std::vector<std::string>& terms);

@@ -1,21 +1,13 @@
 #include "anonymizer/profile_table.h"
 
 #include <cstdlib>
-#include <sstream>
 #include <vector>
 
 #include "core/error.h"
+#include "core/text.h"
 
 namespace procnode {
 namespace {
-
-std::vector<std::string> Split(const std::string& text, char separator) {
-  std::vector<std::string> parts;
-  std::string part;
-  std::istringstream in(text);
-  while (std::getline(in, part, separator)) parts.push_back(part);
-  return parts;
-}
 
 // "DATES" is shorthand for the two longitudinal options (K with full dates, C with modified dates).
 void AddOptions(const std::string& text, ProfileEntry& entry, const std::string& where) {

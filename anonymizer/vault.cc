@@ -5,9 +5,9 @@
 
 #include <memory>
 #include <pqxx/pqxx>
-#include <sstream>
 
 #include "core/error.h"
+#include "core/text.h"
 #include "jobs/migrations.h"
 
 namespace procnode {
@@ -62,11 +62,15 @@ void AuditRow(pqxx::work& tx, const std::string& who, const std::string& action,
 
 }  // namespace
 
+nlohmann::json ReidentifiedJson(const Reidentified& found) {
+  const PatientIdentity& id = found.identity;
+  return {{"patient_name", id.patient_name}, {"patient_id", id.patient_id}, {"birth_date", id.birth_date}, {"sex", id.sex},
+          {"accession_number", id.accession_number}, {"study_date", id.study_date}, {"uids", found.uids}};
+}
+
 VaultKeys ParseVaultKeys(const std::string& text) {
   VaultKeys keys;
-  std::istringstream in(text);
-  std::string item;
-  while (std::getline(in, item, ',')) {
+  for (const std::string& item : Split(text, ',')) {
     const auto colon = item.find(':');
     if (colon == std::string::npos || colon == 0) throw Error(ErrorCode::kInvalidInput, "vault keys: expected <id>:<64 hex digits>");
     const std::string id = item.substr(0, colon), key = FromHex(item.substr(colon + 1));

@@ -36,6 +36,9 @@ struct Reidentified {
   std::map<std::string, std::string> uids;  // remapped -> original
 };
 
+// What a re-identification answers (CLI and REST): the identity's fields and "uids".
+nlohmann::json ReidentifiedJson(const Reidentified& found);
+
 class PhiVault {
  public:
   PhiVault(std::string dsn, VaultKeys keys);

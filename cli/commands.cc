@@ -113,6 +113,55 @@ int Process(const Args& args) {
   return 0;
 }
 
+// One input file of `procnode anonymize`, de-identified and checked, not yet written.
+struct AnonymizedFile {
+  enum { kWritten, kNotDicom, kRefused, kLeak } state = kNotDicom;
+  std::string reason, bytes;
+  std::filesystem::path target;
+  DeidentifyOutcome outcome;
+};
+
+// Reads, de-identifies and leak-checks one file; its bytes are kept only when nothing of the
+// input's PHI is in the object or in its name under `out`. Errors other than a refusal propagate.
+AnonymizedFile AnonymizeFile(const std::filesystem::path& path, const DeidentifyOptions& options,
+                             const std::filesystem::path& out) {
+  AnonymizedFile item;
+  std::unique_ptr<DcmFileFormat> file;
+  try {
+    file = ReadDicomFile(path.string(), path.string());
+  } catch (const Error& e) {
+    item.reason = e.what();
+    return item;
+  }
+  try {
+    item.outcome = Deidentify(*file, options, path.string());
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::kInvalidInput) throw;
+    item.state = AnonymizedFile::kRefused;
+    item.reason = e.what();
+    return item;
+  }
+  DcmDataset& ds = *file->getDataset();
+  item.target = out / item.outcome.pseudonym / DicomString(ds, DCM_StudyInstanceUID) / DicomString(ds, DCM_SeriesInstanceUID) /
+                (DicomString(ds, DCM_SOPInstanceUID) + ".dcm");
+  // The gate: nothing of the input's PHI in the object that will be written, or in its name.
+  const auto terms = PhiTerms(item.outcome.identity, item.outcome.phi_terms);
+  auto hits = ScanDataset(ds, terms, item.target.filename().string());
+  const auto name_hits = ScanFileName(item.target.string().substr(out.string().size()), terms);
+  hits.insert(hits.end(), name_hits.begin(), name_hits.end());
+  if (!hits.empty()) {
+    item.state = AnonymizedFile::kLeak;
+    for (const auto& hit : hits) {
+      item.reason += (hit.term < 0 ? std::string("unreadable document") : "PHI term #" + std::to_string(hit.term)) + " at " +
+                     hit.where + "\n";
+    }
+    return item;
+  }
+  item.bytes = WriteDeidentified(*file, path.string());
+  item.state = AnonymizedFile::kWritten;
+  return item;
+}
+
 // De-identifies every DICOM file under IN_DIR into OUT_DIR/<pseudonym>/<study>/<series>/<sop>.dcm
 // (remapped UIDs: no PHI in names), checks every output with the leak checker against the PHI of
 // its input, and prints a summary without PHI. Exit 2 when some input was refused, 1 on a leak.
@@ -151,64 +200,25 @@ int Anonymize(const Args& args) {
   nlohmann::json refused = nlohmann::json::array(), skipped = nlohmann::json::array();
   std::size_t written = 0, leaks = 0;
   std::set<std::string> pseudonyms;
-  struct Item {
-    enum { kWritten, kNotDicom, kRefused, kLeak } state = kNotDicom;
-    std::string reason, bytes;
-    std::filesystem::path target;
-    DeidentifyOutcome outcome;
-  };
   // Batches: de-identified and leak-checked in parallel, identities sealed in the vault, then written.
   constexpr std::size_t kBatch = 256;
   for (std::size_t first = 0; first < files.size(); first += kBatch) {
     const std::size_t count = std::min(kBatch, files.size() - first);
-    std::vector<Item> items(count);
+    std::vector<AnonymizedFile> items(count);
     ParallelFor(count, [&](std::size_t i) {
-      const auto& path = files[first + i];
-      Item& item = items[i];
       try {
-      std::unique_ptr<DcmFileFormat> file;
-      try {
-        file = ReadDicomFile(path.string(), path.string());
-      } catch (const Error& e) {
-        item.reason = e.what();
-        return;
-      }
-      try {
-        item.outcome = Deidentify(*file, options, path.string());
-      } catch (const Error& e) {
-        if (e.code() != ErrorCode::kInvalidInput) throw;
-        item.state = Item::kRefused;
-        item.reason = e.what();
-        return;
-      }
-      DcmDataset& ds = *file->getDataset();
-      item.target = out / item.outcome.pseudonym / DicomString(ds, DCM_StudyInstanceUID) /
-                    DicomString(ds, DCM_SeriesInstanceUID) / (DicomString(ds, DCM_SOPInstanceUID) + ".dcm");
-      // The gate: nothing of the input's PHI in the object that will be written, or in its name.
-      const auto terms = PhiTerms(item.outcome.identity, item.outcome.phi_terms);
-      auto hits = ScanDataset(ds, terms, item.target.filename().string());
-      const auto name_hits = ScanFileName(item.target.string().substr(out.string().size()), terms);
-      hits.insert(hits.end(), name_hits.begin(), name_hits.end());
-      if (!hits.empty()) {
-        item.state = Item::kLeak;
-        for (const auto& hit : hits) {
-          item.reason += (hit.term < 0 ? std::string("unreadable document") : "PHI term #" + std::to_string(hit.term)) + " at " + hit.where + "\n";
-        }
-        return;
-      }
-      item.bytes = WriteDeidentified(*file, path.string());
-      item.state = Item::kWritten;
+        items[i] = AnonymizeFile(files[first + i], options, out);
       } catch (const Error& e) {
         // One object that cannot be de-identified or written (e.g. a transfer syntax DCMTK cannot
         // write) is reported by name; the others go on.
-        item.state = Item::kRefused;
-        item.reason = e.what();
+        items[i].state = AnonymizedFile::kRefused;
+        items[i].reason = e.what();
       }
     });
     if (vault) {
       std::map<std::string, std::pair<PatientIdentity, std::map<std::string, std::string>>> patients;
       for (const auto& item : items) {
-        if (item.state != Item::kWritten) continue;
+        if (item.state != AnonymizedFile::kWritten) continue;
         auto& patient = patients[item.outcome.pseudonym];
         patient.first = item.outcome.identity;
         patient.second.insert(item.outcome.uid_map.begin(), item.outcome.uid_map.end());
@@ -217,27 +227,27 @@ int Anonymize(const Args& args) {
     }
     std::set<std::filesystem::path> folders;
     for (const auto& item : items) {
-      if (item.state == Item::kWritten) folders.insert(item.target.parent_path());
+      if (item.state == AnonymizedFile::kWritten) folders.insert(item.target.parent_path());
     }
     for (const auto& folder : folders) std::filesystem::create_directories(folder);
     ParallelFor(count, [&](std::size_t i) {
-      if (items[i].state == Item::kWritten) WriteFile(items[i].target, items[i].bytes);
+      if (items[i].state == AnonymizedFile::kWritten) WriteFile(items[i].target, items[i].bytes);
     });
     for (std::size_t i = 0; i < count; ++i) {
-      const Item& item = items[i];
+      const AnonymizedFile& item = items[i];
       const std::string path = files[first + i].string();
       switch (item.state) {
-        case Item::kWritten:
+        case AnonymizedFile::kWritten:
           ++written;
           pseudonyms.insert(item.outcome.pseudonym);
           break;
-        case Item::kNotDicom:
+        case AnonymizedFile::kNotDicom:
           skipped.push_back({{"file", path}, {"reason", item.reason}});
           break;
-        case Item::kRefused:
+        case AnonymizedFile::kRefused:
           refused.push_back({{"file", path}, {"reason", item.reason}});
           break;
-        case Item::kLeak:
+        case AnonymizedFile::kLeak:
           std::cerr << "LEAK (not written): " << item.reason;
           ++leaks;
           break;
@@ -262,14 +272,7 @@ int Reidentify(const Args& args) {
   if (keys == nullptr) throw Error(ErrorCode::kInvalidInput, "the vault's keys are read from $PROCNODE_VAULT_KEYS, which is not set");
   PhiVault vault(args.Required("vault"), ParseVaultKeys(keys));
   const auto found = vault.Reidentify(args.Required("project"), args.Required("pseudonym"), args.Required("who"), args.Required("why"));
-  nlohmann::json uids = nlohmann::json::object();
-  for (const auto& [remapped, original] : found.uids) uids[remapped] = original;
-  const auto& id = found.identity;
-  std::cout << nlohmann::json{{"patient_name", id.patient_name}, {"patient_id", id.patient_id}, {"birth_date", id.birth_date},
-                              {"sex", id.sex}, {"accession_number", id.accession_number}, {"study_date", id.study_date},
-                              {"uids", uids}}
-                   .dump(2)
-            << "\n";
+  std::cout << ReidentifiedJson(found).dump(2) << "\n";
   return 0;
 }
 
@@ -353,7 +356,7 @@ int Run(int argc, char** argv) {
 }  // namespace procnode
 
 // The module's one entry point (exports.map), called by the procnode program with its own
-// arguments after it has set up DCMTK's dictionary, logging and malloc.
+// arguments after it has set up DCMTK's dictionary and logging.
 extern "C" __attribute__((visibility("default"))) int ProcnodeRunCommand(int argc, char** argv) {
   return procnode::cli::Guarded([&] { return procnode::Run(argc, argv); });
 }

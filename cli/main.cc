@@ -5,7 +5,6 @@
 // file and the reason), 1 anything else.
 #include <dcmtk/oflog/oflog.h>
 #include <dlfcn.h>
-#include <malloc.h>
 
 #include <filesystem>
 #include <iostream>
@@ -141,8 +140,5 @@ int main(int argc, char** argv) {
   procnode::UseCompiledDataDictionary();
   // procnode reports unreadable files itself, naming them; DCMTK's own warnings would only repeat it.
   OFLog::configure(OFLogger::FATAL_LOG_LEVEL);
-  // Slices are large, short-lived buffers: keep them in mmap so freed ones go back to the system
-  // at once (glibc would otherwise raise its threshold and keep them on the heap).
-  mallopt(M_MMAP_THRESHOLD, 128 * 1024);
   return procnode::cli::Guarded([&] { return procnode::Run(argc, argv); });
 }

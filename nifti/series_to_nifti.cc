@@ -16,6 +16,7 @@
 
 #include "core/error.h"
 #include "core/parallel.h"
+#include "core/text.h"
 #include "core/version.h"
 #include "processors/dicom_image.h"
 #include "processors/dicom_io.h"
@@ -42,8 +43,7 @@ std::string Format(double value) {
 
 // dcm2niix's vendor names in the sidecar.
 std::string VendorName(const std::string& manufacturer) {
-  std::string upper = manufacturer;
-  std::transform(upper.begin(), upper.end(), upper.begin(), [](unsigned char c) { return std::toupper(c); });
+  const std::string upper = UpperCase(manufacturer);
   if (upper.find("SIEMENS") != std::string::npos) return "Siemens";
   if (upper.find("PHILIPS") != std::string::npos) return "Philips";
   if (upper.rfind("GE", 0) == 0) return "GE";
@@ -117,10 +117,7 @@ nlohmann::json Sidecar(DcmDataset& ds) {
         if (auto v = DicomNumber(ds, field.group, field.element)) sidecar[field.key] = *v / 1000.0;
         break;
       case Kind::kTextArray: {
-        nlohmann::json values = nlohmann::json::array();
-        std::stringstream parts(text);
-        for (std::string part; std::getline(parts, part, '\\');) values.push_back(part);
-        sidecar[field.key] = values;
+        sidecar[field.key] = Split(text, '\\');
         break;
       }
       case Kind::kNumberArray: {
@@ -514,9 +511,7 @@ std::string ComponentOf(const std::string& type, const std::string& complex_comp
   if (complex_component == "PHASE") return "ph";
   if (complex_component == "REAL") return "real";
   if (complex_component == "IMAGINARY") return "imaginary";
-  std::vector<std::string> tokens;
-  std::stringstream parts(type);
-  for (std::string token; std::getline(parts, token, '\\');) tokens.push_back(token);
+  const std::vector<std::string> tokens = Split(type, '\\');
   if (tokens.size() > 2 && (tokens[2] == "P" || tokens[2] == "PHASE")) return "ph";
   return "";
 }

@@ -11,6 +11,7 @@
 #include "core/digest.h"
 #include "core/error.h"
 #include "core/format.h"
+#include "core/text.h"
 #include "core/version.h"
 #include "nifti/series_to_nifti.h"
 #include "processors/series_volume.h"
@@ -26,7 +27,6 @@
 namespace procnode {
 namespace {
 
-std::string Format(const char* format, double value) { return FormatNumber(format, value); }
 
 
 std::string UtcNow() {
@@ -112,13 +112,8 @@ std::string ReportText(const std::string& value, const std::string& charset, boo
   if (person_name) {
     std::string out;
     const std::string alphabetic = text.substr(0, text.find('='));
-    std::vector<std::string> parts;
-    std::size_t start = 0;
-    while (start <= alphabetic.size()) {
-      const std::size_t end = std::min(alphabetic.find('^', start), alphabetic.size());
-      if (end > start) parts.push_back(alphabetic.substr(start, end - start));
-      start = end + 1;
-    }
+    std::vector<std::string> parts = Split(alphabetic, '^');
+    parts.erase(std::remove(parts.begin(), parts.end(), std::string()), parts.end());
     for (std::size_t i = 0; i < parts.size(); ++i) out += (i == 0 ? "" : i == 1 ? ", " : " ") + parts[i];
     text = out;
   }
@@ -170,8 +165,8 @@ ReportContent BuildReport(const ProcessorInfo& info, const SeriesRef& series, co
   input.rows = {{"Series", (v.modality.empty() ? std::string("unknown modality") : v.modality) + ", " +
                                std::to_string(series.instance_ids.size()) + " instances, " + std::to_string(v.dims[0]) + " x " +
                                std::to_string(v.dims[1]) + " x " + std::to_string(v.dims[2]) + " voxels of " +
-                               Format("%.3f", v.spacing[0]) + " x " + Format("%.3f", v.spacing[1]) + " x " +
-                               Format("%.3f", std::abs(v.spacing[2])) + " mm"},
+                               FormatNumber("%.3f", v.spacing[0]) + " x " + FormatNumber("%.3f", v.spacing[1]) + " x " +
+                               FormatNumber("%.3f", std::abs(v.spacing[2])) + " mm"},
                 {"Series (Orthanc ID)", provenance.study_id.rfind("pseudonymous", 0) == 0 ? "pseudonymous" : series.id}};
   for (const auto& warning : loaded.warnings) input.rows.push_back({"Warning", warning});
   if (!output.labels.empty() && !output.segments.empty()) report.sections.push_back(KeyImages(v, output));
@@ -265,12 +260,15 @@ PipelineResult RunPipeline(const std::string& processor_name, const nlohmann::js
 
   // An anonymized route that returns to the clinical study: the identity comes back through the vault
   // (after it was sealed there) and the results are made for the real patient.
+  // Every identity seen, sealed (in the vault) before any result is made from or for it.
+  auto seal_identities = [&] {
+    if (!ctx.keep_identity) return;
+    for (const auto& [pseudonym, patient] : anonymizing->Patients()) ctx.keep_identity(pseudonym, patient.identity, patient.uid_map);
+  };
   std::optional<std::map<std::string, std::string>> clinical_uids;
   PatientIdentity clinical;
   if (anonymizing && ctx.return_to_clinical) {
-    if (ctx.keep_identity) {
-      for (const auto& [pseudonym, patient] : anonymizing->Patients()) ctx.keep_identity(pseudonym, patient.identity, patient.uid_map);
-    }
+    seal_identities();
     auto [identity, uids] = ctx.return_to_clinical(loaded.study.patient_id);
     clinical = identity;
     clinical_uids = std::move(uids);
@@ -374,9 +372,7 @@ PipelineResult RunPipeline(const std::string& processor_name, const nlohmann::js
                                               " (" + std::to_string(hits.size()) + " place(s))");
       }
     }
-    if (ctx.keep_identity) {
-      for (const auto& [pseudonym, patient] : anonymizing->Patients()) ctx.keep_identity(pseudonym, patient.identity, patient.uid_map);
-    }
+    seal_identities();
   }
 
   stages.Begin("store", 0.95);

@@ -2,6 +2,7 @@
 
 #include <dcmtk/dcmdata/dcfilefo.h>
 
+#include "anonymizer/deidentify.h"
 #include "core/error.h"
 #include "pipeline/processing_pipeline.h"
 #include "processors/dicom_attributes.h"
@@ -49,10 +50,7 @@ RuleVocabulary DefaultVocabulary(std::set<std::string> destinations) {
     }
   };
   vocabulary.destinations = std::move(destinations);
-  vocabulary.anonymization_options = {"retain-safe-private", "retain-uids", "retain-device-identity",
-                                      "retain-institution-identity", "retain-patient-characteristics", "full-dates",
-                                      "modified-dates", "clean-descriptors", "clean-structured-content", "clean-graphics",
-                                      "allow-recognizable-features"};
+  for (const auto& name : AnonymizationOptionNames()) vocabulary.anonymization_options.insert(name);
   return vocabulary;
 }
 

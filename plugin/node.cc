@@ -264,11 +264,10 @@ JobOutcome Node::RunJob(JobContext& context) {
     if (config_.phi_vault.empty() || keys == nullptr) {
       throw Error(ErrorCode::kUnsupported, "anonymized route: the PHI vault is not configured (ProcNode.PhiVault, PROCNODE_VAULT_KEYS)");
     }
-    anonymization.project = anonymize_spec.is_object() ? anonymize_spec.value("project", "rule:" + job.rule_id) : "rule:" + job.rule_id;
+    anonymization.project = "rule:" + job.rule_id;
     if (anonymize_spec.is_object()) {
-      std::string names;
-      for (const auto& name : anonymize_spec.value("options", nlohmann::json::array())) names += name.get<std::string>() + ",";
-      ApplyOptionNames(names, anonymization);
+      anonymization.project = anonymize_spec.value("project", anonymization.project);
+      for (const auto& name : anonymize_spec.value("options", nlohmann::json::array())) ApplyOptionName(name.get<std::string>(), anonymization);
     }
     anonymization.pixel_rules = ParsePixelRules(config_.clean_pixel_rules_json);
     anonymization.secret = secret;
@@ -413,12 +412,10 @@ nlohmann::json Node::Reidentify(const nlohmann::json& body, const std::string& u
   }
   const auto found = vault.Reidentify(project, pseudonym, user, reason);
   Log(LogLevel::kInfo, "re-identification granted to \"" + user + "\" (audited)");
-  nlohmann::json uids = nlohmann::json::object();
-  for (const auto& [remapped, original] : found.uids) uids[remapped] = original;
-  const auto& id = found.identity;
-  return {{"project", project}, {"pseudonym", pseudonym}, {"patient_name", id.patient_name}, {"patient_id", id.patient_id},
-          {"birth_date", id.birth_date}, {"sex", id.sex}, {"accession_number", id.accession_number},
-          {"study_date", id.study_date}, {"uids", uids}};
+  nlohmann::json answer = ReidentifiedJson(found);
+  answer["project"] = project;
+  answer["pseudonym"] = pseudonym;
+  return answer;
 }
 
 nlohmann::json Node::ResendJob(int64_t id, const std::string& who) {

@@ -342,14 +342,12 @@ void DecodeDicomPixels(DcmDataset& ds, DicomImage& out) {
     }
     auto* words = reinterpret_cast<Uint16*>(out.samples.data());
     out.max_sample = NormalizeInto(words, words, expected, shift, out.bits_stored, out.is_signed);
-    out.sample_type = out.is_signed ? SampleType::kInt16 : SampleType::kUint16;
   } else if (out.bits_allocated == 16) {
     const Uint16* words = nullptr;
     unsigned long count = 0;
     if (ds.findAndGetUint16Array(DCM_PixelData, words, &count).bad() || words == nullptr) Invalid(name, "PixelData unreadable");
     if (count < expected) length_error(count * 2);
     out.max_sample = Normalize(words, expected, shift, out.bits_stored, out.is_signed, out.samples);
-    out.sample_type = out.is_signed ? SampleType::kInt16 : SampleType::kUint16;
   } else {
     const Uint8* bytes = nullptr;
     unsigned long count = 0;
@@ -358,12 +356,10 @@ void DecodeDicomPixels(DcmDataset& ds, DicomImage& out) {
     if (count / width < expected) length_error(count);
     if (width == 1) {
       out.max_sample = Normalize(bytes, expected, shift, out.bits_stored, out.is_signed, out.samples);
-      out.sample_type = out.is_signed ? SampleType::kInt8 : SampleType::kUint8;
     } else {
       std::vector<uint32_t> words(expected);
       std::memcpy(words.data(), bytes, expected * 4);  // little-endian host and transfer syntax
       out.max_sample = Normalize(words.data(), expected, shift, out.bits_stored, out.is_signed, out.samples);
-      out.sample_type = out.is_signed ? SampleType::kInt32 : SampleType::kUint32;
     }
   }
 }

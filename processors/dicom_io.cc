@@ -25,15 +25,20 @@ void RegisterDecoders() {
   });
 }
 
-std::unique_ptr<DcmFileFormat> ReadDicomBuffer(std::string_view bytes, const std::string& name) {
-  if (bytes.empty()) throw Error(ErrorCode::kInvalidInput, name + ": empty file");
+OFCondition ParseDicomBuffer(std::string_view bytes, DcmFileFormat& file, const DcmTagKey& stop) {
   DcmInputBufferStream stream;
   stream.setBuffer(bytes.data(), static_cast<offile_off_t>(bytes.size()));
   stream.setEos();
+  file.transferInit();
+  const OFCondition status = file.readUntilTag(stream, EXS_Unknown, EGL_noChange, DCM_MaxReadLength, stop);
+  file.transferEnd();
+  return status;
+}
+
+std::unique_ptr<DcmFileFormat> ReadDicomBuffer(std::string_view bytes, const std::string& name) {
+  if (bytes.empty()) throw Error(ErrorCode::kInvalidInput, name + ": empty file");
   auto file = std::make_unique<DcmFileFormat>();
-  file->transferInit();
-  const OFCondition status = file->read(stream, EXS_Unknown, EGL_noChange, DCM_MaxReadLength);
-  file->transferEnd();
+  const OFCondition status = ParseDicomBuffer(bytes, *file);
   if (status.bad()) {
     throw Error(ErrorCode::kInvalidInput,
                 name + ": not readable as DICOM (" + std::string(status.text()) + ")");

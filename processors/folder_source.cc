@@ -2,7 +2,6 @@
 
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
-#include <dcmtk/dcmdata/dcistrmb.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -95,12 +94,7 @@ FolderStudySource::FolderStudySource(const std::string& folder, const FolderScan
         kept[i] = std::move(bytes);
         return;
       }
-      DcmInputBufferStream stream;
-      stream.setBuffer(bytes.data(), static_cast<offile_off_t>(bytes.size()));
-      stream.setEos();
-      file->transferInit();
-      status = file->readUntilTag(stream, EXS_Unknown, EGL_noChange, DCM_MaxReadLength, DcmTagKey(0x0020, 0x000F));
-      file->transferEnd();
+      status = ParseDicomBuffer(bytes, *file, DcmTagKey(0x0020, 0x000F));
     } else {
       status = file->loadFileUntilTag(paths[i].c_str(), EXS_Unknown, EGL_noChange, DCM_MaxReadLength, ERM_autoDetect,
                                       DcmTagKey(0x0020, 0x000F));

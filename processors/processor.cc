@@ -12,7 +12,6 @@
 namespace procnode {
 namespace {
 
-std::string Format(const char* format, double value) { return FormatNumber(format, value); }
 
 // 16777216 -> "16 777 216".
 std::string Grouped(uint64_t value) {
@@ -42,9 +41,9 @@ class VolumeStatsProcessor : public Processor {
     const std::string unit = v.units.empty() ? "" : " " + v.units;
     out.report = {{v.units.empty() ? "Figures (modality units)" : "Figures (" + v.units + ")",
                    {{"Voxel count", Grouped(stats.count)},
-                    {"Minimum", Format("%.1f", stats.min) + unit},
-                    {"Maximum", Format("%.1f", stats.max) + unit},
-                    {"Mean", Format("%.2f", stats.mean) + unit}}}};
+                    {"Minimum", FormatNumber("%.1f", stats.min) + unit},
+                    {"Maximum", FormatNumber("%.1f", stats.max) + unit},
+                    {"Mean", FormatNumber("%.2f", stats.mean) + unit}}}};
     out.device = stats.device;
     out.device_note = stats.note;
     return out;
@@ -164,23 +163,23 @@ class LungEmphysemaProcessor : public Processor {
     out.segments = LungSegments(r, p);
     const auto &R = r.right, &L = r.left, &T = r.total;
     auto row = [](const std::string& label, const char* format, double right, double left, double total) {
-      return std::vector<std::string>{label, Format(format, right), Format(format, left), Format(format, total)};
+      return std::vector<std::string>{label, FormatNumber(format, right), FormatNumber(format, left), FormatNumber(format, total)};
     };
     ReportSection figures{"Measurements"};
     figures.table.header = {"", "Right lung", "Left lung", "Both lungs"};
     figures.table.rows = {
         row("Volume (mL)", "%.0f", R.volume_ml, L.volume_ml, T.volume_ml),
         row("Mean lung density (HU)", "%.1f", R.mean_hu, L.mean_hu, T.mean_hu),
-        row("LAA%" + Format("%.0f", p.emphysema_threshold_hu) + " (% of volume)", "%.2f", R.laa_percent, L.laa_percent, T.laa_percent),
-        row("LAA%" + Format("%.0f", p.laa2_threshold_hu) + " (% of volume)", "%.2f", R.laa2_percent, L.laa2_percent, T.laa2_percent),
-        row(Format("%.0fth percentile density (HU)", p.percentile), "%.0f", R.percentile_hu, L.percentile_hu, T.percentile_hu),
+        row("LAA%" + FormatNumber("%.0f", p.emphysema_threshold_hu) + " (% of volume)", "%.2f", R.laa_percent, L.laa_percent, T.laa_percent),
+        row("LAA%" + FormatNumber("%.0f", p.laa2_threshold_hu) + " (% of volume)", "%.2f", R.laa2_percent, L.laa2_percent, T.laa2_percent),
+        row(FormatNumber("%.0fth percentile density (HU)", p.percentile), "%.0f", R.percentile_hu, L.percentile_hu, T.percentile_hu),
         row("Emphysema volume (mL)", "%.1f", R.emphysema_ml, L.emphysema_ml, T.emphysema_ml),
         row("Low-attenuation clusters", "%.0f", static_cast<double>(R.clusters), static_cast<double>(L.clusters),
             static_cast<double>(T.clusters)),
-        {"Cluster-size exponent D", R.cluster_exponent_defined ? Format("%.2f", R.cluster_exponent) : "-",
-         L.cluster_exponent_defined ? Format("%.2f", L.cluster_exponent) : "-",
-         T.cluster_exponent_defined ? Format("%.2f", T.cluster_exponent) : "-"}};
-    figures.rows = {{"Left/right volume ratio", R.volume_ml > 0 ? Format("%.2f", L.volume_ml / R.volume_ml) : "-"}};
+        {"Cluster-size exponent D", R.cluster_exponent_defined ? FormatNumber("%.2f", R.cluster_exponent) : "-",
+         L.cluster_exponent_defined ? FormatNumber("%.2f", L.cluster_exponent) : "-",
+         T.cluster_exponent_defined ? FormatNumber("%.2f", T.cluster_exponent) : "-"}};
+    figures.rows = {{"Left/right volume ratio", R.volume_ml > 0 ? FormatNumber("%.2f", L.volume_ml / R.volume_ml) : "-"}};
     ReportSection density{"Lung density histogram"};
     constexpr int kFirst = -1024, kLast = -500, kBin = 4;
     for (int hu = kFirst; hu < kLast; hu += kBin) {
@@ -191,23 +190,23 @@ class LungEmphysemaProcessor : public Processor {
     density.histogram.first = kFirst;
     density.histogram.step = kBin;
     density.histogram.x_label = "HU, both lungs (voxels above -500 HU not shown)";
-    density.histogram.markers = {{p.emphysema_threshold_hu, Format("%.0f HU", p.emphysema_threshold_hu)},
-                                 {p.laa2_threshold_hu, Format("%.0f HU", p.laa2_threshold_hu)},
-                                 {T.percentile_hu, Format("%.0fth percentile", p.percentile) + Format(" (%.0f HU)", T.percentile_hu)}};
+    density.histogram.markers = {{p.emphysema_threshold_hu, FormatNumber("%.0f HU", p.emphysema_threshold_hu)},
+                                 {p.laa2_threshold_hu, FormatNumber("%.0f HU", p.laa2_threshold_hu)},
+                                 {T.percentile_hu, FormatNumber("%.0fth percentile", p.percentile) + FormatNumber(" (%.0f HU)", T.percentile_hu)}};
     ReportSection method{"Method"};
     method.paragraph =
-        "Lung fields are the air (below " + Format("%.0f", p.air_threshold_hu) +
+        "Lung fields are the air (below " + FormatNumber("%.0f", p.air_threshold_hu) +
         " HU) inside the body; the trachea and main bronchi are followed from the neck and removed; the lungs are "
         "separated into right and left (at their junction where they touch) and vessels inside them are filled" +
-        std::string(p.variant == "accurate" ? ", after an in-plane closing of " + Format("%.0f", p.closing_mm) + " mm" : "") +
-        ". Emphysema is the lung volume below " + Format("%.0f", p.emphysema_threshold_hu) +
+        std::string(p.variant == "accurate" ? ", after an in-plane closing of " + FormatNumber("%.0f", p.closing_mm) + " mm" : "") +
+        ". Emphysema is the lung volume below " + FormatNumber("%.0f", p.emphysema_threshold_hu) +
         " HU (LAA%); the mean lung density and the density percentile come from the histogram of the lung voxels" +
-        (p.smoothing_mm > 0 ? ", after in-plane smoothing (Gaussian sigma " + Format("%.1f", p.smoothing_mm) + " mm)" : "") +
+        (p.smoothing_mm > 0 ? ", after in-plane smoothing (Gaussian sigma " + FormatNumber("%.1f", p.smoothing_mm) + " mm)" : "") +
         ". Low-attenuation values depend on the reconstruction kernel: sharp (lung) kernels read higher than standard "
         "kernels. Clusters are connected low-attenuation regions; D is the slope of their cumulative size "
         "distribution (lower D: larger, fewer clusters).";
     method.rows = {{"Variant", p.variant},
-                   {"Airways", r.airway.found ? Format("trachea and main bronchi removed (%.1f mL)", r.airway.removed_ml)
+                   {"Airways", r.airway.found ? FormatNumber("trachea and main bronchi removed (%.1f mL)", r.airway.removed_ml)
                                               : "trachea not found; not removed"},
                    {"Left/right", r.split_at_junction ? "separated at the lung junction" : "separate components"}};
     out.report = {figures, density, method};
@@ -279,8 +278,8 @@ nlohmann::json ResolveParameters(const ProcessorInfo& info, const nlohmann::json
       const double x = value.get<double>();
       if (!std::isfinite(x) || (spec->minimum && x < *spec->minimum) || (spec->maximum && x > *spec->maximum)) {
         throw Error(ErrorCode::kInvalidInput, where + ": " + value.dump() + " is outside [" +
-                                                  (spec->minimum ? Format("%g", *spec->minimum) : "") + ", " +
-                                                  (spec->maximum ? Format("%g", *spec->maximum) : "") + "]");
+                                                  (spec->minimum ? FormatNumber("%g", *spec->minimum) : "") + ", " +
+                                                  (spec->maximum ? FormatNumber("%g", *spec->maximum) : "") + "]");
       }
     }
     out[key] = value;

@@ -324,62 +324,68 @@ class Parser {
       }
     }
     Optional(node, at, "priority", action.priority);
-    if (node.contains("anonymize")) {
-      const auto& anonymize = node["anonymize"];
-      if (anonymize.is_boolean()) {
-        action.anonymize = anonymize.get<bool>();
-      } else if (anonymize.is_object()) {
-        action.anonymize = true;
-        Keys(anonymize, at + "/anonymize", {"project", "options", "results"});
-        if (anonymize.contains("results")) {
-          if (anonymize["results"] != "pseudonymous" && anonymize["results"] != "clinical") {
-            Error(at + "/anonymize/results", "must be \"pseudonymous\" (kept and sent as they are) or \"clinical\" (re-identified into the original study)");
-          } else {
-            action.results_to_clinical = anonymize["results"] == "clinical";
-          }
-        }
-        if (anonymize.contains("project")) {
-          if (!anonymize["project"].is_string() || anonymize["project"].get<std::string>().empty()) {
-            Error(at + "/anonymize/project", "must be a non-empty project name");
-          } else {
-            action.anonymize_project = anonymize["project"];
-          }
-        }
-        if (anonymize.contains("options")) {
-          if (!anonymize["options"].is_array()) {
-            Error(at + "/anonymize/options", "must be a list of PS3.15 option names");
-          } else {
-            for (std::size_t i = 0; i < anonymize["options"].size(); ++i) {
-              const auto& option = anonymize["options"][i];
-              if (!option.is_string() || (!vocabulary_.anonymization_options.empty() &&
-                                          !vocabulary_.anonymization_options.contains(option.get<std::string>()))) {
-                Error(at + "/anonymize/options/" + std::to_string(i), "unknown anonymization option " + option.dump());
-              } else {
-                action.anonymize_options.push_back(option);
-              }
-            }
-          }
-        }
-      } else {
-        Error(at + "/anonymize", "must be true, false or {\"project\": ..., \"options\": [...]}");
-      }
-    }
+    if (node.contains("anonymize")) ParseAnonymize(node["anonymize"], at + "/anonymize", action);
     if (node.contains("destinations")) {
-      if (!node["destinations"].is_array()) {
-        Error(at + "/destinations", "must be a list of configured destination names");
-      } else {
-        for (std::size_t i = 0; i < node["destinations"].size(); ++i) {
-          const auto& name = node["destinations"][i];
-          if (!name.is_string() || !vocabulary_.destinations.contains(name.get<std::string>())) {
-            Error(at + "/destinations/" + std::to_string(i),
-                  "unknown destination " + name.dump() + " (configure it in ProcNode.Destinations)");
-          } else {
-            action.destinations.push_back(name);
-          }
-        }
-      }
+      action.destinations = NameList(
+          node["destinations"], at + "/destinations", "must be a list of configured destination names",
+          [&](const std::string& name) { return vocabulary_.destinations.contains(name); },
+          [](const json& name) { return "unknown destination " + name.dump() + " (configure it in ProcNode.Destinations)"; });
     }
     return action;
+  }
+
+  // "anonymize": true, false or {"project", "options", "results"}.
+  void ParseAnonymize(const json& anonymize, const std::string& at, RuleAction& action) {
+    if (anonymize.is_boolean()) {
+      action.anonymize = anonymize.get<bool>();
+      return;
+    }
+    if (!anonymize.is_object()) {
+      Error(at, "must be true, false or {\"project\": ..., \"options\": [...]}");
+      return;
+    }
+    action.anonymize = true;
+    Keys(anonymize, at, {"project", "options", "results"});
+    if (anonymize.contains("results")) {
+      if (anonymize["results"] != "pseudonymous" && anonymize["results"] != "clinical") {
+        Error(at + "/results", "must be \"pseudonymous\" (kept and sent as they are) or \"clinical\" (re-identified into the original study)");
+      } else {
+        action.results_to_clinical = anonymize["results"] == "clinical";
+      }
+    }
+    if (anonymize.contains("project")) {
+      if (!anonymize["project"].is_string() || anonymize["project"].get<std::string>().empty()) {
+        Error(at + "/project", "must be a non-empty project name");
+      } else {
+        action.anonymize_project = anonymize["project"];
+      }
+    }
+    if (anonymize.contains("options")) {
+      const auto& known = vocabulary_.anonymization_options;
+      action.anonymize_options = NameList(
+          anonymize["options"], at + "/options", "must be a list of PS3.15 option names",
+          [&](const std::string& name) { return known.empty() || known.contains(name); },
+          [](const json& option) { return "unknown anonymization option " + option.dump(); });
+    }
+  }
+
+  // A list of names, each of them `known` (otherwise an error at its pointer, `unknown` saying why).
+  template <typename Known, typename Unknown>
+  std::vector<std::string> NameList(const json& list, const std::string& at, const std::string& not_a_list, Known&& known,
+                                    Unknown&& unknown) {
+    std::vector<std::string> names;
+    if (!list.is_array()) {
+      Error(at, not_a_list);
+      return names;
+    }
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      if (!list[i].is_string() || !known(list[i].get<std::string>())) {
+        Error(at + "/" + std::to_string(i), unknown(list[i]));
+      } else {
+        names.push_back(list[i]);
+      }
+    }
+    return names;
   }
 
   const RuleVocabulary& vocabulary_;
@@ -658,18 +664,17 @@ std::vector<RuleEvaluation> EvaluateRuleSet(const RuleSet& rules, const StudyAtt
 
 namespace {
 
-// The job's parameters: the rule's, plus "device" when the rule asks for one and "destinations"
-// when it names some (both read by the worker, not the processor).
-std::string JobParameters(const nlohmann::json& parameters, const std::string& device,
-                          const std::vector<std::string>& destinations, const RuleAction& action, const std::string& rule_id) {
-  nlohmann::json with = parameters;
+// The job's parameters: the rule's, plus "device" when the rule asks for one, "destinations" when
+// it names some and "anonymize" on an anonymized route (all read by the worker, not the processor).
+std::string JobParameters(const RuleAction& action, const std::string& rule_id) {
+  nlohmann::json with = action.parameters;
   if (action.anonymize) {
     with["anonymize"] = {{"project", action.anonymize_project.empty() ? "rule:" + rule_id : action.anonymize_project},
                          {"options", action.anonymize_options},
                          {"results", action.results_to_clinical ? "clinical" : "pseudonymous"}};
   }
-  if (!device.empty() && device != "auto") with["device"] = device;
-  if (!destinations.empty()) with["destinations"] = destinations;
+  if (!action.device.empty() && action.device != "auto") with["device"] = action.device;
+  if (!action.destinations.empty()) with["destinations"] = action.destinations;
   return with.dump();
 }
 
@@ -684,7 +689,7 @@ std::vector<PlannedJob> PlanJobs(const RuleSet& rules, const StudyAttributes& st
     if (it == rules.rules.end()) continue;
     Rule spec{.id = it->id, .version = rules.version, .pipeline = it->action.pipeline,
               .pipeline_version = it->action.pipeline_version,
-              .parameters_json = JobParameters(it->action.parameters, it->action.device, it->action.destinations, it->action, it->id)};
+              .parameters_json = JobParameters(it->action, it->id)};
     auto instances_of = [&](const SeriesAttributes& s) { return s.instance_ids; };
     if (!it->series_level) {
       std::vector<std::string> inputs;
