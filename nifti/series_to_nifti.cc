@@ -416,15 +416,28 @@ void LoadDeferred(std::vector<Slice>& slices, const SeriesInfo& info) {
   ParallelFor(pending.size(), [&](std::size_t i) { info.load_pixels(*pending[i]); });
 }
 
-// Places deferred single-frame slices straight into the output: each slice is read, copied to its
-// voxels and freed, in runs of consecutive slices per thread, so at most a few slices are held
-// beside the output (a rotated 3D acquisition costs one volume of memory, not three: decoded,
-// assembled, rotated). `order` lists the slices in output order (slab k of the acquired grid, volume after
-// volume); `step` is the output index step per acquired axis (column, row counted from the
-// bottom, slab) and `base` the output index of acquired voxel (0, 0, 0).
+// A slice's samples replaced by float32 in modality units (rescale applied), for series whose
+// rescale varies from slice to slice.
+void ToModalityFloat(DicomImage& image) {
+  SampleBuffer floats(image.SampleCount() * sizeof(float));
+  auto* values = reinterpret_cast<float*>(floats.data());
+  for (std::size_t i = 0; i < image.SampleCount(); ++i) {
+    values[i] = static_cast<float>(static_cast<double>(image.Sample(i)) * image.slope + image.intercept);
+  }
+  image.samples.swap(floats);
+}
+
+// Places slices in the output, rotated as `step` and `base` say: each slice is read (when
+// deferred), made float (`to_float`), copied to its voxels and freed, in runs of consecutive
+// slices per thread, so at most a few slices are held beside the output (a deferred 3D
+// acquisition costs one volume of memory, not three: decoded, assembled, rotated). `order` lists
+// the slices in output order (slab k of the acquired grid, volume after volume); `step` is the
+// output index step per acquired axis (column, row counted from the bottom, slab) and `base` the
+// output index of acquired voxel (0, 0, 0).
 template <typename T>
-void PlaceDeferred(std::vector<Slice>& slices, const std::vector<std::size_t>& order, const SeriesInfo& info,
-                   const std::array<int64_t, 3>& step, int64_t base, int64_t columns, int64_t rows, char* output) {
+void PlaceSlices(std::vector<Slice>& slices, const std::vector<std::size_t>& order, const SeriesInfo& info,
+                 const std::array<int64_t, 3>& step, int64_t base, int64_t columns, int64_t rows, bool to_float,
+                 char* output) {
   T* out = reinterpret_cast<T*>(output);
   const std::size_t positions = order.size();
   const std::size_t slice_bytes = static_cast<std::size_t>(columns * rows) * sizeof(T);
@@ -440,8 +453,10 @@ void PlaceDeferred(std::vector<Slice>& slices, const std::vector<std::size_t>& o
     for (std::size_t k0 = first; k0 < last; k0 += run) {
       const std::size_t k1 = std::min(last, k0 + run);
       for (std::size_t k = k0; k < k1; ++k) {
-        info.load_pixels(slices[order[k]]);
-        source[k - k0] = reinterpret_cast<const T*>(slices[order[k]].image.samples.data());
+        Slice& slice = slices[order[k]];
+        if (slice.deferred) info.load_pixels(slice);
+        if (to_float) ToModalityFloat(slice.image);
+        source[k - k0] = reinterpret_cast<const T*>(slice.image.samples.data());
       }
       const int64_t origin = base + static_cast<int64_t>(k0) * step[2];
       if (std::abs(step[2]) == 1) {  // positions run along the output rows: innermost
@@ -832,7 +847,7 @@ std::vector<NiftiConversion> AssemblePart(std::vector<Slice> slices, const Serie
 
   if (phase_direction == "ROW") out.dim_info = 2 | (1 << 2) | (3 << 4);
   if (phase_direction == "COL") out.dim_info = 1 | (2 << 2) | (3 << 4);
-  // 3D acquisitions are rotated as dcm2niix does (header here, voxels after assembly).
+  // 3D acquisitions are rotated as dcm2niix does (header here, voxels as the slices are placed).
   Reorientation reorientation;
   const std::array<int64_t, 5> acquired_dims = out.dims;
   if (mr_3d && volumes == 1 && positions > 1) reorientation = NearestOrthogonal(out.srow);
@@ -841,9 +856,12 @@ std::vector<NiftiConversion> AssemblePart(std::vector<Slice> slices, const Serie
   // Voxels: volume after volume, slice after slice, rows bottom-up (dcm2niix's y flip).
   const std::size_t row_bytes = static_cast<std::size_t>(columns) * width;
   const std::size_t total_bytes = row_bytes * rows * positions * volumes;
-  // Slices whose pixels are not read yet go straight to their place (and rotation) in the output.
-  const bool direct = same_scaling && std::all_of(slices.begin(), slices.end(), [](const Slice& s) { return s.deferred; });
-  if (direct) {
+  // A rotated series, or one whose pixels are not read yet, is placed slice by slice; one as
+  // acquired and already decoded is appended row by row (its slices freed as they go, so that
+  // the output's pages fill as the slices' empty).
+  const bool place = !reorientation.identity ||
+                     std::all_of(slices.begin(), slices.end(), [](const Slice& s) { return s.deferred; });
+  if (place) {
     std::array<int64_t, 3> step{};
     int64_t base = 0;
     const std::array<int64_t, 3> out_stride{1, out.dims[0], out.dims[0] * out.dims[1]};
@@ -858,10 +876,10 @@ std::vector<NiftiConversion> AssemblePart(std::vector<Slice> slices, const Serie
     }
     out.voxels.resize(total_bytes);
     char* voxels = out.voxels.data();
-    if (width == 1) PlaceDeferred<uint8_t>(slices, order, info, step, base, columns, rows, voxels);
-    if (width == 2) PlaceDeferred<uint16_t>(slices, order, info, step, base, columns, rows, voxels);
-    if (width == 4) PlaceDeferred<uint32_t>(slices, order, info, step, base, columns, rows, voxels);
-    reorientation.identity = true;  // done
+    const bool to_float = !same_scaling;
+    if (width == 1) PlaceSlices<uint8_t>(slices, order, info, step, base, columns, rows, to_float, voxels);
+    if (width == 2) PlaceSlices<uint16_t>(slices, order, info, step, base, columns, rows, to_float, voxels);
+    if (width == 4) PlaceSlices<uint32_t>(slices, order, info, step, base, columns, rows, to_float, voxels);
   } else {
     LoadDeferred(slices, info);
   }
@@ -871,9 +889,9 @@ std::vector<NiftiConversion> AssemblePart(std::vector<Slice> slices, const Serie
     out.datatype = highest > 32767 ? kDtUint16 : kDtInt16;
   }
   // Each slice's samples are freed once copied, so the peak stays near one volume.
-  if (!direct) out.voxels.reserve(total_bytes);
+  if (!place) out.voxels.reserve(total_bytes);
   std::vector<float> scaled_row(static_cast<std::size_t>(columns));
-  for (std::size_t t = 0; t < volumes && !direct; ++t) {
+  for (std::size_t t = 0; t < volumes && !place; ++t) {
     for (std::size_t p = 0; p < positions; ++p) {
       Slice& s = slices[position_starts[p] + t];
       for (int64_t r = rows - 1; r >= 0; --r) {
@@ -891,27 +909,6 @@ std::vector<NiftiConversion> AssemblePart(std::vector<Slice> slices, const Serie
     }
   }
   if (!same_scaling) out.scl_slope = 1, out.scl_inter = 0;
-  if (!reorientation.identity) {
-    // Gather into the rotated order: sequential writes, strided reads (faster than scattering).
-    const std::array<int64_t, 3> in_stride{1, acquired_dims[0], acquired_dims[0] * acquired_dims[1]};
-    std::array<int64_t, 3> step{}, start{};
-    for (int w = 0; w < 3; ++w) {
-      const int a = reorientation.axis_of_world[w];
-      step[w] = reorientation.flip[w] ? -in_stride[a] : in_stride[a];
-      start[w] = reorientation.flip[w] ? (acquired_dims[a] - 1) * in_stride[a] : 0;
-    }
-    std::string rotated(out.voxels.size(), '\0');
-    std::size_t target = 0;
-    for (int64_t z = 0; z < out.dims[2]; ++z) {
-      for (int64_t y = 0; y < out.dims[1]; ++y) {
-        int64_t source = start[0] + start[1] + start[2] + z * step[2] + y * step[1];
-        for (int64_t x = 0; x < out.dims[0]; ++x, source += step[0], target += width) {
-          std::memcpy(rotated.data() + target, out.voxels.data() + source * width, width);
-        }
-      }
-    }
-    out.voxels.swap(rotated);
-  }
 
   out.descrip = "procnode " + std::string(kVersion);
   std::vector<NiftiConversion> single;  // not {std::move(result)}: an initializer list would copy the voxels

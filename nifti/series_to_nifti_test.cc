@@ -207,8 +207,68 @@ TEST(SeriesToNifti, AReadTwice3dSeriesKeepsUnsigned16BitWhenAValueNeedsIt) {
   EXPECT_EQ(*std::max_element(voxels, voxels + two[0].image.voxels.size() / 2), 40000);
 }
 
+// Brain MR images given orientation `iop` (positions 1.2 mm apart along its normal), with `edit`
+// applied to each dataset too.
+std::string CopyOriented(const std::string& name, const std::array<double, 6>& iop,
+                         const std::function<void(DcmDataset&, std::size_t)>& edit) {
+  const std::array<double, 3> row{iop[0], iop[1], iop[2]}, column{iop[3], iop[4], iop[5]};
+  const std::array<double, 3> normal{row[1] * column[2] - row[2] * column[1], row[2] * column[0] - row[0] * column[2],
+                                     row[0] * column[1] - row[1] * column[0]};
+  const auto dir = std::filesystem::path(::testing::TempDir()) / name;
+  std::filesystem::remove_all(dir);
+  CopyMr(dir, 5, [&](DcmDataset& ds, std::size_t i) {
+    std::ostringstream orientation, position;
+    orientation << iop[0] << '\\' << iop[1] << '\\' << iop[2] << '\\' << iop[3] << '\\' << iop[4] << '\\' << iop[5];
+    position << 10 + 1.2 * i * normal[0] << '\\' << -20 + 1.2 * i * normal[1] << '\\' << 30 + 1.2 * i * normal[2];
+    ds.putAndInsertString(DCM_ImageOrientationPatient, orientation.str().c_str());
+    ds.putAndInsertString(DCM_ImagePositionPatient, position.str().c_str());
+    edit(ds, i);
+  });
+  return dir.string();
+}
+
+// Every voxel of `rotated` holds what `acquired` holds at the same world position (each image's
+// own affine): the rotation moved voxels, never values.
+void ExpectSameValuesAtTheSameWorldPositions(const NiftiImage& rotated, const NiftiImage& acquired) {
+  ASSERT_EQ(rotated.datatype, acquired.datatype);
+  ASSERT_EQ(rotated.voxels.size(), acquired.voxels.size());
+  const std::size_t width = static_cast<std::size_t>(NiftiBitsPerVoxel(rotated.datatype) / 8);
+  // The acquired affine's 3x3 part, inverted (adjugate over determinant).
+  const auto& m = acquired.srow;
+  const double det = m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0]) +
+                     m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
+  ASSERT_GT(std::abs(det), 1e-9);
+  const double inv[3][3] = {
+      {(m[1][1] * m[2][2] - m[1][2] * m[2][1]) / det, (m[0][2] * m[2][1] - m[0][1] * m[2][2]) / det, (m[0][1] * m[1][2] - m[0][2] * m[1][1]) / det},
+      {(m[1][2] * m[2][0] - m[1][0] * m[2][2]) / det, (m[0][0] * m[2][2] - m[0][2] * m[2][0]) / det, (m[0][2] * m[1][0] - m[0][0] * m[1][2]) / det},
+      {(m[1][0] * m[2][1] - m[1][1] * m[2][0]) / det, (m[0][1] * m[2][0] - m[0][0] * m[2][1]) / det, (m[0][0] * m[1][1] - m[0][1] * m[1][0]) / det}};
+  std::size_t differing = 0;
+  for (int64_t k = 0; k < rotated.dims[2]; ++k) {
+    for (int64_t j = 0; j < rotated.dims[1]; ++j) {
+      for (int64_t i = 0; i < rotated.dims[0]; ++i) {
+        double world[3];
+        for (int r = 0; r < 3; ++r) {
+          world[r] = rotated.srow[r][0] * i + rotated.srow[r][1] * j + rotated.srow[r][2] * k + rotated.srow[r][3] - m[r][3];
+        }
+        int64_t index[3];
+        for (int a = 0; a < 3; ++a) index[a] = std::llround(inv[a][0] * world[0] + inv[a][1] * world[1] + inv[a][2] * world[2]);
+        ASSERT_TRUE(index[0] >= 0 && index[0] < acquired.dims[0] && index[1] >= 0 && index[1] < acquired.dims[1] &&
+                    index[2] >= 0 && index[2] < acquired.dims[2])
+            << "voxel " << i << "," << j << "," << k << " lies outside the acquired grid";
+        const std::size_t from = static_cast<std::size_t>((index[2] * acquired.dims[1] + index[1]) * acquired.dims[0] + index[0]);
+        const std::size_t to = static_cast<std::size_t>((k * rotated.dims[1] + j) * rotated.dims[0] + i);
+        if (std::memcmp(rotated.voxels.data() + to * width, acquired.voxels.data() + from * width, width) != 0) ++differing;
+      }
+    }
+  }
+  EXPECT_EQ(differing, 0u);
+}
+
 // Every way a 3D acquisition can lie against the output axes: a few brain MR images given another
-// orientation (and positions along its normal), converted in two passes and in one.
+// orientation (and positions along its normal). Converted in two passes and in one, they give the
+// same image; and every voxel of the rotated image holds what the same images, labelled 2D (so
+// not rotated), hold at that world position. The last case also has a rescale that varies from
+// slice to slice (float output).
 TEST(SeriesToNifti, EveryOrientationOfA3dAcquisitionGivesTheSameImageInOneOrTwoPasses) {
   const std::vector<std::pair<std::string, std::array<double, 6>>> orientations = {
       {"axial", {1, 0, 0, 0, 1, 0}},
@@ -217,25 +277,26 @@ TEST(SeriesToNifti, EveryOrientationOfA3dAcquisitionGivesTheSameImageInOneOrTwoP
       {"coronal", {1, 0, 0, 0, 0, -1}},
       {"sagittal", {0, 1, 0, 0, 0, -1}},
       {"oblique", {0.94, 0.34202, 0, 0, 0, -1}},
+      {"coronal, rescale varying", {1, 0, 0, 0, 0, -1}},
   };
   for (const auto& [label, iop] : orientations) {
     SCOPED_TRACE(label);
-    const std::array<double, 3> row{iop[0], iop[1], iop[2]}, column{iop[3], iop[4], iop[5]};
-    const std::array<double, 3> normal{row[1] * column[2] - row[2] * column[1], row[2] * column[0] - row[0] * column[2],
-                                       row[0] * column[1] - row[1] * column[0]};
-    const auto dir = std::filesystem::path(::testing::TempDir()) / "mr-orientation";
-    std::filesystem::remove_all(dir);
-    CopyMr(dir, 5, [&](DcmDataset& ds, std::size_t i) {
-      std::ostringstream orientation, position;
-      orientation << iop[0] << '\\' << iop[1] << '\\' << iop[2] << '\\' << iop[3] << '\\' << iop[4] << '\\' << iop[5];
-      position << 10 + 1.2 * i * normal[0] << '\\' << -20 + 1.2 * i * normal[1] << '\\' << 30 + 1.2 * i * normal[2];
-      ds.putAndInsertString(DCM_ImageOrientationPatient, orientation.str().c_str());
-      ds.putAndInsertString(DCM_ImagePositionPatient, position.str().c_str());
-    });
-    const auto [two, one] = ConvertBothWays(dir.string());
+    const bool varying = label.find("varying") != std::string::npos;
+    auto rescale = [&](DcmDataset& ds, std::size_t i) {
+      if (varying) ds.putAndInsertString(DCM_RescaleSlope, std::to_string(1 + 0.5 * static_cast<double>(i)).c_str());
+    };
+    const auto [two, one] = ConvertBothWays(CopyOriented("mr-orientation", iop, rescale));
     ASSERT_EQ(two.size(), 1u);
     ASSERT_EQ(one.size(), 1u);
     ExpectSameImage(two[0].image, one[0].image);
+    EXPECT_EQ(two[0].image.datatype, varying ? kDtFloat32 : kDtInt16);
+
+    const auto acquired = ConvertBothWays(CopyOriented("mr-orientation-2d", iop, [&](DcmDataset& ds, std::size_t i) {
+                            ds.putAndInsertString(DCM_MRAcquisitionType, "2D");
+                            rescale(ds, i);
+                          })).two;
+    ASSERT_EQ(acquired.size(), 1u);
+    ExpectSameValuesAtTheSameWorldPositions(two[0].image, acquired[0].image);
   }
 }
 
