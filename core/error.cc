@@ -11,6 +11,8 @@ std::string_view ErrorCodeName(ErrorCode code) {
     case ErrorCode::kProcessorFailed: return "processor-failed";
     case ErrorCode::kCancelled: return "cancelled";
     case ErrorCode::kInternal: return "internal";
+    case ErrorCode::kForbidden: return "forbidden";
+    case ErrorCode::kTooLarge: return "too-large";
   }
   return "internal";
 }

@@ -18,6 +18,8 @@ enum class ErrorCode {
   kProcessorFailed,  // a processor ran and failed on this input
   kCancelled,        // stopped on request (shutdown, cancel, lost lease): not a failure of the job
   kInternal,         // a bug
+  kForbidden,        // the caller may not do this (identity not verified, not in the role)
+  kTooLarge,         // a request or object past a documented size limit
 };
 
 std::string_view ErrorCodeName(ErrorCode code);

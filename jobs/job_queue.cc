@@ -212,12 +212,16 @@ std::optional<Job> PgJobQueue::Claim(const std::string& owner) {
   });
 }
 
-std::vector<HeldLease> PgJobQueue::Heartbeat(const std::string& owner) {
+std::vector<HeldLease> PgJobQueue::Heartbeat(const std::string& owner, const std::vector<int64_t>& ids) {
+  if (ids.empty()) return {};
+  std::string list;
+  for (const int64_t id : ids) list += (list.empty() ? "" : ",") + std::to_string(id);
   return WithTransaction("heartbeat", [&](pqxx::work& tx) {
     const auto rows = tx.exec_params(
         "UPDATE jobs SET lease_expires_at = now() + make_interval(secs => $2)"
-        " WHERE state = 'running' AND lease_owner = $1 RETURNING id, cancel_requested",
-        owner, static_cast<double>(options_.lease.count()));
+        " WHERE state = 'running' AND lease_owner = $1 AND id = ANY(('{' || $3 || '}')::bigint[])"
+        " RETURNING id, cancel_requested",
+        owner, static_cast<double>(options_.lease.count()), list);
     std::vector<HeldLease> held;
     for (const auto& row : rows) held.push_back({row[0].as<int64_t>(), row[1].as<bool>()});
     return held;
@@ -287,34 +291,56 @@ bool PgJobQueue::MarkCancelled(int64_t id, const std::string& owner) {
 
 Job PgJobQueue::Retry(int64_t id, const std::string& who) {
   return WithTransaction("retry", [&](pqxx::work& tx) {
-    const auto current = tx.exec_params("SELECT state FROM jobs WHERE id = $1 FOR UPDATE", id);
+    const auto current = tx.exec_params(
+        "SELECT state, coalesce(lease_expires_at < now(), false) FROM jobs WHERE id = $1 FOR UPDATE", id);
     if (current.empty()) throw Error(ErrorCode::kNotFound, "job " + std::to_string(id) + " does not exist");
     const std::string state = current[0][0].as<std::string>();
-    if (state != "failed" && state != "cancelled") {
-      throw Error(ErrorCode::kInvalidInput, "job " + std::to_string(id) + " is " + state +
-                                                ": only failed or cancelled jobs can be retried");
+    const bool orphaned = state == "running" && current[0][1].as<bool>();
+    if (state != "failed" && state != "cancelled" && state != "done" && !orphaned) {
+      throw Error(ErrorCode::kInvalidInput,
+                  "job " + std::to_string(id) + " is " + state +
+                      (state == "running" ? " and its worker is alive (lease current): cancel it first"
+                                          : ": only failed, cancelled or done jobs (or running ones whose worker is gone) "
+                                            "can be retried"));
     }
     tx.exec_params(
         "UPDATE jobs SET state = 'queued', attempts = 0, error = NULL, not_before = now(), progress = 0,"
-        " progress_message = 'queued again', cancel_requested = false, finished_at = NULL, updated_at = now()"
-        " WHERE id = $1",
+        " progress_message = 'queued again', cancel_requested = false, finished_at = NULL, updated_at = now(),"
+        " lease_owner = NULL, lease_expires_at = NULL WHERE id = $1",
         id);
-    AddEvent(tx, id, "retry-requested", who, "was " + state);
+    AddEvent(tx, id, state == "done" ? "rerun-requested" : "retry-requested", who,
+             orphaned ? "was running; its worker stopped renewing the lease" : "was " + state);
     return JobFromRow(tx.exec_params("SELECT " + kJobColumns + " FROM jobs j WHERE j.id = $1", id)[0]);
+  });
+}
+
+bool PgJobQueue::Rerun(int64_t id, const std::string& reason) {
+  return WithTransaction("rerun", [&](pqxx::work& tx) {
+    const bool queued = tx.exec_params(
+                            "UPDATE jobs SET state = 'queued', attempts = 0, error = NULL, not_before = now(),"
+                            " progress = 0, progress_message = 'queued again', finished_at = NULL, updated_at = now()"
+                            " WHERE id = $1 AND state = 'done'",
+                            id)
+                            .affected_rows() == 1;
+    if (queued) AddEvent(tx, id, "rerun", "", reason);
+    return queued;
   });
 }
 
 Job PgJobQueue::Cancel(int64_t id, const std::string& who) {
   return WithTransaction("cancel", [&](pqxx::work& tx) {
-    const auto current = tx.exec_params("SELECT state FROM jobs WHERE id = $1 FOR UPDATE", id);
+    const auto current = tx.exec_params(
+        "SELECT state, coalesce(lease_expires_at < now(), false) FROM jobs WHERE id = $1 FOR UPDATE", id);
     if (current.empty()) throw Error(ErrorCode::kNotFound, "job " + std::to_string(id) + " does not exist");
     const std::string state = current[0][0].as<std::string>();
-    if (state == "queued") {
+    const bool orphaned = state == "running" && current[0][1].as<bool>();
+    if (state == "queued" || orphaned) {
       tx.exec_params(
           "UPDATE jobs SET state = 'cancelled', progress_message = 'cancelled', finished_at = now(),"
-          " updated_at = now() WHERE id = $1",
+          " updated_at = now(), lease_owner = NULL, lease_expires_at = NULL WHERE id = $1",
           id);
-      AddEvent(tx, id, "cancelled", who, "cancelled while queued");
+      AddEvent(tx, id, "cancelled", who,
+               orphaned ? "cancelled while running; its worker stopped renewing the lease" : "cancelled while queued");
     } else if (state == "running") {
       tx.exec_params("UPDATE jobs SET cancel_requested = true, updated_at = now() WHERE id = $1", id);
       AddEvent(tx, id, "cancel-requested", who, "its worker stops at the next heartbeat");
@@ -568,7 +594,34 @@ double PgJobQueue::IntakeSeen(const std::string& study_id) {
 void PgJobQueue::IntakeDone(const std::string& study_id) {
   WithTransaction("intake done", [&](pqxx::work& tx) {
     tx.exec_params("DELETE FROM intake WHERE study_id = $1", study_id);
+    tx.exec_params("INSERT INTO routed (study_id) VALUES ($1) ON CONFLICT (study_id) DO UPDATE SET routed_at = now()",
+                   study_id);
     return 0;
+  });
+}
+
+std::vector<std::string> PgJobQueue::NotRouted(const std::vector<std::string>& study_ids) {
+  if (study_ids.empty()) return {};
+  return WithTransaction("reconcile", [&](pqxx::work& tx) {
+    std::string list;
+    for (const auto& id : study_ids) list += (list.empty() ? "" : ",") + tx.quote(id);
+    std::vector<std::string> out;
+    for (const auto& row : tx.exec("SELECT s FROM unnest(ARRAY[" + list + "]::text[]) AS s"
+                                   " WHERE s NOT IN (SELECT study_id FROM routed)")) {
+      out.push_back(row[0].as<std::string>());
+    }
+    return out;
+  });
+}
+
+std::vector<Job> PgJobQueue::StudyJobs(const std::string& study_id) {
+  return WithTransaction("study jobs", [&](pqxx::work& tx) {
+    std::vector<Job> out;
+    for (const auto& row : tx.exec_params("SELECT " + kJobColumns + " FROM jobs j WHERE j.study_id = $1 ORDER BY j.id",
+                                          study_id)) {
+      out.push_back(JobFromRow(row));
+    }
+    return out;
   });
 }
 

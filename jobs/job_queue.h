@@ -95,8 +95,9 @@ class PgJobQueue {
 
   EnqueueResult Enqueue(const EnqueueRequest& request);
   std::optional<Job> Claim(const std::string& owner);
-  // Extends the leases `owner` holds; returns the jobs it still holds.
-  std::vector<HeldLease> Heartbeat(const std::string& owner);
+  // Extends the leases `owner` holds on `ids` (the jobs its workers are running now, nothing
+  // else: a job whose worker gave up must see its lease expire); returns those it still holds.
+  std::vector<HeldLease> Heartbeat(const std::string& owner, const std::vector<int64_t>& ids);
   // Records progress (0..1) and a short message; false when the lease is lost.
   bool Progress(int64_t id, const std::string& owner, double fraction, const std::string& message);
   // Marks the job done with its result (JSON text); false when the lease is lost.
@@ -108,12 +109,16 @@ class PgJobQueue {
   // Marks a running job cancelled after its worker stopped on request.
   bool MarkCancelled(int64_t id, const std::string& owner);
 
-  // Admin actions. Retry: a failed or cancelled job is queued again with fresh attempts. Cancel: a
-  // queued job is cancelled at once, a running one is asked to stop (its worker sees it at the
-  // next heartbeat). Both throw Error(kNotFound) for an unknown job and Error(kInvalidInput)
-  // saying why when the job's state does not allow it.
+  // Admin actions. Retry: a failed, cancelled or done job (a re-run), or a running one whose worker
+  // is gone (lease expired), is queued again with fresh attempts. Cancel: a queued job, or a
+  // running one whose worker is gone, is cancelled at once; a running one is asked to stop (its
+  // worker sees it at the next heartbeat). Both throw Error(kNotFound) for an unknown job and
+  // Error(kInvalidInput) saying why when the job's state does not allow it.
   Job Retry(int64_t id, const std::string& who);
   Job Cancel(int64_t id, const std::string& who);
+  // Queues a done job again (its study was received again and its results are gone); false when
+  // the job is not done (already queued or running again). A "rerun" event records `reason`.
+  bool Rerun(int64_t id, const std::string& reason);
 
   // Routing rule sets (versioned; the highest version is active).
   int SaveRuleSet(const std::string& body, const std::string& author, const std::string& comment);
@@ -141,10 +146,14 @@ class PgJobQueue {
 
   // Intake: stable studies not routed yet, kept across restarts. IntakeSeen records one (keeping
   // when it was first seen) and returns the seconds since; IntakeDone forgets it once routed;
-  // IntakePending lists them (oldest first).
+  // IntakePending lists them (oldest first). IntakeDone also records the study as routed.
   double IntakeSeen(const std::string& study_id);
   void IntakeDone(const std::string& study_id);
   std::vector<std::string> IntakePending();
+  // Reconciliation: the studies among `study_ids` that were never routed (IntakeDone records them).
+  std::vector<std::string> NotRouted(const std::vector<std::string>& study_ids);
+  // Every job of a study, oldest first.
+  std::vector<Job> StudyJobs(const std::string& study_id);
 
   std::optional<Job> Get(int64_t id);
   std::vector<Job> List(const std::optional<std::string>& state, int limit);

@@ -113,13 +113,82 @@ TEST(JobQueue, AnExpiredLeaseIsReclaimedAndTheOldOwnerCannotWrite) {
 
 TEST(JobQueue, HeartbeatsKeepTheLease) {
   PgJobQueue queue(testing::FreshDatabase(), Fast());
-  queue.Enqueue(Request("k"));
+  const auto id = queue.Enqueue(Request("k")).id;
   ASSERT_TRUE(queue.Claim("alive"));
   for (int i = 0; i < 3; ++i) {
     std::this_thread::sleep_for(900ms);
-    EXPECT_EQ(queue.Heartbeat("alive").size(), 1u);
+    EXPECT_EQ(queue.Heartbeat("alive", {id}).size(), 1u);
   }
   EXPECT_FALSE(queue.Claim("other"));
+}
+
+// Issue 12, item 2: the heartbeat renewed every running row its owner held, so a job whose worker
+// had given up on recording its outcome stayed running for ever. Now only the named jobs are kept.
+TEST(JobQueue, AHeartbeatRenewsOnlyTheJobsItNames) {
+  PgJobQueue queue(testing::FreshDatabase(), Fast());
+  const auto running = queue.Enqueue(Request("running")).id;
+  const auto abandoned = queue.Enqueue(Request("abandoned")).id;
+  ASSERT_TRUE(queue.Claim("node"));
+  ASSERT_TRUE(queue.Claim("node"));
+  for (int i = 0; i < 3; ++i) {
+    std::this_thread::sleep_for(900ms);
+    const auto held = queue.Heartbeat("node", {running});
+    ASSERT_EQ(held.size(), 1u);
+    EXPECT_EQ(held[0].id, running);
+  }
+  const auto reclaimed = queue.Claim("other");
+  ASSERT_TRUE(reclaimed) << "the job nobody renews is claimed again once its lease expires";
+  EXPECT_EQ(reclaimed->id, abandoned);
+  EXPECT_TRUE(queue.Heartbeat("node", {}).empty());
+}
+
+TEST(JobQueue, AnAdminCanCancelOrRetryAJobWhoseWorkerIsGone) {
+  PgJobQueue queue(testing::FreshDatabase(), Fast());
+  const auto a = queue.Enqueue(Request("a")).id;
+  const auto b = queue.Enqueue(Request("b")).id;
+  ASSERT_TRUE(queue.Claim("gone"));
+  ASSERT_TRUE(queue.Claim("gone"));
+  try {
+    queue.Retry(a, "admin");
+    FAIL() << "a running job with a live lease is not retried";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("its worker is alive"), std::string::npos) << e.what();
+  }
+  std::this_thread::sleep_for(2200ms);  // the leases expire: nobody renews them
+  EXPECT_EQ(queue.Cancel(a, "admin").state, "cancelled");
+  const auto again = queue.Retry(b, "admin");
+  EXPECT_EQ(again.state, "queued");
+  EXPECT_EQ(again.attempts, 0);
+  EXPECT_FALSE(queue.Complete(b, "gone", "{}", "cpu")) << "the old worker cannot write any more";
+  EXPECT_EQ(queue.Events(a).back().message, "cancelled while running; its worker stopped renewing the lease");
+}
+
+// Item 3: a done job could not be run again (retry answered 400).
+TEST(JobQueue, ADoneJobCanBeRunAgain) {
+  PgJobQueue queue(testing::FreshDatabase(), Fast());
+  const auto id = queue.Enqueue(Request("k")).id;
+  ASSERT_TRUE(queue.Claim("w"));
+  ASSERT_TRUE(queue.Complete(id, "w", R"({"ok": true})", "cpu"));
+  const auto again = queue.Retry(id, "admin");
+  EXPECT_EQ(again.state, "queued");
+  EXPECT_EQ(queue.Events(id).back().kind, "rerun-requested");
+  EXPECT_FALSE(queue.Rerun(id, "study received again")) << "already queued";
+  ASSERT_TRUE(queue.Claim("w"));
+  ASSERT_TRUE(queue.Complete(id, "w", R"({"ok": true})", "cpu"));
+  EXPECT_TRUE(queue.Rerun(id, "study received again"));
+  EXPECT_EQ(queue.Events(id).back().kind, "rerun");
+  EXPECT_EQ(queue.Enqueue(Request("k")).created, false) << "still one job per key";
+}
+
+TEST(JobQueue, RoutedStudiesAreRememberedForReconciliation) {
+  PgJobQueue queue(testing::FreshDatabase(), Fast());
+  queue.IntakeSeen("s1");
+  queue.IntakeSeen("s2");
+  queue.IntakeDone("s1");
+  EXPECT_EQ(queue.NotRouted({"s1", "s2", "s3"}), (std::vector<std::string>{"s2", "s3"}));
+  EXPECT_EQ(queue.IntakePending(), std::vector<std::string>{"s2"});
+  EXPECT_TRUE(queue.NotRouted({}).empty());
+  EXPECT_EQ(queue.NotRouted({"it's"}), std::vector<std::string>{"it's"}) << "quoted";
 }
 
 TEST(JobQueue, RetriesAreBoundedByMaxAttempts) {

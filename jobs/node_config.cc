@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -80,7 +81,8 @@ NodeConfig ParseNodeConfig(const std::string& orthanc_configuration_json, const 
       "Database", "PhiVault", "Workers", "Gpu", "WorkDirectory", "NodeName", "LeaseSeconds",
       "HeartbeatSeconds", "MaxAttempts", "RetryBackoffSeconds", "PollSeconds", "ResultSeriesNumber",
       "Destinations", "RulesFile", "TestHooks", "Admins", "CompletenessMaxWaitSeconds", "DeliveryMaxAttempts",
-      "DeliveryBackoffSeconds", "VaultRoles", "CleanPixelRules"};
+      "DeliveryBackoffSeconds", "VaultRoles", "CleanPixelRules", "TrustedUserHeader", "AllowAnonymousAdministration",
+      "DatabaseConnectTimeoutSeconds", "DatabaseStatementTimeoutSeconds"};
   NodeConfig config;
   for (const auto& [key, value] : section.items()) {
     if (!kKnown.contains(key)) config.warnings.push_back("ProcNode." + key + ": unknown key, ignored");
@@ -140,6 +142,39 @@ NodeConfig ParseNodeConfig(const std::string& orthanc_configuration_json, const 
   }
   config.delivery_max_attempts = Integer(section, "DeliveryMaxAttempts", config.delivery_max_attempts, 1, 100);
   config.delivery_backoff_seconds = Number(section, "DeliveryBackoffSeconds", config.delivery_backoff_seconds, 0, 86400);
+  config.rules_file = String(section, "RulesFile", "");
+  config.database_connect_timeout_seconds =
+      Integer(section, "DatabaseConnectTimeoutSeconds", config.database_connect_timeout_seconds, 1, 600);
+  config.database_statement_timeout_seconds =
+      Integer(section, "DatabaseStatementTimeoutSeconds", config.database_statement_timeout_seconds, 1, 86400);
+
+  // Who is asking: only what Orthanc verified (its HTTP authentication with registered users), or
+  // a header that an authorization plugin or proxy in front of Orthanc sets and that the admin
+  // explicitly trusts. Anything else is an unverified caller.
+  const bool authentication = root.contains("AuthenticationEnabled") && root["AuthenticationEnabled"].is_boolean() &&
+                              root["AuthenticationEnabled"].get<bool>();
+  const bool users = root.contains("RegisteredUsers") && root["RegisteredUsers"].is_object() &&
+                     !root["RegisteredUsers"].empty();
+  config.orthanc_authentication = authentication && users;
+  config.trusted_user_header = String(section, "TrustedUserHeader", "");
+  for (auto& c : config.trusted_user_header) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (config.trusted_user_header == "authorization") {
+    Bad("TrustedUserHeader", "must name a header that an authorization plugin or proxy sets, not Authorization");
+  }
+  if (section.contains("AllowAnonymousAdministration")) {
+    if (!section["AllowAnonymousAdministration"].is_boolean()) Bad("AllowAnonymousAdministration", "must be true or false");
+    config.allow_anonymous_administration = section["AllowAnonymousAdministration"].get<bool>();
+  }
+  if (config.allow_anonymous_administration) {
+    config.warnings.push_back("ProcNode.AllowAnonymousAdministration is true: callers nobody verified may change rules "
+                              "and jobs (a lab setting; never in a hospital)");
+  }
+  if (!config.orthanc_authentication && config.trusted_user_header.empty() &&
+      (!config.admins.empty() || !config.vault_roles.empty())) {
+    config.warnings.push_back("ProcNode.Admins/VaultRoles name users, but nothing verifies who a caller is (Orthanc's "
+                              "AuthenticationEnabled with RegisteredUsers is off, no TrustedUserHeader): rule and job "
+                              "changes and re-identification are refused to everyone");
+  }
   if (section.contains("TestHooks")) {
     const json& hooks = section["TestHooks"];
     if (!hooks.is_object()) Bad("TestHooks", "must be an object");

@@ -36,6 +36,17 @@ struct NodeConfig {
   std::map<std::string, std::string> destination_modalities;  // name -> Orthanc DicomModalities alias
   int delivery_max_attempts = 5;              // C-STORE attempts per destination before the dead letter
   double delivery_backoff_seconds = 30;       // doubled per failed attempt
+  std::string rules_file;  // ProcNode.RulesFile: the rule set saved at start when none was saved yet
+  int database_connect_timeout_seconds = 5;     // libpq connect_timeout, unless the DSN sets one
+  int database_statement_timeout_seconds = 60;  // per statement, so a stalled server frees its caller
+  // Identity (who a REST caller is). orthanc_authentication: Orthanc's AuthenticationEnabled is
+  // true with RegisteredUsers, so the user of an Authorization: Basic header was verified by
+  // Orthanc. trusted_user_header (lower case): a header set by an authorization plugin or proxy the
+  // admin trusts. Without either, callers are unverified: no re-identification, and rule or job
+  // changes only when allow_anonymous_administration (a lab setting) is true.
+  bool orthanc_authentication = false;
+  std::string trusted_user_header;
+  bool allow_anonymous_administration = false;
   // Test hooks (never set in production): pause this long after the named pipeline stage.
   std::string test_pause_after_stage;
   double test_pause_seconds = 0;

@@ -129,11 +129,9 @@ void WorkerPool::RunOne(const Job& job) {
     failure = std::string("internal error: ") + e.what();
     retryable = true;
   }
-  {
-    std::lock_guard lock(mutex_);
-    running_.erase(&context);
-  }
-  try {
+  // The job stays in running_ (its lease renewed by the heartbeat) until its outcome is recorded:
+  // a database outage right now must neither lose the outcome nor hand the job to another worker.
+  auto record = [&] {
     if (context.LeaseLost()) {
       Log(LogLevel::kWarning, name + ": lease lost (another worker reclaimed it): outcome discarded");
     } else if (outcome) {
@@ -153,9 +151,30 @@ void WorkerPool::RunOne(const Job& job) {
       Log(result == FailOutcome::kRetryScheduled ? LogLevel::kWarning : LogLevel::kError,
           name + (result == FailOutcome::kRetryScheduled ? ": failed, retry scheduled: " : ": failed: ") + failure);
     }
-  } catch (const Error& e) {
-    // The lease will expire and the job will be claimed again: nothing is lost.
-    Log(LogLevel::kError, name + ": outcome not recorded (" + e.what() + "): it will be retried");
+  };
+  auto backoff = std::chrono::milliseconds(500);
+  for (int attempt = 1;; ++attempt) {
+    try {
+      record();
+      if (attempt > 1) Log(LogLevel::kInfo, name + ": outcome recorded after " + std::to_string(attempt) + " attempts");
+      break;
+    } catch (const Error& e) {
+      if (!e.retryable() || stopping_ || context.LeaseLost()) {
+        // Not recordable now: the lease is no longer renewed, so it expires and the job is
+        // claimed again (and run again: results are idempotent). Nothing is lost.
+        Log(LogLevel::kError, name + ": outcome not recorded (" + e.what() + "): the job runs again once its lease expires");
+        break;
+      }
+      if (attempt == 1 || backoff >= std::chrono::milliseconds(30'000)) {
+        Log(LogLevel::kWarning, name + ": outcome not recorded yet (" + e.what() + "): retrying until the job database answers");
+      }
+      WaitFor(backoff, Generation());
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(30'000));
+    }
+  }
+  {
+    std::lock_guard lock(mutex_);
+    running_.erase(&context);
   }
 }
 
@@ -167,7 +186,7 @@ void WorkerPool::HeartbeatLoop() {
       // Only jobs already running before the UPDATE can be judged by its answer: one claimed
       // while it ran is not in it yet.
       const std::vector<int64_t> before = RunningJobs();
-      const auto held = queue_.Heartbeat(options_.owner);
+      const auto held = queue_.Heartbeat(options_.owner, before);
       std::lock_guard lock(mutex_);
       for (auto* context : running_) {
         const int64_t id = context->job().id;

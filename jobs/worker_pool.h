@@ -1,8 +1,10 @@
 // A pool of worker threads that claim jobs from the PgJobQueue and run them.
 //
 // Each worker loops: claim a job, run the JobRunner on it, record the outcome (done; failed or
-// retried, by the error's retryable flag; released when the pool is stopping). One heartbeat
-// thread extends the leases of every job this pool holds; a worker whose lease was lost (another
+// retried, by the error's retryable flag; released when the pool is stopping); an outcome the
+// job database cannot take now (outage) is retried with backoff until it can. One heartbeat
+// thread extends the leases of the jobs this pool's workers are running or recording, and of no
+// other row the owner may still hold; a worker whose lease was lost (another
 // node reclaimed the job after a stall) sees StopRequested() and its outcome is discarded.
 // Stop() asks every runner to stop at its next check, releases the jobs still running back to the
 // queue (they are not lost, and their attempt is not counted), and joins the threads.

@@ -2,6 +2,8 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 
 #include "anonymizer/vault.h"
 #include "core/error.h"
@@ -9,6 +11,7 @@
 #include "core/version.h"
 #include "jobs/job_json.h"
 #include "jobs/migrations.h"
+#include "jobs/pg_dsn.h"
 #include "nifti/series_to_nifti.h"
 #include "pipeline/routing_inputs.h"
 #include "pipeline/processing_pipeline.h"
@@ -17,14 +20,41 @@
 #include "routing/rules.h"
 
 namespace procnode {
+namespace {
+
+// The configuration with the database DSNs given a connect and a statement timeout.
+NodeConfig WithTimeouts(NodeConfig config) {
+  config.database = WithSessionDefaults(config.database, config.database_connect_timeout_seconds,
+                                        config.database_statement_timeout_seconds);
+  if (!config.phi_vault.empty()) {
+    config.phi_vault = WithSessionDefaults(config.phi_vault, config.database_connect_timeout_seconds,
+                                           config.database_statement_timeout_seconds);
+  }
+  return config;
+}
+
+std::string ReadTextFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(ErrorCode::kInvalidInput, "ProcNode.RulesFile: cannot read " + path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+}  // namespace
+
+std::string Caller::Describe() const { return verified ? "user \"" + name + "\"" : "an unverified caller"; }
 
 Node::Node(NodeConfig config)
-    : config_(std::move(config)),
+    : config_(WithTimeouts(std::move(config))),
       gpu_(ProbeGpu()),
       queue_(config_.database,
              QueueOptions{.lease = std::chrono::seconds(config_.lease_seconds),
                           .retry_backoff = std::chrono::milliseconds(
                               static_cast<int64_t>(config_.retry_backoff_seconds * 1000))}) {
+  Log(LogLevel::kInfo, "job database: connecting to " + DescribeDsn(config_.database) + " (gives up after " +
+                           std::to_string(config_.database_connect_timeout_seconds) + " s; statements after " +
+                           std::to_string(config_.database_statement_timeout_seconds) + " s)");
   const auto report = ApplyMigrations(config_.database, JobDbMigrations());
   Log(LogLevel::kInfo, "job database schema at version " + std::to_string(report.to_version) +
                            (report.applied.empty() ? " (up to date)"
@@ -37,6 +67,47 @@ Node::Node(NodeConfig config)
   options.poll_interval = std::chrono::milliseconds(static_cast<int64_t>(config_.poll_seconds * 1000));
   options.heartbeat_interval = std::chrono::seconds(config_.heartbeat_seconds);
   pool_ = std::make_unique<WorkerPool>(queue_, [this](JobContext& c) { return RunJob(c); }, options);
+
+  // The PHI vault, when configured: reachable and migrated now, so that the first anonymized job or
+  // re-identification does not find it missing; a vault that is down delays only those (status says so).
+  if (!config_.phi_vault.empty()) {
+    const char* keys = std::getenv("PROCNODE_VAULT_KEYS");
+    vault_status_ = {{"configured", true}, {"server", DescribeDsn(config_.phi_vault)}};
+    try {
+      if (keys == nullptr || *keys == '\0') {
+        throw Error(ErrorCode::kInvalidInput, "its keys are not in the environment (PROCNODE_VAULT_KEYS)");
+      }
+      Log(LogLevel::kInfo, "PHI vault: connecting to " + DescribeDsn(config_.phi_vault));
+      PhiVault(config_.phi_vault, ParseVaultKeys(keys)).Migrate();
+      vault_status_["ok"] = true;
+      Log(LogLevel::kInfo, "PHI vault: reachable and migrated");
+    } catch (const Error& e) {
+      vault_status_["ok"] = false;
+      vault_status_["error"] = e.what();
+      Log(LogLevel::kError, std::string("PHI vault: ") + e.what() +
+                                ": anonymized routes and re-identification wait until it is fixed");
+    }
+  } else {
+    vault_status_ = {{"configured", false}};
+  }
+
+  // RulesFile seeds the rule set once: a rule set saved in the job database (by an admin, or by an
+  // earlier start from this file) always wins, so edits made on the admin page are never undone.
+  if (!config_.rules_file.empty()) {
+    const int active = queue_.ActiveRuleSetVersion();
+    if (active > 0) {
+      Log(LogLevel::kInfo, "ProcNode.RulesFile " + config_.rules_file + " not loaded: rule set version " +
+                               std::to_string(active) + " is saved in the job database and wins");
+    } else {
+      try {
+        const auto saved = SaveRules(ReadTextFile(config_.rules_file), "RulesFile", "loaded from " + config_.rules_file);
+        Log(LogLevel::kInfo, "ProcNode.RulesFile " + config_.rules_file + " saved as rule set version " +
+                                 std::to_string(saved["version"].get<int>()));
+      } catch (const Error& e) {
+        throw Error(ErrorCode::kInvalidInput, "ProcNode.RulesFile " + config_.rules_file + ": " + e.what());
+      }
+    }
+  }
 }
 
 Node::~Node() { StopWork(); }
@@ -47,16 +118,9 @@ void Node::StartWork() {
     if (intake_thread_.joinable()) return;
     stopping_ = false;
   }
-  // Studies that were stable but not routed when the node last stopped are looked at again.
-  try {
-    const auto pending = queue_.IntakePending();
-    if (!pending.empty()) Log(LogLevel::kInfo, std::to_string(pending.size()) + " stable study(ies) not routed before the restart: looked at again");
+  {  // Studies that became stable while no node listened are found by a reconciliation first.
     std::lock_guard lock(mutex_);
-    for (const auto& id : pending) {
-      if (std::find(intake_.begin(), intake_.end(), id) == intake_.end()) intake_.push_back(id);
-    }
-  } catch (const Error& e) {
-    Log(LogLevel::kWarning, std::string("intake: cannot read the pending studies: ") + e.what());
+    reconcile_needed_ = true;
   }
   intake_thread_ = std::thread([this] { IntakeLoop(); });
   delivery_thread_ = std::thread([this] { DeliveryLoop(); });
@@ -85,44 +149,155 @@ void Node::OnStableStudy(const std::string& study_id) {
 }
 
 void Node::IntakeLoop() {
+  auto reconcile_backoff = std::chrono::seconds(1);
+  auto next_reconcile = std::chrono::steady_clock::now();
   while (true) {
     std::string study_id;
+    bool reconcile = false;
     {
       std::unique_lock lock(mutex_);
-      // Wake for a new study, or when the next deferred (waiting) study is due for another look.
-      auto ready = [this] {
-        return stopping_ || !intake_.empty() ||
-               (!deferred_.empty() && deferred_.begin()->first <= std::chrono::steady_clock::now());
+      // Wake for a new study, when the next deferred (waiting) study is due for another look, or
+      // when a reconciliation is due.
+      auto ready = [this, &next_reconcile] {
+        const auto now = std::chrono::steady_clock::now();
+        return stopping_ || !intake_.empty() || (reconcile_needed_ && next_reconcile <= now) ||
+               (!deferred_.empty() && deferred_.begin()->first <= now);
       };
-      if (deferred_.empty()) {
+      auto until = std::chrono::steady_clock::time_point::max();
+      if (!deferred_.empty()) until = deferred_.begin()->first;
+      if (reconcile_needed_) until = std::min(until, next_reconcile);
+      if (until == std::chrono::steady_clock::time_point::max()) {
         intake_wake_.wait(lock, ready);
       } else {
-        intake_wake_.wait_until(lock, deferred_.begin()->first, ready);
+        intake_wake_.wait_until(lock, until, ready);
       }
       if (stopping_) return;
-      if (intake_.empty()) {
-        if (deferred_.empty() || deferred_.begin()->first > std::chrono::steady_clock::now()) continue;
+      const auto now = std::chrono::steady_clock::now();
+      if (reconcile_needed_ && next_reconcile <= now) {
+        reconcile = true;
+      } else if (!intake_.empty()) {
+        study_id = intake_.front();
+        intake_.pop_front();
+      } else if (!deferred_.empty() && deferred_.begin()->first <= now) {
         study_id = deferred_.begin()->second;
         deferred_.erase(deferred_.begin());
       } else {
-        study_id = intake_.front();
-        intake_.pop_front();
+        continue;
       }
     }
-    for (int attempt = 1;; ++attempt) {
+    if (reconcile) {
       try {
-        Intake(study_id);
-        break;
+        Reconcile();
+        reconcile_backoff = std::chrono::seconds(1);
       } catch (const Error& e) {
-        // A database or Orthanc hiccup must not lose the study: retry a few times, then log it.
-        const bool again = e.retryable() && attempt < 5;
-        Log(again ? LogLevel::kWarning : LogLevel::kError,
-            "study " + study_id + ": not enqueued (" + e.what() + ")" + (again ? ", retrying" : ""));
-        if (!again) break;
-        std::unique_lock lock(mutex_);
-        if (intake_wake_.wait_for(lock, std::chrono::seconds(attempt), [this] { return stopping_; })) return;
+        Log(LogLevel::kWarning, std::string("intake: cannot reconcile Orthanc's studies yet (") + e.what() + "), retrying in " +
+                                    std::to_string(reconcile_backoff.count()) + " s");
+        next_reconcile = std::chrono::steady_clock::now() + reconcile_backoff;
+        reconcile_backoff = std::min(reconcile_backoff * 2, std::chrono::seconds(30));
       }
+      continue;
     }
+    try {
+      Intake(study_id);
+      std::lock_guard lock(mutex_);
+      intake_attempts_.erase(study_id);
+      if (waiting_for_database_) {
+        // The database is back: studies that became stable meanwhile and whose StableStudy was
+        // lost with it (an Orthanc restart in between) are found by a reconciliation.
+        waiting_for_database_ = false;
+        intake_problem_.clear();
+        reconcile_needed_ = true;
+        Log(LogLevel::kInfo, "intake: the job database answers again; reconciling Orthanc's studies");
+      }
+    } catch (const Error& e) {
+      if (!e.retryable()) {
+        Log(LogLevel::kError, "study " + study_id + ": not routed (" + e.what() + ")");
+        continue;
+      }
+      // A database or Orthanc outage must not lose the study: it waits and is tried again, with
+      // backoff up to 30 s, for as long as the outage lasts.
+      std::lock_guard lock(mutex_);
+      const int attempt = ++intake_attempts_[study_id];
+      const auto delay = std::chrono::seconds(std::min(30, 1 << std::min(attempt - 1, 5)));
+      const bool database = std::string(e.what()).rfind("job database", 0) == 0;
+      if (database && !waiting_for_database_) {
+        Log(LogLevel::kWarning, std::string("intake: waiting for the job database (") + e.what() +
+                                    "); stable studies are kept and routed once it answers");
+      }
+      waiting_for_database_ = waiting_for_database_ || database;
+      intake_problem_ = e.what();
+      Log(attempt == 1 || attempt % 10 == 0 ? LogLevel::kWarning : LogLevel::kInfo,
+          "study " + study_id + ": not enqueued yet (" + e.what() + "), attempt " + std::to_string(attempt) +
+              ", next in " + std::to_string(delay.count()) + " s");
+      for (auto it = deferred_.begin(); it != deferred_.end();) it = it->second == study_id ? deferred_.erase(it) : std::next(it);
+      deferred_.emplace(std::chrono::steady_clock::now() + delay, study_id);
+    }
+  }
+}
+
+void Node::Reconcile() {
+  const auto listed = nlohmann::json::parse(orthanc::RestGet("/studies"), nullptr, false);
+  if (!listed.is_array()) throw Error(ErrorCode::kUnavailable, "Orthanc: /studies did not answer a list");
+  std::vector<std::string> all;
+  for (const auto& id : listed) {
+    if (id.is_string()) all.push_back(id.get<std::string>());
+  }
+  std::vector<std::string> candidates = queue_.IntakePending();  // left from before a restart
+  constexpr std::size_t kChunk = 2000;
+  for (std::size_t i = 0; i < all.size(); i += kChunk) {
+    const std::vector<std::string> chunk(all.begin() + i, all.begin() + std::min(all.size(), i + kChunk));
+    for (auto& id : queue_.NotRouted(chunk)) candidates.push_back(std::move(id));
+  }
+  int queued = 0;
+  for (const auto& id : candidates) {
+    // Only stable studies: one still receiving gets its StableStudy event later.
+    try {
+      const auto study = nlohmann::json::parse(orthanc::RestGet("/studies/" + id), nullptr, false);
+      if (!study.is_object() || !study.value("IsStable", false)) continue;
+    } catch (const Error& e) {
+      if (e.code() == ErrorCode::kNotFound) continue;
+      throw;
+    }
+    std::lock_guard lock(mutex_);
+    const bool deferred = std::any_of(deferred_.begin(), deferred_.end(), [&](const auto& d) { return d.second == id; });
+    if (!deferred && std::find(intake_.begin(), intake_.end(), id) == intake_.end()) {
+      intake_.push_back(id);
+      ++queued;
+    }
+  }
+  {
+    std::lock_guard lock(mutex_);
+    reconcile_needed_ = false;
+  }
+  Log(LogLevel::kInfo, "intake: reconciled " + std::to_string(all.size()) + " study(ies) in Orthanc; " +
+                           std::to_string(queued) + " stable and not routed yet, routed now");
+}
+
+void Node::RerunIfResultsGone(int64_t job_id, const std::string& study_id) {
+  const auto job = queue_.Get(job_id);
+  if (!job || job->state != "done") return;
+  // The results' Orthanc IDs are hashes of UIDs that derive from the job: the same study sent
+  // again has the same job, and its results are either still stored (nothing to do: a study
+  // stable twice without change, or made unstable by the results themselves) or gone with a
+  // deletion (run again, and the results come back under the same UIDs).
+  const auto result = nlohmann::json::parse(job->result_json, nullptr, false);
+  if (!result.is_object() || !result.contains("results") || !result["results"].is_array() || result["results"].empty()) return;
+  int missing = 0;
+  for (const auto& stored : result["results"]) {
+    if (!stored.is_object() || !stored.contains("stored") || !stored["stored"].is_string()) continue;
+    try {
+      orthanc::RestGet("/instances/" + stored["stored"].get<std::string>());
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::kNotFound) throw;
+      ++missing;
+    }
+  }
+  if (missing == 0) return;
+  if (queue_.Rerun(job_id, "study " + study_id + " received again; " + std::to_string(missing) +
+                               " of its result object(s) no longer in Orthanc")) {
+    Log(LogLevel::kInfo, "study " + study_id + ": received again and job " + std::to_string(job_id) +
+                             "'s results are gone: the job runs again");
+    pool_->Wake();
   }
 }
 
@@ -224,6 +399,7 @@ void Node::Intake(const std::string& study_id) {
                                         .parameters_json = job.rule.parameters_json,
                                         .priority = job.priority,
                                         .max_attempts = config_.max_attempts});
+    if (!result.created) RerunIfResultsGone(result.id, study_id);  // received again after a deletion?
     Log(LogLevel::kInfo, "study " + study_id + ": " +
                              (result.created ? "enqueued job " : "already has job ") + std::to_string(result.id) +
                              " (rule " + job.rule.id + "@" + std::to_string(job.rule.version) + ", " +
@@ -348,7 +524,18 @@ nlohmann::json Node::Status() {
       {"workers", config_.workers},
       {"node", pool_->owner()},
       {"running_jobs", pool_->RunningJobs()},
-      {"admins_enforced", !config_.admins.empty()},
+      {"admins_enforced", !config_.admins.empty() && (config_.orthanc_authentication || !config_.trusted_user_header.empty())},
+      {"identity",
+       {{"mode", !config_.trusted_user_header.empty() ? "trusted-header"
+                 : config_.orthanc_authentication      ? "orthanc-authentication"
+                                                       : "none"},
+        {"anonymous_administration", config_.allow_anonymous_administration},
+        {"admins", config_.admins.empty() ? "every verified user" : "ProcNode.Admins"},
+        {"reidentification", config_.vault_roles.empty() ? "nobody (ProcNode.VaultRoles is empty)"
+                              : (config_.orthanc_authentication || !config_.trusted_user_header.empty())
+                                  ? "verified users in ProcNode.VaultRoles"
+                                  : "nobody (no caller is verified)"}}},
+      {"vault", vault_status_},
   };
   try {
     const auto rules = CurrentRules();
@@ -359,7 +546,11 @@ nlohmann::json Node::Status() {
   }
   {
     std::lock_guard lock(mutex_);
-    status["intake_pending"] = intake_.size();
+    status["intake_pending"] = intake_.size() + deferred_.size();
+    status["intake"] = {{"new", intake_.size()}, {"waiting", deferred_.size()},
+                        {"waiting_for_database", waiting_for_database_},
+                        {"reconcile_pending", reconcile_needed_},
+                        {"problem", intake_problem_.empty() ? nlohmann::json(nullptr) : nlohmann::json(intake_problem_)}};
   }
   try {
     status["queue"] = queue_.CountByState();
@@ -396,19 +587,32 @@ std::optional<nlohmann::json> Node::JobDetail(int64_t id) {
   return detail;
 }
 
-nlohmann::json Node::Reidentify(const nlohmann::json& body, const std::string& user, bool* forbidden) {
+nlohmann::json Node::Reidentify(const nlohmann::json& body, const Caller& caller, bool* forbidden) {
   if (config_.phi_vault.empty()) throw Error(ErrorCode::kUnsupported, "no PHI vault is configured (ProcNode.PhiVault)");
   const char* keys = std::getenv("PROCNODE_VAULT_KEYS");
   if (keys == nullptr) throw Error(ErrorCode::kUnsupported, "the PHI vault's keys are not in the environment (PROCNODE_VAULT_KEYS)");
   PhiVault vault(config_.phi_vault, ParseVaultKeys(keys));
-  const std::string project = body.value("project", ""), pseudonym = body.value("pseudonym", ""), reason = body.value("reason", "");
+  vault.Migrate();  // a fresh vault has its audit table before the first refusal is written
+  auto text = [&](const char* key) {
+    return body.is_object() && body.contains(key) && body[key].is_string() ? body[key].get<std::string>() : std::string();
+  };
+  const std::string project = text("project"), pseudonym = text("pseudonym"), reason = text("reason");
+  const std::string who = caller.verified ? caller.name : "unverified caller";
+  auto refuse = [&](const std::string& why, const std::string& answer) {
+    vault.Refused(project, pseudonym, who, why);
+    Log(LogLevel::kWarning, "re-identification refused for " + caller.Describe() + " (" + why + "; audited)");
+    *forbidden = true;
+    return nlohmann::json{{"error", answer + "; the attempt is audited"}};
+  };
+  if (!caller.verified) {
+    return refuse("caller not verified",
+                  "re-identification needs a verified user (Orthanc's authentication, or ProcNode.TrustedUserHeader)");
+  }
   if (project.empty() || pseudonym.empty()) throw Error(ErrorCode::kInvalidInput, "body: {\"project\", \"pseudonym\", \"reason\"} expected");
+  const std::string& user = caller.name;
   const bool allowed = std::find(config_.vault_roles.begin(), config_.vault_roles.end(), user) != config_.vault_roles.end();
   if (!allowed) {
-    vault.Refused(project, pseudonym, user.empty() ? "anonymous" : user, "not in ProcNode.VaultRoles");
-    Log(LogLevel::kWarning, "re-identification refused for user \"" + user + "\" (not in ProcNode.VaultRoles)");
-    *forbidden = true;
-    return {{"error", "user \"" + user + "\" is not in the vault role (ProcNode.VaultRoles); the attempt is audited"}};
+    return refuse("not in ProcNode.VaultRoles", "user \"" + user + "\" is not in the vault role (ProcNode.VaultRoles)");
   }
   const auto found = vault.Reidentify(project, pseudonym, user, reason);
   Log(LogLevel::kInfo, "re-identification granted to \"" + user + "\" (audited)");
@@ -581,8 +785,26 @@ nlohmann::json Node::DryRun(const std::string& study_id, const std::string& rule
           {"called_aet", study.called_aet}, {"rules", EvaluationToJson(evaluations)}, {"jobs", jobs}};
 }
 
-bool Node::IsAdmin(const std::string& user) const {
-  return config_.admins.empty() || std::find(config_.admins.begin(), config_.admins.end(), user) != config_.admins.end();
+Caller Node::Identify(const std::optional<std::string>& basic_user, const std::optional<std::string>& trusted_header) const {
+  if (!config_.trusted_user_header.empty()) {
+    if (trusted_header && !trusted_header->empty()) return {*trusted_header, true};
+    return {};
+  }
+  if (config_.orthanc_authentication && basic_user && !basic_user->empty()) return {*basic_user, true};
+  return {};
+}
+
+std::optional<std::string> Node::AdministrationRefusal(const Caller& caller) const {
+  if (!caller.verified) {
+    if (config_.allow_anonymous_administration) return std::nullopt;
+    return std::string("procnode rules and jobs change only for verified users: turn on Orthanc's authentication "
+                       "(AuthenticationEnabled with RegisteredUsers) or set ProcNode.TrustedUserHeader; "
+                       "ProcNode.AllowAnonymousAdministration is for labs");
+  }
+  if (config_.admins.empty() || std::find(config_.admins.begin(), config_.admins.end(), caller.name) != config_.admins.end()) {
+    return std::nullopt;
+  }
+  return "user \"" + caller.name + "\" may not change procnode rules or jobs (ProcNode.Admins)";
 }
 
 }  // namespace procnode

@@ -31,9 +31,20 @@
 
 namespace procnode {
 
+// Who makes a REST request, and whether anything verified it (Node::Identify).
+struct Caller {
+  std::string name = "anonymous";
+  bool verified = false;
+  // "user \"NAME\"" or "an unverified caller", for messages and logs.
+  std::string Describe() const;
+};
+
 class Node {
  public:
-  // Applies the job database migrations; throws Error when the database is unreachable or newer.
+  // Applies the job database migrations (connect timeout and statement timeout from the
+  // configuration), checks and migrates the PHI vault when one is configured, and saves the
+  // RulesFile's rule set when none is saved yet. Throws Error when the job database is unreachable
+  // or newer, or the RulesFile is unreadable or invalid.
   explicit Node(NodeConfig config);
   ~Node();
 
@@ -46,9 +57,10 @@ class Node {
   std::optional<nlohmann::json> JobDetail(int64_t id);
   nlohmann::json RetryJob(int64_t id, const std::string& who);
   nlohmann::json CancelJob(int64_t id, const std::string& who);
-  // The original identity behind a pseudonym, for users in ProcNode.VaultRoles only; refusals and
-  // grants are audited in the vault. Error(kForbidden-like kInvalidInput) text says why.
-  nlohmann::json Reidentify(const nlohmann::json& body, const std::string& user, bool* forbidden);
+  // The original identity behind a pseudonym, for verified users in ProcNode.VaultRoles only;
+  // refusals (an unverified caller included) and grants are audited in the vault. When refused,
+  // *forbidden is set and the answer's "error" says why.
+  nlohmann::json Reidentify(const nlohmann::json& body, const Caller& caller, bool* forbidden);
   // The job's sent or dead-lettered deliveries queued again (admin action).
   nlohmann::json ResendJob(int64_t id, const std::string& who);
 
@@ -64,8 +76,16 @@ class Node {
   // fire, each condition's outcome, and the jobs that would be created. Enqueues nothing.
   nlohmann::json DryRun(const std::string& study_id, const std::string& rules_body);
 
-  // Whether `user` may change rules and jobs (ProcNode.Admins; everyone when it is empty).
-  bool IsAdmin(const std::string& user) const;
+  // The caller, from what was verified only: the trusted header's value (ProcNode.TrustedUserHeader,
+  // set by an authorization plugin or proxy) or the Basic user where Orthanc's authentication is on
+  // (Orthanc checked the password before the plugin sees the request). Anything else, an
+  // X-Procnode-Author header or a Basic header Orthanc did not check included, is unverified.
+  Caller Identify(const std::optional<std::string>& basic_user, const std::optional<std::string>& trusted_header) const;
+  const std::string& TrustedUserHeader() const { return config_.trusted_user_header; }
+  // Why `caller` may not change rules and jobs, or nullopt when it may: verified users in
+  // ProcNode.Admins (every verified user when it is empty); unverified callers only where
+  // ProcNode.AllowAnonymousAdministration (a lab setting) is true.
+  std::optional<std::string> AdministrationRefusal(const Caller& caller) const;
   // The Orthanc series as a gzip-compressed NIfTI-1 file: part `part` (1-based; echoes, phase,
   // field map and evenly spaced parts are separate images). Error(kNotFound) for an unknown
   // series or part, Error(kUnsupported) for what the converter refuses.
@@ -77,6 +97,11 @@ class Node {
   void DeliveryLoop();
   void Deliver(const Delivery& delivery);
   void Intake(const std::string& study_id);
+  // Queues every stable study Orthanc holds that was never routed (and the intake rows left from
+  // before a restart). Throws Error when Orthanc or the job database cannot be read.
+  void Reconcile();
+  // A done job whose study was received again: run again when its results are gone from Orthanc.
+  void RerunIfResultsGone(int64_t job_id, const std::string& study_id);
   JobOutcome RunJob(JobContext& context);
   // The active rule set, reloaded when a newer version was saved (by any node).
   std::shared_ptr<const RuleSet> CurrentRules();
@@ -91,6 +116,13 @@ class Node {
   std::deque<std::string> intake_;
   // Studies waiting to be complete: when they were first seen complete-looking, and when to look again.
   std::multimap<std::chrono::steady_clock::time_point, std::string> deferred_;
+  // Intake's view of the job database: an outage keeps every study (retried with backoff) and is
+  // followed by a reconciliation with Orthanc's studies.
+  bool reconcile_needed_ = true;
+  bool waiting_for_database_ = false;
+  std::string intake_problem_;
+  std::map<std::string, int> intake_attempts_;
+  nlohmann::json vault_status_ = nullptr;
   bool stopping_ = false;
   std::thread intake_thread_;
   std::thread delivery_thread_;

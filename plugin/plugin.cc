@@ -6,11 +6,13 @@
 
 #include <algorithm>
 #include <cctype>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/json_limits.h"
 #include "core/log.h"
 #include "core/version.h"
 #include "jobs/job_queue.h"
@@ -25,22 +27,34 @@ namespace {
 
 std::unique_ptr<Node> g_node;
 
+// Requests larger than this are refused unread (413): the largest legitimate body, a rule set, is
+// a few KB; a 50 MB one would be stored and then served on every GET.
+constexpr std::size_t kMaxRequestBytes = 1 << 20;
+
+// JSON text for an answer: never throws on invalid UTF-8 (a request's bytes echoed in a message),
+// replaces it with U+FFFD instead.
+std::string AnswerText(const nlohmann::json& body) {
+  return body.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 void Answer(OrthancPluginRestOutput* output, const nlohmann::json& body) {
-  const std::string text = body.dump(2);
+  const std::string text = AnswerText(body);
   OrthancPluginAnswerBuffer(orthanc::Context(), output, text.data(), static_cast<uint32_t>(text.size()),
                             "application/json");
 }
 
 void AnswerError(OrthancPluginRestOutput* output, uint16_t status, const std::string& message) {
-  const std::string text = nlohmann::json{{"error", message}, {"status", status}}.dump(2);
+  const std::string text = AnswerText(nlohmann::json{{"error", ValidUtf8(message)}, {"status", status}});
   OrthancPluginSendHttpStatus(orthanc::Context(), output, status, text.data(), static_cast<uint32_t>(text.size()));
 }
 
 uint16_t HttpStatusFor(ErrorCode code) {
   switch (code) {
     case ErrorCode::kInvalidInput: return 400;
+    case ErrorCode::kForbidden: return 403;
     case ErrorCode::kNotFound: return 404;
     case ErrorCode::kCancelled: return 409;
+    case ErrorCode::kTooLarge: return 413;
     case ErrorCode::kUnsupported: return 422;
     case ErrorCode::kUnavailable: return 503;
     default: return 500;
@@ -52,8 +66,9 @@ struct Request {
   const OrthancPluginHttpRequest* raw;
   std::string method;  // GET, POST, PUT
   std::string body;
-  std::string user;    // from HTTP Basic authentication, or X-Procnode-Author, or "anonymous"
+  Caller caller;       // who asks, and whether anyone verified it (Node::Identify)
 
+  // URL groups and query values are checked to be valid UTF-8 before a handler sees them.
   std::string Group(uint32_t i) const { return i < raw->groupsCount ? raw->groups[i] : ""; }
   std::optional<std::string> Header(const std::string& name) const {
     for (uint32_t i = 0; i < raw->headersCount; ++i) {
@@ -82,53 +97,90 @@ std::string DecodeBase64(const std::string& text) {
   return out;
 }
 
-std::string UserOf(const Request& request) {
-  if (const auto auth = request.Header("authorization"); auth && auth->rfind("Basic ", 0) == 0) {
-    const std::string decoded = DecodeBase64(auth->substr(6));
-    return decoded.substr(0, decoded.find(':'));
+// The user named by an Authorization: Basic header (verified only where Orthanc's authentication
+// is on: Node::Identify decides).
+std::optional<std::string> BasicUser(const Request& request) {
+  const auto auth = request.Header("authorization");
+  if (!auth || auth->rfind("Basic ", 0) != 0) return std::nullopt;
+  const std::string decoded = DecodeBase64(auth->substr(6));
+  const std::string user = decoded.substr(0, decoded.find(':'));
+  if (user.empty()) return std::nullopt;
+  return user;
+}
+
+// Every text of the request a handler may echo or store: the reason when one is not UTF-8.
+std::optional<std::string> NotUtf8(const OrthancPluginHttpRequest* raw, const std::string& body) {
+  if (const auto at = InvalidUtf8At(body)) return "the request body is not valid UTF-8 (byte " + std::to_string(*at) + ")";
+  for (uint32_t i = 0; i < raw->groupsCount; ++i) {
+    if (InvalidUtf8At(raw->groups[i])) return "the URL is not valid UTF-8 once decoded";
   }
-  if (const auto author = request.Header("x-procnode-author"); author && !author->empty()) return *author;
-  return "anonymous";
+  for (uint32_t i = 0; i < raw->getCount; ++i) {
+    if (InvalidUtf8At(raw->getKeys[i]) || InvalidUtf8At(raw->getValues[i])) return "a query argument is not valid UTF-8";
+  }
+  for (uint32_t i = 0; i < raw->headersCount; ++i) {
+    if (InvalidUtf8At(raw->headersValues[i])) return std::string("header ") + ValidUtf8(raw->headersKeys[i]) + " is not valid UTF-8";
+  }
+  return std::nullopt;
 }
 
 using Handler = void (*)(OrthancPluginRestOutput*, const Request&);
 
 constexpr bool kAdminOnly = true;
 
-// The trampoline: method check, admin check for writes, exceptions to JSON error answers.
+void AnswerFailure(OrthancPluginRestOutput* output, const Error& e) {
+  // Validation failures carry their JSON (message + errors with pointers) as the message.
+  const auto details = nlohmann::json::parse(e.what(), nullptr, false);
+  if (e.code() == ErrorCode::kInvalidInput && details.is_object() && details.contains("errors")) {
+    nlohmann::json body = details;
+    body["status"] = 400;
+    body["error"] = details.value("message", "invalid");
+    const std::string text = AnswerText(body);
+    OrthancPluginSendHttpStatus(orthanc::Context(), output, 400, text.data(), static_cast<uint32_t>(text.size()));
+  } else {
+    AnswerError(output, HttpStatusFor(e.code()), e.what());
+  }
+}
+
+// The trampoline: request limits, method check, admin check for writes, exceptions to JSON error
+// answers. Nothing thrown, whatever its type, ever leaves it.
 template <Handler handler, bool admin_only = false>
 OrthancPluginErrorCode Protect(OrthancPluginRestOutput* output, const char*, const OrthancPluginHttpRequest* raw) {
   try {
-    if (!g_node) {
-      AnswerError(output, 503, "procnode is not running");
-      return OrthancPluginErrorCode_Success;
+    try {
+      if (!g_node) {
+        AnswerError(output, 503, "procnode is not running");
+        return OrthancPluginErrorCode_Success;
+      }
+      if (raw->bodySize > kMaxRequestBytes) {
+        throw Error(ErrorCode::kTooLarge, "the request body has " + std::to_string(raw->bodySize) +
+                                              " bytes; procnode accepts at most " + std::to_string(kMaxRequestBytes));
+      }
+      Request request{raw, raw->method == OrthancPluginHttpMethod_Get    ? "GET"
+                           : raw->method == OrthancPluginHttpMethod_Post ? "POST"
+                           : raw->method == OrthancPluginHttpMethod_Put  ? "PUT"
+                                                                         : "DELETE",
+                      raw->body != nullptr ? std::string(static_cast<const char*>(raw->body), raw->bodySize) : "", {}};
+      if (const auto problem = NotUtf8(raw, request.body)) throw Error(ErrorCode::kInvalidInput, *problem);
+      const std::string& trusted = g_node->TrustedUserHeader();
+      request.caller = g_node->Identify(BasicUser(request), trusted.empty() ? std::nullopt : request.Header(trusted));
+      if (admin_only && request.method != "GET") {
+        if (const auto refusal = g_node->AdministrationRefusal(request.caller)) {
+          Log(LogLevel::kWarning, "refused " + request.method + " " + ValidUtf8(raw->groupsCount ? raw->groups[0] : "") +
+                                      " for " + request.caller.Describe() + ": " + *refusal);
+          AnswerError(output, 403, *refusal);
+          return OrthancPluginErrorCode_Success;
+        }
+      }
+      handler(output, request);
+    } catch (const Error& e) {
+      AnswerFailure(output, e);
+    } catch (const std::exception& e) {
+      Log(LogLevel::kError, std::string("REST handler failed: ") + ValidUtf8(e.what()));
+      AnswerError(output, 500, std::string("internal error: ") + e.what());
     }
-    Request request{raw, raw->method == OrthancPluginHttpMethod_Get    ? "GET"
-                         : raw->method == OrthancPluginHttpMethod_Post ? "POST"
-                         : raw->method == OrthancPluginHttpMethod_Put  ? "PUT"
-                                                                       : "DELETE",
-                    raw->body != nullptr ? std::string(static_cast<const char*>(raw->body), raw->bodySize) : "", ""};
-    request.user = UserOf(request);
-    if (admin_only && request.method != "GET" && !g_node->IsAdmin(request.user)) {
-      AnswerError(output, 403, "user \"" + request.user + "\" may not change procnode rules or jobs (ProcNode.Admins)");
-      return OrthancPluginErrorCode_Success;
-    }
-    handler(output, request);
-  } catch (const Error& e) {
-    // Validation failures carry their JSON (message + errors with pointers) as the message.
-    const auto details = nlohmann::json::parse(e.what(), nullptr, false);
-    if (e.code() == ErrorCode::kInvalidInput && details.is_object() && details.contains("errors")) {
-      nlohmann::json body = details;
-      body["status"] = 400;
-      body["error"] = details.value("message", "invalid");
-      const std::string text = body.dump(2);
-      OrthancPluginSendHttpStatus(orthanc::Context(), output, 400, text.data(), static_cast<uint32_t>(text.size()));
-    } else {
-      AnswerError(output, HttpStatusFor(e.code()), e.what());
-    }
-  } catch (const std::exception& e) {
-    Log(LogLevel::kError, std::string("REST handler failed: ") + e.what());
-    AnswerError(output, 500, std::string("internal error: ") + e.what());
+  } catch (...) {  // even answering failed: tell Orthanc, never unwind into it
+    Log(LogLevel::kError, "REST handler failed, and so did its error answer");
+    return OrthancPluginErrorCode_InternalError;
   }
   return OrthancPluginErrorCode_Success;
 }
@@ -139,17 +191,26 @@ bool Only(OrthancPluginRestOutput* output, const Request& request, const char* a
   return false;
 }
 
-int64_t IdFrom(const std::string& text, const char* what) {
-  try {
-    std::size_t used = 0;
-    const long long id = std::stoll(text, &used);
-    if (used == text.size()) return id;
-  } catch (const std::exception&) {
+// A whole decimal number from lo to hi: "1e3", "12abc", "" and out-of-range values are refused.
+int64_t NumberFrom(const std::string& text, const char* what, int64_t lo, int64_t hi) {
+  const bool digits = !text.empty() && text.size() <= 19 &&
+                      std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isdigit(c); });
+  if (digits) {
+    const long long value = std::stoll(text);
+    if (value >= lo && value <= hi) return value;
   }
-  throw Error(ErrorCode::kInvalidInput, std::string(what) + " '" + text + "' is not a number");
+  throw Error(ErrorCode::kInvalidInput, std::string(what) + " '" + text + "': expected a whole number from " +
+                                            std::to_string(lo) + " to " + std::to_string(hi));
+}
+
+int64_t IdFrom(const std::string& text, const char* what) {
+  return NumberFrom(text, what, 1, std::numeric_limits<int64_t>::max());
 }
 
 nlohmann::json JsonBody(const Request& request) {
+  if (JsonNestingDepth(request.body) > kMaxJsonDepth) {
+    throw Error(ErrorCode::kInvalidInput, "the request body nests more than " + std::to_string(kMaxJsonDepth) + " levels deep");
+  }
   auto body = nlohmann::json::parse(request.body, nullptr, false);
   if (body.is_discarded()) throw Error(ErrorCode::kInvalidInput, "the request body is not JSON");
   return body;
@@ -162,7 +223,7 @@ void GetStatus(OrthancPluginRestOutput* output, const Request& request) {
 void PostReidentify(OrthancPluginRestOutput* output, const Request& request) {
   if (!Only(output, request, "POST")) return;
   bool forbidden = false;
-  const auto answer = g_node->Reidentify(JsonBody(request), request.user, &forbidden);
+  const auto answer = g_node->Reidentify(JsonBody(request), request.caller, &forbidden);
   if (forbidden) {
     AnswerError(output, 403, answer["error"].get<std::string>());
     return;
@@ -184,14 +245,7 @@ void GetJobs(OrthancPluginRestOutput* output, const Request& request) {
   for (uint32_t i = 0; i < request.raw->getCount; ++i) {
     const std::string key = request.raw->getKeys[i], value = request.raw->getValues[i];
     if (key == "state") state = value;
-    if (key == "limit") {
-      try {
-        limit = std::stoi(value);
-      } catch (const std::exception&) {
-        limit = -1;
-      }
-      if (limit < 1 || limit > 10000) throw Error(ErrorCode::kInvalidInput, "limit '" + value + "': expected 1 to 10000");
-    }
+    if (key == "limit") limit = static_cast<int>(NumberFrom(value, "limit", 1, 10000));
   }
   if (state && !IsJobState(*state)) {
     throw Error(ErrorCode::kInvalidInput, "state '" + *state + "': expected queued, running, done, failed or cancelled");
@@ -211,9 +265,10 @@ void PostJobAction(OrthancPluginRestOutput* output, const Request& request) {
   if (!Only(output, request, "POST")) return;
   const int64_t id = IdFrom(request.Group(0), "job id");
   const std::string action = request.Group(1);
-  Answer(output, action == "retry"    ? g_node->RetryJob(id, request.user)
-                 : action == "cancel" ? g_node->CancelJob(id, request.user)
-                                      : g_node->ResendJob(id, request.user));
+  const std::string who = request.caller.name;
+  Answer(output, action == "retry"    ? g_node->RetryJob(id, who)
+                 : action == "cancel" ? g_node->CancelJob(id, who)
+                                      : g_node->ResendJob(id, who));
 }
 
 void RulesRoot(OrthancPluginRestOutput* output, const Request& request) {
@@ -222,7 +277,7 @@ void RulesRoot(OrthancPluginRestOutput* output, const Request& request) {
     Answer(output, g_node->Rules());
     return;
   }
-  Answer(output, g_node->SaveRules(request.body, request.user, request.Header("x-procnode-comment").value_or("")));
+  Answer(output, g_node->SaveRules(request.body, request.caller.name, request.Header("x-procnode-comment").value_or("")));
 }
 
 void RulesHistory(OrthancPluginRestOutput* output, const Request& request) {
@@ -230,7 +285,7 @@ void RulesHistory(OrthancPluginRestOutput* output, const Request& request) {
 }
 
 void RulesVersion(OrthancPluginRestOutput* output, const Request& request) {
-  if (Only(output, request, "GET")) Answer(output, g_node->RulesVersion(static_cast<int>(IdFrom(request.Group(0), "version"))));
+  if (Only(output, request, "GET")) Answer(output, g_node->RulesVersion(static_cast<int>(NumberFrom(request.Group(0), "version", 1, std::numeric_limits<int>::max()))));
 }
 
 void RulesRollback(OrthancPluginRestOutput* output, const Request& request) {
@@ -239,7 +294,9 @@ void RulesRollback(OrthancPluginRestOutput* output, const Request& request) {
   if (!body.contains("version") || !body["version"].is_number_integer()) {
     throw Error(ErrorCode::kInvalidInput, "body: {\"version\": N} expected");
   }
-  Answer(output, g_node->RollbackRules(body["version"].get<int>(), request.user));
+  const auto version = body["version"].get<int64_t>();
+  if (version < 1 || version > std::numeric_limits<int>::max()) throw Error(ErrorCode::kInvalidInput, "version: out of range");
+  Answer(output, g_node->RollbackRules(static_cast<int>(version), request.caller.name));
 }
 
 void RulesValidate(OrthancPluginRestOutput* output, const Request& request) {
@@ -261,7 +318,7 @@ void GetSeriesNifti(OrthancPluginRestOutput* output, const Request& request) {
   if (!Only(output, request, "GET")) return;
   int part = 1;
   for (uint32_t i = 0; i < request.raw->getCount; ++i) {
-    if (std::string(request.raw->getKeys[i]) == "part") part = static_cast<int>(IdFrom(request.raw->getValues[i], "part"));
+    if (std::string(request.raw->getKeys[i]) == "part") part = static_cast<int>(NumberFrom(request.raw->getValues[i], "part", 1, 100000));
   }
   const std::string bytes = g_node->SeriesNifti(request.Group(0), part);
   OrthancPluginAnswerBuffer(orthanc::Context(), output, bytes.data(), static_cast<uint32_t>(bytes.size()),
@@ -302,6 +359,8 @@ OrthancPluginErrorCode OnChange(OrthancPluginChangeType change, OrthancPluginRes
     }
   } catch (const std::exception& e) {
     Log(LogLevel::kError, std::string("change callback failed: ") + e.what());
+  } catch (...) {
+    Log(LogLevel::kError, "change callback failed");
   }
   return OrthancPluginErrorCode_Success;
 }

@@ -1,10 +1,14 @@
 #include "routing/rule_set.h"
 
+#include <re2/re2.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cctype>
 #include <cstdlib>
 #include <sstream>
+
+#include "core/json_limits.h"
 
 namespace procnode {
 namespace {
@@ -49,6 +53,51 @@ std::string ScalarText(const json& value) {
   return "";
 }
 
+// The deepest nesting of groups in `pattern` (escapes and character classes skipped).
+int RegexGroupDepth(const std::string& pattern) {
+  int depth = 0, deepest = 0;
+  bool in_class = false;
+  for (std::size_t i = 0; i < pattern.size(); ++i) {
+    const char c = pattern[i];
+    if (c == '\\') {
+      ++i;
+    } else if (in_class) {
+      if (c == ']') in_class = false;
+    } else if (c == '[') {
+      in_class = true;
+      if (i + 1 < pattern.size() && pattern[i + 1] == ']') ++i;  // "[]...]": ']' first is literal
+    } else if (c == '(') {
+      deepest = std::max(deepest, ++depth);
+    } else if (c == ')' && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
+// Compiles a regex condition's pattern with RE2 (bounded memory, linear-time matching); the
+// reason it is refused, or nullopt.
+std::optional<std::string> CompileRegex(Condition& c) {
+  const std::string& pattern = c.values[0];
+  if (pattern.size() > kMaxRegexLength) {
+    return "regular expression longer than " + std::to_string(kMaxRegexLength) + " bytes";
+  }
+  if (RegexGroupDepth(pattern) > kMaxRegexGroupDepth) {
+    return "regular expression nests groups more than " + std::to_string(kMaxRegexGroupDepth) + " levels deep";
+  }
+  re2::RE2::Options options;
+  options.set_log_errors(false);
+  options.set_case_sensitive(c.case_sensitive);
+  options.set_max_mem(1 << 20);
+  auto compiled = std::make_shared<const re2::RE2>(pattern, options);
+  if (!compiled->ok()) {
+    return "not a regular expression RE2 accepts (" + compiled->error() +
+           "; backreferences and lookaround are not supported)";
+  }
+  c.regex = std::move(compiled);
+  return std::nullopt;
+}
+
 class Parser {
  public:
   explicit Parser(const RuleVocabulary& vocabulary) : vocabulary_(vocabulary) {}
@@ -56,6 +105,11 @@ class Parser {
   ParsedRuleSet Parse(const std::string& text) {
     ParsedRuleSet result;
     json root;
+    if (JsonNestingDepth(text) > kMaxJsonDepth) {
+      errors_.push_back({"", "nested more than " + std::to_string(kMaxJsonDepth) + " levels deep: refused unread"});
+      result.errors = errors_;
+      return result;
+    }
     try {
       root = json::parse(text);
     } catch (const json::parse_error& e) {
@@ -147,7 +201,7 @@ class Parser {
     if (!node.contains("match")) {
       Error(at + "/match", "missing: what the rule matches ({\"all\": []} matches every study)");
     } else {
-      rule.match = ParseCondition(node["match"], at + "/match");
+      rule.match = ParseCondition(node["match"], at + "/match", 1);
     }
     if (node.contains("wait_for")) {
       const json& wait = node["wait_for"];
@@ -155,7 +209,7 @@ class Parser {
         Error(at + "/wait_for", "must be {\"series\": condition, \"max_wait_seconds\": N}");
       } else {
         Keys(wait, at + "/wait_for", {"series", "max_wait_seconds"});
-        rule.wait_for_series = ParseCondition(wait["series"], at + "/wait_for/series");
+        rule.wait_for_series = ParseCondition(wait["series"], at + "/wait_for/series", 1);
         if (wait.contains("max_wait_seconds")) {
           if (!wait["max_wait_seconds"].is_number_integer() || wait["max_wait_seconds"] < 0 ||
               wait["max_wait_seconds"] > 86400) {
@@ -174,9 +228,13 @@ class Parser {
     return rule;
   }
 
-  Condition ParseCondition(const json& node, const std::string& at) {
+  Condition ParseCondition(const json& node, const std::string& at, int depth) {
     Condition c;
     c.pointer = at;
+    if (depth > kMaxConditionDepth) {
+      Error(at, "conditions nest more than " + std::to_string(kMaxConditionDepth) + " levels deep");
+      return c;
+    }
     if (!node.is_object()) {
       Error(at, "a condition is an object: {\"all\": [...]}, {\"any\": [...]}, {\"not\": {...}} or {\"attribute\": ...}");
       return c;
@@ -190,14 +248,14 @@ class Parser {
         return c;
       }
       for (std::size_t i = 0; i < node[key].size(); ++i) {
-        c.children.push_back(ParseCondition(node[key][i], at + "/" + key + "/" + std::to_string(i)));
+        c.children.push_back(ParseCondition(node[key][i], at + "/" + key + "/" + std::to_string(i), depth + 1));
       }
       return c;
     }
     if (node.contains("not")) {
       Keys(node, at, {"not"});
       c.kind = Condition::Kind::kNot;
-      c.children.push_back(ParseCondition(node["not"], at + "/not"));
+      c.children.push_back(ParseCondition(node["not"], at + "/not", depth + 1));
       return c;
     }
     c.kind = Condition::Kind::kLeaf;
@@ -267,12 +325,7 @@ class Parser {
         }
         c.values = {ScalarText(value)};
         if (c.op == Op::kRegex) {
-          try {
-            c.regex.emplace(c.values[0], c.case_sensitive ? std::regex::ECMAScript
-                                                           : std::regex::ECMAScript | std::regex::icase);
-          } catch (const std::regex_error& e) {
-            Error(at, std::string("not a valid regular expression: ") + e.what());
-          }
+          if (auto problem = CompileRegex(c)) Error(at, *problem);
         }
         if ((c.op == Op::kGreater || c.op == Op::kLess) && !value.is_number() && c.values[0].size() != 8) {
           Error(at, "must be a number, or a date as \"YYYYMMDD\"");
@@ -512,7 +565,7 @@ class Evaluator {
           t = yes(std::any_of(c.values.begin(), c.values.end(), [&](const std::string& v) { return actual == fold(v); }));
           break;
         case Op::kContains: t = yes(actual.find(fold(c.values[0])) != std::string::npos); break;
-        case Op::kRegex: t = yes(c.regex && std::regex_match(Trim(*raw), *c.regex)); break;
+        case Op::kRegex: t = yes(c.regex && re2::RE2::FullMatch(Trim(*raw), *c.regex)); break;
         case Op::kGreater:
         case Op::kLess:
         case Op::kRange: {

@@ -7,7 +7,7 @@
 //                                   "anonymize", "destinations"}}
 // A condition combines others with {"all": [...]}, {"any": [...]}, {"not": {...}}, or tests one
 // attribute: {"attribute": "Modality" | "(0008,0060)" | "CallingAET" | "CalledAET", OP: VALUE,
-// "case_sensitive": bool}, OP one of equals, not-equals, in, regex (full match), contains,
+// "case_sensitive": bool}, OP one of equals, not-equals, in, regex (full match, RE2 syntax), contains,
 // greater, less, range ([low, high], inclusive), exists, missing. Numbers compare as numbers,
 // DICOM dates (YYYYMMDD) as dates.
 //
@@ -22,16 +22,28 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <regex>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "routing/rules.h"
 
+namespace re2 {
+class RE2;
+}  // namespace re2
+
 namespace procnode {
+
+// Limits of the rule language (schemas/rules.schema.json says the same): conditions nest at most
+// kMaxConditionDepth levels (all/any/not included), and a regex is at most kMaxRegexLength bytes
+// with at most kMaxRegexGroupDepth nested groups. Regexes are RE2 syntax (linear-time matching, no
+// backreferences or lookaround): what RE2 cannot compile is refused with its JSON pointer.
+inline constexpr int kMaxConditionDepth = 16;
+inline constexpr std::size_t kMaxRegexLength = 512;
+inline constexpr int kMaxRegexGroupDepth = 16;
 
 // Attribute values by tag (group << 16 | element), as text; multiple values joined by '\'.
 using AttributeMap = std::map<uint32_t, std::string>;
@@ -64,7 +76,7 @@ struct Condition {
   Op op = Op::kEquals;
   std::vector<std::string> values;
   bool case_sensitive = true;
-  std::optional<std::regex> regex;
+  std::shared_ptr<const re2::RE2> regex;  // compiled once; shared by copies of the rule set
 };
 
 struct RuleAction {

@@ -121,6 +121,64 @@ TEST(RuleSet, RegexIsAFullMatchAndCaseIsAnOption) {
   EXPECT_EQ(fired, (std::vector<std::string>{"any-case", "equals-any-case"}));
 }
 
+// Issue 12, item 5: a request nesting conditions 100 deep killed Orthanc (recursive parser on a
+// small HTTP thread stack). Now refused at a documented depth, naming the first condition past it.
+TEST(RuleSet, ConditionsNestedPastTheLimitAreRefusedWithTheirPointer) {
+  auto nest = [](int levels, const std::string& group) {
+    std::string open, close;
+    for (int i = 0; i < levels; ++i) {
+      open += group == "not" ? R"({"not": )" : R"({")" + group + R"(": [)";
+      close += group == "not" ? "}" : "]}";
+    }
+    return open + R"({"attribute": "Modality", "equals": "CT"})" + close;
+  };
+  // 15 groups around a leaf: 16 levels, the limit; accepted and evaluated.
+  const auto deepest = Parse(Set({Rule("deep", nest(15, "all"))}));
+  EXPECT_EQ(Fired(deepest, Study(kChestCt)), std::vector<std::string>{"deep"});
+  for (const std::string group : {"not", "all", "any"}) {
+    const auto errors = Errors(Set({Rule("deep", nest(25, group))}));
+    ASSERT_EQ(errors.size(), 1u) << group;
+    std::string pointer = "/rules/0/match";
+    for (int i = 0; i < kMaxConditionDepth; ++i) pointer += group == "not" ? "/not" : "/" + group + "/0";
+    EXPECT_EQ(errors[0].pointer, pointer) << group;
+    EXPECT_NE(errors[0].reason.find("more than 16 levels"), std::string::npos) << errors[0].reason;
+  }
+}
+
+TEST(RuleSet, JsonNestedPastTheLimitIsRefusedBeforeItIsRead) {
+  const std::string deep = R"({"rules": [{"id": "a", "match": )" + std::string(1000, '[') + std::string(1000, ']') + "}]}";
+  const auto errors = Errors(deep);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].pointer, "");
+  EXPECT_NE(errors[0].reason.find("nested more than 64 levels"), std::string::npos) << errors[0].reason;
+}
+
+// Item 6: "([0-9.]+)+Z" against a 64-character UID held a thread at 100 % CPU with std::regex.
+// RE2 matches it in linear time; this test finishes at once, or hangs CI if the engine regresses.
+TEST(RuleSet, CatastrophicBacktrackingPatternsMatchInLinearTime) {
+  const auto rules = Parse(Set({Rule("uid", R"({"attribute": "ProtocolName", "regex": "([0-9.]+)+Z"})")}));
+  const std::string uid = "1.2.840.113619.2.55.3.604688119.969.1268071029.320.1268071029.32.99";
+  EXPECT_TRUE(Fired(rules, Study({{0x00181030, uid}})).empty());
+  EXPECT_EQ(Fired(rules, Study({{0x00181030, uid + "Z"}})), std::vector<std::string>{"uid"});
+}
+
+TEST(RuleSet, RegexesRe2CannotRunInLinearTimeOrThatAreTooBigAreRefused) {
+  const std::vector<std::pair<std::string, std::string>> cases{
+      {R"((a)\1)", "RE2 accepts"},                       // backreference
+      {R"(CT(?=X))", "RE2 accepts"},                      // lookahead
+      {std::string(200, '(') + "a" + std::string(200, ')'), "nests groups more than 16"},
+      {std::string(600, 'a'), "longer than 512 bytes"},
+  };
+  for (const auto& [pattern, reason] : cases) {
+    const auto errors = Errors(Set({Rule("r", R"({"attribute": "Modality", "regex": )" + nlohmann::json(pattern).dump() + "}")}));
+    ASSERT_EQ(errors.size(), 1u) << pattern;
+    EXPECT_EQ(errors[0].pointer, "/rules/0/match/regex") << pattern;
+    EXPECT_NE(errors[0].reason.find(reason), std::string::npos) << pattern << ": " << errors[0].reason;
+  }
+  // Groups inside a character class or escaped are not nesting.
+  EXPECT_TRUE(Errors(Set({Rule("r", R"j({"attribute": "Modality", "regex": "[((((((((((((((((((]+\\(x\\)"})j")})).empty());
+}
+
 TEST(RuleSet, RangesCompareNumbersAndDatesInclusively) {
   const auto rules = Parse(Set({Rule("thin", R"({"attribute": "SliceThickness", "range": [0.5, 5]})"),
                                 Rule("thinner", R"({"attribute": "SliceThickness", "less": 5})"),

@@ -29,7 +29,7 @@ def main():
     print("starting PostgreSQL (job database) ...")
     with PgCluster(os.path.join(args.dir, "postgres")) as pg:
         dsn = pg.create_database("procnode")
-        orthanc = OrthancServer(plugin, {"Database": dsn, "Workers": 2}, workdir=os.path.join(args.dir, "orthanc"),
+        orthanc = OrthancServer(plugin, {"Database": dsn, "Workers": 2, "AllowAnonymousAdministration": True}, workdir=os.path.join(args.dir, "orthanc"),
                                 verbose=False)
         print("starting Orthanc with the procnode plugin ...")
         with orthanc:
@@ -37,7 +37,7 @@ def main():
             print(f"  log:     {orthanc.log_path}")
             rules_path = os.path.join(HERE, "..", "schemas", "examples", "rules-chest-ct.json")
             with open(rules_path) as f:
-                saved = orthanc.put("/procnode/rules", json.load(f), headers={"X-Procnode-Author": "demo"})
+                saved = orthanc.put("/procnode/rules", json.load(f), headers={"X-Procnode-Comment": "demo rule set"})
             print(f"rule set {os.path.relpath(rules_path)} saved as version {saved['version']}")
             print(f"sending {os.path.abspath(args.study)} by C-STORE (storescu) ...")
             send_dicom(orthanc, [args.study])

@@ -1,4 +1,4 @@
-// procnode admin page: rules (live validation, save), dry-run, jobs (retry, cancel).
+// procnode admin page: rules (live validation, save), dry-run, jobs (retry, re-run, cancel).
 // Talks only to this Orthanc's /procnode REST API; the browser sends Orthanc's credentials.
 "use strict";
 
@@ -132,6 +132,7 @@ async function loadJobs() {
     <td>${j.error ? `<span class="error-text">${escapeHtml(j.error)}</span>` : escapeHtml(resultSummary(j))}</td>
     <td class="deliveries">${deliverySummary(j)}</td>
     <td>${["failed", "cancelled"].includes(j.state) ? `<button class="small" data-action="retry">Retry</button>` : ""}
+        ${j.state === "done" ? `<button class="small" data-action="retry" title="run the job again (its results are replaced)">Re-run</button>` : ""}
         ${["queued", "running"].includes(j.state) ? `<button class="small" data-action="cancel">Cancel</button>` : ""}
         ${(j.deliveries || []).some((d) => ["sent", "dead"].includes(d.state)) ? `<button class="small" data-action="resend" title="send the results to the job's destinations again">Resend</button>` : ""}</td>
   </tr>`).join("") || '<tr><td colspan="9" class="muted">no jobs</td></tr>';
@@ -157,7 +158,9 @@ async function loadStatus() {
     const dead = d.dead ? ` · <span class="error-text">${d.dead} delivery(ies) failed for good: Resend from the job</span>` : "";
     $("node-status").innerHTML = escapeHtml(`v${s.version} · ${s.workers} worker(s) · ` +
       `${s.gpu.found ? "GPU " + s.gpu.name : "CPU only"} · queued ${s.queue.queued}, running ${s.queue.running}, failed ${s.queue.failed}` +
-      ` · deliveries ${d.pending || 0} pending, ${d.sent || 0} sent`) + dead;
+      ` · deliveries ${d.pending || 0} pending, ${d.sent || 0} sent`) + dead +
+      (s.intake && s.intake.waiting_for_database ? ' · <span class="error-text">intake waiting for the job database</span>' : "") +
+      (s.identity && s.identity.mode === "none" ? ` · <span class="error-text">callers not verified${s.identity.anonymous_administration ? " (anonymous administration: lab only)" : ""}</span>` : "");
   } catch (e) {
     $("node-status").textContent = "procnode unreachable: " + e.message;
   }
