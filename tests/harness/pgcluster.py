@@ -76,6 +76,18 @@ class PgCluster:
                              check=True, capture_output=True, text=True).stdout
         return [line.split("\t") for line in out.splitlines() if line]
 
+    def halt(self):
+        """Stops the server, keeping its data and port (a database outage); resume() starts it again."""
+        subprocess.run(_as_server_user([f"{PG_BIN}/pg_ctl", "-D", os.path.join(self.dir, "data"), "-m", "fast", "-w",
+                                        "stop"]), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def resume(self):
+        subprocess.run(_as_server_user([f"{PG_BIN}/pg_ctl", "-D", os.path.join(self.dir, "data"), "-l",
+                                        os.path.join(self.dir, "log"), "-w",
+                                        "-o", f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 "
+                                              "-c fsync=off -c full_page_writes=off -c max_connections=200",
+                                        "start"]), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
     def stop(self):
         data = os.path.join(self.dir, "data")
         if os.path.isdir(data):

@@ -88,5 +88,5 @@ def jobs_after_restart(orthanc_factory, killed):
     [job] = again.wait_for(lambda: [j for j in jobs(again) if j["state"] == "done"] or None, JOB_TIMEOUT,
                            "the waiting study routed after the restart")
     assert job["rule"]["id"] == "ct-with-report"
-    assert "not routed before the restart" in again.log_tail(200000)
+    assert "1 stable and not routed yet, routed now" in again.log_tail(200000)
     return len(jobs(again))
