@@ -11,10 +11,13 @@
 #include <nlohmann/json.hpp>
 #include <cctype>
 #include <chrono>
+#include <limits>
 #include <optional>
 #include <set>
 
+#include "anonymizer/dicom_text.h"
 #include "anonymizer/leak_checker.h"
+#include "anonymizer/name_match.h"
 #include "anonymizer/profile_table.h"
 #include "anonymizer/pseudonym.h"
 #include "core/error.h"
@@ -97,6 +100,7 @@ class Deidentifier {
 
   DeidentifyOutcome Run(DcmFileFormat& file) {
     DcmDataset& ds = *file.getDataset();
+    DecodeText(ds);
     CheckRefusals(ds);
     // Identity and PHI terms before anything changes.
     PatientIdentity& id = out_.identity;
@@ -190,14 +194,25 @@ class Deidentifier {
     pixels_cleaned_ = true;
   }
 
+  // Text in any Specific Character Set (code extensions included: ISO 2022 IR 13/87/149, GB18030,
+  // Latin, Greek, Cyrillic, Arabic, Hebrew, Thai) becomes UTF-8 before names are collected or
+  // searched, so that every script is compared as Unicode, and the object is written back in a
+  // valid encoding (ISO_IR 192). Text that cannot be decoded is refused: names in it could not be
+  // found.
+  void DecodeText(DcmDataset& ds) { ConvertTextToUtf8(ds, name_); }
+
+  // `word`: a name (whole words where short, in spaced scripts); otherwise an identifier matched
+  // anywhere. Terms in unspaced scripts (a one-character Chinese family name) are kept whatever
+  // their length.
   void AddTerm(std::string term, bool word) {
     while (!term.empty() && (term.back() == ' ' || term.back() == '^')) term.pop_back();
     while (!term.empty() && (term.front() == ' ' || term.front() == '^')) term.erase(0, 1);
-    if (term.size() < 3 || IsPlaceholder(term)) return;
-    for (const auto& [t, w] : terms_) {
-      if (UpperCase(t) == UpperCase(term)) return;
+    if (term.empty() || IsPlaceholder(term) || (term.size() < 3 && !IsUnspacedScript(term))) return;
+    NameTerm prepared = PrepareTerm(term, word ? std::numeric_limits<std::size_t>::max() : 0);
+    for (const auto& [t, p] : terms_) {
+      if (p.folded == prepared.folded) return;
     }
-    terms_.emplace_back(term, word);
+    terms_.emplace_back(term, std::move(prepared));
   }
 
   // Every person's name (and its parts), the patient's IDs, accession number, birth date in its
@@ -231,18 +246,14 @@ class Deidentifier {
 
   // Masks every PHI term in `text` (asterisks; X in code strings); returns whether anything changed.
   bool Scrub(std::string& text, char mask = '*') const {
-    bool changed = false;
-    const std::string upper = UpperCase(text);
-    std::string result = text;
-    for (const auto& [term, word] : terms_) {
-      const std::string t = UpperCase(term);
-      for (const std::size_t at : TermOffsets(upper, t, word)) {
-        std::fill_n(result.begin() + static_cast<long>(at), t.size(), mask);
-        changed = true;
-      }
+    const FoldedText folded = FoldText(text);
+    std::vector<std::pair<std::size_t, std::size_t>> ranges;
+    for (const auto& [term, prepared] : terms_) {
+      for (const auto& range : FindTerm(folded, prepared)) ranges.push_back(range);
     }
-    if (changed) text = result;
-    return changed;
+    if (ranges.empty()) return false;
+    text = MaskRanges(text, std::move(ranges), mask);
+    return true;
   }
 
   enum class Act { kKeep, kRemove, kEmpty, kDummy, kUid, kUidSequence, kClean };
@@ -498,13 +509,13 @@ class Deidentifier {
     ds.putAndInsertString(DCM_LongitudinalTemporalInformationModified,
                           o_.dates == Dates::kFull ? "UNMODIFIED" : o_.dates == Dates::kModified ? "MODIFIED" : "REMOVED");
     out_.method = method;
-    for (const auto& [term, word] : terms_) out_.phi_terms.push_back(term);
+    for (const auto& [term, prepared] : terms_) out_.phi_terms.push_back(term);
   }
 
   const DeidentifyOptions& o_;
   std::string name_;
   std::map<ProfileOption, bool> enabled_;
-  std::vector<std::pair<std::string, bool>> terms_;  // term, whole words only
+  std::vector<std::pair<std::string, NameTerm>> terms_;  // as found (UTF-8), prepared for matching
   bool pixels_cleaned_ = false;
   DeidentifyOutcome out_;
 };

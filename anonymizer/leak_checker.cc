@@ -7,7 +7,10 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
+#include <optional>
 
+#include "anonymizer/dicom_text.h"
+#include "anonymizer/name_match.h"
 #include "anonymizer/pdf_text.h"
 #include "core/text.h"
 
@@ -20,76 +23,83 @@ std::string TagText(const DcmTagKey& tag) {
   return buffer;
 }
 
-// Offsets of `term` in `haystack` (both upper case), whole words for short terms.
-std::vector<std::size_t> Find(const std::string& haystack, const std::string& term) {
-  if (term.empty()) return {};
-  return TermOffsets(haystack, term, term.size() < 5);
+// The terms prepared for matching (folded; whole words where shorter than five code points and
+// not in an unspaced script), with their original byte lengths for the binary-value rule.
+struct Terms {
+  std::vector<NameTerm> prepared;
+  std::vector<std::size_t> bytes;
+};
+
+Terms Prepare(const std::vector<std::string>& terms) {
+  Terms out;
+  for (const auto& t : terms) {
+    out.prepared.push_back(PrepareTerm(t, 5));
+    out.bytes.push_back(t.size());
+  }
+  return out;
 }
 
-// One hit at `where` for each term (of `min_length` characters or more) that occurs in `upper`.
-void MatchTerms(const std::string& upper, const std::vector<std::string>& upper_terms, std::size_t min_length,
-                const std::string& where, std::vector<LeakHit>& hits) {
-  for (std::size_t t = 0; t < upper_terms.size(); ++t) {
-    if (upper_terms[t].size() >= min_length && !Find(upper, upper_terms[t]).empty()) hits.push_back({where, static_cast<int>(t)});
+// One hit at `where` for each term (of `min_bytes` bytes or more) that occurs in `folded`.
+void MatchTerms(const std::string& folded, const Terms& terms, std::size_t min_bytes, const std::string& where,
+                std::vector<LeakHit>& hits) {
+  for (std::size_t t = 0; t < terms.prepared.size(); ++t) {
+    if (terms.bytes[t] >= min_bytes && ContainsTerm(folded, terms.prepared[t])) hits.push_back({where, static_cast<int>(t)});
   }
 }
 
-void ScanPdfText(const std::string& pdf, const std::vector<std::string>& upper_terms, const std::string& where,
-                 std::vector<LeakHit>& hits) {
+void ScanPdfText(const std::string& pdf, const Terms& terms, const std::string& where, std::vector<LeakHit>& hits) {
   const auto text = PdfText(pdf);
   if (!text) {
     hits.push_back({where + ": unreadable, so it cannot be cleared", -1});
     return;
   }
-  MatchTerms(UpperCase(*text), upper_terms, 0, where, hits);
+  MatchTerms(FoldTerm(*text), terms, 0, where, hits);
 }
 
-void Scan(DcmItem& item, const std::vector<std::string>& upper_terms, const std::string& path, std::vector<LeakHit>& hits) {
+void Scan(DcmItem& item, const Terms& terms, const std::string& path, DicomTextDecoder& decoder, std::vector<LeakHit>& hits) {
   for (unsigned long i = 0; i < item.card(); ++i) {
     DcmElement* el = item.getElement(i);
     const std::string here = path + (path.empty() ? "" : "/") + TagText(el->getTag());
     if (el->ident() == EVR_SQ) {
       auto* sq = static_cast<DcmSequenceOfItems*>(el);
-      for (unsigned long k = 0; k < sq->card(); ++k) Scan(*sq->getItem(k), upper_terms, here + "[" + std::to_string(k + 1) + "]", hits);
+      for (unsigned long k = 0; k < sq->card(); ++k) {
+        DcmItem& child = *sq->getItem(k);
+        const std::string at = here + "[" + std::to_string(k + 1) + "]";
+        if (child.tagExists(DCM_SpecificCharacterSet)) {  // an item may declare its own set (PS3.5 6.1.2.5.3)
+          DicomTextDecoder own(child);
+          Scan(child, terms, at, own, hits);
+        } else {
+          Scan(child, terms, at, decoder, hits);
+        }
+      }
       continue;
     }
     if (el->getTag() == DCM_PixelData) continue;  // pixels are not text (burned-in text is refused or cleaned)
     std::string value;
     OFString text;
     // Binary values (OB, UN, private blobs, an encapsulated PDF) are searched as bytes, for terms
-    // long enough (6+ characters) not to turn up by chance in compressed data.
+    // long enough (6+ bytes) not to turn up by chance in compressed data.
     Uint8* bytes = nullptr;
     const bool binary = (el->ident() == EVR_OB || el->ident() == EVR_UN) && el->getUint8Array(bytes).good() && bytes != nullptr;
     if (binary) {
       value.assign(reinterpret_cast<const char*>(bytes), el->getLength());
     } else if (el->getOFStringArray(text).good()) {
-      value = text.c_str();
+      const auto decoded = decoder.Decode(std::string(text.c_str(), text.length()), el->ident());
+      if (!decoded) {
+        hits.push_back({here + ": text not decodable from Specific Character Set \"" + decoder.declared() +
+                            "\", so it cannot be cleared",
+                        -1});
+        continue;
+      }
+      value = *decoded;
     }
-    MatchTerms(UpperCase(value), upper_terms, binary ? 6 : 0, here, hits);
+    MatchTerms(FoldTerm(value), terms, binary ? 6 : 0, here, hits);
     // An encapsulated PDF is also read as a reader sees it: its pages' text, every term.
-    if (binary && LooksLikePdf(value)) ScanPdfText(value, upper_terms, here + " PDF text", hits);
+    if (binary && LooksLikePdf(value)) ScanPdfText(value, terms, here + " PDF text", hits);
   }
-}
-
-std::vector<std::string> UpperTerms(const std::vector<std::string>& terms) {
-  std::vector<std::string> out;
-  for (const auto& t : terms) out.push_back(UpperCase(t));
-  return out;
 }
 
 }  // namespace
-
-std::vector<std::size_t> TermOffsets(const std::string& upper_text, const std::string& upper_term, bool whole_word) {
-  std::vector<std::size_t> at;
-  auto alnum = [&](std::size_t k) { return std::isalnum(static_cast<unsigned char>(upper_text[k])) != 0; };
-  for (std::size_t i = upper_text.find(upper_term); i != std::string::npos; i = upper_text.find(upper_term, i + 1)) {
-    if (whole_word && ((i > 0 && alnum(i - 1)) || (i + upper_term.size() < upper_text.size() && alnum(i + upper_term.size())))) {
-      continue;
-    }
-    at.push_back(i);
-  }
-  return at;
-}
 
 std::vector<std::string> NameParts(const std::string& name, const std::string& separators) {
   std::vector<std::string> parts(1);
@@ -119,7 +129,8 @@ bool IsPlaceholder(const std::string& term) {
 std::vector<std::string> PhiTerms(const PatientIdentity& id, const std::vector<std::string>& extra) {
   std::vector<std::string> terms;
   auto add = [&](const std::string& term) {
-    if (term.size() >= 3 && !IsPlaceholder(term) && std::find(terms.begin(), terms.end(), term) == terms.end()) {
+    if ((term.size() >= 3 || (!term.empty() && IsUnspacedScript(term))) && !IsPlaceholder(term) &&
+        std::find(terms.begin(), terms.end(), term) == terms.end()) {
       terms.push_back(term);
     }
   };
@@ -134,19 +145,22 @@ std::vector<std::string> PhiTerms(const PatientIdentity& id, const std::vector<s
 
 std::vector<LeakHit> ScanDataset(DcmItem& dataset, const std::vector<std::string>& terms, const std::string& name) {
   std::vector<LeakHit> hits;
-  Scan(dataset, UpperTerms(terms), "", hits);
+  DicomTextDecoder decoder(dataset);
+  Scan(dataset, Prepare(terms), "", decoder, hits);
   for (auto& hit : hits) hit.where = name + " " + hit.where;
   return hits;
 }
 
 std::vector<LeakHit> ScanBytes(const std::string& bytes, const std::vector<std::string>& terms, const std::string& name) {
   std::vector<LeakHit> hits;
-  const std::string upper = UpperCase(bytes);
-  const auto upper_terms = UpperTerms(terms);
-  for (std::size_t t = 0; t < upper_terms.size(); ++t) {
-    for (const auto at : Find(upper, upper_terms[t])) hits.push_back({name + " byte " + std::to_string(at), static_cast<int>(t)});
+  const FoldedText text = FoldText(bytes);
+  const auto prepared = Prepare(terms);
+  for (std::size_t t = 0; t < prepared.prepared.size(); ++t) {
+    for (const auto& [at, end] : FindTerm(text, prepared.prepared[t])) {
+      hits.push_back({name + " byte " + std::to_string(at), static_cast<int>(t)});
+    }
   }
-  if (LooksLikePdf(bytes)) ScanPdfText(bytes, upper_terms, name + " PDF text", hits);
+  if (LooksLikePdf(bytes)) ScanPdfText(bytes, prepared, name + " PDF text", hits);
   return hits;
 }
 

@@ -2,7 +2,11 @@
 // it reports every place they occur: every element of a DICOM object (sequences, private
 // attributes and binary values included), any file's bytes (NIfTI headers, JSON sidecars, reports),
 // and file names. Reports name the place and the term's index, never the PHI itself, so they can be
-// logged. Case-insensitive; terms of fewer than 5 characters match whole words only; binary values
+// logged. DICOM text is decoded from its Specific Character Set (code extensions included; text
+// that cannot be decoded is itself a hit, term -1) and compared as Unicode after compatibility
+// normalization and case folding (name_match.h): half-width katakana, full-width Latin and
+// combining accents find their names. Terms of fewer than 5 code points match whole words only,
+// except in scripts without spaces (Han, kana, Hangul, Thai), which match anywhere; binary values
 // (OB, UN: private blobs, encapsulated documents) are searched for terms of 6+ characters, which
 // compressed data does not produce by chance. A PDF (a file, or an encapsulated document) is also
 // read as its reader sees it, page text and information strings (PdfText); one that cannot be read
@@ -30,11 +34,9 @@ bool IsPlaceholder(const std::string& term);
 // The identity's terms and their variants (name parts, birth date spellings), plus `extra`.
 std::vector<std::string> PhiTerms(const PatientIdentity& identity, const std::vector<std::string>& extra = {});
 
-// Term helpers, shared with the de-identifier (which collects and masks the same terms):
-// offsets of `upper_term` in `upper_text` (both upper case), with `whole_word` only where no letter
-// or digit adjoins it; a person name's parts cut at any of `separators` (empty parts included); a
+// Term helpers, shared with the de-identifier (which collects and masks the same terms; matching
+// is name_match.h's): a person name's parts cut at any of `separators` (empty parts included); a
 // birth date (YYYYMMDD) in its usual spellings, itself first (none unless 8 characters).
-std::vector<std::size_t> TermOffsets(const std::string& upper_text, const std::string& upper_term, bool whole_word);
 std::vector<std::string> NameParts(const std::string& name, const std::string& separators);
 std::vector<std::string> BirthDateForms(const std::string& date);
 

@@ -260,7 +260,7 @@ int Anonymize(const Args& args) {
                               {"not_dicom", skipped.size()},
                               {"leaks", leaks},
                               {"profile", std::string("PS3.15 E.1-1 ") + ProfileTable().edition}}
-                   .dump(2)
+                   .dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
             << "\n";
   if (leaks > 0) return 1;
   return refused.empty() ? 0 : 2;
