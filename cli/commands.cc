@@ -18,6 +18,7 @@
 
 #include "anonymizer/deidentify.h"
 #include "anonymizer/leak_checker.h"
+#include "jobs/pg_dsn.h"
 #include "anonymizer/profile_table.h"
 #include "anonymizer/vault.h"
 #include "cli/cli_args.h"
@@ -188,7 +189,7 @@ int Anonymize(const Args& args) {
   if (const auto dsn = args.Option("vault")) {
     const char* keys = std::getenv("PROCNODE_VAULT_KEYS");
     if (keys == nullptr) throw Error(ErrorCode::kInvalidInput, "--vault needs the sealing keys in $PROCNODE_VAULT_KEYS");
-    vault = std::make_unique<PhiVault>(*dsn, ParseVaultKeys(keys));
+    vault = std::make_unique<PhiVault>(WithSessionDefaults(*dsn, 5, 60), ParseVaultKeys(keys));
     vault->Migrate();
   }
   const std::filesystem::path in = args.positional[1], out = args.positional[2];
@@ -270,7 +271,7 @@ int Anonymize(const Args& args) {
 int Reidentify(const Args& args) {
   const char* keys = std::getenv("PROCNODE_VAULT_KEYS");
   if (keys == nullptr) throw Error(ErrorCode::kInvalidInput, "the vault's keys are read from $PROCNODE_VAULT_KEYS, which is not set");
-  PhiVault vault(args.Required("vault"), ParseVaultKeys(keys));
+  PhiVault vault(WithSessionDefaults(args.Required("vault"), 5, 60), ParseVaultKeys(keys));
   const auto found = vault.Reidentify(args.Required("project"), args.Required("pseudonym"), args.Required("who"), args.Required("why"));
   std::cout << ReidentifiedJson(found).dump(2) << "\n";
   return 0;

@@ -151,8 +151,11 @@ NodeConfig ParseNodeConfig(const std::string& orthanc_configuration_json, const 
   // Who is asking: only what Orthanc verified (its HTTP authentication with registered users), or
   // a header that an authorization plugin or proxy in front of Orthanc sets and that the admin
   // explicitly trusts. Anything else is an unverified caller.
-  const bool authentication = root.contains("AuthenticationEnabled") && root["AuthenticationEnabled"].is_boolean() &&
-                              root["AuthenticationEnabled"].get<bool>();
+  // Orthanc (since 1.5.8): AuthenticationEnabled, when not set, follows RemoteAccessAllowed.
+  auto flag = [&](const char* key, bool fallback) {
+    return root.contains(key) && root[key].is_boolean() ? root[key].get<bool>() : fallback;
+  };
+  const bool authentication = flag("AuthenticationEnabled", flag("RemoteAccessAllowed", false));
   const bool users = root.contains("RegisteredUsers") && root["RegisteredUsers"].is_object() &&
                      !root["RegisteredUsers"].empty();
   config.orthanc_authentication = authentication && users;

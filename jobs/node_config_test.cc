@@ -99,3 +99,42 @@ TEST(NodeConfigDestinations, AnUnknownModalityOrABadShapeIsRefusedWithTheKey) {
 
 }  // namespace
 }  // namespace procnode
+
+namespace procnode {
+namespace {
+
+// Issue 12, item 8: who is verified depends on Orthanc's own authentication, not on procnode's keys.
+TEST(NodeConfigIdentity, OnlyOrthancsAuthenticationWithUsersVerifiesCallers) {
+  auto parse = [](const std::string& orthanc) {
+    return ParseNodeConfig(R"({"ProcNode": {"Database": "postgresql://db/jobs", "Admins": ["admin"]})" + orthanc + "}",
+                           [](const std::string&) { return std::nullopt; });
+  };
+  EXPECT_FALSE(parse("").orthanc_authentication);
+  EXPECT_FALSE(parse(R"(, "AuthenticationEnabled": true)").orthanc_authentication) << "no registered users";
+  EXPECT_TRUE(parse(R"(, "AuthenticationEnabled": true, "RegisteredUsers": {"admin": "pw"})").orthanc_authentication);
+  EXPECT_TRUE(parse(R"(, "RemoteAccessAllowed": true, "RegisteredUsers": {"admin": "pw"})").orthanc_authentication)
+      << "Orthanc turns authentication on by default when remote access is allowed";
+  EXPECT_FALSE(parse(R"(, "RemoteAccessAllowed": true, "AuthenticationEnabled": false, "RegisteredUsers": {"a": "b"})")
+                   .orthanc_authentication);
+  const auto unverified = parse("");
+  ASSERT_FALSE(unverified.warnings.empty());
+  EXPECT_NE(unverified.warnings.back().find("nothing verifies who a caller is"), std::string::npos);
+  EXPECT_FALSE(unverified.allow_anonymous_administration);
+}
+
+TEST(NodeConfigIdentity, TheTrustedHeaderAndTheLabSettingAreExplicit) {
+  const auto config = ParseNodeConfig(
+      R"({"ProcNode": {"Database": "postgresql://db/jobs", "TrustedUserHeader": "X-Remote-User",
+                       "AllowAnonymousAdministration": true, "RulesFile": "/etc/procnode/rules.json"}})",
+      [](const std::string&) { return std::nullopt; });
+  EXPECT_EQ(config.trusted_user_header, "x-remote-user");
+  EXPECT_TRUE(config.allow_anonymous_administration);
+  EXPECT_EQ(config.rules_file, "/etc/procnode/rules.json");
+  EXPECT_NE(ErrorOf(R"({"ProcNode": {"Database": "d", "TrustedUserHeader": "Authorization"}})").find("not Authorization"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"ProcNode": {"Database": "d", "AllowAnonymousAdministration": "yes"}})").find("true or false"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace procnode

@@ -387,6 +387,10 @@ ORTHANC_PLUGINS_API int32_t OrthancPluginInitialize(OrthancPluginContext* contex
     Log(LogLevel::kError, std::string("cannot start: ") + e.what());
     orthanc::InstallLogSink(nullptr);
     return -1;
+  } catch (...) {
+    Log(LogLevel::kError, "cannot start: unknown error");
+    orthanc::InstallLogSink(nullptr);
+    return -1;
   }
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/status", Protect<GetStatus>);
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/processors", Protect<GetProcessors>);
@@ -415,6 +419,8 @@ ORTHANC_PLUGINS_API void OrthancPluginFinalize() {
     if (g_node) g_node->StopWork();
   } catch (const std::exception& e) {
     Log(LogLevel::kError, std::string("stopping: ") + e.what());
+  } catch (...) {
+    Log(LogLevel::kError, "stopping: unknown error");
   }
   g_node.reset();
   orthanc::InstallLogSink(nullptr);

@@ -94,6 +94,15 @@ try {
   }, lungJob, { timeout: 30000 });
   check((await resent.jsonValue()).events.some((e) => e.kind === "resend-requested" && e.message.includes("NOWHERE")),
         "Resend queues the delivery again (job event)");
+  // A done job can be run again (issue 12): Re-run queues it, and it comes back done.
+  await page.click(`${lungRow} button[data-action=retry]`);
+  let rerun = null;  // polled from the page (an async predicate would not be awaited by waitForFunction)
+  for (let i = 0; i < 240 && !rerun; ++i) {
+    const job = await page.evaluate(async (id) => (await fetch(`../jobs/${id}`)).json(), lungJob);
+    if (job.state === "done" && job.events.some((e) => e.kind === "rerun-requested")) rerun = job;
+    else await page.waitForTimeout(500);
+  }
+  check(rerun !== null && rerun.events.filter((e) => e.kind === "done").length === 2, "Re-run runs the done job again");
 } catch (e) {
   failures.push(String(e));
   console.log("FAIL " + e);
