@@ -122,14 +122,20 @@ TEST(JobQueue, HeartbeatsKeepTheLease) {
   EXPECT_FALSE(queue.Claim("other"));
 }
 
+// Two jobs, both claimed by `owner`.
+std::pair<int64_t, int64_t> TwoClaimedJobs(PgJobQueue& queue, const std::string& owner) {
+  const auto first = queue.Enqueue(Request(owner + "-1")).id;
+  const auto second = queue.Enqueue(Request(owner + "-2")).id;
+  EXPECT_TRUE(queue.Claim(owner));
+  EXPECT_TRUE(queue.Claim(owner));
+  return {first, second};
+}
+
 // Issue 12, item 2: the heartbeat renewed every running row its owner held, so a job whose worker
 // had given up on recording its outcome stayed running for ever. Now only the named jobs are kept.
 TEST(JobQueue, AHeartbeatRenewsOnlyTheJobsItNames) {
   PgJobQueue queue(testing::FreshDatabase(), Fast());
-  const auto running = queue.Enqueue(Request("running")).id;
-  const auto abandoned = queue.Enqueue(Request("abandoned")).id;
-  ASSERT_TRUE(queue.Claim("node"));
-  ASSERT_TRUE(queue.Claim("node"));
+  const auto [running, abandoned] = TwoClaimedJobs(queue, "node");
   for (int i = 0; i < 3; ++i) {
     std::this_thread::sleep_for(900ms);
     const auto held = queue.Heartbeat("node", {running});
@@ -144,10 +150,7 @@ TEST(JobQueue, AHeartbeatRenewsOnlyTheJobsItNames) {
 
 TEST(JobQueue, AnAdminCanCancelOrRetryAJobWhoseWorkerIsGone) {
   PgJobQueue queue(testing::FreshDatabase(), Fast());
-  const auto a = queue.Enqueue(Request("a")).id;
-  const auto b = queue.Enqueue(Request("b")).id;
-  ASSERT_TRUE(queue.Claim("gone"));
-  ASSERT_TRUE(queue.Claim("gone"));
+  const auto [a, b] = TwoClaimedJobs(queue, "gone");
   try {
     queue.Retry(a, "admin");
     FAIL() << "a running job with a live lease is not retried";
