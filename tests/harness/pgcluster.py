@@ -11,6 +11,7 @@ listens on 127.0.0.1 only, trusts local connections (tests only) and is removed 
 """
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -87,6 +88,22 @@ class PgCluster:
                                         "-o", f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 "
                                               "-c fsync=off -c full_page_writes=off -c max_connections=200",
                                         "start"]), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def server_pids(self):
+        """The postmaster and every backend of this cluster."""
+        with open(os.path.join(self.dir, "data", "postmaster.pid")) as f:
+            postmaster = int(f.readline())
+        children = subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True, text=True).stdout.split()
+        return [postmaster] + [int(pid) for pid in children]
+
+    def pause(self):
+        """SIGSTOP to the whole server: connections are accepted by the kernel and never answered."""
+        for pid in self.server_pids():
+            os.kill(pid, signal.SIGSTOP)
+
+    def unpause(self):
+        for pid in self.server_pids():
+            os.kill(pid, signal.SIGCONT)
 
     def stop(self):
         data = os.path.join(self.dir, "data")

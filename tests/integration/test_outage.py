@@ -66,6 +66,24 @@ def test_a_study_whose_stable_event_was_lost_with_orthanc_is_found_by_reconcilia
     again.kill()
 
 
+def test_a_paused_database_delays_but_loses_nothing_and_orthanc_keeps_answering(orthanc_factory, own_pg):
+    # Every PostgreSQL process stopped (SIGSTOP): new connections time out after the connect timeout,
+    # queries on open ones wait. Orthanc keeps storing and answering; once resumed the study is routed.
+    orthanc = orthanc_factory(config(own_pg.create_database("jobs")), stable_age=1).start()
+    own_pg.pause()
+    try:
+        send_dicom(orthanc, [CHEST_CT])
+        assert orthanc.get("/studies"), "Orthanc stores the study while the database is paused"
+        time.sleep(8)
+        assert orthanc.alive()
+    finally:
+        own_pg.unpause()
+    [job] = orthanc.wait_for(lambda: [j for j in jobs(orthanc) if j["state"] == "done"] or None, JOB_TIMEOUT + 30,
+                             "the study processed once the database runs again")
+    assert job["pipeline"] == "volume-stats"
+    assert orthanc.get("/procnode/status")["database"]["ok"] is True
+
+
 def test_an_outcome_not_recorded_during_an_outage_is_recorded_once_the_database_is_back(orthanc_factory, own_pg):
     # Before: Complete() failed once, the job stayed "running" for ever (the heartbeat renewed it).
     orthanc = orthanc_factory(config(own_pg.create_database("jobs"),
