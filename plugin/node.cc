@@ -207,6 +207,15 @@ void Node::IntakeLoop() {
         waiting_for_database_ = false;
         intake_problem_.clear();
         reconcile_needed_ = true;
+        // Every study that waited for the database is due now, not at the end of its backoff.
+        for (auto it = deferred_.begin(); it != deferred_.end();) {
+          if (intake_attempts_.contains(it->second)) {
+            if (std::find(intake_.begin(), intake_.end(), it->second) == intake_.end()) intake_.push_back(it->second);
+            it = deferred_.erase(it);
+          } else {
+            ++it;
+          }
+        }
         Log(LogLevel::kInfo, "intake: the job database answers again; reconciling Orthanc's studies");
       }
     } catch (const Error& e) {
@@ -215,10 +224,11 @@ void Node::IntakeLoop() {
         continue;
       }
       // A database or Orthanc outage must not lose the study: it waits and is tried again, with
-      // backoff up to 30 s, for as long as the outage lasts.
+      // backoff up to 10 s, for as long as the outage lasts; once one gets through, all the others
+      // are tried at once.
       std::lock_guard lock(mutex_);
       const int attempt = ++intake_attempts_[study_id];
-      const auto delay = std::chrono::seconds(std::min(30, 1 << std::min(attempt - 1, 5)));
+      const auto delay = std::chrono::seconds(std::min(10, 1 << std::min(attempt - 1, 4)));
       const bool database = std::string(e.what()).rfind("job database", 0) == 0;
       if (database && !waiting_for_database_) {
         Log(LogLevel::kWarning, std::string("intake: waiting for the job database (") + e.what() +
