@@ -4,7 +4,9 @@
 #include <dcmtk/dcmdata/dcdeftag.h>
 
 #include <malloc.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -45,7 +47,6 @@ namespace procnode {
 namespace {
 
 using cli::Args;
-using cli::kUsage;
 using cli::Parse;
 using cli::WriteFile;
 
@@ -87,8 +88,21 @@ int Process(const Args& args) {
   PipelineContext ctx;
   ctx.device = ParseDevicePreference(args.Option("device").value_or("auto"));
   ctx.font_path = PROCNODE_FONT;
-  ctx.progress = [](double fraction, const std::string& message) {
-    std::cerr << "\r[" << static_cast<int>(fraction * 100) << "%] " << message << "\033[K" << std::flush;
+  // A progress bar where standard error is a terminal; elsewhere (logs, pipes) a line per stage.
+  const bool terminal = ::isatty(STDERR_FILENO) == 1;
+  std::string last_stage;
+  ctx.progress = [terminal, &last_stage](double fraction, const std::string& message) {
+    const int percent = static_cast<int>(std::clamp(fraction, 0.0, 1.0) * 100);
+    if (terminal) {
+      const int filled = percent / 5;
+      std::cerr << "\r[" << std::string(filled, '#') << std::string(20 - filled, '.') << "] " << percent << "% " << message
+                << "\033[K" << std::flush;
+      return;
+    }
+    const std::string stage = message.substr(0, message.find(':'));
+    if (stage == last_stage) return;
+    last_stage = stage;
+    std::cerr << "[" << percent << "%] " << message << "\n";
   };
   const auto inputs = InputInstances(source.ListSeries(""));
   const Rule rule{.id = "cli", .pipeline = processor.Info().name, .pipeline_version = processor.Info().version,
@@ -97,7 +111,7 @@ int Process(const Args& args) {
                               .study_id = std::filesystem::path(args.positional[2]).filename().string(),
                               .idempotency_key = IdempotencyKey("cli", inputs, rule)};
   const auto result = RunPipeline(processor.Info().name, parameters, source, sink, ctx, provenance);
-  std::cerr << "\n";
+  if (terminal) std::cerr << "\n";
   WriteFile(out / "report.pdf", result.pdf);
   if (!result.output.labels.empty()) {
     WriteNiftiFile((out / "labels.nii.gz").string(), LabelNiftiImage(result.volume, result.output.labels), true);
@@ -312,7 +326,7 @@ int Rules(const Args& args) {
 int Run(int argc, char** argv) {
   const Args args = Parse(argc, argv);
   if (args.positional.empty()) {
-    std::cerr << kUsage;
+    std::cerr << cli::Usage();
     return 2;
   }
   const std::string& command = args.positional[0];
@@ -349,7 +363,7 @@ int Run(int argc, char** argv) {
   if (command == "anonymize") return Anonymize(args);
   if (command == "reidentify") return Reidentify(args);
   if (command == "rules") return Rules(args);
-  std::cerr << "unknown command '" << command << "'\n" << kUsage;
+  std::cerr << "unknown command '" << command << "'\n" << cli::Usage();
   return 2;
 }
 

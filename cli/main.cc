@@ -120,7 +120,7 @@ int RunInCommandsModule(int argc, char** argv) {
 int Run(int argc, char** argv) {
   const Args args = cli::Parse(argc, argv);
   if (args.positional.empty()) {
-    std::cerr << cli::kUsage;
+    std::cerr << cli::Usage();
     return 2;
   }
   const std::string& command = args.positional[0];

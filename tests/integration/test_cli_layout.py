@@ -32,3 +32,42 @@ def test_without_the_module_conversion_works_and_other_commands_say_what_is_miss
     assert result.returncode == 0, result.stderr
     assert os.path.getsize(out) == 352 + 64 * 64 * 150 * 2
 
+
+
+COMMANDS = ["convert", "rules validate", "rules test", "process", "processors", "anonymize", "reidentify", "migrate",
+            "jobs", "status", "version"]
+
+
+def test_help_on_the_program_and_on_every_command(cli_path):
+    # Before: `procnode --help` failed with "--help needs a value".
+    result = subprocess.run([cli_path, "--help"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    for command in {c.split()[0] for c in COMMANDS}:
+        assert f"\n  {command} " in result.stdout, (command, result.stdout)
+    for command in COMMANDS:
+        result = subprocess.run([cli_path, *command.split(), "--help"], capture_output=True, text=True)
+        assert result.returncode == 0, (command, result.stderr)
+        assert "Exit codes:" in result.stdout and "-h,--help" in result.stdout, (command, result.stdout)
+    result = subprocess.run([cli_path, "process", "-h"], capture_output=True, text=True)
+    assert "--device DEVICE" in result.stdout and "auto (GPU where present), cpu or gpu" in result.stdout
+
+
+def test_unknown_or_misspelt_options_and_commands_are_refused_with_exit_2_naming_them(cli_path, workdir):
+    # Before: `--devcie gpu` was silently ignored and the job ran on the default device.
+    series = os.path.join(SHARED_DATA, "dcm_qa_nih", "In", "20180918GE", "mr_0004")
+    cases = [
+        ([cli_path, "process", "volume-stats", series, "--out", workdir, "--devcie", "gpu"],
+         "unknown option --devcie (did you mean --device?)"),
+        ([cli_path, "process", "volume-stats", series, "--out", workdir, "--device", "tpu"], "tpu not in {auto,cpu,gpu}"),
+        ([cli_path, "convert", series, os.path.join(workdir, "x.nii"), "--sidecr", "x.json"],
+         "unknown option --sidecr (did you mean --sidecar?)"),
+        ([cli_path, "anonymize", series, workdir], "--project is required"),
+        ([cli_path, "convrt", series], "unknown command 'convrt' (did you mean convert?)"),
+        ([cli_path, "jobs", "--db", "postgresql://x/y", "--limit", "1e3"], "--limit"),
+        ([cli_path], "Usage: procnode"),
+    ]
+    for args, message in cases:
+        result = subprocess.run(args, capture_output=True, text=True)
+        assert result.returncode == 2, (args, result.returncode, result.stderr)
+        assert message in result.stderr, (args, result.stderr)
+    assert not os.path.exists(os.path.join(workdir, "measurements.json")), "nothing ran"
