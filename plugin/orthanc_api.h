@@ -8,6 +8,8 @@
 
 #include <string>
 
+#include "orthanc/orthanc_rest.h"
+
 namespace procnode::orthanc {
 
 void SetContext(OrthancPluginContext* context);
@@ -19,5 +21,12 @@ std::string RestPost(const std::string& uri, const std::string& body);
 std::string Configuration();
 // Routes procnode's Log() into Orthanc's log (and back to stderr with nullptr).
 void InstallLogSink(OrthancPluginContext* context);
+
+// The OrthancRest port on the plugin SDK: Orthanc's REST API in process, no HTTP.
+class SdkOrthancRest : public OrthancRest {
+ public:
+  std::string Get(const std::string& uri) override { return RestGet(uri); }
+  std::string Post(const std::string& uri, const std::string& body) override { return RestPost(uri, body); }
+};
 
 }  // namespace procnode::orthanc

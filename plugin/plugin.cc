@@ -17,7 +17,7 @@
 #include "core/version.h"
 #include "jobs/job_queue.h"
 #include "jobs/node_config.h"
-#include "plugin/node.h"
+#include "node/node.h"
 #include "plugin/orthanc_api.h"
 #include "plugin/web_assets.h"
 #include "processors/processor.h"
@@ -25,6 +25,7 @@
 namespace procnode {
 namespace {
 
+orthanc::SdkOrthancRest g_rest;  // outlives g_node
 std::unique_ptr<Node> g_node;
 
 // Requests larger than this are refused unread (413): the largest legitimate body, a rule set, is
@@ -382,7 +383,7 @@ ORTHANC_PLUGINS_API int32_t OrthancPluginInitialize(OrthancPluginContext* contex
   try {
     NodeConfig config = ParseNodeConfig(orthanc::Configuration(), ProcessEnv);
     for (const auto& warning : config.warnings) Log(LogLevel::kWarning, warning);
-    g_node = std::make_unique<Node>(std::move(config));
+    g_node = std::make_unique<Node>(std::move(config), g_rest);
   } catch (const std::exception& e) {
     Log(LogLevel::kError, std::string("cannot start: ") + e.what());
     orthanc::InstallLogSink(nullptr);

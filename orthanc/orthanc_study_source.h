@@ -1,4 +1,5 @@
-// Orthanc-backed implementations of the pipeline's ports, over Orthanc's built-in REST API.
+// Orthanc-backed implementations of the pipeline's ports, over Orthanc's REST API (the
+// OrthancRest port: in process through the plugin SDK, or over HTTP from a standalone worker).
 //
 // OrthancStudySource lists a study's series (GET /studies/{id}/series) and marks those whose
 // Manufacturer is procnode's as our own results; it fetches instances by Orthanc ID
@@ -7,11 +8,13 @@
 #pragma once
 
 #include "core/study.h"
+#include "orthanc/orthanc_rest.h"
 
 namespace procnode {
 
 class OrthancStudySource : public StudySource {
  public:
+  explicit OrthancStudySource(OrthancRest& rest) : rest_(rest) {}
   std::vector<SeriesRef> ListSeries(const std::string& study_id) override;
   std::string FetchInstance(const std::string& instance_id) override;
   bool RereadIsCheap() override { return true; }  // from Orthanc's storage area, in process
@@ -21,11 +24,18 @@ class OrthancStudySource : public StudySource {
   std::optional<std::map<uint32_t, std::string>> InstanceAttributes(const std::string& instance_id) override;
   // An instance's metadata (RemoteAET, CalledAET, ...); empty when Orthanc has none.
   std::string InstanceMetadata(const std::string& instance_id, const std::string& name);
+
+ private:
+  OrthancRest& rest_;
 };
 
 class OrthancResultSink : public ResultSink {
  public:
+  explicit OrthancResultSink(OrthancRest& rest) : rest_(rest) {}
   std::string Store(const std::string& dicom_bytes, const std::string& file_stem) override;
+
+ private:
+  OrthancRest& rest_;
 };
 
 }  // namespace procnode

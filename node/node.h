@@ -1,5 +1,6 @@
-// One procnode node inside Orthanc: configuration, job queue, routing rules, intake thread and
-// worker pool.
+// One procnode node: configuration, job queue, routing rules, intake thread, worker pool and
+// deliveries, beside one Orthanc reached through the OrthancRest port (in the plugin: the SDK; in
+// tests: an in-memory fake). Knows nothing of the Orthanc SDK.
 //
 // The StableStudy callback only calls OnStableStudy(), which puts the study ID in an in-memory
 // intake list and returns at once. The intake thread reads the study's attributes through Orthanc
@@ -26,6 +27,7 @@
 #include "jobs/job_queue.h"
 #include "jobs/node_config.h"
 #include "jobs/worker_pool.h"
+#include "orthanc/orthanc_rest.h"
 #include "processors/volume_stats.h"
 #include "routing/rule_set.h"
 
@@ -45,7 +47,8 @@ class Node {
   // configuration), checks and migrates the PHI vault when one is configured, and saves the
   // RulesFile's rule set when none is saved yet. Throws Error when the job database is unreachable
   // or newer, or the RulesFile is unreadable or invalid.
-  explicit Node(NodeConfig config);
+  // `rest` is the Orthanc this node serves; it must outlive the node.
+  Node(NodeConfig config, OrthancRest& rest);
   ~Node();
 
   void StartWork();
@@ -108,6 +111,7 @@ class Node {
   StudyAttributes StudyForRouting(const std::string& study_id);
 
   NodeConfig config_;
+  OrthancRest& rest_;
   GpuStatus gpu_;
   PgJobQueue queue_;
   std::unique_ptr<WorkerPool> pool_;

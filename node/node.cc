@@ -1,4 +1,4 @@
-#include "plugin/node.h"
+#include "node/node.h"
 
 #include <chrono>
 #include <cstdlib>
@@ -15,8 +15,7 @@
 #include "nifti/series_to_nifti.h"
 #include "pipeline/routing_inputs.h"
 #include "pipeline/processing_pipeline.h"
-#include "plugin/orthanc_adapters.h"
-#include "plugin/orthanc_api.h"
+#include "orthanc/orthanc_study_source.h"
 #include "routing/rules.h"
 
 namespace procnode {
@@ -45,8 +44,9 @@ std::string ReadTextFile(const std::string& path) {
 
 std::string Caller::Describe() const { return verified ? "user \"" + name + "\"" : "an unverified caller"; }
 
-Node::Node(NodeConfig config)
+Node::Node(NodeConfig config, OrthancRest& rest)
     : config_(WithTimeouts(std::move(config))),
+      rest_(rest),
       gpu_(ProbeGpu()),
       queue_(config_.database,
              QueueOptions{.lease = std::chrono::seconds(config_.lease_seconds),
@@ -246,7 +246,7 @@ void Node::IntakeLoop() {
 }
 
 void Node::Reconcile() {
-  const auto listed = nlohmann::json::parse(orthanc::RestGet("/studies"), nullptr, false);
+  const auto listed = nlohmann::json::parse(rest_.Get("/studies"), nullptr, false);
   if (!listed.is_array()) throw Error(ErrorCode::kUnavailable, "Orthanc: /studies did not answer a list");
   std::vector<std::string> all;
   for (const auto& id : listed) {
@@ -262,7 +262,7 @@ void Node::Reconcile() {
   for (const auto& id : candidates) {
     // Only stable studies: one still receiving gets its StableStudy event later.
     try {
-      const auto study = nlohmann::json::parse(orthanc::RestGet("/studies/" + id), nullptr, false);
+      const auto study = nlohmann::json::parse(rest_.Get("/studies/" + id), nullptr, false);
       if (!study.is_object() || !study.value("IsStable", false)) continue;
     } catch (const Error& e) {
       if (e.code() == ErrorCode::kNotFound) continue;
@@ -296,7 +296,7 @@ void Node::RerunIfResultsGone(int64_t job_id, const std::string& study_id) {
   for (const auto& stored : result["results"]) {
     if (!stored.is_object() || !stored.contains("stored") || !stored["stored"].is_string()) continue;
     try {
-      orthanc::RestGet("/instances/" + stored["stored"].get<std::string>());
+      rest_.Get("/instances/" + stored["stored"].get<std::string>());
     } catch (const Error& e) {
       if (e.code() != ErrorCode::kNotFound) throw;
       ++missing;
@@ -338,7 +338,7 @@ std::shared_ptr<const RuleSet> Node::CurrentRules() {
 }
 
 StudyAttributes Node::StudyForRouting(const std::string& study_id) {
-  OrthancStudySource source;
+  OrthancStudySource source(rest_);
   StudyAttributes study = ReadStudyAttributes(source, study_id);
   for (const auto& series : study.series) {
     if (series.produced_by_procnode || series.instance_ids.empty()) continue;
@@ -465,8 +465,8 @@ JobOutcome Node::RunJob(JobContext& context) {
     for (const auto& name : parameters["destinations"]) destinations.push_back(name.get<std::string>());
     parameters.erase("destinations");
   }
-  OrthancStudySource source;
-  OrthancResultSink sink;
+  OrthancStudySource source(rest_);
+  OrthancResultSink sink(rest_);
   PipelineContext ctx;
   ctx.progress = [&context](double fraction, const std::string& message) { context.Progress(fraction, message); };
   ctx.stop_requested = [&context] { return context.StopRequested(); };
@@ -672,7 +672,7 @@ void Node::Deliver(const Delivery& delivery) {
       throw Error(ErrorCode::kInvalidInput, "destination \"" + delivery.destination + "\" is no longer configured");
     }
     const nlohmann::json body{{"Resources", delivery.instances}, {"Synchronous", true}};
-    orthanc::RestPost("/modalities/" + alias->second + "/store", body.dump());
+    rest_.Post("/modalities/" + alias->second + "/store", body.dump());
     queue_.DeliverySent(delivery.id, owner);
     Log(LogLevel::kInfo, what + ": " + std::to_string(delivery.instances.size()) + " object(s) sent (attempt " +
                              std::to_string(delivery.attempts) + ")");
@@ -688,7 +688,7 @@ void Node::Deliver(const Delivery& delivery) {
 }
 
 std::string Node::SeriesNifti(const std::string& series_id, int part) {
-  OrthancStudySource source;
+  OrthancStudySource source(rest_);
   const SeriesRef series = source.GetSeries(series_id);
   if (series.produced_by_procnode) {
     throw Error(ErrorCode::kUnsupported, "series " + series_id + " is a procnode result, not an image series");

@@ -1,11 +1,10 @@
-#include "plugin/orthanc_adapters.h"
+#include "orthanc/orthanc_study_source.h"
 
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
 
 #include "core/error.h"
-#include "plugin/orthanc_api.h"
 
 namespace procnode {
 
@@ -27,7 +26,7 @@ SeriesRef SeriesFromJson(const nlohmann::json& item) {
 }  // namespace
 
 std::vector<SeriesRef> OrthancStudySource::ListSeries(const std::string& study_id) {
-  const auto answer = nlohmann::json::parse(orthanc::RestGet("/studies/" + study_id + "/series"), nullptr, false);
+  const auto answer = nlohmann::json::parse(rest_.Get("/studies/" + study_id + "/series"), nullptr, false);
   if (!answer.is_array()) throw Error(ErrorCode::kUnavailable, "study " + study_id + ": unexpected answer from Orthanc");
   std::vector<SeriesRef> series;
   for (const auto& item : answer) series.push_back(SeriesFromJson(item));
@@ -35,13 +34,13 @@ std::vector<SeriesRef> OrthancStudySource::ListSeries(const std::string& study_i
 }
 
 SeriesRef OrthancStudySource::GetSeries(const std::string& series_id) {
-  const auto answer = nlohmann::json::parse(orthanc::RestGet("/series/" + series_id), nullptr, false);
+  const auto answer = nlohmann::json::parse(rest_.Get("/series/" + series_id), nullptr, false);
   if (!answer.is_object()) throw Error(ErrorCode::kUnavailable, "series " + series_id + ": unexpected answer from Orthanc");
   return SeriesFromJson(answer);
 }
 
 std::optional<std::map<uint32_t, std::string>> OrthancStudySource::InstanceAttributes(const std::string& instance_id) {
-  const auto tags = nlohmann::json::parse(orthanc::RestGet("/instances/" + instance_id + "/tags?short"), nullptr, false);
+  const auto tags = nlohmann::json::parse(rest_.Get("/instances/" + instance_id + "/tags?short"), nullptr, false);
   if (!tags.is_object()) return std::nullopt;
   std::map<uint32_t, std::string> attributes;
   for (const auto& [key, value] : tags.items()) {
@@ -55,7 +54,7 @@ std::optional<std::map<uint32_t, std::string>> OrthancStudySource::InstanceAttri
 
 std::string OrthancStudySource::InstanceMetadata(const std::string& instance_id, const std::string& name) {
   try {
-    return orthanc::RestGet("/instances/" + instance_id + "/metadata/" + name);
+    return rest_.Get("/instances/" + instance_id + "/metadata/" + name);
   } catch (const Error& e) {
     if (e.code() == ErrorCode::kNotFound) return "";
     throw;
@@ -63,11 +62,11 @@ std::string OrthancStudySource::InstanceMetadata(const std::string& instance_id,
 }
 
 std::string OrthancStudySource::FetchInstance(const std::string& instance_id) {
-  return orthanc::RestGet("/instances/" + instance_id + "/file");
+  return rest_.Get("/instances/" + instance_id + "/file");
 }
 
 std::string OrthancResultSink::Store(const std::string& dicom_bytes, const std::string&) {
-  const auto answer = nlohmann::json::parse(orthanc::RestPost("/instances", dicom_bytes), nullptr, false);
+  const auto answer = nlohmann::json::parse(rest_.Post("/instances", dicom_bytes), nullptr, false);
   if (!answer.is_object() || !answer.contains("ID")) {
     throw Error(ErrorCode::kUnavailable, "Orthanc did not accept the result: " + answer.dump());
   }
