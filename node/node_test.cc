@@ -1,0 +1,165 @@
+// The node on an in-memory Orthanc (the OrthancRest port) and a real throwaway PostgreSQL: intake,
+// reconciliation, outages of Orthanc, and a study sent again after its results were deleted.
+#include "node/node.h"
+
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include "core/error.h"
+#include "jobs/test_database.h"
+
+namespace procnode {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+// Orthanc's REST API as a map of URIs to answers; unknown URIs are 404, and `down` makes every
+// call fail as an unreachable Orthanc would.
+class FakeOrthanc : public OrthancRest {
+ public:
+  std::string Get(const std::string& uri) override {
+    std::lock_guard lock(mutex_);
+    if (down_) throw Error(ErrorCode::kUnavailable, "GET " + uri + ": Orthanc does not answer");
+    const auto it = answers_.find(uri);
+    if (it == answers_.end()) throw Error(ErrorCode::kNotFound, "GET " + uri + ": unknown resource");
+    return it->second;
+  }
+  std::string Post(const std::string& uri, const std::string&) override {
+    std::lock_guard lock(mutex_);
+    if (down_) throw Error(ErrorCode::kUnavailable, "POST " + uri + ": Orthanc does not answer");
+    return R"({"ID": "stored"})";
+  }
+
+  // A stable (or still receiving) CT study with one series of two instances.
+  void AddStudy(const std::string& id, bool stable = true, bool only_results = false) {
+    std::lock_guard lock(mutex_);
+    json series = json::array({{{"ID", id + "-series"},
+                                {"MainDicomTags", {{"Modality", only_results ? "SR" : "CT"},
+                                                   {"Manufacturer", only_results ? "procnode" : "scanner"}}},
+                                {"Instances", {id + "-i1", id + "-i2"}}}});
+    answers_["/studies/" + id + "/series"] = series.dump();
+    answers_["/studies/" + id] = json{{"ID", id}, {"IsStable", stable}}.dump();
+    answers_["/instances/" + id + "-i1/tags?short"] =
+        json{{"0008,0060", "CT"}, {"0020,000d", "1.2.826.0.1.3680043.10." + std::to_string(id.size())}}.dump();
+    studies_.push_back(id);
+    answers_["/studies"] = json(studies_).dump();
+  }
+  void SetInstance(const std::string& id, bool present) {
+    std::lock_guard lock(mutex_);
+    if (present) answers_["/instances/" + id] = json{{"ID", id}}.dump();
+    else answers_.erase("/instances/" + id);
+  }
+  void SetDown(bool down) {
+    std::lock_guard lock(mutex_);
+    down_ = down;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::map<std::string, std::string> answers_{{"/studies", "[]"}};
+  std::vector<std::string> studies_;
+  bool down_ = false;
+};
+
+NodeConfig Config(const std::string& dsn) {
+  NodeConfig config;
+  config.database = dsn;
+  config.workers = 0;  // jobs are enqueued, not run: these tests are about intake
+  config.node_name = "node-test";
+  config.heartbeat_seconds = 20;
+  return config;
+}
+
+json StudyJobs(Node& node, const std::string& study) {
+  json out = json::array();
+  for (const auto& job : node.Jobs(std::nullopt, 100)) {
+    if (job["study"] == study) out.push_back(job);
+  }
+  return out;
+}
+
+bool WaitFor(const std::function<bool()>& done, std::chrono::seconds timeout = 20s) {
+  const auto end = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < end) {
+    if (done()) return true;
+    std::this_thread::sleep_for(100ms);
+  }
+  return done();
+}
+
+TEST(Node, AStableStudyMakesOneJobHoweverOftenItIsAnnouncedAndResultsMakeNone) {
+  FakeOrthanc orthanc;
+  orthanc.AddStudy("A");
+  orthanc.AddStudy("R", true, true);
+  Node node(Config(testing::FreshDatabase(false)), orthanc);
+  node.StartWork();
+  node.OnStableStudy("A");
+  node.OnStableStudy("R");
+  node.OnStableStudy("A");
+  ASSERT_TRUE(WaitFor([&] { return StudyJobs(node, "A").size() == 1; }));
+  std::this_thread::sleep_for(500ms);
+  EXPECT_EQ(StudyJobs(node, "A").size(), 1u);
+  EXPECT_TRUE(StudyJobs(node, "R").empty()) << "a study of procnode results only is not an input";
+  EXPECT_EQ(StudyJobs(node, "A")[0]["pipeline"], "volume-stats") << "the built-in rule";
+}
+
+TEST(Node, ReconciliationRoutesStableStudiesThatNobodyAnnounced) {
+  FakeOrthanc orthanc;
+  orthanc.AddStudy("B");
+  orthanc.AddStudy("C", false);  // still receiving: its StableStudy comes later
+  Node node(Config(testing::FreshDatabase(false)), orthanc);
+  node.StartWork();  // no OnStableStudy at all: as after a restart that lost the events
+  ASSERT_TRUE(WaitFor([&] { return StudyJobs(node, "B").size() == 1; }));
+  EXPECT_TRUE(StudyJobs(node, "C").empty());
+  EXPECT_FALSE(node.Status()["intake"]["reconcile_pending"].get<bool>());
+}
+
+TEST(Node, AStudyAnnouncedWhileOrthancIsDownIsRoutedOnceItAnswers) {
+  FakeOrthanc orthanc;
+  orthanc.AddStudy("D");
+  Node node(Config(testing::FreshDatabase(false)), orthanc);
+  orthanc.SetDown(true);
+  node.StartWork();
+  node.OnStableStudy("D");
+  ASSERT_TRUE(WaitFor([&] { return !node.Status()["intake"]["problem"].is_null(); }));
+  EXPECT_TRUE(StudyJobs(node, "D").empty());
+  EXPECT_EQ(node.Status()["intake"]["waiting"].get<int>(), 1) << "kept, waiting for its next attempt";
+  orthanc.SetDown(false);
+  EXPECT_TRUE(WaitFor([&] { return StudyJobs(node, "D").size() == 1; }, 30s)) << "never forgotten";
+}
+
+TEST(Node, ADoneJobRunsAgainOnlyWhenItsStudyComesBackWithoutItsResults) {
+  FakeOrthanc orthanc;
+  orthanc.AddStudy("E");
+  const std::string dsn = testing::FreshDatabase(false);
+  Node node(Config(dsn), orthanc);
+  node.StartWork();
+  node.OnStableStudy("E");
+  ASSERT_TRUE(WaitFor([&] { return StudyJobs(node, "E").size() == 1; }));
+  const int64_t id = StudyJobs(node, "E")[0]["id"];
+  PgJobQueue queue(dsn, {});
+  ASSERT_TRUE(queue.Claim("worker"));
+  ASSERT_TRUE(queue.Complete(id, "worker", R"({"results": [{"stored": "result-1"}, {"stored": "result-2"}]})", "cpu"));
+
+  orthanc.SetInstance("result-1", true);
+  orthanc.SetInstance("result-2", true);
+  node.OnStableStudy("E");  // stable again, results in place (e.g. made unstable by them)
+  std::this_thread::sleep_for(1500ms);
+  EXPECT_EQ(queue.Get(id)->state, "done");
+
+  orthanc.SetInstance("result-2", false);  // deleted with the study, which is sent again
+  node.OnStableStudy("E");
+  ASSERT_TRUE(WaitFor([&] { return queue.Get(id)->state == "queued"; }));
+  const auto events = queue.Events(id);
+  EXPECT_EQ(events.back().kind, "rerun");
+  EXPECT_NE(events.back().message.find("1 of its result object(s) no longer in Orthanc"), std::string::npos)
+      << events.back().message;
+  EXPECT_EQ(StudyJobs(node, "E").size(), 1u) << "the same job, not a new one";
+}
+
+}  // namespace
+}  // namespace procnode
