@@ -5,7 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "anonymizer/pdf_text.h"
-#include "reports/pdf_report.h"
+#include "results/pdf_report.h"
 
 namespace procnode {
 namespace {

@@ -39,7 +39,7 @@
 #include "processors/folder_source.h"
 #include "processors/processor.h"
 #include "processors/volume_stats.h"
-#include "reports/key_images.h"
+#include "results/key_images.h"
 #include "routing/rule_set.h"
 #include "routing/rules.h"
 

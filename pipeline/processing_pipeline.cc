@@ -18,11 +18,11 @@
 #include "anonymizer/anonymizing_source.h"
 #include "anonymizer/leak_checker.h"
 #include "processors/dicom_io.h"
-#include "reports/encapsulated_pdf.h"
-#include "reports/key_images.h"
-#include "reports/measurement_report.h"
-#include "reports/segmentation.h"
-#include "reports/pdf_report.h"
+#include "results/encapsulated_pdf.h"
+#include "results/key_images.h"
+#include "results/measurement_report.h"
+#include "results/segmentation.h"
+#include "results/pdf_report.h"
 
 namespace procnode {
 namespace {

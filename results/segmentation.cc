@@ -1,4 +1,4 @@
-#include "reports/segmentation.h"
+#include "results/segmentation.h"
 
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
@@ -23,7 +23,7 @@
 #include "core/error.h"
 #include "core/parallel.h"
 #include "processors/dicom_io.h"
-#include "reports/dicom_common.h"
+#include "results/dicom_common.h"
 
 namespace procnode {
 namespace {

@@ -11,8 +11,8 @@
 
 #include "core/digest.h"
 #include "processors/dicom_io.h"
-#include "reports/encapsulated_pdf.h"
-#include "reports/pdf_report.h"
+#include "results/encapsulated_pdf.h"
+#include "results/pdf_report.h"
 
 namespace procnode {
 namespace {

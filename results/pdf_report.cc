@@ -1,4 +1,4 @@
-#include "reports/pdf_report.h"
+#include "results/pdf_report.h"
 
 #include <hpdf.h>
 

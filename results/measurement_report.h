@@ -14,7 +14,7 @@
 
 #include "core/coded.h"
 #include "processors/series_volume.h"
-#include "reports/segmentation.h"
+#include "results/segmentation.h"
 
 namespace procnode {
 

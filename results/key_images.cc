@@ -1,4 +1,4 @@
-#include "reports/key_images.h"
+#include "results/key_images.h"
 
 #include <zlib.h>
 

@@ -1,4 +1,4 @@
-#include "reports/encapsulated_pdf.h"
+#include "results/encapsulated_pdf.h"
 
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
@@ -8,7 +8,7 @@
 #include "core/error.h"
 #include "core/study.h"
 #include "processors/dicom_io.h"
-#include "reports/dicom_common.h"
+#include "results/dicom_common.h"
 
 namespace procnode {
 namespace {

@@ -1,4 +1,4 @@
-#include "reports/dicom_common.h"
+#include "results/dicom_common.h"
 
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/ofstd/ofdatime.h>

@@ -1,4 +1,4 @@
-#include "reports/measurement_report.h"
+#include "results/measurement_report.h"
 
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
@@ -10,7 +10,7 @@
 
 #include "core/error.h"
 #include "processors/dicom_io.h"
-#include "reports/dicom_common.h"
+#include "results/dicom_common.h"
 
 namespace procnode {
 namespace {
