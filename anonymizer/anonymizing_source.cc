@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "anonymizer/leak_checker.h"
-#include "processors/dicom_io.h"
+#include "dicom/io.h"
 
 namespace procnode {
 

@@ -17,7 +17,7 @@
 #include "anonymizer/name_match.h"
 #include "core/error.h"
 #include "core/json_limits.h"
-#include "processors/dicom_io.h"
+#include "dicom/io.h"
 
 namespace procnode {
 namespace {

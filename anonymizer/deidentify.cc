@@ -23,8 +23,8 @@
 #include "core/error.h"
 #include "core/text.h"
 #include "core/version.h"
-#include "processors/dicom_image.h"
-#include "processors/dicom_io.h"
+#include "dicom/image.h"
+#include "dicom/io.h"
 
 namespace procnode {
 namespace {

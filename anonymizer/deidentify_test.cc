@@ -18,8 +18,8 @@
 #include "anonymizer/profile_table.h"
 #include "anonymizer/pseudonym.h"
 #include "core/error.h"
-#include "processors/dicom_image.h"
-#include "processors/dicom_io.h"
+#include "dicom/image.h"
+#include "dicom/io.h"
 #include "tests/support/shared_data.h"
 
 namespace procnode {

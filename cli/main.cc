@@ -17,8 +17,8 @@
 #include "core/version.h"
 #include "nifti/nifti1.h"
 #include "nifti/series_to_nifti.h"
-#include "processors/dicom_dictionary.h"
-#include "processors/folder_source.h"
+#include "dicom/dictionary.h"
+#include "dicom/folder_source.h"
 
 namespace procnode {
 namespace {

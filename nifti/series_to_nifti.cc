@@ -18,9 +18,9 @@
 #include "core/parallel.h"
 #include "core/text.h"
 #include "core/version.h"
-#include "processors/dicom_image.h"
-#include "processors/dicom_io.h"
-#include "processors/siemens_csa.h"
+#include "dicom/image.h"
+#include "dicom/io.h"
+#include "dicom/siemens_csa.h"
 
 namespace procnode {
 namespace {

@@ -10,7 +10,7 @@
 #include <sstream>
 
 #include "core/error.h"
-#include "processors/folder_source.h"
+#include "dicom/folder_source.h"
 #include "tests/support/shared_data.h"
 
 namespace procnode {

@@ -6,7 +6,7 @@
 
 #include "core/error.h"
 #include "nifti/series_to_nifti.h"
-#include "processors/folder_source.h"
+#include "dicom/folder_source.h"
 
 namespace procnode {
 namespace {

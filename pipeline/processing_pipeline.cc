@@ -17,7 +17,7 @@
 #include "processors/series_volume.h"
 #include "anonymizer/anonymizing_source.h"
 #include "anonymizer/leak_checker.h"
-#include "processors/dicom_io.h"
+#include "dicom/io.h"
 #include "results/encapsulated_pdf.h"
 #include "results/key_images.h"
 #include "results/measurement_report.h"

@@ -5,8 +5,8 @@
 #include <gtest/gtest.h>
 
 #include "core/error.h"
-#include "processors/dicom_io.h"
-#include "processors/folder_source.h"
+#include "dicom/io.h"
+#include "dicom/folder_source.h"
 
 namespace procnode {
 namespace {

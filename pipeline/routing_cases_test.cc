@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "pipeline/routing_inputs.h"
-#include "processors/folder_source.h"
+#include "dicom/folder_source.h"
 
 namespace procnode {
 namespace {

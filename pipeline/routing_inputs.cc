@@ -5,8 +5,8 @@
 #include "anonymizer/deidentify.h"
 #include "core/error.h"
 #include "pipeline/processing_pipeline.h"
-#include "processors/dicom_attributes.h"
-#include "processors/dicom_io.h"
+#include "dicom/attributes.h"
+#include "dicom/io.h"
 
 namespace procnode {
 

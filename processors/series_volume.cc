@@ -4,8 +4,8 @@
 #include <dcmtk/dcmdata/dcfilefo.h>
 
 #include "core/error.h"
-#include "processors/dicom_image.h"
-#include "processors/dicom_io.h"
+#include "dicom/image.h"
+#include "dicom/io.h"
 
 namespace procnode {
 namespace {

@@ -7,7 +7,7 @@
 
 #include "core/error.h"
 #include "core/study.h"
-#include "processors/dicom_io.h"
+#include "dicom/io.h"
 #include "results/dicom_common.h"
 
 namespace procnode {

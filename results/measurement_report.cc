@@ -9,7 +9,7 @@
 #include <cstdio>
 
 #include "core/error.h"
-#include "processors/dicom_io.h"
+#include "dicom/io.h"
 #include "results/dicom_common.h"
 
 namespace procnode {

@@ -10,7 +10,7 @@
 #include <regex>
 
 #include "core/digest.h"
-#include "processors/dicom_io.h"
+#include "dicom/io.h"
 #include "results/encapsulated_pdf.h"
 #include "results/pdf_report.h"
 

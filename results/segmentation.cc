@@ -22,7 +22,7 @@
 #include "core/digest.h"
 #include "core/error.h"
 #include "core/parallel.h"
-#include "processors/dicom_io.h"
+#include "dicom/io.h"
 #include "results/dicom_common.h"
 
 namespace procnode {

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "nifti/series_to_nifti.h"
-#include "processors/folder_source.h"
+#include "dicom/folder_source.h"
 #include "processors/lung/lung_emphysema.h"
 #include "processors/lung/lung_ops.h"
 #include "processors/lung/lung_test_support.h"

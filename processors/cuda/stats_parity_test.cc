@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "nifti/series_to_nifti.h"
-#include "processors/folder_source.h"
+#include "dicom/folder_source.h"
 #include "processors/series_volume.h"
 #include "processors/volume_stats.h"
 #if PROCNODE_HAVE_CUDA

@@ -12,7 +12,7 @@
 
 #include "core/error.h"
 #include "nifti/series_to_nifti.h"
-#include "processors/folder_source.h"
+#include "dicom/folder_source.h"
 #include "processors/lung/lung_ops.h"
 #include "processors/lung/lung_test_support.h"
 #include "processors/processor.h"

@@ -1,4 +1,4 @@
-#include "processors/folder_source.h"
+#include "dicom/folder_source.h"
 
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
@@ -14,9 +14,9 @@
 #include "core/digest.h"
 #include "core/error.h"
 #include "core/parallel.h"
-#include "processors/dicom_image.h"
-#include "processors/dicom_io.h"
-#include "processors/dicom_prefilter.h"
+#include "dicom/image.h"
+#include "dicom/io.h"
+#include "dicom/prefilter.h"
 
 namespace procnode {
 

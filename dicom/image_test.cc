@@ -1,4 +1,4 @@
-#include "processors/dicom_image.h"
+#include "dicom/image.h"
 
 #include <dcmtk/dcmdata/dcfilefo.h>
 #include <gtest/gtest.h>
@@ -6,8 +6,8 @@
 #include <optional>
 
 #include "core/error.h"
-#include "processors/dicom_io.h"
-#include "processors/folder_source.h"
+#include "dicom/io.h"
+#include "dicom/folder_source.h"
 #include "tests/support/shared_data.h"
 
 namespace procnode {

@@ -1,4 +1,4 @@
-#include "processors/dicom_image.h"
+#include "dicom/image.h"
 
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfcache.h>
@@ -18,8 +18,8 @@
 #include <sstream>
 
 #include "core/error.h"
-#include "processors/dicom_io.h"
-#include "processors/jpeg2000.h"
+#include "dicom/io.h"
+#include "dicom/jpeg2000.h"
 
 namespace procnode {
 namespace {

@@ -1,4 +1,4 @@
-#include "processors/jpeg2000.h"
+#include "dicom/jpeg2000.h"
 
 #include <openjpeg.h>
 

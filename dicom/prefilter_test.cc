@@ -1,4 +1,4 @@
-#include "processors/dicom_prefilter.h"
+#include "dicom/prefilter.h"
 
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
@@ -13,9 +13,9 @@
 #include <map>
 
 #include "core/error.h"
-#include "processors/dicom_image.h"
-#include "processors/dicom_io.h"
-#include "processors/folder_source.h"
+#include "dicom/image.h"
+#include "dicom/io.h"
+#include "dicom/folder_source.h"
 #include "tests/support/shared_data.h"
 
 namespace procnode {

@@ -1,4 +1,4 @@
-#include "processors/dicom_dictionary.h"
+#include "dicom/dictionary.h"
 
 #include <dcmtk/dcmdata/dcdict.h>
 #include <dcmtk/dcmdata/dcdicent.h>
@@ -17,7 +17,7 @@ struct DictionaryRow {
   int name, version, private_creator;
 };
 
-#include "processors/dicom_dictionary_table.inc"
+#include "dicom/dictionary_table.inc"
 
 const char* String(int offset) { return offset < 0 ? nullptr : kStrings + offset; }
 

@@ -1,4 +1,4 @@
-#include "processors/siemens_csa.h"
+#include "dicom/siemens_csa.h"
 
 #include <cstdint>
 #include <cstdlib>

@@ -1,4 +1,4 @@
-#include "processors/dicom_io.h"
+#include "dicom/io.h"
 
 #include <dcmtk/dcmdata/dcistrmb.h>
 #include <dcmtk/dcmdata/dcostrmb.h>
@@ -12,7 +12,7 @@
 
 #include "core/error.h"
 #include "core/study.h"
-#include "processors/folder_source.h"
+#include "dicom/folder_source.h"
 
 namespace procnode {
 

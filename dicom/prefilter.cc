@@ -1,4 +1,4 @@
-#include "processors/dicom_prefilter.h"
+#include "dicom/prefilter.h"
 
 #include <algorithm>
 #include <cstring>

@@ -1,4 +1,4 @@
-#include "processors/dicom_dictionary.h"
+#include "dicom/dictionary.h"
 
 #include <dcmtk/dcmdata/dcdict.h>
 #include <dcmtk/dcmdata/dcdicent.h>

@@ -1,4 +1,4 @@
-#include "processors/dicom_attributes.h"
+#include "dicom/attributes.h"
 
 #include <dcmtk/dcmdata/dcdicent.h>
 #include <dcmtk/dcmdata/dcdict.h>
