@@ -8,11 +8,11 @@
 
 #include "core/error.h"
 #include "core/text.h"
-#include "jobs/migrations.h"
+#include "pg/migrations.h"
+#include "pg/pg.h"
 
 namespace procnode {
 
-extern const std::vector<Migration>& VaultMigrations();
 
 namespace {
 
@@ -39,19 +39,11 @@ PatientIdentity IdentityFrom(const nlohmann::json& j) {
           j.value("accession_number", ""), j.value("study_date", ""), j.value("study_instance_uid", "")};
 }
 
+// One connection per call (re-identification is rare; no pool kept open on the PHI database).
 template <typename F>
 auto WithVault(const std::string& dsn, const char* what, F&& body) {
-  try {
-    pqxx::connection connection(dsn);
-    pqxx::work tx(connection);
-    auto result = body(tx);
-    tx.commit();
-    return result;
-  } catch (const pqxx::broken_connection& e) {
-    throw Error(ErrorCode::kUnavailable, std::string("PHI vault: ") + what + ": cannot connect");
-  } catch (const pqxx::sql_error& e) {
-    throw Error(ErrorCode::kInternal, std::string("PHI vault: ") + what + ": " + e.what());
-  }
+  pg::ConnectionPool pool(dsn, "PHI vault", 0);
+  return pg::Transaction(pool, what, std::forward<F>(body));
 }
 
 void AuditRow(pqxx::work& tx, const std::string& who, const std::string& action, const std::string& project,
@@ -125,16 +117,7 @@ PhiVault::PhiVault(std::string dsn, VaultKeys keys) : dsn_(std::move(dsn)), keys
   if (keys_.keys.empty()) throw Error(ErrorCode::kInvalidInput, "PHI vault: no key configured (PROCNODE_VAULT_KEYS)");
 }
 
-void PhiVault::Migrate() {
-  try {
-    ApplyMigrations(dsn_, VaultMigrations());
-  } catch (const Error& e) {
-    std::string what = e.what();
-    const std::string prefix = "job database ";  // the shared migration code speaks of the job database
-    if (what.rfind(prefix, 0) == 0) what = what.substr(prefix.size());
-    throw Error(e.code(), "PHI vault: " + what);
-  }
-}
+void PhiVault::Migrate() { ApplyMigrations(dsn_, VaultMigrations(), "PHI vault"); }
 
 void PhiVault::Store(const std::string& project, const std::string& pseudonym, const PatientIdentity& identity,
                      const std::map<std::string, std::string>& uid_map, const std::string& who) {

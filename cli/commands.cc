@@ -20,7 +20,7 @@
 
 #include "anonymizer/deidentify.h"
 #include "anonymizer/leak_checker.h"
-#include "jobs/pg_dsn.h"
+#include "pg/dsn.h"
 #include "anonymizer/profile_table.h"
 #include "anonymizer/vault.h"
 #include "cli/cli_args.h"
@@ -30,7 +30,7 @@
 #include "core/version.h"
 #include "jobs/job_json.h"
 #include "jobs/job_queue.h"
-#include "jobs/migrations.h"
+#include "pg/migrations.h"
 #include "nifti/series_to_nifti.h"
 #include "pipeline/processing_pipeline.h"
 #include "pipeline/routing_inputs.h"

@@ -1,12 +1,12 @@
 #include "jobs/job_queue.h"
 
-#include <pqxx/pqxx>
 
 #include <cmath>
 #include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "pg/pg.h"
 
 namespace procnode {
 namespace {
@@ -104,54 +104,14 @@ bool IsJobState(const std::string& state) {
          state == "cancelled";
 }
 
-// Idle connections, reused across calls; a connection that saw an error is dropped, not reused.
-class PgJobQueue::ConnectionPool {
- public:
-  explicit ConnectionPool(std::string dsn) : dsn_(std::move(dsn)) {}
-
-  std::unique_ptr<pqxx::connection> Borrow() {
-    {
-      std::lock_guard lock(mutex_);
-      if (!idle_.empty()) {
-        auto connection = std::move(idle_.back());
-        idle_.pop_back();
-        return connection;
-      }
-    }
-    return std::make_unique<pqxx::connection>(dsn_);
-  }
-
-  void Return(std::unique_ptr<pqxx::connection> connection) {
-    std::lock_guard lock(mutex_);
-    if (idle_.size() < 16) idle_.push_back(std::move(connection));
-  }
-
- private:
-  std::string dsn_;
-  std::mutex mutex_;
-  std::vector<std::unique_ptr<pqxx::connection>> idle_;
-};
-
 PgJobQueue::PgJobQueue(std::string dsn, QueueOptions options)
-    : options_(options), pool_(std::make_unique<ConnectionPool>(std::move(dsn))) {}
+    : options_(options), pool_(std::make_unique<pg::ConnectionPool>(std::move(dsn), "job database")) {}
 
 PgJobQueue::~PgJobQueue() = default;
 
 template <typename F>
 auto PgJobQueue::WithTransaction(const char* what, F&& body) {
-  std::unique_ptr<pqxx::connection> connection;
-  try {
-    connection = pool_->Borrow();
-    pqxx::work tx(*connection);
-    auto result = body(tx);
-    tx.commit();
-    pool_->Return(std::move(connection));
-    return result;
-  } catch (const pqxx::broken_connection& e) {
-    throw Error(ErrorCode::kUnavailable, std::string("job database: ") + what + ": connection lost: " + e.what());
-  } catch (const pqxx::sql_error& e) {
-    throw Error(ErrorCode::kInternal, std::string("job database: ") + what + ": " + e.what());
-  }
+  return pg::Transaction(*pool_, what, std::forward<F>(body));
 }
 
 EnqueueResult PgJobQueue::Enqueue(const EnqueueRequest& request) {

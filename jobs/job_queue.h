@@ -23,6 +23,9 @@
 #include <vector>
 
 namespace procnode {
+namespace pg {
+class ConnectionPool;
+}  // namespace pg
 
 struct Job {
   int64_t id = 0;
@@ -163,12 +166,11 @@ class PgJobQueue {
   const QueueOptions& options() const { return options_; }
 
  private:
-  class ConnectionPool;  // libpqxx stays in job_queue.cc
   template <typename F>
   auto WithTransaction(const char* what, F&& body);
 
   QueueOptions options_;
-  std::unique_ptr<ConnectionPool> pool_;
+  std::unique_ptr<pg::ConnectionPool> pool_;  // libpqxx stays in job_queue.cc and pg/
 };
 
 // Valid job state names, for filters: queued, running, done, failed, cancelled.

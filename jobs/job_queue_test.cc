@@ -7,7 +7,7 @@
 #include <thread>
 
 #include "core/error.h"
-#include "jobs/migrations.h"
+#include "pg/migrations.h"
 #include "jobs/test_database.h"
 
 namespace procnode {

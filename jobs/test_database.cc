@@ -6,7 +6,7 @@
 #include <pqxx/pqxx>
 #include <random>
 
-#include "jobs/migrations.h"
+#include "pg/migrations.h"
 
 namespace procnode::testing {
 

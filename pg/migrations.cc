@@ -1,4 +1,4 @@
-#include "jobs/migrations.h"
+#include "pg/migrations.h"
 
 #include <pqxx/pqxx>
 
@@ -8,7 +8,8 @@
 
 namespace procnode {
 
-MigrationReport ApplyMigrations(const std::string& dsn, const std::vector<Migration>& migrations) {
+MigrationReport ApplyMigrations(const std::string& dsn, const std::vector<Migration>& migrations,
+                                const std::string& name) {
   MigrationReport report;
   const int latest = migrations.empty() ? 0 : migrations.back().version;
   try {
@@ -23,9 +24,9 @@ MigrationReport ApplyMigrations(const std::string& dsn, const std::vector<Migrat
     report.from_version = current[0][0].as<int>();
     if (report.from_version > latest) {
       throw Error(ErrorCode::kUnsupported,
-                  "job database schema is at version " + std::to_string(report.from_version) +
+                  name + " schema is at version " + std::to_string(report.from_version) +
                       ", newer than this procnode knows (" + std::to_string(latest) +
-                      "): upgrade procnode, or point ProcNode.Database at another database");
+                      "): upgrade procnode, or point procnode at another database");
     }
     for (const auto& migration : migrations) {
       if (migration.version <= report.from_version) continue;
@@ -33,7 +34,7 @@ MigrationReport ApplyMigrations(const std::string& dsn, const std::vector<Migrat
         tx.exec(migration.sql);
       } catch (const pqxx::sql_error& e) {
         throw Error(ErrorCode::kInternal,
-                    std::string("job database migration ") + migration.name + " failed: " + e.what());
+                    name + " migration " + migration.name + " failed: " + e.what());
       }
       tx.exec_params("INSERT INTO procnode_schema_migrations (version, name) VALUES ($1, $2)",
                      migration.version, std::string(migration.name));
@@ -42,7 +43,7 @@ MigrationReport ApplyMigrations(const std::string& dsn, const std::vector<Migrat
     tx.commit();
     report.to_version = std::max(report.from_version, latest);
   } catch (const pqxx::broken_connection& e) {
-    throw Error(ErrorCode::kUnavailable, std::string("job database unreachable: ") + e.what());
+    throw Error(ErrorCode::kUnavailable, name + " unreachable: " + e.what());
   }
   return report;
 }

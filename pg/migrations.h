@@ -1,4 +1,5 @@
-// Schema migrations of the job database, compiled in from schemas/jobdb.
+// Schema migrations of a procnode database (the job database from schemas/jobdb, the PHI vault
+// from schemas/vault), compiled in by pg/embed_migrations.cmake.
 //
 // ApplyMigrations() applies the missing ones in order, each in the same transaction as its row in
 // procnode_schema_migrations, under an advisory lock so that several nodes starting together do
@@ -17,7 +18,9 @@ struct Migration {
   const char* sql;
 };
 
+// The job database's and the PHI vault's migrations (generated).
 const std::vector<Migration>& JobDbMigrations();
+const std::vector<Migration>& VaultMigrations();
 
 struct MigrationReport {
   int from_version = 0;
@@ -25,6 +28,8 @@ struct MigrationReport {
   std::vector<std::string> applied;  // names
 };
 
-MigrationReport ApplyMigrations(const std::string& dsn, const std::vector<Migration>& migrations);
+// `name` says which database in messages ("job database", "PHI vault").
+MigrationReport ApplyMigrations(const std::string& dsn, const std::vector<Migration>& migrations,
+                                const std::string& name = "job database");
 
 }  // namespace procnode

@@ -1,4 +1,4 @@
-#include "jobs/pg_dsn.h"
+#include "pg/dsn.h"
 
 #include <gtest/gtest.h>
 
