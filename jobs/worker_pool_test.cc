@@ -21,16 +21,7 @@ WorkerPoolOptions Options(const std::string& owner, int workers = 2) {
   return {.workers = workers, .owner = owner, .poll_interval = 100ms, .heartbeat_interval = 500ms};
 }
 
-// Waits until `predicate` holds or `limit` passes.
-template <typename P>
-bool WaitUntil(P predicate, std::chrono::milliseconds limit = 10s) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (predicate()) return true;
-    std::this_thread::sleep_for(50ms);
-  }
-  return predicate();
-}
+using testing::WaitUntil;
 
 TEST(WorkerPool, RunsQueuedJobsToDoneWithTheirResultAndDevice) {
   PgJobQueue queue(testing::FreshDatabase(), {.lease = 5s});

@@ -83,12 +83,7 @@ json StudyJobs(Node& node, const std::string& study) {
 }
 
 bool WaitFor(const std::function<bool()>& done, std::chrono::seconds timeout = 20s) {
-  const auto end = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < end) {
-    if (done()) return true;
-    std::this_thread::sleep_for(100ms);
-  }
-  return done();
+  return testing::WaitUntil(done, timeout);
 }
 
 TEST(Node, AStableStudyMakesOneJobHoweverOftenItIsAnnouncedAndResultsMakeNone) {
