@@ -90,6 +90,23 @@ class Grammar {
     Value(jobs, "state", "STATE", "queued, running, done, failed or cancelled")
         ->check(CLI::IsMember({"queued", "running", "done", "failed", "cancelled"}));
     Value(jobs, "limit", "N", "at most N jobs (default 100)")->check(CLI::Range(1, 10000));
+    auto* worker = Command("worker", "run queued jobs outside Orthanc: claims jobs from the job database, fetches each "
+                                     "study from its Orthanc over REST, runs the pipeline, stores the results back; "
+                                     "SIGTERM or Ctrl-C releases the running jobs to the queue");
+    Value(worker, "db", "DSN", "the job database (default $PROCNODE_DATABASE)");
+    Value(worker, "orthanc", "URL", "the Orthanc holding the studies, e.g. http://pacs-node:8042 (default "
+                                    "$PROCNODE_ORTHANC_URL); its password only from $PROCNODE_ORTHANC_PASSWORD");
+    Value(worker, "orthanc-user", "USER", "Orthanc user (default $PROCNODE_ORTHANC_USER)");
+    Value(worker, "workers", "N", "worker threads (default 2)")->check(CLI::Range(1, 64));
+    Value(worker, "gpu", "MODE", "auto, cpu or gpu (default auto)")->check(CLI::IsMember({"auto", "cpu", "gpu"}));
+    Value(worker, "lease-seconds", "S", "lease of a claimed job, renewed while it runs (default 60)")
+        ->check(CLI::Range(2, 86400));
+    Value(worker, "vault", "DSN", "the PHI vault, for anonymized routes (keys: $PROCNODE_VAULT_KEYS)");
+    Value(worker, "config", "FILE", "JSON with a \"ProcNode\" section (as in Orthanc's configuration) and "
+                                    "\"Orthanc\": {\"Url\", \"Username\"}; options given here win");
+    Value(worker, "once", "JOB_ID", "run this one job and exit: 0 done, 1 failed (or queued for a retry), "
+                                    "2 not claimable")->check(CLI::PositiveNumber);
+
     Command("status", "build, CUDA and GPU");
     Command("version", "the version");
   }

@@ -4,9 +4,13 @@
 #include <dcmtk/dcmdata/dcdeftag.h>
 
 #include <malloc.h>
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstring>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -20,23 +24,27 @@
 
 #include "anonymizer/deidentify.h"
 #include "anonymizer/leak_checker.h"
-#include "pg/dsn.h"
 #include "anonymizer/profile_table.h"
 #include "anonymizer/vault.h"
 #include "cli/cli_args.h"
 #include "core/digest.h"
 #include "core/error.h"
+#include "core/log.h"
 #include "core/parallel.h"
 #include "core/version.h"
-#include "jobs/job_json.h"
-#include "jobs/job_queue.h"
-#include "pg/migrations.h"
-#include "nifti/series_to_nifti.h"
-#include "pipeline/processing_pipeline.h"
-#include "pipeline/routing_inputs.h"
+#include "dicom/folder_source.h"
 #include "dicom/image.h"
 #include "dicom/io.h"
-#include "dicom/folder_source.h"
+#include "jobs/job_json.h"
+#include "jobs/job_queue.h"
+#include "jobs/node_config.h"
+#include "nifti/series_to_nifti.h"
+#include "node/node.h"
+#include "orthanc/http_orthanc_rest.h"
+#include "pg/dsn.h"
+#include "pg/migrations.h"
+#include "pipeline/processing_pipeline.h"
+#include "pipeline/routing_inputs.h"
 #include "processors/processor.h"
 #include "processors/volume_stats.h"
 #include "results/key_images.h"
@@ -323,6 +331,80 @@ int Rules(const Args& args) {
   return 0;
 }
 
+// procnode worker: the node's worker pool outside Orthanc, on the same job database, reaching the
+// Orthanc that holds the studies over HTTP. Signals are taken by sigwait in one thread, so that a
+// SIGTERM stops the pool cleanly (running jobs released, not lost) instead of killing it mid-write.
+int Worker(const Args& args) {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);  // before any thread starts: they inherit it
+
+  nlohmann::json file = nlohmann::json::object();
+  if (const auto path = args.Option("config")) {
+    file = nlohmann::json::parse(ReadFileBytes(*path), nullptr, false);
+    if (!file.is_object()) throw Error(ErrorCode::kInvalidInput, *path + ": not a JSON object");
+  }
+  nlohmann::json section = file.value("ProcNode", nlohmann::json::object());
+  const nlohmann::json orthanc = file.value("Orthanc", nlohmann::json::object());
+  auto set = [&](const char* option, const char* key, bool number) {
+    if (const auto value = args.Option(option)) section[key] = number ? nlohmann::json(std::stoi(*value)) : nlohmann::json(*value);
+  };
+  set("db", "Database", false);
+  set("workers", "Workers", true);
+  set("gpu", "Gpu", false);
+  set("lease-seconds", "LeaseSeconds", true);
+  set("vault", "PhiVault", false);
+  NodeConfig config = ParseNodeConfig(nlohmann::json{{"ProcNode", section}}.dump(), ProcessEnv);
+  for (const auto& warning : config.warnings) Log(LogLevel::kWarning, warning);
+  config.standalone_worker = true;
+
+  const std::string url = args.Option("orthanc").value_or(
+      ProcessEnv("PROCNODE_ORTHANC_URL").value_or(orthanc.value("Url", "")));
+  if (url.empty()) {
+    throw Error(ErrorCode::kInvalidInput, "worker: no Orthanc: give --orthanc URL, $PROCNODE_ORTHANC_URL or \"Orthanc\": {\"Url\"}");
+  }
+  const std::string user = args.Option("orthanc-user").value_or(
+      ProcessEnv("PROCNODE_ORTHANC_USER").value_or(orthanc.value("Username", "")));
+  HttpOrthancRest rest(url, user, ProcessEnv("PROCNODE_ORTHANC_PASSWORD").value_or(""));
+  const auto system = nlohmann::json::parse(rest.Get("/system"), nullptr, false);
+  Log(LogLevel::kInfo, "worker: Orthanc " + (system.is_object() ? system.value("Version", "?") : std::string("?")) + " at " +
+                           rest.base_url() + (user.empty() ? "" : " as " + user));
+  Node node(config, rest);
+
+  std::atomic<bool> finished{false};
+  std::thread waiter([&] {
+    int signal = 0;
+    sigwait(&signals, &signal);
+    if (finished) return;
+    Log(LogLevel::kInfo, std::string("worker: ") + strsignal(signal) + ": releasing running jobs");
+    node.RequestStop();
+  });
+  auto stop_waiter = [&] {
+    finished = true;
+    pthread_kill(waiter.native_handle(), SIGTERM);
+    waiter.join();
+  };
+  if (const auto once = args.Option("once")) {
+    std::string state;
+    try {
+      state = node.RunOneJob(std::stoll(*once));
+    } catch (...) {
+      stop_waiter();
+      throw;
+    }
+    stop_waiter();
+    std::cout << nlohmann::json{{"job", std::stoll(*once)}, {"state", state}}.dump() << "\n";
+    return state == "done" ? 0 : state == "not claimable" ? 2 : 1;
+  }
+  node.StartWorkersOnly();
+  waiter.join();  // until SIGTERM or SIGINT
+  node.StopWork();
+  Log(LogLevel::kInfo, "worker: stopped");
+  return 0;
+}
+
 int Run(int argc, char** argv) {
   const Args args = Parse(argc, argv);
   if (args.positional.empty()) {
@@ -361,6 +443,7 @@ int Run(int argc, char** argv) {
     return 0;
   }
   if (command == "anonymize") return Anonymize(args);
+  if (command == "worker") return Worker(args);
   if (command == "reidentify") return Reidentify(args);
   if (command == "rules") return Rules(args);
   std::cerr << "unknown command '" << command << "'\n" << cli::Usage();

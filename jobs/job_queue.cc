@@ -172,6 +172,25 @@ std::optional<Job> PgJobQueue::Claim(const std::string& owner) {
   });
 }
 
+std::optional<Job> PgJobQueue::ClaimById(int64_t id, const std::string& owner) {
+  return WithTransaction("claim by id", [&](pqxx::work& tx) -> std::optional<Job> {
+    const auto current = tx.exec_params("SELECT state FROM jobs WHERE id = $1 FOR UPDATE", id);
+    if (current.empty()) throw Error(ErrorCode::kNotFound, "job " + std::to_string(id) + " does not exist");
+    const auto claimed = tx.exec_params(
+        "UPDATE jobs j SET state = 'running', attempts = j.attempts + 1, lease_owner = $2,"
+        " lease_expires_at = now() + make_interval(secs => $3), started_at = now(), updated_at = now(),"
+        " progress = 0, progress_message = 'claimed'"
+        " WHERE j.id = $1 AND (j.state = 'queued' OR (j.state = 'running' AND j.lease_expires_at < now())) RETURNING " +
+            kJobColumns,
+        id, owner, static_cast<double>(options_.lease.count()));
+    if (claimed.empty()) return std::nullopt;
+    Job job = JobFromRow(claimed[0]);
+    AddEvent(tx, job.id, "claimed", owner,
+             "given to this worker; attempt " + std::to_string(job.attempts) + " of " + std::to_string(job.max_attempts));
+    return job;
+  });
+}
+
 std::vector<HeldLease> PgJobQueue::Heartbeat(const std::string& owner, const std::vector<int64_t>& ids) {
   if (ids.empty()) return {};
   std::string list;

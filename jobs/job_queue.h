@@ -98,6 +98,9 @@ class PgJobQueue {
 
   EnqueueResult Enqueue(const EnqueueRequest& request);
   std::optional<Job> Claim(const std::string& owner);
+  // Claims one given job (procnode worker --once): when it is queued (whatever its not_before), or
+  // running with an expired lease. nullopt when it is not claimable now; Error(kNotFound) when unknown.
+  std::optional<Job> ClaimById(int64_t id, const std::string& owner);
   // Extends the leases `owner` holds on `ids` (the jobs its workers are running now, nothing
   // else: a job whose worker gave up must see its lease expire); returns those it still holds.
   std::vector<HeldLease> Heartbeat(const std::string& owner, const std::vector<int64_t>& ids);

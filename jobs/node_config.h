@@ -47,6 +47,9 @@ struct NodeConfig {
   bool orthanc_authentication = false;
   std::string trusted_user_header;
   bool allow_anonymous_administration = false;
+  // A standalone `procnode worker`: runs jobs only (no intake, no deliveries: the Orthanc node
+  // that enqueued the job does those); set by the worker command, not by ProcNode.
+  bool standalone_worker = false;
   // Test hooks (never set in production): pause this long after the named pipeline stage.
   std::string test_pause_after_stage;
   double test_pause_seconds = 0;

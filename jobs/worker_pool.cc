@@ -82,6 +82,31 @@ void WorkerPool::WaitFor(std::chrono::milliseconds duration, uint64_t generation
   wake_.wait_for(lock, duration, [&] { return stopping_.load() || wake_generation_ != generation; });
 }
 
+void WorkerPool::RequestStop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+}
+
+std::string WorkerPool::RunClaimed(const Job& job) {
+  std::thread heartbeat([this] { HeartbeatLoop(); });
+  RunOne(job);
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  heartbeat.join();
+  try {
+    const auto after = queue_.Get(job.id);
+    return after ? after->state : "";
+  } catch (const Error&) {
+    return "";
+  }
+}
+
 void WorkerPool::WorkerLoop(int index) {
   auto backoff = options_.poll_interval;
   while (!stopping_) {

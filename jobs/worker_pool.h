@@ -76,6 +76,13 @@ class WorkerPool {
   void Start();
   void Stop();
   void Wake();
+  // Runs one job this owner has claimed (procnode worker --once), in the calling thread, its lease
+  // kept alive meanwhile; returns the job's state afterwards (done, queued for a retry, failed,
+  // cancelled), or "" when it could not be read back.
+  std::string RunClaimed(const Job& job);
+  // Asks the running jobs to stop at their next check (they are released back to the queue), from
+  // any thread (a signal handler's thread); Stop() still joins.
+  void RequestStop();
 
   int workers() const { return options_.workers; }
   const std::string& owner() const { return options_.owner; }

@@ -93,7 +93,7 @@ Node::Node(NodeConfig config, OrthancRest& rest)
 
   // RulesFile seeds the rule set once: a rule set saved in the job database (by an admin, or by an
   // earlier start from this file) always wins, so edits made on the admin page are never undone.
-  if (!config_.rules_file.empty()) {
+  if (!config_.rules_file.empty() && !config_.standalone_worker) {
     const int active = queue_.ActiveRuleSetVersion();
     if (active > 0) {
       Log(LogLevel::kInfo, "ProcNode.RulesFile " + config_.rules_file + " not loaded: rule set version " +
@@ -127,6 +127,20 @@ void Node::StartWork() {
   pool_->Start();
   Log(LogLevel::kInfo, "started " + std::to_string(config_.workers) + " worker(s) as " + pool_->owner());
 }
+
+void Node::StartWorkersOnly() {
+  pool_->Start();
+  Log(LogLevel::kInfo, "worker: " + std::to_string(config_.workers) + " worker thread(s) as " + pool_->owner());
+}
+
+std::string Node::RunOneJob(int64_t id) {
+  const auto job = queue_.ClaimById(id, pool_->owner());
+  if (!job) return "not claimable";
+  Log(LogLevel::kInfo, "worker: running job " + std::to_string(id) + " as " + pool_->owner());
+  return pool_->RunClaimed(*job);
+}
+
+void Node::RequestStop() { pool_->RequestStop(); }
 
 void Node::StopWork() {
   {
@@ -511,7 +525,9 @@ JobOutcome Node::RunJob(JobContext& context) {
     std::vector<std::string> instances;
     for (const auto& stored : result.summary["results"]) instances.push_back(stored["stored"].get<std::string>());
     for (const auto& name : destinations) {
-      if (!config_.destination_modalities.contains(name)) {
+      // A standalone worker does not know the Orthanc node's modalities: that node checks them
+      // when it delivers.
+      if (!config_.standalone_worker && !config_.destination_modalities.contains(name)) {
         throw Error(ErrorCode::kInvalidInput, "destination \"" + name + "\" is no longer configured");
       }
       queue_.AddDelivery(job.id, name, instances, config_.delivery_max_attempts);

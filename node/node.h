@@ -53,6 +53,13 @@ class Node {
 
   void StartWork();
   void StopWork();
+  // A standalone worker: only the worker pool runs (no intake, no deliveries).
+  void StartWorkersOnly();
+  // Claims job `id` and runs it in this thread (procnode worker --once); its state afterwards.
+  // Error(kNotFound) for an unknown job; "not claimable" when it is neither queued nor orphaned.
+  std::string RunOneJob(int64_t id);
+  // Asks running jobs to stop and be released (SIGTERM), from any thread.
+  void RequestStop();
   void OnStableStudy(const std::string& study_id);
 
   nlohmann::json Status();
