@@ -369,8 +369,16 @@ int Worker(const Args& args) {
       ProcessEnv("PROCNODE_ORTHANC_USER").value_or(orthanc.value("Username", "")));
   HttpOrthancRest rest(url, user, ProcessEnv("PROCNODE_ORTHANC_PASSWORD").value_or(""));
   const auto system = nlohmann::json::parse(rest.Get("/system"), nullptr, false);
+  // The Orthanc's procnode plugin says which Orthanc it is: this worker claims only its jobs.
+  const auto status = nlohmann::json::parse(rest.Get("/procnode/status"), nullptr, false);
+  if (!status.is_object() || !status.contains("orthanc_id") || !status["orthanc_id"].is_string()) {
+    throw Error(ErrorCode::kInvalidInput, "worker: the Orthanc at " + rest.base_url() + " does not run procnode's plugin "
+                                          "(no orthanc_id in /procnode/status)");
+  }
+  config.orthanc_id = status["orthanc_id"].get<std::string>();
   Log(LogLevel::kInfo, "worker: Orthanc " + (system.is_object() ? system.value("Version", "?") : std::string("?")) + " at " +
-                           rest.base_url() + (user.empty() ? "" : " as " + user));
+                           rest.base_url() + (user.empty() ? "" : " as " + user) + ", its jobs only (\"" +
+                           config.orthanc_id + "\")");
   Node node(config, rest);
 
   std::atomic<bool> finished{false};

@@ -14,6 +14,7 @@ nlohmann::json JobToJson(const Job& job) {
       {"id", job.id},
       {"state", job.state},
       {"study", job.study_id},
+      {"orthanc", job.orthanc_id},
       {"series", NullIfEmpty(job.series_id)},
       {"cancel_requested", job.cancel_requested},
       {"rule", {{"id", job.rule_id}, {"version", job.rule_version}}},

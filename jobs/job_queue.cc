@@ -18,7 +18,7 @@ std::string Iso(const std::string& column) {
 
 // Columns of a Job (table alias j).
 const std::string kJobColumns =
-    "j.id, j.idempotency_key, j.study_id, coalesce(j.series_id, '') AS series_id, j.rule_id, j.rule_version,"
+    "j.id, j.orthanc_id, j.idempotency_key, j.study_id, coalesce(j.series_id, '') AS series_id, j.rule_id, j.rule_version,"
     " j.pipeline, j.cancel_requested,"
     " j.parameters::text AS parameters, j.state, j.priority, j.attempts, j.max_attempts,"
     " coalesce(j.lease_owner, '') AS lease_owner, j.progress, j.progress_message,"
@@ -30,6 +30,7 @@ const std::string kJobColumns =
 Job JobFromRow(const pqxx::row& row) {
   Job job;
   job.id = row["id"].as<int64_t>();
+  job.orthanc_id = row["orthanc_id"].as<std::string>();
   job.idempotency_key = row["idempotency_key"].as<std::string>();
   job.study_id = row["study_id"].as<std::string>();
   job.series_id = row["series_id"].as<std::string>();
@@ -118,16 +119,17 @@ EnqueueResult PgJobQueue::Enqueue(const EnqueueRequest& request) {
   return WithTransaction("enqueue", [&](pqxx::work& tx) {
     const auto inserted = tx.exec_params(
         "INSERT INTO jobs (idempotency_key, study_id, series_id, rule_id, rule_version, pipeline, parameters,"
-        " priority, max_attempts) VALUES ($1, $2, nullif($3, ''), $4, $5, $6, $7::jsonb, $8, $9)"
-        " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+        " priority, max_attempts, orthanc_id) VALUES ($1, $2, nullif($3, ''), $4, $5, $6, $7::jsonb, $8, $9, $10)"
+        " ON CONFLICT (orthanc_id, idempotency_key) DO NOTHING RETURNING id",
         request.idempotency_key, request.study_id, request.series_id, request.rule_id, request.rule_version,
-        request.pipeline, request.parameters_json, request.priority, request.max_attempts);
+        request.pipeline, request.parameters_json, request.priority, request.max_attempts, options_.orthanc_id);
     if (!inserted.empty()) {
       const int64_t id = inserted[0][0].as<int64_t>();
       AddEvent(tx, id, "enqueued", "", "rule " + request.rule_id + "@" + std::to_string(request.rule_version));
       return EnqueueResult{id, true};
     }
-    const auto existing = tx.exec_params("SELECT id FROM jobs WHERE idempotency_key = $1", request.idempotency_key);
+    const auto existing = tx.exec_params("SELECT id FROM jobs WHERE orthanc_id = $1 AND idempotency_key = $2",
+                                         options_.orthanc_id, request.idempotency_key);
     return EnqueueResult{existing[0][0].as<int64_t>(), false};
   });
 }
@@ -153,15 +155,16 @@ std::optional<Job> PgJobQueue::Claim(const std::string& owner) {
     const auto claimed = tx.exec_params(
         std::string("WITH candidate AS ("
                     " SELECT id, state AS previous_state, coalesce(lease_owner, '') AS previous_owner FROM jobs"
-                    " WHERE (state = 'queued' AND not_before <= now())"
-                    "    OR (state = 'running' AND lease_expires_at < now())"
+                    " WHERE ((state = 'queued' AND not_before <= now())"
+                    "    OR (state = 'running' AND lease_expires_at < now()))"
+                    "   AND ($3 = '' OR orthanc_id IN ($3, ''))"
                     " ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED)"
                     " UPDATE jobs j SET state = 'running', attempts = j.attempts + 1, lease_owner = $1,"
                     " lease_expires_at = now() + make_interval(secs => $2), started_at = now(),"
                     " updated_at = now(), progress = 0, progress_message = 'claimed'"
                     " FROM candidate c WHERE j.id = c.id RETURNING c.previous_state, c.previous_owner, ") +
             kJobColumns,
-        owner, static_cast<double>(options_.lease.count()));
+        owner, static_cast<double>(options_.lease.count()), options_.orthanc_id);
     if (claimed.empty()) return std::nullopt;
     Job job = JobFromRow(claimed[0]);
     const bool reclaimed = claimed[0]["previous_state"].as<std::string>() == "running";
@@ -174,8 +177,13 @@ std::optional<Job> PgJobQueue::Claim(const std::string& owner) {
 
 std::optional<Job> PgJobQueue::ClaimById(int64_t id, const std::string& owner) {
   return WithTransaction("claim by id", [&](pqxx::work& tx) -> std::optional<Job> {
-    const auto current = tx.exec_params("SELECT state FROM jobs WHERE id = $1 FOR UPDATE", id);
+    const auto current = tx.exec_params("SELECT state, orthanc_id FROM jobs WHERE id = $1 FOR UPDATE", id);
     if (current.empty()) throw Error(ErrorCode::kNotFound, "job " + std::to_string(id) + " does not exist");
+    const std::string holder = current[0][1].as<std::string>();
+    if (!options_.orthanc_id.empty() && !holder.empty() && holder != options_.orthanc_id) {
+      throw Error(ErrorCode::kInvalidInput, "job " + std::to_string(id) + " belongs to Orthanc \"" + holder +
+                                                "\", not to \"" + options_.orthanc_id + "\" that this worker reaches");
+    }
     const auto claimed = tx.exec_params(
         "UPDATE jobs j SET state = 'running', attempts = j.attempts + 1, lease_owner = $2,"
         " lease_expires_at = now() + make_interval(secs => $3), started_at = now(), updated_at = now(),"
@@ -563,18 +571,19 @@ std::map<std::string, int64_t> PgJobQueue::DeliveryCountByState() {
 double PgJobQueue::IntakeSeen(const std::string& study_id) {
   return WithTransaction("intake", [&](pqxx::work& tx) {
     return tx.exec_params1(
-                 "INSERT INTO intake (study_id) VALUES ($1) ON CONFLICT (study_id) DO UPDATE SET updated_at = now()"
-                 " RETURNING extract(epoch FROM now() - first_seen)::float8",
-                 study_id)[0]
+                 "INSERT INTO intake (orthanc_id, study_id) VALUES ($2, $1) ON CONFLICT (orthanc_id, study_id)"
+                 " DO UPDATE SET updated_at = now() RETURNING extract(epoch FROM now() - first_seen)::float8",
+                 study_id, options_.orthanc_id)[0]
         .as<double>();
   });
 }
 
 void PgJobQueue::IntakeDone(const std::string& study_id) {
   WithTransaction("intake done", [&](pqxx::work& tx) {
-    tx.exec_params("DELETE FROM intake WHERE study_id = $1", study_id);
-    tx.exec_params("INSERT INTO routed (study_id) VALUES ($1) ON CONFLICT (study_id) DO UPDATE SET routed_at = now()",
-                   study_id);
+    tx.exec_params("DELETE FROM intake WHERE orthanc_id = $2 AND study_id = $1", study_id, options_.orthanc_id);
+    tx.exec_params("INSERT INTO routed (orthanc_id, study_id) VALUES ($2, $1) ON CONFLICT (orthanc_id, study_id)"
+                   " DO UPDATE SET routed_at = now()",
+                   study_id, options_.orthanc_id);
     return 0;
   });
 }
@@ -585,19 +594,39 @@ std::vector<std::string> PgJobQueue::NotRouted(const std::vector<std::string>& s
     std::string list;
     for (const auto& id : study_ids) list += (list.empty() ? "" : ",") + tx.quote(id);
     std::vector<std::string> out;
-    for (const auto& row : tx.exec("SELECT s FROM unnest(ARRAY[" + list + "]::text[]) AS s"
-                                   " WHERE s NOT IN (SELECT study_id FROM routed)")) {
+    for (const auto& row : tx.exec_params("SELECT s FROM unnest(ARRAY[" + list + "]::text[]) AS s"
+                                          " WHERE s NOT IN (SELECT study_id FROM routed WHERE orthanc_id = $1)",
+                                          options_.orthanc_id)) {
       out.push_back(row[0].as<std::string>());
     }
     return out;
   });
 }
 
+int PgJobQueue::AdoptUnbound() {
+  if (options_.orthanc_id.empty()) return 0;
+  return WithTransaction("adopt", [&](pqxx::work& tx) {
+    const int jobs = static_cast<int>(
+        tx.exec_params("UPDATE jobs j SET orthanc_id = $1 WHERE j.orthanc_id = '' AND NOT EXISTS (SELECT 1 FROM jobs o"
+                       " WHERE o.orthanc_id = $1 AND o.idempotency_key = j.idempotency_key)",
+                       options_.orthanc_id)
+            .affected_rows());
+    tx.exec_params("UPDATE intake i SET orthanc_id = $1 WHERE i.orthanc_id = '' AND NOT EXISTS (SELECT 1 FROM intake o"
+                   " WHERE o.orthanc_id = $1 AND o.study_id = i.study_id)",
+                   options_.orthanc_id);
+    tx.exec_params("UPDATE routed r SET orthanc_id = $1 WHERE r.orthanc_id = '' AND NOT EXISTS (SELECT 1 FROM routed o"
+                   " WHERE o.orthanc_id = $1 AND o.study_id = r.study_id)",
+                   options_.orthanc_id);
+    return jobs;
+  });
+}
+
 std::vector<Job> PgJobQueue::StudyJobs(const std::string& study_id) {
   return WithTransaction("study jobs", [&](pqxx::work& tx) {
     std::vector<Job> out;
-    for (const auto& row : tx.exec_params("SELECT " + kJobColumns + " FROM jobs j WHERE j.study_id = $1 ORDER BY j.id",
-                                          study_id)) {
+    for (const auto& row : tx.exec_params("SELECT " + kJobColumns + " FROM jobs j WHERE j.study_id = $1"
+                                          " AND ($2 = '' OR j.orthanc_id = $2) ORDER BY j.id",
+                                          study_id, options_.orthanc_id)) {
       out.push_back(JobFromRow(row));
     }
     return out;
@@ -607,7 +636,10 @@ std::vector<Job> PgJobQueue::StudyJobs(const std::string& study_id) {
 std::vector<std::string> PgJobQueue::IntakePending() {
   return WithTransaction("intake pending", [&](pqxx::work& tx) {
     std::vector<std::string> out;
-    for (const auto& row : tx.exec("SELECT study_id FROM intake ORDER BY first_seen")) out.push_back(row[0].as<std::string>());
+    for (const auto& row : tx.exec_params("SELECT study_id FROM intake WHERE orthanc_id = $1 ORDER BY first_seen",
+                                          options_.orthanc_id)) {
+      out.push_back(row[0].as<std::string>());
+    }
     return out;
   });
 }

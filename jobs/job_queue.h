@@ -29,6 +29,7 @@ class ConnectionPool;
 
 struct Job {
   int64_t id = 0;
+  std::string orthanc_id;             // the Orthanc holding the study ('' for rows before 0006)
   std::string idempotency_key, study_id, series_id, rule_id;
   int rule_version = 0;
   std::string pipeline, parameters_json = "{}";
@@ -72,6 +73,9 @@ struct EnqueueResult {
 struct QueueOptions {
   std::chrono::seconds lease{60};
   std::chrono::milliseconds retry_backoff{10'000};  // doubled for each attempt used
+  // The Orthanc this queue works for (ProcNode.OrthancId): jobs are enqueued for it, only its jobs
+  // are claimed, and intake rows are its own. Empty: every Orthanc's (tools, tests).
+  std::string orthanc_id;
 };
 
 // What a failed attempt leads to.
@@ -160,6 +164,9 @@ class PgJobQueue {
   std::vector<std::string> NotRouted(const std::vector<std::string>& study_ids);
   // Every job of a study, oldest first.
   std::vector<Job> StudyJobs(const std::string& study_id);
+  // Rows from before several Orthancs could share the database ('') become this queue's Orthanc's;
+  // returns how many jobs were adopted. Done by the Orthanc node at start.
+  int AdoptUnbound();
 
   std::optional<Job> Get(int64_t id);
   std::vector<Job> List(const std::optional<std::string>& state, int limit);

@@ -22,6 +22,9 @@ struct NodeConfig {
   std::string gpu = "auto";    // auto | cpu | gpu
   std::string work_directory;  // scratch space for later stages; empty: none needed yet
   std::string node_name;       // default: host name
+  // Which Orthanc this node serves, when several share one job database (ProcNode.OrthancId;
+  // default: Orthanc's own "Name"). Give each Orthanc its own.
+  std::string orthanc_id;
   int lease_seconds = 60;
   int heartbeat_seconds = 0;   // 0: a third of the lease
   int max_attempts = 3;

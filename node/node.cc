@@ -51,7 +51,8 @@ Node::Node(NodeConfig config, OrthancRest& rest)
       queue_(config_.database,
              QueueOptions{.lease = std::chrono::seconds(config_.lease_seconds),
                           .retry_backoff = std::chrono::milliseconds(
-                              static_cast<int64_t>(config_.retry_backoff_seconds * 1000))}) {
+                              static_cast<int64_t>(config_.retry_backoff_seconds * 1000)),
+                          .orthanc_id = config_.orthanc_id}) {
   Log(LogLevel::kInfo, "job database: connecting to " + DescribeDsn(config_.database) + " (gives up after " +
                            std::to_string(config_.database_connect_timeout_seconds) + " s; statements after " +
                            std::to_string(config_.database_statement_timeout_seconds) + " s)");
@@ -59,6 +60,12 @@ Node::Node(NodeConfig config, OrthancRest& rest)
   Log(LogLevel::kInfo, "job database schema at version " + std::to_string(report.to_version) +
                            (report.applied.empty() ? " (up to date)"
                                                    : " (applied " + std::to_string(report.applied.size()) + ")"));
+  if (!config_.standalone_worker) {
+    if (const int adopted = queue_.AdoptUnbound(); adopted > 0) {
+      Log(LogLevel::kInfo, std::to_string(adopted) + " job(s) from before several Orthancs could share the job database "
+                           "now belong to Orthanc \"" + config_.orthanc_id + "\"");
+    }
+  }
   Log(LogLevel::kInfo, std::string("GPU: ") +
                            (gpu_.found ? gpu_.name : "none (" + gpu_.reason + "), CPU implementations run"));
   WorkerPoolOptions options;
@@ -549,6 +556,7 @@ nlohmann::json Node::Status() {
                {"preference", config_.gpu}}},
       {"workers", config_.workers},
       {"node", pool_->owner()},
+      {"orthanc_id", config_.orthanc_id},
       {"running_jobs", pool_->RunningJobs()},
       {"admins_enforced", !config_.admins.empty() && (config_.orthanc_authentication || !config_.trusted_user_header.empty())},
       {"identity",

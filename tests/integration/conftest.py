@@ -58,8 +58,8 @@ def orthanc_factory(plugin_path, workdir):
     """Makes OrthancServer objects sharing the test's workdir; kills them all at teardown."""
     made = []
 
-    def make(procnode, **kwargs):
-        server = OrthancServer(plugin_path, procnode, workdir=os.path.join(workdir, "orthanc"), **kwargs)
+    def make(procnode, workdir_name="orthanc", **kwargs):
+        server = OrthancServer(plugin_path, procnode, workdir=os.path.join(workdir, workdir_name), **kwargs)
         made.append(server)
         return server
 
