@@ -15,6 +15,8 @@ nlohmann::json JobToJson(const Job& job) {
       {"state", job.state},
       {"study", job.study_id},
       {"orthanc", job.orthanc_id},
+      {"needs_gpu", job.needs_gpu},
+      {"waiting_for", NullIfEmpty(job.waiting_for)},
       {"series", NullIfEmpty(job.series_id)},
       {"cancel_requested", job.cancel_requested},
       {"rule", {{"id", job.rule_id}, {"version", job.rule_version}}},

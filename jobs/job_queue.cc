@@ -25,7 +25,10 @@ const std::string kJobColumns =
     " coalesce(j.error, '') AS error, coalesce(j.device, '') AS device,"
     " coalesce(j.result::text, '') AS result, " +
     Iso("created_at") + ", " + Iso("started_at") + ", " + Iso("finished_at") + ", " + Iso("updated_at") + ", " +
-    Iso("lease_expires_at") + ", " + Iso("not_before");
+    Iso("lease_expires_at") + ", " + Iso("not_before") +
+    ", j.needs_gpu, CASE WHEN j.state = 'queued' AND j.needs_gpu AND NOT EXISTS (SELECT 1 FROM workers w"
+    " WHERE w.gpu IS NOT NULL AND w.expires_at > now() AND (j.orthanc_id = '' OR w.orthanc_id = j.orthanc_id))"
+    " THEN 'a worker with a GPU: none is running' ELSE '' END AS waiting_for";
 
 Job JobFromRow(const pqxx::row& row) {
   Job job;
@@ -55,6 +58,8 @@ Job JobFromRow(const pqxx::row& row) {
   job.updated_at = row["updated_at"].as<std::string>();
   job.lease_expires_at = row["lease_expires_at"].as<std::string>();
   job.not_before = row["not_before"].as<std::string>();
+  job.needs_gpu = row["needs_gpu"].as<bool>();
+  job.waiting_for = row["waiting_for"].as<std::string>();
   return job;
 }
 
@@ -119,10 +124,12 @@ EnqueueResult PgJobQueue::Enqueue(const EnqueueRequest& request) {
   return WithTransaction("enqueue", [&](pqxx::work& tx) {
     const auto inserted = tx.exec_params(
         "INSERT INTO jobs (idempotency_key, study_id, series_id, rule_id, rule_version, pipeline, parameters,"
-        " priority, max_attempts, orthanc_id) VALUES ($1, $2, nullif($3, ''), $4, $5, $6, $7::jsonb, $8, $9, $10)"
+        " priority, max_attempts, orthanc_id, needs_gpu)"
+        " VALUES ($1, $2, nullif($3, ''), $4, $5, $6, $7::jsonb, $8, $9, $10, $11)"
         " ON CONFLICT (orthanc_id, idempotency_key) DO NOTHING RETURNING id",
         request.idempotency_key, request.study_id, request.series_id, request.rule_id, request.rule_version,
-        request.pipeline, request.parameters_json, request.priority, request.max_attempts, options_.orthanc_id);
+        request.pipeline, request.parameters_json, request.priority, request.max_attempts, options_.orthanc_id,
+        request.needs_gpu);
     if (!inserted.empty()) {
       const int64_t id = inserted[0][0].as<int64_t>();
       AddEvent(tx, id, "enqueued", "", "rule " + request.rule_id + "@" + std::to_string(request.rule_version));
@@ -157,14 +164,14 @@ std::optional<Job> PgJobQueue::Claim(const std::string& owner) {
                     " SELECT id, state AS previous_state, coalesce(lease_owner, '') AS previous_owner FROM jobs"
                     " WHERE ((state = 'queued' AND not_before <= now())"
                     "    OR (state = 'running' AND lease_expires_at < now()))"
-                    "   AND ($3 = '' OR orthanc_id IN ($3, ''))"
+                    "   AND ($3 = '' OR orthanc_id IN ($3, '')) AND (NOT needs_gpu OR $4)"
                     " ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED)"
                     " UPDATE jobs j SET state = 'running', attempts = j.attempts + 1, lease_owner = $1,"
                     " lease_expires_at = now() + make_interval(secs => $2), started_at = now(),"
                     " updated_at = now(), progress = 0, progress_message = 'claimed'"
                     " FROM candidate c WHERE j.id = c.id RETURNING c.previous_state, c.previous_owner, ") +
             kJobColumns,
-        owner, static_cast<double>(options_.lease.count()), options_.orthanc_id);
+        owner, static_cast<double>(options_.lease.count()), options_.orthanc_id, options_.has_gpu);
     if (claimed.empty()) return std::nullopt;
     Job job = JobFromRow(claimed[0]);
     const bool reclaimed = claimed[0]["previous_state"].as<std::string>() == "running";
@@ -177,12 +184,15 @@ std::optional<Job> PgJobQueue::Claim(const std::string& owner) {
 
 std::optional<Job> PgJobQueue::ClaimById(int64_t id, const std::string& owner) {
   return WithTransaction("claim by id", [&](pqxx::work& tx) -> std::optional<Job> {
-    const auto current = tx.exec_params("SELECT state, orthanc_id FROM jobs WHERE id = $1 FOR UPDATE", id);
+    const auto current = tx.exec_params("SELECT state, orthanc_id, needs_gpu FROM jobs WHERE id = $1 FOR UPDATE", id);
     if (current.empty()) throw Error(ErrorCode::kNotFound, "job " + std::to_string(id) + " does not exist");
     const std::string holder = current[0][1].as<std::string>();
     if (!options_.orthanc_id.empty() && !holder.empty() && holder != options_.orthanc_id) {
       throw Error(ErrorCode::kInvalidInput, "job " + std::to_string(id) + " belongs to Orthanc \"" + holder +
                                                 "\", not to \"" + options_.orthanc_id + "\" that this worker reaches");
+    }
+    if (current[0][2].as<bool>() && !options_.has_gpu) {
+      throw Error(ErrorCode::kInvalidInput, "job " + std::to_string(id) + " needs a GPU, and this worker has none");
     }
     const auto claimed = tx.exec_params(
         "UPDATE jobs j SET state = 'running', attempts = j.attempts + 1, lease_owner = $2,"
@@ -598,6 +608,51 @@ std::vector<std::string> PgJobQueue::NotRouted(const std::vector<std::string>& s
                                           " WHERE s NOT IN (SELECT study_id FROM routed WHERE orthanc_id = $1)",
                                           options_.orthanc_id)) {
       out.push_back(row[0].as<std::string>());
+    }
+    return out;
+  });
+}
+
+void PgJobQueue::RegisterWorker(const WorkerInfo& worker, double ttl_seconds) {
+  WithTransaction("register worker", [&](pqxx::work& tx) {
+    tx.exec("DELETE FROM workers WHERE expires_at < now() - interval '1 day'");  // long gone
+    tx.exec_params(
+        "INSERT INTO workers (owner, orthanc_id, kind, host, threads, gpu, expires_at)"
+        " VALUES ($1, $2, $3, $4, $5, nullif($6, ''), now() + make_interval(secs => $7))"
+        " ON CONFLICT (owner) DO UPDATE SET last_seen = now(), expires_at = excluded.expires_at",
+        worker.owner, worker.orthanc_id, worker.kind, worker.host, worker.threads, worker.gpu, ttl_seconds);
+    return 0;
+  });
+}
+
+void PgJobQueue::TouchWorker(const std::string& owner, double ttl_seconds) {
+  WithTransaction("touch worker", [&](pqxx::work& tx) {
+    tx.exec_params("UPDATE workers SET last_seen = now(), expires_at = now() + make_interval(secs => $2) WHERE owner = $1",
+                   owner, ttl_seconds);
+    return 0;
+  });
+}
+
+void PgJobQueue::UnregisterWorker(const std::string& owner) {
+  WithTransaction("unregister worker", [&](pqxx::work& tx) {
+    tx.exec_params("DELETE FROM workers WHERE owner = $1", owner);
+    return 0;
+  });
+}
+
+std::vector<WorkerInfo> PgJobQueue::Workers() {
+  return WithTransaction("workers", [&](pqxx::work& tx) {
+    std::vector<WorkerInfo> out;
+    for (const auto& row : tx.exec_params(
+             "SELECT owner, orthanc_id, kind, host, threads, coalesce(gpu, ''),"
+             " to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),"
+             " to_char(last_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), expires_at > now()"
+             " FROM workers WHERE ($1 = '' OR orthanc_id = $1) ORDER BY started_at DESC",
+             options_.orthanc_id)) {
+      out.push_back({.owner = row[0].as<std::string>(), .orthanc_id = row[1].as<std::string>(),
+                     .kind = row[2].as<std::string>(), .host = row[3].as<std::string>(), .gpu = row[5].as<std::string>(),
+                     .threads = row[4].as<int>(), .started_at = row[6].as<std::string>(),
+                     .last_seen = row[7].as<std::string>(), .live = row[8].as<bool>()});
     }
     return out;
   });

@@ -30,6 +30,8 @@ class ConnectionPool;
 struct Job {
   int64_t id = 0;
   std::string orthanc_id;             // the Orthanc holding the study ('' for rows before 0006)
+  bool needs_gpu = false;             // only a worker with a GPU may claim it
+  std::string waiting_for;            // a queued job no live worker can run: what it waits for
   std::string idempotency_key, study_id, series_id, rule_id;
   int rule_version = 0;
   std::string pipeline, parameters_json = "{}";
@@ -63,6 +65,7 @@ struct EnqueueRequest {
   std::string pipeline, parameters_json = "{}";
   int priority = 0;
   int max_attempts = 3;
+  bool needs_gpu = false;
 };
 
 struct EnqueueResult {
@@ -76,6 +79,17 @@ struct QueueOptions {
   // The Orthanc this queue works for (ProcNode.OrthancId): jobs are enqueued for it, only its jobs
   // are claimed, and intake rows are its own. Empty: every Orthanc's (tools, tests).
   std::string orthanc_id;
+  // Whether the workers claiming through this queue have a GPU: jobs that need one are left to
+  // workers that do.
+  bool has_gpu = false;
+};
+
+// A registered worker pool (in a plugin or a standalone procnode worker).
+struct WorkerInfo {
+  std::string owner, orthanc_id, kind, host, gpu;  // gpu: the device name, '' for none
+  int threads = 0;
+  std::string started_at, last_seen;
+  bool live = false;  // renewed within its expected heartbeat
 };
 
 // What a failed attempt leads to.
@@ -167,6 +181,13 @@ class PgJobQueue {
   // Rows from before several Orthancs could share the database ('') become this queue's Orthanc's;
   // returns how many jobs were adopted. Done by the Orthanc node at start.
   int AdoptUnbound();
+
+  // Worker registrations: a pool registers when it starts (its row lives `ttl_seconds` unless
+  // renewed: TouchWorker at every heartbeat), and removes it when it stops. Workers: newest first.
+  void RegisterWorker(const WorkerInfo& worker, double ttl_seconds);
+  void TouchWorker(const std::string& owner, double ttl_seconds);
+  void UnregisterWorker(const std::string& owner);
+  std::vector<WorkerInfo> Workers();
 
   std::optional<Job> Get(int64_t id);
   std::vector<Job> List(const std::optional<std::string>& state, int limit);

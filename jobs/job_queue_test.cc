@@ -266,3 +266,52 @@ TEST(JobQueue, ListFiltersByStateNewestFirst) {
 
 }  // namespace
 }  // namespace procnode
+
+namespace procnode {
+namespace {
+
+// Issue 13, item 5: a job that must run on a GPU is left to workers with one, and says so.
+TEST(JobQueueCapabilities, AJobThatNeedsAGpuWaitsForAWorkerWithOneAndSaysSo) {
+  const std::string dsn = testing::FreshDatabase();
+  PgJobQueue cpu(dsn, {.lease = 2s, .retry_backoff = 0ms, .orthanc_id = "east", .has_gpu = false});
+  PgJobQueue gpu(dsn, {.lease = 2s, .retry_backoff = 0ms, .orthanc_id = "east", .has_gpu = true});
+  EnqueueRequest request = Request("needs-gpu");
+  request.needs_gpu = true;
+  const auto id = cpu.Enqueue(request).id;
+  EXPECT_FALSE(cpu.Claim("cpu-worker")) << "a CPU worker leaves it";
+  EXPECT_EQ(cpu.Get(id)->waiting_for, "a worker with a GPU: none is running");
+  gpu.RegisterWorker({.owner = "gpu-worker", .orthanc_id = "east", .kind = "standalone", .host = "h", .gpu = "H200",
+                      .threads = 1},
+                     60);
+  EXPECT_EQ(cpu.Get(id)->waiting_for, "") << "a live GPU worker exists: it is only queued";
+  const auto claimed = gpu.Claim("gpu-worker");
+  ASSERT_TRUE(claimed);
+  EXPECT_EQ(claimed->id, id);
+  EXPECT_TRUE(claimed->needs_gpu);
+  try {
+    cpu.ClaimById(id, "cpu-worker");
+    FAIL() << "--once on a CPU worker is refused";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("needs a GPU"), std::string::npos);
+  }
+}
+
+TEST(JobQueueCapabilities, WorkersRegisterRenewExpireAndUnregister) {
+  PgJobQueue queue(testing::FreshDatabase(), {.lease = 2s, .orthanc_id = "east"});
+  queue.RegisterWorker({.owner = "a", .orthanc_id = "east", .kind = "plugin", .host = "h1", .threads = 2}, 1);
+  queue.RegisterWorker({.owner = "b", .orthanc_id = "west", .kind = "standalone", .host = "h2", .threads = 1}, 60);
+  auto workers = queue.Workers();
+  ASSERT_EQ(workers.size(), 1u) << "only this Orthanc's";
+  EXPECT_EQ(workers[0].owner, "a");
+  EXPECT_TRUE(workers[0].live);
+  EXPECT_EQ(workers[0].threads, 2);
+  std::this_thread::sleep_for(1200ms);
+  EXPECT_FALSE(queue.Workers()[0].live) << "not renewed within its time";
+  queue.TouchWorker("a", 60);
+  EXPECT_TRUE(queue.Workers()[0].live);
+  queue.UnregisterWorker("a");
+  EXPECT_TRUE(queue.Workers().empty());
+}
+
+}  // namespace
+}  // namespace procnode

@@ -42,7 +42,20 @@ void WorkerPool::Start() {
   started_ = true;
   stopping_ = false;
   for (int i = 0; i < options_.workers; ++i) threads_.emplace_back([this, i] { WorkerLoop(i); });
-  if (options_.workers > 0) threads_.emplace_back([this] { HeartbeatLoop(); });
+  if (options_.workers > 0) {
+    Register();
+    threads_.emplace_back([this] { HeartbeatLoop(); });
+  }
+}
+
+void WorkerPool::Register() {
+  try {
+    queue_.RegisterWorker({.owner = options_.owner, .orthanc_id = options_.orthanc_id, .kind = options_.kind,
+                           .host = options_.host, .gpu = options_.gpu, .threads = options_.workers},
+                          3.0 * static_cast<double>(options_.heartbeat_interval.count()) / 1000.0 + 5.0);
+  } catch (const Error& e) {
+    Log(LogLevel::kWarning, std::string("worker registration not renewed: ") + e.what());
+  }
 }
 
 void WorkerPool::Stop() {
@@ -54,6 +67,13 @@ void WorkerPool::Stop() {
   wake_.notify_all();
   for (auto& thread : threads_) thread.join();
   threads_.clear();
+  if (options_.workers > 0) {
+    try {
+      queue_.UnregisterWorker(options_.owner);
+    } catch (const Error& e) {
+      Log(LogLevel::kWarning, std::string("worker registration not removed (it expires): ") + e.what());
+    }
+  }
   started_ = false;
 }
 
@@ -207,6 +227,7 @@ void WorkerPool::HeartbeatLoop() {
   while (!stopping_) {
     WaitFor(options_.heartbeat_interval, Generation());
     if (stopping_) break;
+    if (options_.workers > 0) Register();
     try {
       // Only jobs already running before the UPDATE can be judged by its answer: one claimed
       // while it ran is not in it yet.

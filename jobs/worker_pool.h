@@ -66,6 +66,10 @@ struct WorkerPoolOptions {
   std::string owner;                                   // unique per process: node/pid/random
   std::chrono::milliseconds poll_interval{1000};
   std::chrono::milliseconds heartbeat_interval{20'000};
+  // How this pool registers itself (GET /procnode/workers): "plugin" or "standalone", the Orthanc
+  // whose jobs it runs, its host, and its GPU's name ('' for none).
+  std::string kind = "plugin";
+  std::string orthanc_id, host, gpu;
 };
 
 class WorkerPool {
@@ -92,6 +96,7 @@ class WorkerPool {
  private:
   void WorkerLoop(int index);
   void HeartbeatLoop();
+  void Register();  // registers or renews this pool's worker row; failures are logged
   void RunOne(const Job& job);
   // Waits `duration`, or less when stopping or when Wake() ran since `generation` was read.
   void WaitFor(std::chrono::milliseconds duration, uint64_t generation);

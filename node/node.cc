@@ -40,6 +40,12 @@ std::string ReadTextFile(const std::string& path) {
   return text.str();
 }
 
+// A rule whose action says device "gpu" makes jobs only a worker with a GPU may claim.
+bool NeedsGpu(const std::string& parameters_json) {
+  const auto parameters = nlohmann::json::parse(parameters_json, nullptr, false);
+  return parameters.is_object() && parameters.value("device", "") == "gpu";
+}
+
 }  // namespace
 
 std::string Caller::Describe() const { return verified ? "user \"" + name + "\"" : "an unverified caller"; }
@@ -52,7 +58,8 @@ Node::Node(NodeConfig config, OrthancRest& rest)
              QueueOptions{.lease = std::chrono::seconds(config_.lease_seconds),
                           .retry_backoff = std::chrono::milliseconds(
                               static_cast<int64_t>(config_.retry_backoff_seconds * 1000)),
-                          .orthanc_id = config_.orthanc_id}) {
+                          .orthanc_id = config_.orthanc_id,
+                          .has_gpu = gpu_.found && config_.gpu != "cpu"}) {
   Log(LogLevel::kInfo, "job database: connecting to " + DescribeDsn(config_.database) + " (gives up after " +
                            std::to_string(config_.database_connect_timeout_seconds) + " s; statements after " +
                            std::to_string(config_.database_statement_timeout_seconds) + " s)");
@@ -73,6 +80,10 @@ Node::Node(NodeConfig config, OrthancRest& rest)
   options.owner = MakeOwnerId(config_.node_name);
   options.poll_interval = std::chrono::milliseconds(static_cast<int64_t>(config_.poll_seconds * 1000));
   options.heartbeat_interval = std::chrono::seconds(config_.heartbeat_seconds);
+  options.kind = config_.standalone_worker ? "standalone" : "plugin";
+  options.orthanc_id = config_.orthanc_id;
+  options.host = config_.node_name;
+  options.gpu = gpu_.found && config_.gpu != "cpu" ? gpu_.name : "";
   pool_ = std::make_unique<WorkerPool>(queue_, [this](JobContext& c) { return RunJob(c); }, options);
 
   // The PHI vault, when configured: reachable and migrated now, so that the first anonymized job or
@@ -429,7 +440,8 @@ void Node::Intake(const std::string& study_id) {
                                         .pipeline = job.rule.pipeline,
                                         .parameters_json = job.rule.parameters_json,
                                         .priority = job.priority,
-                                        .max_attempts = config_.max_attempts});
+                                        .max_attempts = config_.max_attempts,
+                                        .needs_gpu = NeedsGpu(job.rule.parameters_json)});
     if (!result.created) RerunIfResultsGone(result.id, study_id);  // received again after a deletion?
     Log(LogLevel::kInfo, "study " + study_id + ": " +
                              (result.created ? "enqueued job " : "already has job ") + std::to_string(result.id) +
@@ -654,6 +666,16 @@ nlohmann::json Node::Reidentify(const nlohmann::json& body, const Caller& caller
   answer["project"] = project;
   answer["pseudonym"] = pseudonym;
   return answer;
+}
+
+nlohmann::json Node::Workers() {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& w : queue_.Workers()) {
+    out.push_back({{"owner", w.owner}, {"orthanc", w.orthanc_id}, {"kind", w.kind}, {"host", w.host},
+                   {"threads", w.threads}, {"gpu", w.gpu.empty() ? nlohmann::json(nullptr) : nlohmann::json(w.gpu)},
+                   {"started_at", w.started_at}, {"last_seen", w.last_seen}, {"live", w.live}});
+  }
+  return out;
 }
 
 nlohmann::json Node::ResendJob(int64_t id, const std::string& who) {

@@ -64,6 +64,8 @@ class Node {
 
   nlohmann::json Status();
   nlohmann::json Jobs(const std::optional<std::string>& state, int limit);
+  // The registered worker pools of this node's Orthanc (in plugins and standalone), live or not.
+  nlohmann::json Workers();
   std::optional<nlohmann::json> JobDetail(int64_t id);
   nlohmann::json RetryJob(int64_t id, const std::string& who);
   nlohmann::json CancelJob(int64_t id, const std::string& who);

@@ -254,6 +254,10 @@ void GetJobs(OrthancPluginRestOutput* output, const Request& request) {
   Answer(output, g_node->Jobs(state, limit));
 }
 
+void GetWorkers(OrthancPluginRestOutput* output, const Request& request) {
+  if (Only(output, request, "GET")) Answer(output, g_node->Workers());
+}
+
 void GetJob(OrthancPluginRestOutput* output, const Request& request) {
   if (!Only(output, request, "GET")) return;
   const std::string text = request.Group(0);
@@ -397,6 +401,7 @@ ORTHANC_PLUGINS_API int32_t OrthancPluginInitialize(OrthancPluginContext* contex
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/processors", Protect<GetProcessors>);
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/reidentify", Protect<PostReidentify>);
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/jobs", Protect<GetJobs>);
+  OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/workers", Protect<GetWorkers>);
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/jobs/([^/]+)", Protect<GetJob>);
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/jobs/([^/]+)/(retry|cancel|resend)",
                                           Protect<PostJobAction, kAdminOnly>);

@@ -125,7 +125,7 @@ async function loadJobs() {
   $("jobs").querySelector("tbody").innerHTML = jobs.map((j) => `<tr data-job="${j.id}">
     <td>${j.id}</td>
     <td class="state ${j.state}">${j.state}</td>
-    <td>${Math.round(j.progress * 100)}% <span class="muted">${escapeHtml(j.progress_message || "")}</span></td>
+    <td>${Math.round(j.progress * 100)}% <span class="muted">${escapeHtml(j.progress_message || "")}</span>${j.waiting_for ? ` <span class="error-text">waiting for ${escapeHtml(j.waiting_for)}</span>` : ""}</td>
     <td>${escapeHtml(j.rule.id)}@${j.rule.version}</td>
     <td>${escapeHtml(j.pipeline)}</td>
     <td>${j.attempts}/${j.max_attempts}</td>
@@ -153,12 +153,16 @@ async function jobAction(event) {
 async function loadStatus() {
   try {
     const s = await api("GET", "../status");
+    const pools = await api("GET", "../workers").catch(() => []);
+    const live = pools.filter((w) => w.live);
     const d = s.deliveries || {};
     // Results that could not be sent after every retry wait in the dead-letter state for a resend.
     const dead = d.dead ? ` · <span class="error-text">${d.dead} delivery(ies) failed for good: Resend from the job</span>` : "";
     $("node-status").innerHTML = escapeHtml(`v${s.version} · ${s.workers} worker(s) · ` +
       `${s.gpu.found ? "GPU " + s.gpu.name : "CPU only"} · queued ${s.queue.queued}, running ${s.queue.running}, failed ${s.queue.failed}` +
-      ` · deliveries ${d.pending || 0} pending, ${d.sent || 0} sent`) + dead +
+      ` · deliveries ${d.pending || 0} pending, ${d.sent || 0} sent` +
+      ` · worker pools ${live.length} live (${live.filter((w) => w.kind === "standalone").length} standalone, ` +
+      `${live.filter((w) => w.gpu).length} with GPU)`) + dead +
       (s.intake && s.intake.waiting_for_database ? ' · <span class="error-text">intake waiting for the job database</span>' : "") +
       (s.identity && s.identity.mode === "none" ? ` · <span class="error-text">callers not verified${s.identity.anonymous_administration ? " (anonymous administration: lab only)" : ""}</span>` : "");
   } catch (e) {

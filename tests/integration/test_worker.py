@@ -120,3 +120,31 @@ def test_a_worker_killed_mid_job_is_replaced_by_another_and_the_results_exist_on
         assert len(jobs(orthanc)) == 1
     finally:
         rescuer.kill()
+
+
+def test_a_job_that_needs_a_gpu_waits_saying_so_and_workers_are_listed(orthanc_factory, job_db, cli_path):
+    # No GPU here: a rule asking for one makes a job no worker may claim, and it says why.
+    orthanc = orthanc_factory({"Database": job_db[1], "Workers": 1, "Gpu": "auto"}, users=USERS).start()
+    orthanc.auth = ("admin", USERS["admin"])
+    orthanc.put("/procnode/rules", {"rules": [{"id": "gpu-only", "match": {"attribute": "Modality", "equals": "CT"},
+                                               "action": {"pipeline": "volume-stats", "device": "gpu"}}]})
+    worker, log = start_worker(cli_path, orthanc, job_db[1])
+    try:
+        send_dicom(orthanc, [CHEST_CT])
+        [job] = orthanc.wait_for(lambda: jobs(orthanc) or None, JOB_TIMEOUT, "the job")
+        time.sleep(3)  # both pools poll several times
+        job = orthanc.get(f"/procnode/jobs/{job['id']}")
+        assert job["state"] == "queued" and job["needs_gpu"] is True, job
+        assert job["waiting_for"] == "a worker with a GPU: none is running", job
+        workers = orthanc.wait_for(lambda: (lambda ws: ws if len(ws) == 2 else None)(orthanc.get("/procnode/workers")),
+                                   30, "the plugin pool and the standalone worker registered")
+        assert sorted(w["kind"] for w in workers) == ["plugin", "standalone"], workers
+        assert all(w["live"] and w["gpu"] is None and w["orthanc"] == "procnode-test" for w in workers), workers
+        standalone = next(w for w in workers if w["kind"] == "standalone")
+        assert f"/{worker.pid}/" in standalone["owner"]
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0
+        assert [w["kind"] for w in orthanc.get("/procnode/workers")] == ["plugin"], "a stopped worker unregisters"
+    finally:
+        if worker.poll() is None:
+            worker.kill()
