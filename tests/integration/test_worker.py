@@ -10,7 +10,7 @@ import time
 
 from conftest import CHEST_CT
 from helpers import JOB_TIMEOUT, jobs, result_series
-from orthanc import DCMTK_ENV, send_dicom
+from orthanc import send_dicom
 
 USERS = {"worker": "w-secret", "admin": "a-secret"}
 
@@ -22,6 +22,20 @@ def start_worker(cli_path, orthanc, db, *extra, env=None):
                                 "--workers", "1", "--lease-seconds", "6", *extra],
                                stdout=log, stderr=subprocess.STDOUT, env=environment)
     return process, log
+
+
+def paused_job(cli_path, orthanc, db, stage):
+    """A standalone worker whose configuration pauses jobs after `stage` (test hook), the chest CT
+    sent, and (worker, its log, the job once paused there)."""
+    config = os.path.join(orthanc.dir, f"pause-after-{stage}.json")
+    with open(config, "w") as f:
+        json.dump({"ProcNode": {"TestHooks": {"PauseAfterStage": stage, "PauseSeconds": 60}}}, f)
+    worker, log = start_worker(cli_path, orthanc, db, "--config", config)
+    send_dicom(orthanc, [CHEST_CT])
+    job = orthanc.wait_for(lambda: next((j for j in jobs(orthanc) if j["state"] == "running"
+                                         and f"paused after {stage}" in j["progress_message"]), None),
+                           JOB_TIMEOUT, f"the job running in the worker, paused after {stage}")
+    return worker, log, job
 
 
 def log_text(log):
@@ -56,15 +70,8 @@ def test_sigterm_releases_a_running_job_and_once_runs_it(orthanc_factory, job_db
     # The in-plugin pool holds no worker; the job is paused after its volume stage by the test hook,
     # which the standalone worker reads from its configuration file.
     orthanc = orthanc_factory({"Database": job_db[1], "Workers": 0}, users=USERS).start()
-    config = os.path.join(orthanc.dir, "worker.json")
-    with open(config, "w") as f:
-        json.dump({"ProcNode": {"TestHooks": {"PauseAfterStage": "volume", "PauseSeconds": 60}}}, f)
-    worker, log = start_worker(cli_path, orthanc, job_db[1], "--config", config)
+    worker, log, job = paused_job(cli_path, orthanc, job_db[1], "volume")
     try:
-        send_dicom(orthanc, [CHEST_CT])
-        job = orthanc.wait_for(lambda: next((j for j in jobs(orthanc) if j["state"] == "running"
-                                             and "paused after volume" in j["progress_message"]), None),
-                               JOB_TIMEOUT, "the job running in the worker, paused")
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=30) == 0, log_text(log)
     finally:
@@ -97,14 +104,7 @@ def test_wrong_orthanc_credentials_are_refused_naming_the_cause(orthanc_factory,
 
 def test_a_worker_killed_mid_job_is_replaced_by_another_and_the_results_exist_once(orthanc_factory, job_db, cli_path):
     orthanc = orthanc_factory({"Database": job_db[1], "Workers": 0}, users=USERS).start()
-    config = os.path.join(orthanc.dir, "pause-after-store.json")
-    with open(config, "w") as f:
-        json.dump({"ProcNode": {"TestHooks": {"PauseAfterStage": "store", "PauseSeconds": 60}}}, f)
-    doomed, doomed_log = start_worker(cli_path, orthanc, job_db[1], "--config", config)
-    send_dicom(orthanc, [CHEST_CT])
-    job = orthanc.wait_for(lambda: next((j for j in jobs(orthanc) if j["state"] == "running"
-                                         and "paused after store" in j["progress_message"]), None),
-                           JOB_TIMEOUT, "the job paused after storing its results")
+    doomed, _, job = paused_job(cli_path, orthanc, job_db[1], "store")
     assert len(result_series(orthanc, job["study"])) == 1, "stored before the kill"
     doomed.kill()  # SIGKILL: no release; the lease (6 s) must expire
     doomed.wait(timeout=30)
