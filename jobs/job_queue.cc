@@ -124,12 +124,12 @@ EnqueueResult PgJobQueue::Enqueue(const EnqueueRequest& request) {
   return WithTransaction("enqueue", [&](pqxx::work& tx) {
     const auto inserted = tx.exec_params(
         "INSERT INTO jobs (idempotency_key, study_id, series_id, rule_id, rule_version, pipeline, parameters,"
-        " priority, max_attempts, orthanc_id, needs_gpu)"
-        " VALUES ($1, $2, nullif($3, ''), $4, $5, $6, $7::jsonb, $8, $9, $10, $11)"
+        " priority, max_attempts, orthanc_id, needs_gpu, prefers_gpu)"
+        " VALUES ($1, $2, nullif($3, ''), $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12)"
         " ON CONFLICT (orthanc_id, idempotency_key) DO NOTHING RETURNING id",
         request.idempotency_key, request.study_id, request.series_id, request.rule_id, request.rule_version,
         request.pipeline, request.parameters_json, request.priority, request.max_attempts, options_.orthanc_id,
-        request.needs_gpu);
+        request.needs_gpu, request.prefers_gpu);
     if (!inserted.empty()) {
       const int64_t id = inserted[0][0].as<int64_t>();
       AddEvent(tx, id, "enqueued", "", "rule " + request.rule_id + "@" + std::to_string(request.rule_version));
@@ -165,13 +165,17 @@ std::optional<Job> PgJobQueue::Claim(const std::string& owner) {
                     " WHERE ((state = 'queued' AND not_before <= now())"
                     "    OR (state = 'running' AND lease_expires_at < now()))"
                     "   AND ($3 = '' OR orthanc_id IN ($3, '')) AND (NOT needs_gpu OR $4)"
+                    "   AND (NOT prefers_gpu OR $4 OR created_at < now() - make_interval(secs => $5)"
+                    "        OR NOT EXISTS (SELECT 1 FROM workers w WHERE w.gpu IS NOT NULL AND w.expires_at > now()"
+                    "                       AND (jobs.orthanc_id = '' OR w.orthanc_id = jobs.orthanc_id)))"
                     " ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED)"
                     " UPDATE jobs j SET state = 'running', attempts = j.attempts + 1, lease_owner = $1,"
                     " lease_expires_at = now() + make_interval(secs => $2), started_at = now(),"
                     " updated_at = now(), progress = 0, progress_message = 'claimed'"
                     " FROM candidate c WHERE j.id = c.id RETURNING c.previous_state, c.previous_owner, ") +
             kJobColumns,
-        owner, static_cast<double>(options_.lease.count()), options_.orthanc_id, options_.has_gpu);
+        owner, static_cast<double>(options_.lease.count()), options_.orthanc_id, options_.has_gpu,
+        static_cast<double>(options_.gpu_wait.count()));
     if (claimed.empty()) return std::nullopt;
     Job job = JobFromRow(claimed[0]);
     const bool reclaimed = claimed[0]["previous_state"].as<std::string>() == "running";

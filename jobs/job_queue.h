@@ -66,6 +66,7 @@ struct EnqueueRequest {
   int priority = 0;
   int max_attempts = 3;
   bool needs_gpu = false;
+  bool prefers_gpu = false;
 };
 
 struct EnqueueResult {
@@ -82,6 +83,8 @@ struct QueueOptions {
   // Whether the workers claiming through this queue have a GPU: jobs that need one are left to
   // workers that do.
   bool has_gpu = false;
+  // How long a CPU worker leaves a GPU-preferring job to a live GPU worker before taking it.
+  std::chrono::seconds gpu_wait{60};
 };
 
 // A registered worker pool (in a plugin or a standalone procnode worker).

@@ -296,6 +296,28 @@ TEST(JobQueueCapabilities, AJobThatNeedsAGpuWaitsForAWorkerWithOneAndSaysSo) {
   }
 }
 
+TEST(JobQueueCapabilities, AGpuPreferringJobWaitsForALiveGpuWorkerThenRunsOnTheCpu) {
+  const std::string dsn = testing::FreshDatabase();
+  PgJobQueue cpu(dsn, {.lease = 2s, .retry_backoff = 0ms, .orthanc_id = "east", .has_gpu = false, .gpu_wait = 2s});
+  EnqueueRequest request = Request("prefers-gpu");
+  request.prefers_gpu = true;
+  const auto first = cpu.Enqueue(request).id;
+  ASSERT_TRUE(cpu.Claim("cpu-worker")) << "no GPU worker is alive: the CPU takes it at once";
+  EXPECT_EQ(cpu.Get(first)->lease_owner, "cpu-worker");
+  ASSERT_TRUE(cpu.Complete(first, "cpu-worker", "{}", "cpu"));
+
+  cpu.RegisterWorker({.owner = "gpu-worker", .orthanc_id = "east", .kind = "standalone", .host = "h", .gpu = "H200",
+                      .threads = 1},
+                     60);
+  request.idempotency_key = "prefers-gpu-2";
+  const auto second = cpu.Enqueue(request).id;
+  EXPECT_FALSE(cpu.Claim("cpu-worker")) << "left to the live GPU worker for its wait";
+  std::this_thread::sleep_for(2200ms);
+  const auto late = cpu.Claim("cpu-worker");
+  ASSERT_TRUE(late) << "after the wait the CPU worker takes it";
+  EXPECT_EQ(late->id, second);
+}
+
 TEST(JobQueueCapabilities, WorkersRegisterRenewExpireAndUnregister) {
   PgJobQueue queue(testing::FreshDatabase(), {.lease = 2s, .orthanc_id = "east"});
   queue.RegisterWorker({.owner = "a", .orthanc_id = "east", .kind = "plugin", .host = "h1", .threads = 2}, 1);

@@ -82,7 +82,7 @@ NodeConfig ParseNodeConfig(const std::string& orthanc_configuration_json, const 
       "HeartbeatSeconds", "MaxAttempts", "RetryBackoffSeconds", "PollSeconds", "ResultSeriesNumber",
       "Destinations", "RulesFile", "TestHooks", "Admins", "CompletenessMaxWaitSeconds", "DeliveryMaxAttempts",
       "DeliveryBackoffSeconds", "VaultRoles", "CleanPixelRules", "TrustedUserHeader", "AllowAnonymousAdministration",
-      "DatabaseConnectTimeoutSeconds", "DatabaseStatementTimeoutSeconds", "OrthancId"};
+      "DatabaseConnectTimeoutSeconds", "DatabaseStatementTimeoutSeconds", "OrthancId", "GpuWaitSeconds"};
   NodeConfig config;
   for (const auto& [key, value] : section.items()) {
     if (!kKnown.contains(key)) config.warnings.push_back("ProcNode." + key + ": unknown key, ignored");
@@ -104,6 +104,7 @@ NodeConfig ParseNodeConfig(const std::string& orthanc_configuration_json, const 
                              root.contains("Name") && root["Name"].is_string() ? root["Name"].get<std::string>() : "MyOrthanc");
   if (config.orthanc_id.empty()) Bad("OrthancId", "must not be empty");
   config.lease_seconds = Integer(section, "LeaseSeconds", config.lease_seconds, 2, 86400);
+  config.gpu_wait_seconds = Integer(section, "GpuWaitSeconds", config.gpu_wait_seconds, 0, 86400);
   config.heartbeat_seconds = Integer(section, "HeartbeatSeconds", 0, 0, 86400);
   if (config.heartbeat_seconds == 0) config.heartbeat_seconds = std::max(1, config.lease_seconds / 3);
   if (config.heartbeat_seconds >= config.lease_seconds) {

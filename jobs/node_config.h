@@ -26,6 +26,7 @@ struct NodeConfig {
   // default: Orthanc's own "Name"). Give each Orthanc its own.
   std::string orthanc_id;
   int lease_seconds = 60;
+  int gpu_wait_seconds = 60;   // a CPU worker leaves a GPU-preferring job this long to a live GPU worker
   int heartbeat_seconds = 0;   // 0: a third of the lease
   int max_attempts = 3;
   double retry_backoff_seconds = 10;

@@ -14,6 +14,7 @@
 #include "pg/dsn.h"
 #include "nifti/series_to_nifti.h"
 #include "pipeline/routing_inputs.h"
+#include "processors/processor.h"
 #include "pipeline/processing_pipeline.h"
 #include "orthanc/orthanc_study_source.h"
 #include "routing/rules.h"
@@ -46,6 +47,14 @@ bool NeedsGpu(const std::string& parameters_json) {
   return parameters.is_object() && parameters.value("device", "") == "gpu";
 }
 
+// A rule that lets the device be chosen (device auto) for a processor with a GPU implementation.
+bool PrefersGpu(const Rule& rule) {
+  const auto parameters = nlohmann::json::parse(rule.parameters_json, nullptr, false);
+  const std::string device = parameters.is_object() ? parameters.value("device", "auto") : "auto";
+  const Processor* processor = FindProcessor(rule.pipeline);
+  return device == "auto" && processor != nullptr && processor->Info().has_gpu_implementation;
+}
+
 }  // namespace
 
 std::string Caller::Describe() const { return verified ? "user \"" + name + "\"" : "an unverified caller"; }
@@ -59,7 +68,8 @@ Node::Node(NodeConfig config, OrthancRest& rest)
                           .retry_backoff = std::chrono::milliseconds(
                               static_cast<int64_t>(config_.retry_backoff_seconds * 1000)),
                           .orthanc_id = config_.orthanc_id,
-                          .has_gpu = gpu_.found && config_.gpu != "cpu"}) {
+                          .has_gpu = gpu_.found && config_.gpu != "cpu",
+                          .gpu_wait = std::chrono::seconds(config_.gpu_wait_seconds)}) {
   Log(LogLevel::kInfo, "job database: connecting to " + DescribeDsn(config_.database) + " (gives up after " +
                            std::to_string(config_.database_connect_timeout_seconds) + " s; statements after " +
                            std::to_string(config_.database_statement_timeout_seconds) + " s)");
@@ -441,7 +451,8 @@ void Node::Intake(const std::string& study_id) {
                                         .parameters_json = job.rule.parameters_json,
                                         .priority = job.priority,
                                         .max_attempts = config_.max_attempts,
-                                        .needs_gpu = NeedsGpu(job.rule.parameters_json)});
+                                        .needs_gpu = NeedsGpu(job.rule.parameters_json),
+                                        .prefers_gpu = PrefersGpu(job.rule)});
     if (!result.created) RerunIfResultsGone(result.id, study_id);  // received again after a deletion?
     Log(LogLevel::kInfo, "study " + study_id + ": " +
                              (result.created ? "enqueued job " : "already has job ") + std::to_string(result.id) +
