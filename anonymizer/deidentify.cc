@@ -100,7 +100,12 @@ class Deidentifier {
 
   DeidentifyOutcome Run(DcmFileFormat& file) {
     DcmDataset& ds = *file.getDataset();
-    DecodeText(ds);
+    // Text in any Specific Character Set (code extensions included: ISO 2022 IR 13/87/149, GB18030,
+    // Latin, Greek, Cyrillic, Arabic, Hebrew, Thai) becomes UTF-8 before names are collected or
+    // searched, so that every script is compared as Unicode, and the object is written back in a
+    // valid encoding (ISO_IR 192). Text that cannot be decoded is refused: names in it could not be
+    // found.
+    ConvertTextToUtf8(ds, name_);
     CheckRefusals(ds);
     // Identity and PHI terms before anything changes.
     PatientIdentity& id = out_.identity;
@@ -193,13 +198,6 @@ class Deidentifier {
     ds.putAndInsertString(DCM_BurnedInAnnotation, "NO");
     pixels_cleaned_ = true;
   }
-
-  // Text in any Specific Character Set (code extensions included: ISO 2022 IR 13/87/149, GB18030,
-  // Latin, Greek, Cyrillic, Arabic, Hebrew, Thai) becomes UTF-8 before names are collected or
-  // searched, so that every script is compared as Unicode, and the object is written back in a
-  // valid encoding (ISO_IR 192). Text that cannot be decoded is refused: names in it could not be
-  // found.
-  void DecodeText(DcmDataset& ds) { ConvertTextToUtf8(ds, name_); }
 
   // `word`: a name (whole words where short, in spaced scripts); otherwise an identifier matched
   // anywhere. Terms in unspaced scripts (a one-character Chinese family name) are kept whatever

@@ -389,21 +389,20 @@ int Worker(const Args& args) {
     Log(LogLevel::kInfo, std::string("worker: ") + strsignal(signal) + ": releasing running jobs");
     node.RequestStop();
   });
-  auto stop_waiter = [&] {
-    finished = true;
-    pthread_kill(waiter.native_handle(), SIGTERM);
-    waiter.join();
-  };
   if (const auto once = args.Option("once")) {
-    std::string state;
-    try {
-      state = node.RunOneJob(std::stoll(*once));
-    } catch (...) {
-      stop_waiter();
-      throw;
-    }
-    stop_waiter();
-    std::cout << nlohmann::json{{"job", std::stoll(*once)}, {"state", state}}.dump() << "\n";
+    // The signal thread is woken and joined however RunOneJob ends.
+    struct StopWaiter {
+      std::atomic<bool>& finished;
+      std::thread& waiter;
+      ~StopWaiter() {
+        finished = true;
+        pthread_kill(waiter.native_handle(), SIGTERM);
+        waiter.join();
+      }
+    } stop_waiter{finished, waiter};
+    const int64_t id = std::stoll(*once);
+    const std::string state = node.RunOneJob(id);
+    std::cout << nlohmann::json{{"job", id}, {"state", state}}.dump() << "\n";
     return state == "done" ? 0 : state == "not claimable" ? 2 : 1;
   }
   node.StartWorkersOnly();

@@ -16,6 +16,22 @@ std::string Iso(const std::string& column) {
   return "coalesce(to_char(j." + column + " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), '') AS " + column;
 }
 
+// "EXISTS (...)": a live worker with a GPU that may run the job of table alias `jobs`.
+std::string LiveGpuWorkerFor(const std::string& jobs) {
+  return "EXISTS (SELECT 1 FROM workers w WHERE w.gpu IS NOT NULL AND w.expires_at > now() AND (" + jobs +
+         ".orthanc_id = '' OR w.orthanc_id = " + jobs + ".orthanc_id))";
+}
+
+// What claiming a job sets ($1 = owner, $2 = lease seconds), for alias j.
+const char* const kClaimSet =
+    "state = 'running', attempts = j.attempts + 1, lease_owner = $1, lease_expires_at = now() + make_interval(secs => $2),"
+    " started_at = now(), updated_at = now(), progress = 0, progress_message = 'claimed'";
+
+// What queueing a job again with fresh attempts sets (admin retry, re-run).
+const char* const kQueueAgainSet =
+    "state = 'queued', attempts = 0, error = NULL, not_before = now(), progress = 0, progress_message = 'queued again',"
+    " finished_at = NULL, updated_at = now()";
+
 // Columns of a Job (table alias j).
 const std::string kJobColumns =
     "j.id, j.orthanc_id, j.idempotency_key, j.study_id, coalesce(j.series_id, '') AS series_id, j.rule_id, j.rule_version,"
@@ -26,8 +42,7 @@ const std::string kJobColumns =
     " coalesce(j.result::text, '') AS result, " +
     Iso("created_at") + ", " + Iso("started_at") + ", " + Iso("finished_at") + ", " + Iso("updated_at") + ", " +
     Iso("lease_expires_at") + ", " + Iso("not_before") +
-    ", j.needs_gpu, CASE WHEN j.state = 'queued' AND j.needs_gpu AND NOT EXISTS (SELECT 1 FROM workers w"
-    " WHERE w.gpu IS NOT NULL AND w.expires_at > now() AND (j.orthanc_id = '' OR w.orthanc_id = j.orthanc_id))"
+    ", j.needs_gpu, CASE WHEN j.state = 'queued' AND j.needs_gpu AND NOT " + LiveGpuWorkerFor("j") +
     " THEN 'a worker with a GPU: none is running' ELSE '' END AS waiting_for";
 
 Job JobFromRow(const pqxx::row& row) {
@@ -61,6 +76,16 @@ Job JobFromRow(const pqxx::row& row) {
   job.needs_gpu = row["needs_gpu"].as<bool>();
   job.waiting_for = row["waiting_for"].as<std::string>();
   return job;
+}
+
+// A job's state, locked for the rest of the transaction, and whether it is running with nobody
+// renewing its lease (its worker is gone). Error(kNotFound) for an unknown job.
+std::pair<std::string, bool> LockedState(pqxx::work& tx, int64_t id) {
+  const auto current = tx.exec_params(
+      "SELECT state, coalesce(lease_expires_at < now(), false) FROM jobs WHERE id = $1 FOR UPDATE", id);
+  if (current.empty()) throw Error(ErrorCode::kNotFound, "job " + std::to_string(id) + " does not exist");
+  const std::string state = current[0][0].as<std::string>();
+  return {state, state == "running" && current[0][1].as<bool>()};
 }
 
 void AddEvent(pqxx::work& tx, int64_t id, const std::string& kind, const std::string& owner,
@@ -165,15 +190,11 @@ std::optional<Job> PgJobQueue::Claim(const std::string& owner) {
                     " WHERE ((state = 'queued' AND not_before <= now())"
                     "    OR (state = 'running' AND lease_expires_at < now()))"
                     "   AND ($3 = '' OR orthanc_id IN ($3, '')) AND (NOT needs_gpu OR $4)"
-                    "   AND (NOT prefers_gpu OR $4 OR created_at < now() - make_interval(secs => $5)"
-                    "        OR NOT EXISTS (SELECT 1 FROM workers w WHERE w.gpu IS NOT NULL AND w.expires_at > now()"
-                    "                       AND (jobs.orthanc_id = '' OR w.orthanc_id = jobs.orthanc_id)))"
-                    " ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED)"
-                    " UPDATE jobs j SET state = 'running', attempts = j.attempts + 1, lease_owner = $1,"
-                    " lease_expires_at = now() + make_interval(secs => $2), started_at = now(),"
-                    " updated_at = now(), progress = 0, progress_message = 'claimed'"
-                    " FROM candidate c WHERE j.id = c.id RETURNING c.previous_state, c.previous_owner, ") +
-            kJobColumns,
+                    "   AND (NOT prefers_gpu OR $4 OR created_at < now() - make_interval(secs => $5) OR NOT ") +
+            LiveGpuWorkerFor("jobs") +
+            ") ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED)"
+            " UPDATE jobs j SET " + kClaimSet +
+            " FROM candidate c WHERE j.id = c.id RETURNING c.previous_state, c.previous_owner, " + kJobColumns,
         owner, static_cast<double>(options_.lease.count()), options_.orthanc_id, options_.has_gpu,
         static_cast<double>(options_.gpu_wait.count()));
     if (claimed.empty()) return std::nullopt;
@@ -199,12 +220,10 @@ std::optional<Job> PgJobQueue::ClaimById(int64_t id, const std::string& owner) {
       throw Error(ErrorCode::kInvalidInput, "job " + std::to_string(id) + " needs a GPU, and this worker has none");
     }
     const auto claimed = tx.exec_params(
-        "UPDATE jobs j SET state = 'running', attempts = j.attempts + 1, lease_owner = $2,"
-        " lease_expires_at = now() + make_interval(secs => $3), started_at = now(), updated_at = now(),"
-        " progress = 0, progress_message = 'claimed'"
-        " WHERE j.id = $1 AND (j.state = 'queued' OR (j.state = 'running' AND j.lease_expires_at < now())) RETURNING " +
+        std::string("UPDATE jobs j SET ") + kClaimSet +
+            " WHERE j.id = $3 AND (j.state = 'queued' OR (j.state = 'running' AND j.lease_expires_at < now())) RETURNING " +
             kJobColumns,
-        id, owner, static_cast<double>(options_.lease.count()));
+        owner, static_cast<double>(options_.lease.count()), id);
     if (claimed.empty()) return std::nullopt;
     Job job = JobFromRow(claimed[0]);
     AddEvent(tx, job.id, "claimed", owner,
@@ -292,11 +311,7 @@ bool PgJobQueue::MarkCancelled(int64_t id, const std::string& owner) {
 
 Job PgJobQueue::Retry(int64_t id, const std::string& who) {
   return WithTransaction("retry", [&](pqxx::work& tx) {
-    const auto current = tx.exec_params(
-        "SELECT state, coalesce(lease_expires_at < now(), false) FROM jobs WHERE id = $1 FOR UPDATE", id);
-    if (current.empty()) throw Error(ErrorCode::kNotFound, "job " + std::to_string(id) + " does not exist");
-    const std::string state = current[0][0].as<std::string>();
-    const bool orphaned = state == "running" && current[0][1].as<bool>();
+    const auto [state, orphaned] = LockedState(tx, id);
     if (state != "failed" && state != "cancelled" && state != "done" && !orphaned) {
       throw Error(ErrorCode::kInvalidInput,
                   "job " + std::to_string(id) + " is " + state +
@@ -304,11 +319,9 @@ Job PgJobQueue::Retry(int64_t id, const std::string& who) {
                                           : ": only failed, cancelled or done jobs (or running ones whose worker is gone) "
                                             "can be retried"));
     }
-    tx.exec_params(
-        "UPDATE jobs SET state = 'queued', attempts = 0, error = NULL, not_before = now(), progress = 0,"
-        " progress_message = 'queued again', cancel_requested = false, finished_at = NULL, updated_at = now(),"
-        " lease_owner = NULL, lease_expires_at = NULL WHERE id = $1",
-        id);
+    tx.exec_params(std::string("UPDATE jobs SET ") + kQueueAgainSet +
+                       ", cancel_requested = false, lease_owner = NULL, lease_expires_at = NULL WHERE id = $1",
+                   id);
     AddEvent(tx, id, state == "done" ? "rerun-requested" : "retry-requested", who,
              orphaned ? "was running; its worker stopped renewing the lease" : "was " + state);
     return JobFromRow(tx.exec_params("SELECT " + kJobColumns + " FROM jobs j WHERE j.id = $1", id)[0]);
@@ -317,12 +330,9 @@ Job PgJobQueue::Retry(int64_t id, const std::string& who) {
 
 bool PgJobQueue::Rerun(int64_t id, const std::string& reason) {
   return WithTransaction("rerun", [&](pqxx::work& tx) {
-    const bool queued = tx.exec_params(
-                            "UPDATE jobs SET state = 'queued', attempts = 0, error = NULL, not_before = now(),"
-                            " progress = 0, progress_message = 'queued again', finished_at = NULL, updated_at = now()"
-                            " WHERE id = $1 AND state = 'done'",
-                            id)
-                            .affected_rows() == 1;
+    const bool queued =
+        tx.exec_params(std::string("UPDATE jobs SET ") + kQueueAgainSet + " WHERE id = $1 AND state = 'done'", id)
+            .affected_rows() == 1;
     if (queued) AddEvent(tx, id, "rerun", "", reason);
     return queued;
   });
@@ -330,11 +340,7 @@ bool PgJobQueue::Rerun(int64_t id, const std::string& reason) {
 
 Job PgJobQueue::Cancel(int64_t id, const std::string& who) {
   return WithTransaction("cancel", [&](pqxx::work& tx) {
-    const auto current = tx.exec_params(
-        "SELECT state, coalesce(lease_expires_at < now(), false) FROM jobs WHERE id = $1 FOR UPDATE", id);
-    if (current.empty()) throw Error(ErrorCode::kNotFound, "job " + std::to_string(id) + " does not exist");
-    const std::string state = current[0][0].as<std::string>();
-    const bool orphaned = state == "running" && current[0][1].as<bool>();
+    const auto [state, orphaned] = LockedState(tx, id);
     if (state == "queued" || orphaned) {
       tx.exec_params(
           "UPDATE jobs SET state = 'cancelled', progress_message = 'cancelled', finished_at = now(),"
@@ -619,7 +625,6 @@ std::vector<std::string> PgJobQueue::NotRouted(const std::vector<std::string>& s
 
 void PgJobQueue::RegisterWorker(const WorkerInfo& worker, double ttl_seconds) {
   WithTransaction("register worker", [&](pqxx::work& tx) {
-    tx.exec("DELETE FROM workers WHERE expires_at < now() - interval '1 day'");  // long gone
     tx.exec_params(
         "INSERT INTO workers (owner, orthanc_id, kind, host, threads, gpu, expires_at)"
         " VALUES ($1, $2, $3, $4, $5, nullif($6, ''), now() + make_interval(secs => $7))"
@@ -629,17 +634,9 @@ void PgJobQueue::RegisterWorker(const WorkerInfo& worker, double ttl_seconds) {
   });
 }
 
-void PgJobQueue::TouchWorker(const std::string& owner, double ttl_seconds) {
-  WithTransaction("touch worker", [&](pqxx::work& tx) {
-    tx.exec_params("UPDATE workers SET last_seen = now(), expires_at = now() + make_interval(secs => $2) WHERE owner = $1",
-                   owner, ttl_seconds);
-    return 0;
-  });
-}
-
 void PgJobQueue::UnregisterWorker(const std::string& owner) {
   WithTransaction("unregister worker", [&](pqxx::work& tx) {
-    tx.exec_params("DELETE FROM workers WHERE owner = $1", owner);
+    tx.exec_params("DELETE FROM workers WHERE owner = $1 OR expires_at < now() - interval '1 day'", owner);  // and long gone ones
     return 0;
   });
 }

@@ -185,10 +185,10 @@ class PgJobQueue {
   // returns how many jobs were adopted. Done by the Orthanc node at start.
   int AdoptUnbound();
 
-  // Worker registrations: a pool registers when it starts (its row lives `ttl_seconds` unless
-  // renewed: TouchWorker at every heartbeat), and removes it when it stops. Workers: newest first.
+  // Worker registrations: a pool registers when it starts and again at every heartbeat (its row
+  // lives `ttl_seconds` unless renewed), and removes it when it stops (rows gone for a day go too).
+  // Workers: newest first.
   void RegisterWorker(const WorkerInfo& worker, double ttl_seconds);
-  void TouchWorker(const std::string& owner, double ttl_seconds);
   void UnregisterWorker(const std::string& owner);
   std::vector<WorkerInfo> Workers();
 

@@ -329,7 +329,7 @@ TEST(JobQueueCapabilities, WorkersRegisterRenewExpireAndUnregister) {
   EXPECT_EQ(workers[0].threads, 2);
   std::this_thread::sleep_for(1200ms);
   EXPECT_FALSE(queue.Workers()[0].live) << "not renewed within its time";
-  queue.TouchWorker("a", 60);
+  queue.RegisterWorker({.owner = "a", .orthanc_id = "east", .kind = "plugin", .host = "h1", .threads = 2}, 60);
   EXPECT_TRUE(queue.Workers()[0].live);
   queue.UnregisterWorker("a");
   EXPECT_TRUE(queue.Workers().empty());

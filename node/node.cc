@@ -2,21 +2,20 @@
 
 #include <chrono>
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 
 #include "anonymizer/vault.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/version.h"
+#include "dicom/folder_source.h"
 #include "jobs/job_json.h"
-#include "pg/migrations.h"
-#include "pg/dsn.h"
 #include "nifti/series_to_nifti.h"
+#include "orthanc/orthanc_study_source.h"
+#include "pg/dsn.h"
+#include "pg/migrations.h"
+#include "pipeline/processing_pipeline.h"
 #include "pipeline/routing_inputs.h"
 #include "processors/processor.h"
-#include "pipeline/processing_pipeline.h"
-#include "orthanc/orthanc_study_source.h"
 #include "routing/rules.h"
 
 namespace procnode {
@@ -33,26 +32,18 @@ NodeConfig WithTimeouts(NodeConfig config) {
   return config;
 }
 
-std::string ReadTextFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(ErrorCode::kInvalidInput, "ProcNode.RulesFile: cannot read " + path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
+// What a rule's jobs ask of a worker's GPU: device "gpu" needs one; device "auto" (the default)
+// prefers one where the processor has a GPU implementation.
+struct GpuRequirement {
+  bool needs = false, prefers = false;
+};
 
-// A rule whose action says device "gpu" makes jobs only a worker with a GPU may claim.
-bool NeedsGpu(const std::string& parameters_json) {
-  const auto parameters = nlohmann::json::parse(parameters_json, nullptr, false);
-  return parameters.is_object() && parameters.value("device", "") == "gpu";
-}
-
-// A rule that lets the device be chosen (device auto) for a processor with a GPU implementation.
-bool PrefersGpu(const Rule& rule) {
+GpuRequirement GpuRequirementOf(const Rule& rule) {
   const auto parameters = nlohmann::json::parse(rule.parameters_json, nullptr, false);
   const std::string device = parameters.is_object() ? parameters.value("device", "auto") : "auto";
   const Processor* processor = FindProcessor(rule.pipeline);
-  return device == "auto" && processor != nullptr && processor->Info().has_gpu_implementation;
+  return {.needs = device == "gpu",
+          .prefers = device == "auto" && processor != nullptr && processor->Info().has_gpu_implementation};
 }
 
 }  // namespace
@@ -128,7 +119,7 @@ Node::Node(NodeConfig config, OrthancRest& rest)
                                std::to_string(active) + " is saved in the job database and wins");
     } else {
       try {
-        const auto saved = SaveRules(ReadTextFile(config_.rules_file), "RulesFile", "loaded from " + config_.rules_file);
+        const auto saved = SaveRules(ReadFileBytes(config_.rules_file), "RulesFile", "loaded from " + config_.rules_file);
         Log(LogLevel::kInfo, "ProcNode.RulesFile " + config_.rules_file + " saved as rule set version " +
                                  std::to_string(saved["version"].get<int>()));
       } catch (const Error& e) {
@@ -145,10 +136,7 @@ void Node::StartWork() {
     std::lock_guard lock(mutex_);
     if (intake_thread_.joinable()) return;
     stopping_ = false;
-  }
-  {  // Studies that became stable while no node listened are found by a reconciliation first.
-    std::lock_guard lock(mutex_);
-    reconcile_needed_ = true;
+    reconcile_needed_ = true;  // studies that became stable while no node listened are found first
   }
   intake_thread_ = std::thread([this] { IntakeLoop(); });
   delivery_thread_ = std::thread([this] { DeliveryLoop(); });
@@ -281,10 +269,14 @@ void Node::IntakeLoop() {
       Log(attempt == 1 || attempt % 10 == 0 ? LogLevel::kWarning : LogLevel::kInfo,
           "study " + study_id + ": not enqueued yet (" + e.what() + "), attempt " + std::to_string(attempt) +
               ", next in " + std::to_string(delay.count()) + " s");
-      for (auto it = deferred_.begin(); it != deferred_.end();) it = it->second == study_id ? deferred_.erase(it) : std::next(it);
-      deferred_.emplace(std::chrono::steady_clock::now() + delay, study_id);
+      DeferLocked(study_id, std::chrono::steady_clock::now() + delay);
     }
   }
+}
+
+void Node::DeferLocked(const std::string& study_id, std::chrono::steady_clock::time_point due) {
+  for (auto it = deferred_.begin(); it != deferred_.end();) it = it->second == study_id ? deferred_.erase(it) : std::next(it);
+  deferred_.emplace(due, study_id);
 }
 
 void Node::Reconcile() {
@@ -425,8 +417,7 @@ void Node::Intake(const std::string& study_id) {
                                              : "a rule waits for a series") +
                              ", waited " + std::to_string(static_cast<int>(waited)) + " s)");
     std::lock_guard lock(mutex_);
-    for (auto it = deferred_.begin(); it != deferred_.end();) it = it->second == study_id ? deferred_.erase(it) : std::next(it);
-    deferred_.emplace(now + std::chrono::seconds(2), study_id);
+    DeferLocked(study_id, now + std::chrono::seconds(2));
     return;
   }
   if (!incomplete.empty()) {
@@ -442,6 +433,7 @@ void Node::Intake(const std::string& study_id) {
   }
   bool created = false;
   for (const auto& job : planned) {
+    const auto gpu = GpuRequirementOf(job.rule);
     const auto result = queue_.Enqueue({.idempotency_key = job.idempotency_key,
                                         .study_id = study_id,
                                         .series_id = job.series_id,
@@ -451,8 +443,8 @@ void Node::Intake(const std::string& study_id) {
                                         .parameters_json = job.rule.parameters_json,
                                         .priority = job.priority,
                                         .max_attempts = config_.max_attempts,
-                                        .needs_gpu = NeedsGpu(job.rule.parameters_json),
-                                        .prefers_gpu = PrefersGpu(job.rule)});
+                                        .needs_gpu = gpu.needs,
+                                        .prefers_gpu = gpu.prefers});
     if (!result.created) RerunIfResultsGone(result.id, study_id);  // received again after a deletion?
     Log(LogLevel::kInfo, "study " + study_id + ": " +
                              (result.created ? "enqueued job " : "already has job ") + std::to_string(result.id) +

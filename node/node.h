@@ -109,6 +109,8 @@ class Node {
   void DeliveryLoop();
   void Deliver(const Delivery& delivery);
   void Intake(const std::string& study_id);
+  // (Re)schedules a study's next look at `due`, replacing an earlier one. Caller holds mutex_.
+  void DeferLocked(const std::string& study_id, std::chrono::steady_clock::time_point due);
   // Queues every stable study Orthanc holds that was never routed (and the intake rows left from
   // before a restart). Throws Error when Orthanc or the job database cannot be read.
   void Reconcile();
