@@ -17,7 +17,15 @@ const api = async (method, path, body, headers = {}) => {
 };
 
 const $ = (id) => document.getElementById(id);
-const escapeHtml = (s) => String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" }[c]));
+// A DOM element: h("span", { className: "ok", title: "..." }, "text", otherNode, ...). Text goes in
+// as text nodes (never parsed as HTML), so nothing from the server can inject markup; empty
+// children (null, false, "") are left out.
+const h = (tag, { dataset = {}, ...props } = {}, ...children) => {
+  const element = Object.assign(document.createElement(tag), props);
+  for (const [key, value] of Object.entries(dataset)) element.dataset[key] = value;
+  element.append(...children.flat().filter((c) => c !== null && c !== undefined && c !== false && c !== ""));
+  return element;
+};
 
 let validationTimer = null;
 let valid = false;
@@ -42,28 +50,29 @@ async function validate() {
   valid = result.valid;
   $("save").disabled = !valid;
   $("rules-editor").classList.toggle("invalid", !valid);
-  $("validation").innerHTML = valid
-    ? '<span class="ok">✓ valid rule set</span>'
-    : '<ul class="error-list">' + result.errors.map((e) =>
-        `<li><code>${escapeHtml(e.pointer || "/")}</code>: ${escapeHtml(e.reason)}</li>`).join("") + "</ul>";
+  $("validation").replaceChildren(valid
+    ? h("span", { className: "ok" }, "✓ valid rule set")
+    : h("ul", { className: "error-list" },
+        result.errors.map((e) => h("li", {}, h("code", {}, e.pointer || "/"), `: ${e.reason}`))));
 }
 
 async function save() {
   $("save-result").textContent = "";
   try {
     const saved = await api("PUT", "../rules", $("rules-editor").value, { "X-Procnode-Comment": $("comment").value });
-    $("save-result").innerHTML = `<span class="ok">Saved as version ${saved.version}; new studies are routed with it now.</span>`;
+    $("save-result").replaceChildren(
+      h("span", { className: "ok" }, `Saved as version ${saved.version}; new studies are routed with it now.`));
     $("comment").value = "";
     await loadRules();
   } catch (e) {
-    $("save-result").innerHTML = `<span class="error-list">Not saved: ${escapeHtml(e.message)}</span>`;
+    $("save-result").replaceChildren(h("span", { className: "error-list" }, `Not saved: ${e.message}`));
   }
 }
 
 async function loadStudies() {
   const ids = await api("GET", "../../studies");
   const select = $("study");
-  select.innerHTML = "";
+  select.replaceChildren();
   for (const id of ids) {
     const study = await api("GET", `../../studies/${id}`);
     const tags = study.MainDicomTags || {};
@@ -83,26 +92,27 @@ async function dryRun() {
     const body = { study: $("study").value };
     if (valid) body.rules = JSON.parse($("rules-editor").value);
     const result = await api("POST", "../rules/dry-run", body);
-    target.innerHTML = `<p class="muted">Calling AET ${escapeHtml(result.calling_aet || "?")}, called AET ${escapeHtml(result.called_aet || "?")}; ` +
-      `${result.jobs.length} job(s) would be created.</p>` +
-      result.rules.map((r) => `<div class="rule-result ${r.fires ? "fires" : ""}">
-        <h3>${r.fires ? "✓ fires" : "✗ does not fire"}: ${escapeHtml(r.rule)}</h3>
-        <div class="muted">${escapeHtml(r.why)}</div>
-        <ul class="conditions">${r.conditions.map((c) =>
-          `<li class="${c.result}"><code>${escapeHtml(c.condition)}</code> — value ${escapeHtml(c.actual)}: ${c.result}</li>`).join("")}</ul>
-      </div>`).join("");
+    target.replaceChildren(
+      h("p", { className: "muted" }, `Calling AET ${result.calling_aet || "?"}, called AET ${result.called_aet || "?"}; ` +
+        `${result.jobs.length} job(s) would be created.`),
+      ...result.rules.map((r) => h("div", { className: r.fires ? "rule-result fires" : "rule-result" },
+        h("h3", {}, `${r.fires ? "✓ fires" : "✗ does not fire"}: ${r.rule}`),
+        h("div", { className: "muted" }, r.why),
+        h("ul", { className: "conditions" }, r.conditions.map((c) =>
+          h("li", { className: c.result }, h("code", {}, c.condition), ` — value ${c.actual}: ${c.result}`))))));
   } catch (e) {
-    target.innerHTML = `<span class="error-list">${escapeHtml(e.message)}</span>`;
+    target.replaceChildren(h("span", { className: "error-list" }, e.message));
   }
 }
 
 // A job's deliveries: destination and state; a failed attempt's reason in the tooltip.
 function deliverySummary(job) {
-  return (job.deliveries || []).map((d) => {
+  return (job.deliveries || []).flatMap((d, i) => {
     const tries = d.state === "sent" ? "" : ` ${d.attempts}/${d.max_attempts}`;
-    const title = d.last_error ? ` title="${escapeHtml(d.last_error)}"` : "";
-    return `<span class="delivery ${d.state}"${title}>${escapeHtml(d.destination)} ${d.state}${tries}</span>`;
-  }).join(" ");
+    const span = h("span", { className: `delivery ${d.state}` }, `${d.destination} ${d.state}${tries}`);
+    if (d.last_error) span.title = d.last_error;
+    return i === 0 ? [span] : [" ", span];
+  });
 }
 
 // One line of a finished job's measurements (lung processor or volume statistics).
@@ -122,20 +132,25 @@ function resultSummary(job) {
 async function loadJobs() {
   const state = $("job-filter").value;
   const jobs = await api("GET", "../jobs" + (state ? `?state=${state}` : ""));
-  $("jobs").querySelector("tbody").innerHTML = jobs.map((j) => `<tr data-job="${j.id}">
-    <td>${j.id}</td>
-    <td class="state ${j.state}">${j.state}</td>
-    <td>${Math.round(j.progress * 100)}% <span class="muted">${escapeHtml(j.progress_message || "")}</span>${j.waiting_for ? ` <span class="error-text">waiting for ${escapeHtml(j.waiting_for)}</span>` : ""}</td>
-    <td>${escapeHtml(j.rule.id)}@${j.rule.version}</td>
-    <td>${escapeHtml(j.pipeline)}</td>
-    <td>${j.attempts}/${j.max_attempts}</td>
-    <td>${j.error ? `<span class="error-text">${escapeHtml(j.error)}</span>` : escapeHtml(resultSummary(j))}</td>
-    <td class="deliveries">${deliverySummary(j)}</td>
-    <td>${["failed", "cancelled"].includes(j.state) ? `<button class="small" data-action="retry">Retry</button>` : ""}
-        ${j.state === "done" ? `<button class="small" data-action="retry" title="run the job again (its results are replaced)">Re-run</button>` : ""}
-        ${["queued", "running"].includes(j.state) ? `<button class="small" data-action="cancel">Cancel</button>` : ""}
-        ${(j.deliveries || []).some((d) => ["sent", "dead"].includes(d.state)) ? `<button class="small" data-action="resend" title="send the results to the job's destinations again">Resend</button>` : ""}</td>
-  </tr>`).join("") || '<tr><td colspan="9" class="muted">no jobs</td></tr>';
+  const button = (action, label, title) => h("button", { className: "small", dataset: { action }, title: title || "" }, label);
+  const rows = jobs.map((j) => h("tr", { dataset: { job: j.id } },
+    h("td", {}, String(j.id)),
+    h("td", { className: `state ${j.state}` }, j.state),
+    h("td", {}, `${Math.round(j.progress * 100)}% `, h("span", { className: "muted" }, j.progress_message || ""),
+      j.waiting_for && [" ", h("span", { className: "error-text" }, `waiting for ${j.waiting_for}`)]),
+    h("td", {}, `${j.rule.id}@${j.rule.version}`),
+    h("td", {}, j.pipeline),
+    h("td", {}, `${j.attempts}/${j.max_attempts}`),
+    h("td", {}, j.error ? h("span", { className: "error-text" }, j.error) : resultSummary(j)),
+    h("td", { className: "deliveries" }, deliverySummary(j)),
+    h("td", {},
+      ["failed", "cancelled"].includes(j.state) && button("retry", "Retry"),
+      j.state === "done" && button("retry", "Re-run", "run the job again (its results are replaced)"),
+      ["queued", "running"].includes(j.state) && button("cancel", "Cancel"),
+      (j.deliveries || []).some((d) => ["sent", "dead"].includes(d.state)) &&
+        button("resend", "Resend", "send the results to the job's destinations again"))));
+  $("jobs").querySelector("tbody").replaceChildren(
+    ...(rows.length ? rows : [h("tr", {}, h("td", { colSpan: 9, className: "muted" }, "no jobs"))]));
 }
 
 async function jobAction(event) {
@@ -156,15 +171,17 @@ async function loadStatus() {
     const pools = await api("GET", "../workers").catch(() => []);
     const live = pools.filter((w) => w.live);
     const d = s.deliveries || {};
-    // Results that could not be sent after every retry wait in the dead-letter state for a resend.
-    const dead = d.dead ? ` · <span class="error-text">${d.dead} delivery(ies) failed for good: Resend from the job</span>` : "";
-    $("node-status").innerHTML = escapeHtml(`v${s.version} · ${s.workers} worker(s) · ` +
+    const warning = (text) => [" · ", h("span", { className: "error-text" }, text)];
+    $("node-status").replaceChildren(`v${s.version} · ${s.workers} worker(s) · ` +
       `${s.gpu.found ? "GPU " + s.gpu.name : "CPU only"} · queued ${s.queue.queued}, running ${s.queue.running}, failed ${s.queue.failed}` +
       ` · deliveries ${d.pending || 0} pending, ${d.sent || 0} sent` +
       ` · worker pools ${live.length} live (${live.filter((w) => w.kind === "standalone").length} standalone, ` +
-      `${live.filter((w) => w.gpu).length} with GPU)`) + dead +
-      (s.intake && s.intake.waiting_for_database ? ' · <span class="error-text">intake waiting for the job database</span>' : "") +
-      (s.identity && s.identity.mode === "none" ? ` · <span class="error-text">callers not verified${s.identity.anonymous_administration ? " (anonymous administration: lab only)" : ""}</span>` : "");
+      `${live.filter((w) => w.gpu).length} with GPU)`,
+      // Results that could not be sent after every retry wait in the dead-letter state for a resend.
+      ...(d.dead ? warning(`${d.dead} delivery(ies) failed for good: Resend from the job`) : []),
+      ...(s.intake && s.intake.waiting_for_database ? warning("intake waiting for the job database") : []),
+      ...(s.identity && s.identity.mode === "none"
+        ? warning(`callers not verified${s.identity.anonymous_administration ? " (anonymous administration: lab only)" : ""}`) : []));
   } catch (e) {
     $("node-status").textContent = "procnode unreachable: " + e.message;
   }
