@@ -45,6 +45,7 @@
 #include "pg/migrations.h"
 #include "pipeline/processing_pipeline.h"
 #include "pipeline/routing_inputs.h"
+#include "processors/builtin.h"
 #include "processors/processor.h"
 #include "processors/volume_stats.h"
 #include "results/key_images.h"
@@ -85,7 +86,7 @@ nlohmann::json ParseParams(const std::vector<std::string>& params) {
 
 int Process(const Args& args) {
   if (args.positional.size() != 3) throw Error(ErrorCode::kInvalidInput, "process needs PROCESSOR DICOM_DIR");
-  const Processor& processor = GetProcessor(args.positional[1]);
+  const Processor& processor = BuiltinProcessors().Get(args.positional[1]);
   const nlohmann::json parameters = ParseParams(args.params);
   ResolveParameters(processor.Info(), parameters);  // bad parameters fail before any reading
   const std::filesystem::path out = args.Required("out");
@@ -118,7 +119,7 @@ int Process(const Args& args) {
   const Provenance provenance{.job = "cli", .rule = "command line", .node = "local",
                               .study_id = std::filesystem::path(args.positional[2]).filename().string(),
                               .idempotency_key = IdempotencyKey("cli", inputs, rule)};
-  const auto result = RunPipeline(processor.Info().name, parameters, source, sink, ctx, provenance);
+  const auto result = RunPipeline(processor, parameters, source, sink, ctx, provenance);
   if (terminal) std::cerr << "\n";
   WriteFile(out / "report.pdf", result.pdf);
   if (!result.output.labels.empty()) {
@@ -304,7 +305,7 @@ int Rules(const Args& args) {
     throw Error(ErrorCode::kInvalidInput, "rules needs: validate FILE, or test FILE DICOM_DIR");
   }
   const std::string& path = args.positional[2];
-  const auto parsed = ParseRuleSet(ReadFileBytes(path), DefaultVocabulary());
+  const auto parsed = ParseRuleSet(ReadFileBytes(path), DefaultVocabulary(BuiltinProcessors()));
   if (!parsed.rule_set) {
     for (const auto& error : parsed.errors) {
       std::cerr << path << ": " << (error.pointer.empty() ? "/" : error.pointer) << ": " << error.reason << "\n";
@@ -445,7 +446,7 @@ int Run(int argc, char** argv) {
   if (command == "process") return Process(args);
   if (command == "processors") {
     nlohmann::json list = nlohmann::json::array();
-    for (const Processor* p : Processors()) list.push_back(ProcessorJson(p->Info()));
+    for (const Processor* p : BuiltinProcessors().All()) list.push_back(ProcessorJson(p->Info()));
     std::cout << list.dump(2) << "\n";
     return 0;
   }

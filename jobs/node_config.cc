@@ -79,7 +79,7 @@ NodeConfig ParseNodeConfig(const std::string& orthanc_configuration_json, const 
 
   static const std::set<std::string> kKnown{
       "Database", "PhiVault", "Workers", "Gpu", "WorkDirectory", "NodeName", "LeaseSeconds",
-      "HeartbeatSeconds", "MaxAttempts", "RetryBackoffSeconds", "PollSeconds", "ResultSeriesNumber",
+      "HeartbeatSeconds", "MaxAttempts", "RetryBackoffSeconds", "PollSeconds", "ResultSeriesNumber", "ResultSeriesNumbers",
       "Destinations", "RulesFile", "TestHooks", "Admins", "CompletenessMaxWaitSeconds", "DeliveryMaxAttempts",
       "DeliveryBackoffSeconds", "VaultRoles", "CleanPixelRules", "TrustedUserHeader", "AllowAnonymousAdministration",
       "DatabaseConnectTimeoutSeconds", "DatabaseStatementTimeoutSeconds", "OrthancId", "GpuWaitSeconds"};
@@ -113,7 +113,20 @@ NodeConfig ParseNodeConfig(const std::string& orthanc_configuration_json, const 
   config.max_attempts = Integer(section, "MaxAttempts", config.max_attempts, 1, 100);
   config.retry_backoff_seconds = Number(section, "RetryBackoffSeconds", config.retry_backoff_seconds, 0, 86400);
   config.poll_seconds = Number(section, "PollSeconds", config.poll_seconds, 0.05, 3600);
-  config.result_series_number = Integer(section, "ResultSeriesNumber", config.result_series_number, 1, 2147483647);
+  if (section.contains("ResultSeriesNumber")) {
+    const int first = Integer(section, "ResultSeriesNumber", 9001, 1, 2147483645);
+    config.result_series_numbers = {{"encapsulated-pdf", first}, {"seg", first + 1}, {"sr", first + 2}};
+  }
+  if (section.contains("ResultSeriesNumbers")) {
+    const json& numbers = section["ResultSeriesNumbers"];
+    if (!numbers.is_object()) Bad("ResultSeriesNumbers", "must be an object of result kind -> series number");
+    for (const auto& [kind, value] : numbers.items()) {
+      if (!value.is_number_integer() || value.get<long>() < 1 || value.get<long>() > 2147483647) {
+        Bad("ResultSeriesNumbers." + kind, "must be an integer from 1 to 2147483647, got " + value.dump());
+      }
+      config.result_series_numbers[kind] = value.get<int>();
+    }
+  }
   config.completeness_max_wait_seconds =
       Integer(section, "CompletenessMaxWaitSeconds", config.completeness_max_wait_seconds, 0, 86400);
   config.admins = UserNames(section, "Admins");

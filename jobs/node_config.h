@@ -31,7 +31,10 @@ struct NodeConfig {
   int max_attempts = 3;
   double retry_backoff_seconds = 10;
   double poll_seconds = 1;
-  int result_series_number = 9001;
+  // Series numbers of result objects by kind (ProcNode.ResultSeriesNumbers, e.g. {"seg": 9102});
+  // ProcNode.ResultSeriesNumber N (first wave) numbers the report N, the SEG N+1 and the SR N+2.
+  // A kind not given takes its writer's default. Kinds are checked by the node against its writers.
+  std::map<std::string, int> result_series_numbers;
   int completeness_max_wait_seconds = 600;  // how long a study whose series say they are incomplete waits
   std::vector<std::string> admins;            // users allowed to change rules and jobs; empty: anyone
   std::string clean_pixel_rules_json;         // ProcNode.CleanPixelRules (JSON list), for anonymized routes

@@ -54,6 +54,18 @@ TEST(NodeConfig, ErrorsNameTheKeyAndTheReason) {
   EXPECT_NE(ErrorOf("not json").find("not JSON"), std::string::npos);
 }
 
+TEST(NodeConfig, ResultSeriesNumbersPerKindOverTheFirstWavesBaseNumber) {
+  EXPECT_TRUE(ParseNodeConfig(R"({"ProcNode": {"Database": "d"}})", Env({})).result_series_numbers.empty());
+  const auto config = ParseNodeConfig(
+      R"({"ProcNode": {"Database": "d", "ResultSeriesNumber": 500, "ResultSeriesNumbers": {"sr": 42}}})", Env({}));
+  EXPECT_EQ(config.result_series_numbers, (std::map<std::string, int>{{"encapsulated-pdf", 500}, {"seg", 501}, {"sr", 42}}));
+  EXPECT_TRUE(config.warnings.empty());
+  EXPECT_NE(ErrorOf(R"({"ProcNode": {"Database": "d", "ResultSeriesNumbers": {"seg": "x"}}})").find("ProcNode.ResultSeriesNumbers.seg"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"ProcNode": {"Database": "d", "ResultSeriesNumbers": [1]}})").find("ProcNode.ResultSeriesNumbers"),
+            std::string::npos);
+}
+
 TEST(NodeConfig, AMisspeltKeyIsReportedNotSilentlyIgnored) {
   const auto config = ParseNodeConfig(R"({"ProcNode": {"Database": "d", "Worker": 3}})", Env({}));
   ASSERT_EQ(config.warnings.size(), 1u);

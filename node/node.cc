@@ -1,5 +1,6 @@
 #include "node/node.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 
@@ -15,6 +16,7 @@
 #include "pg/migrations.h"
 #include "pipeline/processing_pipeline.h"
 #include "pipeline/routing_inputs.h"
+#include "processors/builtin.h"
 #include "processors/processor.h"
 #include "routing/rules.h"
 
@@ -38,10 +40,10 @@ struct GpuRequirement {
   bool needs = false, prefers = false;
 };
 
-GpuRequirement GpuRequirementOf(const Rule& rule) {
+GpuRequirement GpuRequirementOf(const Rule& rule, const ProcessorRegistry& processors) {
   const auto parameters = nlohmann::json::parse(rule.parameters_json, nullptr, false);
   const std::string device = parameters.is_object() ? parameters.value("device", "auto") : "auto";
-  const Processor* processor = FindProcessor(rule.pipeline);
+  const Processor* processor = processors.Find(rule.pipeline);
   return {.needs = device == "gpu",
           .prefers = device == "auto" && processor != nullptr && processor->Info().has_gpu_implementation};
 }
@@ -61,6 +63,15 @@ Node::Node(NodeConfig config, OrthancRest& rest)
                           .orthanc_id = config_.orthanc_id,
                           .has_gpu = gpu_.found && config_.gpu != "cpu",
                           .gpu_wait = std::chrono::seconds(config_.gpu_wait_seconds)}) {
+  RegisterBuiltinProcessors(processors_);
+  const auto kinds = ResultKinds();
+  for (const auto& [kind, number] : config_.result_series_numbers) {
+    if (std::find(kinds.begin(), kinds.end(), kind) == kinds.end()) {
+      std::string known;
+      for (const auto& k : kinds) known += (known.empty() ? "" : ", ") + k;
+      throw Error(ErrorCode::kInvalidInput, "ProcNode.ResultSeriesNumbers: no result kind \"" + kind + "\" (kinds: " + known + ")");
+    }
+  }
   Log(LogLevel::kInfo, "job database: connecting to " + DescribeDsn(config_.database) + " (gives up after " +
                            std::to_string(config_.database_connect_timeout_seconds) + " s; statements after " +
                            std::to_string(config_.database_statement_timeout_seconds) + " s)");
@@ -355,14 +366,14 @@ std::shared_ptr<const RuleSet> Node::CurrentRules() {
     if (stored) body = stored->body;
   }
   const std::set<std::string> destinations(config_.destinations.begin(), config_.destinations.end());
-  auto parsed = ParseRuleSet(body, DefaultVocabulary(destinations));
+  auto parsed = ParseRuleSet(body, DefaultVocabulary(processors_, destinations));
   if (!parsed.rule_set) {
     // Validated when saved; can fail only if the configuration changed since (a destination removed).
     Log(LogLevel::kError, "rule set version " + std::to_string(version) + " is no longer valid (" +
                               parsed.errors.front().pointer + ": " + parsed.errors.front().reason + ")" +
                               (rules_ ? "; keeping version " + std::to_string(rules_version_) : "; using the default"));
     if (rules_) return rules_;
-    parsed = ParseRuleSet(DefaultRuleSetJson(), DefaultVocabulary(destinations));
+    parsed = ParseRuleSet(DefaultRuleSetJson(), DefaultVocabulary(processors_, destinations));
   }
   parsed.rule_set->version = version;
   rules_ = std::make_shared<const RuleSet>(std::move(*parsed.rule_set));
@@ -433,7 +444,7 @@ void Node::Intake(const std::string& study_id) {
   }
   bool created = false;
   for (const auto& job : planned) {
-    const auto gpu = GpuRequirementOf(job.rule);
+    const auto gpu = GpuRequirementOf(job.rule, processors_);
     const auto result = queue_.Enqueue({.idempotency_key = job.idempotency_key,
                                         .study_id = study_id,
                                         .series_id = job.series_id,
@@ -458,8 +469,9 @@ void Node::Intake(const std::string& study_id) {
 
 JobOutcome Node::RunJob(JobContext& context) {
   const Job& job = context.job();
-  if (FindProcessor(job.pipeline) == nullptr) {
-    throw Error(ErrorCode::kUnsupported, "pipeline '" + job.pipeline + "' is not known to procnode " + kVersion);
+  const Processor* processor = processors_.Find(job.pipeline);
+  if (processor == nullptr) {
+    throw Error(ErrorCode::kUnsupported, "processor '" + job.pipeline + "' is not known to this node (procnode " + kVersion + ")");
   }
   nlohmann::json parameters = nlohmann::json::parse(job.parameters_json, nullptr, false);
   if (!parameters.is_object()) throw Error(ErrorCode::kInvalidInput, "job parameters are not a JSON object");
@@ -508,7 +520,7 @@ JobOutcome Node::RunJob(JobContext& context) {
   ctx.stop_requested = [&context] { return context.StopRequested(); };
   ctx.device = ParseDevicePreference(device);
   ctx.font_path = PROCNODE_FONT;
-  ctx.result_series_number = config_.result_series_number;
+  ctx.result_series_numbers = config_.result_series_numbers;
   ctx.series_id = job.series_id;
   if (!config_.test_pause_after_stage.empty()) {
     ctx.after_stage = [this, &context](const std::string& stage) {
@@ -541,7 +553,7 @@ JobOutcome Node::RunJob(JobContext& context) {
       vault->Store(anonymization.project, pseudonym, identity, uid_map, "job " + std::to_string(job.id));
     };
   }
-  auto result = RunPipeline(job.pipeline, parameters, source, sink, ctx, provenance);
+  auto result = RunPipeline(*processor, parameters, source, sink, ctx, provenance);
   // The results go on to the rule's destinations; a destination that is down delays only them.
   if (!destinations.empty()) {
     std::vector<std::string> instances;
@@ -786,7 +798,7 @@ nlohmann::json Node::Rules() {
 
 nlohmann::json Node::ValidateRules(const std::string& body) {
   const std::set<std::string> destinations(config_.destinations.begin(), config_.destinations.end());
-  const auto parsed = ParseRuleSet(body, DefaultVocabulary(destinations));
+  const auto parsed = ParseRuleSet(body, DefaultVocabulary(processors_, destinations));
   return {{"valid", parsed.rule_set.has_value()}, {"errors", ErrorsToJson(parsed.errors)}};
 }
 
@@ -825,7 +837,7 @@ nlohmann::json Node::DryRun(const std::string& study_id, const std::string& rule
     rules = CurrentRules();
   } else {
     const std::set<std::string> destinations(config_.destinations.begin(), config_.destinations.end());
-    auto parsed = ParseRuleSet(rules_body, DefaultVocabulary(destinations));
+    auto parsed = ParseRuleSet(rules_body, DefaultVocabulary(processors_, destinations));
     if (!parsed.rule_set) {
       throw Error(ErrorCode::kInvalidInput, nlohmann::json{{"message", "rule set is not valid"},
                                                            {"errors", ErrorsToJson(parsed.errors)}}.dump());

@@ -28,6 +28,7 @@
 #include "jobs/node_config.h"
 #include "jobs/worker_pool.h"
 #include "orthanc/orthanc_rest.h"
+#include "processors/processor.h"
 #include "processors/volume_stats.h"
 #include "routing/rule_set.h"
 
@@ -62,6 +63,8 @@ class Node {
   void RequestStop();
   void OnStableStudy(const std::string& study_id);
 
+  // The processors this node runs (built-ins; external tools in a later issue).
+  const ProcessorRegistry& Processors() const { return processors_; }
   nlohmann::json Status();
   nlohmann::json Jobs(const std::optional<std::string>& state, int limit);
   // The registered worker pools of this node's Orthanc (in plugins and standalone), live or not.
@@ -122,6 +125,7 @@ class Node {
   StudyAttributes StudyForRouting(const std::string& study_id);
 
   NodeConfig config_;
+  ProcessorRegistry processors_;
   OrthancRest& rest_;
   GpuStatus gpu_;
   PgJobQueue queue_;

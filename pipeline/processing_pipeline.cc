@@ -8,7 +8,6 @@
 #include <cstdio>
 #include <ctime>
 
-#include "core/digest.h"
 #include "core/error.h"
 #include "core/format.h"
 #include "core/text.h"
@@ -18,16 +17,11 @@
 #include "anonymizer/anonymizing_source.h"
 #include "anonymizer/leak_checker.h"
 #include "dicom/io.h"
-#include "results/encapsulated_pdf.h"
 #include "results/key_images.h"
-#include "results/measurement_report.h"
-#include "results/segmentation.h"
 #include "results/pdf_report.h"
 
 namespace procnode {
 namespace {
-
-
 
 std::string UtcNow() {
   const std::time_t now = std::time(nullptr);
@@ -149,7 +143,7 @@ ReportContent BuildReport(const ProcessorInfo& info, const SeriesRef& series, co
                           const std::string& when, const nlohmann::json& timings) {
   const Volume& v = loaded.volume;
   ReportContent report;
-  report.title = info.name == kVolumeStatsPipeline ? "Volume statistics" : "Lung density and emphysema";
+  report.title = info.report_title.empty() ? info.name : info.report_title;
   report.subtitle = "procnode " + info.name + " " + info.version + ", on the study's " + (v.modality.empty() ? "input" : v.modality) + " series";
   // Who the report is about, as the source study says (pseudonymous on an anonymized route, where
   // the source is the de-identified copy): a clinical report must identify its patient.
@@ -212,7 +206,7 @@ SeriesRef PickSeries(const ProcessorInfo& info, const std::vector<SeriesRef>& se
 
 }  // namespace
 
-PipelineResult RunPipeline(const std::string& processor_name, const nlohmann::json& given_parameters, StudySource& clinical_source,
+PipelineResult RunPipeline(const Processor& processor, const nlohmann::json& given_parameters, StudySource& clinical_source,
                            ResultSink& sink, const PipelineContext& ctx, const Provenance& clinical_provenance) {
   std::unique_ptr<AnonymizingStudySource> anonymizing;
   if (ctx.anonymize) anonymizing = std::make_unique<AnonymizingStudySource>(clinical_source, *ctx.anonymize);
@@ -220,7 +214,6 @@ PipelineResult RunPipeline(const std::string& processor_name, const nlohmann::js
   // On an anonymized route the report names no clinical identifier (Orthanc IDs derive from them).
   Provenance provenance = clinical_provenance;
   if (anonymizing) provenance.study_id = "pseudonymous (anonymized route)";
-  const Processor& processor = GetProcessor(processor_name);
   const ProcessorInfo& info = processor.Info();
   const nlohmann::json parameters = ResolveParameters(info, given_parameters);
   Stages stages(ctx);
@@ -286,66 +279,21 @@ PipelineResult RunPipeline(const std::string& processor_name, const nlohmann::js
   stages.Begin("report", 0.88);
   const std::string when = UtcNow();
   result.pdf = RenderPdfReport(BuildReport(info, series, loaded, result.output, parameters, provenance, when, stages.timings()), ctx.font_path);
-  EncapsulatedPdfSpec spec;
-  spec.study = loaded.study;
-  spec.series_instance_uid = DerivedUid("procnode/" + info.name + "/series", provenance.idempotency_key);
-  spec.sop_instance_uid = DerivedUid("procnode/" + info.name + "/encapsulated-pdf", provenance.idempotency_key);
-  spec.series_number = ctx.result_series_number;
-  spec.series_description = "procnode " + info.name + " report";
-  spec.document_title = info.name == kVolumeStatsPipeline ? "Volume statistics" : "Lung density and emphysema";
-  spec.software_version = std::string("procnode ") + kVersion;
-  spec.sources = loaded.sources;
-  spec.pdf = result.pdf;
-  std::string dicom = MakeEncapsulatedPdf(spec);
-  // SEG and SR (TID 1500) where the processor labelled segments; a source they cannot describe
-  // (multi-frame, no plane geometry) costs the job those objects, not the report.
-  std::vector<std::pair<std::string, std::string>> structured;  // (kind, bytes)
+  const ResultInputs inputs{.info = info, .output = result.output, .loaded = loaded, .provenance = provenance,
+                            .report_pdf = result.pdf};
+  std::vector<ResultObject> objects;
   std::vector<std::string> result_warnings;
-  if (!result.output.labels.empty() && !result.output.segments.empty()) {
+  for (const ResultWriter* writer : ctx.writers ? *ctx.writers : DefaultResultWriters()) {
+    if (!writer->AppliesTo(result.output, objects)) continue;
+    const auto configured = ctx.result_series_numbers.find(writer->Kind());
+    const int number = configured != ctx.result_series_numbers.end() ? configured->second : writer->DefaultSeriesNumber();
+    // A source a writer cannot describe (a SEG of a multi-frame source without plane geometry)
+    // costs the job that object (and those made from it), not the report.
     try {
-      SegmentationSpec seg;
-      seg.study = loaded.study;
-      seg.series_instance_uid = DerivedUid("procnode/" + info.name + "/seg-series", provenance.idempotency_key);
-      seg.sop_instance_uid = DerivedUid("procnode/" + info.name + "/seg", provenance.idempotency_key);
-      seg.series_number = ctx.result_series_number + 1;
-      seg.series_description = "procnode " + info.name + " segmentation";
-      seg.source_series_instance_uid = loaded.series_instance_uid;
-      seg.sources = loaded.sources;
-      seg.algorithm_name = "procnode " + info.name;
-      seg.algorithm_version = info.version;
-      seg.software_version = std::string("procnode ") + kVersion;
-      for (const auto& s : result.output.segments) {
-        seg.segments.push_back({s.label, s.category, s.type, s.label_values, s.rgb});
-      }
-      const SegmentationResult made = MakeSegmentation(seg, v, result.output.labels);
-      structured.emplace_back("seg", made.dicom);
-      for (const auto& label : made.omitted) result_warnings.push_back("segment \"" + label + "\" is empty: left out of the SEG");
-      MeasurementReportSpec sr;
-      sr.study = loaded.study;
-      sr.series_instance_uid = DerivedUid("procnode/" + info.name + "/sr-series", provenance.idempotency_key);
-      sr.sop_instance_uid = DerivedUid("procnode/" + info.name + "/sr", provenance.idempotency_key);
-      sr.series_number = ctx.result_series_number + 2;
-      sr.series_description = "procnode " + info.name + " measurements";
-      sr.modality_of_sources = v.modality;
-      sr.source_series_instance_uid = loaded.series_instance_uid;
-      sr.sources = loaded.sources;
-      sr.segmentation_sop_instance_uid = seg.sop_instance_uid;
-      sr.segmentation_series_instance_uid = seg.series_instance_uid;
-      sr.device_observer_uid = DerivedUid("procnode/device-observer", provenance.node);
-      sr.device_observer_name = "procnode " + provenance.node;
-      sr.processor_name = info.name;
-      sr.software_version = std::string("procnode ") + kVersion;
-      for (std::size_t i = 0; i < result.output.segments.size(); ++i) {
-        const auto& s = result.output.segments[i];
-        if (made.segment_numbers[i] == 0) continue;
-        sr.groups.push_back({s.label, DerivedUid("procnode/" + info.name + "/tracking/" + s.label, provenance.idempotency_key),
-                             s.finding, s.finding_site, made.segment_numbers[i], s.measurements});
-      }
-      structured.emplace_back("sr", MakeMeasurementReport(sr));
+      objects.push_back(writer->Write(inputs, number, objects, result_warnings));
     } catch (const Error& e) {
-      if (e.code() == ErrorCode::kCancelled) throw;
-      result_warnings.push_back(std::string("SEG and SR not written: ") + e.what());
-      structured.clear();
+      if (writer->Essential() || e.code() == ErrorCode::kCancelled) throw;
+      result_warnings.push_back(writer->Kind() + " not written: " + e.what());
     }
   }
   stages.End();
@@ -357,18 +305,15 @@ PipelineResult RunPipeline(const std::string& processor_name, const nlohmann::js
       Reidentify(*object->getDataset(), clinical, *clinical_uids);
       bytes = WriteDicomBuffer(*object, kind);
     };
-    restore(dicom, "report-pdf");
-    for (auto& [kind, bytes] : structured) restore(bytes, kind);
+    for (auto& object : objects) restore(object.dicom, object.stem);
   } else if (anonymizing) {
     // The leak gate: no object leaves an anonymized route with a trace of the identities seen.
     const auto terms = anonymizing->PhiTerms();
-    std::vector<std::pair<std::string, const std::string*>> objects{{"report-pdf", &dicom}};
-    for (const auto& [kind, bytes] : structured) objects.emplace_back(kind, &bytes);
-    for (const auto& [kind, bytes] : objects) {
-      auto object = ReadDicomBuffer(*bytes, kind);
-      const auto hits = ScanDataset(*object->getDataset(), terms, kind);
+    for (const auto& made : objects) {
+      auto object = ReadDicomBuffer(made.dicom, made.stem);
+      const auto hits = ScanDataset(*object->getDataset(), terms, made.stem);
       if (!hits.empty()) {
-        throw Error(ErrorCode::kInternal, "leak gate: results held, PHI found in " + kind + " at " + hits.front().where +
+        throw Error(ErrorCode::kInternal, "leak gate: results held, PHI found in " + made.stem + " at " + hits.front().where +
                                               " (" + std::to_string(hits.size()) + " place(s))");
       }
     }
@@ -376,12 +321,9 @@ PipelineResult RunPipeline(const std::string& processor_name, const nlohmann::js
   }
 
   stages.Begin("store", 0.95);
-  const std::string stored = sink.Store(dicom, "report-pdf");
-  nlohmann::json results = nlohmann::json::array(
-      {{{"kind", "encapsulated-pdf"}, {"stored", stored}, {"series_number", ctx.result_series_number}}});
-  int offset = 1;
-  for (const auto& [kind, bytes] : structured) {
-    results.push_back({{"kind", kind}, {"stored", sink.Store(bytes, kind)}, {"series_number", ctx.result_series_number + offset++}});
+  nlohmann::json results = nlohmann::json::array();
+  for (const auto& object : objects) {
+    results.push_back({{"kind", object.kind}, {"stored", sink.Store(object.dicom, object.stem)}, {"series_number", object.series_number}});
   }
   stages.End();
 

@@ -1,7 +1,8 @@
 // The processing pipeline: study -> input series -> volume (through the NIfTI converter) ->
-// processor (processors/processor.h: "volume-stats", "lung-emphysema", ...) -> a PDF report
-// (figures, method and provenance; no patient identity) -> Encapsulated PDF stored as a new series
-// of the same study. The measurements go into the job's summary.
+// processor (given by the caller, from its registry) -> a PDF report (figures, method and
+// provenance) -> the result writers (result_writers.h: Encapsulated PDF, SEG, SR), each object
+// stored as a new series of the same study. The measurements go into the job's summary. The
+// pipeline names no processor and no result kind.
 //
 // The input series is the job's series (series-level rules) or the study's largest series that
 // the processor accepts (modality); a series it does not accept is Error(kInvalidInput) naming
@@ -20,12 +21,10 @@
 #include "anonymizer/deidentify.h"
 #include "core/study.h"
 #include "core/volume.h"
+#include "pipeline/result_writers.h"
 #include "processors/processor.h"
 
 namespace procnode {
-
-inline constexpr const char* kVolumeStatsPipeline = "volume-stats";
-inline constexpr const char* kLungEmphysemaPipeline = "lung-emphysema";
 
 struct PipelineContext {
   std::function<void(double fraction, const std::string& message)> progress;  // optional
@@ -33,7 +32,11 @@ struct PipelineContext {
   std::function<void(const std::string& stage)> after_stage;                  // optional (test hooks)
   DevicePreference device = DevicePreference::kAuto;
   std::string font_path;
-  int result_series_number = 9001;
+  // Result series numbers by writer kind ("encapsulated-pdf", "seg", "sr"); a kind not here takes
+  // its writer's default (9001, 9002, 9003).
+  std::map<std::string, int> result_series_numbers;
+  // The result writers, in order; null: DefaultResultWriters().
+  const std::vector<const ResultWriter*>* writers = nullptr;
   std::string series_id;  // a series-level job's series; empty: the study's largest accepted series
   // An anonymized route: every instance is de-identified before any stage sees it; results carry
   // the pseudonym and remapped UIDs, pass the leak gate, and `keep_identity` (the PHI vault) is
@@ -48,15 +51,6 @@ struct PipelineContext {
   std::function<std::pair<PatientIdentity, std::map<std::string, std::string>>(const std::string& pseudonym)> return_to_clinical;
 };
 
-// Who asked for the run: printed in the report and recorded in the result. No PHI.
-struct Provenance {
-  std::string job;              // job id, or "cli"
-  std::string rule;             // "id@version"
-  std::string node;
-  std::string study_id;         // Orthanc study ID or folder
-  std::string idempotency_key;  // seeds the result UIDs
-};
-
 struct PipelineResult {
   nlohmann::json summary;  // recorded on the job: measurements, series, stored results, timings
   std::string device;
@@ -67,7 +61,7 @@ struct PipelineResult {
 };
 
 // `parameters`: the rule's (or command line's) object; defaults fill the rest.
-PipelineResult RunPipeline(const std::string& processor, const nlohmann::json& parameters, StudySource& source,
+PipelineResult RunPipeline(const Processor& processor, const nlohmann::json& parameters, StudySource& source,
                            ResultSink& sink, const PipelineContext& ctx, const Provenance& provenance);
 
 }  // namespace procnode

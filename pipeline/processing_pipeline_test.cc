@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "dicom/io.h"
 #include "dicom/folder_source.h"
+#include "processors/builtin.h"
 
 namespace procnode {
 namespace {
@@ -39,7 +40,7 @@ TEST(Pipeline, StoresOneEncapsulatedPdfInTheSourceStudyWithTheFigures) {
   std::vector<std::string> stages;
   PipelineContext ctx{.after_stage = [&](const std::string& s) { stages.push_back(s); },
                       .device = DevicePreference::kCpu, .font_path = PROCNODE_FONT};
-  const auto result = RunPipeline("volume-stats", {}, source, sink, ctx, Origin("key-1"));
+  const auto result = RunPipeline(BuiltinProcessors().Get("volume-stats"), {}, source, sink, ctx, Origin("key-1"));
   EXPECT_EQ(stages, (std::vector<std::string>{"fetch", "group", "volume", "process", "report", "store"}));
   ASSERT_EQ(sink.stored.size(), 1u);
   EXPECT_EQ(result.summary["measurements"]["count"], 512u * 512u * 64u);
@@ -59,9 +60,9 @@ TEST(Pipeline, TheSameJobKeyGivesTheSameResultUids) {
   FolderStudySource source(kChest);
   MemorySink sink;
   PipelineContext ctx{.device = DevicePreference::kCpu, .font_path = PROCNODE_FONT};
-  RunPipeline("volume-stats", {}, source, sink, ctx, Origin("key-1"));
-  RunPipeline("volume-stats", {}, source, sink, ctx, Origin("key-1"));
-  RunPipeline("volume-stats", {}, source, sink, ctx, Origin("key-2"));
+  RunPipeline(BuiltinProcessors().Get("volume-stats"), {}, source, sink, ctx, Origin("key-1"));
+  RunPipeline(BuiltinProcessors().Get("volume-stats"), {}, source, sink, ctx, Origin("key-1"));
+  RunPipeline(BuiltinProcessors().Get("volume-stats"), {}, source, sink, ctx, Origin("key-2"));
   ASSERT_EQ(sink.stored.size(), 3u);
   EXPECT_EQ(Tag(sink.stored[0], DCM_SOPInstanceUID), Tag(sink.stored[1], DCM_SOPInstanceUID));
   EXPECT_EQ(Tag(sink.stored[0], DCM_SeriesInstanceUID), Tag(sink.stored[1], DCM_SeriesInstanceUID));
@@ -76,7 +77,7 @@ TEST(Pipeline, AStopRequestEndsTheRunAsCancelledAndStoresNothing) {
                       .after_stage = [&](const std::string& s) { stop = s == "process"; },
                       .device = DevicePreference::kCpu, .font_path = PROCNODE_FONT};
   try {
-    RunPipeline("volume-stats", {}, source, sink, ctx, Origin("k"));
+    RunPipeline(BuiltinProcessors().Get("volume-stats"), {}, source, sink, ctx, Origin("k"));
     FAIL() << "expected cancellation";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kCancelled);
@@ -93,7 +94,125 @@ TEST(Pipeline, AStudyWithOnlyProcnodeResultsHasNoInput) {
     std::string FetchInstance(const std::string&) override { return ""; }
   } source;
   MemorySink sink;
-  EXPECT_THROW(RunPipeline("volume-stats", {}, source, sink, {.font_path = PROCNODE_FONT}, Origin("k")), Error);
+  EXPECT_THROW(RunPipeline(BuiltinProcessors().Get("volume-stats"), {}, source, sink, {.font_path = PROCNODE_FONT}, Origin("k")), Error);
+}
+
+// A processor the pipeline has never heard of: bone above a threshold as one segment with its
+// volume. Registered into its own registry, it runs through the unchanged pipeline and gets the
+// report under its own title, a SEG and an SR, numbered as configured.
+class ThresholdProcessor : public Processor {
+ public:
+  ThresholdProcessor() {
+    info_.name = "test-threshold";
+    info_.version = "3";
+    info_.description = "voxels above a threshold";
+    info_.report_title = "Threshold test report";
+    info_.parameters = {{"threshold", "number", 300.0, -1024, 3000, {}, "HU"}};
+  }
+  const ProcessorInfo& Info() const override { return info_; }
+  ProcessorOutput Run(const Volume& v, const nlohmann::json& parameters, const ProcessorContext&) const override {
+    ProcessorOutput out;
+    const double threshold = parameters.at("threshold");
+    out.labels.resize(v.voxels.size());
+    std::size_t count = 0;
+    for (std::size_t i = 0; i < v.voxels.size(); ++i) count += out.labels[i] = v.voxels[i] > threshold ? 1 : 0;
+    const Code bone{"272673000", "SCT", "Bone"};
+    ResultSegment segment{.label = "Dense", .category = {"91723000", "SCT", "Anatomical Structure"}, .type = bone,
+                          .label_values = {1}, .rgb = {250, 250, 210}, .finding = bone};
+    segment.measurements = {{{"118565006", "SCT", "Volume"}, count * v.spacing[0] * v.spacing[1] * std::abs(v.spacing[2]) / 1000,
+                             {"mL", "UCUM", "milliliter"}, std::nullopt}};
+    out.segments = {segment};
+    out.measurements = {{"count", count}};
+    out.report = {{"Figures", {{"Voxels above", std::to_string(count)}}}};
+    out.device = "cpu";
+    return out;
+  }
+
+ private:
+  ProcessorInfo info_;
+};
+
+TEST(Pipeline, AThirdProcessorRunsThroughTheUnchangedPipelineWithItsTitleAndConfiguredSeriesNumbers) {
+  ProcessorRegistry registry;
+  RegisterBuiltinProcessors(registry);
+  registry.Add(std::make_unique<ThresholdProcessor>());
+  FolderStudySource source(kChest);
+  MemorySink sink;
+  PipelineContext ctx{.device = DevicePreference::kCpu, .font_path = PROCNODE_FONT,
+                      .result_series_numbers = {{"seg", 4242}}};
+  const auto result = RunPipeline(registry.Get("test-threshold"), {{"threshold", 500}}, source, sink, ctx, Origin("k3"));
+  ASSERT_EQ(sink.stored.size(), 3u) << result.summary.dump();
+  EXPECT_EQ(Tag(sink.stored[0], DCM_Modality), "DOC");
+  EXPECT_EQ(Tag(sink.stored[0], DCM_DocumentTitle), "Threshold test report");
+  EXPECT_EQ(Tag(sink.stored[0], DCM_SeriesNumber), "9001");
+  EXPECT_EQ(Tag(sink.stored[1], DCM_Modality), "SEG");
+  EXPECT_EQ(Tag(sink.stored[1], DCM_SeriesNumber), "4242");
+  EXPECT_EQ(Tag(sink.stored[2], DCM_Modality), "SR");
+  EXPECT_EQ(Tag(sink.stored[2], DCM_SeriesNumber), "9003");
+  EXPECT_EQ(result.summary["pipeline"], "test-threshold");
+  EXPECT_EQ(result.summary["parameters"]["threshold"], 500);
+  EXPECT_GT(result.summary["measurements"]["count"].get<std::size_t>(), 0u);
+  EXPECT_EQ(result.summary["results"][1]["kind"], "seg");
+  EXPECT_EQ(result.summary["results"][1]["series_number"], 4242);
+}
+
+// A writer list given by the caller replaces the default one; a writer decides from the output
+// whether it applies, and a failing optional writer costs its object and leaves a warning.
+TEST(Pipeline, ResultWritersDecideForThemselvesAndAFailingOptionalOneOnlyWarns) {
+  class MeasurementsJson : public ResultWriter {
+   public:
+    std::string Kind() const override { return "measurements-json"; }
+    int DefaultSeriesNumber() const override { return 77; }
+    bool AppliesTo(const ProcessorOutput& output, const std::vector<ResultObject>&) const override {
+      return output.measurements.contains("count");
+    }
+    ResultObject Write(const ResultInputs& in, int number, const std::vector<ResultObject>& earlier,
+                       std::vector<std::string>&) const override {
+      return {.kind = Kind(), .stem = "json", .dicom = in.output.measurements.dump() + " after " + earlier.at(0).kind,
+              .series_number = number};
+    }
+  } json_writer;
+  class Failing : public ResultWriter {
+   public:
+    std::string Kind() const override { return "failing"; }
+    int DefaultSeriesNumber() const override { return 78; }
+    bool AppliesTo(const ProcessorOutput&, const std::vector<ResultObject>&) const override { return true; }
+    ResultObject Write(const ResultInputs&, int, const std::vector<ResultObject>&, std::vector<std::string>&) const override {
+      throw Error(ErrorCode::kUnsupported, "cannot describe this source");
+    }
+  } failing;
+  std::vector<const ResultWriter*> writers = DefaultResultWriters();
+  writers.push_back(&json_writer);
+  writers.push_back(&failing);
+  FolderStudySource source(kChest);
+  MemorySink sink;
+  PipelineContext ctx{.device = DevicePreference::kCpu, .font_path = PROCNODE_FONT, .writers = &writers};
+  const auto result = RunPipeline(BuiltinProcessors().Get("volume-stats"), {}, source, sink, ctx, Origin("k4"));
+  // volume-stats labels nothing: no SEG and no SR; the JSON writer applies (its output has a count).
+  ASSERT_EQ(sink.stored.size(), 2u);
+  EXPECT_EQ(sink.stored[1].substr(0, 9), "{\"count\":");
+  EXPECT_NE(sink.stored[1].find("after encapsulated-pdf"), std::string::npos);
+  EXPECT_EQ(result.summary["results"][1]["series_number"], 77);
+  EXPECT_NE(result.summary["warnings"].dump().find("failing not written: cannot describe this source"), std::string::npos);
+}
+
+TEST(ProcessorRegistry, RefusesATwiceRegisteredNameAndListsTheKnownOnes) {
+  ProcessorRegistry registry;
+  RegisterBuiltinProcessors(registry);
+  EXPECT_THROW(RegisterVolumeStats(registry), Error);
+  registry.Add(std::make_unique<ThresholdProcessor>());
+  std::vector<std::string> names;
+  for (const Processor* p : registry.All()) names.push_back(p->Info().name);
+  EXPECT_EQ(names, (std::vector<std::string>{"volume-stats", "lung-emphysema", "test-threshold"}));
+  EXPECT_EQ(registry.Find("lung-segmentation"), nullptr);
+  try {
+    registry.Get("lung-segmentation");
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("known: volume-stats, lung-emphysema, test-threshold"), std::string::npos) << e.what();
+  }
+  // The built-in registry is not touched by another registry's additions.
+  EXPECT_EQ(BuiltinProcessors().Find("test-threshold"), nullptr);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "pipeline/routing_inputs.h"
+#include "processors/builtin.h"
 #include "dicom/folder_source.h"
 
 namespace procnode {
@@ -20,7 +21,7 @@ class RoutingCase : public ::testing::TestWithParam<nlohmann::json> {};
 
 TEST_P(RoutingCase, ExactlyTheListedRulesFire) {
   const auto& c = GetParam();
-  const auto parsed = ParseRuleSet(Cases()["rules"].dump(), DefaultVocabulary());
+  const auto parsed = ParseRuleSet(Cases()["rules"].dump(), DefaultVocabulary(BuiltinProcessors()));
   ASSERT_TRUE(parsed.rule_set);
   FolderStudySource source(std::string(PROCNODE_SHARED_DATA) + "/" + c["study"].get<std::string>());
   StudyAttributes study = ReadStudyAttributes(source, "folder");
@@ -36,7 +37,7 @@ INSTANTIATE_TEST_SUITE_P(SharedStudies, RoutingCase, ::testing::ValuesIn(Cases()
                          [](const auto& info) { return "case_" + std::to_string(info.index); });
 
 TEST(RoutingDefaults, TheBuiltInRuleSetIsValidAndMatchesEveryStudy) {
-  const auto parsed = ParseRuleSet(DefaultRuleSetJson(), DefaultVocabulary());
+  const auto parsed = ParseRuleSet(DefaultRuleSetJson(), DefaultVocabulary(BuiltinProcessors()));
   ASSERT_TRUE(parsed.rule_set);
   FolderStudySource source(std::string(PROCNODE_SHARED_DATA) + "/mr-brain-sag-mprage");
   const auto study = ReadStudyAttributes(source, "folder");

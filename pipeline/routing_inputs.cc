@@ -33,17 +33,17 @@ StudyAttributes ReadStudyAttributes(StudySource& source, const std::string& stud
   return study;
 }
 
-RuleVocabulary DefaultVocabulary(std::set<std::string> destinations) {
+RuleVocabulary DefaultVocabulary(const ProcessorRegistry& processors, std::set<std::string> destinations) {
   RuleVocabulary vocabulary;
   vocabulary.keyword_to_tag = DicomKeywordToTag;
-  for (const Processor* processor : Processors()) {
+  for (const Processor* processor : processors.All()) {
     auto& names = vocabulary.pipeline_parameters[processor->Info().name];
     for (const auto& spec : processor->Info().parameters) names.insert(spec.name);
     vocabulary.pipeline_versions[processor->Info().name] = processor->Info().version;
   }
-  vocabulary.check_parameter = [](const std::string& pipeline, const std::string& name, const nlohmann::json& value) {
+  vocabulary.check_parameter = [&processors](const std::string& pipeline, const std::string& name, const nlohmann::json& value) {
     try {
-      ResolveParameters(GetProcessor(pipeline).Info(), nlohmann::json{{name, value}});
+      ResolveParameters(processors.Get(pipeline).Info(), nlohmann::json{{name, value}});
       return std::string();
     } catch (const Error& e) {
       return std::string(e.what());

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "core/study.h"
+#include "processors/processor.h"
 #include "routing/rule_set.h"
 
 namespace procnode {
@@ -14,7 +15,8 @@ namespace procnode {
 // Reads one instance per series (the first). Study attributes come from the first input series.
 StudyAttributes ReadStudyAttributes(StudySource& source, const std::string& study_id);
 
-RuleVocabulary DefaultVocabulary(std::set<std::string> destinations = {});
+// The vocabulary of `processors` (their names, versions and parameters) and the destinations.
+RuleVocabulary DefaultVocabulary(const ProcessorRegistry& processors, std::set<std::string> destinations = {});
 
 // The rule set used until an admin saves one: every study to the volume-stats pipeline.
 const std::string& DefaultRuleSetJson();

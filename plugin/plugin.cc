@@ -235,7 +235,7 @@ void PostReidentify(OrthancPluginRestOutput* output, const Request& request) {
 void GetProcessors(OrthancPluginRestOutput* output, const Request& request) {
   if (!Only(output, request, "GET")) return;
   nlohmann::json list = nlohmann::json::array();
-  for (const Processor* p : Processors()) list.push_back(ProcessorJson(p->Info()));
+  for (const Processor* p : g_node->Processors().All()) list.push_back(ProcessorJson(p->Info()));
   Answer(output, list);
 }
 

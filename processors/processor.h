@@ -2,16 +2,17 @@
 // inputs, parameters with types, ranges and defaults, device needs), how it runs
 // (Processor::Run on a Volume, with progress, cancellation and a device preference), what it
 // returns (measurements, an optional label volume aligned with the input, report sections), and
-// the registry of built-in processors ("volume-stats", "lung-emphysema").
+// the registry processors are registered into (ProcessorRegistry; the built-ins in builtin.h).
 //
 // Parameters are checked before a job is created (routing validates rule parameters against
 // ProcessorInfo) and again when it runs (ResolveParameters: unknown names, wrong types and values
 // out of range are Error(kInvalidInput) naming the parameter; defaults fill the rest).
-// Processors are stateless and thread-safe; the registry is immutable.
+// Processors are stateless and thread-safe; a registry is filled once, then only read.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -35,6 +36,7 @@ struct ParameterSpec {
 
 struct ProcessorInfo {
   std::string name, version, description;
+  std::string report_title;             // the PDF report's and the Encapsulated PDF's title
   std::vector<std::string> modalities;  // accepted (0008,0060) values; empty: any
   std::size_t min_slices = 1;
   bool has_gpu_implementation = false;
@@ -72,11 +74,21 @@ class Processor {
   virtual ProcessorOutput Run(const Volume& volume, const nlohmann::json& parameters, const ProcessorContext& context) const = 0;
 };
 
-// Built-in processors, by name; nullptr when unknown.
-const Processor* FindProcessor(const std::string& name);
-// Error(kInvalidInput) listing the known ones when unknown.
-const Processor& GetProcessor(const std::string& name);
-std::vector<const Processor*> Processors();
+// The processors a node runs, by name, in registration order. Routing's vocabulary, the pipeline,
+// REST and the command line are given a registry; none of them names a processor.
+class ProcessorRegistry {
+ public:
+  // Error(kInvalidInput) when the name is empty or already registered.
+  void Add(std::unique_ptr<Processor> processor);
+  // nullptr when unknown.
+  const Processor* Find(const std::string& name) const;
+  // Error(kInvalidInput) listing the known ones when unknown.
+  const Processor& Get(const std::string& name) const;
+  std::vector<const Processor*> All() const;
+
+ private:
+  std::vector<std::unique_ptr<Processor>> processors_;
+};
 
 // `given` (an object) checked against the declared parameters, with defaults for the missing ones.
 nlohmann::json ResolveParameters(const ProcessorInfo& info, const nlohmann::json& given);

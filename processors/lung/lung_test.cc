@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "nifti/series_to_nifti.h"
 #include "dicom/folder_source.h"
+#include "processors/builtin.h"
 #include "processors/lung/lung_ops.h"
 #include "processors/lung/lung_test_support.h"
 #include "processors/processor.h"
@@ -323,7 +324,7 @@ TEST(ChestCtKernels, TheSharpLungKernelReadsMoreLowAttenuationThanTheStandardKer
 }
 
 TEST(LungEmphysemaProcessor, TheRegistryResolvesParametersAndRunsIt) {
-  const Processor& p = GetProcessor("lung-emphysema");
+  const Processor& p = BuiltinProcessors().Get("lung-emphysema");
   EXPECT_EQ(p.Info().modalities, std::vector<std::string>{"CT"});
   const auto parameters = ResolveParameters(p.Info(), {{"smoothing_mm", 1}, {"variant", "accurate"}});
   EXPECT_EQ(parameters["emphysema_threshold_hu"], -950);
@@ -351,16 +352,16 @@ namespace {
 
 // schemas/processors/NAME.parameters.schema.json is the published contract: it must be what the code checks.
 TEST(ProcessorRegistry, TheParameterSchemasInTheRepositoryAreTheOnesTheCodeChecks) {
-  ASSERT_GE(Processors().size(), 2u);
-  for (const Processor* p : Processors()) {
+  ASSERT_GE(BuiltinProcessors().All().size(), 2u);
+  for (const Processor* p : BuiltinProcessors().All()) {
     const std::string path = std::string(PROCNODE_SOURCE_DIR) + "/schemas/processors/" + p->Info().name + ".parameters.schema.json";
     std::ifstream in(path);
     ASSERT_TRUE(in) << path << " is missing: run scripts/processor-schemas.sh";
     EXPECT_EQ(nlohmann::json::parse(in), ParameterSchema(p->Info())) << path << " differs: run scripts/processor-schemas.sh";
   }
-  EXPECT_EQ(FindProcessor("lung-segmentation"), nullptr);
+  EXPECT_EQ(BuiltinProcessors().Find("lung-segmentation"), nullptr);
   try {
-    GetProcessor("lung-segmentation");
+    BuiltinProcessors().Get("lung-segmentation");
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("known: volume-stats, lung-emphysema"), std::string::npos) << e.what();

@@ -1,0 +1,19 @@
+#include "processors/builtin.h"
+
+namespace procnode {
+
+void RegisterBuiltinProcessors(ProcessorRegistry& registry) {
+  RegisterVolumeStats(registry);
+  RegisterLungEmphysema(registry);
+}
+
+const ProcessorRegistry& BuiltinProcessors() {
+  static const ProcessorRegistry* registry = [] {
+    auto* made = new ProcessorRegistry();
+    RegisterBuiltinProcessors(*made);
+    return made;
+  }();
+  return *registry;
+}
+
+}  // namespace procnode
