@@ -114,8 +114,9 @@ int Process(const Args& args) {
     std::cerr << "[" << percent << "%] " << message << "\n";
   };
   const auto inputs = InputInstances(source.ListSeries(""));
-  const Rule rule{.id = "cli", .pipeline = processor.Info().name, .pipeline_version = processor.Info().version,
-                  .parameters_json = parameters.dump()};
+  const Rule rule{.id = "cli",
+                  .spec = {.processor = processor.Info().name, .processor_version = processor.Info().version,
+                           .parameters = parameters}};
   const Provenance provenance{.job = "cli", .rule = "command line", .node = "local",
                               .study_id = std::filesystem::path(args.positional[2]).filename().string(),
                               .idempotency_key = IdempotencyKey("cli", inputs, rule)};

@@ -35,14 +35,13 @@ const char* const kQueueAgainSet =
 // Columns of a Job (table alias j).
 const std::string kJobColumns =
     "j.id, j.orthanc_id, j.idempotency_key, j.study_id, coalesce(j.series_id, '') AS series_id, j.rule_id, j.rule_version,"
-    " j.pipeline, j.cancel_requested,"
-    " j.parameters::text AS parameters, j.state, j.priority, j.attempts, j.max_attempts,"
+    " j.cancel_requested, j.spec::text AS spec, j.state, j.priority, j.attempts, j.max_attempts,"
     " coalesce(j.lease_owner, '') AS lease_owner, j.progress, j.progress_message,"
     " coalesce(j.error, '') AS error, coalesce(j.device, '') AS device,"
     " coalesce(j.result::text, '') AS result, " +
     Iso("created_at") + ", " + Iso("started_at") + ", " + Iso("finished_at") + ", " + Iso("updated_at") + ", " +
     Iso("lease_expires_at") + ", " + Iso("not_before") +
-    ", j.needs_gpu, CASE WHEN j.state = 'queued' AND j.needs_gpu AND NOT " + LiveGpuWorkerFor("j") +
+    ", CASE WHEN j.state = 'queued' AND j.needs_gpu AND NOT " + LiveGpuWorkerFor("j") +
     " THEN 'a worker with a GPU: none is running' ELSE '' END AS waiting_for";
 
 Job JobFromRow(const pqxx::row& row) {
@@ -55,8 +54,7 @@ Job JobFromRow(const pqxx::row& row) {
   job.cancel_requested = row["cancel_requested"].as<bool>();
   job.rule_id = row["rule_id"].as<std::string>();
   job.rule_version = row["rule_version"].as<int>();
-  job.pipeline = row["pipeline"].as<std::string>();
-  job.parameters_json = row["parameters"].as<std::string>();
+  job.spec = ParseJobSpec(row["spec"].as<std::string>());
   job.state = row["state"].as<std::string>();
   job.priority = row["priority"].as<int>();
   job.attempts = row["attempts"].as<int>();
@@ -73,7 +71,6 @@ Job JobFromRow(const pqxx::row& row) {
   job.updated_at = row["updated_at"].as<std::string>();
   job.lease_expires_at = row["lease_expires_at"].as<std::string>();
   job.not_before = row["not_before"].as<std::string>();
-  job.needs_gpu = row["needs_gpu"].as<bool>();
   job.waiting_for = row["waiting_for"].as<std::string>();
   return job;
 }
@@ -149,12 +146,14 @@ EnqueueResult PgJobQueue::Enqueue(const EnqueueRequest& request) {
   return WithTransaction("enqueue", [&](pqxx::work& tx) {
     const auto inserted = tx.exec_params(
         "INSERT INTO jobs (idempotency_key, study_id, series_id, rule_id, rule_version, pipeline, parameters,"
-        " priority, max_attempts, orthanc_id, needs_gpu, prefers_gpu)"
-        " VALUES ($1, $2, nullif($3, ''), $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12)"
+        " priority, max_attempts, orthanc_id, needs_gpu, prefers_gpu, spec, device_memory_bytes, host_memory_bytes)"
+        " VALUES ($1, $2, nullif($3, ''), $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13::jsonb, $14, $15)"
         " ON CONFLICT (orthanc_id, idempotency_key) DO NOTHING RETURNING id",
         request.idempotency_key, request.study_id, request.series_id, request.rule_id, request.rule_version,
-        request.pipeline, request.parameters_json, request.priority, request.max_attempts, options_.orthanc_id,
-        request.needs_gpu, request.prefers_gpu);
+        request.spec.processor, request.spec.parameters.dump(), request.priority, request.max_attempts, options_.orthanc_id,
+        request.spec.requirements.needs_gpu, request.spec.requirements.prefers_gpu, SerializeJobSpec(request.spec),
+        static_cast<int64_t>(request.spec.requirements.device_memory_bytes),
+        static_cast<int64_t>(request.spec.requirements.host_memory_bytes));
     if (!inserted.empty()) {
       const int64_t id = inserted[0][0].as<int64_t>();
       AddEvent(tx, id, "enqueued", "", "rule " + request.rule_id + "@" + std::to_string(request.rule_version));

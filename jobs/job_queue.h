@@ -22,6 +22,8 @@
 #include <string>
 #include <vector>
 
+#include "core/job_spec.h"
+
 namespace procnode {
 namespace pg {
 class ConnectionPool;
@@ -30,11 +32,10 @@ class ConnectionPool;
 struct Job {
   int64_t id = 0;
   std::string orthanc_id;             // the Orthanc holding the study ('' for rows before 0006)
-  bool needs_gpu = false;             // only a worker with a GPU may claim it
   std::string waiting_for;            // a queued job no live worker can run: what it waits for
   std::string idempotency_key, study_id, series_id, rule_id;
   int rule_version = 0;
-  std::string pipeline, parameters_json = "{}";
+  JobSpec spec;                       // processor, parameters, device, anonymization, destinations, requirements
   std::string state;
   int priority = 0, attempts = 0, max_attempts = 0;
   std::string lease_owner;            // empty when none
@@ -62,11 +63,9 @@ struct Delivery {
 struct EnqueueRequest {
   std::string idempotency_key, study_id, series_id, rule_id;
   int rule_version = 1;
-  std::string pipeline, parameters_json = "{}";
+  JobSpec spec;
   int priority = 0;
   int max_attempts = 3;
-  bool needs_gpu = false;
-  bool prefers_gpu = false;
 };
 
 struct EnqueueResult {

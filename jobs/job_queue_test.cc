@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <pqxx/pqxx>
 #include <set>
 #include <thread>
@@ -17,7 +18,7 @@ using namespace std::chrono_literals;
 
 EnqueueRequest Request(const std::string& key, int max_attempts = 3) {
   return {.idempotency_key = key, .study_id = "study-" + key, .rule_id = "default", .rule_version = 1,
-          .pipeline = "volume-stats", .max_attempts = max_attempts};
+          .spec = {.processor = "volume-stats"}, .max_attempts = max_attempts};
 }
 
 QueueOptions Fast() { return {.lease = 2s, .retry_backoff = 0ms}; }
@@ -50,6 +51,49 @@ TEST(Migrations, ADatabaseNewerThanTheBinaryIsRefusedAndLeftUntouched) {
   pqxx::connection c(dsn);
   pqxx::work tx(c);
   EXPECT_EQ(tx.exec("SELECT max(version) FROM procnode_schema_migrations")[0][0].as<int>(), 999);
+}
+
+// Issue 13, item 2: job rows of the first wave (device, anonymize and destinations among the
+// processor's parameters) read as typed specifications after migration 0009.
+TEST(Migrations, FirstWaveJobRowsReadAsTypedSpecifications) {
+  const std::string dsn = testing::FreshDatabase(false);
+  std::vector<Migration> before;
+  for (const auto& m : JobDbMigrations()) {
+    if (m.version < 9) before.push_back(m);
+  }
+  ApplyMigrations(dsn, before);
+  {
+    pqxx::connection c(dsn);
+    pqxx::work tx(c);
+    tx.exec(R"(INSERT INTO jobs (idempotency_key, study_id, rule_id, rule_version, pipeline, parameters, needs_gpu, orthanc_id) VALUES
+      ('k1', 's1', 'research', 3, 'lung-emphysema',
+       '{"variant": "fast", "device": "gpu", "destinations": ["pacs"],
+         "anonymize": {"project": "copd", "options": ["retain-uids"], "results": "clinical"}}', true, 'east'),
+      ('k2', 's2', 'plain', 1, 'volume-stats', '{}', false, 'east'),
+      ('k3', 's3', 'early', 1, 'volume-stats', '{"anonymize": true}', false, 'east'))");
+    tx.commit();
+  }
+  ApplyMigrations(dsn, JobDbMigrations());
+  PgJobQueue queue(dsn, {.orthanc_id = "east"});
+  std::map<std::string, JobSpec> specs;
+  for (const auto& job : queue.List(std::nullopt, 10)) specs[job.idempotency_key] = job.spec;
+  ASSERT_EQ(specs.size(), 3u);
+  const JobSpec& research = specs["k1"];
+  EXPECT_EQ(research.processor, "lung-emphysema");
+  EXPECT_EQ(research.parameters, nlohmann::json({{"variant", "fast"}}));
+  EXPECT_EQ(research.device, "gpu");
+  EXPECT_EQ(research.destinations, std::vector<std::string>{"pacs"});
+  ASSERT_TRUE(research.anonymize);
+  EXPECT_EQ(*research.anonymize, (AnonymizationSpec{.project = "copd", .options = {"retain-uids"}, .results_to_clinical = true}));
+  EXPECT_TRUE(research.requirements.needs_gpu);
+  EXPECT_EQ(specs["k2"], (JobSpec{.processor = "volume-stats"}));
+  ASSERT_TRUE(specs["k3"].anonymize);
+  EXPECT_EQ(specs["k3"].anonymize->project, "rule:early");
+  // A job made now reads back the same way.
+  JobSpec now{.processor = "volume-stats", .device = "cpu", .destinations = {"pacs"},
+              .requirements = {.host_memory_bytes = 1 << 20}};
+  const auto id = queue.Enqueue({.idempotency_key = "k4", .study_id = "s4", .rule_id = "r", .spec = now}).id;
+  EXPECT_EQ(queue.Get(id)->spec, now);
 }
 
 TEST(Migrations, AnUnreachableDatabaseIsUnavailable) {
@@ -276,7 +320,7 @@ TEST(JobQueueCapabilities, AJobThatNeedsAGpuWaitsForAWorkerWithOneAndSaysSo) {
   PgJobQueue cpu(dsn, {.lease = 2s, .retry_backoff = 0ms, .orthanc_id = "east", .has_gpu = false});
   PgJobQueue gpu(dsn, {.lease = 2s, .retry_backoff = 0ms, .orthanc_id = "east", .has_gpu = true});
   EnqueueRequest request = Request("needs-gpu");
-  request.needs_gpu = true;
+  request.spec.requirements.needs_gpu = true;
   const auto id = cpu.Enqueue(request).id;
   EXPECT_FALSE(cpu.Claim("cpu-worker")) << "a CPU worker leaves it";
   EXPECT_EQ(cpu.Get(id)->waiting_for, "a worker with a GPU: none is running");
@@ -287,7 +331,7 @@ TEST(JobQueueCapabilities, AJobThatNeedsAGpuWaitsForAWorkerWithOneAndSaysSo) {
   const auto claimed = gpu.Claim("gpu-worker");
   ASSERT_TRUE(claimed);
   EXPECT_EQ(claimed->id, id);
-  EXPECT_TRUE(claimed->needs_gpu);
+  EXPECT_TRUE(claimed->spec.requirements.needs_gpu);
   try {
     cpu.ClaimById(id, "cpu-worker");
     FAIL() << "--once on a CPU worker is refused";
@@ -300,7 +344,7 @@ TEST(JobQueueCapabilities, AGpuPreferringJobWaitsForALiveGpuWorkerThenRunsOnTheC
   const std::string dsn = testing::FreshDatabase();
   PgJobQueue cpu(dsn, {.lease = 2s, .retry_backoff = 0ms, .orthanc_id = "east", .has_gpu = false, .gpu_wait = 2s});
   EnqueueRequest request = Request("prefers-gpu");
-  request.prefers_gpu = true;
+  request.spec.requirements.prefers_gpu = true;
   const auto first = cpu.Enqueue(request).id;
   ASSERT_TRUE(cpu.Claim("cpu-worker")) << "no GPU worker is alive: the CPU takes it at once";
   EXPECT_EQ(cpu.Get(first)->lease_owner, "cpu-worker");

@@ -14,7 +14,7 @@ namespace {
 using namespace std::chrono_literals;
 
 EnqueueRequest Request(const std::string& key) {
-  return {.idempotency_key = key, .study_id = "s", .rule_id = "default", .pipeline = "volume-stats"};
+  return {.idempotency_key = key, .study_id = "s", .rule_id = "default", .spec = {.processor = "volume-stats"}};
 }
 
 WorkerPoolOptions Options(const std::string& owner, int workers = 2) {

@@ -34,20 +34,6 @@ NodeConfig WithTimeouts(NodeConfig config) {
   return config;
 }
 
-// What a rule's jobs ask of a worker's GPU: device "gpu" needs one; device "auto" (the default)
-// prefers one where the processor has a GPU implementation.
-struct GpuRequirement {
-  bool needs = false, prefers = false;
-};
-
-GpuRequirement GpuRequirementOf(const Rule& rule, const ProcessorRegistry& processors) {
-  const auto parameters = nlohmann::json::parse(rule.parameters_json, nullptr, false);
-  const std::string device = parameters.is_object() ? parameters.value("device", "auto") : "auto";
-  const Processor* processor = processors.Find(rule.pipeline);
-  return {.needs = device == "gpu",
-          .prefers = device == "auto" && processor != nullptr && processor->Info().has_gpu_implementation};
-}
-
 }  // namespace
 
 std::string Caller::Describe() const { return verified ? "user \"" + name + "\"" : "an unverified caller"; }
@@ -444,18 +430,16 @@ void Node::Intake(const std::string& study_id) {
   }
   bool created = false;
   for (const auto& job : planned) {
-    const auto gpu = GpuRequirementOf(job.rule, processors_);
+    JobSpec spec = job.rule.spec;
+    spec.requirements = EstimateRequirements(spec, processors_.Find(spec.processor), study, job.series_id);
     const auto result = queue_.Enqueue({.idempotency_key = job.idempotency_key,
                                         .study_id = study_id,
                                         .series_id = job.series_id,
                                         .rule_id = job.rule.id,
                                         .rule_version = job.rule.version,
-                                        .pipeline = job.rule.pipeline,
-                                        .parameters_json = job.rule.parameters_json,
+                                        .spec = spec,
                                         .priority = job.priority,
-                                        .max_attempts = config_.max_attempts,
-                                        .needs_gpu = gpu.needs,
-                                        .prefers_gpu = gpu.prefers});
+                                        .max_attempts = config_.max_attempts});
     if (!result.created) RerunIfResultsGone(result.id, study_id);  // received again after a deletion?
     Log(LogLevel::kInfo, "study " + study_id + ": " +
                              (result.created ? "enqueued job " : "already has job ") + std::to_string(result.id) +
@@ -469,24 +453,16 @@ void Node::Intake(const std::string& study_id) {
 
 JobOutcome Node::RunJob(JobContext& context) {
   const Job& job = context.job();
-  const Processor* processor = processors_.Find(job.pipeline);
+  const JobSpec& spec = job.spec;
+  const Processor* processor = processors_.Find(spec.processor);
   if (processor == nullptr) {
-    throw Error(ErrorCode::kUnsupported, "processor '" + job.pipeline + "' is not known to this node (procnode " + kVersion + ")");
+    throw Error(ErrorCode::kUnsupported, "processor '" + spec.processor + "' is not known to this node (procnode " + kVersion + ")");
   }
-  nlohmann::json parameters = nlohmann::json::parse(job.parameters_json, nullptr, false);
-  if (!parameters.is_object()) throw Error(ErrorCode::kInvalidInput, "job parameters are not a JSON object");
-  // A rule's device preference and destinations ride in the parameters; the node's Gpu setting
-  // applies when the rule says nothing.
-  std::string device = config_.gpu;
-  if (parameters.contains("device")) {
-    if (config_.gpu != "cpu") device = parameters["device"].get<std::string>();
-    parameters.erase("device");
-  }
+  // The rule's device, unless the node's Gpu setting is cpu; the node's setting when the rule says auto.
+  const std::string device = spec.device != "auto" && config_.gpu != "cpu" ? spec.device : config_.gpu;
   // An anonymized route: de-identified with the node's secret under the rule's project, identities
   // sealed in the PHI vault before anything is stored.
-  const nlohmann::json anonymize_spec = parameters.value("anonymize", nlohmann::json());
-  const bool anonymize = anonymize_spec.is_object() || (anonymize_spec.is_boolean() && anonymize_spec.get<bool>());
-  parameters.erase("anonymize");
+  const bool anonymize = spec.anonymize.has_value();
   DeidentifyOptions anonymization;
   std::unique_ptr<PhiVault> vault;
   if (anonymize) {
@@ -498,21 +474,14 @@ JobOutcome Node::RunJob(JobContext& context) {
     if (config_.phi_vault.empty() || keys == nullptr) {
       throw Error(ErrorCode::kUnsupported, "anonymized route: the PHI vault is not configured (ProcNode.PhiVault, PROCNODE_VAULT_KEYS)");
     }
-    anonymization.project = "rule:" + job.rule_id;
-    if (anonymize_spec.is_object()) {
-      anonymization.project = anonymize_spec.value("project", anonymization.project);
-      for (const auto& name : anonymize_spec.value("options", nlohmann::json::array())) ApplyOptionName(name.get<std::string>(), anonymization);
-    }
+    anonymization.project = spec.anonymize->project.empty() ? "rule:" + job.rule_id : spec.anonymize->project;
+    for (const auto& name : spec.anonymize->options) ApplyOptionName(name, anonymization);
     anonymization.pixel_rules = ParsePixelRules(config_.clean_pixel_rules_json);
     anonymization.secret = secret;
     vault = std::make_unique<PhiVault>(config_.phi_vault, ParseVaultKeys(keys));
     vault->Migrate();
   }
-  std::vector<std::string> destinations;
-  if (parameters.contains("destinations")) {
-    for (const auto& name : parameters["destinations"]) destinations.push_back(name.get<std::string>());
-    parameters.erase("destinations");
-  }
+  const std::vector<std::string>& destinations = spec.destinations;
   OrthancStudySource source(rest_);
   OrthancResultSink sink(rest_);
   PipelineContext ctx;
@@ -540,7 +509,7 @@ JobOutcome Node::RunJob(JobContext& context) {
                               .study_id = job.study_id,
                               .idempotency_key = job.idempotency_key};
   if (anonymize) {
-    if (anonymize_spec.is_object() && anonymize_spec.value("results", "") == "clinical") {
+    if (spec.anonymize->results_to_clinical) {
       ctx.return_to_clinical = [&](const std::string& pseudonym) {
         const auto back = vault->Reidentify(anonymization.project, pseudonym, "job " + std::to_string(job.id),
                                             "results of an anonymized route returned to the clinical study");
@@ -553,7 +522,7 @@ JobOutcome Node::RunJob(JobContext& context) {
       vault->Store(anonymization.project, pseudonym, identity, uid_map, "job " + std::to_string(job.id));
     };
   }
-  auto result = RunPipeline(*processor, parameters, source, sink, ctx, provenance);
+  auto result = RunPipeline(*processor, spec.parameters, source, sink, ctx, provenance);
   // The results go on to the rule's destinations; a destination that is down delays only them.
   if (!destinations.empty()) {
     std::vector<std::string> instances;
@@ -848,7 +817,8 @@ nlohmann::json Node::DryRun(const std::string& study_id, const std::string& rule
   const auto evaluations = EvaluateRuleSet(*rules, study);
   nlohmann::json jobs = nlohmann::json::array();
   for (const auto& job : PlanJobs(*rules, study, evaluations)) {
-    jobs.push_back({{"rule", job.rule.id}, {"pipeline", job.rule.pipeline}, {"instances", job.input_instances},
+    jobs.push_back({{"rule", job.rule.id}, {"pipeline", job.rule.spec.processor}, {"spec", JobSpecToJson(job.rule.spec)},
+                    {"instances", job.input_instances},
                     {"series", job.series_id.empty() ? nlohmann::json(nullptr) : nlohmann::json(job.series_id)},
                     {"priority", job.priority}});
   }

@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "dicom/io.h"
 #include "dicom/folder_source.h"
+#include "pipeline/routing_inputs.h"
 #include "processors/builtin.h"
 
 namespace procnode {
@@ -213,6 +214,36 @@ TEST(ProcessorRegistry, RefusesATwiceRegisteredNameAndListsTheKnownOnes) {
   }
   // The built-in registry is not touched by another registry's additions.
   EXPECT_EQ(BuiltinProcessors().Find("test-threshold"), nullptr);
+}
+
+TEST(Requirements, ComeFromTheProcessorsBytesPerVoxelAndTheInputSeries) {
+  StudyAttributes study;
+  auto series = [](const std::string& id, const std::string& modality, int rows, int instances, bool ours = false) {
+    SeriesAttributes s{.id = id, .attributes = {{0x00080060, modality}, {0x00280010, std::to_string(rows)}, {0x00280011, "512"}},
+                       .produced_by_procnode = ours};
+    for (int i = 0; i < instances; ++i) s.instance_ids.push_back(id + std::to_string(i));
+    return s;
+  };
+  study.series = {series("scout", "CT", 256, 2), series("chest", "CT", 512, 300), series("mr", "MR", 512, 900),
+                  series("report", "DOC", 512, 1000, true)};
+  const Processor* lung = BuiltinProcessors().Find("lung-emphysema");
+  const uint64_t chest_voxels = 512ull * 512 * 300;
+  JobRequirements r = EstimateRequirements({.processor = "lung-emphysema"}, lung, study, "");
+  EXPECT_FALSE(r.needs_gpu);
+  EXPECT_TRUE(r.prefers_gpu);
+  EXPECT_EQ(r.device_memory_bytes, static_cast<uint64_t>(chest_voxels * lung->Info().gpu_bytes_per_voxel))
+      << "the largest CT series: the MR is not accepted and procnode's own series are not inputs";
+  EXPECT_EQ(r.host_memory_bytes, static_cast<uint64_t>(chest_voxels * lung->Info().host_bytes_per_voxel));
+  r = EstimateRequirements({.processor = "lung-emphysema", .device = "cpu"}, lung, study, "scout");
+  EXPECT_FALSE(r.prefers_gpu);
+  EXPECT_EQ(r.device_memory_bytes, 0u) << "no GPU, no device memory";
+  EXPECT_EQ(r.host_memory_bytes, static_cast<uint64_t>(256ull * 512 * 2 * lung->Info().host_bytes_per_voxel));
+  r = EstimateRequirements({.processor = "volume-stats", .device = "gpu"}, BuiltinProcessors().Find("volume-stats"), study, "");
+  EXPECT_TRUE(r.needs_gpu);
+  EXPECT_EQ(r.device_memory_bytes, 512ull * 512 * 900 * 4) << "volume-stats takes any modality: the MR is largest";
+  r = EstimateRequirements({.processor = "gone", .device = "gpu"}, nullptr, study, "");
+  EXPECT_TRUE(r.needs_gpu);
+  EXPECT_EQ(r.host_memory_bytes, 0u);
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 
 #include <dcmtk/dcmdata/dcfilefo.h>
 
+#include <algorithm>
+
 #include "anonymizer/deidentify.h"
 #include "core/error.h"
 #include "pipeline/processing_pipeline.h"
@@ -52,6 +54,53 @@ RuleVocabulary DefaultVocabulary(const ProcessorRegistry& processors, std::set<s
   vocabulary.destinations = std::move(destinations);
   for (const auto& name : AnonymizationOptionNames()) vocabulary.anonymization_options.insert(name);
   return vocabulary;
+}
+
+namespace {
+
+uint64_t Count(const AttributeMap& attributes, uint32_t tag) {
+  const auto it = attributes.find(tag);
+  if (it == attributes.end()) return 0;
+  try {
+    const long long value = std::stoll(it->second);
+    return value > 0 ? static_cast<uint64_t>(value) : 0;
+  } catch (const std::exception&) {
+    return 0;
+  }
+}
+
+uint64_t Voxels(const SeriesAttributes& series) {
+  const uint64_t frames = std::max<uint64_t>(1, Count(series.attributes, 0x00280008));  // NumberOfFrames
+  return Count(series.attributes, 0x00280010) * Count(series.attributes, 0x00280011) * frames * series.instance_ids.size();
+}
+
+}  // namespace
+
+JobRequirements EstimateRequirements(const JobSpec& spec, const Processor* processor, const StudyAttributes& study,
+                                     const std::string& series_id) {
+  JobRequirements r;
+  r.needs_gpu = spec.device == "gpu";
+  if (processor == nullptr) return r;
+  const ProcessorInfo& info = processor->Info();
+  r.prefers_gpu = spec.device == "auto" && info.has_gpu_implementation;
+  const SeriesAttributes* input = nullptr;
+  for (const auto& s : study.series) {
+    if (s.produced_by_procnode) continue;
+    if (!series_id.empty()) {
+      if (s.id == series_id) input = &s;
+      continue;
+    }
+    const auto modality = s.attributes.find(0x00080060);
+    const bool accepted = info.modalities.empty() ||
+                          (modality != s.attributes.end() &&
+                           std::find(info.modalities.begin(), info.modalities.end(), modality->second) != info.modalities.end());
+    if (accepted && (input == nullptr || s.instance_ids.size() > input->instance_ids.size())) input = &s;
+  }
+  if (input == nullptr) return r;
+  const uint64_t voxels = Voxels(*input);
+  if (r.needs_gpu || r.prefers_gpu) r.device_memory_bytes = static_cast<uint64_t>(voxels * info.gpu_bytes_per_voxel);
+  r.host_memory_bytes = static_cast<uint64_t>(voxels * info.host_bytes_per_voxel);
+  return r;
 }
 
 const std::string& DefaultRuleSetJson() {

@@ -18,6 +18,13 @@ StudyAttributes ReadStudyAttributes(StudySource& source, const std::string& stud
 // The vocabulary of `processors` (their names, versions and parameters) and the destinations.
 RuleVocabulary DefaultVocabulary(const ProcessorRegistry& processors, std::set<std::string> destinations = {});
 
+// What a job of `spec` will ask of a worker: a GPU when its device is gpu, a GPU preferred when it
+// is auto and the processor has a GPU implementation; device and host memory from the processor's
+// bytes per voxel and the input's voxels (rows x columns x frames x instances of the job's series,
+// or of the study's largest series of a modality the processor accepts). Unknown sizes count 0.
+JobRequirements EstimateRequirements(const JobSpec& spec, const Processor* processor, const StudyAttributes& study,
+                                     const std::string& series_id);
+
 // The rule set used until an admin saves one: every study to the volume-stats pipeline.
 const std::string& DefaultRuleSetJson();
 

@@ -100,6 +100,7 @@ nlohmann::json ProcessorJson(const ProcessorInfo& info) {
           {"min_slices", info.min_slices},
           {"gpu", info.has_gpu_implementation},
           {"gpu_bytes_per_voxel", info.gpu_bytes_per_voxel},
+          {"host_bytes_per_voxel", info.host_bytes_per_voxel},
           {"parameters", ParameterSchema(info)}};
 }
 

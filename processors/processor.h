@@ -41,6 +41,7 @@ struct ProcessorInfo {
   std::size_t min_slices = 1;
   bool has_gpu_implementation = false;
   double gpu_bytes_per_voxel = 0;       // device memory it needs, per input voxel
+  double host_bytes_per_voxel = 8;      // host memory it needs, per input voxel (the volume and its work)
   std::vector<ParameterSpec> parameters;
 };
 

@@ -27,6 +27,7 @@ class VolumeStatsProcessor : public Processor {
     info_.report_title = "Volume statistics";
     info_.has_gpu_implementation = true;
     info_.gpu_bytes_per_voxel = 4;
+    info_.host_bytes_per_voxel = 6;  // float volume + the decoded frame buffers
   }
   const ProcessorInfo& Info() const override { return info_; }
   ProcessorOutput Run(const Volume& v, const nlohmann::json&, const ProcessorContext& context) const override {

@@ -719,16 +719,18 @@ namespace {
 
 // The job's parameters: the rule's, plus "device" when the rule asks for one, "destinations" when
 // it names some and "anonymize" on an anonymized route (all read by the worker, not the processor).
-std::string JobParameters(const RuleAction& action, const std::string& rule_id) {
-  nlohmann::json with = action.parameters;
+JobSpec SpecOf(const RuleAction& action, const std::string& rule_id) {
+  JobSpec spec{.processor = action.pipeline, .processor_version = action.pipeline_version,
+               .parameters = action.parameters, .device = action.device.empty() ? "auto" : action.device,
+               .destinations = action.destinations};
   if (action.anonymize) {
-    with["anonymize"] = {{"project", action.anonymize_project.empty() ? "rule:" + rule_id : action.anonymize_project},
-                         {"options", action.anonymize_options},
-                         {"results", action.results_to_clinical ? "clinical" : "pseudonymous"}};
+    spec.anonymize = AnonymizationSpec{
+        .project = action.anonymize_project.empty() ? "rule:" + rule_id : action.anonymize_project,
+        .options = action.anonymize_options,
+        .results_to_clinical = action.results_to_clinical};
   }
-  if (!action.device.empty() && action.device != "auto") with["device"] = action.device;
-  if (!action.destinations.empty()) with["destinations"] = action.destinations;
-  return with.dump();
+  spec.requirements.needs_gpu = spec.device == "gpu";
+  return spec;
 }
 
 }  // namespace
@@ -740,9 +742,7 @@ std::vector<PlannedJob> PlanJobs(const RuleSet& rules, const StudyAttributes& st
     if (!e.fired) continue;
     const auto it = std::find_if(rules.rules.begin(), rules.rules.end(), [&](const auto& r) { return r.id == e.rule_id; });
     if (it == rules.rules.end()) continue;
-    Rule spec{.id = it->id, .version = rules.version, .pipeline = it->action.pipeline,
-              .pipeline_version = it->action.pipeline_version,
-              .parameters_json = JobParameters(it->action, it->id)};
+    const Rule spec{.id = it->id, .version = rules.version, .spec = SpecOf(it->action, it->id)};
     auto instances_of = [&](const SeriesAttributes& s) { return s.instance_ids; };
     if (!it->series_level) {
       std::vector<std::string> inputs;

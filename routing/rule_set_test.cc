@@ -236,8 +236,8 @@ TEST(RuleSet, APipelineUpgradeChangesTheIdempotencyKeySoTheStudyIsProcessedAgain
     return jobs.at(0);
   };
   const auto unversioned = plan(""), v1 = plan("1.0.0"), again = plan("1.0.0"), v2 = plan("1.1.0");
-  EXPECT_EQ(unversioned.rule.pipeline_version, "1");
-  EXPECT_EQ(v2.rule.pipeline_version, "1.1.0");
+  EXPECT_EQ(unversioned.rule.spec.processor_version, "1");
+  EXPECT_EQ(v2.rule.spec.processor_version, "1.1.0");
   EXPECT_EQ(v1.idempotency_key, again.idempotency_key) << "same study, rules and version: the same job";
   EXPECT_NE(v1.idempotency_key, v2.idempotency_key) << "a new version processes the study again";
 }
@@ -291,12 +291,12 @@ TEST(RuleSet, AnAnonymizedRouteNamesItsProjectAndOptionsAndTheJobCarriesThem) {
   StudyAttributes study = Study(kChestCt);
   const auto jobs = PlanJobs(rules, study, EvaluateRuleSet(rules, study));
   ASSERT_EQ(jobs.size(), 1u);
-  const auto parameters = nlohmann::json::parse(jobs[0].rule.parameters_json);
-  EXPECT_EQ(parameters["anonymize"]["project"], "lungs");
-  EXPECT_EQ(parameters["anonymize"]["options"], nlohmann::json::array({"modified-dates"}));
+  ASSERT_TRUE(jobs[0].rule.spec.anonymize);
+  EXPECT_EQ(jobs[0].rule.spec.anonymize->project, "lungs");
+  EXPECT_EQ(jobs[0].rule.spec.anonymize->options, std::vector<std::string>{"modified-dates"});
+  EXPECT_FALSE(jobs[0].rule.spec.anonymize->results_to_clinical);
   const RuleSet plain = Parse(R"({"rules": [{"id": "r2", "match": {"all": []}, "action": {"pipeline": "volume-stats", "anonymize": true}}]})");
-  EXPECT_EQ(nlohmann::json::parse(PlanJobs(plain, study, EvaluateRuleSet(plain, study))[0].rule.parameters_json)["anonymize"]["project"],
-            "rule:r2");
+  EXPECT_EQ(PlanJobs(plain, study, EvaluateRuleSet(plain, study))[0].rule.spec.anonymize.value().project, "rule:r2");
   const auto errors = Errors(R"({"rules": [{"id": "a", "match": {"all": []},
       "action": {"pipeline": "volume-stats", "anonymize": {"options": ["retain-everything"], "colour": 1}}}]})");
   ASSERT_EQ(errors.size(), 2u);

@@ -23,8 +23,8 @@ std::string IdempotencyKey(const std::string& study_id, std::vector<std::string>
   std::string material = "study=" + study_id + "\n";
   for (const auto& id : input_instances) material += "instance=" + id + "\n";
   material += "rule=" + rule.id + "@" + std::to_string(rule.version) + "\n";
-  material += "pipeline=" + rule.pipeline + "@" + rule.pipeline_version + "\n";
-  material += "parameters=" + rule.parameters_json + "\n";
+  material += "pipeline=" + rule.spec.processor + "@" + rule.spec.processor_version + "\n";
+  material += "parameters=" + KeyParametersJson(rule.spec) + "\n";
   return Sha256Hex(material);
 }
 

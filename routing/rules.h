@@ -2,7 +2,7 @@
 // the job), and its idempotency key. The rule language itself is in rule_set.h.
 //
 // IdempotencyKey() is hash(study, input instances, rule id@version, pipeline@version,
-// parameters) (design doc, data flow). The instance list is order-independent, and procnode's own
+// parameters) (design doc, data flow); the parameters as KeyParametersJson writes them. The instance list is order-independent, and procnode's own
 // result series are not inputs, so the same study stable twice without new instances, or made
 // unstable by our own results, gives the same key and so one job. Pure and thread-safe.
 #pragma once
@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/job_spec.h"
 #include "core/study.h"
 
 namespace procnode {
@@ -17,9 +18,9 @@ namespace procnode {
 struct Rule {
   std::string id;
   int version = 1;
-  std::string pipeline;          // e.g. "volume-stats"
-  std::string pipeline_version;  // bumps the key when the pipeline's output would change
-  std::string parameters_json = "{}";
+  // The job it makes: processor (e.g. "volume-stats") and its version (bumps the key when the
+  // processor's output would change), parameters, device, anonymization, destinations.
+  JobSpec spec;
 };
 
 struct PlannedJob {

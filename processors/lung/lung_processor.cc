@@ -67,6 +67,7 @@ class LungEmphysemaProcessor : public Processor {
     info_.min_slices = 8;
     info_.has_gpu_implementation = true;
     info_.gpu_bytes_per_voxel = 13;  // float HU + mask + int32 parent and labels
+    info_.host_bytes_per_voxel = 22; // float volume + labels, masks, int32 components and smoothing copy
     const lung::LungParameters d;
     info_.parameters = {
         {"variant", "string", d.variant, {}, {}, {"fast", "accurate"},
