@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/format.h"
 #include "pg/pg.h"
 
 namespace procnode {
@@ -20,6 +21,20 @@ std::string Iso(const std::string& column) {
 std::string LiveGpuWorkerFor(const std::string& jobs) {
   return "EXISTS (SELECT 1 FROM workers w WHERE w.gpu IS NOT NULL AND w.expires_at > now() AND (" + jobs +
          ".orthanc_id = '' OR w.orthanc_id = " + jobs + ".orthanc_id))";
+}
+
+// A live worker of the job's Orthanc with `memory` (a workers column) at least the job's `need`
+// (a jobs column); a worker that does not know its memory counts as enough.
+std::string LiveWorkerWithMemory(const std::string& jobs, const std::string& memory, const std::string& need,
+                                 bool gpu) {
+  return "EXISTS (SELECT 1 FROM workers w WHERE w.expires_at > now()" + std::string(gpu ? " AND w.gpu IS NOT NULL" : "") +
+         " AND (" + jobs + ".orthanc_id = '' OR w.orthanc_id = " + jobs + ".orthanc_id) AND (w." + memory +
+         " = 0 OR w." + memory + " >= " + jobs + "." + need + "))";
+}
+
+// "6.0 GiB" of a byte count column.
+std::string GiB(const std::string& column) {
+  return "to_char(" + column + " / 1073741824.0, 'FM999999990.0') || ' GiB'";
 }
 
 // What claiming a job sets ($1 = owner, $2 = lease seconds), for alias j.
@@ -41,8 +56,13 @@ const std::string kJobColumns =
     " coalesce(j.result::text, '') AS result, " +
     Iso("created_at") + ", " + Iso("started_at") + ", " + Iso("finished_at") + ", " + Iso("updated_at") + ", " +
     Iso("lease_expires_at") + ", " + Iso("not_before") +
-    ", CASE WHEN j.state = 'queued' AND j.needs_gpu AND NOT " + LiveGpuWorkerFor("j") +
-    " THEN 'a worker with a GPU: none is running' ELSE '' END AS waiting_for";
+    ", CASE WHEN j.state <> 'queued' THEN ''"
+    " WHEN j.needs_gpu AND NOT " + LiveWorkerWithMemory("j", "gpu_memory_bytes", "device_memory_bytes", true) +
+    " THEN 'a worker with a GPU' || CASE WHEN j.device_memory_bytes > 0 THEN ' and ' || " + GiB("j.device_memory_bytes") +
+    " ELSE '' END || ': none is running'"
+    " WHEN j.host_memory_bytes > 0 AND NOT " + LiveWorkerWithMemory("j", "host_memory_bytes", "host_memory_bytes", false) +
+    " THEN 'a worker with ' || " + GiB("j.host_memory_bytes") + " || ' of memory: none is running'"
+    " ELSE '' END AS waiting_for";
 
 Job JobFromRow(const pqxx::row& row) {
   Job job;
@@ -189,13 +209,16 @@ std::optional<Job> PgJobQueue::Claim(const std::string& owner) {
                     " WHERE ((state = 'queued' AND not_before <= now())"
                     "    OR (state = 'running' AND lease_expires_at < now()))"
                     "   AND ($3 = '' OR orthanc_id IN ($3, '')) AND (NOT needs_gpu OR $4)"
+                    "   AND ($6::bigint = 0 OR host_memory_bytes <= $6::bigint)"
+                    "   AND (NOT needs_gpu OR $7::bigint = 0 OR device_memory_bytes <= $7::bigint)"
                     "   AND (NOT prefers_gpu OR $4 OR created_at < now() - make_interval(secs => $5) OR NOT ") +
             LiveGpuWorkerFor("jobs") +
             ") ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED)"
             " UPDATE jobs j SET " + kClaimSet +
             " FROM candidate c WHERE j.id = c.id RETURNING c.previous_state, c.previous_owner, " + kJobColumns,
         owner, static_cast<double>(options_.lease.count()), options_.orthanc_id, options_.has_gpu,
-        static_cast<double>(options_.gpu_wait.count()));
+        static_cast<double>(options_.gpu_wait.count()), static_cast<int64_t>(options_.host_memory_bytes),
+        static_cast<int64_t>(options_.gpu_memory_bytes));
     if (claimed.empty()) return std::nullopt;
     Job job = JobFromRow(claimed[0]);
     const bool reclaimed = claimed[0]["previous_state"].as<std::string>() == "running";
@@ -208,7 +231,8 @@ std::optional<Job> PgJobQueue::Claim(const std::string& owner) {
 
 std::optional<Job> PgJobQueue::ClaimById(int64_t id, const std::string& owner) {
   return WithTransaction("claim by id", [&](pqxx::work& tx) -> std::optional<Job> {
-    const auto current = tx.exec_params("SELECT state, orthanc_id, needs_gpu FROM jobs WHERE id = $1 FOR UPDATE", id);
+    const auto current = tx.exec_params(
+        "SELECT state, orthanc_id, needs_gpu, host_memory_bytes, device_memory_bytes FROM jobs WHERE id = $1 FOR UPDATE", id);
     if (current.empty()) throw Error(ErrorCode::kNotFound, "job " + std::to_string(id) + " does not exist");
     const std::string holder = current[0][1].as<std::string>();
     if (!options_.orthanc_id.empty() && !holder.empty() && holder != options_.orthanc_id) {
@@ -217,6 +241,16 @@ std::optional<Job> PgJobQueue::ClaimById(int64_t id, const std::string& owner) {
     }
     if (current[0][2].as<bool>() && !options_.has_gpu) {
       throw Error(ErrorCode::kInvalidInput, "job " + std::to_string(id) + " needs a GPU, and this worker has none");
+    }
+    auto gib = [](uint64_t bytes) { return FormatNumber("%.1f GiB", static_cast<double>(bytes) / (1ull << 30)); };
+    const auto host_need = current[0][3].as<uint64_t>(), device_need = current[0][4].as<uint64_t>();
+    if (options_.host_memory_bytes > 0 && host_need > options_.host_memory_bytes) {
+      throw Error(ErrorCode::kInvalidInput, "job " + std::to_string(id) + " needs about " + gib(host_need) +
+                                                " of memory; this worker's machine has " + gib(options_.host_memory_bytes));
+    }
+    if (current[0][2].as<bool>() && options_.gpu_memory_bytes > 0 && device_need > options_.gpu_memory_bytes) {
+      throw Error(ErrorCode::kInvalidInput, "job " + std::to_string(id) + " needs about " + gib(device_need) +
+                                                " of GPU memory; this worker's GPU has " + gib(options_.gpu_memory_bytes));
     }
     const auto claimed = tx.exec_params(
         std::string("UPDATE jobs j SET ") + kClaimSet +
@@ -625,10 +659,11 @@ std::vector<std::string> PgJobQueue::NotRouted(const std::vector<std::string>& s
 void PgJobQueue::RegisterWorker(const WorkerInfo& worker, double ttl_seconds) {
   WithTransaction("register worker", [&](pqxx::work& tx) {
     tx.exec_params(
-        "INSERT INTO workers (owner, orthanc_id, kind, host, threads, gpu, expires_at)"
-        " VALUES ($1, $2, $3, $4, $5, nullif($6, ''), now() + make_interval(secs => $7))"
+        "INSERT INTO workers (owner, orthanc_id, kind, host, threads, gpu, expires_at, host_memory_bytes, gpu_memory_bytes)"
+        " VALUES ($1, $2, $3, $4, $5, nullif($6, ''), now() + make_interval(secs => $7), $8, $9)"
         " ON CONFLICT (owner) DO UPDATE SET last_seen = now(), expires_at = excluded.expires_at",
-        worker.owner, worker.orthanc_id, worker.kind, worker.host, worker.threads, worker.gpu, ttl_seconds);
+        worker.owner, worker.orthanc_id, worker.kind, worker.host, worker.threads, worker.gpu, ttl_seconds,
+        static_cast<int64_t>(worker.host_memory_bytes), static_cast<int64_t>(worker.gpu_memory_bytes));
     return 0;
   });
 }
@@ -646,12 +681,13 @@ std::vector<WorkerInfo> PgJobQueue::Workers() {
     for (const auto& row : tx.exec_params(
              "SELECT owner, orthanc_id, kind, host, threads, coalesce(gpu, ''),"
              " to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),"
-             " to_char(last_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), expires_at > now()"
-             " FROM workers WHERE ($1 = '' OR orthanc_id = $1) ORDER BY started_at DESC",
+             " to_char(last_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), expires_at > now(),"
+             " host_memory_bytes, gpu_memory_bytes FROM workers WHERE ($1 = '' OR orthanc_id = $1) ORDER BY started_at DESC",
              options_.orthanc_id)) {
       out.push_back({.owner = row[0].as<std::string>(), .orthanc_id = row[1].as<std::string>(),
                      .kind = row[2].as<std::string>(), .host = row[3].as<std::string>(), .gpu = row[5].as<std::string>(),
-                     .threads = row[4].as<int>(), .started_at = row[6].as<std::string>(),
+                     .threads = row[4].as<int>(), .host_memory_bytes = row[9].as<uint64_t>(),
+                     .gpu_memory_bytes = row[10].as<uint64_t>(), .started_at = row[6].as<std::string>(),
                      .last_seen = row[7].as<std::string>(), .live = row[8].as<bool>()});
     }
     return out;

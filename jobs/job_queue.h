@@ -84,12 +84,17 @@ struct QueueOptions {
   bool has_gpu = false;
   // How long a CPU worker leaves a GPU-preferring job to a live GPU worker before taking it.
   std::chrono::seconds gpu_wait{60};
+  // The memory of the machine and of the GPU of the workers claiming through this queue (0:
+  // unknown, any job's estimate is taken): jobs estimated to need more are left to others.
+  uint64_t host_memory_bytes = 0;
+  uint64_t gpu_memory_bytes = 0;
 };
 
 // A registered worker pool (in a plugin or a standalone procnode worker).
 struct WorkerInfo {
   std::string owner, orthanc_id, kind, host, gpu;  // gpu: the device name, '' for none
   int threads = 0;
+  uint64_t host_memory_bytes = 0, gpu_memory_bytes = 0;  // 0: unknown
   std::string started_at, last_seen;
   bool live = false;  // renewed within its expected heartbeat
 };

@@ -340,6 +340,47 @@ TEST(JobQueueCapabilities, AJobThatNeedsAGpuWaitsForAWorkerWithOneAndSaysSo) {
   }
 }
 
+// A job estimated to need more memory than a worker has is left to one with enough, and says so
+// while no live worker has enough.
+TEST(JobQueueCapabilities, MemoryRequirementsRouteJobsToWorkersThatCanHoldThem) {
+  const std::string dsn = testing::FreshDatabase();
+  constexpr uint64_t kGiB = 1ull << 30;
+  PgJobQueue small(dsn, {.lease = 2s, .retry_backoff = 0ms, .orthanc_id = "east", .has_gpu = true,
+                         .host_memory_bytes = 4 * kGiB, .gpu_memory_bytes = 2 * kGiB});
+  PgJobQueue big(dsn, {.lease = 2s, .retry_backoff = 0ms, .orthanc_id = "east", .has_gpu = true,
+                       .host_memory_bytes = 64 * kGiB, .gpu_memory_bytes = 80 * kGiB});
+  small.RegisterWorker({.owner = "small", .orthanc_id = "east", .kind = "plugin", .host = "a", .gpu = "T4", .threads = 1,
+                        .host_memory_bytes = 4 * kGiB, .gpu_memory_bytes = 2 * kGiB},
+                       60);
+  EnqueueRequest host_heavy = Request("host-heavy");
+  host_heavy.spec.requirements.host_memory_bytes = 12 * kGiB;
+  EnqueueRequest gpu_heavy = Request("gpu-heavy");
+  gpu_heavy.spec.device = "gpu";
+  gpu_heavy.spec.requirements = {.needs_gpu = true, .device_memory_bytes = 6 * kGiB, .host_memory_bytes = kGiB};
+  const auto host_id = small.Enqueue(host_heavy).id, gpu_id = small.Enqueue(gpu_heavy).id;
+  EXPECT_EQ(small.Get(host_id)->waiting_for, "a worker with 12.0 GiB of memory: none is running");
+  EXPECT_EQ(small.Get(gpu_id)->waiting_for, "a worker with a GPU and 6.0 GiB: none is running");
+  EXPECT_FALSE(small.Claim("small")) << "neither fits the small worker";
+  try {
+    small.ClaimById(gpu_id, "small");
+    FAIL() << "--once on a worker whose GPU is too small is refused";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("needs about 6.0 GiB of GPU memory; this worker's GPU has 2.0 GiB"), std::string::npos)
+        << e.what();
+  }
+  big.RegisterWorker({.owner = "big", .orthanc_id = "east", .kind = "standalone", .host = "b", .gpu = "H200", .threads = 1,
+                      .host_memory_bytes = 64 * kGiB, .gpu_memory_bytes = 80 * kGiB},
+                     60);
+  EXPECT_EQ(small.Get(host_id)->waiting_for, "");
+  EXPECT_EQ(small.Get(gpu_id)->waiting_for, "");
+  std::set<int64_t> claimed;
+  while (const auto job = big.Claim("big")) claimed.insert(job->id);
+  EXPECT_EQ(claimed, (std::set<int64_t>{host_id, gpu_id}));
+  const auto workers = small.Workers();
+  ASSERT_EQ(workers.size(), 2u);
+  EXPECT_EQ(workers[0].owner == "big" ? workers[0].gpu_memory_bytes : workers[1].gpu_memory_bytes, 80 * kGiB);
+}
+
 TEST(JobQueueCapabilities, AGpuPreferringJobWaitsForALiveGpuWorkerThenRunsOnTheCpu) {
   const std::string dsn = testing::FreshDatabase();
   PgJobQueue cpu(dsn, {.lease = 2s, .retry_backoff = 0ms, .orthanc_id = "east", .has_gpu = false, .gpu_wait = 2s});

@@ -51,7 +51,8 @@ void WorkerPool::Start() {
 void WorkerPool::Register() {
   try {
     queue_.RegisterWorker({.owner = options_.owner, .orthanc_id = options_.orthanc_id, .kind = options_.kind,
-                           .host = options_.host, .gpu = options_.gpu, .threads = options_.workers},
+                           .host = options_.host, .gpu = options_.gpu, .threads = options_.workers,
+                           .host_memory_bytes = options_.host_memory_bytes, .gpu_memory_bytes = options_.gpu_memory_bytes},
                           3.0 * static_cast<double>(options_.heartbeat_interval.count()) / 1000.0 + 5.0);
   } catch (const Error& e) {
     Log(LogLevel::kWarning, std::string("worker registration not renewed: ") + e.what());

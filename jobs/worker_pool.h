@@ -70,6 +70,7 @@ struct WorkerPoolOptions {
   // whose jobs it runs, its host, and its GPU's name ('' for none).
   std::string kind = "plugin";
   std::string orthanc_id, host, gpu;
+  uint64_t host_memory_bytes = 0, gpu_memory_bytes = 0;  // advertised; 0: unknown
 };
 
 class WorkerPool {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <unistd.h>
 
 #include "anonymizer/vault.h"
 #include "core/error.h"
@@ -34,6 +35,12 @@ NodeConfig WithTimeouts(NodeConfig config) {
   return config;
 }
 
+// The machine's physical memory (0 when unknown).
+uint64_t HostMemoryBytes() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) : 0;
+}
+
 }  // namespace
 
 std::string Caller::Describe() const { return verified ? "user \"" + name + "\"" : "an unverified caller"; }
@@ -48,7 +55,9 @@ Node::Node(NodeConfig config, OrthancRest& rest)
                               static_cast<int64_t>(config_.retry_backoff_seconds * 1000)),
                           .orthanc_id = config_.orthanc_id,
                           .has_gpu = gpu_.found && config_.gpu != "cpu",
-                          .gpu_wait = std::chrono::seconds(config_.gpu_wait_seconds)}) {
+                          .gpu_wait = std::chrono::seconds(config_.gpu_wait_seconds),
+                          .host_memory_bytes = HostMemoryBytes(),
+                          .gpu_memory_bytes = gpu_.found && config_.gpu != "cpu" ? gpu_.memory_bytes : 0}) {
   RegisterBuiltinProcessors(processors_);
   const auto kinds = ResultKinds();
   for (const auto& [kind, number] : config_.result_series_numbers) {
@@ -82,6 +91,8 @@ Node::Node(NodeConfig config, OrthancRest& rest)
   options.orthanc_id = config_.orthanc_id;
   options.host = config_.node_name;
   options.gpu = gpu_.found && config_.gpu != "cpu" ? gpu_.name : "";
+  options.host_memory_bytes = HostMemoryBytes();
+  options.gpu_memory_bytes = options.gpu.empty() ? 0 : gpu_.memory_bytes;
   pool_ = std::make_unique<WorkerPool>(queue_, [this](JobContext& c) { return RunJob(c); }, options);
 
   // The PHI vault, when configured: reachable and migrated now, so that the first anonymized job or
@@ -657,6 +668,7 @@ nlohmann::json Node::Workers() {
   for (const auto& w : queue_.Workers()) {
     out.push_back({{"owner", w.owner}, {"orthanc", w.orthanc_id}, {"kind", w.kind}, {"host", w.host},
                    {"threads", w.threads}, {"gpu", w.gpu.empty() ? nlohmann::json(nullptr) : nlohmann::json(w.gpu)},
+                   {"host_memory_bytes", w.host_memory_bytes}, {"gpu_memory_bytes", w.gpu_memory_bytes},
                    {"started_at", w.started_at}, {"last_seen", w.last_seen}, {"live", w.live}});
   }
   return out;

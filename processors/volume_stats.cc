@@ -43,6 +43,7 @@ GpuStatus ProbeGpu() {
   status.device_count = info.count;
   status.found = info.count > 0;
   status.name = info.name;
+  status.memory_bytes = info.memory_bytes;
   status.reason = info.error;
 #else
   status.reason = "built without CUDA (PROCNODE_CUDA=OFF)";

@@ -31,6 +31,7 @@ struct GpuStatus {
   bool found = false;
   int device_count = 0;
   std::string name;       // first device
+  uint64_t memory_bytes = 0;  // first device's global memory
   std::string reason;     // why none was found
 };
 

@@ -165,11 +165,31 @@ async function jobAction(event) {
   await loadJobs();
 }
 
+// "12.0 GiB"; "-" when unknown (0).
+function gib(bytes) {
+  return bytes ? `${(bytes / 1073741824).toFixed(1)} GiB` : "-";
+}
+
+// Every registered worker pool of this Orthanc (in plugins and standalone), live or gone.
+function renderWorkers(pools) {
+  const rows = pools.map((w) => h("tr", { dataset: { worker: w.owner } },
+    h("td", {}, w.host),
+    h("td", {}, w.kind),
+    h("td", {}, String(w.threads)),
+    h("td", {}, w.gpu ? `${w.gpu} (${gib(w.gpu_memory_bytes)})` : "none"),
+    h("td", {}, gib(w.host_memory_bytes)),
+    h("td", {}, w.last_seen),
+    h("td", { className: w.live ? "state done" : "state failed" }, w.live ? "live" : "gone")));
+  $("workers").querySelector("tbody").replaceChildren(
+    ...(rows.length ? rows : [h("tr", {}, h("td", { colSpan: 7, className: "muted" }, "no worker registered"))]));
+}
+
 async function loadStatus() {
   try {
     const s = await api("GET", "../status");
     const pools = await api("GET", "../workers").catch(() => []);
     const live = pools.filter((w) => w.live);
+    renderWorkers(pools);
     const d = s.deliveries || {};
     const warning = (text) => [" · ", h("span", { className: "error-text" }, text)];
     $("node-status").replaceChildren(`v${s.version} · ${s.workers} worker(s) · ` +

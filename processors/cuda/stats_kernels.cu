@@ -62,7 +62,10 @@ DeviceInfo QueryDevices() {
     return info;
   }
   cudaDeviceProp properties{};
-  if (cudaGetDeviceProperties(&properties, 0) == cudaSuccess) info.name = properties.name;
+  if (cudaGetDeviceProperties(&properties, 0) == cudaSuccess) {
+    info.name = properties.name;
+    info.memory_bytes = properties.totalGlobalMem;
+  }
   return info;
 }
 

@@ -11,6 +11,7 @@ namespace procnode::cuda {
 struct DeviceInfo {
   int count = 0;
   std::string name;
+  std::size_t memory_bytes = 0;  // the first device's global memory
   std::string error;  // non-empty when the runtime reported an error (no driver, no device)
 };
 

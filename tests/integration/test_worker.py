@@ -135,11 +135,14 @@ def test_a_job_that_needs_a_gpu_waits_saying_so_and_workers_are_listed(orthanc_f
         time.sleep(3)  # both pools poll several times
         job = orthanc.get(f"/procnode/jobs/{job['id']}")
         assert job["state"] == "queued" and job["needs_gpu"] is True, job
-        assert job["waiting_for"] == "a worker with a GPU: none is running", job
+        # 512 x 512 x 64 voxels at volume-stats' 4 bytes per voxel: 0.1 GiB of device memory.
+        assert job["waiting_for"] == "a worker with a GPU and 0.1 GiB: none is running", job
+        assert job["spec"]["requirements"]["device_memory_bytes"] == 512 * 512 * 64 * 4, job["spec"]
         workers = orthanc.wait_for(lambda: (lambda ws: ws if len(ws) == 2 else None)(orthanc.get("/procnode/workers")),
                                    30, "the plugin pool and the standalone worker registered")
         assert sorted(w["kind"] for w in workers) == ["plugin", "standalone"], workers
         assert all(w["live"] and w["gpu"] is None and w["orthanc"] == "procnode-test" for w in workers), workers
+        assert all(w["host_memory_bytes"] > 2**30 and w["gpu_memory_bytes"] == 0 for w in workers), workers
         standalone = next(w for w in workers if w["kind"] == "standalone")
         assert f"/{worker.pid}/" in standalone["owner"]
         worker.send_signal(signal.SIGTERM)

@@ -25,6 +25,11 @@ try {
   await page.waitForSelector("#validation .ok");
   await page.waitForFunction(() => document.getElementById("node-status").textContent.includes("deliveries"));
   check(/deliveries 0 pending, 0 sent/.test(await page.textContent("#node-status")), "the status line counts deliveries");
+  // The in-plugin worker pool is registered and listed live, with its machine's memory.
+  await page.waitForSelector("#workers tr[data-worker]");
+  const worker = await page.textContent("#workers tr[data-worker]");
+  check(/plugin/.test(worker) && /live/.test(worker) && /\d+\.\d GiB/.test(worker),
+        `the workers table lists the plugin's pool, live, with its memory (${worker.trim()})`);
   await page.screenshot({ path: `${shots}/1-loaded.png`, fullPage: true });
 
   const chestRules = {
