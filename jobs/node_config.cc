@@ -79,7 +79,7 @@ NodeConfig ParseNodeConfig(const std::string& orthanc_configuration_json, const 
 
   static const std::set<std::string> kKnown{
       "Database", "PhiVault", "Workers", "Gpu", "WorkDirectory", "NodeName", "LeaseSeconds",
-      "HeartbeatSeconds", "MaxAttempts", "RetryBackoffSeconds", "PollSeconds", "ResultSeriesNumber", "ResultSeriesNumbers",
+      "HeartbeatSeconds", "MaxAttempts", "RetryBackoffSeconds", "PollSeconds", "ResultSeriesNumber", "ResultSeriesNumbers", "EarlyStart", "EarlyStartPollSeconds",
       "Destinations", "RulesFile", "TestHooks", "Admins", "CompletenessMaxWaitSeconds", "DeliveryMaxAttempts",
       "DeliveryBackoffSeconds", "VaultRoles", "CleanPixelRules", "TrustedUserHeader", "AllowAnonymousAdministration",
       "DatabaseConnectTimeoutSeconds", "DatabaseStatementTimeoutSeconds", "OrthancId", "GpuWaitSeconds"};
@@ -127,6 +127,11 @@ NodeConfig ParseNodeConfig(const std::string& orthanc_configuration_json, const 
       config.result_series_numbers[kind] = value.get<int>();
     }
   }
+  if (section.contains("EarlyStart")) {
+    if (!section["EarlyStart"].is_boolean()) Bad("EarlyStart", "must be true or false");
+    config.early_start = section["EarlyStart"].get<bool>();
+  }
+  config.early_start_poll_seconds = Number(section, "EarlyStartPollSeconds", config.early_start_poll_seconds, 0.05, 60);
   config.completeness_max_wait_seconds =
       Integer(section, "CompletenessMaxWaitSeconds", config.completeness_max_wait_seconds, 0, 86400);
   config.admins = UserNames(section, "Admins");

@@ -35,6 +35,10 @@ struct NodeConfig {
   // ProcNode.ResultSeriesNumber N (first wave) numbers the report N, the SEG N+1 and the SR N+2.
   // A kind not given takes its writer's default. Kinds are checked by the node against its writers.
   std::map<std::string, int> result_series_numbers;
+  // Series-level rules start as soon as a series is complete by its own count, before StableAge
+  // (ProcNode.EarlyStart); a series is looked at every early_start_poll_seconds while it arrives.
+  bool early_start = true;
+  double early_start_poll_seconds = 0.25;
   int completeness_max_wait_seconds = 600;  // how long a study whose series say they are incomplete waits
   std::vector<std::string> admins;            // users allowed to change rules and jobs; empty: anyone
   std::string clean_pixel_rules_json;         // ProcNode.CleanPixelRules (JSON list), for anonymized routes

@@ -147,6 +147,7 @@ void Node::StartWork() {
     reconcile_needed_ = true;  // studies that became stable while no node listened are found first
   }
   intake_thread_ = std::thread([this] { IntakeLoop(); });
+  if (config_.early_start) watch_thread_ = std::thread([this] { SeriesWatchLoop(); });
   delivery_thread_ = std::thread([this] { DeliveryLoop(); });
   pool_->Start();
   Log(LogLevel::kInfo, "started " + std::to_string(config_.workers) + " worker(s) as " + pool_->owner());
@@ -173,7 +174,9 @@ void Node::StopWork() {
   }
   intake_wake_.notify_all();
   delivery_wake_.notify_all();
+  watch_wake_.notify_all();
   if (intake_thread_.joinable()) intake_thread_.join();
+  if (watch_thread_.joinable()) watch_thread_.join();
   if (delivery_thread_.joinable()) delivery_thread_.join();
   pool_->Stop();
 }
@@ -439,6 +442,12 @@ void Node::Intake(const std::string& study_id) {
     queue_.IntakeDone(study_id);
     return;
   }
+  EnqueuePlanned(study_id, study, planned, "");
+  queue_.IntakeDone(study_id);
+}
+
+bool Node::EnqueuePlanned(const std::string& study_id, const StudyAttributes& study, const std::vector<PlannedJob>& planned,
+                          const std::string& why) {
   bool created = false;
   for (const auto& job : planned) {
     JobSpec spec = job.rule.spec;
@@ -455,11 +464,103 @@ void Node::Intake(const std::string& study_id) {
     Log(LogLevel::kInfo, "study " + study_id + ": " +
                              (result.created ? "enqueued job " : "already has job ") + std::to_string(result.id) +
                              " (rule " + job.rule.id + "@" + std::to_string(job.rule.version) + ", " +
-                             std::to_string(job.input_instances) + " instances)");
+                             std::to_string(job.input_instances) + " instances" + (why.empty() ? "" : "; " + why) + ")");
     created = created || result.created;
   }
-  queue_.IntakeDone(study_id);
   if (created) pool_->Wake();
+  return created;
+}
+
+// A series watched for early start: its study, what it announces, and its count at the last look.
+struct SeriesWatch {
+  std::chrono::steady_clock::time_point since = std::chrono::steady_clock::now();
+  std::string study_id;
+  bool looked_at_attributes = false;
+  std::size_t expected = 0;
+  std::size_t last_count = 0;
+};
+
+void Node::OnNewSeries(const std::string& series_id) {
+  if (!config_.early_start) return;
+  {
+    std::lock_guard lock(mutex_);
+    watched_.emplace(series_id, std::make_shared<SeriesWatch>());
+  }
+  watch_wake_.notify_one();
+}
+
+void Node::SeriesWatchLoop() {
+  const auto poll = std::chrono::milliseconds(static_cast<int64_t>(config_.early_start_poll_seconds * 1000));
+  while (true) {
+    std::vector<std::pair<std::string, std::shared_ptr<SeriesWatch>>> due;
+    {
+      std::unique_lock lock(mutex_);
+      watch_wake_.wait(lock, [this] { return stopping_ || !watched_.empty(); });
+      if (stopping_) return;
+      watch_wake_.wait_for(lock, poll, [this] { return stopping_; });
+      if (stopping_) return;
+      due.assign(watched_.begin(), watched_.end());
+    }
+    for (const auto& [series_id, watch] : due) {
+      bool done = true;
+      try {
+        // A series that never completes by its count is left to StableAge after the longest wait.
+        done = std::chrono::steady_clock::now() - watch->since > std::chrono::seconds(config_.completeness_max_wait_seconds) ||
+               LookAtSeries(series_id, *watch);
+      } catch (const Error& e) {
+        // Nothing is lost: the study is routed when it is stable.
+        Log(LogLevel::kInfo, "series " + series_id + ": no early start (" + e.what() + "); routed when the study is stable");
+      }
+      if (done) {
+        std::lock_guard lock(mutex_);
+        watched_.erase(series_id);
+      }
+    }
+  }
+}
+
+bool Node::LookAtSeries(const std::string& series_id, SeriesWatch& watch) {
+  OrthancStudySource source(rest_);
+  const SeriesRef series = source.GetSeries(series_id);
+  if (series.produced_by_procnode) return true;  // procnode's results are never inputs
+  const std::size_t count = series.instance_ids.size();
+  if (count == 0) return false;
+  if (!watch.looked_at_attributes) {
+    watch.looked_at_attributes = true;
+    const auto parent = nlohmann::json::parse(rest_.Get("/series/" + series_id), nullptr, false);
+    if (!parent.is_object() || !parent.contains("ParentStudy")) return true;
+    watch.study_id = parent["ParentStudy"].get<std::string>();
+    // What the series announces, from one instance's attributes (without its pixel data).
+    const auto attributes = source.InstanceAttributes(series.instance_ids.front());
+    const auto expected = attributes ? AnnouncedInstanceCount(*attributes) : std::nullopt;
+    if (!expected) return true;  // it announces nothing: StableAge decides
+    watch.expected = *expected;
+    const auto rules = CurrentRules();
+    if (std::none_of(rules->rules.begin(), rules->rules.end(),
+                     [&](const RoutingRule& r) { return StartsOnCompleteSeries(*rules, r); })) {
+      return true;  // no rule starts on a complete series
+    }
+  }
+  if (count > watch.expected) return true;  // more than announced: StableAge decides
+  // Complete, and no instance arrived since the last look.
+  const bool complete = count == watch.expected && watch.last_count == count;
+  watch.last_count = count;
+  if (!complete) return false;
+  const auto rules = CurrentRules();
+  const StudyAttributes study = StudyForRouting(watch.study_id);
+  const auto it = std::find_if(study.series.begin(), study.series.end(), [&](const SeriesAttributes& s) { return s.id == series_id; });
+  if (it == study.series.end() || it->instance_ids.size() != watch.expected) return false;  // changed meanwhile
+  std::vector<PlannedJob> planned;
+  for (const auto& job : PlanJobs(*rules, study, EvaluateRuleSet(*rules, study))) {
+    const auto rule = std::find_if(rules->rules.begin(), rules->rules.end(), [&](const RoutingRule& r) { return r.id == job.rule.id; });
+    if (job.series_id == series_id && rule != rules->rules.end() && StartsOnCompleteSeries(*rules, *rule)) planned.push_back(job);
+  }
+  if (!planned.empty()) {
+    EnqueuePlanned(watch.study_id, study, planned,
+                   "series complete by its own count (" + std::to_string(count) + " of " + std::to_string(watch.expected) +
+                       "): started before the study is stable");
+  }
+  return true;
 }
 
 JobOutcome Node::RunJob(JobContext& context) {

@@ -31,8 +31,11 @@
 #include "processors/processor.h"
 #include "processors/volume_stats.h"
 #include "routing/rule_set.h"
+#include "routing/rules.h"
 
 namespace procnode {
+
+struct SeriesWatch;  // a series watched for early start (node.cc)
 
 // Who makes a REST request, and whether anything verified it (Node::Identify).
 struct Caller {
@@ -62,6 +65,10 @@ class Node {
   // Asks running jobs to stop and be released (SIGTERM), from any thread.
   void RequestStop();
   void OnStableStudy(const std::string& study_id);
+  // A new series began arriving (Orthanc's NewSeries). Watched until it is complete by its own
+  // count (AnnouncedInstanceCount): then its series-level rules start at once, before the study
+  // is stable. Returns at once (ProcNode.EarlyStart false: does nothing).
+  void OnNewSeries(const std::string& series_id);
 
   // The processors this node runs (built-ins; external tools in a later issue).
   const ProcessorRegistry& Processors() const { return processors_; }
@@ -120,6 +127,14 @@ class Node {
   // A done job whose study was received again: run again when its results are gone from Orthanc.
   void RerunIfResultsGone(int64_t job_id, const std::string& study_id);
   JobOutcome RunJob(JobContext& context);
+  // Enqueues planned jobs of a study (requirements estimated, the same key as ever); whether one
+  // was new. Throws Error when the job database fails.
+  bool EnqueuePlanned(const std::string& study_id, const StudyAttributes& study, const std::vector<PlannedJob>& planned,
+                      const std::string& why);
+  // Polls the watched series (a few times a second) and starts the complete ones' jobs.
+  void SeriesWatchLoop();
+  // One look at a watched series; true when it needs no more watching.
+  bool LookAtSeries(const std::string& series_id, SeriesWatch& watch);
   // The active rule set, reloaded when a newer version was saved (by any node).
   std::shared_ptr<const RuleSet> CurrentRules();
   StudyAttributes StudyForRouting(const std::string& study_id);
@@ -144,6 +159,9 @@ class Node {
   nlohmann::json vault_status_ = nullptr;
   bool stopping_ = false;
   std::thread intake_thread_;
+  std::thread watch_thread_;
+  std::condition_variable watch_wake_;
+  std::map<std::string, std::shared_ptr<SeriesWatch>> watched_;  // guarded by mutex_
   std::thread delivery_thread_;
   std::condition_variable delivery_wake_;
   std::mutex rules_mutex_;

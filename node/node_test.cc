@@ -48,6 +48,21 @@ class FakeOrthanc : public OrthancRest {
     studies_.push_back(id);
     answers_["/studies"] = json(studies_).dump();
   }
+  // A CT study of one series still arriving: `count` instances so far, of `announced`
+  // (ImagesInAcquisition; 0: not announced). Not stable.
+  void SetArriving(const std::string& study, const std::string& series, int count, int announced) {
+    std::lock_guard lock(mutex_);
+    json instances = json::array();
+    for (int i = 1; i <= count; ++i) instances.push_back(series + "-i" + std::to_string(i));
+    const json item{{"ID", series}, {"ParentStudy", study}, {"MainDicomTags", {{"Modality", "CT"}, {"Manufacturer", "scanner"}}},
+                    {"Instances", instances}};
+    answers_["/series/" + series] = item.dump();
+    answers_["/studies/" + study + "/series"] = json::array({item}).dump();
+    answers_["/studies/" + study] = json{{"ID", study}, {"IsStable", false}}.dump();
+    json tags{{"0008,0060", "CT"}, {"0020,000d", "1.2.826.0.1.3680043.10.77"}};
+    if (announced > 0) tags["0020,1002"] = std::to_string(announced);
+    answers_["/instances/" + series + "-i1/tags?short"] = tags.dump();
+  }
   void SetInstance(const std::string& id, bool present) {
     std::lock_guard lock(mutex_);
     if (present) answers_["/instances/" + id] = json{{"ID", id}}.dump();
@@ -154,6 +169,43 @@ TEST(Node, ADoneJobRunsAgainOnlyWhenItsStudyComesBackWithoutItsResults) {
   EXPECT_NE(events.back().message.find("1 of its result object(s) no longer in Orthanc"), std::string::npos)
       << events.back().message;
   EXPECT_EQ(StudyJobs(node, "E").size(), 1u) << "the same job, not a new one";
+}
+
+// Issue 13, item 7: a series complete by its own count starts its series-level rules before the
+// study is stable; one short of its count, or announcing nothing, waits for StableAge; the study
+// stable later makes no second job.
+TEST(Node, ASeriesCompleteByItsOwnCountStartsBeforeTheStudyIsStable) {
+  FakeOrthanc orthanc;
+  NodeConfig config = Config(testing::FreshDatabase(false));
+  config.early_start_poll_seconds = 0.05;
+  Node node(config, orthanc);
+  node.SaveRules(R"({"rules": [{"id": "ct-series", "level": "series", "match": {"attribute": "Modality", "equals": "CT"},
+                                "action": {"pipeline": "volume-stats"}}]})",
+                 "test", "series-level rule");
+  node.StartWork();
+  orthanc.SetArriving("S1", "S1-ct", 1, 4);
+  orthanc.SetArriving("S2", "S2-ct", 1, 4);
+  orthanc.SetArriving("S3", "S3-ct", 1, 0);
+  node.OnNewSeries("S1-ct");
+  node.OnNewSeries("S2-ct");
+  node.OnNewSeries("S3-ct");
+  for (int count = 2; count <= 4; ++count) {
+    std::this_thread::sleep_for(100ms);
+    EXPECT_TRUE(StudyJobs(node, "S1").empty()) << "not complete with " << count - 1 << " of 4";
+    orthanc.SetArriving("S1", "S1-ct", count, 4);
+    orthanc.SetArriving("S2", "S2-ct", std::min(count, 3), 4);
+    orthanc.SetArriving("S3", "S3-ct", count, 0);
+  }
+  ASSERT_TRUE(WaitFor([&] { return StudyJobs(node, "S1").size() == 1; }, 10s)) << "4 of 4: started";
+  EXPECT_EQ(StudyJobs(node, "S1")[0]["series"], "S1-ct");
+  std::this_thread::sleep_for(500ms);
+  EXPECT_TRUE(StudyJobs(node, "S2").empty()) << "3 of 4 waits for StableAge";
+  EXPECT_TRUE(StudyJobs(node, "S3").empty()) << "a series that announces nothing waits for StableAge";
+  node.OnStableStudy("S1");
+  node.OnStableStudy("S3");
+  ASSERT_TRUE(WaitFor([&] { return StudyJobs(node, "S3").size() == 1; }));
+  std::this_thread::sleep_for(500ms);
+  EXPECT_EQ(StudyJobs(node, "S1").size(), 1u) << "stable later: the same key, still one job";
 }
 
 }  // namespace

@@ -356,6 +356,9 @@ OrthancPluginErrorCode OnChange(OrthancPluginChangeType change, OrthancPluginRes
       case OrthancPluginChangeType_OrthancStopped:
         if (g_node) g_node->StopWork();
         break;
+      case OrthancPluginChangeType_NewSeries:
+        if (g_node) g_node->OnNewSeries(resource_id);  // watched for early start elsewhere
+        break;
       case OrthancPluginChangeType_StableStudy:
         if (g_node) g_node->OnStableStudy(resource_id);  // enqueue only: the work happens elsewhere
         break;

@@ -638,6 +638,30 @@ std::vector<std::string> IncompleteSeries(const StudyAttributes& study) {
   return incomplete;
 }
 
+std::optional<std::size_t> AnnouncedInstanceCount(const AttributeMap& attributes) {
+  auto number = [&](uint32_t tag) -> double {
+    const auto it = attributes.find(tag);
+    if (it == attributes.end()) return 0;
+    const auto value = Number(Trim(it->second));
+    return value && *value > 0 && *value < 1e7 && std::floor(*value) == *value ? *value : 0;
+  };
+  if (number(0x00280008) > 1) return std::nullopt;  // NumberOfFrames: multi-frame
+  const double temporal = std::max(number(0x00200105), number(0x00540101));  // positions, time slices
+  const double images = number(0x00201002);
+  if (images > 0) {
+    if (temporal > 1) return std::nullopt;
+    return static_cast<std::size_t>(images);
+  }
+  if (const double slices = number(0x00540081); slices > 0) {
+    return static_cast<std::size_t>(slices * std::max(1.0, temporal));
+  }
+  return std::nullopt;
+}
+
+bool StartsOnCompleteSeries(const RuleSet& rules, const RoutingRule& rule) {
+  return !rules.first_match && rule.enabled && rule.series_level && !rule.fallback && !rule.wait_for_series;
+}
+
 std::vector<RuleEvaluation> EvaluateRuleSet(const RuleSet& rules, const StudyAttributes& study, double waited_seconds) {
   std::vector<std::size_t> order(rules.rules.size());
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;

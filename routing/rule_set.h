@@ -172,6 +172,18 @@ std::vector<RuleEvaluation> EvaluateRuleSet(const RuleSet& rules, const StudyAtt
 // ImagesInAcquisition only.
 std::vector<std::string> IncompleteSeries(const StudyAttributes& study);
 
+// How many instances a series announces, from one of its (single-frame) instances, where its
+// attributes say so without ambiguity: ImagesInAcquisition (0020,1002) with one temporal position,
+// or PET's NumberOfSlices (0054,0081) x its temporal positions (NumberOfTemporalPositions or
+// NumberOfTimeSlices (0054,0101)). nullopt otherwise: multi-frame instances, several temporal
+// positions with ImagesInAcquisition (vendors count them differently), nothing announced.
+std::optional<std::size_t> AnnouncedInstanceCount(const AttributeMap& attributes);
+
+// Whether a rule may start a job on one series before the study is stable (the series being
+// complete by its own count): an enabled series-level rule, not a fallback, not waiting for another
+// series, in an "all" rule set (in first-match mode a study-level rule seen only later could win).
+bool StartsOnCompleteSeries(const RuleSet& rules, const RoutingRule& rule);
+
 // The jobs of the rules that fired: study rules take every input series, series rules theirs.
 std::vector<PlannedJob> PlanJobs(const RuleSet& rules, const StudyAttributes& study,
                                  const std::vector<RuleEvaluation>& evaluations);

@@ -312,5 +312,35 @@ TEST(RuleSet, TagsAreWrittenAsGroupAndElement) {
   EXPECT_EQ(ParseTagText("(000G,0060)"), std::nullopt);
 }
 
+TEST(RuleSet, ASeriesAnnouncesItsCountOnlyWhereItsAttributesAreUnambiguous) {
+  EXPECT_EQ(AnnouncedInstanceCount({{0x00201002, "120"}}), 120u) << "ImagesInAcquisition";
+  EXPECT_EQ(AnnouncedInstanceCount({{0x00201002, " 64 "}, {0x00200105, "1"}}), 64u);
+  EXPECT_EQ(AnnouncedInstanceCount({{0x00201002, "30"}, {0x00200105, "10"}}), std::nullopt)
+      << "several temporal positions: vendors count ImagesInAcquisition differently";
+  EXPECT_EQ(AnnouncedInstanceCount({{0x00540081, "71"}, {0x00540101, "3"}}), 213u) << "PET: slices x time slices";
+  EXPECT_EQ(AnnouncedInstanceCount({{0x00540081, "71"}}), 71u);
+  EXPECT_EQ(AnnouncedInstanceCount({{0x00201002, "1"}, {0x00280008, "160"}}), std::nullopt) << "multi-frame";
+  EXPECT_EQ(AnnouncedInstanceCount({{0x00080060, "CT"}}), std::nullopt) << "nothing announced";
+  EXPECT_EQ(AnnouncedInstanceCount({{0x00201002, "-3"}}), std::nullopt);
+  EXPECT_EQ(AnnouncedInstanceCount({{0x00201002, "2.5"}}), std::nullopt);
+  EXPECT_EQ(AnnouncedInstanceCount({{0x00201002, "abc"}}), std::nullopt);
+}
+
+TEST(RuleSet, OnlyUnambiguousSeriesLevelRulesStartOnACompleteSeries) {
+  const RuleSet rules = Parse(R"({"rules": [
+      {"id": "series", "level": "series", "match": {"attribute": "Modality", "equals": "CT"}, "action": {"pipeline": "volume-stats"}},
+      {"id": "study", "match": {"attribute": "Modality", "equals": "CT"}, "action": {"pipeline": "volume-stats"}},
+      {"id": "off", "enabled": false, "level": "series", "match": {"all": []}, "action": {"pipeline": "volume-stats"}},
+      {"id": "last", "fallback": true, "level": "series", "match": {"all": []}, "action": {"pipeline": "volume-stats"}}]})");
+  std::vector<std::string> starting;
+  for (const auto& rule : rules.rules) {
+    if (StartsOnCompleteSeries(rules, rule)) starting.push_back(rule.id);
+  }
+  EXPECT_EQ(starting, std::vector<std::string>{"series"});
+  RuleSet first_match = rules;
+  first_match.first_match = true;
+  EXPECT_FALSE(StartsOnCompleteSeries(first_match, first_match.rules[0])) << "a later study-level winner is possible";
+}
+
 }  // namespace
 }  // namespace procnode

@@ -60,10 +60,10 @@ async function save() {
   $("save-result").textContent = "";
   try {
     const saved = await api("PUT", "../rules", $("rules-editor").value, { "X-Procnode-Comment": $("comment").value });
+    $("comment").value = "";
+    await loadRules();  // the page shows the saved version before it says so
     $("save-result").replaceChildren(
       h("span", { className: "ok" }, `Saved as version ${saved.version}; new studies are routed with it now.`));
-    $("comment").value = "";
-    await loadRules();
   } catch (e) {
     $("save-result").replaceChildren(h("span", { className: "error-list" }, `Not saved: ${e.message}`));
   }
