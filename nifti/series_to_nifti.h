@@ -1,5 +1,5 @@
-// One DICOM series to one NIfTI-1 image and its JSON sidecar, as dcm2niix (v1.0.20220720) writes
-// them by default.
+// One DICOM series (assembled by volume/series_slices.h) to one NIfTI-1 image and its JSON
+// sidecar, as dcm2niix (v1.0.20220720) writes them by default.
 //
 // Geometry (dcm2niix conventions): slices sorted along the slice normal (row x column direction
 // cosines, PS3.3 C.7.6.2.1.1), never by InstanceNumber; rows flipped so the first NIfTI row is the
