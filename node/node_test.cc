@@ -9,6 +9,8 @@
 #include <thread>
 
 #include "core/error.h"
+#include "dicom/folder_source.h"
+#include "dicom/io.h"
 #include "jobs/test_database.h"
 
 namespace procnode {
@@ -28,10 +30,61 @@ class FakeOrthanc : public OrthancRest {
     if (it == answers_.end()) throw Error(ErrorCode::kNotFound, "GET " + uri + ": unknown resource");
     return it->second;
   }
-  std::string Post(const std::string& uri, const std::string&) override {
+  std::string Post(const std::string& uri, const std::string& body) override {
     std::lock_guard lock(mutex_);
     if (down_) throw Error(ErrorCode::kUnavailable, "POST " + uri + ": Orthanc does not answer");
+    posts_.push_back(uri);
+    if (uri.rfind("/modalities/", 0) == 0 && store_failures_ > 0) {
+      --store_failures_;
+      throw Error(ErrorCode::kUnavailable, "POST " + uri + ": the destination refused the association");
+    }
+    if (uri == "/instances") {
+      const std::string id = "result-" + std::to_string(stored_.size() + 1);
+      stored_.push_back(body);
+      answers_["/instances/" + id] = json{{"ID", id}}.dump();
+      return json{{"ID", id}}.dump();
+    }
     return R"({"ID": "stored"})";
+  }
+
+  // A study of real DICOM files (a folder), served as Orthanc serves them.
+  void AddFolderStudy(const std::string& id, const std::string& folder) {
+    FolderStudySource files(folder);
+    std::lock_guard lock(mutex_);
+    json items = json::array();
+    for (const auto& s : files.ListSeries("")) {
+      json instances = json::array();
+      for (const auto& instance : s.instance_ids) {
+        const std::string key = id + "-" + std::to_string(files_.size());
+        files_[key] = files.FetchInstance(instance);
+        answers_["/instances/" + key + "/file"] = files_[key];
+        instances.push_back(key);
+      }
+      answers_["/instances/" + instances[0].get<std::string>() + "/tags?short"] = json{{"0008,0060", s.modality}}.dump();
+      items.push_back({{"ID", id + "-series"}, {"MainDicomTags", {{"Modality", s.modality}, {"Manufacturer", "scanner"}}},
+                       {"Instances", instances}});
+    }
+    answers_["/studies/" + id + "/series"] = items.dump();
+    answers_["/studies/" + id] = json{{"ID", id}, {"IsStable", true}}.dump();
+    studies_.push_back(id);
+    answers_["/studies"] = json(studies_).dump();
+  }
+  // An instance whose file is not DICOM.
+  void CorruptInstance(const std::string& id) {
+    std::lock_guard lock(mutex_);
+    answers_["/instances/" + id + "/file"] = "this is not a DICOM file";
+  }
+  void FailStores(int count) {
+    std::lock_guard lock(mutex_);
+    store_failures_ = count;
+  }
+  std::vector<std::string> Posts() {
+    std::lock_guard lock(mutex_);
+    return posts_;
+  }
+  std::vector<std::string> Stored() {
+    std::lock_guard lock(mutex_);
+    return stored_;
   }
 
   // A stable (or still receiving) CT study with one series of two instances.
@@ -77,6 +130,9 @@ class FakeOrthanc : public OrthancRest {
   std::mutex mutex_;
   std::map<std::string, std::string> answers_{{"/studies", "[]"}};
   std::vector<std::string> studies_;
+  std::map<std::string, std::string> files_;
+  std::vector<std::string> posts_, stored_;
+  int store_failures_ = 0;
   bool down_ = false;
 };
 
@@ -206,6 +262,80 @@ TEST(Node, ASeriesCompleteByItsOwnCountStartsBeforeTheStudyIsStable) {
   ASSERT_TRUE(WaitFor([&] { return StudyJobs(node, "S3").size() == 1; }));
   std::this_thread::sleep_for(500ms);
   EXPECT_EQ(StudyJobs(node, "S1").size(), 1u) << "stable later: the same key, still one job";
+}
+
+const std::string kChest = std::string(PROCNODE_SHARED_DATA) + "/ct-chest-lung-dx-a0001/lung-kernel";
+
+// Job execution through the node on the fake Orthanc: the study read over the port, the pipeline
+// run, the result stored back, the delivery retried with backoff until the destination takes it.
+TEST(NodeJobs, AJobRunsStoresItsResultAndItsDeliveryIsRetriedUntilSent) {
+  FakeOrthanc orthanc;
+  orthanc.AddFolderStudy("J", kChest);
+  NodeConfig config = Config(testing::FreshDatabase(false));
+  config.workers = 1;
+  config.gpu = "cpu";
+  config.poll_seconds = 0.1;
+  config.destinations = {"pacs"};
+  config.destination_modalities = {{"pacs", "PACS"}};
+  config.delivery_backoff_seconds = 0.2;
+  Node node(config, orthanc);
+  node.SaveRules(R"({"rules": [{"id": "all", "match": {"all": []}, "action": {"pipeline": "volume-stats", "destinations": ["pacs"]}}]})",
+                 "test", "with a destination");
+  orthanc.FailStores(2);
+  node.StartWork();
+  node.OnStableStudy("J");
+  ASSERT_TRUE(WaitFor([&] { return StudyJobs(node, "J").size() == 1 && StudyJobs(node, "J")[0]["state"] == "done"; }, 60s))
+      << StudyJobs(node, "J").dump();
+  const json job = StudyJobs(node, "J")[0];
+  EXPECT_EQ(job["result"]["measurements"]["count"], 512u * 512u * 64u);
+  ASSERT_EQ(orthanc.Stored().size(), 1u) << "one Encapsulated PDF";
+  EXPECT_EQ(job["result"]["results"][0]["stored"], "result-1");
+  ASSERT_TRUE(WaitFor([&] {
+    const json jobs = StudyJobs(node, "J");
+    return !jobs[0]["deliveries"].empty() && jobs[0]["deliveries"][0]["state"] == "sent";
+  }, 30s)) << StudyJobs(node, "J").dump();
+  const json delivery = StudyJobs(node, "J")[0]["deliveries"][0];
+  EXPECT_EQ(delivery["attempts"], 3) << "two refusals, then sent";
+  const auto posts = orthanc.Posts();
+  EXPECT_EQ(std::count(posts.begin(), posts.end(), "/modalities/PACS/store"), 3);
+}
+
+// Each failure class ends as it should: input that is not DICOM fails the job at once with the
+// instance named; an unknown processor fails it as unsupported; Orthanc down is retried.
+TEST(NodeJobs, FailureClassesEndTheJobAsTheirClassSays) {
+  FakeOrthanc orthanc;
+  orthanc.AddFolderStudy("K", kChest);
+  orthanc.CorruptInstance("K-5");
+  orthanc.AddFolderStudy("L", kChest);
+  NodeConfig config = Config(testing::FreshDatabase(false));
+  config.workers = 1;
+  config.gpu = "cpu";
+  config.poll_seconds = 0.1;
+  config.retry_backoff_seconds = 0.2;
+  Node node(config, orthanc);
+  node.StartWork();
+  node.OnStableStudy("K");
+  ASSERT_TRUE(WaitFor([&] { return !StudyJobs(node, "K").empty() && StudyJobs(node, "K")[0]["state"] == "failed"; }, 60s))
+      << StudyJobs(node, "K").dump();
+  const json bad = StudyJobs(node, "K")[0];
+  EXPECT_EQ(bad["attempts"], 1) << "invalid input is not retried";
+  EXPECT_NE(bad["error"].get<std::string>().find("K-5"), std::string::npos) << bad["error"];
+
+  orthanc.SetDown(true);
+  node.OnStableStudy("L");  // routed once Orthanc answers; the job then runs
+  std::this_thread::sleep_for(500ms);
+  orthanc.SetDown(false);
+  ASSERT_TRUE(WaitFor([&] { return !StudyJobs(node, "L").empty() && StudyJobs(node, "L")[0]["state"] == "done"; }, 60s))
+      << StudyJobs(node, "L").dump();
+
+  // A job row naming a processor this node does not have (enqueued by a newer node).
+  PgJobQueue queue(config.database, {});
+  const auto id = queue.Enqueue({.idempotency_key = "future", .study_id = "L", .rule_id = "r",
+                                 .spec = {.processor = "from-the-future"}}).id;
+  ASSERT_TRUE(WaitFor([&] { return queue.Get(id)->state == "failed"; }, 30s));
+  EXPECT_NE(queue.Get(id)->error.find("processor 'from-the-future' is not known to this node"), std::string::npos)
+      << queue.Get(id)->error;
+  EXPECT_EQ(queue.Get(id)->attempts, 1);
 }
 
 }  // namespace
