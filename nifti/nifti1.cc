@@ -6,6 +6,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <functional>
 #include <string_view>
 #include <vector>
@@ -223,6 +225,131 @@ void WriteNiftiFile(const std::string& path, const NiftiImage& image, bool gzip)
          std::fwrite(image.voxels.data(), 1, image.voxels.size(), file) == image.voxels.size();
   }
   if (std::fclose(file) != 0 || !ok) fail("write failed");
+}
+
+namespace {
+
+template <typename T>
+T Get(const std::string& buffer, std::size_t offset) {
+  T value;
+  std::memcpy(&value, buffer.data() + offset, sizeof value);
+  return value;
+}
+
+// Every gzip member of `bytes` inflated, one after the other (RFC 1952 2.2).
+std::string Gunzip(const std::string& bytes, const std::string& name) {
+  std::string out;
+  z_stream z{};
+  if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) throw Error(ErrorCode::kInternal, name + ": zlib cannot start");
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(bytes.data()));
+  z.avail_in = static_cast<uInt>(bytes.size());
+  std::vector<char> chunk(1 << 20);
+  while (true) {
+    z.next_out = reinterpret_cast<Bytef*>(chunk.data());
+    z.avail_out = static_cast<uInt>(chunk.size());
+    const int status = inflate(&z, Z_NO_FLUSH);
+    out.append(chunk.data(), chunk.size() - z.avail_out);
+    if (status == Z_STREAM_END) {
+      if (z.avail_in == 0) break;
+      inflateReset(&z);  // the next member
+      continue;
+    }
+    if (status != Z_OK && !(status == Z_BUF_ERROR && z.avail_out == 0)) {
+      inflateEnd(&z);
+      throw Error(ErrorCode::kInvalidInput, name + ": damaged or truncated gzip data");
+    }
+  }
+  inflateEnd(&z);
+  return out;
+}
+
+}  // namespace
+
+NiftiImage ParseNiftiBytes(const std::string& given, const std::string& name) {
+  const bool gzipped = given.size() >= 2 && static_cast<unsigned char>(given[0]) == 0x1f && static_cast<unsigned char>(given[1]) == 0x8b;
+  const std::string bytes = gzipped ? Gunzip(given, name) : std::string();
+  const std::string& b = gzipped ? bytes : given;
+  auto bad = [&](const std::string& why) { return Error(ErrorCode::kInvalidInput, name + ": " + why); };
+  if (b.size() < 348) throw bad("too short for a NIfTI-1 header (" + std::to_string(b.size()) + " bytes)");
+  const int32_t header_size = Get<int32_t>(b, 0);
+  if (header_size == 0x5c010000) throw bad("big-endian NIfTI is not supported");
+  if (header_size != 348) throw bad("not NIfTI-1 (sizeof_hdr " + std::to_string(header_size) + ")");
+  if (b.compare(344, 4, std::string("n+1\0", 4)) != 0) throw bad("not a single-file NIfTI-1 image (magic is not n+1)");
+  NiftiImage image;
+  image.dimensions = Get<int16_t>(b, 40);
+  if (image.dimensions < 1 || image.dimensions > 5) throw bad("dim[0] " + std::to_string(image.dimensions) + " is not 1 to 5");
+  uint64_t count = 1;
+  for (int i = 0; i < 5; ++i) {
+    image.dims[i] = i < image.dimensions ? Get<int16_t>(b, 42 + 2 * i) : 1;
+    if (image.dims[i] < 1) throw bad("dim[" + std::to_string(i + 1) + "] is " + std::to_string(image.dims[i]));
+    count *= static_cast<uint64_t>(image.dims[i]);
+  }
+  image.datatype = Get<int16_t>(b, 70);
+  switch (image.datatype) {
+    case kDtUint8: case kDtInt8: case kDtInt16: case kDtUint16: case kDtInt32: case kDtUint32: case kDtFloat32: break;
+    default: throw bad("datatype " + std::to_string(image.datatype) + " is not supported");
+  }
+  for (int i = 0; i < 4; ++i) image.pixdim[i] = Get<float>(b, 80 + 4 * i);
+  const float offset = Get<float>(b, 108);
+  if (!(offset >= 348) || offset > static_cast<float>(b.size())) throw bad("vox_offset " + std::to_string(offset) + " is outside the file");
+  image.scl_slope = Get<float>(b, 112);
+  image.scl_inter = Get<float>(b, 116);
+  if (image.scl_slope == 0 || !std::isfinite(image.scl_slope)) image.scl_slope = 1, image.scl_inter = 0;  // NIfTI: 0 means unscaled
+  image.slice_start = Get<int16_t>(b, 74);
+  image.slice_end = Get<int16_t>(b, 120);
+  image.slice_code = static_cast<uint8_t>(b[122]);
+  image.dim_info = static_cast<uint8_t>(b[39]);
+  image.slice_duration = Get<float>(b, 132);
+  image.descrip = std::string(b.data() + 148, strnlen(b.data() + 148, 80));
+  if (Get<int16_t>(b, 254) <= 0) throw bad("no sform (sform_code 0): its orientation is unknown");
+  for (int row = 0; row < 3; ++row)
+    for (int col = 0; col < 4; ++col) image.srow[row][col] = Get<float>(b, 280 + 16 * row + 4 * col);
+  const uint64_t voxel_bytes = count * static_cast<uint64_t>(NiftiBitsPerVoxel(image.datatype) / 8);
+  const auto start = static_cast<std::size_t>(offset);
+  if (b.size() - start < voxel_bytes) {
+    throw bad("truncated: " + std::to_string(b.size() - start) + " bytes of voxels, " + std::to_string(voxel_bytes) + " expected");
+  }
+  image.voxels.assign(b.data() + start, voxel_bytes);
+  return image;
+}
+
+NiftiImage ReadNiftiFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(ErrorCode::kUnavailable, path + ": cannot be read");
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return ParseNiftiBytes(bytes, path);
+}
+
+Volume VolumeFromNifti(const NiftiImage& image) {
+  Volume v;
+  v.dims = {static_cast<std::size_t>(image.dims[0]), static_cast<std::size_t>(image.dims[1]),
+            static_cast<std::size_t>(image.dims[2] * image.dims[3])};
+  std::array<std::array<double, 3>*, 3> axes{&v.row_direction, &v.column_direction, &v.slice_direction};
+  for (int axis = 0; axis < 3; ++axis) {
+    const double length = std::hypot(image.srow[0][axis], image.srow[1][axis], image.srow[2][axis]);
+    v.spacing[axis] = length;
+    for (int r = 0; r < 3; ++r) (*axes[axis])[r] = (r < 2 ? -1 : 1) * image.srow[r][axis] / (length > 0 ? length : 1);
+  }
+  v.origin = {-image.srow[0][3], -image.srow[1][3], image.srow[2][3]};  // RAS -> LPS
+  const std::size_t count = v.VoxelCount();
+  if (image.voxels.size() < count * static_cast<std::size_t>(NiftiBitsPerVoxel(image.datatype) / 8)) {
+    throw Error(ErrorCode::kInvalidInput, "NIfTI image: fewer voxels than its dimensions say");
+  }
+  v.voxels.resize(count);
+  auto scale = [&](auto* stored) {
+    for (std::size_t i = 0; i < count; ++i) v.voxels[i] = static_cast<float>(stored[i] * image.scl_slope + image.scl_inter);
+  };
+  const char* data = image.voxels.data();
+  switch (image.datatype) {
+    case kDtUint8: scale(reinterpret_cast<const uint8_t*>(data)); break;
+    case kDtInt8: scale(reinterpret_cast<const int8_t*>(data)); break;
+    case kDtInt16: scale(reinterpret_cast<const int16_t*>(data)); break;
+    case kDtUint16: scale(reinterpret_cast<const uint16_t*>(data)); break;
+    case kDtInt32: scale(reinterpret_cast<const int32_t*>(data)); break;
+    case kDtUint32: scale(reinterpret_cast<const uint32_t*>(data)); break;
+    case kDtFloat32: scale(reinterpret_cast<const float*>(data)); break;
+  }
+  return v;
 }
 
 }  // namespace procnode

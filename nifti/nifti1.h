@@ -1,5 +1,6 @@
 // NIfTI-1 single-file images (NIfTI-1.1 standard, "n+1"): the header fields procnode sets, the
-// quaternion form of an affine, and serialisation to .nii bytes, optionally gzip-compressed.
+// quaternion form of an affine, serialisation to .nii bytes, optionally gzip-compressed, and the
+// reader of such files (with the float Volume they hold).
 //
 // Conventions follow dcm2niix: 352-byte voxel offset (348-byte header + 4 zero extension bytes),
 // qform_code = sform_code = 1 (scanner), xyzt_units = mm + s, little-endian. Pure; thread-safe.
@@ -8,6 +9,8 @@
 #include <array>
 #include <cstdint>
 #include <string>
+
+#include "core/volume.h"
 
 namespace procnode {
 
@@ -50,5 +53,15 @@ std::string Gzip(const std::string& bytes, int level = 6);
 // Writes the file without an uncompressed copy of the voxels.
 // Error(kUnavailable) naming the path when it cannot be written.
 void WriteNiftiFile(const std::string& path, const NiftiImage& image, bool gzip);
+
+// A single-file NIfTI-1 image (.nii, or .nii.gz of one or more gzip members), little-endian, with
+// an sform and one of the datatypes above, as procnode and dcm2niix write them. Error(kInvalidInput)
+// naming `name` and what is wrong (truncated, not NIfTI-1, big-endian, no sform, datatype).
+NiftiImage ParseNiftiBytes(const std::string& bytes, const std::string& name);
+// Error(kUnavailable) naming the path when it cannot be read.
+NiftiImage ReadNiftiFile(const std::string& path);
+// The image as a float Volume in modality units (scl applied): spacing and directions from the
+// sform (RAS -> LPS), time points stacked along z. What the pipeline's volume stage makes.
+Volume VolumeFromNifti(const NiftiImage& image);
 
 }  // namespace procnode

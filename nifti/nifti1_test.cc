@@ -5,6 +5,9 @@
 
 #include <cmath>
 #include <cstring>
+#include <vector>
+
+#include "core/error.h"
 
 namespace procnode {
 namespace {
@@ -85,6 +88,83 @@ TEST(Nifti1, GzipOutputInflatesBackToTheFile) {
     out += member;
   }
   EXPECT_EQ(out, plain);
+}
+
+TEST(Nifti1Reader, ReadsBackWhatTheWriterWroteInBothForms) {
+  NiftiImage image = Sample();
+  image.descrip = "procnode test";
+  for (const bool gzip : {false, true}) {
+    const NiftiImage back = ParseNiftiBytes(NiftiFileBytes(image, gzip), "sample");
+    EXPECT_EQ(back.dims, image.dims);
+    EXPECT_EQ(back.dimensions, 3);
+    EXPECT_EQ(back.datatype, kDtInt16);
+    EXPECT_EQ(back.scl_inter, -1024);
+    EXPECT_EQ(back.srow, image.srow) << "values exact in float";
+    EXPECT_EQ(back.descrip, "procnode test");
+    EXPECT_EQ(back.voxels, image.voxels);
+  }
+  // Several gzip members (the writer compresses 1 MiB chunks in parallel): one image.
+  NiftiImage big = Sample();
+  big.dims = {256, 256, 20, 1, 1};
+  big.voxels.assign(256 * 256 * 20 * 2, '\0');
+  for (std::size_t i = 0; i < big.voxels.size(); ++i) big.voxels[i] = static_cast<char>(i * 7 % 251);
+  EXPECT_EQ(ParseNiftiBytes(NiftiFileBytes(big, true), "big").voxels, big.voxels);
+}
+
+TEST(Nifti1Reader, TheVolumeIsInModalityUnitsWithLpsDirections) {
+  NiftiImage image = Sample();
+  std::vector<int16_t> stored(24);
+  for (int i = 0; i < 24; ++i) stored[i] = static_cast<int16_t>(i * 100);
+  image.voxels.assign(reinterpret_cast<const char*>(stored.data()), stored.size() * 2);
+  const Volume v = VolumeFromNifti(ParseNiftiBytes(NiftiFileBytes(image, false), "sample"));
+  EXPECT_EQ(v.dims, (std::array<std::size_t, 3>{2, 3, 4}));
+  EXPECT_DOUBLE_EQ(v.spacing[1], 0.75);
+  EXPECT_EQ(v.row_direction, (std::array<double, 3>{1, 0, 0})) << "RAS -x is LPS +x";
+  EXPECT_EQ(v.column_direction, (std::array<double, 3>{0, -1, 0}));
+  EXPECT_EQ(v.origin, (std::array<double, 3>{-10, 20, 30}));
+  EXPECT_EQ(v.voxels[5], 500.0f - 1024.0f);
+}
+
+TEST(Nifti1Reader, MalformedFilesAreRefusedNamingTheFileAndTheReason) {
+  const std::string good = NiftiFileBytes(Sample(), false);
+  auto error = [](const std::string& bytes) {
+    try {
+      ParseNiftiBytes(bytes, "scan.nii");
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kInvalidInput);
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_NE(error("").find("scan.nii: too short"), std::string::npos);
+  EXPECT_NE(error(std::string(400, 'x')).find("not NIfTI-1"), std::string::npos);
+  for (std::size_t cut : {std::size_t{348}, std::size_t{360}, good.size() - 1}) {
+    EXPECT_NE(error(good.substr(0, cut)).find("scan.nii:"), std::string::npos) << cut;
+  }
+  EXPECT_NE(error(good.substr(0, good.size() - 1)).find("truncated"), std::string::npos);
+  std::string swapped = good;
+  const int32_t big_endian = 0x5c010000;
+  std::memcpy(swapped.data(), &big_endian, 4);
+  EXPECT_NE(error(swapped).find("big-endian"), std::string::npos);
+  std::string no_sform = good;
+  no_sform[254] = no_sform[255] = 0;
+  EXPECT_NE(error(no_sform).find("no sform"), std::string::npos);
+  std::string float64 = good;
+  const int16_t dt = 64;
+  std::memcpy(float64.data() + 70, &dt, 2);
+  EXPECT_NE(error(float64).find("datatype 64"), std::string::npos);
+  std::string negative = good;
+  const int16_t minus = -4;
+  std::memcpy(negative.data() + 44, &minus, 2);
+  EXPECT_NE(error(negative).find("dim[2] is -4"), std::string::npos);
+  std::string gz = Gzip(good);
+  EXPECT_NE(error(gz.substr(0, gz.size() / 2)).find("gzip"), std::string::npos);
+  try {
+    ReadNiftiFile("/nonexistent/scan.nii.gz");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kUnavailable);
+  }
 }
 
 }  // namespace

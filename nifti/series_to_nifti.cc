@@ -404,33 +404,10 @@ SeriesVolume NiftiSeriesVolume(StudySource& source, const SeriesRef& series, con
   NiftiConversion& part = parts.front();
   const NiftiImage& image = part.image;
   SeriesVolume result;
+  result.volume = VolumeFromNifti(image);
   Volume& v = result.volume;
-  v.dims = {static_cast<std::size_t>(image.dims[0]), static_cast<std::size_t>(image.dims[1]),
-            static_cast<std::size_t>(image.dims[2] * image.dims[3])};
-  std::array<std::array<double, 3>*, 3> axes{&v.row_direction, &v.column_direction, &v.slice_direction};
-  for (int axis = 0; axis < 3; ++axis) {
-    const double length = std::hypot(image.srow[0][axis], image.srow[1][axis], image.srow[2][axis]);
-    v.spacing[axis] = length;
-    for (int r = 0; r < 3; ++r) (*axes[axis])[r] = (r < 2 ? -1 : 1) * image.srow[r][axis] / (length > 0 ? length : 1);
-  }
-  v.origin = {-image.srow[0][3], -image.srow[1][3], image.srow[2][3]};  // RAS -> LPS
   v.modality = part.sidecar.value("Modality", "");
   v.units = v.modality == "CT" ? "HU" : "";
-  const std::size_t count = v.VoxelCount();
-  v.voxels.resize(count);
-  auto scale = [&](auto* stored) {
-    for (std::size_t i = 0; i < count; ++i) v.voxels[i] = static_cast<float>(stored[i] * image.scl_slope + image.scl_inter);
-  };
-  const char* data = image.voxels.data();
-  switch (image.datatype) {
-    case kDtUint8: scale(reinterpret_cast<const uint8_t*>(data)); break;
-    case kDtInt8: scale(reinterpret_cast<const int8_t*>(data)); break;
-    case kDtInt16: scale(reinterpret_cast<const int16_t*>(data)); break;
-    case kDtUint16: scale(reinterpret_cast<const uint16_t*>(data)); break;
-    case kDtInt32: scale(reinterpret_cast<const int32_t*>(data)); break;
-    case kDtUint32: scale(reinterpret_cast<const uint32_t*>(data)); break;
-    case kDtFloat32: scale(reinterpret_cast<const float*>(data)); break;
-  }
   std::string().swap(part.image.voxels);
   result.warnings = part.warnings;
   if (parts.size() > 1) {
