@@ -7,8 +7,7 @@
 #include <random>
 #include <vector>
 
-#include "nifti/series_to_nifti.h"
-#include "dicom/folder_source.h"
+#include "processors/cuda/gpu_test_support.h"
 #include "processors/lung/lung_emphysema.h"
 #include "processors/lung/lung_ops.h"
 #include "processors/lung/lung_test_support.h"
@@ -32,9 +31,11 @@ std::unique_ptr<LungBackend> GpuOrSkipReason(std::string& reason) {
 TEST(LungGpuParity, EveryKernelMatchesItsCpuTwin) {
   std::string reason;
   auto gpu = GpuOrSkipReason(reason);
-  if (!gpu) GTEST_SKIP() << reason;
+  if (!gpu) PROCNODE_GPU_SKIP_OR_FAIL(reason);
   auto cpu = MakeCpuLungBackend();
-  for (const Grid g : {Grid{37, 23, 19}, Grid{512, 512, 64}}) {
+  std::vector<Grid> grids{Grid{37, 23, 19}};
+  if (!gpu_test::SmallOnly()) grids.push_back(Grid{512, 512, 64});
+  for (const Grid g : grids) {
     std::mt19937 random(11);
     std::uniform_real_distribution<float> hu(-1100.0f, 3200.0f);
     std::vector<float> values(g.Count());
@@ -70,11 +71,11 @@ TEST(LungGpuParity, EveryKernelMatchesItsCpuTwin) {
 TEST(LungGpuParity, TheChestCtGivesTheSameLabelsAndMeasurementsOnBothDevices) {
   std::string reason;
   auto gpu = GpuOrSkipReason(reason);
-  if (!gpu) GTEST_SKIP() << reason;
+  if (!gpu) PROCNODE_GPU_SKIP_OR_FAIL(reason);
+  if (gpu_test::SmallOnly()) GTEST_SKIP() << "small grids only (PROCNODE_GPU_KIT_SMALL)";
   auto cpu = MakeCpuLungBackend();
   for (const char* kernel : {"lung-kernel", "standard-kernel"}) {
-    FolderStudySource source(std::string(PROCNODE_SHARED_DATA) + "/ct-chest-lung-dx-a0001/" + kernel);
-    const Volume ct = NiftiSeriesVolume(source, LargestInputSeries(source.ListSeries(""))).volume;
+    const Volume ct = gpu_test::ChestCt(kernel);
     const LungResult on_cpu = SegmentLungsAndQuantify(ct, {}, *cpu);
     const LungResult on_gpu = SegmentLungsAndQuantify(ct, {}, *gpu);
     EXPECT_EQ(on_cpu.labels, on_gpu.labels) << kernel;
