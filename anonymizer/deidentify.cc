@@ -29,6 +29,20 @@
 namespace procnode {
 namespace {
 
+// Every DCMTK write of the de-identifier goes through here: a failure refuses the object, naming
+// it and what could not be written, so nothing leaves half de-identified (it is never retried:
+// the same object would fail the same way).
+void Check(const OFCondition& status, const std::string& name, const std::string& what) {
+  if (status.bad()) {
+    throw Error(ErrorCode::kInvalidInput, name + ": de-identification refused: cannot " + what + " (" + status.text() + ")");
+  }
+}
+
+// As Check, where the element may legitimately be absent.
+void CheckDeleted(const OFCondition& status, const std::string& name, const std::string& what) {
+  if (status != EC_TagNotFound) Check(status, name, what);
+}
+
 using Dates = DeidentifyOptions::Dates;
 
 // A multi-valued text ('\\'-separated) with each value replaced by `map` (nullopt: left out).
@@ -129,8 +143,10 @@ class Deidentifier {
     // The meta header follows the remapped SOP Instance UID.
     if (DcmMetaInfo* meta = file.getMetaInfo()) {
       const std::string sop = DicomString(ds, DCM_SOPInstanceUID);
-      meta->putAndInsertString(DCM_MediaStorageSOPInstanceUID, sop.c_str());
-      meta->findAndDeleteElement(DCM_SourceApplicationEntityTitle);
+      Check(meta->putAndInsertString(DCM_MediaStorageSOPInstanceUID, sop.c_str()), name_,
+            "write MediaStorageSOPInstanceUID in the meta header");
+      CheckDeleted(meta->findAndDeleteElement(DCM_SourceApplicationEntityTitle), name_,
+                   "remove SourceApplicationEntityTitle from the meta header");
     }
     return out_;
   }
@@ -184,8 +200,14 @@ class Deidentifier {
       throw Error(ErrorCode::kInvalidInput, name_ + ": Clean Pixel Data needs uncompressed pixel data: refused");
     }
     Uint8* data = nullptr;
-    pixel->getUint8Array(data);
+    Check(pixel->getUint8Array(data), name_, "read the pixel data to clean it");
     const std::size_t bytes = bits / 8 * samples;
+    const std::size_t needed = static_cast<std::size_t>(std::max<Sint32>(frames, 1)) * rows * columns * bytes;
+    if (data == nullptr || bits % 8 != 0 || bytes == 0 || pixel->getLength() < needed) {
+      throw Error(ErrorCode::kInvalidInput, name_ + ": Clean Pixel Data refused: the pixel data (" +
+                                                std::to_string(pixel->getLength()) + " bytes) is shorter than Rows x Columns x "
+                                                "frames x samples x bytes (" + std::to_string(needed) + ") or has no bytes");
+    }
     for (Sint32 f = 0; f < std::max<Sint32>(frames, 1); ++f) {
       for (const auto& r : rule.regions) {
         for (long y = std::max(0L, r[1]); y <= std::min<long>(rows - 1, r[3]); ++y) {
@@ -195,7 +217,7 @@ class Deidentifier {
         }
       }
     }
-    ds.putAndInsertString(DCM_BurnedInAnnotation, "NO");
+    Check(ds.putAndInsertString(DCM_BurnedInAnnotation, "NO"), name_, "write BurnedInAnnotation");
     pixels_cleaned_ = true;
   }
 
@@ -226,7 +248,7 @@ class Deidentifier {
       }
       if (!IsText(el->ident())) continue;
       OFString value;
-      el->getOFStringArray(value);
+      Check(el->getOFStringArray(value), name_, "read " + std::string(DcmTag(tag).getTagName()) + " for the leak gate");
       const std::string v = value.c_str();
       if (v.empty()) continue;
       if (el->ident() == EVR_PN) {
@@ -330,13 +352,13 @@ class Deidentifier {
 
   void Put(DcmElement* el, const std::string& value) {
     const OFCondition status = el->putString(value.c_str());
-    if (status.bad()) throw Error(ErrorCode::kInternal, name_ + ": cannot set " + DcmTag(el->getTag()).getTagName() + ": " + status.text());
+    Check(status, name_, "set " + std::string(DcmTag(el->getTag()).getTagName()));
   }
 
   // Every UID of a UI element replaced by its remapped value.
   void RemapElement(DcmElement* el) {
     OFString value;
-    el->getOFStringArray(value);
+    Check(el->getOFStringArray(value), name_, "read " + std::string(DcmTag(el->getTag()).getTagName()));
     Put(el, RemapValues(value.c_str()));
   }
 
@@ -363,7 +385,7 @@ class Deidentifier {
     if (vr == EVR_DA || vr == EVR_DT) {
       // A kept date that is the patient's birth date gives it away: dummy (or shifted) instead.
       OFString value;
-      el->getOFStringArray(value);
+      Check(el->getOFStringArray(value), name_, "read " + std::string(DcmTag(el->getTag()).getTagName()));
       const std::string v = value.c_str();
       const std::string& birth = out_.identity.birth_date;
       if (birth.size() == 8 && v.find(birth) != std::string::npos) {
@@ -374,7 +396,7 @@ class Deidentifier {
     }
     if (!IsText(vr) || vr == EVR_TM) return;
     OFString value;
-    el->getOFStringArray(value);
+    Check(el->getOFStringArray(value), name_, "read " + std::string(DcmTag(el->getTag()).getTagName()));
     std::string v = value.c_str();
     // Code strings allow only upper case, digits, space and underscore.
     const bool code = vr == EVR_CS || vr == EVR_AE || vr == EVR_IS || vr == EVR_DS || vr == EVR_AS;
@@ -470,9 +492,9 @@ class Deidentifier {
   }
 
   void Mark(DcmDataset& ds) {
-    ds.putAndInsertString(DCM_PatientName, out_.pseudonym.c_str());
-    ds.putAndInsertString(DCM_PatientID, out_.pseudonym.c_str());
-    ds.putAndInsertString(DCM_PatientIdentityRemoved, "YES");
+    Check(ds.putAndInsertString(DCM_PatientName, out_.pseudonym.c_str()), name_, "write the pseudonym as PatientName");
+    Check(ds.putAndInsertString(DCM_PatientID, out_.pseudonym.c_str()), name_, "write the pseudonym as PatientID");
+    Check(ds.putAndInsertString(DCM_PatientIdentityRemoved, "YES"), name_, "write PatientIdentityRemoved");
     std::vector<std::pair<const char*, const char*>> codes{{"113100", "Basic Application Confidentiality Profile"}};
     std::string method = "procnode " + std::string(kVersion) + ": PS3.15 E.1-1 (" + ProfileTable().edition + ") Basic Profile";
     auto option = [&](bool on, const char* code, const char* meaning) {
@@ -495,17 +517,21 @@ class Deidentifier {
     // DeidentificationMethod is LO (64 characters, VM 1-n): the method in 64-character values.
     std::string values;
     for (std::size_t at = 0; at < method.size(); at += 64) values += (values.empty() ? "" : "\\") + method.substr(at, 64);
-    ds.putAndInsertString(DCM_DeidentificationMethod, values.c_str());
-    ds.findAndDeleteElement(DCM_DeidentificationMethodCodeSequence);
+    Check(ds.putAndInsertString(DCM_DeidentificationMethod, values.c_str()), name_, "write DeidentificationMethod");
+    CheckDeleted(ds.findAndDeleteElement(DCM_DeidentificationMethodCodeSequence), name_,
+                 "replace DeidentificationMethodCodeSequence");
     for (std::size_t i = 0; i < codes.size(); ++i) {
       DcmItem* code = nullptr;
-      ds.findOrCreateSequenceItem(DCM_DeidentificationMethodCodeSequence, code, static_cast<signed long>(i));
-      code->putAndInsertString(DCM_CodeValue, codes[i].first);
-      code->putAndInsertString(DCM_CodingSchemeDesignator, "DCM");
-      code->putAndInsertString(DCM_CodeMeaning, codes[i].second);
+      const std::string what = "write DeidentificationMethodCodeSequence item " + std::to_string(i + 1);
+      Check(ds.findOrCreateSequenceItem(DCM_DeidentificationMethodCodeSequence, code, static_cast<signed long>(i)), name_, what);
+      if (code == nullptr) Check(EC_IllegalCall, name_, what);
+      Check(code->putAndInsertString(DCM_CodeValue, codes[i].first), name_, what);
+      Check(code->putAndInsertString(DCM_CodingSchemeDesignator, "DCM"), name_, what);
+      Check(code->putAndInsertString(DCM_CodeMeaning, codes[i].second), name_, what);
     }
-    ds.putAndInsertString(DCM_LongitudinalTemporalInformationModified,
-                          o_.dates == Dates::kFull ? "UNMODIFIED" : o_.dates == Dates::kModified ? "MODIFIED" : "REMOVED");
+    Check(ds.putAndInsertString(DCM_LongitudinalTemporalInformationModified,
+                                o_.dates == Dates::kFull ? "UNMODIFIED" : o_.dates == Dates::kModified ? "MODIFIED" : "REMOVED"),
+          name_, "write LongitudinalTemporalInformationModified");
     out_.method = method;
     for (const auto& [term, prepared] : terms_) out_.phi_terms.push_back(term);
   }
@@ -621,7 +647,7 @@ void RestoreUids(DcmItem& item, const std::map<std::string, std::string>& back) 
     }
     if (el->ident() != EVR_UI) continue;
     OFString value;
-    el->getOFStringArray(value);
+    Check(el->getOFStringArray(value), "re-identification", "read " + std::string(DcmTag(el->getTag()).getTagName()));
     bool changed = false;
     const std::string restored = MapValues(value.c_str(), [&](const std::string& uid) -> std::optional<std::string> {
       const auto it = back.find(uid);
@@ -629,7 +655,7 @@ void RestoreUids(DcmItem& item, const std::map<std::string, std::string>& back) 
       changed = true;
       return it->second;
     });
-    if (changed) el->putString(restored.c_str());
+    if (changed) Check(el->putString(restored.c_str()), "re-identification", "restore " + std::string(DcmTag(el->getTag()).getTagName()));
   }
 }
 
@@ -642,8 +668,10 @@ void Reidentify(DcmItem& dataset, const PatientIdentity& identity, const std::ma
       {DCM_PatientBirthDate, &identity.birth_date},    {DCM_PatientSex, &identity.sex},
       {DCM_AccessionNumber, &identity.accession_number}, {DCM_StudyDate, &identity.study_date},
       {DCM_StudyInstanceUID, &identity.study_instance_uid}};
-  for (const auto& [tag, value] : fields) dataset.putAndInsertString(tag, value->c_str());
-  dataset.findAndDeleteElement(DCM_PatientIdentityRemoved);
+  for (const auto& [tag, value] : fields) {
+    Check(dataset.putAndInsertString(tag, value->c_str()), "re-identification", "write " + std::string(DcmTag(tag).getTagName()));
+  }
+  CheckDeleted(dataset.findAndDeleteElement(DCM_PatientIdentityRemoved), "re-identification", "remove PatientIdentityRemoved");
 }
 
 }  // namespace procnode

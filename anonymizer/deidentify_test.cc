@@ -334,5 +334,24 @@ TEST_P(AnonymizerCorpus, DeidentifiesOrRefusesByName) {
 INSTANTIATE_TEST_SUITE_P(SharedCorpus, AnonymizerCorpus, ::testing::ValuesIn(procnode::testing::CorpusFiles()),
                          [](const auto& info) { return procnode::testing::CorpusTestName(info.param, info.index); });
 
+// Issue 20: Clean Pixel Data never writes past pixel data shorter than its attributes say (it was
+// dereferenced without a check); the object is refused, naming it.
+TEST(Deidentify, CleanPixelDataRefusesPixelDataShorterThanDeclared) {
+  auto file = PlantedCt();
+  DcmDataset& ds = *file->getDataset();
+  ds.putAndInsertString(DCM_BurnedInAnnotation, "YES");
+  std::vector<Uint16> few(512 * 10, 7);  // ten rows of a 512 x 512 image
+  ASSERT_TRUE(ds.putAndInsertUint16Array(DCM_PixelData, few.data(), static_cast<unsigned long>(few.size())).good());
+  DeidentifyOptions o = Project();
+  o.pixel_rules.push_back({"", "", 512, 512, {{0, 0, 99, 400}}});
+  try {
+    Deidentify(*file, o, "short slice");
+    FAIL() << "cleaned past the end of the pixel data";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidInput);
+    EXPECT_NE(std::string(e.what()).find("short slice: Clean Pixel Data refused"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace procnode

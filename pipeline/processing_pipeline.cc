@@ -313,7 +313,8 @@ PipelineResult RunPipeline(const Processor& processor, const nlohmann::json& giv
       auto object = ReadDicomBuffer(made.dicom, made.stem);
       const auto hits = ScanDataset(*object->getDataset(), terms, made.stem);
       if (!hits.empty()) {
-        throw Error(ErrorCode::kInternal, "leak gate: results held, PHI found in " + made.stem + " at " + hits.front().where +
+        // A policy outcome, not a fault: the same study would leak the same way on every attempt.
+        throw Error(ErrorCode::kInvalidInput, "leak gate: results held, PHI found in " + made.stem + " at " + hits.front().where +
                                               " (" + std::to_string(hits.size()) + " place(s))");
       }
     }

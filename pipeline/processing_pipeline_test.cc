@@ -246,5 +246,45 @@ TEST(Requirements, ComeFromTheProcessorsBytesPerVoxelAndTheInputSeries) {
   EXPECT_EQ(r.host_memory_bytes, 0u);
 }
 
+// Issue 20: results that would carry an identity out of an anonymized route are held, and that is
+// a policy outcome (invalid input: never retried), not an internal error retried every attempt.
+TEST(Pipeline, TheLeakGateHoldsResultsCarryingAnIdentityAsAPolicyRefusal) {
+  class Leaky : public Processor {
+   public:
+    explicit Leaky(std::string leak) : leak_(std::move(leak)) { info_.name = "test-leaky"; }
+    const ProcessorInfo& Info() const override { return info_; }
+    ProcessorOutput Run(const Volume&, const nlohmann::json&, const ProcessorContext&) const override {
+      ProcessorOutput out;
+      out.report = {{"Figures", {{"Patient (a processor that should not know)", leak_}}}};
+      out.device = "cpu";
+      return out;
+    }
+
+   private:
+    ProcessorInfo info_;
+    std::string leak_;
+  };
+  FolderStudySource source(kChest);
+  auto first = ReadDicomBuffer(source.FetchInstance(source.ListSeries("")[0].instance_ids[0]), "ct");
+  OFString patient_id;
+  first->getDataset()->findAndGetOFString(DCM_PatientID, patient_id);
+  ASSERT_FALSE(patient_id.empty());
+  const Leaky leaky(patient_id.c_str());
+  MemorySink sink;
+  DeidentifyOptions anonymize{.project = "leak-test", .secret = "test-secret"};
+  PipelineContext ctx{.device = DevicePreference::kCpu, .font_path = PROCNODE_FONT};
+  ctx.anonymize = &anonymize;
+  try {
+    RunPipeline(leaky, {}, source, sink, ctx, Origin("leak"));
+    FAIL() << "the leak gate let the identity out";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidInput) << e.what();
+    EXPECT_FALSE(e.retryable());
+    EXPECT_NE(std::string(e.what()).find("leak gate: results held"), std::string::npos) << e.what();
+    EXPECT_EQ(std::string(e.what()).find(patient_id.c_str()), std::string::npos) << "the message names places, not values";
+  }
+  EXPECT_TRUE(sink.stored.empty()) << "nothing stored";
+}
+
 }  // namespace
 }  // namespace procnode
