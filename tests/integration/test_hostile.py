@@ -136,3 +136,31 @@ def test_a_body_over_one_mib_is_refused_unread(orthanc):
     assert code == 413 and "at most 1048576" in answer["error"], answer
     assert orthanc.get("/procnode/rules")["version"] == 0, "nothing stored"
     alive(orthanc)
+
+
+@pytest.mark.parametrize("path,status", [
+    ("/procnode/ui/index.html", 200),
+    ("/procnode/ui/app.js", 200),
+    ("/procnode/status", 200),
+    ("/procnode/jobs", 200),
+    ("/procnode/jobs/999999", 404),
+    ("/procnode/ui/nothing.html", 404),
+])
+def test_every_answer_carries_the_security_headers(orthanc, path, status):
+    """Issue 20, item 5: what a hospital's security scanner checks, on pages, JSON and errors alike:
+    the admin page runs only its own script and style, nothing is framed or sniffed, no answer is cached."""
+    request = urllib.request.Request(orthanc.url + path)
+    try:
+        with urllib.request.urlopen(request, timeout=20) as response:
+            code, headers = response.status, response.headers
+    except urllib.error.HTTPError as e:
+        code, headers = e.code, e.headers
+    assert code == status, (path, code)
+    csp = headers.get("Content-Security-Policy", "")
+    directives = dict((d.strip().split(" ", 1) + [""])[:2] for d in csp.split(";") if d.strip())
+    assert directives.get("default-src") == "'none'", csp
+    assert directives.get("script-src") == "'self'" and "unsafe-inline" not in csp and "unsafe-eval" not in csp, csp
+    assert directives.get("frame-ancestors") == "'none'", csp
+    assert headers.get("X-Content-Type-Options") == "nosniff"
+    assert headers.get("X-Frame-Options") == "DENY"
+    assert "no-store" in headers.get("Cache-Control", "")

@@ -19,6 +19,11 @@ const check = (ok, what) => { console.log((ok ? "ok   " : "FAIL ") + what); if (
 
 try {
   const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  // The page works under its Content-Security-Policy: no script, style or request it makes is blocked.
+  const blocked = [];
+  page.on("console", (message) => {
+    if (/Content.Security.Policy/i.test(message.text())) blocked.push(message.text());
+  });
   await page.goto(`${base}/procnode/ui/`);
   await page.waitForFunction(() => document.getElementById("rules-editor").value.includes("\"rules\""));
   check((await page.textContent("#rules-version")).includes("version 0"), "the built-in rule set is shown");
@@ -108,6 +113,16 @@ try {
     else await page.waitForTimeout(500);
   }
   check(rerun !== null && rerun.events.filter((e) => e.kind === "done").length === 2, "Re-run runs the done job again");
+  check(blocked.length === 0, `nothing was blocked by the Content-Security-Policy${blocked.length ? ": " + blocked[0] : ""}`);
+  // Positive control: the policy is enforced, so an injected inline script is refused.
+  await page.evaluate(() => {
+    const script = document.createElement("script");
+    script.textContent = "window.injected = true;";
+    document.body.appendChild(script);
+  });
+  await page.waitForTimeout(300);
+  check(blocked.length > 0 && !(await page.evaluate(() => window.injected === true)),
+        "the Content-Security-Policy refuses an injected inline script");
 } catch (e) {
   failures.push(String(e));
   console.log("FAIL " + e);
