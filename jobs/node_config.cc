@@ -79,7 +79,7 @@ NodeConfig ParseNodeConfig(const std::string& orthanc_configuration_json, const 
 
   static const std::set<std::string> kKnown{
       "Database", "PhiVault", "Workers", "Gpu", "WorkDirectory", "NodeName", "LeaseSeconds",
-      "HeartbeatSeconds", "MaxAttempts", "RetryBackoffSeconds", "PollSeconds", "ResultSeriesNumber", "ResultSeriesNumbers", "EarlyStart", "EarlyStartPollSeconds",
+      "HeartbeatSeconds", "MaxAttempts", "RetryBackoffSeconds", "PollSeconds", "ResultSeriesNumber", "ResultSeriesNumbers", "EarlyStart", "EarlyStartPollSeconds", "Audit",
       "Destinations", "RulesFile", "TestHooks", "Admins", "CompletenessMaxWaitSeconds", "DeliveryMaxAttempts",
       "DeliveryBackoffSeconds", "VaultRoles", "CleanPixelRules", "TrustedUserHeader", "AllowAnonymousAdministration",
       "DatabaseConnectTimeoutSeconds", "DatabaseStatementTimeoutSeconds", "OrthancId", "GpuWaitSeconds"};
@@ -127,6 +127,7 @@ NodeConfig ParseNodeConfig(const std::string& orthanc_configuration_json, const 
       config.result_series_numbers[kind] = value.get<int>();
     }
   }
+  config.audit_target = String(section, "Audit", "");
   if (section.contains("EarlyStart")) {
     if (!section["EarlyStart"].is_boolean()) Bad("EarlyStart", "must be true or false");
     config.early_start = section["EarlyStart"].get<bool>();

@@ -47,6 +47,7 @@ struct NodeConfig {
   std::map<std::string, std::string> destination_modalities;  // name -> Orthanc DicomModalities alias
   int delivery_max_attempts = 5;              // C-STORE attempts per destination before the dead letter
   double delivery_backoff_seconds = 30;       // doubled per failed attempt
+  std::string audit_target;  // ProcNode.Audit: syslog | unix:PATH | udp://HOST:PORT | file:PATH; "" none
   std::string rules_file;  // ProcNode.RulesFile: the rule set saved at start when none was saved yet
   int database_connect_timeout_seconds = 5;     // libpq connect_timeout, unless the DSN sets one
   int database_statement_timeout_seconds = 60;  // per statement, so a stalled server frees its caller

@@ -47,6 +47,7 @@ std::string Caller::Describe() const { return verified ? "user \"" + name + "\""
 
 Node::Node(NodeConfig config, OrthancRest& rest)
     : config_(WithTimeouts(std::move(config))),
+      audit_(config_.audit_target),
       rest_(rest),
       gpu_(ProbeGpu()),
       queue_(config_.database,
@@ -135,6 +136,21 @@ Node::Node(NodeConfig config, OrthancRest& rest)
       }
     }
   }
+  // The configuration it starts with, without secrets (DSNs without passwords, no keys).
+  auto list = [](const std::vector<std::string>& names) {
+    std::string text;
+    for (const auto& n : names) text += (text.empty() ? "" : ",") + n;
+    return text.empty() ? std::string("none") : text;
+  };
+  audit_.Record({.who = "procnode", .action = "node.start", .object = "Orthanc " + config_.orthanc_id, .outcome = "success",
+                 .detail = std::string(config_.standalone_worker ? "standalone worker" : "Orthanc node") + " " +
+                           pool_->owner() + ", procnode " + kVersion + "; job database " + DescribeDsn(config_.database) +
+                           "; PHI vault " + (config_.phi_vault.empty() ? std::string("none") : DescribeDsn(config_.phi_vault)) +
+                           "; workers " + std::to_string(config_.workers) + "; gpu " + config_.gpu + "; identity " +
+                           (!config_.trusted_user_header.empty() ? "trusted header" : config_.orthanc_authentication ? "Orthanc authentication" : "none") +
+                           (config_.allow_anonymous_administration ? " (anonymous administration allowed)" : "") +
+                           "; admins " + list(config_.admins) + "; vault roles " + list(config_.vault_roles) +
+                           "; destinations " + list(config_.destinations)});
 }
 
 Node::~Node() { StopWork(); }
@@ -742,6 +758,7 @@ nlohmann::json Node::Reidentify(const nlohmann::json& body, const Caller& caller
   const std::string who = caller.verified ? caller.name : "unverified caller";
   auto refuse = [&](const std::string& why, const std::string& answer) {
     vault.Refused(project, pseudonym, who, why);
+    audit_.Record({.who = who, .action = "vault.reidentify", .object = "project " + project, .outcome = "refused", .detail = why});
     Log(LogLevel::kWarning, "re-identification refused for " + caller.Describe() + " (" + why + "; audited)");
     *forbidden = true;
     return nlohmann::json{{"error", answer + "; the attempt is audited"}};
@@ -756,7 +773,16 @@ nlohmann::json Node::Reidentify(const nlohmann::json& body, const Caller& caller
   if (!allowed) {
     return refuse("not in ProcNode.VaultRoles", "user \"" + user + "\" is not in the vault role (ProcNode.VaultRoles)");
   }
-  const auto found = vault.Reidentify(project, pseudonym, user, reason);
+  Reidentified found;
+  try {
+    found = vault.Reidentify(project, pseudonym, user, reason);
+  } catch (const Error& e) {
+    audit_.Record({.who = user, .action = "vault.reidentify", .object = "project " + project, .outcome = "failed",
+                   .detail = e.what()});
+    throw;
+  }
+  audit_.Record({.who = user, .action = "vault.reidentify", .object = "project " + project, .outcome = "success",
+                 .detail = "reason: " + reason});
   Log(LogLevel::kInfo, "re-identification granted to \"" + user + "\" (audited)");
   nlohmann::json answer = ReidentifiedJson(found);
   answer["project"] = project;
@@ -777,6 +803,8 @@ nlohmann::json Node::Workers() {
 
 nlohmann::json Node::ResendJob(int64_t id, const std::string& who) {
   const int count = queue_.Resend(id, who);
+  audit_.Record({.who = who, .action = "job.resend", .object = "job " + std::to_string(id), .outcome = "success",
+                 .detail = std::to_string(count) + " delivery(ies) queued again"});
   delivery_wake_.notify_all();
   nlohmann::json out = *JobDetail(id);
   out["resent"] = count;
@@ -850,11 +878,16 @@ std::string Node::SeriesNifti(const std::string& series_id, int part) {
 
 nlohmann::json Node::RetryJob(int64_t id, const std::string& who) {
   auto job = JobToJson(queue_.Retry(id, who));
+  audit_.Record({.who = who, .action = "job.retry", .object = "job " + std::to_string(id), .outcome = "success"});
   pool_->Wake();
   return job;
 }
 
-nlohmann::json Node::CancelJob(int64_t id, const std::string& who) { return JobToJson(queue_.Cancel(id, who)); }
+nlohmann::json Node::CancelJob(int64_t id, const std::string& who) {
+  auto job = JobToJson(queue_.Cancel(id, who));
+  audit_.Record({.who = who, .action = "job.cancel", .object = "job " + std::to_string(id), .outcome = "success"});
+  return job;
+}
 
 namespace {
 
@@ -887,10 +920,14 @@ nlohmann::json Node::ValidateRules(const std::string& body) {
 nlohmann::json Node::SaveRules(const std::string& body, const std::string& author, const std::string& comment) {
   const auto validation = ValidateRules(body);
   if (!validation["valid"].get<bool>()) {
+    audit_.Record({.who = author, .action = "rules.save", .object = "rule set", .outcome = "refused",
+                   .detail = std::to_string(validation["errors"].size()) + " validation error(s)"});
     throw Error(ErrorCode::kInvalidInput, nlohmann::json{{"message", "rule set refused: the active one stays"},
                                                          {"errors", validation["errors"]}}.dump());
   }
   const int version = queue_.SaveRuleSet(body, author, comment);
+  audit_.Record({.who = author, .action = "rules.save", .object = "rule set version " + std::to_string(version),
+                 .outcome = "success", .detail = "comment: " + comment});
   Log(LogLevel::kInfo, "routing rule set version " + std::to_string(version) + " saved by " + author);
   return {{"version", version}, {"valid", true}};
 }

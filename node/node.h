@@ -24,6 +24,7 @@
 #include <string>
 #include <thread>
 
+#include "core/audit.h"
 #include "jobs/job_queue.h"
 #include "jobs/node_config.h"
 #include "jobs/worker_pool.h"
@@ -104,6 +105,8 @@ class Node {
   // X-Procnode-Author header or a Basic header Orthanc did not check included, is unverified.
   Caller Identify(const std::optional<std::string>& basic_user, const std::optional<std::string>& trusted_header) const;
   const std::string& TrustedUserHeader() const { return config_.trusted_user_header; }
+  // One event to the audit trail (ProcNode.Audit), from any thread.
+  void Audit(const AuditEvent& event) { audit_.Record(event); }
   // Why `caller` may not change rules and jobs, or nullopt when it may: verified users in
   // ProcNode.Admins (every verified user when it is empty); unverified callers only where
   // ProcNode.AllowAnonymousAdministration (a lab setting) is true.
@@ -140,6 +143,7 @@ class Node {
   StudyAttributes StudyForRouting(const std::string& study_id);
 
   NodeConfig config_;
+  AuditLog audit_;
   ProcessorRegistry processors_;
   OrthancRest& rest_;
   GpuStatus gpu_;

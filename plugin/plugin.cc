@@ -161,7 +161,7 @@ void SecurityHeaders(OrthancPluginRestOutput* output) {
 }
 
 template <Handler handler, bool admin_only = false>
-OrthancPluginErrorCode Protect(OrthancPluginRestOutput* output, const char*, const OrthancPluginHttpRequest* raw) {
+OrthancPluginErrorCode Protect(OrthancPluginRestOutput* output, const char* url, const OrthancPluginHttpRequest* raw) {
   try {
     SecurityHeaders(output);
     try {
@@ -185,6 +185,9 @@ OrthancPluginErrorCode Protect(OrthancPluginRestOutput* output, const char*, con
         if (const auto refusal = g_node->AdministrationRefusal(request.caller)) {
           Log(LogLevel::kWarning, "refused " + request.method + " " + ValidUtf8(raw->groupsCount ? raw->groups[0] : "") +
                                       " for " + request.caller.Describe() + ": " + *refusal);
+          g_node->Audit({.who = request.caller.verified ? request.caller.name : "unverified caller",
+                         .action = "admin." + request.method, .object = ValidUtf8(url != nullptr ? url : ""),
+                         .outcome = "refused", .detail = *refusal});
           AnswerError(output, 403, *refusal);
           return OrthancPluginErrorCode_Success;
         }

@@ -5,6 +5,7 @@ input did not have), dcentvfy (the study stays consistent across both series), a
 (the same input and project give the same UIDs and pseudonym)."""
 import glob
 import os
+import re
 import subprocess
 
 import pydicom
@@ -200,7 +201,9 @@ def test_the_vault_gives_the_identity_back_only_to_its_role_and_audits_every_acc
     assert original.SOPInstanceUID in back.stdout and sop in back.stdout
 
     # REST: only users in ProcNode.VaultRoles; a refusal is audited too.
-    orthanc = orthanc_factory({"Database": job_db[1], "Workers": 0, "PhiVault": vault, "VaultRoles": ["officer"]},
+    audit_file = os.path.join(workdir, "audit.log")
+    orthanc = orthanc_factory({"Database": job_db[1], "Workers": 0, "PhiVault": vault, "VaultRoles": ["officer"],
+                               "Audit": "file:" + audit_file},
                               users={"officer": "o-secret", "viewer": "v-secret"}, env={"PROCNODE_VAULT_KEYS": VAULT_KEYS}).start()
     orthanc.auth = ("viewer", "v-secret")
     code, body = orthanc.get_status("/procnode/reidentify", "POST", {"project": "lungs", "pseudonym": pseudonym, "reason": "curious"})
@@ -215,6 +218,11 @@ def test_the_vault_gives_the_identity_back_only_to_its_role_and_audits_every_acc
     assert "officer|reidentify|granted|recall for follow-up" in audit, audit
     assert "privacy officer|reidentify|granted|incidental finding" in audit, audit
     assert "DOE" not in orthanc.log_tail(200000) and "MRN-884422" not in orthanc.log_tail(200000)
+    # The same accesses in the site's audit trail (issue 20), as RFC 5424 lines without the identity.
+    trail = open(audit_file).read()
+    assert re.search(r'who="viewer" action="vault.reidentify" object="project lungs" outcome="refused"', trail), trail
+    assert re.search(r'who="officer" action="vault.reidentify" object="project lungs" outcome="success"\] reason: recall', trail), trail
+    assert "DOE" not in trail and "MRN-884422" not in trail and "19650312" not in trail
 
 
 def test_an_anonymized_route_processes_the_pseudonymous_copy_and_nothing_with_phi_leaves(workdir, pg, orthanc_factory, job_db):
