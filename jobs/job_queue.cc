@@ -611,6 +611,26 @@ int PgJobQueue::Resend(int64_t job_id, const std::string& who) {
   });
 }
 
+PgJobQueue::Gauges PgJobQueue::ReadGauges() {
+  return WithTransaction("gauges", [&](pqxx::work& tx) {
+    Gauges g;
+    g.jobs = {{"queued", 0}, {"running", 0}, {"done", 0}, {"failed", 0}, {"cancelled", 0}};
+    for (const auto& row : tx.exec_params("SELECT state, count(*) FROM jobs WHERE $1 = '' OR orthanc_id IN ($1, '') GROUP BY state",
+                                          options_.orthanc_id)) {
+      g.jobs[row[0].as<std::string>()] = row[1].as<int64_t>();
+    }
+    g.oldest_queued_seconds = tx.exec_params(
+        "SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 FROM jobs"
+        " WHERE state = 'queued' AND ($1 = '' OR orthanc_id IN ($1, ''))", options_.orthanc_id)[0][0].as<double>();
+    for (const auto& row : tx.exec_params(
+             "SELECT d.destination, d.state, count(*) FROM deliveries d JOIN jobs j ON j.id = d.job_id"
+             " WHERE $1 = '' OR j.orthanc_id IN ($1, '') GROUP BY d.destination, d.state", options_.orthanc_id)) {
+      g.deliveries[{row[0].as<std::string>(), row[1].as<std::string>()}] = row[2].as<int64_t>();
+    }
+    return g;
+  });
+}
+
 std::map<std::string, int64_t> PgJobQueue::DeliveryCountByState() {
   return WithTransaction("count deliveries", [&](pqxx::work& tx) {
     std::map<std::string, int64_t> counts{{"pending", 0}, {"sending", 0}, {"sent", 0}, {"dead", 0}};

@@ -201,6 +201,16 @@ class PgJobQueue {
   std::vector<JobEvent> Events(int64_t id);
   std::map<std::string, int64_t> CountByState();
 
+  // What the metrics show of the database, read in one transaction: jobs by state (this queue's
+  // Orthanc, or all when it names none), the age of the oldest queued job, deliveries by
+  // destination and state.
+  struct Gauges {
+    std::map<std::string, int64_t> jobs;
+    double oldest_queued_seconds = 0;
+    std::map<std::pair<std::string, std::string>, int64_t> deliveries;  // (destination, state) -> count
+  };
+  Gauges ReadGauges();
+
   const QueueOptions& options() const { return options_; }
 
  private:

@@ -94,7 +94,7 @@ Node::Node(NodeConfig config, OrthancRest& rest)
   options.gpu = gpu_.found && config_.gpu != "cpu" ? gpu_.name : "";
   options.host_memory_bytes = HostMemoryBytes();
   options.gpu_memory_bytes = options.gpu.empty() ? 0 : gpu_.memory_bytes;
-  pool_ = std::make_unique<WorkerPool>(queue_, [this](JobContext& c) { return RunJob(c); }, options);
+  pool_ = std::make_unique<WorkerPool>(queue_, [this](JobContext& c) { return RunJobMeasured(c); }, options);
 
   // The PHI vault, when configured: reachable and migrated now, so that the first anonymized job or
   // re-identification does not find it missing; a vault that is down delays only those (status says so).
@@ -579,6 +579,31 @@ bool Node::LookAtSeries(const std::string& series_id, SeriesWatch& watch) {
   return true;
 }
 
+// Every job through the metrics: its outcome, device and stage timings.
+JobOutcome Node::RunJobMeasured(JobContext& context) {
+  const std::string& processor = context.job().spec.processor;
+  try {
+    JobOutcome outcome = RunJob(context);
+    const auto summary = nlohmann::json::parse(outcome.result_json, nullptr, false);
+    std::map<std::string, double> stages;
+    if (summary.is_object() && summary.contains("timings_ms") && summary["timings_ms"].is_object()) {
+      for (const auto& [stage, ms] : summary["timings_ms"].items()) {
+        if (ms.is_number()) stages[stage] = ms.get<double>();
+      }
+    }
+    const bool gpu = outcome.device.rfind("cuda", 0) == 0;
+    const bool fallback = !gpu && summary.is_object() && summary.contains("device_note");
+    metrics_.JobFinished(processor, "done", gpu ? "gpu" : "cpu", fallback, stages);
+    return outcome;
+  } catch (const Error& e) {
+    metrics_.JobFinished(processor, std::string(ErrorCodeName(e.code())), "", false, {});
+    throw;
+  } catch (const std::exception&) {
+    metrics_.JobFinished(processor, "internal", "", false, {});
+    throw;
+  }
+}
+
 JobOutcome Node::RunJob(JobContext& context) {
   const Job& job = context.job();
   const JobSpec& spec = job.spec;
@@ -719,6 +744,67 @@ nlohmann::json Node::Status() {
     status["database"] = {{"ok", false}, {"error", e.what()}};
   }
   return status;
+}
+
+std::string Node::MetricsText() {
+  using Gauge = Metrics::Gauge;
+  std::vector<Gauge> gauges;
+  Gauge up{"procnode_database_up", "Whether the job database answered this scrape (1) or not (0).", {}};
+  try {
+    const auto g = queue_.ReadGauges();
+    up.samples.push_back({{}, 1});
+    Gauge jobs{"procnode_jobs", "Jobs of this Orthanc in the job database, by state.", {}};
+    for (const auto& [state, count] : g.jobs) jobs.samples.push_back({{{"state", state}}, static_cast<double>(count)});
+    gauges.push_back(jobs);
+    gauges.push_back({"procnode_oldest_queued_job_seconds", "Age of the oldest queued job (0 when none is queued).",
+                      {{{}, g.oldest_queued_seconds}}});
+    Gauge deliveries{"procnode_deliveries", "Result deliveries, by destination and state.", {}};
+    for (const auto& [key, count] : g.deliveries) {
+      deliveries.samples.push_back({{{"destination", key.first}, {"state", key.second}}, static_cast<double>(count)});
+    }
+    gauges.push_back(deliveries);
+    std::map<std::pair<std::string, std::string>, double> pools;
+    for (const auto& w : queue_.Workers()) {
+      if (w.live) pools[{w.kind, w.gpu.empty() ? "no" : "yes"}] += w.threads;
+    }
+    Gauge workers{"procnode_worker_threads", "Worker threads of the live worker pools of this Orthanc, by kind and GPU.", {}};
+    for (const auto& [key, threads] : pools) workers.samples.push_back({{{"kind", key.first}, {"gpu", key.second}}, threads});
+    gauges.push_back(workers);
+  } catch (const Error& e) {
+    up.samples.push_back({{}, 0});
+  }
+  gauges.push_back(up);
+  {
+    std::lock_guard lock(mutex_);
+    gauges.push_back({"procnode_intake_pending", "Stable studies not routed yet (new and waiting).",
+                      {{{}, static_cast<double>(intake_.size() + deferred_.size())}}});
+    gauges.push_back({"procnode_intake_waiting_for_database", "Whether intake waits for the job database (1) or not (0).",
+                      {{{}, waiting_for_database_ ? 1.0 : 0.0}}});
+  }
+  gauges.push_back({"procnode_running_jobs", "Jobs running in this process.", {{{}, static_cast<double>(pool_->RunningJobs().size())}}});
+  gauges.push_back({"procnode_gpu_present", "Whether this process has a GPU it may use (1) or not (0).",
+                    {{{}, gpu_.found && config_.gpu != "cpu" ? 1.0 : 0.0}}});
+  return metrics_.Exposition(gauges);
+}
+
+std::vector<std::pair<std::string, float>> Node::MainGauges() {
+  std::vector<std::pair<std::string, float>> out;
+  try {
+    const auto g = queue_.ReadGauges();
+    out.push_back({"procnode_database_up", 1});
+    for (const char* state : {"queued", "running", "failed"}) {
+      out.push_back({std::string("procnode_jobs_") + state, static_cast<float>(g.jobs.count(state) ? g.jobs.at(state) : 0)});
+    }
+    out.push_back({"procnode_oldest_queued_job_seconds", static_cast<float>(g.oldest_queued_seconds)});
+    int64_t dead = 0;
+    for (const auto& [key, count] : g.deliveries) dead += key.second == "dead" ? count : 0;
+    out.push_back({"procnode_deliveries_dead", static_cast<float>(dead)});
+  } catch (const Error&) {
+    out.push_back({"procnode_database_up", 0});
+  }
+  std::lock_guard lock(mutex_);
+  out.push_back({"procnode_intake_pending", static_cast<float>(intake_.size() + deferred_.size())});
+  return out;
 }
 
 nlohmann::json Node::Jobs(const std::optional<std::string>& state, int limit) {

@@ -28,6 +28,7 @@
 #include "jobs/job_queue.h"
 #include "jobs/node_config.h"
 #include "jobs/worker_pool.h"
+#include "node/metrics.h"
 #include "orthanc/orthanc_rest.h"
 #include "processors/processor.h"
 #include "processors/volume_stats.h"
@@ -74,6 +75,10 @@ class Node {
   // The processors this node runs (built-ins; external tools in a later issue).
   const ProcessorRegistry& Processors() const { return processors_; }
   nlohmann::json Status();
+  // GET /procnode/metrics: the Prometheus text exposition (node/metrics.h).
+  std::string MetricsText();
+  // The main gauges for Orthanc's own /tools/metrics-prometheus (name, value).
+  std::vector<std::pair<std::string, float>> MainGauges();
   nlohmann::json Jobs(const std::optional<std::string>& state, int limit);
   // The registered worker pools of this node's Orthanc (in plugins and standalone), live or not.
   nlohmann::json Workers();
@@ -130,6 +135,7 @@ class Node {
   // A done job whose study was received again: run again when its results are gone from Orthanc.
   void RerunIfResultsGone(int64_t job_id, const std::string& study_id);
   JobOutcome RunJob(JobContext& context);
+  JobOutcome RunJobMeasured(JobContext& context);
   // Enqueues planned jobs of a study (requirements estimated, the same key as ever); whether one
   // was new. Throws Error when the job database fails.
   bool EnqueuePlanned(const std::string& study_id, const StudyAttributes& study, const std::vector<PlannedJob>& planned,
@@ -144,6 +150,7 @@ class Node {
 
   NodeConfig config_;
   AuditLog audit_;
+  Metrics metrics_;
   ProcessorRegistry processors_;
   OrthancRest& rest_;
   GpuStatus gpu_;

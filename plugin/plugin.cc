@@ -252,6 +252,29 @@ void PostReidentify(OrthancPluginRestOutput* output, const Request& request) {
   Answer(output, answer);
 }
 
+// GET /procnode/metrics: Prometheus text exposition format 0.0.4.
+void GetMetrics(OrthancPluginRestOutput* output, const Request& request) {
+  if (!Only(output, request, "GET")) return;
+  const std::string text = g_node->MetricsText();
+  OrthancPluginAnswerBuffer(orthanc::Context(), output, text.data(), static_cast<uint32_t>(text.size()),
+                            "text/plain; version=0.0.4; charset=utf-8");
+}
+
+// Orthanc's own /tools/metrics-prometheus asks for fresh values: the main gauges (floats only in
+// Orthanc 1.10).
+void RefreshOrthancMetrics() {
+  try {
+    if (!g_node) return;
+    for (const auto& [name, value] : g_node->MainGauges()) {
+      OrthancPluginSetMetricsValue(orthanc::Context(), name.c_str(), value, OrthancPluginMetricsType_Default);
+    }
+  } catch (const std::exception& e) {
+    Log(LogLevel::kWarning, std::string("metrics for Orthanc not refreshed: ") + e.what());
+  } catch (...) {
+    Log(LogLevel::kWarning, "metrics for Orthanc not refreshed");
+  }
+}
+
 void GetProcessors(OrthancPluginRestOutput* output, const Request& request) {
   if (!Only(output, request, "GET")) return;
   nlohmann::json list = nlohmann::json::array();
@@ -422,6 +445,7 @@ ORTHANC_PLUGINS_API int32_t OrthancPluginInitialize(OrthancPluginContext* contex
   }
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/status", Protect<GetStatus>);
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/processors", Protect<GetProcessors>);
+  OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/metrics", Protect<GetMetrics>);
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/reidentify", Protect<PostReidentify>);
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/jobs", Protect<GetJobs>);
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/workers", Protect<GetWorkers>);
@@ -438,6 +462,7 @@ ORTHANC_PLUGINS_API int32_t OrthancPluginInitialize(OrthancPluginContext* contex
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/ui", Protect<RedirectUi>);
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/ui/([a-z0-9._-]+)", Protect<GetUi>);
   OrthancPluginRegisterOnChangeCallback(context, OnChange);
+  OrthancPluginRegisterRefreshMetricsCallback(context, RefreshOrthancMetrics);
   Log(LogLevel::kInfo, std::string("version ") + kVersion + " initialised");
   return 0;
 }
