@@ -1,4 +1,5 @@
-"""What the benchmarks share: their command line, and timing a command over several runs."""
+"""What the benchmarks share: their command line, timing a command over several runs, and copies
+of the shared chest CT as new studies."""
 import argparse
 import os
 import shutil
@@ -38,3 +39,26 @@ def timed(argv, runs, keep_last=False):
         shutil.rmtree(out, ignore_errors=True)
         out = None
     return statistics.median(times), peak, out
+
+
+CHEST = os.path.join(ROOT, "..", "shared", "data", "ct-chest-lung-dx-a0001", "lung-kernel")
+
+
+def chest_ct_copy(folder, images_in_acquisition=False):
+    """A copy of the chest CT in `folder` as a study of its own (new study, series and SOP UIDs);
+    with ImagesInAcquisition set to its instance count when asked (as many scanners send it)."""
+    import glob
+    import pydicom  # Debian's python3-pydicom
+    from pydicom.uid import generate_uid
+    files = [p for p in sorted(glob.glob(os.path.join(CHEST, "*"))) if not p.endswith("LICENSE")]
+    os.makedirs(folder)
+    study, series = generate_uid(), generate_uid()
+    for path in files:
+        ds = pydicom.dcmread(path)
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
+        ds.SOPInstanceUID = generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        if images_in_acquisition:
+            ds.ImagesInAcquisition = len(files)
+        ds.save_as(os.path.join(folder, os.path.basename(path)))
+    return folder

@@ -7,7 +7,6 @@ the job itself (claim to done), which bounds what any start can reach.
     /usr/bin/python3 bench/early_start_bench.py [--runs 3] [--stable-age 10] [--build build]
 """
 import argparse
-import glob
 import os
 import shutil
 import statistics
@@ -21,29 +20,11 @@ ROOT = os.path.join(HERE, "..")
 sys.path.insert(0, os.path.join(ROOT, "tests", "harness"))
 from orthanc import OrthancServer, send_dicom  # noqa: E402
 from pgcluster import PgCluster  # noqa: E402
+sys.path.insert(0, HERE)
+from benchlib import chest_ct_copy  # noqa: E402
 
-import pydicom  # noqa: E402  Debian's python3-pydicom
-from pydicom.uid import generate_uid  # noqa: E402
-
-CHEST = os.path.join(ROOT, "..", "shared", "data", "ct-chest-lung-dx-a0001", "lung-kernel")
 RULES = {"rules": [{"id": "lungs", "level": "series", "match": {"attribute": "Modality", "equals": "CT"},
                     "action": {"pipeline": "lung-emphysema"}}]}
-
-
-def announced_copy(work, n):
-    """A copy of the chest CT as a new study, with ImagesInAcquisition = its instance count."""
-    files = [p for p in sorted(glob.glob(os.path.join(CHEST, "*"))) if not p.endswith("LICENSE")]
-    folder = os.path.join(work, f"study-{n}")
-    os.makedirs(folder)
-    study, series = generate_uid(), generate_uid()
-    for path in files:
-        ds = pydicom.dcmread(path)
-        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
-        ds.SOPInstanceUID = generate_uid()
-        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        ds.ImagesInAcquisition = len(files)
-        ds.save_as(os.path.join(folder, os.path.basename(path)))
-    return folder
 
 
 def job_seconds(job):
@@ -79,7 +60,7 @@ def main():
     plugin = os.path.abspath(os.path.join(args.build, "plugin", "libOrthancProcNode.so"))
     work = tempfile.mkdtemp(prefix="early-start-bench-")
     try:
-        folders = [announced_copy(work, n) for n in range(2 * args.runs)]
+        folders = [chest_ct_copy(os.path.join(work, f"study-{n}"), images_in_acquisition=True) for n in range(2 * args.runs)]
         early = latencies(plugin, folders[:args.runs], True, args.stable_age)
         stable = latencies(plugin, folders[args.runs:], False, args.stable_age)
     finally:

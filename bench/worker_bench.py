@@ -8,7 +8,6 @@ worker pays for fetching the study and storing results over HTTP instead of in p
     /usr/bin/python3 bench/worker_bench.py [--studies 6] [--threads 2] [--build build]
 """
 import argparse
-import glob
 import os
 import shutil
 import statistics
@@ -23,31 +22,16 @@ ROOT = os.path.join(HERE, "..")
 sys.path.insert(0, os.path.join(ROOT, "tests", "harness"))
 from orthanc import OrthancServer, send_dicom  # noqa: E402
 from pgcluster import PgCluster  # noqa: E402
+sys.path.insert(0, HERE)
+from benchlib import chest_ct_copy  # noqa: E402
 
-import pydicom  # noqa: E402  Debian's python3-pydicom
-from pydicom.uid import generate_uid  # noqa: E402
-
-CHEST = os.path.join(ROOT, "..", "shared", "data", "ct-chest-lung-dx-a0001", "lung-kernel")
 RULES = {"rules": [{"id": "lungs", "match": {"attribute": "Modality", "equals": "CT"},
                     "action": {"pipeline": "lung-emphysema"}}]}
 
 
 def copies(count, work):
-    """`count` copies of the chest CT, each a study of its own (new study, series and SOP UIDs)."""
-    files = [p for p in sorted(glob.glob(os.path.join(CHEST, "*"))) if not p.endswith("LICENSE")]
-    folders = []
-    for n in range(count):
-        folder = os.path.join(work, f"study-{n}")
-        os.makedirs(folder)
-        study, series = generate_uid(), generate_uid()
-        for path in files:
-            ds = pydicom.dcmread(path)
-            ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
-            ds.SOPInstanceUID = generate_uid()
-            ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-            ds.save_as(os.path.join(folder, os.path.basename(path)))
-        folders.append(folder)
-    return folders
+    """`count` copies of the chest CT, each a study of its own."""
+    return [chest_ct_copy(os.path.join(work, f"study-{n}")) for n in range(count)]
 
 
 def seconds(job, start, end):
