@@ -168,3 +168,51 @@ def test_a_database_that_accepts_and_never_answers_stops_orthanc_with_a_reason(o
         for s in held:
             s.close()
         listener.close()
+
+
+def copies(folder, count, workdir):
+    """`count` copies of a series as studies of their own (new study, series and SOP UIDs)."""
+    import glob
+    import os
+    import pydicom
+    from pydicom.uid import generate_uid
+    out = []
+    for n in range(count):
+        target = os.path.join(workdir, f"copy-{n}")
+        os.makedirs(target)
+        study, series = generate_uid(), generate_uid()
+        for path in sorted(p for p in glob.glob(os.path.join(folder, "*")) if not p.endswith("LICENSE")):
+            ds = pydicom.dcmread(path)
+            ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = study, series, generate_uid()
+            ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+            ds.save_as(os.path.join(target, os.path.basename(path)))
+        out.append(target)
+    return out
+
+
+def test_a_database_restart_while_jobs_run_and_studies_arrive_loses_nothing_and_doubles_nothing(orthanc_factory, own_pg,
+                                                                                                 workdir):
+    """Issue 20, item 6: PostgreSQL restarted with a job running and a study arriving: Orthanc keeps
+    receiving, and afterwards every study is routed and processed exactly once."""
+    first, second, third = copies(CHEST_CT, 3, workdir)
+    orthanc = orthanc_factory(config(own_pg.create_database("jobs"), Workers=1), stable_age=1).start()
+    orthanc.put("/procnode/rules", {"rules": [{"id": "lungs", "match": {"attribute": "Modality", "equals": "CT"},
+                                               "action": {"pipeline": "lung-emphysema", "device": "cpu"}}]})
+    send_dicom(orthanc, [first])
+    send_dicom(orthanc, [second])
+    orthanc.wait_for(lambda: any(j["state"] == "running" for j in jobs(orthanc)), JOB_TIMEOUT, "a job running")
+    own_pg.halt()
+    sender = threading.Thread(target=send_dicom, args=(orthanc, [third]))
+    sender.start()  # arrives during the outage: Orthanc must keep receiving
+    sender.join(timeout=120)
+    assert not sender.is_alive()
+    time.sleep(4)
+    own_pg.resume()
+    done = orthanc.wait_for(lambda: (lambda js: js if len(js) == 3 and all(j["state"] == "done" for j in js) else None)(
+        jobs(orthanc)), JOB_TIMEOUT * 3, "three jobs done after the restart")
+    studies = orthanc.get("/studies")
+    assert len(studies) == 3 and sorted(j["study"] for j in done) == sorted(studies), "one job per study"
+    for study in studies:
+        assert len(result_series(orthanc, study)) == 3, "one PDF, SEG and SR series per study, not two sets"
+        inputs = [s for s in orthanc.get(f"/studies/{study}/series") if s["MainDicomTags"].get("Modality") == "CT"]
+        assert len(inputs) == 1 and len(inputs[0]["Instances"]) == 64, "every instance received"
