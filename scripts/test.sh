@@ -10,3 +10,7 @@ cd "$build"
 echo "GPU tests run only where a GPU is present; here:"
 ./cli/procnode status
 ctest --output-on-failure -j "$(nproc)" --timeout 900 "$@"
+# The unit suite again under AddressSanitizer and UndefinedBehaviorSanitizer (its own build folder).
+if [ "${SKIP_SANITIZERS:-0}" != 1 ] && [ $# -eq 0 ]; then
+  "$here/scripts/sanitize.sh"
+fi
