@@ -92,7 +92,7 @@ Node::Node(NodeConfig config, OrthancRest& rest)
   options.orthanc_id = config_.orthanc_id;
   options.host = config_.node_name;
   options.gpu = gpu_.found && config_.gpu != "cpu" ? gpu_.name : "";
-  options.host_memory_bytes = HostMemoryBytes();
+  options.host_memory_bytes = queue_.options().host_memory_bytes;
   options.gpu_memory_bytes = options.gpu.empty() ? 0 : gpu_.memory_bytes;
   pool_ = std::make_unique<WorkerPool>(queue_, [this](JobContext& c) { return RunJobMeasured(c); }, options);
 
@@ -537,15 +537,15 @@ void Node::SeriesWatchLoop() {
 
 bool Node::LookAtSeries(const std::string& series_id, SeriesWatch& watch) {
   OrthancStudySource source(rest_);
-  const SeriesRef series = source.GetSeries(series_id);
+  std::string study_id;
+  const SeriesRef series = source.GetSeries(series_id, &study_id);
   if (series.produced_by_procnode) return true;  // procnode's results are never inputs
   const std::size_t count = series.instance_ids.size();
   if (count == 0) return false;
   if (!watch.looked_at_attributes) {
     watch.looked_at_attributes = true;
-    const auto parent = nlohmann::json::parse(rest_.Get("/series/" + series_id), nullptr, false);
-    if (!parent.is_object() || !parent.contains("ParentStudy")) return true;
-    watch.study_id = parent["ParentStudy"].get<std::string>();
+    if (study_id.empty()) return true;
+    watch.study_id = study_id;
     // What the series announces, from one instance's attributes (without its pixel data).
     const auto attributes = source.InstanceAttributes(series.instance_ids.front());
     const auto expected = attributes ? AnnouncedInstanceCount(*attributes) : std::nullopt;
@@ -579,22 +579,12 @@ bool Node::LookAtSeries(const std::string& series_id, SeriesWatch& watch) {
   return true;
 }
 
-// Every job through the metrics: its outcome, device and stage timings.
+// Every job through the metrics: a failure's class here; a success with its device and stage
+// timings where RunJob has them.
 JobOutcome Node::RunJobMeasured(JobContext& context) {
   const std::string& processor = context.job().spec.processor;
   try {
-    JobOutcome outcome = RunJob(context);
-    const auto summary = nlohmann::json::parse(outcome.result_json, nullptr, false);
-    std::map<std::string, double> stages;
-    if (summary.is_object() && summary.contains("timings_ms") && summary["timings_ms"].is_object()) {
-      for (const auto& [stage, ms] : summary["timings_ms"].items()) {
-        if (ms.is_number()) stages[stage] = ms.get<double>();
-      }
-    }
-    const bool gpu = outcome.device.rfind("cuda", 0) == 0;
-    const bool fallback = !gpu && summary.is_object() && summary.contains("device_note");
-    metrics_.JobFinished(processor, "done", gpu ? "gpu" : "cpu", fallback, stages);
-    return outcome;
+    return RunJob(context);
   } catch (const Error& e) {
     metrics_.JobFinished(processor, std::string(ErrorCodeName(e.code())), "", false, {});
     throw;
@@ -691,6 +681,10 @@ JobOutcome Node::RunJob(JobContext& context) {
     result.summary["destinations"] = destinations;
     delivery_wake_.notify_all();
   }
+  std::map<std::string, double> stages;
+  for (const auto& [stage, ms] : result.summary["timings_ms"].items()) stages[stage] = ms.get<double>();
+  const bool gpu = result.device.rfind("cuda", 0) == 0;
+  metrics_.JobFinished(spec.processor, "done", gpu ? "gpu" : "cpu", !gpu && result.summary.contains("device_note"), stages);
   return JobOutcome{result.summary.dump(), result.device};
 }
 

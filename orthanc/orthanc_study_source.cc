@@ -33,9 +33,10 @@ std::vector<SeriesRef> OrthancStudySource::ListSeries(const std::string& study_i
   return series;
 }
 
-SeriesRef OrthancStudySource::GetSeries(const std::string& series_id) {
+SeriesRef OrthancStudySource::GetSeries(const std::string& series_id, std::string* parent_study) {
   const auto answer = nlohmann::json::parse(rest_.Get("/series/" + series_id), nullptr, false);
   if (!answer.is_object()) throw Error(ErrorCode::kUnavailable, "series " + series_id + ": unexpected answer from Orthanc");
+  if (parent_study != nullptr) *parent_study = answer.value("ParentStudy", "");
   return SeriesFromJson(answer);
 }
 

@@ -19,7 +19,8 @@ class OrthancStudySource : public StudySource {
   std::string FetchInstance(const std::string& instance_id) override;
   bool RereadIsCheap() override { return true; }  // from Orthanc's storage area, in process
   // One series by Orthanc ID (GET /series/{id}); Error(kNotFound) when unknown.
-  SeriesRef GetSeries(const std::string& series_id);
+  // `parent_study`, when given, gets the series' study (ParentStudy) from the same answer.
+  SeriesRef GetSeries(const std::string& series_id, std::string* parent_study = nullptr);
   // Top-level string and number attributes from GET /instances/{id}/tags?short (no pixel data).
   std::optional<std::map<uint32_t, std::string>> InstanceAttributes(const std::string& instance_id) override;
   // An instance's metadata (RemoteAET, CalledAET, ...); empty when Orthanc has none.

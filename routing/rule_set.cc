@@ -753,8 +753,7 @@ JobSpec SpecOf(const RuleAction& action, const std::string& rule_id) {
         .options = action.anonymize_options,
         .results_to_clinical = action.results_to_clinical};
   }
-  spec.requirements.needs_gpu = spec.device == "gpu";
-  return spec;
+  return spec;  // requirements are estimated at enqueue (pipeline/routing_inputs.h EstimateRequirements)
 }
 
 }  // namespace
