@@ -37,6 +37,13 @@ std::string WithSuffix(const std::string& path, const std::string& suffix) {
   return path + suffix;
 }
 
+// A diffusion series' .bval and .bvec beside its image (`base` without extension), as dcm2niix.
+void WriteGradients(const std::string& base, const NiftiConversion& conversion) {
+  if (!conversion.gradients) return;
+  WriteFile(base + ".bval", BvalText(*conversion.gradients));
+  if (!conversion.gradients->bvecs.empty()) WriteFile(base + ".bvec", BvecText(*conversion.gradients));
+}
+
 // Converts one series; writes the image and, when `sidecar` is not empty, the JSON sidecar. A
 // series of several parts (echoes, phase, field map) gets one file per part, the part's suffix
 // (dcm2niix's "_e2", "_ph", ...) inserted before the extension.
@@ -47,6 +54,9 @@ void ConvertOne(StudySource& source, const SeriesRef& series, const std::string&
     const std::string image_path = WithSuffix(output, part.suffix);
     WriteNiftiFile(image_path, part.image, gzip);
     if (!sidecar.empty()) WriteFile(WithSuffix(sidecar, part.suffix), part.sidecar.dump(2) + "\n");
+    WriteGradients(WithSuffix(image_path, "").substr(0, image_path.size() - (image_path.ends_with(".nii.gz") ? 7
+                                                                               : image_path.ends_with(".nii") ? 4 : 0)),
+                   part);
     for (const auto& warning : part.warnings) std::cerr << "warning: " << image_path << ": " << warning << "\n";
     if (parts.size() > 1) std::cout << image_path << "\n";
   }
@@ -74,6 +84,7 @@ int Convert(const Args& args) {
           const auto base = std::filesystem::path(*outdir) / stem;
           WriteNiftiFile(base.string() + ".nii.gz", conversion.image, true);
           WriteFile(base.string() + ".json", conversion.sidecar.dump(2) + "\n");
+          WriteGradients(base.string(), conversion);
           std::cout << base.string() << ".nii.gz\n";
         }
       } catch (const Error& e) {

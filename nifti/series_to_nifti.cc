@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <numeric>
 
@@ -222,8 +223,184 @@ void PlaceSlices(std::vector<Slice>& slices, const std::vector<std::size_t>& ord
   });
 }
 
+// What the diffusion weighting of a part's volumes makes: the gradient table, and the volumes
+// in output order (derived isotropic volumes last when they are split off, `derived` of them).
+struct GradientPlan {
+  std::optional<DiffusionGradients> gradients;
+  std::vector<std::size_t> volume_order;
+  std::size_t derived = 0;
+  std::vector<std::string> warnings;
+};
+
+// dcm2niix's rules (nii_saveDTI): a table only where the weighting varies across volumes (or the
+// lowest b is clearly above zero, or the first volume has a direction); Philips and GE trace or
+// ADC volumes (a b-value without a direction) split off unless they are all but one of the
+// series; vectors in the voxel axes of `srow` (RAS), normalised; where the axes have a positive
+// determinant (only a slice order against the normal), y and z change sign as dcm2niix writes
+// them; GE's vectors from its own axes, b-values rescaled by the squared length of a short
+// vector and rounded to 5 s/mm2 as dcm2niix does.
+GradientPlan PlanGradients(const ArrangedPart& part, const SeriesInfo& info, const Affine& srow, std::size_t instances) {
+  GradientPlan plan;
+  const std::size_t n = part.volumes;
+  plan.volume_order.resize(n);
+  std::iota(plan.volume_order.begin(), plan.volume_order.end(), 0);
+  std::vector<std::optional<DiffusionWeighting>> weights(n);
+  bool any = false;
+  for (std::size_t t = 0; t < n; ++t) {
+    weights[t] = part.slices[part.position_starts[0] + t].diffusion;
+    any = any || weights[t].has_value();
+  }
+  if (!any || (n < 2 && instances < 2)) return plan;
+  struct Entry {
+    double b = 0;
+    Vec3 v{};
+    bool has_vector = false, isotropic = false;
+    DiffusionWeighting::Frame frame = DiffusionWeighting::Frame::kPatient;
+  };
+  std::vector<Entry> vx(n);
+  bool from_bmatrix = false;
+  for (std::size_t t = 0; t < n; ++t) {
+    if (!weights[t]) continue;
+    vx[t].b = weights[t]->b;
+    vx[t].isotropic = weights[t]->isotropic;
+    vx[t].frame = weights[t]->frame;
+    from_bmatrix = from_bmatrix || weights[t]->from_bmatrix;
+    if (weights[t]->direction) vx[t].v = *weights[t]->direction, vx[t].has_vector = true;
+  }
+  const double threshold = info.vendor == Vendor::kSiemens ? 50.0 : 6.0;
+  bool b_varies = false;
+  double lowest = vx[0].b;
+  for (const auto& e : vx) {
+    b_varies = b_varies || e.b != vx[0].b;
+    lowest = std::min(lowest, e.b);
+  }
+  b_varies = b_varies || lowest > threshold || vx[0].has_vector;
+  if (!b_varies) {
+    bool vector_varies = false;
+    for (const auto& e : vx) vector_varies = vector_varies || e.has_vector != vx[0].has_vector || e.v != vx[0].v;
+    if (!vector_varies) return plan;
+    bool zero_vector = false;
+    for (auto& e : vx) {
+      if (!e.has_vector) e.b = 0, zero_vector = true;
+    }
+    if (!zero_vector) {
+      plan.warnings.push_back("no gradient table: one b-value (" + ShortNumber(vx[0].b) + ") for every volume");
+      return plan;
+    }
+  }
+  // Derived isotropic volumes.
+  std::vector<bool> derived(n, false);
+  std::size_t derived_count = 0;
+  for (std::size_t t = 0; t < n; ++t) {
+    auto& e = vx[t];
+    const bool no_direction = e.b > 0 && (!e.has_vector || e.isotropic);
+    if (!no_direction) continue;
+    if (info.vendor == Vendor::kPhilips || (info.vendor == Vendor::kGE && info.ge_diffusion_directions == 0.0)) {
+      derived[t] = true, ++derived_count;
+    } else if (info.vendor == Vendor::kGE) {
+      e.b = 0;  // GE's raw b=0 images carry the nominal b-value
+    }
+  }
+  const bool all_isotropic = derived_count == n;
+  if (derived_count > 0 && n - derived_count < 2) derived_count = 0;  // b=0 + trace pairs, isotropic series: kept whole
+  if (derived_count > 0) {
+    std::vector<std::size_t> order;
+    for (std::size_t t = 0; t < n; ++t) {
+      if (!derived[t]) order.push_back(t);
+    }
+    for (std::size_t t = 0; t < n; ++t) {
+      if (derived[t]) order.push_back(t);
+    }
+    plan.volume_order = order;
+    plan.derived = derived_count;
+    plan.warnings.push_back(std::to_string(derived_count) + " derived isotropic (trace or ADC) volume(s) left out of the "
+                            "diffusion image; every volume, those last, is in the _ADC part");
+  }
+  // Voxel axes in LPS, unit length.
+  std::array<Vec3, 3> axes{};
+  for (int i = 0; i < 3; ++i) {
+    Vec3 a{-srow[0][i], -srow[1][i], srow[2][i]};
+    const double length = Norm(a);
+    for (auto& c : a) c /= length;
+    axes[i] = a;
+  }
+  const double determinant = Dot(Cross(axes[0], axes[1]), axes[2]);
+  const Vec3 row = part.row_dir, col = part.col_dir, normal = part.normal;
+  DiffusionGradients table;
+  const std::size_t kept = n - plan.derived;
+  for (std::size_t k = 0; k < kept; ++k) {
+    Entry e = vx[plan.volume_order[k]];
+    Vec3 out{0, 0, 0};
+    if (e.b > 0 && e.has_vector) {
+      if (e.frame == DiffusionWeighting::Frame::kGE) {
+        // GE's vectors: rows swizzled for row phase encoding, axes flipped by slice orientation.
+        const double length = Norm(e.v);
+        if (length > 0.03 && length < 0.97) {
+          const double scaled = e.b * length * length;
+          const double b = scaled > 0 && scaled < 5 ? 5 : std::floor((scaled + 2.5) / 5) * 5;
+          for (auto& c : e.v) c *= b == 0 ? 0 : std::sqrt(e.b / b);
+          e.b = b;
+        }
+        Vec3 v = e.v;
+        if (info.phase_direction != "COL") v = {v[1], -v[0], v[2]};
+        int axis = 0;
+        for (int i = 1; i < 3; ++i) {
+          if (std::abs(normal[i]) > std::abs(normal[axis])) axis = i;
+        }
+        if (axis == 0) v[0] = -v[0], v[1] = -v[1];  // sagittal
+        if (axis == 1) v[1] = -v[1], v[2] = -v[2];  // coronal
+        if (axis == 2) v[2] = -v[2];                // axial
+        out = {-v[0], v[1], -v[2]};                  // y read out reversed, then every sign (dcm2niix)
+      } else {
+        // Components along the DICOM row, column and normal, in single precision as dcm2niix
+        // computes them (so the text matches its digits); UIH gives them so already.
+        std::array<float, 3> c{static_cast<float>(e.v[0]), static_cast<float>(e.v[1]), static_cast<float>(e.v[2])};
+        if (e.frame == DiffusionWeighting::Frame::kPatient) {
+          const std::array<float, 3> g = c;
+          for (int k = 0; k < 3; ++k) {
+            const Vec3& direction = k == 0 ? row : k == 1 ? col : normal;
+            std::array<float, 3> d{static_cast<float>(direction[0]), static_cast<float>(direction[1]),
+                                   static_cast<float>(direction[2])};
+            const float length = std::sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2]);
+            for (auto& x : d) x /= length;
+            c[k] = g[0] * d[0] + g[1] * d[1] + g[2] * d[2];
+          }
+          const float length = std::sqrt(c[0] * c[0] + c[1] * c[1] + c[2] * c[2]);
+          if (length > 0) {
+            for (auto& x : c) x /= length;
+          }
+        }
+        // Each voxel axis lies along one of row, column, normal, either way.
+        for (int i = 0; i < 3; ++i) {
+          int best = 0;
+          double best_dot = 0;
+          for (int k = 0; k < 3; ++k) {
+            const double dot = Dot(axes[i], k == 0 ? row : k == 1 ? col : normal);
+            if (std::abs(dot) > std::abs(best_dot)) best = k, best_dot = dot;
+          }
+          out[i] = best_dot < 0 ? -static_cast<double>(c[best]) : static_cast<double>(c[best]);
+        }
+        if (determinant > 0) out[1] = -out[1], out[2] = -out[2];
+      }
+    }
+    for (auto& c : out) {
+      if (c == 0) c = 0;  // no "-0"
+    }
+    table.bvals.push_back(e.b);
+    if (!all_isotropic) table.bvecs.push_back(out);
+  }
+  if (from_bmatrix) {
+    plan.warnings.push_back("gradient directions derived from the b-matrix: their polarity is unknown (eddy users beware)");
+  }
+  plan.gradients = std::move(table);
+  return plan;
+}
+
 // One NIfTI image (and its sidecar) from one arranged part of the series.
-NiftiConversion WritePart(ArrangedPart part, const nlohmann::json& sidecar, const SeriesInfo& info) {
+// Most parts give one image; a diffusion series with derived isotropic volumes two (see
+// NiftiConversion::gradients).
+std::vector<NiftiConversion> WritePart(ArrangedPart part, const nlohmann::json& sidecar, const SeriesInfo& info,
+                                       std::size_t instances) {
   NiftiConversion result;
   std::vector<Slice>& slices = part.slices;
   result.sidecar = sidecar;
@@ -241,7 +418,7 @@ NiftiConversion WritePart(ArrangedPart part, const nlohmann::json& sidecar, cons
   const DicomImage& head = slices.front().image;  // rows may have grown with tilt correction
   if (!result.warnings.empty()) result.sidecar["ConversionWarnings"] = result.warnings;
 
-  // Slice timing (Siemens mosaics), in NIfTI slice order, from the first volume (volumes may
+  // Slice timing (Siemens mosaics, UIH grids), in NIfTI slice order, from the first volume (volumes may
   // differ by a few milliseconds; dcm2niix takes whichever file it read first).
   const std::size_t timing_volume = 0;
   bool timed = positions > 1;
@@ -250,7 +427,8 @@ NiftiConversion WritePart(ArrangedPart part, const nlohmann::json& sidecar, cons
     std::vector<double> times;
     for (std::size_t p = 0; p < positions; ++p) times.push_back(*slices[position_starts[p] + timing_volume].timing_ms / 1000.0);
     result.sidecar["SliceTiming"] = times;
-    result.image.slice_code = SliceCode(times);
+    // dcm2niix takes slice_code from Siemens' CSA slice order only; UIH times stay in the sidecar.
+    if (info.vendor != Vendor::kUIH) result.image.slice_code = SliceCode(times);
   }
   if (csa && result.sidecar.contains("InPlanePhaseEncodingDirectionDICOM")) {
     if (auto positive = CsaNumbers(*csa, "PhaseEncodingDirectionPositive")) {
@@ -303,6 +481,11 @@ NiftiConversion WritePart(ArrangedPart part, const nlohmann::json& sidecar, cons
   for (int r = 0; r < 2; ++r)
     for (auto& value : out.srow[r]) value = -value;
 
+  GradientPlan plan = PlanGradients(part, info, out.srow, instances);
+  const std::vector<std::size_t>& volume_order = plan.volume_order;
+  result.gradients = std::move(plan.gradients);
+  for (auto& warning : plan.warnings) result.warnings.push_back(std::move(warning));
+
   if (phase_direction == "ROW") out.dim_info = 2 | (1 << 2) | (3 << 4);
   if (phase_direction == "COL") out.dim_info = 1 | (2 << 2) | (3 << 4);
   // 3D acquisitions are rotated as dcm2niix does (header here, voxels as the slices are placed).
@@ -330,7 +513,7 @@ NiftiConversion WritePart(ArrangedPart part, const nlohmann::json& sidecar, cons
     }
     std::vector<std::size_t> order;  // volume after volume, position after position
     for (std::size_t t = 0; t < volumes; ++t) {
-      for (std::size_t p = 0; p < positions; ++p) order.push_back(position_starts[p] + t);
+      for (std::size_t p = 0; p < positions; ++p) order.push_back(position_starts[p] + volume_order[t]);
     }
     out.voxels.resize(total_bytes);
     char* voxels = out.voxels.data();
@@ -342,16 +525,18 @@ NiftiConversion WritePart(ArrangedPart part, const nlohmann::json& sidecar, cons
     LoadDeferred(slices, info);
   }
   if (same_scaling && head.sample_type == SampleType::kUint16) {
+    // dcm2niix's default ("-l o", original): unsigned 16-bit stays unsigned unless fewer than 16
+    // bits are stored (then every value fits int16, NIfTI's usual 16-bit type).
     int64_t highest = 0;
     for (const auto& s : slices) highest = std::max(highest, s.image.max_sample);
-    out.datatype = highest > 32767 ? kDtUint16 : kDtInt16;
+    out.datatype = head.bits_stored < 16 && highest <= 32767 ? kDtInt16 : kDtUint16;
   }
   // Each slice's samples are freed once copied, so the peak stays near one volume.
   if (!place) out.voxels.reserve(total_bytes);
   std::vector<float> scaled_row(static_cast<std::size_t>(columns));
   for (std::size_t t = 0; t < volumes && !place; ++t) {
     for (std::size_t p = 0; p < positions; ++p) {
-      Slice& s = slices[position_starts[p] + t];
+      Slice& s = slices[position_starts[p] + volume_order[t]];
       for (int64_t r = rows - 1; r >= 0; --r) {
         if (same_scaling) {
           out.voxels.append(reinterpret_cast<const char*>(s.image.samples.data()) + r * row_bytes, row_bytes);
@@ -369,8 +554,28 @@ NiftiConversion WritePart(ArrangedPart part, const nlohmann::json& sidecar, cons
   if (!same_scaling) out.scl_slope = 1, out.scl_inter = 0;
 
   out.descrip = "procnode " + std::string(kVersion);
-  if (part.spacing_split) result.sidecar["ConversionWarnings"] = result.warnings;
-  return result;
+  if (part.spacing_split || !plan.warnings.empty()) result.sidecar["ConversionWarnings"] = result.warnings;
+  std::vector<NiftiConversion> images;
+  if (plan.derived > 0) {
+    // The diffusion-weighted volumes alone: the first ones of the reordered image.
+    NiftiConversion weighted;
+    weighted.sidecar = result.sidecar;
+    weighted.warnings = result.warnings;
+    weighted.suffix = result.suffix;
+    weighted.gradients = std::move(result.gradients);
+    result.gradients.reset();
+    std::string all;
+    all.swap(out.voxels);
+    weighted.image = out;  // the header
+    out.voxels.swap(all);
+    weighted.image.dims[3] = static_cast<int64_t>(volumes - plan.derived);
+    if (weighted.image.dims[3] < 2) weighted.image.dimensions = 3;
+    weighted.image.voxels.assign(out.voxels, 0, out.voxels.size() / volumes * (volumes - plan.derived));
+    images.push_back(std::move(weighted));
+    result.suffix += "_ADC";
+  }
+  images.push_back(std::move(result));
+  return images;
 }
 
 
@@ -420,6 +625,31 @@ SeriesVolume NiftiSeriesVolume(StudySource& source, const SeriesRef& series, con
   return result;
 }
 
+namespace {
+
+std::string GradientNumber(double value) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", static_cast<double>(static_cast<float>(value)));
+  return text;
+}
+
+}  // namespace
+
+std::string BvalText(const DiffusionGradients& gradients) {
+  std::string text;
+  for (std::size_t i = 0; i < gradients.bvals.size(); ++i) text += (i ? " " : "") + GradientNumber(gradients.bvals[i]);
+  return text + "\n";
+}
+
+std::string BvecText(const DiffusionGradients& gradients) {
+  std::string text;
+  for (int axis = 0; axis < 3; ++axis) {
+    for (std::size_t i = 0; i < gradients.bvecs.size(); ++i) text += (i ? " " : "") + GradientNumber(gradients.bvecs[i][axis]);
+    text += "\n";
+  }
+  return text;
+}
+
 std::string NiftiFileStem(const NiftiConversion& conversion) {
   std::string stem = std::to_string(conversion.series_number);
   if (!conversion.series_description.empty()) stem += "_" + conversion.series_description;
@@ -444,12 +674,13 @@ std::vector<NiftiConversion> ConvertSeriesToNifti(StudySource& source, const Ser
   std::vector<NiftiConversion> parts;
   for (auto& part : SplitParts(std::move(read.slices))) {
     for (auto& arranged : ArrangePart(std::move(part.slices), read.info)) {
-      NiftiConversion conversion = WritePart(std::move(arranged), sidecar, read.info);
-      conversion.series_number = read.series_number;
-      conversion.series_description = read.description;
-      conversion.suffix = part.suffix + conversion.suffix;
-      conversion.sources = read.sources;
-      parts.push_back(std::move(conversion));
+      for (auto& conversion : WritePart(std::move(arranged), sidecar, read.info, read.sources.size())) {
+        conversion.series_number = read.series_number;
+        conversion.series_description = read.description;
+        conversion.suffix = part.suffix + conversion.suffix;
+        conversion.sources = read.sources;
+        parts.push_back(std::move(conversion));
+      }
     }
   }
   return parts;

@@ -7,8 +7,8 @@
 // acquisitions (MRAcquisitionType 3D) rotated to the nearest orthogonal RAS orientation, as
 // dcm2niix does unless "-x i". Repeated positions make a 4D series (volumes in InstanceNumber
 // order). Voxels keep their stored values; Rescale Slope/Intercept go to scl_slope/scl_inter
-// (float32 with scaling applied when they vary across slices). Unsigned 16-bit data that fits is
-// written as int16 (dcm2niix "-l n").
+// (float32 with scaling applied when they vary across slices). Unsigned 16-bit data is written as
+// uint16, or int16 where fewer than 16 bits are stored (dcm2niix's default "-l o").
 //
 // Siemens mosaics are split into their slices (CSA header geometry and slice timing); enhanced
 // multi-frame objects (PS3.3 C.7.6.16) into frames with per-frame geometry and rescale; Philips
@@ -26,7 +26,9 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,6 +38,20 @@
 
 namespace procnode {
 
+// A diffusion series' gradient table as dcm2niix writes it beside the image (FSL's .bval and
+// .bvec): one b-value (s/mm2) and one unit vector per volume, the vector in the image's voxel
+// axes (as the image is written: rows flipped, slices along the normal), so FSL and MRtrix read
+// it without further rotation. An isotropic series (trace, ADC) has b-values only.
+struct DiffusionGradients {
+  std::vector<double> bvals;
+  std::vector<std::array<double, 3>> bvecs;  // empty when every volume is isotropic
+};
+
+// dcm2niix's text (values as %g of single-precision numbers, space separated, one line per
+// row): .bval one line, .bvec three lines (x, y and z of every volume).
+std::string BvalText(const DiffusionGradients& gradients);
+std::string BvecText(const DiffusionGradients& gradients);
+
 struct NiftiConversion {
   NiftiImage image;
   nlohmann::json sidecar;
@@ -44,12 +60,18 @@ struct NiftiConversion {
   std::string series_description;  // for file names only
   std::string suffix;              // dcm2niix's: "_e2", "_ph", "_e2_fieldmaphz"; empty for a single part
   std::vector<SourceInstance> sources;  // the series' instances (SOP class and instance UIDs)
+  // Diffusion series: the gradient table (see DiffusionGradients). A series with derived
+  // isotropic volumes (Philips and GE trace/ADC) gives two parts as dcm2niix does: the
+  // diffusion-weighted volumes alone (with the table), and every volume, derived ones last, with
+  // the suffix "_ADC".
+  std::optional<DiffusionGradients> gradients;
 };
 
 // The only private groups conversion reads (Siemens 0019 and 0029: mosaic count, slice times, CSA
-// header; Philips 2005: precise scaling). A folder read for conversion alone may leave out every
+// header, diffusion; GE 0019 and 0043: diffusion; UIH 0065: grids and diffusion; Philips 2001 and
+// 2005: precise scaling, diffusion). A folder read for conversion alone may leave out every
 // other top-level private group (FolderScanOptions); a new private read needs its group here.
-inline constexpr uint16_t kConversionPrivateGroups[] = {0x0019, 0x0029, 0x2005};
+inline constexpr uint16_t kConversionPrivateGroups[] = {0x0019, 0x0029, 0x0043, 0x0065, 0x2001, 0x2005};
 
 // One conversion per part of the series: echoes and image components (magnitude, phase, real,
 // imaginary, field map) are split into separate images, as dcm2niix splits them, in order of

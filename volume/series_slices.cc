@@ -108,6 +108,261 @@ std::vector<Slice> UnpackMosaic(DcmDataset& ds, DicomImage& mosaic, const std::o
   return out;
 }
 
+// The numbers of a private attribute, whatever VR it arrived with: read through its text where
+// DCMTK knows the VR; from the raw bytes of an unknown one (Implicit VR) as `raw` says, text
+// ("1000\0\0") or little-endian binary floats of 4 or 8 bytes.
+enum class Raw { kText, kFloat32, kFloat64 };
+std::vector<double> PrivateNumbers(DcmItem& item, const DcmTagKey& tag, std::size_t count, Raw raw) {
+  std::vector<double> values;
+  for (unsigned long i = 0; i < count; ++i) {
+    auto v = DicomNumber(item, tag, i);
+    if (!v) break;
+    values.push_back(*v);
+  }
+  if (values.size() == count) return values;
+  values.clear();
+  DcmElement* found = nullptr;
+  if (item.findAndGetElement(tag, found).bad() || found == nullptr) return values;
+  const DcmEVR vr = found->ident();
+  if (vr != EVR_OB && vr != EVR_UN && vr != EVR_UNKNOWN && vr != EVR_UNKNOWN2B) return values;
+  Uint8* bytes = nullptr;
+  if (found->getUint8Array(bytes).bad() || bytes == nullptr) return values;
+  const std::size_t length = found->getLength();
+  if (raw == Raw::kText) {
+    for (const auto& part : Split(std::string(reinterpret_cast<const char*>(bytes), length), '\\')) {
+      char* end = nullptr;
+      const double value = std::strtod(part.c_str(), &end);
+      if (end == part.c_str() || !std::isfinite(value)) break;
+      values.push_back(value);
+      if (values.size() == count) break;
+    }
+  } else {
+    const std::size_t width = raw == Raw::kFloat32 ? 4 : 8;
+    for (std::size_t i = 0; i < count && (i + 1) * width <= length; ++i) {
+      if (width == 4) {
+        float f;
+        std::memcpy(&f, bytes + i * width, 4);
+        values.push_back(f);
+      } else {
+        double d;
+        std::memcpy(&d, bytes + i * width, 8);
+        values.push_back(d);
+      }
+    }
+  }
+  if (values.size() != count || !std::all_of(values.begin(), values.end(), [](double v) { return std::isfinite(v); })) {
+    values.clear();
+  }
+  return values;
+}
+
+std::optional<Vec3> UnitOrNone(const std::vector<double>& v) {
+  if (v.size() != 3) return std::nullopt;
+  const double length = std::sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]);
+  if (!(length > 1e-6)) return std::nullopt;
+  return Vec3{v[0], v[1], v[2]};
+}
+
+// The PS3.3 MR Diffusion macro (C.8.13.5.9) in `item`: b-value, directionality, the gradient
+// (Diffusion Gradient Direction Sequence, or the attribute itself in some classic images), and
+// where only the b-matrix is given, its principal direction (a rank-one b-matrix is b g g^T).
+std::optional<DiffusionWeighting> StandardDiffusion(DcmItem& item) {
+  const auto b = DicomNumber(item, DcmTagKey(0x0018, 0x9087));
+  if (!b) return std::nullopt;
+  DiffusionWeighting w;
+  w.b = std::max(0.0, *b);
+  const std::string directionality = UpperCase(DicomString(item, DcmTagKey(0x0018, 0x9075)));
+  w.isotropic = directionality == "ISOTROPIC";
+  DcmItem* gradient = nullptr;
+  DcmItem& holder = item.findAndGetSequenceItem(DcmTagKey(0x0018, 0x9076), gradient, 0).good() && gradient ? *gradient : item;
+  if (!w.isotropic && directionality != "NONE") {
+    w.direction = UnitOrNone(PrivateNumbers(holder, DcmTagKey(0x0018, 0x9089), 3, Raw::kFloat64));
+    DcmItem* matrix = nullptr;
+    if (!w.direction && w.b > 0 && item.findAndGetSequenceItem(DcmTagKey(0x0018, 0x9601), matrix, 0).good() && matrix) {
+      std::array<double, 6> m{};  // xx xy xz yy yz zz
+      bool complete = true;
+      for (int k = 0; k < 6 && complete; ++k) {
+        auto v = DicomNumber(*matrix, DcmTagKey(0x0018, static_cast<Uint16>(0x9602 + k)));
+        complete = v.has_value();
+        if (v) m[k] = *v;
+      }
+      if (complete) {
+        const double full[3][3] = {{m[0], m[1], m[2]}, {m[1], m[3], m[4]}, {m[2], m[4], m[5]}};
+        int k = 0;
+        for (int i = 1; i < 3; ++i) {
+          if (full[i][i] > full[k][k]) k = i;
+        }
+        if (full[k][k] > 0) {
+          const double scale = std::sqrt(full[k][k]);
+          w.direction = UnitOrNone({full[0][k] / scale, full[1][k] / scale, full[2][k] / scale});
+          w.from_bmatrix = w.direction.has_value();
+        }
+      }
+    }
+  }
+  return w;
+}
+
+// One image's (or one frame's) diffusion weighting: the standard macro (per frame, shared, or at
+// the top level of a classic image), else the vendor's private attributes, read as dcm2niix
+// reads them. GE and UIH are read from their private attributes first: GE leaves the standard
+// b-value out of its b=0 images, and UIH's standard direction is not the one dcm2niix uses.
+std::optional<DiffusionWeighting> ReadDiffusion(DcmItem& ds, DcmItem* macro, Vendor vendor, const std::optional<SiemensCsa>& csa) {
+  auto standard = [&]() -> std::optional<DiffusionWeighting> {
+    if (macro != nullptr) return StandardDiffusion(*macro);
+    DcmItem* item = nullptr;
+    if (ds.findAndGetSequenceItem(DcmTagKey(0x0018, 0x9117), item, 0).good() && item != nullptr) {
+      if (auto w = StandardDiffusion(*item)) return w;
+    }
+    return StandardDiffusion(ds);
+  };
+  switch (vendor) {
+    case Vendor::kGE: {
+      const auto b = PrivateNumbers(ds, DcmTagKey(0x0043, 0x1039), 1, Raw::kText);
+      if (b.empty()) break;
+      DiffusionWeighting w;
+      w.b = std::fmod(b[0], 1e9);  // GE adds 1e9 as a flag to some b-values
+      std::vector<double> v;
+      for (Uint16 e : {0x10BB, 0x10BC, 0x10BD}) {
+        auto one = PrivateNumbers(ds, DcmTagKey(0x0019, e), 1, Raw::kText);
+        if (one.empty()) break;
+        v.push_back(one[0]);
+      }
+      if (v.size() == 3 && std::abs(v[0]) + std::abs(v[1]) + std::abs(v[2]) > 1e-6) w.direction = Vec3{v[0], v[1], v[2]};
+      w.frame = DiffusionWeighting::Frame::kGE;
+      return w;
+    }
+    case Vendor::kUIH: {
+      const auto b = PrivateNumbers(ds, DcmTagKey(0x0065, 0x1009), 1, Raw::kFloat64);
+      if (b.empty()) break;
+      DiffusionWeighting w;
+      w.b = std::max(0.0, b[0]);
+      w.direction = UnitOrNone(PrivateNumbers(ds, DcmTagKey(0x0065, 0x1037), 3, Raw::kFloat64));
+      w.frame = DiffusionWeighting::Frame::kImage;
+      return w;
+    }
+    default: break;
+  }
+  if (auto w = standard()) return w;
+  if (vendor == Vendor::kSiemens) {
+    std::optional<double> b;
+    std::vector<double> v;
+    if (csa) {
+      if (auto values = CsaNumbers(*csa, "B_value")) b = values->front();
+      if (auto values = CsaNumbers(*csa, "DiffusionGradientDirection"); values && values->size() >= 3) {
+        v.assign(values->begin(), values->begin() + 3);
+      }
+    }
+    if (!b) {
+      const auto values = PrivateNumbers(ds, DcmTagKey(0x0019, 0x100C), 1, Raw::kText);
+      if (!values.empty()) b = values[0];
+      v = PrivateNumbers(ds, DcmTagKey(0x0019, 0x100E), 3, Raw::kFloat64);
+    }
+    if (!b) return std::nullopt;
+    DiffusionWeighting w;
+    w.b = std::max(0.0, *b);
+    w.direction = UnitOrNone(v);
+    return w;
+  }
+  if (vendor == Vendor::kPhilips) {
+    const auto b = PrivateNumbers(ds, DcmTagKey(0x2001, 0x1003), 1, Raw::kFloat32);
+    if (b.empty()) return std::nullopt;
+    DiffusionWeighting w;
+    w.b = std::max(0.0, b[0]);
+    std::vector<double> v;
+    for (Uint16 e : {0x10B0, 0x10B1, 0x10B2}) {  // RL, AP, FH: patient x, y, z
+      auto one = PrivateNumbers(ds, DcmTagKey(0x2005, e), 1, Raw::kFloat32);
+      if (one.empty()) break;
+      v.push_back(one[0]);
+    }
+    w.direction = UnitOrNone(v);
+    w.isotropic = UpperCase(DicomString(ds, DcmTagKey(0x2001, 0x1004))) == "I";
+    return w;
+  }
+  return std::nullopt;
+}
+
+// Seconds since midnight of a DICOM TM value (HHMMSS.frac), computed in single precision as
+// dcm2niix computes it (its UIH slice times keep that rounding).
+std::optional<float> TimeOfDaySingle(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  char* end = nullptr;
+  const float hhmmss = std::strtof(text.c_str(), &end);
+  if (end == text.c_str() || !std::isfinite(hhmmss)) return std::nullopt;
+  const int hours = static_cast<int>(hhmmss / 10000.0f);
+  const float rest = hhmmss - static_cast<float>(hours) * 10000.0f;
+  const int minutes = static_cast<int>(rest / 100.0f);
+  const float seconds = rest - static_cast<float>(minutes) * 100.0f;
+  return static_cast<float>(hours) * 3600.0f + static_cast<float>(minutes) * 60.0f + seconds;
+}
+
+// Splits a United Imaging grid ("VFRAME": the slices of one volume tiled in one image, their
+// count in (0065,1050), each slice's position and acquisition time in an item of (0065,1051)):
+// ceil(sqrt(N)) tiles across and as many rows as needed, filled row by row (dcm2niix's layout).
+std::vector<Slice> UnpackUihGrid(DcmDataset& ds, DicomImage& grid) {
+  const std::string& name = grid.name;
+  const auto count = PrivateNumbers(ds, DcmTagKey(0x0065, 0x1050), 1, Raw::kText);
+  const long slices = count.empty() ? 0 : std::lround(count[0]);
+  if (slices < 1) throw Error(ErrorCode::kInvalidInput, name + ": UIH grid without its slice count (0065,1050)");
+  const long across = static_cast<long>(std::ceil(std::sqrt(static_cast<double>(slices))));
+  const long down = (slices + across - 1) / across;
+  if (grid.rows % down != 0 || grid.columns % across != 0 || grid.frames != 1) {
+    throw Error(ErrorCode::kInvalidInput, name + ": a " + std::to_string(grid.columns) + "x" + std::to_string(grid.rows) +
+                                              " UIH grid cannot hold " + std::to_string(slices) + " equal tiles");
+  }
+  if (!grid.orientation) throw Error(ErrorCode::kInvalidInput, name + ": ImageOrientationPatient missing");
+  const long tile_rows = grid.rows / down, tile_columns = grid.columns / across;
+  std::vector<Vec3> positions;
+  std::vector<std::optional<float>> times;
+  for (long k = 0; k < slices; ++k) {
+    DcmItem* item = nullptr;
+    if (ds.findAndGetSequenceItem(DcmTagKey(0x0065, 0x1051), item, static_cast<int>(k)).bad() || item == nullptr) {
+      throw Error(ErrorCode::kInvalidInput, name + ": UIH grid slice " + std::to_string(k + 1) + " of " +
+                                                std::to_string(slices) + " has no item in (0065,1051)");
+    }
+    DicomImage probe;
+    ReadPlaneGeometry(item, nullptr, nullptr, probe);
+    if (!probe.position) {
+      throw Error(ErrorCode::kInvalidInput, name + ": UIH grid slice " + std::to_string(k + 1) + " has no ImagePositionPatient");
+    }
+    positions.push_back(*probe.position);
+    times.push_back(TimeOfDaySingle(DicomString(*item, DCM_AcquisitionTime)));
+  }
+  std::optional<float> earliest;
+  for (const auto& t : times) {
+    if (t && (!earliest || *t < *earliest)) earliest = t;
+  }
+  const std::size_t width = grid.samples.size() / grid.SampleCount();
+  const std::size_t tile_row_bytes = static_cast<std::size_t>(tile_columns) * width;
+  std::vector<Slice> out;
+  for (long k = 0; k < slices; ++k) {
+    Slice slice;
+    DicomImage& tile = slice.image;
+    tile.name = name + " (grid slice " + std::to_string(k + 1) + ")";
+    tile.rows = tile_rows, tile.columns = tile_columns, tile.frames = 1;
+    tile.bits_allocated = grid.bits_allocated, tile.bits_stored = grid.bits_stored;
+    tile.is_signed = grid.is_signed, tile.sample_type = grid.sample_type;
+    tile.orientation = grid.orientation;
+    tile.pixel_spacing = grid.pixel_spacing, tile.has_pixel_spacing = grid.has_pixel_spacing;
+    tile.slice_thickness = grid.slice_thickness, tile.slope = grid.slope, tile.intercept = grid.intercept;
+    tile.instance_number = grid.instance_number;
+    tile.position = positions[k];
+    slice.order = {grid.instance_number, 0, 0};
+    tile.samples.resize(tile_row_bytes * tile_rows);
+    const long top = (k / across) * tile_rows, left = (k % across) * tile_columns;
+    for (long r = 0; r < tile_rows; ++r) {
+      std::memcpy(tile.samples.data() + r * tile_row_bytes, grid.samples.data() + ((top + r) * grid.columns + left) * width,
+                  tile_row_bytes);
+    }
+    tile.max_sample = 0;
+    for (std::size_t i = 0; i < tile.SampleCount(); ++i) tile.max_sample = std::max(tile.max_sample, tile.Sample(i));
+    if (times[k] && earliest) slice.timing_ms = static_cast<double>(*times[k] - *earliest) * 1000.0;
+    out.push_back(std::move(slice));
+  }
+  SampleBuffer().swap(grid.samples);
+  return out;
+}
+
 // The item of functional-group macro `macro` for one frame: per-frame first, else shared (PS3.3 C.7.6.16).
 DcmItem* GroupItem(DcmDataset& ds, DcmItem* per_frame, const DcmTagKey& macro) {
   DcmItem* item = nullptr;
@@ -185,6 +440,7 @@ std::vector<Slice> ExpandEnhanced(DcmDataset& ds, DicomImage& image, const Serie
     if (DcmItem* item = GroupItem(ds, frame, DcmTagKey(0x0018, 0x9114))) {  // MR Echo
       slice.echo = slice.echo_time_ms = ItemNumber(item, DcmTagKey(0x0018, 0x9082));
     }
+    slice.diffusion = ReadDiffusion(ds, GroupItem(ds, frame, DcmTagKey(0x0018, 0x9117)), info.vendor, info.csa);
     DcmItem* type_item = GroupItem(ds, frame, DcmTagKey(0x0018, 0x9226));  // MR Image Frame Type
     if (type_item == nullptr) type_item = GroupItem(ds, frame, DcmTagKey(0x0018, 0x9329));  // CT Image Frame Type
     slice.component = ComponentOf(ItemString(type_item, DcmTagKey(0x0008, 0x9007)),
@@ -290,6 +546,16 @@ std::vector<Slice> TiltCorrect(std::vector<Slice> slices, const Vec3& col_dir, c
 
 }  // namespace
 
+Vendor VendorOf(const std::string& manufacturer) {
+  const std::string upper = UpperCase(manufacturer);
+  if (upper.find("SIEMENS") != std::string::npos) return Vendor::kSiemens;
+  if (upper.find("PHILIPS") != std::string::npos) return Vendor::kPhilips;
+  if (upper.rfind("GE", 0) == 0) return Vendor::kGE;
+  if (upper.find("UIH") != std::string::npos || upper.find("UNITED IMAGING") != std::string::npos) return Vendor::kUIH;
+  if (upper.find("CANON") != std::string::npos || upper.find("TOSHIBA") != std::string::npos) return Vendor::kCanon;
+  return Vendor::kOther;
+}
+
 void LoadDeferred(std::vector<Slice>& slices, const SeriesInfo& info) {
   std::vector<Slice*> pending;
   for (auto& s : slices) {
@@ -353,7 +619,13 @@ SeriesSlices ReadSeriesSlices(StudySource& source, const SeriesRef& series, cons
       info.defer_pixels = info.mr_3d && !info.mosaic && source.RereadIsCheap();
       if (info.defer_pixels) progress->steps = 2 * total;
       info.philips = UpperCase(DicomString(ds, 0x0008, 0x0070)).find("PHILIPS") != std::string::npos;
+      info.vendor = VendorOf(DicomString(ds, 0x0008, 0x0070));
+      info.uih_grid = info.vendor == Vendor::kUIH && ds.tagExists(DcmTagKey(0x0065, 0x1051)) &&
+                      PrivateNumbers(ds, DcmTagKey(0x0065, 0x1050), 1, Raw::kText).size() == 1;
       info.csa = CsaImageHeader(ds, name);
+      if (info.vendor == Vendor::kGE) {
+        if (auto n = PrivateNumbers(ds, DcmTagKey(0x0019, 0x10E0), 1, Raw::kText); !n.empty()) info.ge_diffusion_directions = n[0];
+      }
       // Enhanced objects keep these in the shared functional groups.
       info.phase_direction = DicomString(ds, 0x0018, 0x1312);
       if (info.phase_direction.empty()) {
@@ -377,8 +649,12 @@ SeriesSlices ReadSeriesSlices(StudySource& source, const SeriesRef& series, cons
                   .orientation = decoded.orientation, .pixel_spacing = decoded.pixel_spacing,
                   .slice_thickness = decoded.slice_thickness};
     std::vector<Slice>& found = per_instance[i];
+    std::optional<SiemensCsa> csa;  // this instance's (b-value and gradient differ per instance)
+    if (info.vendor == Vendor::kSiemens || info.mosaic) csa = i == 0 ? info.csa : CsaImageHeader(ds, name);
     if (info.mosaic) {
-      found = UnpackMosaic(ds, decoded, i == 0 ? info.csa : CsaImageHeader(ds, name));
+      found = UnpackMosaic(ds, decoded, csa);
+    } else if (info.uih_grid) {
+      found = UnpackUihGrid(ds, decoded);
     } else if (multi_frame) {
       found = ExpandEnhanced(ds, decoded, info);
     } else {
@@ -390,6 +666,10 @@ SeriesSlices ReadSeriesSlices(StudySource& source, const SeriesRef& series, cons
       slice.instance = i;
       slice.deferred = deferred;
       found.push_back(std::move(slice));
+    }
+    if (!multi_frame || info.mosaic || info.uih_grid) {  // enhanced frames read their own, per frame
+      const auto diffusion = ReadDiffusion(ds, nullptr, info.vendor, csa);
+      for (auto& slice : found) slice.diffusion = diffusion;
     }
     step_done();
   };

@@ -30,6 +30,23 @@ class DcmDataset;
 
 namespace procnode {
 
+// The manufacturers whose private attributes conversion reads.
+enum class Vendor { kOther, kSiemens, kGE, kPhilips, kUIH, kCanon };
+Vendor VendorOf(const std::string& manufacturer);
+
+// One image's diffusion weighting as its DICOM states it: the b-value (s/mm2) and, for a
+// directional image, the unit gradient direction, in patient coordinates (LPS) or, where the
+// vendor gives it so, in the image's own axes. An isotropic image (trace, ADC: PS3.3
+// DiffusionDirectionality ISOTROPIC, or a b-value without a direction) has no direction.
+struct DiffusionWeighting {
+  enum class Frame { kPatient, kImage, kGE };  // kImage: UIH (row, column, normal); kGE: GE's own axes
+  double b = 0;
+  std::optional<Vec3> direction;
+  Frame frame = Frame::kPatient;
+  bool isotropic = false;   // said so by the DICOM (ISOTROPIC)
+  bool from_bmatrix = false;  // the direction was derived from the b-matrix (its sign is unknown)
+};
+
 // One image plane at one time point, with what orders it and which part it belongs to.
 struct Slice {
   DicomImage image;
@@ -39,6 +56,7 @@ struct Slice {
   std::optional<double> echo;          // what splits echoes: EchoNumbers (classic) or echo time (enhanced)
   std::optional<double> echo_time_ms;  // EffectiveEchoTime (enhanced)
   std::string component;               // "", "ph", "real", "imaginary", "fieldmaphz"
+  std::optional<DiffusionWeighting> diffusion;
   std::size_t instance = 0;            // index of its instance in the series
   bool deferred = false;               // samples not read yet (SeriesInfo::load_pixels reads them)
 };
@@ -50,7 +68,10 @@ struct SeriesInfo {
   std::string phase_direction;
   std::optional<double> repetition_time, tilt;
   bool mosaic = false;
+  bool uih_grid = false;  // United Imaging: a volume's slices tiled in one image
+  std::optional<double> ge_diffusion_directions;  // GE (0019,10E0): 0 for a trace (non-tensor) series
   bool philips = false;
+  Vendor vendor = Vendor::kOther;
   std::optional<SiemensCsa> csa;
   // Reads a deferred slice's samples (and max_sample) from its instance again.
   std::function<void(Slice&)> load_pixels;
