@@ -87,6 +87,55 @@ TEST(SeriesToNifti, SiemensMosaicsAreSplitIntoSlicesWithTimingAndPhaseDirection)
   EXPECT_EQ(c.image.slice_code, 3) << "0, 1450, 482.5, 1932.5, 967.5 ms: interleaved from slice 0 (ALT_INC)";
 }
 
+TEST(SeriesToNifti, UihGridsAreSplitIntoSlicesWithTheirOwnPositionsTimesAndGradients) {
+  const auto c = ConvertFolder(kData + "/dcm_qa_uih/In/DTI_134434/dti_tra_dir16_AP_SaveBySlc__140028");
+  EXPECT_EQ(c.image.dims[0], 64);
+  EXPECT_EQ(c.image.dims[1], 64);
+  EXPECT_EQ(c.image.dims[2], 20) << "a 320x256 grid of 5 x 4 tiles";
+  EXPECT_EQ(c.image.dims[3], 17);
+  EXPECT_EQ(c.image.datatype, kDtUint16) << "16 bits stored: dcm2niix keeps uint16";
+  ASSERT_TRUE(c.sidecar.contains("SliceTiming"));
+  EXPECT_EQ(c.sidecar["SliceTiming"].size(), 20u);
+  ASSERT_TRUE(c.gradients.has_value());
+  ASSERT_EQ(c.gradients->bvals.size(), 17u);
+  EXPECT_NEAR(c.gradients->bvals[0], 1.25194, 1e-4) << "UIH's effective b of its b=0 volume";
+  EXPECT_NEAR(c.gradients->bvals[1], 928.289, 1e-3) << "(0065,1009), not the nominal 1000";
+  // (0065,1037) of volume 2 is 0.5541, -0.2417, -0.7966: y changes sign with the row flip.
+  EXPECT_NEAR(c.gradients->bvecs[1][0], 0.554117, 1e-6);
+  EXPECT_NEAR(c.gradients->bvecs[1][1], 0.241679, 1e-6);
+  EXPECT_NEAR(c.gradients->bvecs[1][2], -0.796584, 1e-6);
+  EXPECT_EQ(BvalText(*c.gradients).substr(0, 16), "1.25194 928.289 ");
+  const std::string bvec = BvecText(*c.gradients);
+  EXPECT_EQ(std::count(bvec.begin(), bvec.end(), '\n'), 3);
+  EXPECT_EQ(bvec.substr(0, 11), "0 0.554117 ");
+}
+
+TEST(SeriesToNifti, AUihGridWithoutItsSlicePositionsIsRefusedNamingTheFile) {
+  const std::string folder = (std::filesystem::temp_directory_path() / "procnode-uih-broken").string();
+  std::filesystem::remove_all(folder);
+  std::filesystem::create_directories(folder);
+  DcmFileFormat file;
+  const std::string source = kData + "/dcm_qa_uih/In/DTI_134434/dti_tra_dir16_AP_SaveBySlc__140028/00000001.dcm";
+  ASSERT_TRUE(file.loadFile(source.c_str()).good());
+  DcmItem* item = nullptr;
+  ASSERT_TRUE(file.getDataset()->findAndGetSequenceItem(DcmTagKey(0x0065, 0x1051), item, 19).good());
+  item->findAndDeleteElement(DCM_ImagePositionPatient);
+  ASSERT_TRUE(file.saveFile((folder + "/grid.dcm").c_str(), EXS_LittleEndianExplicit).good());
+  try {
+    ConvertFolder(folder);
+    FAIL() << "converted a grid without positions";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidInput);
+    EXPECT_NE(std::string(e.what()).find("grid slice 20 has no ImagePositionPatient"), std::string::npos) << e.what();
+  }
+  std::filesystem::remove_all(folder);
+}
+
+TEST(SeriesToNifti, ASeriesWithoutDiffusionWeightingHasNoGradientTable) {
+  EXPECT_FALSE(ConvertFolder(kData + "/dcm_qa_nih/In/20180918Si/mr_0003").gradients.has_value());
+  EXPECT_FALSE(ConvertFolder(kData + "/ct-chest-lung-dx-a0001/lung-kernel").gradients.has_value());
+}
+
 TEST(SeriesToNifti, EnhancedPhilipsB0MapSplitsIntoMagnitudeAndFieldMapWithPreciseScaling) {
   const auto parts = ConvertParts(kData + "/dcm_qa_enh/In/Philips");
   ASSERT_EQ(parts.size(), 2u);
