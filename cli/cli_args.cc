@@ -38,7 +38,11 @@ class Grammar {
     Positional(convert, "DICOM_DIR", "folder of DICOM files (searched recursively)", true);
     Positional(convert, "OUT", "OUT.nii or OUT.nii.gz (when the folder holds one series)", false);
     Value(convert, "sidecar", "OUT.json", "write the BIDS JSON sidecar there");
-    Value(convert, "outdir", "DIR", "convert every series into DIR (NAME.nii.gz + NAME.json)");
+    Value(convert, "outdir", "DIR", "convert every series into DIR (NAME.nii.gz + NAME.json; diffusion series also "
+                                    "NAME.bval + NAME.bvec)");
+    Value(convert, "compress", "y|n", "with --outdir: gzip the images (y, the default: NAME.nii.gz) or not (n: NAME.nii), "
+                                      "as dcm2niix -z", false, "z")
+        ->check(CLI::IsMember({"y", "n"}));
 
     auto* rules = Command("rules", "check a routing rule set, or try it on a study");
     rules->require_subcommand(1);
@@ -241,11 +245,13 @@ class Grammar {
     parsed_.positionals.emplace_back(PathOf(sub), value);
   }
 
-  CLI::Option* Value(CLI::App* sub, const char* name, const char* type, const char* help, bool required = false) {
+  CLI::Option* Value(CLI::App* sub, const char* name, const char* type, const char* help, bool required = false,
+                     const char* short_name = nullptr) {
     const std::string key = PathOf(sub) + "|" + name;
     auto& value = parsed_.values[key];
     value = std::make_unique<std::string>();
-    CLI::Option* option = sub->add_option(std::string("--") + name, *value, help)->type_name(type);
+    const std::string names = (short_name ? std::string("-") + short_name + "," : std::string()) + "--" + name;
+    CLI::Option* option = sub->add_option(names, *value, help)->type_name(type);
     option->each([this, key](const std::string&) { options_given_.insert(key); });
     if (required) option->required();
     return option;

@@ -71,7 +71,9 @@ int Convert(const Args& args) {
   for (const auto& skipped : source.skipped()) std::cerr << "skipped " << skipped << "\n";
   const auto series = source.ListSeries("");
   if (series.empty()) throw Error(ErrorCode::kInvalidInput, args.positional[1] + ": no DICOM series found");
+  const auto compress = args.Option("compress");
   if (const auto outdir = args.Option("outdir")) {
+    const bool gzip = compress.value_or("y") == "y";
     std::filesystem::create_directories(*outdir);
     int failed = 0;
     std::set<std::string> used;
@@ -82,10 +84,10 @@ int Convert(const Args& args) {
           for (int n = 2; used.contains(stem); ++n) stem = NiftiFileStem(conversion) + "_" + std::to_string(n);
           used.insert(stem);
           const auto base = std::filesystem::path(*outdir) / stem;
-          WriteNiftiFile(base.string() + ".nii.gz", conversion.image, true);
+          WriteNiftiFile(base.string() + (gzip ? ".nii.gz" : ".nii"), conversion.image, gzip);
           WriteFile(base.string() + ".json", conversion.sidecar.dump(2) + "\n");
           WriteGradients(base.string(), conversion);
-          std::cout << base.string() << ".nii.gz\n";
+          std::cout << base.string() << (gzip ? ".nii.gz\n" : ".nii\n");
         }
       } catch (const Error& e) {
         if (e.code() == ErrorCode::kInternal) throw;
@@ -96,6 +98,9 @@ int Convert(const Args& args) {
     return failed == 0 ? 0 : 2;
   }
   if (args.positional.size() != 3) throw Error(ErrorCode::kInvalidInput, "convert needs OUT.nii[.gz] or --outdir DIR");
+  if (compress) {
+    throw Error(ErrorCode::kInvalidInput, "convert: -z goes with --outdir; with OUT, its name says it (.nii or .nii.gz)");
+  }
   if (series.size() != 1) {
     throw Error(ErrorCode::kInvalidInput, args.positional[1] + ": holds " + std::to_string(series.size()) +
                                               " series; use --outdir DIR to convert each");

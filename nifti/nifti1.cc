@@ -1,5 +1,6 @@
 #include "nifti/nifti1.h"
 
+#include <libdeflate.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -142,21 +143,28 @@ std::string NiftiHeaderBytes(const NiftiImage& image) {
 
 namespace {
 
-// One gzip member (RFC 1952) of `size` bytes at `data`.
+// One gzip member (RFC 1952) of `size` bytes at `data`, by libdeflate (Debian's libdeflate0):
+// whole-buffer DEFLATE, 3-4x zlib's speed at level 6 with slightly smaller output (bench/README).
+// One compressor per thread and level, kept for the thread's life (allocating one costs more
+// than compressing a small chunk).
 std::string GzipMember(const char* data, std::size_t size, int level) {
-  z_stream stream{};
-  if (deflateInit2(&stream, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
-    throw Error(ErrorCode::kInternal, "zlib: deflateInit2 failed");
-  }
-  std::string out(deflateBound(&stream, size) + 32, '\0');
-  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data));
-  stream.avail_in = static_cast<uInt>(size);
-  stream.next_out = reinterpret_cast<Bytef*>(out.data());
-  stream.avail_out = static_cast<uInt>(out.size());
-  const int status = deflate(&stream, Z_FINISH);
-  out.resize(stream.total_out);
-  deflateEnd(&stream);
-  if (status != Z_STREAM_END) throw Error(ErrorCode::kInternal, "zlib: deflate did not finish");
+  struct Compressors {
+    std::array<libdeflate_compressor*, 13> by_level{};
+    ~Compressors() {
+      for (auto* c : by_level) {
+        if (c != nullptr) libdeflate_free_compressor(c);
+      }
+    }
+  };
+  thread_local Compressors compressors;
+  level = std::clamp(level, 0, 12);
+  libdeflate_compressor*& compressor = compressors.by_level[static_cast<std::size_t>(level)];
+  if (compressor == nullptr) compressor = libdeflate_alloc_compressor(level);
+  if (compressor == nullptr) throw Error(ErrorCode::kInternal, "libdeflate: cannot allocate a compressor");
+  std::string out(libdeflate_gzip_compress_bound(compressor, size), '\0');
+  const std::size_t written = libdeflate_gzip_compress(compressor, data, size, out.data(), out.size());
+  if (written == 0) throw Error(ErrorCode::kInternal, "libdeflate: gzip compression failed");
+  out.resize(written);
   return out;
 }
 

@@ -187,3 +187,20 @@ def test_a_series_without_weighting_gets_no_table(cli_path, workdir):
     out = os.path.join(workdir, "out")
     convert_outdir(cli_path, GE_EPI, out)
     assert not glob.glob(os.path.join(out, "*.bval")) and not glob.glob(os.path.join(out, "*.bvec"))
+
+
+def test_z_n_writes_uncompressed_images_equal_to_the_compressed_ones(cli_path, workdir):
+    folder = os.path.join(SHARED_DATA, "dcm_qa_xa60", "In", "XA61", "DICOM")
+    plain, packed = os.path.join(workdir, "plain"), os.path.join(workdir, "packed")
+    result = subprocess.run([cli_path, "convert", "-z", "n", "--outdir", plain, folder], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    convert_outdir(cli_path, folder, packed)
+    names = sorted(os.listdir(plain))
+    assert [n for n in names if n.endswith(".nii")] and not [n for n in names if n.endswith(".gz")], names
+    for name in [n for n in names if n.endswith(".nii")]:
+        judge(os.path.join(plain, name), os.path.join(plain, name[:-4] + ".json"),
+              os.path.join(packed, name + ".gz"), os.path.join(packed, name[:-4] + ".json"))
+    refused = subprocess.run([cli_path, "convert", "-z", "maybe", "--outdir", plain, folder], capture_output=True,
+                             text=True, timeout=60)
+    assert refused.returncode == 2 and "maybe" in refused.stderr
