@@ -1,10 +1,11 @@
-"""DICOM -> NIfTI conversion benchmark: procnode vs dcm2niix vs orthanc-neuro, in one run.
+"""DICOM -> NIfTI conversion benchmark: procnode vs dcm2niix vs mrconvert vs orthanc-neuro, in one run.
 
     /usr/bin/python3 bench/convert_bench.py [--runs 5] [--build build]
 
-CLI rows: median wall time of `procnode convert` and `dcm2niix` over --runs runs (output to a
-tmpfs-backed temp dir), peak RSS from GNU time, the volume's size (the NIfTI's voxel bytes) and
-procnode's peak as a multiple of it. REST rows: the same series converted inside
+CLI rows: median wall time of `procnode convert`, `dcm2niix` and MRtrix3's `mrconvert` (uncompressed
+only; with the gradient table for diffusion series) over --runs runs (output to a temp dir), peak
+RSS from GNU time, the volume's size (the NIfTI's voxel bytes) and procnode's peak as a multiple
+of it. Ratios are the peer's time over procnode's (above 1: procnode faster). REST rows: the same series converted inside
 Orthanc by GET /procnode/series/{id}/nifti and orthanc-neuro's GET /series/{id}/nifti?compress
 (only gzip), and how far the first request raises Orthanc's resident peak.
 """
@@ -27,7 +28,23 @@ SERIES = {
     "chest CT 512x512x64": os.path.join(DATA, "ct-chest-lung-dx-a0001", "lung-kernel"),
     "brain MR 256x256x192": os.path.join(DATA, "mr-brain-sag-mprage"),
     "GE EPI 4D (dcm_qa_nih 4)": os.path.join(DATA, "dcm_qa_nih", "In", "20180918GE", "mr_0004"),
+    "UIH DWI 64x64x20x17 (grid)": os.path.join(DATA, "dcm_qa_uih", "In", "DTI_134434", "dti_tra_dir16_AP_SaveBySlc__140028"),
+    "XA61 DWI 100x100x10x7 (enh.)": None,  # series 16 of dcm_qa_xa60/In/XA61 (its folder holds two), linked below
 }
+
+
+def one_series(folder, number):
+    """A temporary folder of links to the files of series `number` in `folder`."""
+    import glob
+    import tempfile
+    import pydicom  # Debian's python3-pydicom
+    out = tempfile.mkdtemp(prefix="bench-series-")
+    for path in glob.glob(os.path.join(folder, "**", "*"), recursive=True):
+        if os.path.isfile(path) and int(pydicom.dcmread(path, stop_before_pixels=True).SeriesNumber) == number:
+            os.symlink(path, os.path.join(out, os.path.basename(path)))
+    return out
+# mrconvert exports the gradient table where it reads one (not from UIH's private attributes).
+MRCONVERT_GRADIENTS = {"XA61 DWI 100x100x10x7 (enh.)"}
 
 
 def http_time(url, runs):
@@ -60,21 +77,28 @@ def peak_rise(pid, action):
 def main():
     args, cli = arguments(5)
     rows = []
+    mrconvert = shutil.which("mrconvert")
+    SERIES["XA61 DWI 100x100x10x7 (enh.)"] = one_series(os.path.join(DATA, "dcm_qa_xa60", "In", "XA61", "DICOM"), 16)
     for name, folder in SERIES.items():
         for gz in (False, True):
             ext = ".nii.gz" if gz else ".nii"
             ours, our_rss, kept = timed([cli, "convert", folder, "{out}/x" + ext, "--sidecar", "{out}/x.json"],
                                         args.runs, keep_last=not gz)
             peer, peer_rss, _ = timed(["dcm2niix", "-z", "y" if gz else "n", "-o", "{out}", "-f", "x", folder], args.runs)
+            mr = None
+            if mrconvert and not gz:
+                grad = ["-export_grad_fsl", "{out}/x.bvec", "{out}/x.bval"] if name in MRCONVERT_GRADIENTS else []
+                mr, _, _ = timed([mrconvert, "-quiet", folder, "{out}/x.nii"] + grad, args.runs)
             if kept:
                 volume_mib = (os.path.getsize(os.path.join(kept, "x.nii")) - 352) / 2**20
                 shutil.rmtree(kept, ignore_errors=True)
-            rows.append((name, "gz" if gz else "nii", ours, peer, our_rss, peer_rss, volume_mib))
-    print(f"{'series':28} {'out':4} {'procnode s':>10} {'dcm2niix s':>10} {'ratio':>6} {'procnode MiB':>12} "
-          f"{'dcm2niix MiB':>12} {'volume MiB':>10} {'peak/volume':>11}")
-    for name, kind, ours, peer, our_rss, peer_rss, size in rows:
-        print(f"{name:28} {kind:4} {ours:10.3f} {peer:10.3f} {peer / ours:6.2f} {our_rss:12.0f} {peer_rss:12.0f} "
-              f"{size:10.1f} {our_rss / size:11.2f}")
+            rows.append((name, "gz" if gz else "nii", ours, peer, mr, our_rss, peer_rss, volume_mib))
+    print(f"{'series':28} {'out':4} {'procnode s':>10} {'dcm2niix s':>10} {'ratio':>6} {'mrconvert s':>11} {'ratio':>6} "
+          f"{'procnode MiB':>12} {'dcm2niix MiB':>12} {'volume MiB':>10} {'peak/volume':>11}")
+    for name, kind, ours, peer, mr, our_rss, peer_rss, size in rows:
+        mr_text = f"{mr:11.3f} {mr / ours:6.2f}" if mr is not None else f"{'-':>11} {'-':>6}"
+        print(f"{name:28} {kind:4} {ours:10.3f} {peer:10.3f} {peer / ours:6.2f} {mr_text} {our_rss:12.0f} "
+              f"{peer_rss:12.0f} {size:10.1f} {our_rss / size:11.2f}")
 
     # Inside Orthanc: one fresh Orthanc per series (both plugins loaded, only that series stored),
     # so each tool's first request starts from the same process state. Memory: how far the request

@@ -117,6 +117,172 @@ nlohmann::json Sidecar(DcmDataset& ds) {
   return sidecar;
 }
 
+// What distortion and slice-timing correction need about an EPI acquisition, as dcm2niix reads it
+// (names in the comments are its BIDS keys); completed per image in EpiKeys.
+struct EpiFacts {
+  std::optional<double> percent_phase_fov;      // PercentPhaseFOV (0018,0094)
+  std::optional<double> acquisition_matrix_pe;  // AcquisitionMatrixPE: (0018,1310), else (0018,9231)
+  std::optional<double> bandwidth_pe;           // BandwidthPerPixelPhaseEncode: Siemens (0019,1028) / (0021,1153)
+  std::optional<double> parallel_factor;        // ParallelReductionFactorInPlane
+  std::optional<double> multiband;              // MultibandAccelerationFactor
+  std::optional<int> phase_positive;            // polarity: 1 along the DICOM axis, 0 against it
+  std::optional<double> ge_echo_spacing_us;     // GE (0043,102C): echo spacing, microseconds
+  std::optional<double> acquisition_duration_ms;  // UIH: TotalReadoutTime when nothing better is known
+  bool partial_fourier = false;
+  int echo_train_length = 0;
+};
+
+// The number after `key` in text such as "p2" (Siemens (0051,1011)), "F:2S" (UIH (0065,100D)) or
+// "Unaliased MB2/PE2" (CMRR's ImageComments).
+std::optional<double> NumberAfter(const std::string& text, const std::string& key) {
+  const auto at = text.find(key);
+  if (at == std::string::npos) return std::nullopt;
+  std::size_t end = at + key.size();
+  while (end < text.size() && (std::isdigit(static_cast<unsigned char>(text[end])) || text[end] == '.')) ++end;
+  if (end == at + key.size()) return std::nullopt;
+  return std::strtod(text.c_str() + at + key.size(), nullptr);
+}
+
+std::optional<double> First(DcmItem& ds, const DcmTagKey& tag, Raw raw = Raw::kText) {
+  const auto values = AttributeNumbers(ds, tag, 1, raw, true);
+  if (values.empty()) return std::nullopt;
+  return values[0];
+}
+
+std::string DeepString(DcmItem& ds, const DcmTagKey& tag) {
+  DcmElement* found = nullptr;
+  OFString text;
+  if (ds.findAndGetElement(tag, found, OFTrue).bad() || found == nullptr || found->getOFStringArray(text).bad()) return "";
+  return text.c_str();
+}
+
+// GE's phase-encoding polarity from its binary user data (0043,102A), as dcm2niix reads it: the
+// header's offset at byte 24, its version (5-40) first, an EPI flag, the polarity flag (4:
+// flipped) and the slice order (2: bottom up, which reverses the polarity).
+std::optional<int> GePolarity(DcmItem& ds) {
+  DcmElement* found = nullptr;
+  Uint8* bytes = nullptr;
+  if (ds.findAndGetElement(DcmTagKey(0x0043, 0x102A), found).bad() || found == nullptr ||
+      found->getUint8Array(bytes).bad() || bytes == nullptr) {
+    return std::nullopt;
+  }
+  const std::size_t length = found->getLength();
+  auto u16 = [&](std::size_t at) { return static_cast<int>(bytes[at] | (bytes[at + 1] << 8)); };
+  if (length < 916) return std::nullopt;
+  const std::size_t offset = static_cast<std::size_t>(u16(24));
+  if (length < offset + 916) return std::nullopt;
+  float version = 0;
+  std::memcpy(&version, bytes + offset, 4);
+  if (!(version >= 5.0f && version <= 40.0f)) return std::nullopt;
+  std::size_t header = offset, kydir = 0x0394;
+  if (version >= 25.002f) header += 0x004c, kydir -= 0x008c;
+  if ((u16(header + 0x003a) & 0x0800) == 0) return std::nullopt;  // not EPI
+  bool flipped = (u16(header + 0x0030) & 0x0004) != 0;
+  if (u16(header + kydir) == 2) flipped = !flipped;  // bottom-up slice order
+  return flipped ? 0 : 1;
+}
+
+EpiFacts ReadEpiFacts(DcmDataset& ds, const SeriesInfo& info) {
+  EpiFacts f;
+  f.percent_phase_fov = First(ds, DcmTagKey(0x0018, 0x0094));
+  if (const auto matrix = AttributeNumbers(ds, DcmTagKey(0x0018, 0x1310), 4, Raw::kText); matrix.size() == 4) {
+    if (matrix[3] > 0) f.acquisition_matrix_pe = matrix[3];
+    if (matrix[2] > 0) f.acquisition_matrix_pe = matrix[2];
+  }
+  if (!f.acquisition_matrix_pe) f.acquisition_matrix_pe = First(ds, DcmTagKey(0x0018, 0x9231));
+  if (auto etl = First(ds, DcmTagKey(0x0018, 0x0091)); etl && *etl > 1) f.echo_train_length = static_cast<int>(*etl);
+  switch (info.vendor) {
+    case Vendor::kSiemens: {
+      f.bandwidth_pe = First(ds, DcmTagKey(0x0019, 0x1028), Raw::kFloat64);
+      if (!f.bandwidth_pe) f.bandwidth_pe = First(ds, DcmTagKey(0x0021, 0x1153), Raw::kFloat64);
+      for (const DcmTagKey& tag : {DcmTagKey(0x0051, 0x1011), DcmTagKey(0x0021, 0x1009)}) {
+        if (!f.parallel_factor) f.parallel_factor = NumberAfter(DeepString(ds, tag), "p");
+      }
+      f.multiband = NumberAfter(DeepString(ds, DCM_ImageComments), "MB");
+      if (info.csa) {
+        if (auto positive = CsaNumbers(*info.csa, "PhaseEncodingDirectionPositive")) {
+          f.phase_positive = static_cast<int>(positive->front());
+        }
+      }
+      if (!f.phase_positive) {
+        if (auto positive = First(ds, DcmTagKey(0x0021, 0x111C))) f.phase_positive = *positive == 1 ? 1 : 0;
+      }
+      break;
+    }
+    case Vendor::kGE: {
+      if (auto asset = AttributeNumbers(ds, DcmTagKey(0x0043, 0x1083), 1, Raw::kText); !asset.empty() && asset[0] > 0) {
+        f.parallel_factor = 1.0 / asset[0];
+      }
+      f.ge_echo_spacing_us = First(ds, DcmTagKey(0x0043, 0x102C));
+      f.multiband = First(ds, DcmTagKey(0x0043, 0x10B6));
+      const std::string reordering = UpperCase(DeepString(ds, DcmTagKey(0x0018, 0x9034)));
+      if (reordering.rfind("LINEAR", 0) == 0) f.phase_positive = 0;
+      if (reordering.rfind("REVERSE_LINEAR", 0) == 0) f.phase_positive = 1;
+      if (!f.phase_positive) f.phase_positive = GePolarity(ds);
+      const std::string options = UpperCase(DicomString(ds, 0x0018, 0x0022));
+      f.partial_fourier = options.find("PFF") != std::string::npos || options.find("PFP") != std::string::npos ||
+                          UpperCase(DeepString(ds, DcmTagKey(0x0018, 0x9081))) == "YES";
+      break;
+    }
+    case Vendor::kUIH: {
+      f.parallel_factor = NumberAfter(DeepString(ds, DcmTagKey(0x0065, 0x100D)), ":");
+      if (auto flipped = First(ds, DcmTagKey(0x0065, 0x1058))) f.phase_positive = *flipped == 1 ? 0 : 1;
+      f.acquisition_duration_ms = First(ds, DcmTagKey(0x0018, 0x9073), Raw::kFloat64);
+      break;
+    }
+    default:
+      f.parallel_factor = First(ds, DcmTagKey(0x0018, 0x9069), Raw::kFloat64);
+      break;
+  }
+  return f;
+}
+
+// dcm2niix's keys for preprocessing from `facts` and the image as written (`columns` x `rows`):
+// ReconMatrixPE is the reconstructed size along the phase direction; EffectiveEchoSpacing
+// 1 / (BandwidthPerPixelPhaseEncode x ReconMatrixPE) (Siemens; GE from its echo spacing, ASSET
+// factor and the acquired lines rounded as GE rounds them); TotalReadoutTime EffectiveEchoSpacing
+// x (ReconMatrixPE - 1); PhaseEncodingDirection where the polarity is known (2D only, the rows
+// flipped on output: along the DICOM columns reads as j-), else PhaseEncodingAxis.
+void EpiKeys(const EpiFacts& f, const SeriesInfo& info, int64_t columns, int64_t rows, nlohmann::json& sidecar) {
+  if (sidecar.value("Modality", "") != "MR") return;
+  const std::string& phase = info.phase_direction;
+  if (f.multiband && *f.multiband > 1) sidecar["MultibandAccelerationFactor"] = static_cast<int>(std::lround(*f.multiband));
+  if (f.percent_phase_fov) sidecar["PercentPhaseFOV"] = *f.percent_phase_fov;
+  if (f.acquisition_matrix_pe) sidecar["AcquisitionMatrixPE"] = static_cast<int>(std::lround(*f.acquisition_matrix_pe));
+  double recon = f.acquisition_matrix_pe.value_or(0);
+  if (columns > 0 && rows > 0) {
+    if (columns == rows || phase == "COL") recon = static_cast<double>(rows);
+    else if (phase == "ROW") recon = static_cast<double>(columns);
+  }
+  if (recon > 0) sidecar["ReconMatrixPE"] = static_cast<int>(recon);
+  if (f.bandwidth_pe) sidecar["BandwidthPerPixelPhaseEncode"] = *f.bandwidth_pe;
+  if (f.parallel_factor && *f.parallel_factor > 1) sidecar["ParallelReductionFactorInPlane"] = *f.parallel_factor;
+  double spacing = 0;
+  if (recon > 0 && f.bandwidth_pe && *f.bandwidth_pe > 0) spacing = 1.0 / (*f.bandwidth_pe * recon);
+  if (info.vendor == Vendor::kGE && f.ge_echo_spacing_us && *f.ge_echo_spacing_us > 0 && recon > 1 && f.parallel_factor &&
+      *f.parallel_factor > 0 && f.acquisition_matrix_pe && *f.acquisition_matrix_pe > 1) {
+    const double round = f.partial_fourier ? 4.0 : 2.0;
+    const double lines = std::ceil(*f.acquisition_matrix_pe / *f.parallel_factor / round) * round;
+    const double readout = (lines - 1.0) * *f.ge_echo_spacing_us * 1e-6;
+    spacing = readout / (*f.acquisition_matrix_pe - 1.0);
+  }
+  if (spacing > 0) sidecar["EffectiveEchoSpacing"] = spacing;
+  if (info.vendor == Vendor::kUIH && spacing <= 0 && f.acquisition_duration_ms) {
+    sidecar["TotalReadoutTime"] = *f.acquisition_duration_ms / 1000.0;
+  } else if (recon > 0 && spacing > 0) {
+    sidecar["TotalReadoutTime"] = spacing * (recon - 1.0);
+  }
+  if (!info.mr_3d && (phase == "ROW" || phase == "COL")) {
+    const bool along_rows = phase == "ROW";
+    if (f.phase_positive) {
+      const bool negative = along_rows ? *f.phase_positive == 0 : *f.phase_positive == 1;
+      sidecar["PhaseEncodingDirection"] = std::string(along_rows ? "i" : "j") + (negative ? "-" : "");
+    } else {
+      sidecar["PhaseEncodingAxis"] = along_rows ? "i" : "j";
+    }
+  }
+}
+
 // Applies `r` to the header (dims, pixdim, affine); the voxels are placed by the caller.
 void ReorientHeader(NiftiImage& image, const Reorientation& r) {
   const Affine m = image.srow;
@@ -399,8 +565,8 @@ GradientPlan PlanGradients(const ArrangedPart& part, const SeriesInfo& info, con
 // One NIfTI image (and its sidecar) from one arranged part of the series.
 // Most parts give one image; a diffusion series with derived isotropic volumes two (see
 // NiftiConversion::gradients).
-std::vector<NiftiConversion> WritePart(ArrangedPart part, const nlohmann::json& sidecar, const SeriesInfo& info,
-                                       std::size_t instances) {
+std::vector<NiftiConversion> WritePart(ArrangedPart part, const nlohmann::json& sidecar, const EpiFacts& facts,
+                                       const SeriesInfo& info, std::size_t instances) {
   NiftiConversion result;
   std::vector<Slice>& slices = part.slices;
   result.sidecar = sidecar;
@@ -414,29 +580,54 @@ std::vector<NiftiConversion> WritePart(ArrangedPart part, const nlohmann::json& 
   const bool mr_3d = info.mr_3d;
   const std::string& phase_direction = info.phase_direction;
   const auto& repetition_time = info.repetition_time;
-  const auto& csa = info.csa;
   const DicomImage& head = slices.front().image;  // rows may have grown with tilt correction
   if (!result.warnings.empty()) result.sidecar["ConversionWarnings"] = result.warnings;
 
-  // Slice timing (Siemens mosaics, UIH grids), in NIfTI slice order, from the first volume (volumes may
-  // differ by a few milliseconds; dcm2niix takes whichever file it read first).
-  const std::size_t timing_volume = 0;
-  bool timed = positions > 1;
-  for (std::size_t p = 0; p < positions && timed; ++p) timed = slices[position_starts[p] + timing_volume].timing_ms.has_value();
-  if (timed) {
+  // Slice timing (Siemens mosaics and XA enhanced frames, UIH grids), in NIfTI slice order, as
+  // dcm2niix chooses it: the first volume's, unless its range is implausible (none, or beyond the
+  // TR) or differs from the second volume's (CMRR and XA write bogus times into some first
+  // volumes), then the second's, relative to its earliest slice.
+  auto volume_times = [&](std::size_t t) -> std::optional<std::vector<double>> {
+    if (positions < 2 || t >= volumes) return std::nullopt;
     std::vector<double> times;
-    for (std::size_t p = 0; p < positions; ++p) times.push_back(*slices[position_starts[p] + timing_volume].timing_ms / 1000.0);
-    result.sidecar["SliceTiming"] = times;
-    // dcm2niix takes slice_code from Siemens' CSA slice order only; UIH times stay in the sidecar.
-    if (info.vendor != Vendor::kUIH) result.image.slice_code = SliceCode(times);
-  }
-  if (csa && result.sidecar.contains("InPlanePhaseEncodingDirectionDICOM")) {
-    if (auto positive = CsaNumbers(*csa, "PhaseEncodingDirectionPositive")) {
-      const bool rows = phase_direction == "ROW";
-      // The rows are flipped on output (y), so a positive column direction reads as j-.
-      const bool negative = rows ? positive->front() == 0 : positive->front() == 1;
-      result.sidecar["PhaseEncodingDirection"] = std::string(rows ? "i" : "j") + (negative ? "-" : "");
+    for (std::size_t p = 0; p < positions; ++p) {
+      const auto& timing = slices[position_starts[p] + t].timing_ms;
+      if (!timing) return std::nullopt;
+      times.push_back(*timing);
     }
+    return times;
+  };
+  auto range = [](const std::vector<double>& times) {
+    return *std::max_element(times.begin(), times.end()) - *std::min_element(times.begin(), times.end());
+  };
+  const double tr_ms = repetition_time.value_or(0);
+  std::optional<std::vector<double>> times = volume_times(0);
+  if (times) {
+    const auto second = volume_times(1);
+    const bool plausible = range(*times) > 0 && (tr_ms <= 0 || *std::max_element(times->begin(), times->end()) <= tr_ms);
+    const bool agrees = !second || std::abs(range(*second) - range(*times)) <= 1e-3;
+    if ((!plausible || !agrees) && second && range(*second) > 0 && (tr_ms <= 0 || range(*second) <= tr_ms)) {
+      const double earliest = *std::min_element(second->begin(), second->end());
+      times = *second;
+      for (auto& t : *times) t -= earliest;
+    }
+  }
+  const bool timed = times.has_value();
+  if (timed) {
+    for (auto& t : *times) t /= 1000.0;
+    result.sidecar["SliceTiming"] = *times;
+    // dcm2niix takes slice_code from the CSA slice order of Siemens mosaics only.
+    if (info.mosaic) result.image.slice_code = SliceCode(*times);
+  }
+  EpiKeys(facts, info, head.columns, head.rows, result.sidecar);
+  if (timed && !result.sidecar.contains("MultibandAccelerationFactor")) {
+    // Slices excited together share the earliest time: their count is the multiband factor.
+    const auto& times = result.sidecar["SliceTiming"];
+    double earliest = times[0].get<double>();
+    for (const auto& t : times) earliest = std::min(earliest, t.get<double>());
+    std::size_t together = 0;
+    for (const auto& t : times) together += std::abs(t.get<double>() - earliest) < 1e-4 ? 1 : 0;
+    if (together > 1 && together < times.size()) result.sidecar["MultibandAccelerationFactor"] = together;
   }
 
   // Data type and scaling.
@@ -663,8 +854,10 @@ std::string NiftiFileStem(const NiftiConversion& conversion) {
 std::vector<NiftiConversion> ConvertSeriesToNifti(StudySource& source, const SeriesRef& series,
                                                   const LoadCallbacks& callbacks) {
   nlohmann::json sidecar;
-  SeriesSlices read = ReadSeriesSlices(source, series, callbacks, [&sidecar](DcmDataset& ds, const SeriesInfo& info) {
+  EpiFacts facts;
+  SeriesSlices read = ReadSeriesSlices(source, series, callbacks, [&sidecar, &facts](DcmDataset& ds, const SeriesInfo& info) {
     sidecar = Sidecar(ds);
+    facts = ReadEpiFacts(ds, info);
     // dcm2niix derives Philips' bandwidth from private attributes; the public one would disagree.
     if (info.philips) sidecar.erase("PixelBandwidth");
     if (!info.phase_direction.empty()) sidecar["InPlanePhaseEncodingDirectionDICOM"] = info.phase_direction;
@@ -674,7 +867,7 @@ std::vector<NiftiConversion> ConvertSeriesToNifti(StudySource& source, const Ser
   std::vector<NiftiConversion> parts;
   for (auto& part : SplitParts(std::move(read.slices))) {
     for (auto& arranged : ArrangePart(std::move(part.slices), read.info)) {
-      for (auto& conversion : WritePart(std::move(arranged), sidecar, read.info, read.sources.size())) {
+      for (auto& conversion : WritePart(std::move(arranged), sidecar, facts, read.info, read.sources.size())) {
         conversion.series_number = read.series_number;
         conversion.series_description = read.description;
         conversion.suffix = part.suffix + conversion.suffix;

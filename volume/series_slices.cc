@@ -108,55 +108,12 @@ std::vector<Slice> UnpackMosaic(DcmDataset& ds, DicomImage& mosaic, const std::o
   return out;
 }
 
-// The numbers of a private attribute, whatever VR it arrived with: read through its text where
-// DCMTK knows the VR; from the raw bytes of an unknown one (Implicit VR) as `raw` says, text
-// ("1000\0\0") or little-endian binary floats of 4 or 8 bytes.
-enum class Raw { kText, kFloat32, kFloat64 };
 std::vector<double> PrivateNumbers(DcmItem& item, const DcmTagKey& tag, std::size_t count, Raw raw) {
-  std::vector<double> values;
-  for (unsigned long i = 0; i < count; ++i) {
-    auto v = DicomNumber(item, tag, i);
-    if (!v) break;
-    values.push_back(*v);
-  }
-  if (values.size() == count) return values;
-  values.clear();
-  DcmElement* found = nullptr;
-  if (item.findAndGetElement(tag, found).bad() || found == nullptr) return values;
-  const DcmEVR vr = found->ident();
-  if (vr != EVR_OB && vr != EVR_UN && vr != EVR_UNKNOWN && vr != EVR_UNKNOWN2B) return values;
-  Uint8* bytes = nullptr;
-  if (found->getUint8Array(bytes).bad() || bytes == nullptr) return values;
-  const std::size_t length = found->getLength();
-  if (raw == Raw::kText) {
-    for (const auto& part : Split(std::string(reinterpret_cast<const char*>(bytes), length), '\\')) {
-      char* end = nullptr;
-      const double value = std::strtod(part.c_str(), &end);
-      if (end == part.c_str() || !std::isfinite(value)) break;
-      values.push_back(value);
-      if (values.size() == count) break;
-    }
-  } else {
-    const std::size_t width = raw == Raw::kFloat32 ? 4 : 8;
-    for (std::size_t i = 0; i < count && (i + 1) * width <= length; ++i) {
-      if (width == 4) {
-        float f;
-        std::memcpy(&f, bytes + i * width, 4);
-        values.push_back(f);
-      } else {
-        double d;
-        std::memcpy(&d, bytes + i * width, 8);
-        values.push_back(d);
-      }
-    }
-  }
-  if (values.size() != count || !std::all_of(values.begin(), values.end(), [](double v) { return std::isfinite(v); })) {
-    values.clear();
-  }
-  return values;
+  return AttributeNumbers(item, tag, count, raw, false);
 }
 
-std::optional<Vec3> UnitOrNone(const std::vector<double>& v) {
+// The vector as given (vendors' own lengths matter to GE's b-value scaling), or none when absent or zero.
+std::optional<Vec3> NonZeroOrNone(const std::vector<double>& v) {
   if (v.size() != 3) return std::nullopt;
   const double length = std::sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]);
   if (!(length > 1e-6)) return std::nullopt;
@@ -176,7 +133,7 @@ std::optional<DiffusionWeighting> StandardDiffusion(DcmItem& item) {
   DcmItem* gradient = nullptr;
   DcmItem& holder = item.findAndGetSequenceItem(DcmTagKey(0x0018, 0x9076), gradient, 0).good() && gradient ? *gradient : item;
   if (!w.isotropic && directionality != "NONE") {
-    w.direction = UnitOrNone(PrivateNumbers(holder, DcmTagKey(0x0018, 0x9089), 3, Raw::kFloat64));
+    w.direction = NonZeroOrNone(PrivateNumbers(holder, DcmTagKey(0x0018, 0x9089), 3, Raw::kFloat64));
     DcmItem* matrix = nullptr;
     if (!w.direction && w.b > 0 && item.findAndGetSequenceItem(DcmTagKey(0x0018, 0x9601), matrix, 0).good() && matrix) {
       std::array<double, 6> m{};  // xx xy xz yy yz zz
@@ -194,7 +151,9 @@ std::optional<DiffusionWeighting> StandardDiffusion(DcmItem& item) {
         }
         if (full[k][k] > 0) {
           const double scale = std::sqrt(full[k][k]);
-          w.direction = UnitOrNone({full[0][k] / scale, full[1][k] / scale, full[2][k] / scale});
+          const Vec3 g{full[0][k] / scale, full[1][k] / scale, full[2][k] / scale};  // sqrt(b) g
+          const double length = Norm(g);
+          if (length > 0) w.direction = Vec3{g[0] / length, g[1] / length, g[2] / length};
           w.from_bmatrix = w.direction.has_value();
         }
       }
@@ -237,7 +196,7 @@ std::optional<DiffusionWeighting> ReadDiffusion(DcmItem& ds, DcmItem* macro, Ven
       if (b.empty()) break;
       DiffusionWeighting w;
       w.b = std::max(0.0, b[0]);
-      w.direction = UnitOrNone(PrivateNumbers(ds, DcmTagKey(0x0065, 0x1037), 3, Raw::kFloat64));
+      w.direction = NonZeroOrNone(PrivateNumbers(ds, DcmTagKey(0x0065, 0x1037), 3, Raw::kFloat64));
       w.frame = DiffusionWeighting::Frame::kImage;
       return w;
     }
@@ -261,7 +220,7 @@ std::optional<DiffusionWeighting> ReadDiffusion(DcmItem& ds, DcmItem* macro, Ven
     if (!b) return std::nullopt;
     DiffusionWeighting w;
     w.b = std::max(0.0, *b);
-    w.direction = UnitOrNone(v);
+    w.direction = NonZeroOrNone(v);
     return w;
   }
   if (vendor == Vendor::kPhilips) {
@@ -275,7 +234,7 @@ std::optional<DiffusionWeighting> ReadDiffusion(DcmItem& ds, DcmItem* macro, Ven
       if (one.empty()) break;
       v.push_back(one[0]);
     }
-    w.direction = UnitOrNone(v);
+    w.direction = NonZeroOrNone(v);
     w.isotropic = UpperCase(DicomString(ds, DcmTagKey(0x2001, 0x1004))) == "I";
     return w;
   }
@@ -441,11 +400,24 @@ std::vector<Slice> ExpandEnhanced(DcmDataset& ds, DicomImage& image, const Serie
       slice.echo = slice.echo_time_ms = ItemNumber(item, DcmTagKey(0x0018, 0x9082));
     }
     slice.diffusion = ReadDiffusion(ds, GroupItem(ds, frame, DcmTagKey(0x0018, 0x9117)), info.vendor, info.csa);
+    if (info.vendor == Vendor::kSiemens && frame != nullptr) {  // XA: the frame's time after the volume's start (s)
+      if (auto t = AttributeNumbers(*frame, DcmTagKey(0x0021, 0x1104), 1, Raw::kText, true); !t.empty()) {
+        slice.timing_ms = t[0] * 1000.0;
+      }
+    }
     DcmItem* type_item = GroupItem(ds, frame, DcmTagKey(0x0018, 0x9226));  // MR Image Frame Type
     if (type_item == nullptr) type_item = GroupItem(ds, frame, DcmTagKey(0x0018, 0x9329));  // CT Image Frame Type
     slice.component = ComponentOf(ItemString(type_item, DcmTagKey(0x0008, 0x9007)),
                                   ItemString(type_item, DcmTagKey(0x0008, 0x9208)));
     out.push_back(std::move(slice));
+  }
+  // Slice times relative to the volume's first slice.
+  std::optional<double> earliest;
+  for (const auto& slice : out) {
+    if (slice.timing_ms && (!earliest || *slice.timing_ms < *earliest)) earliest = slice.timing_ms;
+  }
+  for (auto& slice : out) {
+    if (slice.timing_ms) *slice.timing_ms -= *earliest;
   }
   SampleBuffer().swap(image.samples);
   return out;
@@ -545,6 +517,56 @@ std::vector<Slice> TiltCorrect(std::vector<Slice> slices, const Vec3& col_dir, c
 }
 
 }  // namespace
+
+std::vector<double> AttributeNumbers(DcmItem& item, const DcmTagKey& tag, std::size_t count, Raw raw, bool deep) {
+  std::vector<double> values;
+  DcmElement* found = nullptr;
+  if (item.findAndGetElement(tag, found, deep ? OFTrue : OFFalse).bad() || found == nullptr) return values;
+  const DcmEVR vr = found->ident();
+  if (vr != EVR_OB && vr != EVR_UN && vr != EVR_UNKNOWN && vr != EVR_UNKNOWN2B) {
+    for (unsigned long i = 0; i < count; ++i) {
+      OFString text;
+      if (found->getOFString(text, i).bad() || text.empty()) break;
+      char* end = nullptr;
+      const double value = std::strtod(text.c_str(), &end);
+      while (end != nullptr && *end == ' ') ++end;
+      if (end == text.c_str() || (end != nullptr && *end != '\0') || !std::isfinite(value)) break;
+      values.push_back(value);
+    }
+    if (values.size() != count) values.clear();
+    return values;
+  }
+  Uint8* bytes = nullptr;
+  if (found->getUint8Array(bytes).bad() || bytes == nullptr) return values;
+  const std::size_t length = found->getLength();
+  if (raw == Raw::kText) {
+    for (const auto& part : Split(std::string(reinterpret_cast<const char*>(bytes), length), '\\')) {
+      char* end = nullptr;
+      const double value = std::strtod(part.c_str(), &end);
+      if (end == part.c_str() || !std::isfinite(value)) break;
+      values.push_back(value);
+      if (values.size() == count) break;
+    }
+  } else {
+    const std::size_t width = raw == Raw::kFloat32 ? 4 : 8;
+    for (std::size_t i = 0; i < count && (i + 1) * width <= length; ++i) {
+      if (width == 4) {
+        float f;
+        std::memcpy(&f, bytes + i * width, 4);
+        values.push_back(f);
+      } else {
+        double d;
+        std::memcpy(&d, bytes + i * width, 8);
+        values.push_back(d);
+      }
+    }
+  }
+  if (values.size() != count || !std::all_of(values.begin(), values.end(), [](double v) { return std::isfinite(v); })) {
+    values.clear();
+  }
+  return values;
+}
+
 
 Vendor VendorOf(const std::string& manufacturer) {
   const std::string upper = UpperCase(manufacturer);

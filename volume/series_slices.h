@@ -27,12 +27,22 @@
 #include "volume/geometry.h"
 
 class DcmDataset;
+class DcmItem;
+class DcmTagKey;
 
 namespace procnode {
 
 // The manufacturers whose private attributes conversion reads.
 enum class Vendor { kOther, kSiemens, kGE, kPhilips, kUIH, kCanon };
 Vendor VendorOf(const std::string& manufacturer);
+
+// The numbers of an attribute, whatever VR it arrived with: read through its text where DCMTK
+// knows the VR; from the raw bytes of an unknown one (a private attribute in Implicit VR) as `raw`
+// says, text ("1000\0\0") or little-endian binary floats of 4 or 8 bytes. `deep`: the first
+// occurrence anywhere, sequences included (an enhanced object's first frame or shared groups).
+// Empty unless all `count` values are there and finite.
+enum class Raw { kText, kFloat32, kFloat64 };
+std::vector<double> AttributeNumbers(DcmItem& item, const DcmTagKey& tag, std::size_t count, Raw raw, bool deep = false);
 
 // One image's diffusion weighting as its DICOM states it: the b-value (s/mm2) and, for a
 // directional image, the unit gradient direction, in patient coordinates (LPS) or, where the
