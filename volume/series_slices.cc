@@ -645,6 +645,17 @@ SeriesSlices ReadSeriesSlices(StudySource& source, const SeriesRef& series, cons
       info.uih_grid = info.vendor == Vendor::kUIH && ds.tagExists(DcmTagKey(0x0065, 0x1051)) &&
                       PrivateNumbers(ds, DcmTagKey(0x0065, 0x1050), 1, Raw::kText).size() == 1;
       info.csa = CsaImageHeader(ds, name);
+      if (info.mosaic && info.csa) {
+        const auto v = CsaNumbers(*info.csa, "SliceNormalVector");
+        const auto iop = AttributeNumbers(ds, DCM_ImageOrientationPatient, 6, Raw::kText);
+        if (v && v->size() == 3 && iop.size() == 6) {
+          const Vec3 normal = Cross({iop[0], iop[1], iop[2]}, {iop[3], iop[4], iop[5]});
+          info.mosaic_normal_sign = Dot({(*v)[0], (*v)[1], (*v)[2]}, normal) < 0 ? -1 : 1;
+        }
+      }
+      if (auto z = AttributeNumbers(ds, DcmTagKey(0x0018, 0x0088), 1, Raw::kText, true); !z.empty() && z[0] > 0) {
+        info.spacing_between_slices = z[0];
+      }
       if (info.vendor == Vendor::kGE) {
         if (auto n = PrivateNumbers(ds, DcmTagKey(0x0019, 0x10E0), 1, Raw::kText); !n.empty()) info.ge_diffusion_directions = n[0];
       }
@@ -764,7 +775,10 @@ std::vector<ArrangedPart> ArrangePart(std::vector<Slice> slices, const SeriesInf
   const DicomImage& first = slices.front().image;
   const auto& iop = *first.orientation;
   const Vec3 row_dir{iop[0], iop[1], iop[2]}, col_dir{iop[3], iop[4], iop[5]};
-  const Vec3 normal = Cross(row_dir, col_dir);
+  // Sorted along row x column, as dcm2niix orders single images (it flips any other order), or
+  // for a mosaic along its CSA normal (dcm2niix keeps the mosaic's own order).
+  Vec3 normal = Cross(row_dir, col_dir);
+  if (info.mosaic && info.mosaic_normal_sign < 0) normal = {-normal[0], -normal[1], -normal[2]};
   for (auto& s : slices) s.key = Dot(*s.image.position, normal);
   std::stable_sort(slices.begin(), slices.end(), [](const Slice& a, const Slice& b) {
     if (std::abs(a.key - b.key) > 1e-3) return a.key < b.key;
@@ -791,7 +805,9 @@ std::vector<ArrangedPart> ArrangePart(std::vector<Slice> slices, const SeriesInf
     }
   }
 
-  double slice_spacing = first.slice_thickness > 0 ? first.slice_thickness : 1.0;
+  // One position: SpacingBetweenSlices, else SliceThickness (dcm2niix's order).
+  double slice_spacing = info.spacing_between_slices ? *info.spacing_between_slices
+                         : first.slice_thickness > 0 ? first.slice_thickness : 1.0;
   std::vector<Slice> corrected;  // tilt-corrected slices, when the acquisition was tilted
   if (positions > 1) {
     double lo = 1e300, hi = -1e300;

@@ -79,6 +79,10 @@ struct SeriesInfo {
   std::optional<double> repetition_time, tilt;
   bool mosaic = false;
   bool uih_grid = false;  // United Imaging: a volume's slices tiled in one image
+  // A Siemens mosaic's slices follow the CSA SliceNormalVector, which may point against row x
+  // column (sagittal mosaics, dcm2niix's "negative determinant"): its sign (+1 or -1).
+  int mosaic_normal_sign = 1;
+  std::optional<double> spacing_between_slices;  // (0018,0088): a single slice's third axis
   std::optional<double> ge_diffusion_directions;  // GE (0019,10E0): 0 for a trace (non-tensor) series
   bool philips = false;
   Vendor vendor = Vendor::kOther;
