@@ -21,6 +21,7 @@ struct SeriesRef {
   std::string modality;                    // (0008,0060)
   std::vector<std::string> instance_ids;   // opaque; passed back to FetchInstance
   bool produced_by_procnode = false;       // our own result series: never an input (no loops)
+  std::string grouping_warning;            // how a folder grouped files that lack a SeriesInstanceUID
 };
 
 // The manufacturer written into every procnode result; a series with it is never an input.

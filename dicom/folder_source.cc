@@ -48,15 +48,22 @@ std::string ReadFileBytes(const std::string& path) {
 FolderStudySource::FolderStudySource(const std::string& folder, const FolderScanOptions& options) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  if (!fs::is_directory(folder, ec)) throw Error(ErrorCode::kNotFound, folder + ": not a directory");
   std::vector<std::string> paths;
-  for (const auto& entry : fs::recursive_directory_iterator(folder, ec)) {
-    if (entry.is_regular_file()) paths.push_back(entry.path().string());
+  if (fs::is_regular_file(folder, ec)) {
+    paths.push_back(folder);  // one file: a series of one image (or one multi-frame object)
+  } else if (!fs::is_directory(folder, ec)) {
+    throw Error(ErrorCode::kNotFound, folder + ": neither a folder nor a file");
+  }
+  if (paths.empty()) {
+    for (const auto& entry : fs::recursive_directory_iterator(folder, ec)) {
+      if (entry.is_regular_file()) paths.push_back(entry.path().string());
+    }
   }
   std::sort(paths.begin(), paths.end());
   // Headers are read in parallel (each file once, up to SeriesInstanceUID), grouped in path order.
   struct Header {
     std::string uid, modality, manufacturer, problem;
+    std::string fallback;  // the grouping key of an image without a SeriesInstanceUID
   };
   std::vector<Header> headers(paths.size());
   // Files under kSmallFile are read whole and their bytes kept (at most 64 MiB in all): series of
@@ -101,6 +108,19 @@ FolderStudySource::FolderStudySource(const std::string& folder, const FolderScan
     }
     DcmDataset& ds = *file->getDataset();
     std::string uid = status.good() ? DicomString(ds, DCM_SeriesInstanceUID) : "";
+    if (uid.empty() && status.good()) {
+      // No SeriesInstanceUID (some exports and anonymizers empty it): an image is grouped as
+      // dcm2niix groups it, with the images of the same series number and modality, and the
+      // conversion says so. Anything else (DICOMDIR, reports) is skipped.
+      DcmFileFormat whole;
+      if (whole.loadFile(paths[i].c_str()).good() && whole.getDataset()->tagExists(DCM_PixelData)) {
+        DcmDataset& full = *whole.getDataset();
+        headers[i] = {"", DicomString(full, DCM_Modality), DicomString(full, DCM_Manufacturer), ""};
+        headers[i].fallback = "series number " + DicomString(full, DCM_SeriesNumber) + ", " + headers[i].modality;
+        if (sizes[i] > 0) kept[i] = std::move(bytes);
+        return;
+      }
+    }
     if (uid.empty()) {
       headers[i].problem = status.bad() ? "not DICOM (" + std::string(status.text()) + ")" : "no SeriesInstanceUID";
       return;
@@ -115,9 +135,13 @@ FolderStudySource::FolderStudySource(const std::string& folder, const FolderScan
       skipped_.push_back(paths[i] + ": " + header.problem);
       continue;
     }
-    SeriesRef& series = by_uid[header.uid];
+    const std::string key = header.uid.empty() ? "\x01" + header.fallback : header.uid;
+    SeriesRef& series = by_uid[key];
     if (series.id.empty()) {
-      series.id = HashForLog(header.uid);
+      series.id = HashForLog(key);
+      if (header.uid.empty()) {
+        series.grouping_warning = "SeriesInstanceUID missing: images grouped by " + header.fallback;
+      }
       series.modality = header.modality;
       series.produced_by_procnode = header.manufacturer == kResultManufacturer;
     }

@@ -6,8 +6,9 @@
 // without the others. Files not readable as DICOM up to SeriesInstanceUID are skipped and listed
 // by skipped() with the reason; a file damaged further on (truncated pixel data, say) joins its
 // series, and reading it fails naming the file, as it does for every file, large or small. Series
-// are grouped by SeriesInstanceUID. Series ids are log-safe hashes of the UID; instance ids are
-// the file paths. ListSeries() ignores its argument: the folder is the study. Not thread-safe.
+// are grouped by SeriesInstanceUID; images without one by series number and modality, as dcm2niix
+// groups them (SeriesRef::grouping_warning says so). Series ids are log-safe hashes of the UID;
+// instance ids are the file paths. `folder` may also be one file. ListSeries() ignores its argument: the folder is the study. Not thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -33,7 +34,7 @@ struct FolderScanOptions {
 
 class FolderStudySource : public StudySource {
  public:
-  // Throws Error(kNotFound) when `folder` is not a directory.
+  // Throws Error(kNotFound) when `folder` is neither a directory nor a file.
   explicit FolderStudySource(const std::string& folder, const FolderScanOptions& options = {});
 
   std::vector<SeriesRef> ListSeries(const std::string& study_id) override;

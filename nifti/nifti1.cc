@@ -128,8 +128,8 @@ std::string NiftiHeaderBytes(const NiftiImage& image) {
   h[123] = 10;  // NIFTI_UNITS_MM | NIFTI_UNITS_SEC
   Put<float>(h, 132, static_cast<float>(image.slice_duration));
   PutText(h, 148, 80, image.descrip);
-  Put<int16_t>(h, 252, 1);  // qform_code: scanner
-  Put<int16_t>(h, 254, 1);  // sform_code: scanner
+  Put<int16_t>(h, 252, image.spatial ? 1 : 0);  // qform_code: scanner (0: unknown, the geometry was guessed)
+  Put<int16_t>(h, 254, image.spatial ? 1 : 0);  // sform_code
   const auto stored = StoredQuaternion(q);
   Put<float>(h, 256, stored[0]);
   Put<float>(h, 260, stored[1]);

@@ -32,6 +32,7 @@ struct NiftiImage {
   int16_t slice_start = 0, slice_end = 0;
   double slice_duration = 0;
   std::string descrip;                               // at most 79 characters; no PHI
+  bool spatial = true;                               // false: qform/sform codes 0 (orientation unknown)
   std::string voxels;                                // x fastest, then y, z, t
 };
 

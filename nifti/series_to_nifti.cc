@@ -745,6 +745,7 @@ std::vector<NiftiConversion> WritePart(ArrangedPart part, const nlohmann::json& 
   if (!same_scaling) out.scl_slope = 1, out.scl_inter = 0;
 
   out.descrip = "procnode " + std::string(kVersion);
+  out.spatial = !part.geometry_assumed;  // as dcm2niix: a guessed geometry is not claimed as the scanner's
   if (part.spacing_split || !plan.warnings.empty()) result.sidecar["ConversionWarnings"] = result.warnings;
   std::vector<NiftiConversion> images;
   if (plan.derived > 0) {
@@ -799,6 +800,10 @@ SeriesVolume NiftiSeriesVolume(StudySource& source, const SeriesRef& series, con
   auto parts = ConvertSeriesToNifti(source, series, callbacks);
   NiftiConversion& part = parts.front();
   const NiftiImage& image = part.image;
+  if (!image.spatial) {  // results placed on a guessed grid would not overlay the images
+    throw Error(ErrorCode::kInvalidInput, "series " + series.id + ": " + part.warnings.front() +
+                                              "; processors need the scanner's geometry");
+  }
   SeriesVolume result;
   result.volume = VolumeFromNifti(image);
   Volume& v = result.volume;
@@ -868,6 +873,10 @@ std::vector<NiftiConversion> ConvertSeriesToNifti(StudySource& source, const Ser
   for (auto& part : SplitParts(std::move(read.slices))) {
     for (auto& arranged : ArrangePart(std::move(part.slices), read.info)) {
       for (auto& conversion : WritePart(std::move(arranged), sidecar, facts, read.info, read.sources.size())) {
+        if (!series.grouping_warning.empty()) {
+          conversion.warnings.insert(conversion.warnings.begin(), series.grouping_warning);
+          conversion.sidecar["ConversionWarnings"] = conversion.warnings;
+        }
         conversion.series_number = read.series_number;
         conversion.series_description = read.description;
         conversion.suffix = part.suffix + conversion.suffix;

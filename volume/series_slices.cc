@@ -766,6 +766,35 @@ std::vector<ArrangedPart> ArrangePart(std::vector<Slice> slices, const SeriesInf
   ArrangedPart result;
   const std::string& series_name = info.name;
   const auto& tilt = info.tilt;
+  // Geometry missing from every image (non-spatial exports, some anonymizers): as dcm2niix, an
+  // axial orientation is assumed and the slices are stacked in acquisition order, the volume
+  // centred on the origin; said in the warnings. Missing from only some images is an error below.
+  if (std::none_of(slices.begin(), slices.end(), [](const Slice& s) { return s.image.orientation.has_value(); })) {
+    for (auto& s : slices) s.image.orientation = std::array<double, 6>{1, 0, 0, 0, 1, 0};
+    result.warnings.push_back("ImageOrientationPatient missing: an axial orientation is assumed");
+    result.geometry_assumed = true;
+  }
+  if (std::none_of(slices.begin(), slices.end(), [](const Slice& s) { return s.image.position.has_value(); })) {
+    std::stable_sort(slices.begin(), slices.end(), [](const Slice& a, const Slice& b) { return a.order < b.order; });
+    const DicomImage& first = slices.front().image;
+    const auto& o = *first.orientation;
+    const Vec3 row{o[0], o[1], o[2]}, col{o[3], o[4], o[5]}, normal = Cross(row, col);
+    const double dx = first.pixel_spacing[1], dy = first.pixel_spacing[0];
+    const double dz = info.spacing_between_slices ? *info.spacing_between_slices
+                      : first.slice_thickness > 0 ? first.slice_thickness : 1.0;
+    const double n = static_cast<double>(slices.size());
+    for (std::size_t k = 0; k < slices.size(); ++k) {
+      const double along = (static_cast<double>(k) - (n - 1) / 2) * dz;
+      Vec3 p{};
+      for (int r = 0; r < 3; ++r) {
+        p[r] = -(first.columns - 1) / 2.0 * dx * row[r] - (first.rows - 1) / 2.0 * dy * col[r] + along * normal[r];
+      }
+      slices[k].image.position = p;
+    }
+    result.warnings.push_back("ImagePositionPatient missing: slices stacked in instance order " + ShortNumber(dz) +
+                              " mm apart, centred on the origin");
+    result.geometry_assumed = true;
+  }
   for (const auto& s : slices) {
     if (!s.image.position || !s.image.orientation) {
       throw Error(ErrorCode::kInvalidInput, s.image.name + ": ImagePositionPatient or ImageOrientationPatient missing");

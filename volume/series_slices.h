@@ -128,6 +128,7 @@ struct ArrangedPart {
   std::vector<std::string> warnings;       // tilt corrected, spacing split
   std::string suffix;                      // "_part2" for a run of a split part
   bool spacing_split = false;              // one of several evenly spaced runs
+  bool geometry_assumed = false;           // no image had ImagePositionPatient or ImageOrientationPatient
 };
 
 // Sorts, groups and checks one part; corrects a gantry tilt; splits a 3D part whose spacing changes

@@ -162,3 +162,53 @@ def test_single_frame_series_follow_dcm2niix_in_every_orientation(cli_path, work
     relabel(GE_EPI, source, orientation, mosaic=False)
     ours, reference = run_both(cli_path, source, workdir)
     judge(ours + ".nii.gz", ours + ".json", reference + ".nii", reference + ".json")
+
+
+# ---- Input dcm2niix converts with a warning: one file, no SeriesInstanceUID, no geometry ----
+
+def test_a_single_file_converts_as_dcm2niix_converts_it(cli_path, workdir):
+    path = os.path.join(SHARED_DATA, "dcm_qa_ts", "In", "1.dcm")
+    folder = os.path.join(workdir, "one")
+    os.makedirs(folder)
+    os.symlink(path, os.path.join(folder, "1.dcm"))
+    reference = os.path.join(workdir, "dcm2niix")
+    os.makedirs(reference)
+    subprocess.run(["dcm2niix", "-z", "n", "-o", reference, "-f", "ref", folder], check=True, capture_output=True,
+                   timeout=300)
+    ours = os.path.join(workdir, "ours")
+    result = subprocess.run([cli_path, "convert", path, ours + ".nii", "--sidecar", ours + ".json"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    judge(ours + ".nii", ours + ".json", os.path.join(reference, "ref.nii"), os.path.join(reference, "ref.json"))
+
+
+def strip_series(folder, out, remove):
+    os.makedirs(out)
+    for path in sorted(glob.glob(os.path.join(folder, "*.dcm"))):
+        ds = pydicom.dcmread(path)
+        for keyword in remove:
+            if keyword in ds:
+                delattr(ds, keyword)
+        ds.save_as(os.path.join(out, os.path.basename(path)))
+
+
+@pytest.mark.parametrize("case,remove,warning", [
+    ("no-uid", ["SeriesInstanceUID"], "SeriesInstanceUID missing: images grouped by series number 4"),
+    ("no-geometry", ["ImagePositionPatient", "ImageOrientationPatient"], "ImagePositionPatient missing"),
+])
+def test_images_without_uid_or_geometry_convert_with_a_warning(cli_path, workdir, case, remove, warning):
+    import json
+    source = os.path.join(workdir, "in")
+    # One volume of the GE EPI (its first 15 files: every slice once).
+    strip_series(GE_EPI, source, remove)
+    for extra in sorted(glob.glob(os.path.join(source, "*.dcm")))[15:]:
+        os.remove(extra)
+    ours, reference = run_both(cli_path, source, workdir)
+    judge(ours + ".nii.gz", ours + ".json", reference + ".nii", reference + ".json")
+    with open(ours + ".json") as f:
+        warnings = json.load(f)["ConversionWarnings"]
+    assert any(w.startswith(warning) for w in warnings), warnings
+    if case == "no-geometry":  # the guessed geometry is not claimed: qform and sform codes 0, as dcm2niix
+        import nibabel
+        header = nibabel.load(ours + ".nii.gz").header
+        assert header["sform_code"] == 0 and header["qform_code"] == 0

@@ -51,6 +51,8 @@ def compare(ours, reference):
     qform_tolerance = 2e-3 * float(max(b["pixdim"][1:4])) if 1 - (qb * qb + qc * qc + qd * qd) < 1e-6 else 1e-4
     for name, ma, mb, tolerance in [("sform", a.get_sform(), b.get_sform(), 1e-4),
                                     ("qform", a.get_qform(), b.get_qform(), qform_tolerance)]:
+        if a[name + "_code"] == 0 and b[name + "_code"] == 0:
+            continue  # both say the matrix means nothing (geometry missing from the DICOM)
         worst = numpy.abs(ma - mb).max()
         if worst > tolerance:
             problems.append(f"{name} differs by up to {worst:.6f} mm:\n{ma}\nreference\n{mb}")
