@@ -95,6 +95,21 @@ constexpr SafePrivate kSafePrivate[] = {
     {"GEMS_ACQU_01", 0x0019, 0xBB},        // user data (diffusion direction)
     {"GEMS_ACQU_01", 0x0019, 0xBC},
     {"GEMS_ACQU_01", 0x0019, 0xBD},
+    {"GEMS_ACQU_01", 0x0019, 0xE0},        // number of diffusion directions (0: trace)
+    {"GEMS_PARM_01", 0x0043, 0x2C},        // effective echo spacing
+    {"GEMS_PARM_01", 0x0043, 0x83},        // ASSET factors (in-plane acceleration)
+    {"GEMS_PARM_01", 0x0043, 0xB6},        // multiband factor
+    {"Philips Imaging DD 001", 0x2001, 0x03},     // diffusion b-factor
+    {"Philips Imaging DD 001", 0x2001, 0x04},     // diffusion direction (I: isotropic)
+    {"Philips MR Imaging DD 001", 0x2005, 0xB0},  // diffusion direction RL
+    {"Philips MR Imaging DD 001", 0x2005, 0xB1},  // AP
+    {"Philips MR Imaging DD 001", 0x2005, 0xB2},  // FH
+    {"Image Private Header", 0x0065, 0x09},  // UIH: effective b-value
+    {"Image Private Header", 0x0065, 0x0D},  // UIH: parallel imaging ("F:2S")
+    {"Image Private Header", 0x0065, 0x37},  // UIH: diffusion gradient direction
+    {"Image Private Header", 0x0065, 0x50},  // UIH: slices in a grid image
+    {"Image Private Header", 0x0065, 0x51},  // UIH: per-slice items of a grid (positions; dates as the profile says)
+    {"Image Private Header", 0x0065, 0x58},  // UIH: phase-encoding polarity
 };
 
 class Deidentifier {

@@ -65,6 +65,7 @@ nlohmann::json JobSpecToJson(const JobSpec& spec) {
           {"device", spec.device},
           {"anonymize", spec.anonymize ? AnonymizeJson(*spec.anonymize) : json(nullptr)},
           {"destinations", spec.destinations},
+          {"bids", spec.bids},
           {"requirements",
            {{"needs_gpu", r.needs_gpu}, {"prefers_gpu", r.prefers_gpu},
             {"device_memory_bytes", r.device_memory_bytes}, {"host_memory_bytes", r.host_memory_bytes}}}};
@@ -84,6 +85,9 @@ JobSpec ParseJobSpec(const std::string& text) {
   spec.device = Device(Field(stored, "device", json::value_t::string, "a string"));
   if (stored.contains("anonymize") && !stored["anonymize"].is_null()) spec.anonymize = AnonymizeFrom(stored["anonymize"]);
   if (stored.contains("destinations")) spec.destinations = Strings(stored["destinations"], "destinations");
+  if (stored.contains("bids") && !stored["bids"].is_null()) {
+    spec.bids = Field(stored, "bids", json::value_t::array, "a list (the BIDS mapping)");
+  }
   if (stored.contains("requirements")) {
     const json& r = Field(stored, "requirements", json::value_t::object, "an object");
     auto flag = [&](const char* name) { return r.contains(name) && Field(r, name, json::value_t::boolean, "true or false").get<bool>(); };
@@ -101,6 +105,7 @@ std::string KeyParametersJson(const JobSpec& spec) {
   if (spec.anonymize) with["anonymize"] = AnonymizeJson(*spec.anonymize);
   if (spec.device != "auto") with["device"] = spec.device;
   if (!spec.destinations.empty()) with["destinations"] = spec.destinations;
+  if (!spec.bids.is_null()) with["bids"] = spec.bids;  // a new mapping is a new export
   return with.dump();
 }
 

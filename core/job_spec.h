@@ -41,6 +41,7 @@ struct JobSpec {
   std::string device = "auto";                           // auto, cpu or gpu
   std::optional<AnonymizationSpec> anonymize;            // set: an anonymized route
   std::vector<std::string> destinations;
+  nlohmann::json bids = nullptr;  // the rule's BIDS mapping (routing/bids_mapping.h), for BIDS destinations
   JobRequirements requirements;
   bool operator==(const JobSpec&) const = default;
 };

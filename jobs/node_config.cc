@@ -1,5 +1,7 @@
 #include "jobs/node_config.h"
 
+#include <grp.h>
+
 #include <unistd.h>
 
 #include <cctype>
@@ -148,19 +150,62 @@ NodeConfig ParseNodeConfig(const std::string& orthanc_configuration_json, const 
                                                                                                      : json::object();
     const bool in_database = root.value("DicomModalitiesInDatabase", false);
     for (const auto& [name, value] : destinations.items()) {
-      std::string alias;
-      if (value.is_string()) {
-        alias = value.get<std::string>();
-      } else if (value.is_object() && value.contains("Modality") && value["Modality"].is_string()) {
-        alias = value["Modality"].get<std::string>();
+      const std::string at = "Destinations." + name;
+      NodeConfig::Destination destination;
+      const std::string kind = value.is_object() && value.contains("Kind") && value["Kind"].is_string()
+                                   ? value["Kind"].get<std::string>() : "dicom";
+      destination.kind = kind;
+      if (kind == "dicom") {
+        if (value.is_string()) {
+          destination.target = value.get<std::string>();
+        } else if (value.is_object() && value.contains("Modality") && value["Modality"].is_string()) {
+          destination.target = value["Modality"].get<std::string>();
+        } else {
+          Bad(at, "must name an Orthanc modality: \"alias\" or {\"Modality\": \"alias\"}");
+        }
+        if (!in_database && !modalities.contains(destination.target)) {
+          Bad(at, "Orthanc modality \"" + destination.target + "\" is not in DicomModalities");
+        }
+        config.destination_modalities[name] = destination.target;
+      } else if (kind == "dicomweb") {
+        if (!value.contains("Server") || !value["Server"].is_string() || value["Server"].get<std::string>().empty()) {
+          Bad(at + ".Server", "must name a server of the DICOMweb plugin's DicomWeb.Servers");
+        }
+        destination.target = value["Server"];
+        const json& web = root.contains("DicomWeb") ? root["DicomWeb"] : json::object();
+        if (web.is_object() && web.contains("Servers") && web["Servers"].is_object() &&
+            !web["Servers"].contains(destination.target) && !web.value("ServersInDatabase", false)) {
+          Bad(at + ".Server", "\"" + destination.target + "\" is not in DicomWeb.Servers");
+        }
+      } else if (kind == "bids") {
+        if (!value.contains("Root") || !value["Root"].is_string() || value["Root"].get<std::string>().empty() ||
+            value["Root"].get<std::string>()[0] != '/') {
+          Bad(at + ".Root", "must be an absolute folder path, the BIDS dataset's root");
+        }
+        destination.target = value["Root"];
+        destination.dataset_name = value.contains("Name") && value["Name"].is_string() ? value["Name"].get<std::string>()
+                                                                                        : name;
+        if (value.contains("Group")) {
+          if (!value["Group"].is_string() || getgrnam(value["Group"].get<std::string>().c_str()) == nullptr) {
+            Bad(at + ".Group", "must name a group of this system");
+          }
+          destination.group = value["Group"];
+        }
+        auto mode = [&](const char* key, unsigned fallback) {
+          if (!value.contains(key)) return fallback;
+          const std::string text = value[key].is_string() ? value[key].get<std::string>() : "";
+          char* end = nullptr;
+          const unsigned long parsed = std::strtoul(text.c_str(), &end, 8);
+          if (text.empty() || *end != '\0' || parsed > 0777) Bad(at + "." + key, "must be an octal mode such as \"0640\"");
+          return static_cast<unsigned>(parsed);
+        };
+        destination.file_mode = mode("FileMode", destination.file_mode);
+        destination.dir_mode = mode("DirectoryMode", destination.dir_mode);
       } else {
-        Bad("Destinations." + name, "must name an Orthanc modality: \"alias\" or {\"Modality\": \"alias\"}");
-      }
-      if (!in_database && !modalities.contains(alias)) {
-        Bad("Destinations." + name, "Orthanc modality \"" + alias + "\" is not in DicomModalities");
+        Bad(at + ".Kind", "must be \"dicom\", \"dicomweb\" or \"bids\"");
       }
       config.destinations.push_back(name);
-      config.destination_modalities[name] = alias;
+      config.destination_kinds[name] = destination;
     }
   }
   config.delivery_max_attempts = Integer(section, "DeliveryMaxAttempts", config.delivery_max_attempts, 1, 100);

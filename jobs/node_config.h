@@ -44,7 +44,17 @@ struct NodeConfig {
   std::string clean_pixel_rules_json;         // ProcNode.CleanPixelRules (JSON list), for anonymized routes
   std::vector<std::string> vault_roles;       // users allowed to re-identify (POST /procnode/reidentify); empty: nobody
   std::vector<std::string> destinations;      // names of ProcNode.Destinations
-  std::map<std::string, std::string> destination_modalities;  // name -> Orthanc DicomModalities alias
+  std::map<std::string, std::string> destination_modalities;  // name -> Orthanc DicomModalities alias (Kind dicom)
+  // Destinations of other kinds: "dicomweb" (STOW-RS through the DICOMweb plugin's DicomWeb.Servers
+  // entry `target`) and "bids" (a BIDS dataset under the folder `target`).
+  struct Destination {
+    std::string kind = "dicom";  // dicom | dicomweb | bids
+    std::string target;          // modality alias, DICOMweb server name, or BIDS root folder
+    std::string dataset_name;    // bids: dataset_description.json Name
+    std::string group;           // bids: group the files belong to ("" : the process's)
+    unsigned file_mode = 0640, dir_mode = 0750;  // bids: read-only for the group
+  };
+  std::map<std::string, Destination> destination_kinds;  // every destination by name
   int delivery_max_attempts = 5;              // C-STORE attempts per destination before the dead letter
   double delivery_backoff_seconds = 30;       // doubled per failed attempt
   std::string audit_target;  // ProcNode.Audit: syslog | unix:PATH | udp://HOST:PORT | file:PATH; "" none

@@ -5,13 +5,17 @@
 #include <cstdlib>
 #include <unistd.h>
 
+#include "anonymizer/anonymizing_source.h"
 #include "anonymizer/vault.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/version.h"
 #include "dicom/folder_source.h"
+#include "dicom/image.h"
+#include "dicom/io.h"
 #include "jobs/job_json.h"
 #include "nifti/series_to_nifti.h"
+#include "node/bids_export.h"
 #include "orthanc/orthanc_study_source.h"
 #include "pg/dsn.h"
 #include "pg/migrations.h"
@@ -19,6 +23,7 @@
 #include "pipeline/routing_inputs.h"
 #include "processors/builtin.h"
 #include "processors/processor.h"
+#include "routing/bids_mapping.h"
 #include "routing/rules.h"
 
 namespace procnode {
@@ -381,15 +386,14 @@ std::shared_ptr<const RuleSet> Node::CurrentRules() {
     const auto stored = queue_.RuleSetVersion(version);
     if (stored) body = stored->body;
   }
-  const std::set<std::string> destinations(config_.destinations.begin(), config_.destinations.end());
-  auto parsed = ParseRuleSet(body, DefaultVocabulary(processors_, destinations));
+  auto parsed = ParseRuleSet(body, Vocabulary());
   if (!parsed.rule_set) {
     // Validated when saved; can fail only if the configuration changed since (a destination removed).
     Log(LogLevel::kError, "rule set version " + std::to_string(version) + " is no longer valid (" +
                               parsed.errors.front().pointer + ": " + parsed.errors.front().reason + ")" +
                               (rules_ ? "; keeping version " + std::to_string(rules_version_) : "; using the default"));
     if (rules_) return rules_;
-    parsed = ParseRuleSet(DefaultRuleSetJson(), DefaultVocabulary(processors_, destinations));
+    parsed = ParseRuleSet(DefaultRuleSetJson(), Vocabulary());
   }
   parsed.rule_set->version = version;
   rules_ = std::make_shared<const RuleSet>(std::move(*parsed.rule_set));
@@ -609,18 +613,11 @@ JobOutcome Node::RunJob(JobContext& context) {
   DeidentifyOptions anonymization;
   std::unique_ptr<PhiVault> vault;
   if (anonymize) {
-    const char* secret = std::getenv("PROCNODE_ANONYMIZATION_SECRET");
     const char* keys = std::getenv("PROCNODE_VAULT_KEYS");
-    if (secret == nullptr || *secret == '\0') {
-      throw Error(ErrorCode::kUnsupported, "anonymized route: PROCNODE_ANONYMIZATION_SECRET is not set for Orthanc");
-    }
+    anonymization = AnonymizationOf(job);
     if (config_.phi_vault.empty() || keys == nullptr) {
       throw Error(ErrorCode::kUnsupported, "anonymized route: the PHI vault is not configured (ProcNode.PhiVault, PROCNODE_VAULT_KEYS)");
     }
-    anonymization.project = spec.anonymize->project.empty() ? "rule:" + job.rule_id : spec.anonymize->project;
-    for (const auto& name : spec.anonymize->options) ApplyOptionName(name, anonymization);
-    anonymization.pixel_rules = ParsePixelRules(config_.clean_pixel_rules_json);
-    anonymization.secret = secret;
     vault = std::make_unique<PhiVault>(config_.phi_vault, ParseVaultKeys(keys));
     vault->Migrate();
   }
@@ -673,7 +670,7 @@ JobOutcome Node::RunJob(JobContext& context) {
     for (const auto& name : destinations) {
       // A standalone worker does not know the Orthanc node's modalities: that node checks them
       // when it delivers.
-      if (!config_.standalone_worker && !config_.destination_modalities.contains(name)) {
+      if (!config_.standalone_worker && !config_.destination_kinds.contains(name)) {
         throw Error(ErrorCode::kInvalidInput, "destination \"" + name + "\" is no longer configured");
       }
       queue_.AddDelivery(job.id, name, instances, config_.delivery_max_attempts);
@@ -918,12 +915,19 @@ void Node::Deliver(const Delivery& delivery) {
   const std::string owner = pool_->owner() + "/delivery";
   const std::string what = "job " + std::to_string(delivery.job_id) + ": delivery to " + delivery.destination;
   try {
-    const auto alias = config_.destination_modalities.find(delivery.destination);
-    if (alias == config_.destination_modalities.end()) {
+    const auto found = config_.destination_kinds.find(delivery.destination);
+    if (found == config_.destination_kinds.end()) {
       throw Error(ErrorCode::kInvalidInput, "destination \"" + delivery.destination + "\" is no longer configured");
     }
+    const NodeConfig::Destination& destination = found->second;
     const nlohmann::json body{{"Resources", delivery.instances}, {"Synchronous", true}};
-    rest_.Post("/modalities/" + alias->second + "/store", body.dump());
+    if (destination.kind == "dicomweb") {  // STOW-RS, by the DICOMweb plugin's client
+      rest_.Post("/dicom-web/servers/" + destination.target + "/stow", body.dump());
+    } else if (destination.kind == "bids") {
+      DeliverToBids(delivery, destination, what);
+    } else {
+      rest_.Post("/modalities/" + destination.target + "/store", body.dump());
+    }
     queue_.DeliverySent(delivery.id, owner);
     Log(LogLevel::kInfo, what + ": " + std::to_string(delivery.instances.size()) + " object(s) sent (attempt " +
                              std::to_string(delivery.attempts) + ")");
@@ -991,9 +995,71 @@ nlohmann::json Node::Rules() {
           {"rules", nlohmann::json::parse(DefaultRuleSetJson())}, {"body", DefaultRuleSetJson()}};
 }
 
-nlohmann::json Node::ValidateRules(const std::string& body) {
+DeidentifyOptions Node::AnonymizationOf(const Job& job) const {
+  const JobSpec& spec = job.spec;
+  const char* secret = std::getenv("PROCNODE_ANONYMIZATION_SECRET");
+  if (secret == nullptr || *secret == '\0') {
+    throw Error(ErrorCode::kUnsupported, "anonymized route: PROCNODE_ANONYMIZATION_SECRET is not set for Orthanc");
+  }
+  DeidentifyOptions anonymization;
+  anonymization.project = spec.anonymize->project.empty() ? "rule:" + job.rule_id : spec.anonymize->project;
+  for (const auto& name : spec.anonymize->options) ApplyOptionName(name, anonymization);
+  anonymization.pixel_rules = ParsePixelRules(config_.clean_pixel_rules_json);
+  anonymization.secret = secret;
+  return anonymization;
+}
+
+// A BIDS export of the job's study: the de-identified series by the rule's mapping, the job's
+// result objects (pseudonymous; not those of a route that returns them to the clinical study) as
+// derivatives.
+void Node::DeliverToBids(const Delivery& delivery, const NodeConfig::Destination& destination, const std::string& what) {
+  const auto job = queue_.Get(delivery.job_id);
+  if (!job) throw Error(ErrorCode::kNotFound, "job " + std::to_string(delivery.job_id) + " no longer exists");
+  if (!job->spec.anonymize) {
+    throw Error(ErrorCode::kInvalidInput, "\"" + delivery.destination + "\" is a BIDS export: only anonymized routes may send to it");
+  }
+  OrthancStudySource clinical(rest_);
+  AnonymizingStudySource deidentified(clinical, AnonymizationOf(*job));
+  std::vector<BidsDerivative> derivatives;
+  if (!job->spec.anonymize->results_to_clinical) {
+    for (std::size_t i = 0; i < delivery.instances.size(); ++i) {
+      std::string bytes = rest_.Get("/instances/" + delivery.instances[i] + "/file");
+      const auto file = ReadDicomBuffer(bytes, "result " + delivery.instances[i]);
+      const std::string sop_class = DicomString(*file->getDataset(), 0x0008, 0x0016);
+      const std::string kind = sop_class == "1.2.840.10008.5.1.4.1.1.66.4"      ? "seg"
+                               : sop_class == "1.2.840.10008.5.1.4.1.1.104.1"   ? "report"
+                               : sop_class.rfind("1.2.840.10008.5.1.4.1.1.88", 0) == 0 ? "sr"
+                                                                                  : "result";
+      derivatives.push_back({job->spec.processor + kind + std::to_string(i + 1), ".dcm", std::move(bytes)});
+    }
+    if (!job->result_json.empty()) {
+      const auto summary = nlohmann::json::parse(job->result_json, nullptr, false);
+      if (summary.is_object() && summary.contains("measurements")) {
+        derivatives.push_back({job->spec.processor + "measurements", ".json", summary["measurements"].dump(2) + "\n"});
+      }
+    }
+  }
+  BidsDataset dataset{.root = destination.target, .name = destination.dataset_name, .group = destination.group,
+                      .file_mode = destination.file_mode, .dir_mode = destination.dir_mode};
+  const auto result = ExportStudyToBids(clinical, deidentified, job->study_id, ParseBidsMapping(job->spec.bids), dataset,
+                                        derivatives, [&deidentified] { return deidentified.PhiTerms(); });
+  std::string skipped;
+  for (const auto& s : result.skipped) skipped += (skipped.empty() ? "" : "; ") + s;
+  Log(LogLevel::kInfo, what + ": " + result.subject + "/" + result.session + ", " + std::to_string(result.written.size()) +
+                           " file(s) written" + (skipped.empty() ? "" : "; skipped: " + skipped));
+}
+
+RuleVocabulary Node::Vocabulary() const {
   const std::set<std::string> destinations(config_.destinations.begin(), config_.destinations.end());
-  const auto parsed = ParseRuleSet(body, DefaultVocabulary(processors_, destinations));
+  RuleVocabulary vocabulary = DefaultVocabulary(processors_, destinations);
+  for (const auto& [name, destination] : config_.destination_kinds) {
+    if (destination.kind == "bids") vocabulary.bids_destinations.insert(name);
+  }
+  return vocabulary;
+}
+
+nlohmann::json Node::ValidateRules(const std::string& body) {
+  const auto parsed = ParseRuleSet(body, Vocabulary());
   return {{"valid", parsed.rule_set.has_value()}, {"errors", ErrorsToJson(parsed.errors)}};
 }
 
@@ -1035,8 +1101,7 @@ nlohmann::json Node::DryRun(const std::string& study_id, const std::string& rule
   if (rules_body.empty()) {
     rules = CurrentRules();
   } else {
-    const std::set<std::string> destinations(config_.destinations.begin(), config_.destinations.end());
-    auto parsed = ParseRuleSet(rules_body, DefaultVocabulary(processors_, destinations));
+    auto parsed = ParseRuleSet(rules_body, Vocabulary());
     if (!parsed.rule_set) {
       throw Error(ErrorCode::kInvalidInput, nlohmann::json{{"message", "rule set is not valid"},
                                                            {"errors", ErrorsToJson(parsed.errors)}}.dump());

@@ -24,6 +24,7 @@
 #include <string>
 #include <thread>
 
+#include "anonymizer/deidentify.h"
 #include "core/audit.h"
 #include "jobs/job_queue.h"
 #include "jobs/node_config.h"
@@ -122,6 +123,10 @@ class Node {
   std::string SeriesNifti(const std::string& series_id, int part = 1);
 
  private:
+  RuleVocabulary Vocabulary() const;
+  // A job's de-identification (its route's project and options, the node's secret and pixel rules).
+  DeidentifyOptions AnonymizationOf(const Job& job) const;
+  void DeliverToBids(const Delivery& delivery, const NodeConfig::Destination& destination, const std::string& what);  // the rule language for this node's processors and destinations
   void IntakeLoop();
   // Sends due deliveries (C-STORE through Orthanc's /modalities/{alias}/store), one at a time.
   void DeliveryLoop();

@@ -55,8 +55,12 @@ std::string RestGet(const std::string& uri) {
 
 std::string RestPost(const std::string& uri, const std::string& body) {
   Buffer answer;
-  const auto code = OrthancPluginRestApiPost(Context(), answer.get(), uri.c_str(), body.data(),
-                                             static_cast<uint32_t>(body.size()));
+  // Routes of other plugins (the DICOMweb plugin's STOW-RS client) are reached only "after plugins".
+  const bool other_plugin = uri.rfind("/dicom-web/", 0) == 0;
+  const auto code = other_plugin ? OrthancPluginRestApiPostAfterPlugins(Context(), answer.get(), uri.c_str(), body.data(),
+                                                                        static_cast<uint32_t>(body.size()))
+                                 : OrthancPluginRestApiPost(Context(), answer.get(), uri.c_str(), body.data(),
+                                                            static_cast<uint32_t>(body.size()));
   if (code != OrthancPluginErrorCode_Success) ThrowFor(code, "POST " + uri);
   return answer.str();
 }

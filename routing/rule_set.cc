@@ -1,5 +1,7 @@
 #include "routing/rule_set.h"
 
+#include "routing/bids_mapping.h"
+
 #include <re2/re2.h>
 
 #include <algorithm>
@@ -339,7 +341,7 @@ class Parser {
       Error(at, "an action is an object with \"pipeline\"");
       return action;
     }
-    Keys(node, at, {"pipeline", "parameters", "device", "priority", "anonymize", "destinations"});
+    Keys(node, at, {"pipeline", "parameters", "device", "priority", "anonymize", "destinations", "bids"});
     if (!node.contains("pipeline") || !node["pipeline"].is_string()) {
       Error(at + "/pipeline", "missing: the pipeline to run");
     } else {
@@ -383,6 +385,22 @@ class Parser {
           node["destinations"], at + "/destinations", "must be a list of configured destination names",
           [&](const std::string& name) { return vocabulary_.destinations.contains(name); },
           [](const json& name) { return "unknown destination " + name.dump() + " (configure it in ProcNode.Destinations)"; });
+    }
+    if (node.contains("bids")) {
+      action.bids = node["bids"];
+      for (const auto& [pointer, message] : CheckBidsMapping(node["bids"])) Error(at + "/bids" + pointer, message);
+    }
+    // A research export is pseudonymous and needs to know where each series goes.
+    for (std::size_t i = 0; i < action.destinations.size(); ++i) {
+      if (!vocabulary_.bids_destinations.contains(action.destinations[i])) continue;
+      if (!action.anonymize) {
+        Error(at + "/destinations/" + std::to_string(i), "\"" + action.destinations[i] +
+                                                             "\" is a BIDS export: only an anonymized route may send to it");
+      }
+      if (action.bids.is_null()) {
+        Error(at + "/bids", "missing: the BIDS destination \"" + action.destinations[i] +
+                                "\" needs a mapping of series to datatypes and suffixes");
+      }
     }
     return action;
   }
@@ -746,7 +764,7 @@ namespace {
 JobSpec SpecOf(const RuleAction& action, const std::string& rule_id) {
   JobSpec spec{.processor = action.pipeline, .processor_version = action.pipeline_version,
                .parameters = action.parameters, .device = action.device.empty() ? "auto" : action.device,
-               .destinations = action.destinations};
+               .destinations = action.destinations, .bids = action.bids};
   if (action.anonymize) {
     spec.anonymize = AnonymizationSpec{
         .project = action.anonymize_project.empty() ? "rule:" + rule_id : action.anonymize_project,

@@ -90,6 +90,7 @@ struct RuleAction {
   std::vector<std::string> anonymize_options;  // PS3.15 options by name (anonymizer/deidentify.h)
   bool results_to_clinical = false;            // "results": "clinical": back to the original study, re-identified
   std::vector<std::string> destinations;
+  nlohmann::json bids = nullptr;  // "bids": where series go in the BIDS destinations (routing/bids_mapping.h)
 };
 
 struct RoutingRule {
@@ -125,6 +126,7 @@ struct RuleVocabulary {
   // so a study sent again after an upgrade that changes results is processed again. "1" when absent.
   std::map<std::string, std::string> pipeline_versions;
   std::set<std::string> destinations;                                         // configured
+  std::set<std::string> bids_destinations;  // those of kind "bids": only on anonymized routes, with a "bids" mapping
   // Anonymization option names a rule may use; empty: any.
   std::set<std::string> anonymization_options;
   // A parameter value's problem ("" when fine), e.g. out of range; optional.

@@ -26,5 +26,9 @@ fi
 if [ ! -d "$here/tests/judges/dcmjs/node_modules/dcmjs" ]; then
   (cd "$here/tests/judges/dcmjs" && npm ci --no-audit --no-fund --loglevel=error)
 fi
+# The BIDS validator (pinned in tests/judges/bids-validator/package-lock.json): the BIDS export must pass it.
+if [ ! -d "$here/tests/judges/bids-validator/node_modules/bids-validator" ]; then
+  (cd "$here/tests/judges/bids-validator" && npm ci --no-audit --no-fund --loglevel=error)
+fi
 # Debian's orthanc package starts a system Orthanc on 4242/8042 where an init system runs;
 # procnode starts its own instances and does not need that one.

@@ -27,8 +27,9 @@ DCMTK_ENV = dict(os.environ, TCP_NODELAY="1")
 
 class OrthancServer:
     def __init__(self, plugin, procnode, stable_age=2, aet="PROCNODE", workdir=None, verbose=True, users=None,
-                 extra_plugins=(), extra_config=None, env=None):
+                 extra_plugins=(), extra_config=None, env=None, ready_path="/procnode/status"):
         self.plugin = plugin
+        self.ready_path = ready_path  # what answers once it is up ("/system" for an Orthanc without procnode)
         self.procnode = dict(procnode)
         if not users:
             # Without Orthanc's authentication nobody is verified, and procnode refuses rule and job
@@ -86,7 +87,7 @@ class OrthancServer:
                     return self.process.returncode
                 raise RuntimeError(f"Orthanc exited with {self.process.returncode}:\n{self.log_tail()}")
             try:
-                self.get("/procnode/status")
+                self.get(self.ready_path)
                 if expect_failure:
                     raise RuntimeError("Orthanc started although it was expected to refuse")
                 return self
