@@ -27,6 +27,33 @@ std::optional<SiemensCsa> CsaImageHeader(DcmDataset& ds, const std::string& name
   return ParseSiemensCsa(std::string_view(reinterpret_cast<const char*>(bytes), length), name);
 }
 
+// Tile k of an image holding several slices side by side (`across` tiles to a row, filled row by
+// row: Siemens mosaics, UIH grids), as a slice of its own: the image's attributes, the tile's samples.
+Slice CutTile(const DicomImage& image, long k, long across, long tile_rows, long tile_columns, const std::string& label) {
+  Slice slice;
+  DicomImage& tile = slice.image;
+  tile.name = image.name + " (" + label + " " + std::to_string(k + 1) + ")";
+  tile.rows = tile_rows, tile.columns = tile_columns, tile.frames = 1;
+  tile.bits_allocated = image.bits_allocated, tile.bits_stored = image.bits_stored;
+  tile.is_signed = image.is_signed, tile.sample_type = image.sample_type;
+  tile.orientation = image.orientation;
+  tile.pixel_spacing = image.pixel_spacing, tile.has_pixel_spacing = image.has_pixel_spacing;
+  tile.slice_thickness = image.slice_thickness, tile.slope = image.slope, tile.intercept = image.intercept;
+  tile.instance_number = image.instance_number;
+  slice.order = {image.instance_number, 0, 0};
+  const std::size_t width = image.samples.size() / image.SampleCount();
+  const std::size_t tile_row_bytes = static_cast<std::size_t>(tile_columns) * width;
+  tile.samples.resize(tile_row_bytes * tile_rows);
+  const long top = (k / across) * tile_rows, left = (k % across) * tile_columns;
+  for (long r = 0; r < tile_rows; ++r) {
+    std::memcpy(tile.samples.data() + r * tile_row_bytes, image.samples.data() + ((top + r) * image.columns + left) * width,
+                tile_row_bytes);
+  }
+  tile.max_sample = 0;
+  for (std::size_t i = 0; i < tile.SampleCount(); ++i) tile.max_sample = std::max(tile.max_sample, tile.Sample(i));
+  return slice;
+}
+
 // Splits a Siemens mosaic into its slices (dcm2niix's mosaic geometry): tiles of
 // Rows/ceil(sqrt(N)) x Columns/ceil(sqrt(N)), the first slice centred where the mosaic's
 // ImagePositionPatient (its top-left corner) says once corrected by half the unused area, and the
@@ -76,31 +103,11 @@ std::vector<Slice> UnpackMosaic(DcmDataset& ds, DicomImage& mosaic, const std::o
     times.push_back(*t);
   }
 
-  const std::size_t width = mosaic.samples.size() / mosaic.SampleCount();
-  const std::size_t tile_row_bytes = static_cast<std::size_t>(tile_columns) * width;
   std::vector<Slice> out;
   for (long k = 0; k < slices; ++k) {
-    Slice slice;
-    DicomImage& tile = slice.image;
-    tile.name = name + " (mosaic slice " + std::to_string(k + 1) + ")";
-    tile.rows = tile_rows, tile.columns = tile_columns, tile.frames = 1;
-    tile.bits_allocated = mosaic.bits_allocated, tile.bits_stored = mosaic.bits_stored;
-    tile.is_signed = mosaic.is_signed, tile.sample_type = mosaic.sample_type;
-    tile.orientation = mosaic.orientation;
-    tile.pixel_spacing = mosaic.pixel_spacing, tile.has_pixel_spacing = mosaic.has_pixel_spacing;
-    tile.slice_thickness = mosaic.slice_thickness, tile.slope = mosaic.slope, tile.intercept = mosaic.intercept;
-    tile.instance_number = mosaic.instance_number;
-    slice.order = {mosaic.instance_number, 0, 0};
-    tile.position = Vec3{first[0] + normal[0] * spacing * k, first[1] + normal[1] * spacing * k,
-                         first[2] + normal[2] * spacing * k};
-    tile.samples.resize(tile_row_bytes * tile_rows);
-    const long top = (k / tiles) * tile_rows, left = (k % tiles) * tile_columns;
-    for (long r = 0; r < tile_rows; ++r) {
-      std::memcpy(tile.samples.data() + r * tile_row_bytes,
-                  mosaic.samples.data() + ((top + r) * mosaic.columns + left) * width, tile_row_bytes);
-    }
-    tile.max_sample = 0;
-    for (std::size_t i = 0; i < tile.SampleCount(); ++i) tile.max_sample = std::max(tile.max_sample, tile.Sample(i));
+    Slice slice = CutTile(mosaic, k, tiles, tile_rows, tile_columns, "mosaic slice");
+    slice.image.position = Vec3{first[0] + normal[0] * spacing * k, first[1] + normal[1] * spacing * k,
+                                first[2] + normal[2] * spacing * k};
     if (static_cast<std::size_t>(k) < times.size()) slice.timing_ms = times[k];
     out.push_back(std::move(slice));
   }
@@ -291,30 +298,10 @@ std::vector<Slice> UnpackUihGrid(DcmDataset& ds, DicomImage& grid) {
   for (const auto& t : times) {
     if (t && (!earliest || *t < *earliest)) earliest = t;
   }
-  const std::size_t width = grid.samples.size() / grid.SampleCount();
-  const std::size_t tile_row_bytes = static_cast<std::size_t>(tile_columns) * width;
   std::vector<Slice> out;
   for (long k = 0; k < slices; ++k) {
-    Slice slice;
-    DicomImage& tile = slice.image;
-    tile.name = name + " (grid slice " + std::to_string(k + 1) + ")";
-    tile.rows = tile_rows, tile.columns = tile_columns, tile.frames = 1;
-    tile.bits_allocated = grid.bits_allocated, tile.bits_stored = grid.bits_stored;
-    tile.is_signed = grid.is_signed, tile.sample_type = grid.sample_type;
-    tile.orientation = grid.orientation;
-    tile.pixel_spacing = grid.pixel_spacing, tile.has_pixel_spacing = grid.has_pixel_spacing;
-    tile.slice_thickness = grid.slice_thickness, tile.slope = grid.slope, tile.intercept = grid.intercept;
-    tile.instance_number = grid.instance_number;
-    tile.position = positions[k];
-    slice.order = {grid.instance_number, 0, 0};
-    tile.samples.resize(tile_row_bytes * tile_rows);
-    const long top = (k / across) * tile_rows, left = (k % across) * tile_columns;
-    for (long r = 0; r < tile_rows; ++r) {
-      std::memcpy(tile.samples.data() + r * tile_row_bytes, grid.samples.data() + ((top + r) * grid.columns + left) * width,
-                  tile_row_bytes);
-    }
-    tile.max_sample = 0;
-    for (std::size_t i = 0; i < tile.SampleCount(); ++i) tile.max_sample = std::max(tile.max_sample, tile.Sample(i));
+    Slice slice = CutTile(grid, k, across, tile_rows, tile_columns, "grid slice");
+    slice.image.position = positions[k];
     if (times[k] && earliest) slice.timing_ms = static_cast<double>(*times[k] - *earliest) * 1000.0;
     out.push_back(std::move(slice));
   }
