@@ -14,6 +14,7 @@ import shutil
 import statistics
 import sys
 import time
+import urllib.error
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -120,9 +121,15 @@ def main():
                     sid = orthanc.get("/series")[0]
                     url = (f"{orthanc.url}/procnode/series/{sid}/nifti" if tool == "procnode"
                            else f"{orthanc.url}/series/{sid}/nifti?compress")
-                    rise = peak_rise(orthanc.process.pid, lambda url=url: http_time(url, 1))
-                    result[tool] = (http_time(url, args.runs), rise)
+                    try:
+                        rise = peak_rise(orthanc.process.pid, lambda url=url: http_time(url, 1))
+                        result[tool] = (http_time(url, args.runs), rise)
+                    except urllib.error.HTTPError as e:  # a tool that cannot convert the series
+                        result[tool] = (None, f"HTTP {e.code}")
             (ours, our_rise), (peer, peer_rise) = result["procnode"], result["neuro"]
+            if ours is None or peer is None:
+                print(f"{name:28} {ours or our_rise!s:>10} {peer or peer_rise!s:>15}")
+                continue
             print(f"{name:28} {ours:10.3f} {peer:15.3f} {peer / ours:6.2f} {our_rise:13.0f} {peer_rise:10.0f}")
     return 0
 
