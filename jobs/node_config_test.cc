@@ -109,6 +109,43 @@ TEST(NodeConfigDestinations, AnUnknownModalityOrABadShapeIsRefusedWithTheKey) {
                             R"(, "DicomModalitiesInDatabase": true)"));
 }
 
+TEST(NodeConfigDestinations, KindsDicomwebAndBidsCarryTheirTargetsAndAreChecked) {
+  const auto config = ParseWith(
+      R"({"Database": "postgresql://x", "Destinations": {
+          "WEB": {"Kind": "dicomweb", "Server": "archive"},
+          "RESEARCH": {"Kind": "bids", "Root": "/srv/bids", "Name": "Study", "FileMode": "0600", "DirectoryMode": "0700"},
+          "PACS": {"Modality": "pacs"}}})",
+      R"(, "DicomModalities": {"pacs": ["PACS", "10.0.0.1", 104]}, "DicomWeb": {"Servers": {"archive": ["http://a/"]}})");
+  ASSERT_EQ(config.destination_kinds.size(), 3u);
+  EXPECT_EQ(config.destination_kinds.at("WEB").kind, "dicomweb");
+  EXPECT_EQ(config.destination_kinds.at("WEB").target, "archive");
+  const auto& bids = config.destination_kinds.at("RESEARCH");
+  EXPECT_EQ(bids.kind, "bids");
+  EXPECT_EQ(bids.target, "/srv/bids");
+  EXPECT_EQ(bids.dataset_name, "Study");
+  EXPECT_EQ(bids.file_mode, 0600u);
+  EXPECT_EQ(bids.dir_mode, 0700u);
+  EXPECT_EQ(config.destination_kinds.at("PACS").target, "pacs");
+  EXPECT_EQ(config.destination_modalities.size(), 1u) << "only C-STORE destinations are Orthanc modalities";
+  const std::pair<const char*, const char*> bad[] = {
+      {R"({"X": {"Kind": "ftp"}})", "ProcNode.Destinations.X.Kind"},
+      {R"({"X": {"Kind": "bids", "Root": "relative/path"}})", "ProcNode.Destinations.X.Root"},
+      {R"({"X": {"Kind": "bids", "Root": "/srv", "FileMode": "rw-r"}})", "ProcNode.Destinations.X.FileMode"},
+      {R"({"X": {"Kind": "bids", "Root": "/srv", "Group": "no-such-group-procnode"}})", "ProcNode.Destinations.X.Group"},
+      {R"({"X": {"Kind": "dicomweb"}})", "ProcNode.Destinations.X.Server"},
+      {R"({"X": {"Kind": "dicomweb", "Server": "elsewhere"}})", "ProcNode.Destinations.X.Server"},
+  };
+  for (const auto& [destinations, key] : bad) {
+    try {
+      ParseWith(std::string(R"({"Database": "postgresql://x", "Destinations": )") + destinations + "}",
+                R"(, "DicomWeb": {"Servers": {"archive": ["http://a/"]}})");
+      ADD_FAILURE() << destinations << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << destinations << ": " << e.what();
+    }
+  }
+}
+
 }  // namespace
 }  // namespace procnode
 

@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
+#include "routing/bids_mapping.h"
+
 namespace procnode {
 namespace {
 
@@ -88,6 +92,32 @@ TEST(RuleSet, EveryKindOfMistakeIsRefusedWhereItIs) {
   const auto duplicate = Errors(Set({Rule("a", R"({"all": []})"), Rule("a", R"({"all": []})")}));
   ASSERT_EQ(duplicate.size(), 1u);
   EXPECT_EQ(duplicate[0].pointer, "/rules/1/id");
+}
+
+TEST(RuleSet, ABidsDestinationNeedsAnAnonymizedRouteAndAValidMapping) {
+  RuleVocabulary v = Vocabulary();
+  v.destinations.insert("RESEARCH");
+  v.bids_destinations = {"RESEARCH"};
+  auto errors = [&](const std::string& action) {
+    return ParseRuleSet(R"({"rules": [{"id": "r", "match": {"all": []}, "action": )" + action + "}]}", v).errors;
+  };
+  const std::string mapping = R"([{"match": {"SeriesDescription": "*t1*"}, "datatype": "anat", "suffix": "T1w"}])";
+  EXPECT_TRUE(errors(R"({"pipeline": "volume-stats", "destinations": ["RESEARCH"], "anonymize": true, "bids": )" + mapping + "}").empty());
+  auto e = errors(R"({"pipeline": "volume-stats", "destinations": ["RESEARCH"], "bids": )" + mapping + "}");
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0].pointer, "/rules/0/action/destinations/0");
+  e = errors(R"({"pipeline": "volume-stats", "destinations": ["RESEARCH"], "anonymize": true})");
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0].pointer, "/rules/0/action/bids");
+  e = errors(R"({"pipeline": "volume-stats", "anonymize": true, "bids": [{"match": {"PatientName": "*"}, "datatype": "xyz",
+                 "suffix": "T1-w", "entities": {"task": "rest!", "sub": "1"}}]})");
+  std::set<std::string> pointers;
+  for (const auto& error : e) pointers.insert(error.pointer);
+  EXPECT_EQ(pointers, (std::set<std::string>{"/rules/0/action/bids/0/match/PatientName", "/rules/0/action/bids/0/datatype",
+                                             "/rules/0/action/bids/0/suffix", "/rules/0/action/bids/0/entities/task",
+                                             "/rules/0/action/bids/0/entities/sub"}));
+  EXPECT_TRUE(BidsPatternMatches("*MPRAGE*", "t1 mprage sag"));
+  EXPECT_FALSE(BidsPatternMatches("dti*", "rest dti"));
 }
 
 TEST(RuleSet, ChestRuleMatchesTheChestCtAndNotTheBrainMr) {
