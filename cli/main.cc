@@ -54,9 +54,8 @@ void ConvertOne(StudySource& source, const SeriesRef& series, const std::string&
     const std::string image_path = WithSuffix(output, part.suffix);
     WriteNiftiFile(image_path, part.image, gzip);
     if (!sidecar.empty()) WriteFile(WithSuffix(sidecar, part.suffix), part.sidecar.dump(2) + "\n");
-    WriteGradients(WithSuffix(image_path, "").substr(0, image_path.size() - (image_path.ends_with(".nii.gz") ? 7
-                                                                               : image_path.ends_with(".nii") ? 4 : 0)),
-                   part);
+    const std::size_t extension = image_path.ends_with(".nii.gz") ? 7 : image_path.ends_with(".nii") ? 4 : 0;
+    WriteGradients(image_path.substr(0, image_path.size() - extension), part);
     for (const auto& warning : part.warnings) std::cerr << "warning: " << image_path << ": " << warning << "\n";
     if (parts.size() > 1) std::cout << image_path << "\n";
   }

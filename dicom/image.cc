@@ -9,6 +9,7 @@
 #include <dcmtk/dcmdata/dcxfer.h>
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -18,6 +19,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/text.h"
 #include "dicom/io.h"
 #include "dicom/jpeg2000.h"
 
@@ -159,18 +161,73 @@ std::string DicomString(DcmItem& item, const DcmTagKey& tag) {
   return item.findAndGetOFStringArray(tag, value).good() ? std::string(value.c_str()) : std::string();
 }
 
-std::optional<double> DicomNumber(DcmItem& item, const DcmTagKey& tag, unsigned long index) {
-  DcmElement* found = nullptr;
-  if (item.findAndGetElement(tag, found).bad() || found == nullptr) return std::nullopt;
-  const DcmEVR vr = found->ident();
-  if (vr == EVR_OB || vr == EVR_UN || vr == EVR_OW || vr == EVR_UNKNOWN || vr == EVR_UNKNOWN2B) return std::nullopt;
+namespace {
+
+bool UnknownVr(const DcmElement& element) {
+  const DcmEVR vr = element.ident();
+  return vr == EVR_OB || vr == EVR_UN || vr == EVR_OW || vr == EVR_UNKNOWN || vr == EVR_UNKNOWN2B;
+}
+
+// Value `index` of an element of known VR, read through its text (DS, IS and the binary VRs alike).
+std::optional<double> ElementNumber(DcmElement& element, unsigned long index) {
   OFString text;
-  if (found->getOFString(text, index).bad() || text.empty()) return std::nullopt;
+  if (element.getOFString(text, index).bad() || text.empty()) return std::nullopt;
   char* end = nullptr;
   const double value = std::strtod(text.c_str(), &end);
   while (end != nullptr && *end == ' ') ++end;
   if (end == text.c_str() || (end != nullptr && *end != '\0') || !std::isfinite(value)) return std::nullopt;
   return value;
+}
+
+}  // namespace
+
+std::optional<double> DicomNumber(DcmItem& item, const DcmTagKey& tag, unsigned long index) {
+  DcmElement* found = nullptr;
+  if (item.findAndGetElement(tag, found).bad() || found == nullptr || UnknownVr(*found)) return std::nullopt;
+  return ElementNumber(*found, index);
+}
+
+std::vector<double> AttributeNumbers(DcmItem& item, const DcmTagKey& tag, std::size_t count, Raw raw, bool deep) {
+  std::vector<double> values;
+  DcmElement* found = nullptr;
+  if (item.findAndGetElement(tag, found, deep ? OFTrue : OFFalse).bad() || found == nullptr) return values;
+  if (!UnknownVr(*found)) {
+    for (unsigned long i = 0; i < count; ++i) {
+      const auto value = ElementNumber(*found, i);
+      if (!value) return {};
+      values.push_back(*value);
+    }
+    return values;
+  }
+  Uint8* bytes = nullptr;
+  if (found->getUint8Array(bytes).bad() || bytes == nullptr) return values;
+  const std::size_t length = found->getLength();
+  if (raw == Raw::kText) {
+    for (const auto& part : Split(std::string(reinterpret_cast<const char*>(bytes), length), '\\')) {
+      char* end = nullptr;
+      const double value = std::strtod(part.c_str(), &end);
+      if (end == part.c_str() || !std::isfinite(value)) break;
+      values.push_back(value);
+      if (values.size() == count) break;
+    }
+  } else {
+    const std::size_t width = raw == Raw::kFloat32 ? 4 : 8;
+    for (std::size_t i = 0; i < count && (i + 1) * width <= length; ++i) {
+      if (width == 4) {
+        float f;
+        std::memcpy(&f, bytes + i * width, 4);
+        values.push_back(f);
+      } else {
+        double d;
+        std::memcpy(&d, bytes + i * width, 8);
+        values.push_back(d);
+      }
+    }
+  }
+  if (values.size() != count || !std::all_of(values.begin(), values.end(), [](double v) { return std::isfinite(v); })) {
+    values.clear();
+  }
+  return values;
 }
 
 void ReadPlaneGeometry(DcmItem* position, DcmItem* orientation, DcmItem* measures, DicomImage& image) {

@@ -101,6 +101,13 @@ std::string DicomString(DcmItem& item, const DcmTagKey& tag);
 std::optional<double> DicomNumber(DcmItem& item, const DcmTagKey& tag, unsigned long index = 0);
 std::string DicomString(DcmDataset& ds, uint16_t group, uint16_t element);
 std::optional<double> DicomNumber(DcmDataset& ds, uint16_t group, uint16_t element, unsigned long index = 0);
+// The numbers of an attribute, whatever VR it arrived with: read as DicomNumber reads them where
+// DCMTK knows the VR; from the raw bytes of an unknown one (a private attribute in Implicit VR) as
+// `raw` says, text ("1000\0\0") or little-endian binary floats of 4 or 8 bytes. `deep`: the first
+// occurrence anywhere, sequences included (an enhanced object's first frame or shared groups).
+// Empty unless all `count` values are there and finite.
+enum class Raw { kText, kFloat32, kFloat64 };
+std::vector<double> AttributeNumbers(DcmItem& item, const DcmTagKey& tag, std::size_t count, Raw raw, bool deep = false);
 // The raw value bytes of an element of unknown VR (a private tag read from Implicit VR).
 std::optional<std::vector<uint8_t>> DicomBytes(DcmDataset& ds, uint16_t group, uint16_t element);
 

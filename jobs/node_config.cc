@@ -166,7 +166,6 @@ NodeConfig ParseNodeConfig(const std::string& orthanc_configuration_json, const 
         if (!in_database && !modalities.contains(destination.target)) {
           Bad(at, "Orthanc modality \"" + destination.target + "\" is not in DicomModalities");
         }
-        config.destination_modalities[name] = destination.target;
       } else if (kind == "dicomweb") {
         if (!value.contains("Server") || !value["Server"].is_string() || value["Server"].get<std::string>().empty()) {
           Bad(at + ".Server", "must name a server of the DICOMweb plugin's DicomWeb.Servers");

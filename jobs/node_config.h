@@ -44,9 +44,9 @@ struct NodeConfig {
   std::string clean_pixel_rules_json;         // ProcNode.CleanPixelRules (JSON list), for anonymized routes
   std::vector<std::string> vault_roles;       // users allowed to re-identify (POST /procnode/reidentify); empty: nobody
   std::vector<std::string> destinations;      // names of ProcNode.Destinations
-  std::map<std::string, std::string> destination_modalities;  // name -> Orthanc DicomModalities alias (Kind dicom)
-  // Destinations of other kinds: "dicomweb" (STOW-RS through the DICOMweb plugin's DicomWeb.Servers
-  // entry `target`) and "bids" (a BIDS dataset under the folder `target`).
+  // Each destination: "dicom" (C-STORE to the Orthanc DicomModalities alias `target`), "dicomweb"
+  // (STOW-RS through the DICOMweb plugin's DicomWeb.Servers entry `target`) or "bids" (a BIDS
+  // dataset under the folder `target`).
   struct Destination {
     std::string kind = "dicom";  // dicom | dicomweb | bids
     std::string target;          // modality alias, DICOMweb server name, or BIDS root folder

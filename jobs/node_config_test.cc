@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 
 #include "core/error.h"
@@ -88,7 +89,11 @@ TEST(NodeConfigDestinations, NameOrthancModalitiesAndCarryTheDeliveryPolicy) {
       R"({"Database": "postgresql://x", "Destinations": {"PACS": {"Modality": "pacs"}, "ARCHIVE": "archive"},
           "DeliveryMaxAttempts": 7, "DeliveryBackoffSeconds": 2})",
       R"(, "DicomModalities": {"pacs": ["PACS", "10.0.0.1", 104], "archive": ["ARC", "10.0.0.2", 104]})");
-  EXPECT_EQ(config.destination_modalities, (std::map<std::string, std::string>{{"ARCHIVE", "archive"}, {"PACS", "pacs"}}));
+  std::map<std::string, std::string> modalities;
+  for (const auto& [name, destination] : config.destination_kinds) {
+    if (destination.kind == "dicom") modalities[name] = destination.target;
+  }
+  EXPECT_EQ(modalities, (std::map<std::string, std::string>{{"ARCHIVE", "archive"}, {"PACS", "pacs"}}));
   EXPECT_EQ(config.destinations.size(), 2u);
   EXPECT_EQ(config.delivery_max_attempts, 7);
   EXPECT_EQ(config.delivery_backoff_seconds, 2);
@@ -126,7 +131,9 @@ TEST(NodeConfigDestinations, KindsDicomwebAndBidsCarryTheirTargetsAndAreChecked)
   EXPECT_EQ(bids.file_mode, 0600u);
   EXPECT_EQ(bids.dir_mode, 0700u);
   EXPECT_EQ(config.destination_kinds.at("PACS").target, "pacs");
-  EXPECT_EQ(config.destination_modalities.size(), 1u) << "only C-STORE destinations are Orthanc modalities";
+  EXPECT_EQ(std::count_if(config.destination_kinds.begin(), config.destination_kinds.end(),
+                          [](const auto& d) { return d.second.kind == "dicom"; }),
+            1) << "only C-STORE destinations are Orthanc modalities";
   const std::pair<const char*, const char*> bad[] = {
       {R"({"X": {"Kind": "ftp"}})", "ProcNode.Destinations.X.Kind"},
       {R"({"X": {"Kind": "bids", "Root": "relative/path"}})", "ProcNode.Destinations.X.Root"},

@@ -21,16 +21,17 @@
 namespace procnode {
 namespace {
 
-// dcm2niix's vendor names in the sidecar.
+// dcm2niix's vendor names in the sidecar (conversion's vendors, and Hitachi).
 std::string VendorName(const std::string& manufacturer) {
-  const std::string upper = UpperCase(manufacturer);
-  if (upper.find("SIEMENS") != std::string::npos) return "Siemens";
-  if (upper.find("PHILIPS") != std::string::npos) return "Philips";
-  if (upper.rfind("GE", 0) == 0) return "GE";
-  if (upper.find("CANON") != std::string::npos || upper.find("TOSHIBA") != std::string::npos) return "Canon";
-  if (upper.find("HITACHI") != std::string::npos) return "Hitachi";
-  if (upper.find("UIH") != std::string::npos || upper.find("UNITED IMAGING") != std::string::npos) return "UIH";
-  return manufacturer;
+  switch (VendorOf(manufacturer)) {
+    case Vendor::kSiemens: return "Siemens";
+    case Vendor::kPhilips: return "Philips";
+    case Vendor::kGE: return "GE";
+    case Vendor::kCanon: return "Canon";
+    case Vendor::kUIH: return "UIH";
+    case Vendor::kOther: break;
+  }
+  return UpperCase(manufacturer).find("HITACHI") != std::string::npos ? "Hitachi" : manufacturer;
 }
 
 enum class Kind { kText, kNumber, kInteger, kMsToSeconds, kTextArray, kNumberArray };
@@ -410,29 +411,17 @@ GradientPlan PlanGradients(const ArrangedPart& part, const SeriesInfo& info, con
   const std::size_t n = part.volumes;
   plan.volume_order.resize(n);
   std::iota(plan.volume_order.begin(), plan.volume_order.end(), 0);
-  std::vector<std::optional<DiffusionWeighting>> weights(n);
-  bool any = false;
+  // Each volume's weighting (a volume without one: b=0, no direction).
+  std::vector<DiffusionWeighting> vx(n);
+  bool any = false, from_bmatrix = false;
   for (std::size_t t = 0; t < n; ++t) {
-    weights[t] = part.slices[part.position_starts[0] + t].diffusion;
-    any = any || weights[t].has_value();
+    if (const auto& w = part.slices[part.position_starts[0] + t].diffusion) {
+      vx[t] = *w;
+      any = true;
+      from_bmatrix = from_bmatrix || w->from_bmatrix;
+    }
   }
   if (!any || (n < 2 && instances < 2)) return plan;
-  struct Entry {
-    double b = 0;
-    Vec3 v{};
-    bool has_vector = false, isotropic = false;
-    DiffusionWeighting::Frame frame = DiffusionWeighting::Frame::kPatient;
-  };
-  std::vector<Entry> vx(n);
-  bool from_bmatrix = false;
-  for (std::size_t t = 0; t < n; ++t) {
-    if (!weights[t]) continue;
-    vx[t].b = weights[t]->b;
-    vx[t].isotropic = weights[t]->isotropic;
-    vx[t].frame = weights[t]->frame;
-    from_bmatrix = from_bmatrix || weights[t]->from_bmatrix;
-    if (weights[t]->direction) vx[t].v = *weights[t]->direction, vx[t].has_vector = true;
-  }
   const double threshold = info.vendor == Vendor::kSiemens ? 50.0 : 6.0;
   bool b_varies = false;
   double lowest = vx[0].b;
@@ -440,14 +429,14 @@ GradientPlan PlanGradients(const ArrangedPart& part, const SeriesInfo& info, con
     b_varies = b_varies || e.b != vx[0].b;
     lowest = std::min(lowest, e.b);
   }
-  b_varies = b_varies || lowest > threshold || vx[0].has_vector;
+  b_varies = b_varies || lowest > threshold || vx[0].direction.has_value();
   if (!b_varies) {
     bool vector_varies = false;
-    for (const auto& e : vx) vector_varies = vector_varies || e.has_vector != vx[0].has_vector || e.v != vx[0].v;
+    for (const auto& e : vx) vector_varies = vector_varies || e.direction != vx[0].direction;
     if (!vector_varies) return plan;
     bool zero_vector = false;
     for (auto& e : vx) {
-      if (!e.has_vector) e.b = 0, zero_vector = true;
+      if (!e.direction) e.b = 0, zero_vector = true;
     }
     if (!zero_vector) {
       plan.warnings.push_back("no gradient table: one b-value (" + ShortNumber(vx[0].b) + ") for every volume");
@@ -459,7 +448,7 @@ GradientPlan PlanGradients(const ArrangedPart& part, const SeriesInfo& info, con
   std::size_t derived_count = 0;
   for (std::size_t t = 0; t < n; ++t) {
     auto& e = vx[t];
-    const bool no_direction = e.b > 0 && (!e.has_vector || e.isotropic);
+    const bool no_direction = e.b > 0 && (!e.direction || e.isotropic);
     if (!no_direction) continue;
     if (info.vendor == Vendor::kPhilips || (info.vendor == Vendor::kGE && info.ge_diffusion_directions == 0.0)) {
       derived[t] = true, ++derived_count;
@@ -492,22 +481,34 @@ GradientPlan PlanGradients(const ArrangedPart& part, const SeriesInfo& info, con
   }
   const double determinant = Dot(Cross(axes[0], axes[1]), axes[2]);
   const Vec3 row = part.row_dir, col = part.col_dir, normal = part.normal;
+  // Each voxel axis lies along one of row, column, normal (`along`), either way (`sign`).
+  std::array<int, 3> along{};
+  std::array<double, 3> sign{};
+  for (int i = 0; i < 3; ++i) {
+    double best = 0;
+    for (int k = 0; k < 3; ++k) {
+      const double dot = Dot(axes[i], k == 0 ? row : k == 1 ? col : normal);
+      if (std::abs(dot) > std::abs(best)) along[i] = k, best = dot;
+    }
+    sign[i] = best < 0 ? -1 : 1;
+  }
   DiffusionGradients table;
   const std::size_t kept = n - plan.derived;
   for (std::size_t k = 0; k < kept; ++k) {
-    Entry e = vx[plan.volume_order[k]];
+    DiffusionWeighting e = vx[plan.volume_order[k]];
     Vec3 out{0, 0, 0};
-    if (e.b > 0 && e.has_vector) {
+    if (e.b > 0 && e.direction) {
+      Vec3& direction = *e.direction;
       if (e.frame == DiffusionWeighting::Frame::kGE) {
         // GE's vectors: rows swizzled for row phase encoding, axes flipped by slice orientation.
-        const double length = Norm(e.v);
+        const double length = Norm(direction);
         if (length > 0.03 && length < 0.97) {
           const double scaled = e.b * length * length;
           const double b = scaled > 0 && scaled < 5 ? 5 : std::floor((scaled + 2.5) / 5) * 5;
-          for (auto& c : e.v) c *= b == 0 ? 0 : std::sqrt(e.b / b);
+          for (auto& c : direction) c *= b == 0 ? 0 : std::sqrt(e.b / b);
           e.b = b;
         }
-        Vec3 v = e.v;
+        Vec3 v = direction;
         if (info.phase_direction != "COL") v = {v[1], -v[0], v[2]};
         int axis = 0;
         for (int i = 1; i < 3; ++i) {
@@ -520,7 +521,8 @@ GradientPlan PlanGradients(const ArrangedPart& part, const SeriesInfo& info, con
       } else {
         // Components along the DICOM row, column and normal, in single precision as dcm2niix
         // computes them (so the text matches its digits); UIH gives them so already.
-        std::array<float, 3> c{static_cast<float>(e.v[0]), static_cast<float>(e.v[1]), static_cast<float>(e.v[2])};
+        std::array<float, 3> c{static_cast<float>(direction[0]), static_cast<float>(direction[1]),
+                               static_cast<float>(direction[2])};
         if (e.frame == DiffusionWeighting::Frame::kPatient) {
           const std::array<float, 3> g = c;
           for (int k = 0; k < 3; ++k) {
@@ -536,16 +538,7 @@ GradientPlan PlanGradients(const ArrangedPart& part, const SeriesInfo& info, con
             for (auto& x : c) x /= length;
           }
         }
-        // Each voxel axis lies along one of row, column, normal, either way.
-        for (int i = 0; i < 3; ++i) {
-          int best = 0;
-          double best_dot = 0;
-          for (int k = 0; k < 3; ++k) {
-            const double dot = Dot(axes[i], k == 0 ? row : k == 1 ? col : normal);
-            if (std::abs(dot) > std::abs(best_dot)) best = k, best_dot = dot;
-          }
-          out[i] = best_dot < 0 ? -static_cast<double>(c[best]) : static_cast<double>(c[best]);
-        }
+        for (int i = 0; i < 3; ++i) out[i] = sign[i] * static_cast<double>(c[along[i]]);
         if (determinant > 0) out[1] = -out[1], out[2] = -out[2];
       }
     }
@@ -612,22 +605,18 @@ std::vector<NiftiConversion> WritePart(ArrangedPart part, const nlohmann::json& 
       for (auto& t : *times) t -= earliest;
     }
   }
-  const bool timed = times.has_value();
-  if (timed) {
+  std::size_t together = 0;  // slices excited together share the earliest time: the multiband factor
+  if (times) {
     for (auto& t : *times) t /= 1000.0;
     result.sidecar["SliceTiming"] = *times;
     // dcm2niix takes slice_code from the CSA slice order of Siemens mosaics only.
     if (info.mosaic) result.image.slice_code = SliceCode(*times);
+    const double earliest = *std::min_element(times->begin(), times->end());
+    for (const double t : *times) together += std::abs(t - earliest) < 1e-4 ? 1 : 0;
   }
   EpiKeys(facts, info, head.columns, head.rows, result.sidecar);
-  if (timed && !result.sidecar.contains("MultibandAccelerationFactor")) {
-    // Slices excited together share the earliest time: their count is the multiband factor.
-    const auto& times = result.sidecar["SliceTiming"];
-    double earliest = times[0].get<double>();
-    for (const auto& t : times) earliest = std::min(earliest, t.get<double>());
-    std::size_t together = 0;
-    for (const auto& t : times) together += std::abs(t.get<double>() - earliest) < 1e-4 ? 1 : 0;
-    if (together > 1 && together < times.size()) result.sidecar["MultibandAccelerationFactor"] = together;
+  if (!result.sidecar.contains("MultibandAccelerationFactor") && together > 1 && together < times->size()) {
+    result.sidecar["MultibandAccelerationFactor"] = together;
   }
 
   // Data type and scaling.
@@ -864,7 +853,7 @@ std::vector<NiftiConversion> ConvertSeriesToNifti(StudySource& source, const Ser
     sidecar = Sidecar(ds);
     facts = ReadEpiFacts(ds, info);
     // dcm2niix derives Philips' bandwidth from private attributes; the public one would disagree.
-    if (info.philips) sidecar.erase("PixelBandwidth");
+    if (info.vendor == Vendor::kPhilips) sidecar.erase("PixelBandwidth");
     if (!info.phase_direction.empty()) sidecar["InPlanePhaseEncodingDirectionDICOM"] = info.phase_direction;
     // Enhanced objects keep it in the shared functional groups.
     if (!DicomNumber(ds, 0x0018, 0x0080) && info.repetition_time) sidecar["RepetitionTime"] = *info.repetition_time / 1000.0;

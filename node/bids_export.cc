@@ -20,10 +20,12 @@
 #include "anonymizer/leak_checker.h"
 #include "core/error.h"
 #include "core/version.h"
+#include "dicom/attributes.h"
 #include "dicom/image.h"
 #include "dicom/io.h"
 #include "nifti/nifti1.h"
 #include "nifti/series_to_nifti.h"
+#include "pipeline/routing_inputs.h"
 
 namespace procnode {
 namespace {
@@ -38,12 +40,6 @@ std::string Label(const std::string& text) {
   }
   return label;
 }
-
-// The dataset's own state: session numbers by subject and pseudonymous study, and what
-// participants.tsv and sessions.tsv list.
-struct State {
-  json data = json::object();  // {"subjects": {label: {"age": .., "sex": .., "sessions": {study: {"n": 1, "acq_time": ..}}}}}
-};
 
 class Writer {
  public:
@@ -152,20 +148,18 @@ BidsExportResult ExportStudyToBids(StudySource& clinical, StudySource& deidentif
   };
   std::vector<Placed> placed;
   BidsExportResult result;
-  auto series_list = clinical.ListSeries(study_id);
-  for (const auto& series : series_list) {
-    if (series.produced_by_procnode || series.instance_ids.empty()) continue;
-    auto file = ReadInstance(clinical, series.instance_ids.front(), "series " + series.id);
-    DcmDataset& ds = *file->getDataset();
-    const int number = static_cast<int>(DicomNumber(ds, 0x0020, 0x0011).value_or(0));
+  // The series' attributes as the routing reads them (cheaply, without pixel data, from Orthanc).
+  for (const auto& attributes : ReadStudyAttributes(clinical, study_id).series) {
+    if (attributes.produced_by_procnode || attributes.instance_ids.empty()) continue;
+    auto value_of = [&](uint32_t tag) {
+      const auto it = attributes.attributes.find(tag);
+      return it == attributes.attributes.end() ? std::string() : it->second;
+    };
+    const SeriesRef series{.id = attributes.id, .modality = value_of(0x00080060), .instance_ids = attributes.instance_ids};
+    const int number = std::atoi(value_of(0x00200011).c_str());
     const BidsSeriesRule* match = nullptr;
     for (const auto& rule : mapping) {
-      const std::string value = rule.attribute == "SeriesDescription" ? DicomString(ds, 0x0008, 0x103E)
-                                : rule.attribute == "ProtocolName"    ? DicomString(ds, 0x0018, 0x1030)
-                                : rule.attribute == "SequenceName"    ? DicomString(ds, 0x0018, 0x0024)
-                                : rule.attribute == "ImageType"       ? DicomString(ds, 0x0008, 0x0008)
-                                                                      : DicomString(ds, 0x0008, 0x0060);
-      if (BidsPatternMatches(rule.pattern, value)) {
+      if (BidsPatternMatches(rule.pattern, value_of(DicomKeywordToTag(rule.attribute).value_or(0)))) {
         match = &rule;
         break;
       }
@@ -189,14 +183,17 @@ BidsExportResult ExportStudyToBids(StudySource& clinical, StudySource& deidentif
   const std::string subject = Label(DicomString(head, 0x0010, 0x0020));
   if (subject.empty()) throw Error(ErrorCode::kInvalidInput, "BIDS export: the de-identified study has no PatientID to label its subject");
   const std::string study_key = DicomString(head, 0x0020, 0x000D);
-  State state;
+  // The dataset's own state: session numbers by subject and pseudonymous study, and what
+  // participants.tsv and sessions.tsv list: {"subjects": {label: {"age", "sex", "sessions":
+  // {study: {"n", "acq_time"}}}}}.
+  json state = json::object();
   const fs::path state_file = root / ".procnode" / "state.json";
   if (fs::exists(state_file)) {
     std::ifstream in(state_file);
-    state.data = json::parse(in, nullptr, false);
-    if (!state.data.is_object()) throw Error(ErrorCode::kUnavailable, state_file.string() + ": unreadable; restore or remove it");
+    state = json::parse(in, nullptr, false);
+    if (!state.is_object()) throw Error(ErrorCode::kUnavailable, state_file.string() + ": unreadable; restore or remove it");
   }
-  json& person = state.data["subjects"][subject];
+  json& person = state["subjects"][subject];
   json& sessions = person["sessions"];
   if (!sessions.is_object()) sessions = json::object();
   int session_number = 0;
@@ -336,12 +333,12 @@ BidsExportResult ExportStudyToBids(StudySource& clinical, StudySource& deidentif
               json{{"Name", dataset.name + " (procnode results)"}, {"BIDSVersion", "1.8.0"},
                    {"DatasetType", "derivative"}, {"GeneratedBy", generated}}.dump(2) + "\n");
   bool any_age = false, any_sex = false;
-  for (const auto& [label, facts] : state.data["subjects"].items()) {
+  for (const auto& [label, facts] : state["subjects"].items()) {
     any_age = any_age || facts.contains("age");
     any_sex = any_sex || facts.contains("sex");
   }
   std::string participants = std::string("participant_id") + (any_age ? "\tage" : "") + (any_sex ? "\tsex" : "") + "\n";
-  for (const auto& [label, facts] : state.data["subjects"].items()) {
+  for (const auto& [label, facts] : state["subjects"].items()) {
     participants += "sub-" + label;
     if (any_age) participants += "\t" + TsvValue(facts.value("age", json()));
     if (any_sex) participants += "\t" + TsvValue(facts.value("sex", json()));
@@ -364,7 +361,7 @@ BidsExportResult ExportStudyToBids(StudySource& clinical, StudySource& deidentif
   std::string sessions_tsv = std::string("session_id") + (timed ? "\tacq_time" : "") + "\n";
   for (const auto& row : rows) sessions_tsv += row.second;
   writer.File(root / result.subject / (result.subject + "_sessions.tsv"), sessions_tsv);
-  writer.File(state_file, state.data.dump(2) + "\n");
+  writer.File(state_file, state.dump(2) + "\n");
   return result;
 }
 

@@ -11,8 +11,6 @@
 #include "core/log.h"
 #include "core/version.h"
 #include "dicom/folder_source.h"
-#include "dicom/image.h"
-#include "dicom/io.h"
 #include "jobs/job_json.h"
 #include "nifti/series_to_nifti.h"
 #include "node/bids_export.h"
@@ -1023,14 +1021,14 @@ void Node::DeliverToBids(const Delivery& delivery, const NodeConfig::Destination
   std::vector<BidsDerivative> derivatives;
   if (!job->spec.anonymize->results_to_clinical) {
     for (std::size_t i = 0; i < delivery.instances.size(); ++i) {
-      std::string bytes = rest_.Get("/instances/" + delivery.instances[i] + "/file");
-      const auto file = ReadDicomBuffer(bytes, "result " + delivery.instances[i]);
-      const std::string sop_class = DicomString(*file->getDataset(), 0x0008, 0x0016);
+      const auto attributes = clinical.InstanceAttributes(delivery.instances[i]);
+      const std::string sop_class = attributes && attributes->contains(0x00080016) ? attributes->at(0x00080016) : "";
       const std::string kind = sop_class == "1.2.840.10008.5.1.4.1.1.66.4"      ? "seg"
                                : sop_class == "1.2.840.10008.5.1.4.1.1.104.1"   ? "report"
                                : sop_class.rfind("1.2.840.10008.5.1.4.1.1.88", 0) == 0 ? "sr"
                                                                                   : "result";
-      derivatives.push_back({job->spec.processor + kind + std::to_string(i + 1), ".dcm", std::move(bytes)});
+      derivatives.push_back({job->spec.processor + kind + std::to_string(i + 1), ".dcm",
+                             clinical.FetchInstance(delivery.instances[i])});
     }
     if (!job->result_json.empty()) {
       const auto summary = nlohmann::json::parse(job->result_json, nullptr, false);

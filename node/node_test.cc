@@ -276,7 +276,6 @@ TEST(NodeJobs, AJobRunsStoresItsResultAndItsDeliveryIsRetriedUntilSent) {
   config.gpu = "cpu";
   config.poll_seconds = 0.1;
   config.destinations = {"pacs"};
-  config.destination_modalities = {{"pacs", "PACS"}};
   config.destination_kinds = {{"pacs", {.kind = "dicom", .target = "PACS"}}};
   config.delivery_backoff_seconds = 0.2;
   Node node(config, orthanc);

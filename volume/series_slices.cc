@@ -115,10 +115,6 @@ std::vector<Slice> UnpackMosaic(DcmDataset& ds, DicomImage& mosaic, const std::o
   return out;
 }
 
-std::vector<double> PrivateNumbers(DcmItem& item, const DcmTagKey& tag, std::size_t count, Raw raw) {
-  return AttributeNumbers(item, tag, count, raw, false);
-}
-
 // The vector as given (vendors' own lengths matter to GE's b-value scaling), or none when absent or zero.
 std::optional<Vec3> NonZeroOrNone(const std::vector<double>& v) {
   if (v.size() != 3) return std::nullopt;
@@ -140,7 +136,7 @@ std::optional<DiffusionWeighting> StandardDiffusion(DcmItem& item) {
   DcmItem* gradient = nullptr;
   DcmItem& holder = item.findAndGetSequenceItem(DcmTagKey(0x0018, 0x9076), gradient, 0).good() && gradient ? *gradient : item;
   if (!w.isotropic && directionality != "NONE") {
-    w.direction = NonZeroOrNone(PrivateNumbers(holder, DcmTagKey(0x0018, 0x9089), 3, Raw::kFloat64));
+    w.direction = NonZeroOrNone(AttributeNumbers(holder, DcmTagKey(0x0018, 0x9089), 3, Raw::kFloat64));
     DcmItem* matrix = nullptr;
     if (!w.direction && w.b > 0 && item.findAndGetSequenceItem(DcmTagKey(0x0018, 0x9601), matrix, 0).good() && matrix) {
       std::array<double, 6> m{};  // xx xy xz yy yz zz
@@ -184,13 +180,13 @@ std::optional<DiffusionWeighting> ReadDiffusion(DcmItem& ds, DcmItem* macro, Ven
   };
   switch (vendor) {
     case Vendor::kGE: {
-      const auto b = PrivateNumbers(ds, DcmTagKey(0x0043, 0x1039), 1, Raw::kText);
+      const auto b = AttributeNumbers(ds, DcmTagKey(0x0043, 0x1039), 1, Raw::kText);
       if (b.empty()) break;
       DiffusionWeighting w;
       w.b = std::fmod(b[0], 1e9);  // GE adds 1e9 as a flag to some b-values
       std::vector<double> v;
       for (Uint16 e : {0x10BB, 0x10BC, 0x10BD}) {
-        auto one = PrivateNumbers(ds, DcmTagKey(0x0019, e), 1, Raw::kText);
+        auto one = AttributeNumbers(ds, DcmTagKey(0x0019, e), 1, Raw::kText);
         if (one.empty()) break;
         v.push_back(one[0]);
       }
@@ -199,11 +195,11 @@ std::optional<DiffusionWeighting> ReadDiffusion(DcmItem& ds, DcmItem* macro, Ven
       return w;
     }
     case Vendor::kUIH: {
-      const auto b = PrivateNumbers(ds, DcmTagKey(0x0065, 0x1009), 1, Raw::kFloat64);
+      const auto b = AttributeNumbers(ds, DcmTagKey(0x0065, 0x1009), 1, Raw::kFloat64);
       if (b.empty()) break;
       DiffusionWeighting w;
       w.b = std::max(0.0, b[0]);
-      w.direction = NonZeroOrNone(PrivateNumbers(ds, DcmTagKey(0x0065, 0x1037), 3, Raw::kFloat64));
+      w.direction = NonZeroOrNone(AttributeNumbers(ds, DcmTagKey(0x0065, 0x1037), 3, Raw::kFloat64));
       w.frame = DiffusionWeighting::Frame::kImage;
       return w;
     }
@@ -220,9 +216,9 @@ std::optional<DiffusionWeighting> ReadDiffusion(DcmItem& ds, DcmItem* macro, Ven
       }
     }
     if (!b) {
-      const auto values = PrivateNumbers(ds, DcmTagKey(0x0019, 0x100C), 1, Raw::kText);
+      const auto values = AttributeNumbers(ds, DcmTagKey(0x0019, 0x100C), 1, Raw::kText);
       if (!values.empty()) b = values[0];
-      v = PrivateNumbers(ds, DcmTagKey(0x0019, 0x100E), 3, Raw::kFloat64);
+      v = AttributeNumbers(ds, DcmTagKey(0x0019, 0x100E), 3, Raw::kFloat64);
     }
     if (!b) return std::nullopt;
     DiffusionWeighting w;
@@ -231,13 +227,13 @@ std::optional<DiffusionWeighting> ReadDiffusion(DcmItem& ds, DcmItem* macro, Ven
     return w;
   }
   if (vendor == Vendor::kPhilips) {
-    const auto b = PrivateNumbers(ds, DcmTagKey(0x2001, 0x1003), 1, Raw::kFloat32);
+    const auto b = AttributeNumbers(ds, DcmTagKey(0x2001, 0x1003), 1, Raw::kFloat32);
     if (b.empty()) return std::nullopt;
     DiffusionWeighting w;
     w.b = std::max(0.0, b[0]);
     std::vector<double> v;
     for (Uint16 e : {0x10B0, 0x10B1, 0x10B2}) {  // RL, AP, FH: patient x, y, z
-      auto one = PrivateNumbers(ds, DcmTagKey(0x2005, e), 1, Raw::kFloat32);
+      auto one = AttributeNumbers(ds, DcmTagKey(0x2005, e), 1, Raw::kFloat32);
       if (one.empty()) break;
       v.push_back(one[0]);
     }
@@ -267,7 +263,7 @@ std::optional<float> TimeOfDaySingle(const std::string& text) {
 // ceil(sqrt(N)) tiles across and as many rows as needed, filled row by row (dcm2niix's layout).
 std::vector<Slice> UnpackUihGrid(DcmDataset& ds, DicomImage& grid) {
   const std::string& name = grid.name;
-  const auto count = PrivateNumbers(ds, DcmTagKey(0x0065, 0x1050), 1, Raw::kText);
+  const auto count = AttributeNumbers(ds, DcmTagKey(0x0065, 0x1050), 1, Raw::kText);
   const long slices = count.empty() ? 0 : std::lround(count[0]);
   if (slices < 1) throw Error(ErrorCode::kInvalidInput, name + ": UIH grid without its slice count (0065,1050)");
   const long across = static_cast<long>(std::ceil(std::sqrt(static_cast<double>(slices))));
@@ -377,7 +373,7 @@ std::vector<Slice> ExpandEnhanced(DcmDataset& ds, DicomImage& image, const Serie
       tile.slope = ItemNumber(item, DCM_RescaleSlope).value_or(1);
       tile.intercept = ItemNumber(item, DCM_RescaleIntercept).value_or(0);
     }
-    if (info.philips) ApplyPhilipsScaling(GroupItem(ds, frame, DcmTagKey(0x2005, 0x140F)), tile);
+    if (info.vendor == Vendor::kPhilips) ApplyPhilipsScaling(GroupItem(ds, frame, DcmTagKey(0x2005, 0x140F)), tile);
     long temporal = 0;
     if (DcmItem* item = GroupItem(ds, frame, DcmTagKey(0x0020, 0x9111))) {  // Frame Content
       temporal = std::lround(ItemNumber(item, DcmTagKey(0x0020, 0x9128)).value_or(0));
@@ -505,56 +501,6 @@ std::vector<Slice> TiltCorrect(std::vector<Slice> slices, const Vec3& col_dir, c
 
 }  // namespace
 
-std::vector<double> AttributeNumbers(DcmItem& item, const DcmTagKey& tag, std::size_t count, Raw raw, bool deep) {
-  std::vector<double> values;
-  DcmElement* found = nullptr;
-  if (item.findAndGetElement(tag, found, deep ? OFTrue : OFFalse).bad() || found == nullptr) return values;
-  const DcmEVR vr = found->ident();
-  if (vr != EVR_OB && vr != EVR_UN && vr != EVR_UNKNOWN && vr != EVR_UNKNOWN2B) {
-    for (unsigned long i = 0; i < count; ++i) {
-      OFString text;
-      if (found->getOFString(text, i).bad() || text.empty()) break;
-      char* end = nullptr;
-      const double value = std::strtod(text.c_str(), &end);
-      while (end != nullptr && *end == ' ') ++end;
-      if (end == text.c_str() || (end != nullptr && *end != '\0') || !std::isfinite(value)) break;
-      values.push_back(value);
-    }
-    if (values.size() != count) values.clear();
-    return values;
-  }
-  Uint8* bytes = nullptr;
-  if (found->getUint8Array(bytes).bad() || bytes == nullptr) return values;
-  const std::size_t length = found->getLength();
-  if (raw == Raw::kText) {
-    for (const auto& part : Split(std::string(reinterpret_cast<const char*>(bytes), length), '\\')) {
-      char* end = nullptr;
-      const double value = std::strtod(part.c_str(), &end);
-      if (end == part.c_str() || !std::isfinite(value)) break;
-      values.push_back(value);
-      if (values.size() == count) break;
-    }
-  } else {
-    const std::size_t width = raw == Raw::kFloat32 ? 4 : 8;
-    for (std::size_t i = 0; i < count && (i + 1) * width <= length; ++i) {
-      if (width == 4) {
-        float f;
-        std::memcpy(&f, bytes + i * width, 4);
-        values.push_back(f);
-      } else {
-        double d;
-        std::memcpy(&d, bytes + i * width, 8);
-        values.push_back(d);
-      }
-    }
-  }
-  if (values.size() != count || !std::all_of(values.begin(), values.end(), [](double v) { return std::isfinite(v); })) {
-    values.clear();
-  }
-  return values;
-}
-
-
 Vendor VendorOf(const std::string& manufacturer) {
   const std::string upper = UpperCase(manufacturer);
   if (upper.find("SIEMENS") != std::string::npos) return Vendor::kSiemens;
@@ -627,11 +573,11 @@ SeriesSlices ReadSeriesSlices(StudySource& source, const SeriesRef& series, cons
       // each once copied: they peak near one volume anyway, and a second read would only cost time.
       info.defer_pixels = info.mr_3d && !info.mosaic && source.RereadIsCheap();
       if (info.defer_pixels) progress->steps = 2 * total;
-      info.philips = UpperCase(DicomString(ds, 0x0008, 0x0070)).find("PHILIPS") != std::string::npos;
       info.vendor = VendorOf(DicomString(ds, 0x0008, 0x0070));
       info.uih_grid = info.vendor == Vendor::kUIH && ds.tagExists(DcmTagKey(0x0065, 0x1051)) &&
-                      PrivateNumbers(ds, DcmTagKey(0x0065, 0x1050), 1, Raw::kText).size() == 1;
+                      AttributeNumbers(ds, DcmTagKey(0x0065, 0x1050), 1, Raw::kText).size() == 1;
       info.csa = CsaImageHeader(ds, name);
+      info.csa_diffusion = info.csa && CsaNumbers(*info.csa, "B_value").has_value();
       if (info.mosaic && info.csa) {
         const auto v = CsaNumbers(*info.csa, "SliceNormalVector");
         const auto iop = AttributeNumbers(ds, DCM_ImageOrientationPatient, 6, Raw::kText);
@@ -644,7 +590,7 @@ SeriesSlices ReadSeriesSlices(StudySource& source, const SeriesRef& series, cons
         info.spacing_between_slices = z[0];
       }
       if (info.vendor == Vendor::kGE) {
-        if (auto n = PrivateNumbers(ds, DcmTagKey(0x0019, 0x10E0), 1, Raw::kText); !n.empty()) info.ge_diffusion_directions = n[0];
+        if (auto n = AttributeNumbers(ds, DcmTagKey(0x0019, 0x10E0), 1, Raw::kText); !n.empty()) info.ge_diffusion_directions = n[0];
       }
       // Enhanced objects keep these in the shared functional groups.
       info.phase_direction = DicomString(ds, 0x0018, 0x1312);
@@ -669,8 +615,10 @@ SeriesSlices ReadSeriesSlices(StudySource& source, const SeriesRef& series, cons
                   .orientation = decoded.orientation, .pixel_spacing = decoded.pixel_spacing,
                   .slice_thickness = decoded.slice_thickness};
     std::vector<Slice>& found = per_instance[i];
-    std::optional<SiemensCsa> csa;  // this instance's (b-value and gradient differ per instance)
-    if (info.vendor == Vendor::kSiemens || info.mosaic) csa = i == 0 ? info.csa : CsaImageHeader(ds, name);
+    // This instance's CSA header where it says more than the first one's: a mosaic's geometry and
+    // times, a diffusion series' b-value and gradient.
+    std::optional<SiemensCsa> csa;
+    if (info.mosaic || info.csa_diffusion) csa = i == 0 ? info.csa : CsaImageHeader(ds, name);
     if (info.mosaic) {
       found = UnpackMosaic(ds, decoded, csa);
     } else if (info.uih_grid) {
@@ -678,7 +626,7 @@ SeriesSlices ReadSeriesSlices(StudySource& source, const SeriesRef& series, cons
     } else if (multi_frame) {
       found = ExpandEnhanced(ds, decoded, info);
     } else {
-      if (info.philips) ApplyPhilipsScaling(&ds, decoded);
+      if (info.vendor == Vendor::kPhilips) ApplyPhilipsScaling(&ds, decoded);
       Slice slice{std::move(decoded)};
       slice.order = {slice.image.instance_number, 0, 0};
       slice.echo = DicomNumber(ds, 0x0018, 0x0086);

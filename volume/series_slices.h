@@ -27,22 +27,12 @@
 #include "volume/geometry.h"
 
 class DcmDataset;
-class DcmItem;
-class DcmTagKey;
 
 namespace procnode {
 
 // The manufacturers whose private attributes conversion reads.
 enum class Vendor { kOther, kSiemens, kGE, kPhilips, kUIH, kCanon };
 Vendor VendorOf(const std::string& manufacturer);
-
-// The numbers of an attribute, whatever VR it arrived with: read through its text where DCMTK
-// knows the VR; from the raw bytes of an unknown one (a private attribute in Implicit VR) as `raw`
-// says, text ("1000\0\0") or little-endian binary floats of 4 or 8 bytes. `deep`: the first
-// occurrence anywhere, sequences included (an enhanced object's first frame or shared groups).
-// Empty unless all `count` values are there and finite.
-enum class Raw { kText, kFloat32, kFloat64 };
-std::vector<double> AttributeNumbers(DcmItem& item, const DcmTagKey& tag, std::size_t count, Raw raw, bool deep = false);
 
 // One image's diffusion weighting as its DICOM states it: the b-value (s/mm2) and, for a
 // directional image, the unit gradient direction, in patient coordinates (LPS) or, where the
@@ -84,9 +74,9 @@ struct SeriesInfo {
   int mosaic_normal_sign = 1;
   std::optional<double> spacing_between_slices;  // (0018,0088): a single slice's third axis
   std::optional<double> ge_diffusion_directions;  // GE (0019,10E0): 0 for a trace (non-tensor) series
-  bool philips = false;
   Vendor vendor = Vendor::kOther;
   std::optional<SiemensCsa> csa;
+  bool csa_diffusion = false;  // the first instance's CSA header has a b-value: each instance's is read
   // Reads a deferred slice's samples (and max_sample) from its instance again.
   std::function<void(Slice&)> load_pixels;
   bool defer_pixels = false;
