@@ -53,6 +53,9 @@ class Grammar {
     Positional(test, "DICOM_DIR", "folder holding the study", true);
     Value(test, "calling-aet", "AET", "the sender's AE title, for rules that test CallingAET");
     Value(test, "called-aet", "AET", "the receiver's AE title, for rules that test CalledAET");
+    for (auto* command : {validate, test}) {
+      Value(command, "tools", "DIR", "external tools' folder, so rules may name them (default $PROCNODE_TOOLS)");
+    }
 
     auto* process = Command("process", "run a processor on the folder's largest series it accepts: measurements.json, "
                                        "labels.nii.gz, seg.dcm, sr.dcm, report.pdf, report-pdf.dcm in --out");
@@ -62,8 +65,16 @@ class Grammar {
     process->add_option("--param", parsed_.params, "a processor parameter (repeatable)")->type_name("KEY=VALUE");
     Value(process, "device", "DEVICE", "auto (GPU where present), cpu or gpu")
         ->check(CLI::IsMember({"auto", "cpu", "gpu"}));
+    Value(process, "tools", "DIR", "external tools' folder (each NAME/tool.json; default $PROCNODE_TOOLS): PROCESSOR "
+                                   "may name one; its derived images and logs are kept in --out");
 
-    Command("processors", "the processors, their inputs and parameters (JSON Schema)");
+    auto* processors = Command("processors", "the processors, their inputs and parameters (JSON Schema)");
+    Value(processors, "tools", "DIR", "also the external tools of DIR (default $PROCNODE_TOOLS)");
+
+    auto* tools = Command("tools", "external tools: check a manifest");
+    tools->require_subcommand(1);
+    auto* tool_validate = Sub(tools, "validate", "check MANIFEST.json against the tool contract; errors name their JSON pointer");
+    Positional(tool_validate, "MANIFEST", "the tool's manifest (tool.json)", true);
 
     auto* anonymize = Command("anonymize", "PS3.15 Annex E de-identification of every DICOM file under IN_DIR into "
                                            "OUT_DIR/<pseudonym>/<study>/<series>/<sop>.dcm, each output leak-checked");

@@ -46,6 +46,8 @@
 #include "pipeline/processing_pipeline.h"
 #include "pipeline/routing_inputs.h"
 #include "processors/builtin.h"
+#include "processors/external/external_tool.h"
+#include "processors/external/tool_manifest.h"
 #include "processors/processor.h"
 #include "processors/volume_stats.h"
 #include "results/key_images.h"
@@ -84,9 +86,33 @@ nlohmann::json ParseParams(const std::vector<std::string>& params) {
   return out;
 }
 
+// The built-in processors and the external tools of --tools DIR (or $PROCNODE_TOOLS); a tool
+// whose manifest is bad is left out, said on standard error.
+const ProcessorRegistry& Processors(const Args& args) {
+  static ProcessorRegistry registry;
+  static bool made = false;
+  if (made) return registry;
+  made = true;
+  RegisterBuiltinProcessors(registry);
+  const char* env = std::getenv("PROCNODE_TOOLS");
+  const std::string folder = args.Option("tools").value_or(env != nullptr ? env : "");
+  if (!folder.empty()) {
+    for (const auto& warning : RegisterTools(registry, folder, "")) std::cerr << "warning: " << warning << "\n";
+  }
+  return registry;
+}
+
+int Tools(const Args& args) {
+  if (args.positional.size() != 3 || args.positional[1] != "validate") throw Error(ErrorCode::kInvalidInput, "tools needs: validate MANIFEST.json");
+  const ToolManifest manifest = ReadToolManifest(args.positional[2]);
+  std::cout << args.positional[2] << ": valid, tool " << manifest.name << " " << manifest.version << " ("
+            << manifest.parameters.size() << " parameter(s))\n";
+  return 0;
+}
+
 int Process(const Args& args) {
   if (args.positional.size() != 3) throw Error(ErrorCode::kInvalidInput, "process needs PROCESSOR DICOM_DIR");
-  const Processor& processor = BuiltinProcessors().Get(args.positional[1]);
+  const Processor& processor = Processors(args).Get(args.positional[1]);
   const nlohmann::json parameters = ParseParams(args.params);
   ResolveParameters(processor.Info(), parameters);  // bad parameters fail before any reading
   const std::filesystem::path out = args.Required("out");
@@ -97,6 +123,7 @@ int Process(const Args& args) {
   PipelineContext ctx;
   ctx.device = ParseDevicePreference(args.Option("device").value_or("auto"));
   ctx.font_path = PROCNODE_FONT;
+  ctx.keep_files_in = out.string();
   // A progress bar where standard error is a terminal; elsewhere (logs, pipes) a line per stage.
   const bool terminal = ::isatty(STDERR_FILENO) == 1;
   std::string last_stage;
@@ -306,7 +333,7 @@ int Rules(const Args& args) {
     throw Error(ErrorCode::kInvalidInput, "rules needs: validate FILE, or test FILE DICOM_DIR");
   }
   const std::string& path = args.positional[2];
-  const auto parsed = ParseRuleSet(ReadFileBytes(path), DefaultVocabulary(BuiltinProcessors()));
+  const auto parsed = ParseRuleSet(ReadFileBytes(path), DefaultVocabulary(Processors(args)));
   if (!parsed.rule_set) {
     for (const auto& error : parsed.errors) {
       std::cerr << path << ": " << (error.pointer.empty() ? "/" : error.pointer) << ": " << error.reason << "\n";
@@ -447,7 +474,7 @@ int Run(int argc, char** argv) {
   if (command == "process") return Process(args);
   if (command == "processors") {
     nlohmann::json list = nlohmann::json::array();
-    for (const Processor* p : BuiltinProcessors().All()) list.push_back(ProcessorJson(p->Info()));
+    for (const Processor* p : Processors(args).All()) list.push_back(ProcessorJson(p->Info()));
     std::cout << list.dump(2) << "\n";
     return 0;
   }
@@ -455,6 +482,7 @@ int Run(int argc, char** argv) {
   if (command == "worker") return Worker(args);
   if (command == "reidentify") return Reidentify(args);
   if (command == "rules") return Rules(args);
+  if (command == "tools") return Tools(args);
   std::cerr << "unknown command '" << command << "'\n" << cli::Usage();
   return 2;
 }

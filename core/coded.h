@@ -13,6 +13,10 @@ struct Code {
   std::string value, scheme, meaning;
 };
 
+// procnode's local coding scheme (PS3.16 8.2: designators beginning with "99"), for concepts no
+// standard scheme names (an external tool's own measurements); the SR identifies it.
+inline constexpr const char* kPrivateCodingScheme = "99PROCNODE";
+
 struct CodedMeasurement {
   Code concept_name;
   double value = 0;

@@ -84,7 +84,7 @@ NodeConfig ParseNodeConfig(const std::string& orthanc_configuration_json, const 
       "HeartbeatSeconds", "MaxAttempts", "RetryBackoffSeconds", "PollSeconds", "ResultSeriesNumber", "ResultSeriesNumbers", "EarlyStart", "EarlyStartPollSeconds", "Audit",
       "Destinations", "RulesFile", "TestHooks", "Admins", "CompletenessMaxWaitSeconds", "DeliveryMaxAttempts",
       "DeliveryBackoffSeconds", "VaultRoles", "CleanPixelRules", "TrustedUserHeader", "AllowAnonymousAdministration",
-      "DatabaseConnectTimeoutSeconds", "DatabaseStatementTimeoutSeconds", "OrthancId", "GpuWaitSeconds"};
+      "DatabaseConnectTimeoutSeconds", "DatabaseStatementTimeoutSeconds", "OrthancId", "GpuWaitSeconds", "ToolsDirectory"};
   NodeConfig config;
   for (const auto& [key, value] : section.items()) {
     if (!kKnown.contains(key)) config.warnings.push_back("ProcNode." + key + ": unknown key, ignored");
@@ -101,6 +101,9 @@ NodeConfig ParseNodeConfig(const std::string& orthanc_configuration_json, const 
     Bad("Gpu", "must be \"auto\", \"cpu\" or \"gpu\", got \"" + config.gpu + "\"");
   }
   config.work_directory = String(section, "WorkDirectory", "");
+  if (!config.work_directory.empty() && config.work_directory[0] != '/') Bad("WorkDirectory", "must be an absolute folder path");
+  config.tools_directory = String(section, "ToolsDirectory", "");
+  if (!config.tools_directory.empty() && config.tools_directory[0] != '/') Bad("ToolsDirectory", "must be an absolute folder path");
   config.node_name = String(section, "NodeName", HostName());
   config.orthanc_id = String(section, "OrthancId",
                              root.contains("Name") && root["Name"].is_string() ? root["Name"].get<std::string>() : "MyOrthanc");

@@ -20,7 +20,11 @@ struct NodeConfig {
   std::string phi_vault;       // PHI vault DSN (issue 4); optional for now
   int workers = 2;
   std::string gpu = "auto";    // auto | cpu | gpu
-  std::string work_directory;  // scratch space for later stages; empty: none needed yet
+  // Scratch space and kept files: external tools' run folders, and jobs/<id>/ with the files a
+  // job made besides its DICOM results (derived images, tool logs). Empty: the system's temporary
+  // folder for runs, and such files are listed on the job but not kept.
+  std::string work_directory;
+  std::string tools_directory;  // ProcNode.ToolsDirectory: external tools (each NAME/tool.json); empty: none
   std::string node_name;       // default: host name
   // Which Orthanc this node serves, when several share one job database (ProcNode.OrthancId;
   // default: Orthanc's own "Name"). Give each Orthanc its own.

@@ -35,6 +35,7 @@ int NiftiBitsPerVoxel(int16_t datatype) {
     case kDtUint8: case kDtInt8: return 8;
     case kDtInt16: case kDtUint16: return 16;
     case kDtInt32: case kDtUint32: case kDtFloat32: return 32;
+    case kDtFloat64: return 64;
   }
   throw Error(ErrorCode::kInternal, "NIfTI datatype " + std::to_string(datatype) + " not supported");
 }
@@ -245,7 +246,7 @@ T Get(const std::string& buffer, std::size_t offset) {
 }
 
 // Every gzip member of `bytes` inflated, one after the other (RFC 1952 2.2).
-std::string Gunzip(const std::string& bytes, const std::string& name) {
+std::string Gunzip(const std::string& bytes, const std::string& name, std::size_t max_bytes) {
   std::string out;
   z_stream z{};
   if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) throw Error(ErrorCode::kInternal, name + ": zlib cannot start");
@@ -257,6 +258,10 @@ std::string Gunzip(const std::string& bytes, const std::string& name) {
     z.avail_out = static_cast<uInt>(chunk.size());
     const int status = inflate(&z, Z_NO_FLUSH);
     out.append(chunk.data(), chunk.size() - z.avail_out);
+    if (out.size() > max_bytes) {
+      inflateEnd(&z);
+      throw Error(ErrorCode::kTooLarge, name + ": inflates to more than " + std::to_string(max_bytes >> 20) + " MiB");
+    }
     if (status == Z_STREAM_END) {
       if (z.avail_in == 0) break;
       inflateReset(&z);  // the next member
@@ -273,9 +278,9 @@ std::string Gunzip(const std::string& bytes, const std::string& name) {
 
 }  // namespace
 
-NiftiImage ParseNiftiBytes(const std::string& given, const std::string& name) {
+NiftiImage ParseNiftiBytes(const std::string& given, const std::string& name, std::size_t max_bytes) {
   const bool gzipped = given.size() >= 2 && static_cast<unsigned char>(given[0]) == 0x1f && static_cast<unsigned char>(given[1]) == 0x8b;
-  const std::string bytes = gzipped ? Gunzip(given, name) : std::string();
+  const std::string bytes = gzipped ? Gunzip(given, name, max_bytes) : std::string();
   const std::string& b = gzipped ? bytes : given;
   auto bad = [&](const std::string& why) { return Error(ErrorCode::kInvalidInput, name + ": " + why); };
   if (b.size() < 348) throw bad("too short for a NIfTI-1 header (" + std::to_string(b.size()) + " bytes)");
@@ -294,7 +299,7 @@ NiftiImage ParseNiftiBytes(const std::string& given, const std::string& name) {
   }
   image.datatype = Get<int16_t>(b, 70);
   switch (image.datatype) {
-    case kDtUint8: case kDtInt8: case kDtInt16: case kDtUint16: case kDtInt32: case kDtUint32: case kDtFloat32: break;
+    case kDtUint8: case kDtInt8: case kDtInt16: case kDtUint16: case kDtInt32: case kDtUint32: case kDtFloat32: case kDtFloat64: break;
     default: throw bad("datatype " + std::to_string(image.datatype) + " is not supported");
   }
   for (int i = 0; i < 4; ++i) image.pixdim[i] = Get<float>(b, 80 + 4 * i);
@@ -328,6 +333,18 @@ NiftiImage ReadNiftiFile(const std::string& path) {
   return ParseNiftiBytes(bytes, path);
 }
 
+std::array<std::array<double, 4>, 3> VolumeAffine(const Volume& v) {
+  std::array<std::array<double, 4>, 3> srow{};
+  const std::array<const std::array<double, 3>*, 3> axes{&v.row_direction, &v.column_direction, &v.slice_direction};
+  for (int axis = 0; axis < 3; ++axis) {
+    for (int r = 0; r < 3; ++r) srow[r][axis] = (r < 2 ? -1 : 1) * (*axes[axis])[r] * v.spacing[axis];
+  }
+  srow[0][3] = -v.origin[0];  // LPS -> RAS
+  srow[1][3] = -v.origin[1];
+  srow[2][3] = v.origin[2];
+  return srow;
+}
+
 Volume VolumeFromNifti(const NiftiImage& image) {
   Volume v;
   v.dims = {static_cast<std::size_t>(image.dims[0]), static_cast<std::size_t>(image.dims[1]),
@@ -356,6 +373,7 @@ Volume VolumeFromNifti(const NiftiImage& image) {
     case kDtInt32: scale(reinterpret_cast<const int32_t*>(data)); break;
     case kDtUint32: scale(reinterpret_cast<const uint32_t*>(data)); break;
     case kDtFloat32: scale(reinterpret_cast<const float*>(data)); break;
+    case kDtFloat64: scale(reinterpret_cast<const double*>(data)); break;
   }
   return v;
 }

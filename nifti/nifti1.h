@@ -7,6 +7,7 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -15,7 +16,7 @@
 namespace procnode {
 
 enum NiftiDatatype : int16_t {
-  kDtUint8 = 2, kDtInt16 = 4, kDtInt32 = 8, kDtFloat32 = 16, kDtInt8 = 256, kDtUint16 = 512, kDtUint32 = 768,
+  kDtUint8 = 2, kDtInt16 = 4, kDtInt32 = 8, kDtFloat32 = 16, kDtInt8 = 256, kDtUint16 = 512, kDtUint32 = 768, kDtFloat64 = 64,
 };
 
 int NiftiBitsPerVoxel(int16_t datatype);
@@ -57,10 +58,14 @@ void WriteNiftiFile(const std::string& path, const NiftiImage& image, bool gzip)
 
 // A single-file NIfTI-1 image (.nii, or .nii.gz of one or more gzip members), little-endian, with
 // an sform and one of the datatypes above, as procnode and dcm2niix write them. Error(kInvalidInput)
-// naming `name` and what is wrong (truncated, not NIfTI-1, big-endian, no sform, datatype).
-NiftiImage ParseNiftiBytes(const std::string& bytes, const std::string& name);
+// naming `name` and what is wrong (truncated, not NIfTI-1, big-endian, no sform, datatype);
+// Error(kTooLarge) when gzip data inflates past `max_bytes`.
+NiftiImage ParseNiftiBytes(const std::string& bytes, const std::string& name, std::size_t max_bytes = SIZE_MAX);
 // Error(kUnavailable) naming the path when it cannot be read.
 NiftiImage ReadNiftiFile(const std::string& path);
+// The sform (voxel -> RAS mm) of a volume's grid (LPS directions, spacing and origin).
+std::array<std::array<double, 4>, 3> VolumeAffine(const Volume& volume);
+
 // The image as a float Volume in modality units (scl applied): spacing and directions from the
 // sform (RAS -> LPS), time points stacked along z. What the pipeline's volume stage makes.
 Volume VolumeFromNifti(const NiftiImage& image);

@@ -773,13 +773,7 @@ NiftiImage LabelNiftiImage(const Volume& v, const std::vector<uint8_t>& labels) 
   image.dimensions = 3;
   image.pixdim = {v.spacing[0], v.spacing[1], v.spacing[2], 0};
   image.datatype = kDtUint8;
-  const std::array<const std::array<double, 3>*, 3> axes{&v.row_direction, &v.column_direction, &v.slice_direction};
-  for (int axis = 0; axis < 3; ++axis) {
-    for (int r = 0; r < 3; ++r) image.srow[r][axis] = (r < 2 ? -1 : 1) * (*axes[axis])[r] * v.spacing[axis];
-  }
-  image.srow[0][3] = -v.origin[0];  // LPS -> RAS
-  image.srow[1][3] = -v.origin[1];
-  image.srow[2][3] = v.origin[2];
+  image.srow = VolumeAffine(v);
   image.descrip = "procnode labels";
   image.voxels.assign(reinterpret_cast<const char*>(labels.data()), labels.size());
   return image;
@@ -805,6 +799,7 @@ SeriesVolume NiftiSeriesVolume(StudySource& source, const SeriesRef& series, con
                               " first): the first is used");
   }
   result.sources = std::move(part.sources);
+  result.sidecar = std::move(part.sidecar);
   if (!result.sources.empty()) result.series_instance_uid = result.sources.front().series_instance_uid;
   result.study = ReadStudyIdentity(source, series.instance_ids.front());
   return result;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <unistd.h>
 
 #include "anonymizer/anonymizing_source.h"
@@ -20,6 +21,8 @@
 #include "pipeline/processing_pipeline.h"
 #include "pipeline/routing_inputs.h"
 #include "processors/builtin.h"
+#include "processors/external/external_tool.h"
+#include "processors/external/sandbox.h"
 #include "processors/processor.h"
 #include "routing/bids_mapping.h"
 #include "routing/rules.h"
@@ -63,6 +66,15 @@ Node::Node(NodeConfig config, OrthancRest& rest)
                           .host_memory_bytes = HostMemoryBytes(),
                           .gpu_memory_bytes = gpu_.found && config_.gpu != "cpu" ? gpu_.memory_bytes : 0}) {
   RegisterBuiltinProcessors(processors_);
+  if (!config_.tools_directory.empty()) {
+    // A bad manifest leaves that tool out (rules naming it are refused), not the node.
+    for (const auto& warning : RegisterTools(processors_, config_.tools_directory, config_.work_directory)) {
+      Log(LogLevel::kError, "external tools: " + warning);
+    }
+    Log(LogLevel::kInfo, "external tools: " + std::to_string(processors_.All().size()) + " processor(s) with the tools of " +
+                             config_.tools_directory + " (sandbox: " + (BwrapPath().empty() ? "bwrap missing: tools will fail"
+                                                                                             : BwrapPath()) + ")");
+  }
   const auto kinds = ResultKinds();
   for (const auto& [kind, number] : config_.result_series_numbers) {
     if (std::find(kinds.begin(), kinds.end(), kind) == kinds.end()) {
@@ -629,6 +641,9 @@ JobOutcome Node::RunJob(JobContext& context) {
   ctx.font_path = PROCNODE_FONT;
   ctx.result_series_numbers = config_.result_series_numbers;
   ctx.series_id = job.series_id;
+  if (!config_.work_directory.empty()) {
+    ctx.keep_files_in = (std::filesystem::path(config_.work_directory) / "jobs" / std::to_string(job.id)).string();
+  }
   if (!config_.test_pause_after_stage.empty()) {
     ctx.after_stage = [this, &context](const std::string& stage) {
       if (stage != config_.test_pause_after_stage) return;

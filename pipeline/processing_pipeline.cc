@@ -7,6 +7,8 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
+#include <fstream>
 
 #include "core/error.h"
 #include "core/format.h"
@@ -204,6 +206,12 @@ SeriesRef PickSeries(const ProcessorInfo& info, const std::vector<SeriesRef>& se
   return LargestInputSeries(accepted);
 }
 
+void WriteBytesFile(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary);
+  out << bytes;
+  if (!out) throw Error(ErrorCode::kUnavailable, path + ": cannot be written");
+}
+
 }  // namespace
 
 PipelineResult RunPipeline(const Processor& processor, const nlohmann::json& given_parameters, StudySource& clinical_source,
@@ -246,7 +254,18 @@ PipelineResult RunPipeline(const Processor& processor, const nlohmann::json& giv
                         .progress = [&](double fraction, const std::string& step) {
                           if (ctx.progress) ctx.progress(0.5 + 0.38 * fraction, info.name + ": " + step);
                         },
-                        .stop_requested = ctx.stop_requested};
+                        .stop_requested = ctx.stop_requested,
+                        .sidecar = &loaded.sidecar,
+                        .write_source_dicom = [&](const std::string& folder) {
+                          // The series as this route sees it: de-identified on an anonymized route.
+                          int n = 0;
+                          for (const auto& id : series.instance_ids) {
+                            if (ctx.stop_requested && ctx.stop_requested()) throw Error(ErrorCode::kCancelled, "cancelled");
+                            char name[32];
+                            std::snprintf(name, sizeof name, "/%06d.dcm", ++n);
+                            WriteBytesFile(folder + name, source.FetchInstance(id));
+                          }
+                        }};
   PipelineResult result;
   result.output = processor.Run(v, parameters, pctx);
   stages.End();
@@ -328,6 +347,21 @@ PipelineResult RunPipeline(const Processor& processor, const nlohmann::json& giv
   }
   stages.End();
 
+  // Files a processor made besides its labels (an external tool's derived images and logs): kept
+  // where the caller says, with the job.
+  nlohmann::json files = nlohmann::json::array();
+  for (const auto& file : result.output.files) {
+    nlohmann::json entry{{"name", file.name}, {"bytes", file.bytes.size()}, {"description", file.description}};
+    if (!ctx.keep_files_in.empty()) {
+      std::filesystem::create_directories(ctx.keep_files_in);
+      WriteBytesFile((std::filesystem::path(ctx.keep_files_in) / file.name).string(), file.bytes);
+      entry["kept"] = true;
+    } else {
+      entry["kept"] = false;
+    }
+    files.push_back(entry);
+  }
+
   result.device = result.output.device;
   if (anonymizing) result.anonymized = true;
   const bool returned = clinical_uids.has_value();
@@ -352,6 +386,8 @@ PipelineResult RunPipeline(const Processor& processor, const nlohmann::json& giv
   for (const auto& w : result.output.warnings) result.summary["warnings"].push_back(w);
   for (const auto& w : result_warnings) result.summary["warnings"].push_back(w);
   if (!result.output.device_note.empty()) result.summary["device_note"] = result.output.device_note;
+  if (!result.output.run.is_null()) result.summary["tool"] = result.output.run;
+  if (!files.empty()) result.summary["files"] = files;
   result.volume = std::move(loaded.volume);
   return result;
 }

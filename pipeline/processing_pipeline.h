@@ -38,6 +38,9 @@ struct PipelineContext {
   // The result writers, in order; null: DefaultResultWriters().
   const std::vector<const ResultWriter*>* writers = nullptr;
   std::string series_id;  // a series-level job's series; empty: the study's largest accepted series
+  // Where files a processor made besides its labels (an external tool's derived images and logs)
+  // are kept; empty: they are listed on the job but not kept.
+  std::string keep_files_in;
   // An anonymized route: every instance is de-identified before any stage sees it; results carry
   // the pseudonym and remapped UIDs, pass the leak gate, and `keep_identity` (the PHI vault) is
   // called for each patient before anything is stored. Null: a clinical route.

@@ -83,6 +83,9 @@ JobRequirements EstimateRequirements(const JobSpec& spec, const Processor* proce
   if (processor == nullptr) return r;
   const ProcessorInfo& info = processor->Info();
   r.prefers_gpu = spec.device == "auto" && info.has_gpu_implementation;
+  if (info.requires_gpu) r.needs_gpu = true;
+  r.device_memory_bytes = r.needs_gpu || r.prefers_gpu ? info.gpu_bytes_fixed : 0;
+  r.host_memory_bytes = info.host_bytes_fixed;
   const SeriesAttributes* input = nullptr;
   for (const auto& s : study.series) {
     if (s.produced_by_procnode) continue;
@@ -98,8 +101,8 @@ JobRequirements EstimateRequirements(const JobSpec& spec, const Processor* proce
   }
   if (input == nullptr) return r;
   const uint64_t voxels = Voxels(*input);
-  if (r.needs_gpu || r.prefers_gpu) r.device_memory_bytes = static_cast<uint64_t>(voxels * info.gpu_bytes_per_voxel);
-  r.host_memory_bytes = static_cast<uint64_t>(voxels * info.host_bytes_per_voxel);
+  if (r.needs_gpu || r.prefers_gpu) r.device_memory_bytes += static_cast<uint64_t>(voxels * info.gpu_bytes_per_voxel);
+  r.host_memory_bytes += static_cast<uint64_t>(voxels * info.host_bytes_per_voxel);
   return r;
 }
 

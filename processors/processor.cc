@@ -92,7 +92,7 @@ nlohmann::json ParameterSchema(const ProcessorInfo& info) {
 }
 
 nlohmann::json ProcessorJson(const ProcessorInfo& info) {
-  return {{"name", info.name},
+  nlohmann::json out{{"name", info.name},
           {"version", info.version},
           {"description", info.description},
           {"report_title", info.report_title},
@@ -101,7 +101,10 @@ nlohmann::json ProcessorJson(const ProcessorInfo& info) {
           {"gpu", info.has_gpu_implementation},
           {"gpu_bytes_per_voxel", info.gpu_bytes_per_voxel},
           {"host_bytes_per_voxel", info.host_bytes_per_voxel},
-          {"parameters", ParameterSchema(info)}};
+          {"parameters", ParameterSchema(info)},
+          {"kind", info.kind}};
+  if (!info.details.is_null()) out["details"] = info.details;
+  return out;
 }
 
 std::string RejectionReason(const ProcessorInfo& info, const Volume& volume) {

@@ -43,12 +43,30 @@ struct ProcessorInfo {
   double gpu_bytes_per_voxel = 0;       // device memory it needs, per input voxel
   double host_bytes_per_voxel = 8;      // host memory it needs, per input voxel (the volume and its work)
   std::vector<ParameterSpec> parameters;
+  // "native" (built in) or "external" (a tool run in a sandbox, processors/external/).
+  std::string kind = "native";
+  bool requires_gpu = false;            // only runs on a GPU (external tools that say so)
+  uint64_t gpu_bytes_fixed = 0;         // device memory it needs whatever the input's size
+  uint64_t host_bytes_fixed = 0;        // host memory it needs besides the per-voxel part
+  nlohmann::json details;               // extra for REST and the command line (a tool's manifest); null: none
 };
 
 struct ProcessorContext {
   DevicePreference device = DevicePreference::kAuto;
   std::function<void(double fraction, const std::string& step)> progress;  // optional
   std::function<bool()> stop_requested;                                    // optional
+  // The input series' BIDS sidecar as the converter made it (no PHI); null when not known.
+  const nlohmann::json* sidecar = nullptr;
+  // Writes the input series' instances (de-identified on an anonymized route) as DICOM files
+  // into an existing folder; optional (a processor that needs them and gets none fails).
+  std::function<void(const std::string& folder)> write_source_dicom;
+};
+
+// A file a processor made besides its labels (a derived image), kept with the job.
+struct OutputFile {
+  std::string name;   // a plain file name
+  std::string bytes;
+  std::string description;
 };
 
 struct LabelName {
@@ -65,6 +83,8 @@ struct ProcessorOutput {
   std::vector<std::string> warnings;
   std::string device;                     // "cpu" or "cuda:0 <name>": what ran
   std::string device_note;                // why the CPU ran when a GPU was preferred
+  std::vector<OutputFile> files;          // derived images and the like, kept with the job
+  nlohmann::json run;                     // how an external tool ran (provenance); null for natives
 };
 
 class Processor {

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -43,6 +44,7 @@ struct SeriesVolume {
   std::string series_instance_uid;
   std::vector<SourceInstance> sources;  // in slice order
   std::vector<std::string> warnings;    // safe to show: no PHI
+  nlohmann::json sidecar;               // the converter's BIDS sidecar of the part used (no PHI)
 };
 
 struct LoadCallbacks {

@@ -18,8 +18,6 @@
 
 namespace procnode {
 
-inline constexpr const char* kPrivateCodingScheme = "99PROCNODE";
-
 struct SrMeasurementGroup {
   std::string tracking_id;               // human-readable, e.g. "right lung"
   std::string tracking_uid;
