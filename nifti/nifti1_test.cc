@@ -149,10 +149,10 @@ TEST(Nifti1Reader, MalformedFilesAreRefusedNamingTheFileAndTheReason) {
   std::string no_sform = good;
   no_sform[254] = no_sform[255] = 0;
   EXPECT_NE(error(no_sform).find("no sform"), std::string::npos);
-  std::string float64 = good;
-  const int16_t dt = 64;
-  std::memcpy(float64.data() + 70, &dt, 2);
-  EXPECT_NE(error(float64).find("datatype 64"), std::string::npos);
+  std::string rgb = good;
+  const int16_t dt = 128;  // RGB24
+  std::memcpy(rgb.data() + 70, &dt, 2);
+  EXPECT_NE(error(rgb).find("datatype 128"), std::string::npos);
   std::string negative = good;
   const int16_t minus = -4;
   std::memcpy(negative.data() + 44, &minus, 2);
@@ -165,6 +165,20 @@ TEST(Nifti1Reader, MalformedFilesAreRefusedNamingTheFileAndTheReason) {
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kUnavailable);
   }
+}
+
+TEST(Nifti1Reader, ReadsFloat64ImagesAsNumpyWritesThem) {
+  NiftiImage image;
+  image.dims = {2, 1, 1, 1, 1};
+  image.datatype = kDtFloat64;
+  image.srow = {{{1, 0, 0, 0}, {0, 1, 0, 0}, {0, 0, 1, 0}}};
+  const double values[2] = {0.125, -2.5e10};
+  image.voxels.assign(reinterpret_cast<const char*>(values), sizeof values);
+  const Volume v = VolumeFromNifti(ParseNiftiBytes(NiftiFileBytes(image, true), "f64.nii.gz"));
+  ASSERT_EQ(v.voxels.size(), 2u);
+  EXPECT_EQ(v.voxels[0], 0.125f);
+  EXPECT_EQ(v.voxels[1], -2.5e10f);
+  EXPECT_THROW(ParseNiftiBytes(NiftiFileBytes(image, true), "f64.nii.gz", 100), Error);
 }
 
 }  // namespace

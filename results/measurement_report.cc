@@ -7,6 +7,8 @@
 #include <dcmtk/dcmsr/dsrdoc.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 
 #include "core/error.h"
 #include "dicom/io.h"
@@ -23,10 +25,19 @@ DSRCodedEntryValue Coded(const Code& code) {
   return DSRCodedEntryValue(code.value.c_str(), code.scheme.c_str(), code.meaning.c_str());
 }
 
+// The shortest text that reads back as `value`, within the 16 characters of a DS (PS3.5 6.2);
+// the most digits that fit where none does.
 std::string Number(double value) {
   char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "%.6g", value);
-  return buffer;
+  std::string fits;
+  for (int digits = 6; digits <= 17; ++digits) {
+    std::snprintf(buffer, sizeof buffer, "%.*g", digits, value);
+    if (std::strlen(buffer) > 16) break;
+    fits = buffer;
+    if (std::strtod(buffer, nullptr) == value) break;
+  }
+  if (fits.empty()) std::snprintf(buffer, sizeof buffer, "%.8e", value), fits = buffer;
+  return fits;
 }
 
 }  // namespace
