@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <unistd.h>
 
 #include "anonymizer/anonymizing_source.h"
@@ -833,6 +834,26 @@ std::optional<nlohmann::json> Node::JobDetail(int64_t id) {
   detail["deliveries"] = nlohmann::json::array();
   for (const auto& d : queue_.Deliveries(id)) detail["deliveries"].push_back(DeliveryToJson(d));
   return detail;
+}
+
+std::string Node::JobFile(int64_t id, const std::string& name) {
+  const auto job = queue_.Get(id);
+  if (!job) throw Error(ErrorCode::kNotFound, "job " + std::to_string(id) + " does not exist");
+  const auto result = nlohmann::json::parse(job->result_json.empty() ? "{}" : job->result_json, nullptr, false);
+  bool kept = false;
+  if (result.is_object() && result.contains("files") && result["files"].is_array()) {
+    for (const auto& file : result["files"]) kept = kept || (file.value("name", "") == name && file.value("kept", false));
+  }
+  if (!kept || config_.work_directory.empty()) {
+    throw Error(ErrorCode::kNotFound, "job " + std::to_string(id) + " kept no file " + name);
+  }
+  const auto path = std::filesystem::path(config_.work_directory) / "jobs" / std::to_string(id) / name;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    throw Error(ErrorCode::kNotFound, "job " + std::to_string(id) + ": " + name + " is not on this node (removed, or kept by the "
+                                      "standalone worker that ran the job)");
+  }
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
 nlohmann::json Node::Reidentify(const nlohmann::json& body, const Caller& caller, bool* forbidden) {

@@ -84,6 +84,10 @@ class Node {
   // The registered worker pools of this node's Orthanc (in plugins and standalone), live or not.
   nlohmann::json Workers();
   std::optional<nlohmann::json> JobDetail(int64_t id);
+  // A file the job kept besides its DICOM results (an external tool's derived image or log, listed
+  // in its result's "files"), from WorkDirectory/jobs/<id>/. Error(kNotFound) naming the job and the
+  // file when the job kept no such file here (a standalone worker keeps them on its own host).
+  std::string JobFile(int64_t id, const std::string& name);
   nlohmann::json RetryJob(int64_t id, const std::string& who);
   nlohmann::json CancelJob(int64_t id, const std::string& who);
   // The original identity behind a pseudonym, for verified users in ProcNode.VaultRoles only;

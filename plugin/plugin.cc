@@ -309,6 +309,16 @@ void GetJob(OrthancPluginRestOutput* output, const Request& request) {
   Answer(output, *job);
 }
 
+// GET /procnode/jobs/{id}/files/{name}: a file the job kept (a tool's derived image or log).
+void GetJobFile(OrthancPluginRestOutput* output, const Request& request) {
+  if (!Only(output, request, "GET")) return;
+  const std::string name = request.Group(1);
+  const std::string bytes = g_node->JobFile(IdFrom(request.Group(0), "job id"), name);
+  const char* mime = name.ends_with(".gz") ? "application/gzip" : name.ends_with(".log") ? "text/plain; charset=utf-8"
+                                                                                         : "application/octet-stream";
+  OrthancPluginAnswerBuffer(orthanc::Context(), output, bytes.data(), static_cast<uint32_t>(bytes.size()), mime);
+}
+
 void PostJobAction(OrthancPluginRestOutput* output, const Request& request) {
   if (!Only(output, request, "POST")) return;
   const int64_t id = IdFrom(request.Group(0), "job id");
@@ -450,6 +460,8 @@ ORTHANC_PLUGINS_API int32_t OrthancPluginInitialize(OrthancPluginContext* contex
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/jobs", Protect<GetJobs>);
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/workers", Protect<GetWorkers>);
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/jobs/([^/]+)", Protect<GetJob>);
+  OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/jobs/([^/]+)/files/([A-Za-z0-9][A-Za-z0-9._-]*)",
+                                          Protect<GetJobFile>);
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/jobs/([^/]+)/(retry|cancel|resend)",
                                           Protect<PostJobAction, kAdminOnly>);
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/rules", Protect<RulesRoot, kAdminOnly>);

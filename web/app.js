@@ -129,6 +129,19 @@ function resultSummary(job) {
   return "";
 }
 
+// An external tool's run (exit code, time, memory, the end of its output) and the files the job
+// kept (derived images, logs), each a download link.
+function toolSummary(job) {
+  const t = job.result && job.result.tool;
+  const files = (job.result && job.result.files) || [];
+  if (!t && !files.length) return [];
+  const line = t ? h("span", { className: "muted", title: (t.stderr_tail || t.stdout_tail || "").slice(-2000) },
+    `${t.tool} ${t.version}: exit ${t.exit_code}, ${t.runtime_seconds.toFixed(2)} s, ${t.peak_memory_mb} MiB`) : null;
+  const links = files.filter((f) => f.kept).map((f) =>
+    h("a", { href: `../jobs/${job.id}/files/${encodeURIComponent(f.name)}`, title: f.description || "" }, f.name));
+  return [h("br", {}), line, ...links.flatMap((a) => [" ", a])];
+}
+
 async function loadJobs() {
   const state = $("job-filter").value;
   const jobs = await api("GET", "../jobs" + (state ? `?state=${state}` : ""));
@@ -141,7 +154,7 @@ async function loadJobs() {
     h("td", {}, `${j.rule.id}@${j.rule.version}`),
     h("td", {}, j.pipeline),
     h("td", {}, `${j.attempts}/${j.max_attempts}`),
-    h("td", {}, j.error ? h("span", { className: "error-text" }, j.error) : resultSummary(j)),
+    h("td", {}, j.error ? h("span", { className: "error-text" }, j.error) : [resultSummary(j), ...toolSummary(j)]),
     h("td", { className: "deliveries" }, deliverySummary(j)),
     h("td", {},
       ["failed", "cancelled"].includes(j.state) && button("retry", "Retry"),

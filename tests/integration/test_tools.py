@@ -76,6 +76,11 @@ def test_the_example_tools_run_from_rules_and_their_results_land_in_the_study(or
     assert files["normalized.nii.gz"]["kept"] is True
     kept = os.path.join(work, "jobs", str(normalize["id"]), "normalized.nii.gz")
     derived = nibabel.load(kept)
+    # ... and downloadable over REST, as the admin page links it; other names are not served.
+    with open(kept, "rb") as f:
+        assert orthanc.get_raw(f"/procnode/jobs/{normalize['id']}/files/normalized.nii.gz") == f.read()
+    code, body = orthanc.get_status(f"/procnode/jobs/{normalize['id']}/files/labels.nii.gz")
+    assert code == 404 and "kept no file labels.nii.gz" in json.dumps(body), body
     series_id = [s for s in orthanc.get(f"/studies/{normalize['study']}/series")
                  if s["MainDicomTags"]["Modality"] == "MR"][0]["ID"]
     nifti_path = os.path.join(workdir, "series.nii.gz")
