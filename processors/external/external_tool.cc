@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <memory>
+#include <vector>
 
 #include "core/digest.h"
 #include "core/error.h"
@@ -55,27 +57,44 @@ void WriteText(const fs::path& path, const std::string& text) {
   if (!out) throw Error(ErrorCode::kUnavailable, path.string() + ": cannot be written");
 }
 
-// The input volume as NIfTI: int16 where every value is an integer that fits (CT, most MR), else
-// float32; the converter's geometry (the volume's affine).
-NiftiImage InputImage(const Volume& v) {
+// The input volume as NIfTI (.nii), streamed: int16 when every value is an integer that fits (CT,
+// most MR), else float32; the converter's geometry (the volume's affine). Converted through a small
+// buffer, so no second copy of the volume is made.
+void WriteInputImage(const std::string& path, const Volume& v) {
   NiftiImage image;
   image.dims = {static_cast<int64_t>(v.dims[0]), static_cast<int64_t>(v.dims[1]), static_cast<int64_t>(v.dims[2]), 1, 1};
   image.pixdim = {v.spacing[0], v.spacing[1], v.spacing[2], 0};
   image.srow = VolumeAffine(v);
   image.descrip = "procnode tool input";
-  const bool integral = std::all_of(v.voxels.begin(), v.voxels.end(), [](float x) {
-    return x == std::floor(x) && x >= std::numeric_limits<int16_t>::min() && x <= std::numeric_limits<int16_t>::max();
-  });
-  if (integral) {
-    image.datatype = kDtInt16;
-    image.voxels.resize(v.voxels.size() * 2);
-    auto* out = reinterpret_cast<int16_t*>(image.voxels.data());
-    for (std::size_t i = 0; i < v.voxels.size(); ++i) out[i] = static_cast<int16_t>(v.voxels[i]);
-  } else {
-    image.datatype = kDtFloat32;
-    image.voxels.assign(reinterpret_cast<const char*>(v.voxels.data()), v.voxels.size() * sizeof(float));
+  image.datatype = kDtInt16;
+  std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "wb"), std::fclose);
+  if (!file) throw Error(ErrorCode::kUnavailable, path + ": cannot be created");
+  bool ok = true;
+  auto put = [&](const void* data, std::size_t size) { ok = ok && std::fwrite(data, 1, size, file.get()) == size; };
+  std::string header = NiftiHeaderBytes(image);
+  put(header.data(), header.size());
+  std::vector<int16_t> chunk(1 << 18);
+  bool integral = true;
+  for (std::size_t start = 0; integral && start < v.voxels.size(); start += chunk.size()) {
+    const std::size_t n = std::min(chunk.size(), v.voxels.size() - start);
+    for (std::size_t i = 0; i < n; ++i) {
+      const float x = v.voxels[start + i];
+      if (!(x >= -32768.0f && x <= 32767.0f) || static_cast<float>(static_cast<int16_t>(x)) != x) {
+        integral = false;
+        break;
+      }
+      chunk[i] = static_cast<int16_t>(x);
+    }
+    if (integral) put(chunk.data(), n * sizeof(int16_t));
   }
-  return image;
+  if (!integral) {  // start again as float32
+    image.datatype = kDtFloat32;
+    header = NiftiHeaderBytes(image);
+    ok = ok && std::fseek(file.get(), 0, SEEK_SET) == 0;
+    put(header.data(), header.size());
+    put(v.voxels.data(), v.voxels.size() * sizeof(float));
+  }
+  if (std::fclose(file.release()) != 0 || !ok) throw Error(ErrorCode::kUnavailable, path + ": write failed");
 }
 
 // The last `n` lines of a text, for error messages.
@@ -113,7 +132,7 @@ ProcessorOutput ExternalToolProcessor::Run(const Volume& volume, const json& par
   const ToolManifest& m = manifest_;
   const RunFolder folder(work_root_, m.name);
   if (context.progress) context.progress(0.0, "writing the input");
-  WriteNiftiFile((folder / "input" / "image.nii").string(), InputImage(volume), false);
+  WriteInputImage((folder / "input" / "image.nii").string(), volume);
   json sidecar = context.sidecar != nullptr ? *context.sidecar : json::object();
   WriteText(folder / "input" / "image.json", sidecar.dump(2) + "\n");
   if (m.input_dicom) {
