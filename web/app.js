@@ -197,6 +197,27 @@ function renderWorkers(pools) {
     ...(rows.length ? rows : [h("tr", {}, h("td", { colSpan: 7, className: "muted" }, "no worker registered"))]));
 }
 
+// The node's processors, built-in and external tools alike, with what each accepts and needs.
+async function loadProcessors() {
+  const list = await api("GET", "../processors").catch(() => []);
+  const rows = list.map((p) => {
+    const r = p.details && p.details.requirements;
+    const needs = r ? `${r.cpus} CPU, ${r.memory_mb} MiB, ${r.time_limit_seconds} s${r.gpu ? ", GPU" : ""}`
+      : p.gpu ? "CPU or GPU" : "CPU";
+    const parameters = Object.keys((p.parameters && p.parameters.properties) || {});
+    return h("tr", { dataset: { processor: p.name } },
+      h("td", {}, h("code", {}, p.name)),
+      h("td", {}, p.kind === "external" ? "external tool" : "built-in"),
+      h("td", {}, p.version),
+      h("td", {}, `${(p.modalities || []).join(", ") || "any"}, ${p.min_slices}+ slices`),
+      h("td", {}, needs),
+      h("td", {}, parameters.join(", ") || "-"),
+      h("td", { className: "muted" }, p.description));
+  });
+  $("processors").querySelector("tbody").replaceChildren(
+    ...(rows.length ? rows : [h("tr", {}, h("td", { colSpan: 7, className: "muted" }, "none"))]));
+}
+
 async function loadStatus() {
   try {
     const s = await api("GET", "../status");
@@ -229,5 +250,5 @@ $("dry-run").addEventListener("click", dryRun);
 $("job-filter").addEventListener("change", loadJobs);
 $("jobs").addEventListener("click", jobAction);
 
-loadStatus(); loadRules(); loadStudies(); loadJobs();
+loadStatus(); loadRules(); loadStudies(); loadJobs(); loadProcessors();
 setInterval(() => { loadJobs(); loadStatus(); }, 2000);

@@ -35,6 +35,10 @@ try {
   const worker = await page.textContent("#workers tr[data-worker]");
   check(/plugin/.test(worker) && /live/.test(worker) && /\d+\.\d GiB/.test(worker),
         `the workers table lists the plugin's pool, live, with its memory (${worker.trim()})`);
+  await page.waitForSelector('#processors tr[data-processor="lung-emphysema"]');
+  const lung = await page.textContent('#processors tr[data-processor="lung-emphysema"]');
+  check(lung.includes("built-in") && lung.includes("CT, 8+ slices") && lung.includes("variant"),
+        "the processors table lists the lung processor with what it accepts and its parameters");
   await page.screenshot({ path: `${shots}/1-loaded.png`, fullPage: true });
 
   const chestRules = {
