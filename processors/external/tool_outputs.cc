@@ -67,6 +67,14 @@ class Reader {
     }
   }
 
+  // The list under `key` of a JSON output shaped {"key": [...]}, at most `max` items.
+  json List(const std::string& file, const std::string& key, std::size_t max, const std::string& shape) const {
+    json root = Json(file);
+    if (!root.is_object() || !root.contains(key) || !root[key].is_array()) Fail(file, "must be " + shape);
+    if (root[key].size() > max) Fail(file, "more than " + std::to_string(max) + " " + key);
+    return std::move(root[key]);
+  }
+
   std::string Text(const json& value, const std::string& file, const std::string& where, std::size_t max = kMaxText) const {
     if (!value.is_string()) Fail(file, where + ": must be a string");
     std::string text = value.get<std::string>();
@@ -211,12 +219,8 @@ Code Concept(const std::string& tool, const std::string& name) {
 
 void ReadMeasurements(const Reader& reader, ProcessorOutput& out) {
   const std::string file = "measurements.json";
-  const json root = reader.Json(file);
-  if (!root.is_object() || !root.contains("measurements") || !root["measurements"].is_array()) {
-    reader.Fail(file, "must be {\"measurements\": [{\"name\", \"value\", \"unit\", \"label\"?, \"code\"?}]}");
-  }
-  const json& list = root["measurements"];
-  if (list.size() > kMaxMeasurements) reader.Fail(file, "more than " + std::to_string(kMaxMeasurements) + " measurements");
+  const json list = reader.List(file, "measurements", kMaxMeasurements,
+                                "{\"measurements\": [{\"name\", \"value\", \"unit\", \"label\"?, \"code\"?}]}");
   json global = json::object();
   json by_label = json::object();
   for (std::size_t i = 0; i < list.size(); ++i) {
@@ -264,12 +268,8 @@ void ReadMeasurements(const Reader& reader, ProcessorOutput& out) {
 
 void ReadReport(const Reader& reader, ProcessorOutput& out) {
   const std::string file = "report.json";
-  const json root = reader.Json(file);
-  if (!root.is_object() || !root.contains("sections") || !root["sections"].is_array()) {
-    reader.Fail(file, "must be {\"sections\": [{\"heading\", \"paragraph\"?, \"rows\"?, \"table\"?}]}");
-  }
-  const json& sections = root["sections"];
-  if (sections.size() > kMaxSections) reader.Fail(file, "more than " + std::to_string(kMaxSections) + " sections");
+  const json sections = reader.List(file, "sections", kMaxSections,
+                                    "{\"sections\": [{\"heading\", \"paragraph\"?, \"rows\"?, \"table\"?}]}");
   std::size_t rows_seen = 0;
   auto count_rows = [&](std::size_t n) {
     rows_seen += n;
