@@ -595,6 +595,23 @@ std::vector<NiftiConversion> WritePart(ArrangedPart part, const nlohmann::json& 
   };
   const double tr_ms = repetition_time.value_or(0);
   std::optional<std::vector<double>> times = volume_times(0);
+  if (!times && info.ge_slice_order && positions >= 2) {
+    // GE: the first volume's slices in acquisition (instance) order, spread over TR less the
+    // delay after acquisition; interleaved takes every other slice first (dcm2niix's GE rule).
+    const auto& order = *info.ge_slice_order;
+    std::vector<std::size_t> by_instance(positions);
+    for (std::size_t p = 0; p < positions; ++p) by_instance[p] = p;
+    std::stable_sort(by_instance.begin(), by_instance.end(), [&](std::size_t a, std::size_t b) {
+      return slices[position_starts[a]].image.instance_number < slices[position_starts[b]].image.instance_number;
+    });
+    const double step = (order.tr_ms - order.delay_ms) / static_cast<double>(positions);
+    const std::size_t first_half = (positions + 1) / 2;
+    times.emplace(positions);
+    for (std::size_t rank = 0; rank < positions; ++rank) {
+      const std::size_t slot = !order.interleaved ? rank : rank % 2 == 0 ? rank / 2 : first_half + rank / 2;
+      (*times)[by_instance[rank]] = step * static_cast<double>(slot);
+    }
+  }
   if (times) {
     const auto second = volume_times(1);
     const bool plausible = range(*times) > 0 && (tr_ms <= 0 || *std::max_element(times->begin(), times->end()) <= tr_ms);

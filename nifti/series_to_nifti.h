@@ -68,10 +68,10 @@ struct NiftiConversion {
 };
 
 // The only private groups conversion reads (Siemens 0019 and 0029: mosaic count, slice times, CSA
-// header, diffusion; GE 0019 and 0043: diffusion; UIH 0065: grids and diffusion; Philips 2001 and
+// header, diffusion; GE 0019 and 0043: diffusion, 0025: the protocol block's slice order; UIH 0065: grids and diffusion; Philips 2001 and
 // 2005: precise scaling, diffusion). A folder read for conversion alone may leave out every
 // other top-level private group (FolderScanOptions); a new private read needs its group here.
-inline constexpr uint16_t kConversionPrivateGroups[] = {0x0019, 0x0029, 0x0043, 0x0065, 0x2001, 0x2005};
+inline constexpr uint16_t kConversionPrivateGroups[] = {0x0019, 0x0025, 0x0029, 0x0043, 0x0065, 0x2001, 0x2005};
 
 // One conversion per part of the series: echoes and image components (magnitude, phase, real,
 // imaginary, field map) are split into separate images, as dcm2niix splits them, in order of

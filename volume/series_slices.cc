@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "core/parallel.h"
 #include "core/text.h"
+#include "dicom/ge_protocol.h"
 #include "dicom/io.h"
 
 namespace procnode {
@@ -25,6 +26,31 @@ std::optional<SiemensCsa> CsaImageHeader(DcmDataset& ds, const std::string& name
   unsigned long length = 0;
   if (ds.findAndGetUint8Array(DcmTagKey(0x0029, 0x1010), bytes, &length).bad() || bytes == nullptr) return std::nullopt;
   return ParseSiemensCsa(std::string_view(reinterpret_cast<const char*>(bytes), length), name);
+}
+
+// GE's slice order from the protocol block, as dcm2niix reads it for SliceTiming (sequential or
+// interleaved; multiband acquisitions, whose groups of slices are excited together, are left out).
+std::optional<SeriesInfo::GeSliceOrder> GeSliceOrderOf(DcmDataset& ds) {
+  const Uint8* bytes = nullptr;
+  unsigned long length = 0;
+  if (ds.findAndGetUint8Array(DcmTagKey(0x0025, 0x101B), bytes, &length).bad() || bytes == nullptr) return std::nullopt;
+  const auto protocol = ParseGeProtocol(std::string_view(reinterpret_cast<const char*>(bytes), length));
+  if (!protocol) return std::nullopt;
+  auto number = [&](const char* key) -> std::optional<double> {
+    const auto it = protocol->find(key);
+    if (it == protocol->end()) return std::nullopt;
+    char* end = nullptr;
+    const double value = std::strtod(it->second.c_str(), &end);
+    if (end == it->second.c_str() || !std::isfinite(value)) return std::nullopt;
+    return value;
+  };
+  const auto order = number("SLICEORDER");
+  const auto tr = number("TR");
+  if (!order || (*order != 0 && *order != 1) || !tr || *tr <= 0) return std::nullopt;
+  for (const char* multiband : {"MBFACTOR", "MULTIBAND", "GROUP"}) {
+    if (number(multiband).value_or(1) > 1) return std::nullopt;
+  }
+  return SeriesInfo::GeSliceOrder{.interleaved = *order == 1, .tr_ms = *tr, .delay_ms = number("DELACQ").value_or(0)};
 }
 
 // Tile k of an image holding several slices side by side (`across` tiles to a row, filled row by
@@ -591,6 +617,7 @@ SeriesSlices ReadSeriesSlices(StudySource& source, const SeriesRef& series, cons
       }
       if (info.vendor == Vendor::kGE) {
         if (auto n = AttributeNumbers(ds, DcmTagKey(0x0019, 0x10E0), 1, Raw::kText); !n.empty()) info.ge_diffusion_directions = n[0];
+        info.ge_slice_order = GeSliceOrderOf(ds);
       }
       // Enhanced objects keep these in the shared functional groups.
       info.phase_direction = DicomString(ds, 0x0018, 0x1312);

@@ -74,6 +74,14 @@ struct SeriesInfo {
   int mosaic_normal_sign = 1;
   std::optional<double> spacing_between_slices;  // (0018,0088): a single slice's third axis
   std::optional<double> ge_diffusion_directions;  // GE (0019,10E0): 0 for a trace (non-tensor) series
+  // GE's slice order from its protocol block (0025,101B), for SliceTiming: SLICEORDER 0
+  // (sequential) or 1 (interleaved: odd slices first), the TR and the delay after acquisition
+  // (DELACQ, ms); absent for multiband acquisitions and other vendors.
+  struct GeSliceOrder {
+    bool interleaved = false;
+    double tr_ms = 0, delay_ms = 0;
+  };
+  std::optional<GeSliceOrder> ge_slice_order;
   Vendor vendor = Vendor::kOther;
   std::optional<SiemensCsa> csa;
   bool csa_diffusion = false;  // the first instance's CSA header has a b-value: each instance's is read
