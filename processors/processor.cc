@@ -41,7 +41,9 @@ nlohmann::json ResolveParameters(const ProcessorInfo& info, const nlohmann::json
   if (!given.is_object() && !given.is_null()) throw Error(ErrorCode::kInvalidInput, info.name + ": parameters must be an object");
   nlohmann::json out = nlohmann::json::object();
   static const nlohmann::json kNone = nlohmann::json::object();
-  for (const auto& [key, value] : (given.is_null() ? kNone : given).items()) {
+  for (const auto& item : (given.is_null() ? kNone : given).items()) {
+    const std::string& key = item.key();
+    const nlohmann::json& value = item.value();
     const auto spec = std::find_if(info.parameters.begin(), info.parameters.end(), [&](const auto& s) { return s.name == key; });
     if (spec == info.parameters.end()) {
       throw Error(ErrorCode::kInvalidInput, info.name + ": unknown parameter '" + key + "'");

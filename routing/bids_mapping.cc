@@ -59,7 +59,9 @@ std::vector<std::pair<std::string, std::string>> CheckBidsMapping(const nlohmann
       if (!entities.is_object()) {
         problems.emplace_back(at + "/entities", "must be an object such as {\"task\": \"rest\"}");
       } else {
-        for (const auto& [key, value] : entities.items()) {
+        for (const auto& item : entities.items()) {
+          const std::string& key = item.key();
+          const auto& value = item.value();
           if (std::none_of(std::begin(kEntityOrder), std::end(kEntityOrder), [&](const char* e) { return key == e; })) {
             problems.emplace_back(at + "/entities/" + key, "not an entity a mapping sets (task, acq, ce, rec, dir, run)");
           } else if (!value.is_string() || !Alphanumeric(value)) {

@@ -14,7 +14,6 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <sstream>
 #include <algorithm>
@@ -134,9 +133,15 @@ struct Usage {
   }
 };
 
+// A small /proc file, "" when it cannot be read: a process may end between the open and the read
+// (ESRCH), which std::ifstream reports by throwing.
 std::string ReadSmall(const std::string& path) {
-  std::ifstream in(path);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  std::string text;
+  char buffer[4096];
+  for (ssize_t n; (n = ::read(fd, buffer, sizeof buffer)) > 0 && text.size() < (1 << 20);) text.append(buffer, static_cast<std::size_t>(n));
+  ::close(fd);
   return text;
 }
 
