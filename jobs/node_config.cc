@@ -73,7 +73,7 @@ NodeConfig ParseNodeConfig(const std::string& orthanc_configuration_json, const 
   json root;
   try {
     root = json::parse(orthanc_configuration_json);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number too large for a double
     throw Error(ErrorCode::kInvalidInput, std::string("Orthanc configuration is not JSON: ") + e.what());
   }
   const json section = root.contains("ProcNode") ? root["ProcNode"] : json::object();

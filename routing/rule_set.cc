@@ -114,7 +114,7 @@ class Parser {
     }
     try {
       root = json::parse(text);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse_error, and out_of_range for a number too large for a double
       errors_.push_back({"", std::string("not JSON: ") + e.what()});
       result.errors = errors_;
       return result;

@@ -70,6 +70,13 @@ TEST(RuleSet, ErrorsNameTheJsonPointerAndTheReason) {
   EXPECT_EQ(errors[0].reason, "unknown attribute keyword \"Modalty\"");
 }
 
+TEST(RuleSet, ANumberTooLargeForADoubleIsNotJsonNotACrash) {  // found by fuzz_rules
+  const auto errors = Errors(R"({"rules": [], "mode": 1e999999})");
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].pointer, "");
+  EXPECT_NE(errors[0].reason.find("not JSON"), std::string::npos) << errors[0].reason;
+}
+
 TEST(RuleSet, EveryKindOfMistakeIsRefusedWhereItIs) {
   const std::vector<std::pair<std::string, std::string>> cases{
       {R"({"rules": [{"id": "a", "match": {"all": []}, "acton": {}}]})", "/rules/0/acton"},

@@ -14,3 +14,7 @@ ctest --output-on-failure -j "$(nproc)" --timeout 900 "$@"
 if [ "${SKIP_SANITIZERS:-0}" != 1 ] && [ $# -eq 0 ]; then
   "$here/scripts/sanitize.sh"
 fi
+# Every libFuzzer target: its regression inputs, then FUZZ_SECONDS (20) of fuzzing each (build-fuzz/).
+if [ "${SKIP_FUZZ:-0}" != 1 ] && [ $# -eq 0 ]; then
+  "$here/scripts/fuzz.sh" "${FUZZ_SECONDS:-20}"
+fi

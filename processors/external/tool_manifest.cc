@@ -150,7 +150,7 @@ ToolManifest ParseToolManifest(const std::string& text, const std::string& name)
   json root;
   try {
     root = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number too large for a double
     throw Error(ErrorCode::kInvalidInput, name + ": not JSON: " + e.what());
   }
   check.Keys(root, "", {"$schema", "manifest_version", "name", "version", "description", "report_title", "command",

@@ -62,7 +62,7 @@ class Reader {
     const std::string text = Bytes(file, kMaxJsonBytes);
     try {
       return json::parse(text);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse_error, and out_of_range for a number too large for a double
       Fail(file, std::string("not JSON: ") + e.what());
     }
   }
