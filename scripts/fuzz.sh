@@ -5,7 +5,7 @@
 # its regression inputs (tests/fuzz/regressions/TARGET/: every finding, kept once fixed), then
 # fuzzes for SECONDS (default 60) from seeds made from the shared data and the repository. A finding
 # stops the run, its input saved under build-fuzz/findings/TARGET/.
-# Usage: scripts/fuzz.sh [SECONDS [TARGET...]]
+# Usage: scripts/fuzz.sh [SECONDS [TARGET...]]; FUZZ_TIMEOUT (60 s) is the time one input may take.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${FUZZ_BUILD_DIR:-$here/build-fuzz}
@@ -31,7 +31,7 @@ for target in $targets; do
   echo "== fuzz_$target: $seconds s"
   # DCMTK allocates an element's claimed length (up to 4 GiB, address space only, nothrow) before it
   # reads the value: not a finding by itself; resident memory past 2 GiB still is.
-  "$program" -max_total_time="$seconds" -rss_limit_mb=2048 -malloc_limit_mb=4200 -timeout=20 -max_len=1048576 -print_final_stats=1 \
+  "$program" -max_total_time="$seconds" -rss_limit_mb=2048 -malloc_limit_mb=4200 -timeout="${FUZZ_TIMEOUT:-60}" -max_len=1048576 -print_final_stats=1 \
     -artifact_prefix="$build/findings/$target/" "$build/corpus/$target" "$build/seeds/$target" 2>&1 |
     grep -E "^#[0-9]+ +DONE|stat::number_of_executed_units|ERROR|SUMMARY|Test unit written|Done [0-9]+ runs" || true
   if [ -n "$(ls -A "$build/findings/$target")" ]; then
