@@ -643,7 +643,7 @@ JobOutcome Node::RunJob(JobContext& context) {
   ctx.result_series_numbers = config_.result_series_numbers;
   ctx.series_id = job.series_id;
   if (!config_.work_directory.empty()) {
-    ctx.keep_files_in = (std::filesystem::path(config_.work_directory) / "jobs" / std::to_string(job.id)).string();
+    ctx.keep_files_in = JobFilesFolder(job.id);
   }
   if (!config_.test_pause_after_stage.empty()) {
     ctx.after_stage = [this, &context](const std::string& stage) {
@@ -836,6 +836,10 @@ std::optional<nlohmann::json> Node::JobDetail(int64_t id) {
   return detail;
 }
 
+std::string Node::JobFilesFolder(int64_t id) const {
+  return (std::filesystem::path(config_.work_directory) / "jobs" / std::to_string(id)).string();
+}
+
 std::string Node::JobFile(int64_t id, const std::string& name) {
   const auto job = queue_.Get(id);
   if (!job) throw Error(ErrorCode::kNotFound, "job " + std::to_string(id) + " does not exist");
@@ -847,7 +851,7 @@ std::string Node::JobFile(int64_t id, const std::string& name) {
   if (!kept || config_.work_directory.empty()) {
     throw Error(ErrorCode::kNotFound, "job " + std::to_string(id) + " kept no file " + name);
   }
-  const auto path = std::filesystem::path(config_.work_directory) / "jobs" / std::to_string(id) / name;
+  const auto path = std::filesystem::path(JobFilesFolder(id)) / name;
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     throw Error(ErrorCode::kNotFound, "job " + std::to_string(id) + ": " + name + " is not on this node (removed, or kept by the "

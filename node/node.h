@@ -128,6 +128,8 @@ class Node {
 
  private:
   RuleVocabulary Vocabulary() const;
+  // WorkDirectory/jobs/<id>: where a job keeps its files besides its DICOM results.
+  std::string JobFilesFolder(int64_t id) const;
   // A job's de-identification (its route's project and options, the node's secret and pixel rules).
   DeidentifyOptions AnonymizationOf(const Job& job) const;
   void DeliverToBids(const Delivery& delivery, const NodeConfig::Destination& destination, const std::string& what);  // the rule language for this node's processors and destinations

@@ -11,6 +11,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "core/files.h"
 #include "core/format.h"
 #include "core/text.h"
 #include "core/version.h"
@@ -206,12 +207,6 @@ SeriesRef PickSeries(const ProcessorInfo& info, const std::vector<SeriesRef>& se
   return LargestInputSeries(accepted);
 }
 
-void WriteBytesFile(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary);
-  out << bytes;
-  if (!out) throw Error(ErrorCode::kUnavailable, path + ": cannot be written");
-}
-
 }  // namespace
 
 PipelineResult RunPipeline(const Processor& processor, const nlohmann::json& given_parameters, StudySource& clinical_source,
@@ -263,7 +258,7 @@ PipelineResult RunPipeline(const Processor& processor, const nlohmann::json& giv
                             if (ctx.stop_requested && ctx.stop_requested()) throw Error(ErrorCode::kCancelled, "cancelled");
                             char name[32];
                             std::snprintf(name, sizeof name, "/%06d.dcm", ++n);
-                            WriteBytesFile(folder + name, source.FetchInstance(id));
+                            WriteFileBytes(folder + name, source.FetchInstance(id));
                           }
                         }};
   PipelineResult result;
@@ -354,7 +349,7 @@ PipelineResult RunPipeline(const Processor& processor, const nlohmann::json& giv
     nlohmann::json entry{{"name", file.name}, {"bytes", file.bytes.size()}, {"description", file.description}};
     if (!ctx.keep_files_in.empty()) {
       std::filesystem::create_directories(ctx.keep_files_in);
-      WriteBytesFile((std::filesystem::path(ctx.keep_files_in) / file.name).string(), file.bytes);
+      WriteFileBytes((std::filesystem::path(ctx.keep_files_in) / file.name).string(), file.bytes);
       entry["kept"] = true;
     } else {
       entry["kept"] = false;

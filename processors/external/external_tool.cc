@@ -14,6 +14,7 @@
 
 #include "core/digest.h"
 #include "core/error.h"
+#include "core/files.h"
 #include "core/format.h"
 #include "nifti/nifti1.h"
 #include "processors/external/sandbox.h"
@@ -50,12 +51,6 @@ class RunFolder {
  private:
   fs::path path_;
 };
-
-void WriteText(const fs::path& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-  if (!out) throw Error(ErrorCode::kUnavailable, path.string() + ": cannot be written");
-}
 
 // The input volume as NIfTI (.nii), streamed: int16 when every value is an integer that fits (CT,
 // most MR), else float32; the converter's geometry (the volume's affine). Converted through a small
@@ -115,6 +110,9 @@ std::string LastLines(const std::string& text, int n) {
   return lines.size() > 600 ? lines.substr(lines.size() - 600) : lines;
 }
 
+// The last `n` bytes of a text.
+std::string Tail(const std::string& text, std::size_t n) { return text.substr(text.size() > n ? text.size() - n : 0); }
+
 std::string CommandDigest(const std::vector<std::string>& command) {
   std::string joined;
   for (const auto& part : command) joined += part + '\0';
@@ -134,7 +132,7 @@ ProcessorOutput ExternalToolProcessor::Run(const Volume& volume, const json& par
   if (context.progress) context.progress(0.0, "writing the input");
   WriteInputImage((folder / "input" / "image.nii").string(), volume);
   json sidecar = context.sidecar != nullptr ? *context.sidecar : json::object();
-  WriteText(folder / "input" / "image.json", sidecar.dump(2) + "\n");
+  WriteFileBytes((folder / "input" / "image.json").string(), sidecar.dump(2) + "\n");
   if (m.input_dicom) {
     if (!context.write_source_dicom) {
       throw Error(ErrorCode::kInvalidInput, "tool " + m.name + ": needs the series' DICOM files, which this run cannot give");
@@ -152,7 +150,7 @@ ProcessorOutput ExternalToolProcessor::Run(const Volume& volume, const json& par
       {"output", "/output"},
       {"limits", {{"cpus", m.cpus}, {"memory_mb", m.memory_bytes >> 20}, {"time_limit_seconds", m.time_limit_seconds},
                   {"max_output_mb", m.max_output_bytes >> 20}}}};
-  WriteText(folder / "input" / "settings.json", settings.dump(2) + "\n");
+  WriteFileBytes((folder / "input" / "settings.json").string(), settings.dump(2) + "\n");
 
   SandboxSpec spec;
   for (const auto& part : m.command) {
@@ -204,23 +202,24 @@ ProcessorOutput ExternalToolProcessor::Run(const Volume& volume, const json& par
   if (context.progress) context.progress(0.92, "reading the outputs of " + m.name);
   ProcessorOutput out = ReadToolOutputs((folder / "output").string(), m, volume);
   out.device = m.gpu ? "gpu (sandboxed tool)" : "cpu (sandboxed tool)";
+  const std::string command_sha256 = CommandDigest(m.command);
   out.run = {{"tool", m.name},
              {"version", m.version},
              {"manifest_sha256", m.manifest_sha256},
-             {"command_sha256", CommandDigest(m.command)},
+             {"command_sha256", command_sha256},
              {"exit_code", run.exit_code},
              {"runtime_seconds", std::round(run.wall_seconds * 1000) / 1000},
              {"cpu_seconds", std::round(run.cpu_seconds * 1000) / 1000},
              {"peak_memory_mb", std::round(run.peak_rss_bytes / 1048576.0 * 10) / 10},
-             {"stdout_tail", run.stdout_tail.substr(run.stdout_tail.size() > 4096 ? run.stdout_tail.size() - 4096 : 0)},
-             {"stderr_tail", run.stderr_tail.substr(run.stderr_tail.size() > 4096 ? run.stderr_tail.size() - 4096 : 0)}};
+             {"stdout_tail", Tail(run.stdout_tail, 4096)},
+             {"stderr_tail", Tail(run.stderr_tail, 4096)}};
   if (!run.stdout_tail.empty()) out.files.push_back({"tool-stdout.log", run.stdout_tail, "the tool's standard output (last 64 KiB)"});
   if (!run.stderr_tail.empty()) out.files.push_back({"tool-stderr.log", run.stderr_tail, "the tool's standard error (last 64 KiB)"});
   ReportSection provenance;
   provenance.heading = "External tool";
   provenance.rows = {{"Tool", m.name + " " + m.version},
                      {"Manifest SHA-256", m.manifest_sha256.substr(0, 16)},
-                     {"Command SHA-256", CommandDigest(m.command).substr(0, 16)},
+                     {"Command SHA-256", command_sha256.substr(0, 16)},
                      {"Exit code", std::to_string(run.exit_code)},
                      {"Runtime", FormatNumber("%.2f", run.wall_seconds) + " s"},
                      {"Peak memory", FormatNumber("%.1f", run.peak_rss_bytes / 1048576.0) + " MiB"},
