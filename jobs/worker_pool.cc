@@ -54,7 +54,7 @@ void WorkerPool::Register() {
                            .host = options_.host, .gpu = options_.gpu, .threads = options_.workers,
                            .host_memory_bytes = options_.host_memory_bytes, .gpu_memory_bytes = options_.gpu_memory_bytes},
                           3.0 * static_cast<double>(options_.heartbeat_interval.count()) / 1000.0 + 5.0);
-  } catch (const Error& e) {
+  } catch (const std::exception& e) {
     Log(LogLevel::kWarning, std::string("worker registration not renewed: ") + e.what());
   }
 }
@@ -136,7 +136,7 @@ void WorkerPool::WorkerLoop(int index) {
     try {
       job = queue_.Claim(options_.owner);
       backoff = options_.poll_interval;
-    } catch (const Error& e) {
+    } catch (const std::exception& e) {
       Log(LogLevel::kError, "worker " + std::to_string(index) + ": cannot claim jobs: " + e.what());
       backoff = std::min(backoff * 2, std::chrono::milliseconds(30'000));
       WaitFor(backoff, generation);
@@ -242,7 +242,7 @@ void WorkerPool::HeartbeatLoop() {
         if (judged && lease == held.end()) context->MarkLeaseLost();
         if (lease != held.end() && lease->cancel_requested) context->MarkCancelRequested();
       }
-    } catch (const Error& e) {
+    } catch (const std::exception& e) {
       Log(LogLevel::kWarning, std::string("heartbeat failed: ") + e.what());
     }
   }

@@ -267,6 +267,9 @@ void Node::IntakeLoop() {
                                     std::to_string(reconcile_backoff.count()) + " s");
         next_reconcile = std::chrono::steady_clock::now() + reconcile_backoff;
         reconcile_backoff = std::min(reconcile_backoff * 2, std::chrono::seconds(30));
+      } catch (const std::exception& e) {  // a defect, not an outage: logged, and the thread lives
+        Log(LogLevel::kError, std::string("intake: reconciliation failed (internal error: ") + e.what() + ")");
+        next_reconcile = std::chrono::steady_clock::now() + std::chrono::seconds(30);
       }
       continue;
     }
@@ -313,6 +316,8 @@ void Node::IntakeLoop() {
           "study " + study_id + ": not enqueued yet (" + e.what() + "), attempt " + std::to_string(attempt) +
               ", next in " + std::to_string(delay.count()) + " s");
       DeferLocked(study_id, std::chrono::steady_clock::now() + delay);
+    } catch (const std::exception& e) {  // a defect, not an outage: logged, and the thread lives
+      Log(LogLevel::kError, "study " + study_id + ": not routed (internal error: " + e.what() + ")");
     }
   }
 }
@@ -541,6 +546,9 @@ void Node::SeriesWatchLoop() {
       } catch (const Error& e) {
         // Nothing is lost: the study is routed when it is stable.
         Log(LogLevel::kInfo, "series " + series_id + ": no early start (" + e.what() + "); routed when the study is stable");
+      } catch (const std::exception& e) {
+        Log(LogLevel::kWarning, "series " + series_id + ": no early start (internal error: " + e.what() +
+                                    "); routed when the study is stable");
       }
       if (done) {
         std::lock_guard lock(mutex_);
@@ -936,7 +944,7 @@ void Node::DeliveryLoop() {
     std::optional<Delivery> due;
     try {
       due = queue_.ClaimDelivery(owner, 600);
-    } catch (const Error& e) {
+    } catch (const std::exception& e) {
       Log(LogLevel::kWarning, std::string("deliveries: ") + e.what());
     }
     if (due) {
@@ -969,12 +977,12 @@ void Node::Deliver(const Delivery& delivery) {
     queue_.DeliverySent(delivery.id, owner);
     Log(LogLevel::kInfo, what + ": " + std::to_string(delivery.instances.size()) + " object(s) sent (attempt " +
                              std::to_string(delivery.attempts) + ")");
-  } catch (const Error& e) {
+  } catch (const std::exception& e) {
     try {
       const std::string state = queue_.DeliveryFailed(delivery.id, owner, e.what(), config_.delivery_backoff_seconds);
       Log(LogLevel::kWarning, what + " failed (attempt " + std::to_string(delivery.attempts) + "): " + e.what() +
                                   (state == "dead" ? "; dead letter, resend from the job" : "; will retry"));
-    } catch (const Error& db) {
+    } catch (const std::exception& db) {
       Log(LogLevel::kWarning, what + ": cannot record the failure: " + db.what());
     }
   }

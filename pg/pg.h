@@ -9,9 +9,10 @@
 //
 // A transaction that body() leaves by an exception is rolled back (pqxx::work's destructor) and
 // its connection is dropped, never reused. Errors: a lost or refused connection (the server is
-// down, restarting, or does not answer within connect_timeout) is Error(kUnavailable, "NAME: WHAT:
-// connection lost: ...") and retryable; an SQL error is Error(kInternal, "NAME: WHAT: ..."); errors
-// body() throws itself pass unchanged. Thread-safe: each call borrows its own connection.
+// down, restarting, or does not answer within connect_timeout), a commit cut off by it and a
+// server shutting down are Error(kUnavailable, "NAME: WHAT: connection lost: ..."), retryable;
+// another SQL error is Error(kInternal, "NAME: WHAT: ..."); errors body() throws itself pass
+// unchanged (see RethrowAsError). Thread-safe: each call borrows its own connection.
 #pragma once
 
 #include <pqxx/pqxx>
@@ -42,6 +43,13 @@ class ConnectionPool {
   std::vector<std::unique_ptr<pqxx::connection>> idle_;
 };
 
+// Turns the exception in flight (inside a catch block) into an Error that names the pool and
+// `what`: a lost connection, a commit whose outcome is unknown, a server shutting down (SQLSTATE
+// class 57 or 08) or a serialization failure is kUnavailable; any other SQL or library error is
+// kInternal; an Error passes unchanged. Never lets a pqxx or standard exception through, so that
+// no thread of the node can die of one.
+[[noreturn]] void RethrowAsError(const ConnectionPool& pool, const char* what);
+
 template <typename F>
 auto Transaction(ConnectionPool& pool, const char* what, F&& body) {
   try {
@@ -51,10 +59,8 @@ auto Transaction(ConnectionPool& pool, const char* what, F&& body) {
     tx.commit();
     pool.Return(std::move(connection));
     return result;
-  } catch (const pqxx::broken_connection& e) {
-    throw Error(ErrorCode::kUnavailable, pool.name() + ": " + what + ": connection lost: " + e.what());
-  } catch (const pqxx::sql_error& e) {
-    throw Error(ErrorCode::kInternal, pool.name() + ": " + what + ": " + e.what());
+  } catch (...) {
+    RethrowAsError(pool, what);
   }
 }
 

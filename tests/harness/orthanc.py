@@ -187,7 +187,9 @@ def send_dicom(orthanc, paths, calling_aet="SCANNER", allow_failures=False):
     result = subprocess.run(args + ["127.0.0.1", str(orthanc.dicom_port)] + list(paths),
                             env=DCMTK_ENV, capture_output=True, text=True, timeout=600)
     if result.returncode != 0 and not allow_failures:
-        raise AssertionError(f"storescu failed ({result.returncode}):\n{result.stderr[-3000:]}")
+        state = "running" if orthanc.alive() else f"exited with {orthanc.process.returncode if orthanc.process else None}"
+        raise AssertionError(f"storescu failed ({result.returncode}):\n{result.stderr[-3000:]}\n"
+                             f"Orthanc {state}; its log ends:\n{orthanc.log_tail(4000)}")
     return result
 
 
