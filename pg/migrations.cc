@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "pg/pg.h"
 
 namespace procnode {
 
@@ -44,6 +45,8 @@ MigrationReport ApplyMigrations(const std::string& dsn, const std::vector<Migrat
     report.to_version = std::max(report.from_version, latest);
   } catch (const pqxx::broken_connection& e) {
     throw Error(ErrorCode::kUnavailable, name + " unreachable: " + e.what());
+  } catch (...) {
+    pg::RethrowAsError(name + " migration: ");
   }
   return report;
 }

@@ -23,7 +23,10 @@ void ConnectionPool::Return(std::unique_ptr<pqxx::connection> connection) {
 }
 
 void RethrowAsError(const ConnectionPool& pool, const char* what) {
-  const std::string prefix = pool.name() + ": " + what + ": ";
+  RethrowAsError(pool.name() + ": " + what + ": ");
+}
+
+void RethrowAsError(const std::string& prefix) {
   try {
     throw;
   } catch (const Error&) {

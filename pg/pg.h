@@ -49,6 +49,8 @@ class ConnectionPool {
 // kInternal; an Error passes unchanged. Never lets a pqxx or standard exception through, so that
 // no thread of the node can die of one.
 [[noreturn]] void RethrowAsError(const ConnectionPool& pool, const char* what);
+// The same with the message's start given ("NAME: WHAT: "), for code that holds its own connection.
+[[noreturn]] void RethrowAsError(const std::string& prefix);
 
 template <typename F>
 auto Transaction(ConnectionPool& pool, const char* what, F&& body) {
