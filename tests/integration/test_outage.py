@@ -216,3 +216,41 @@ def test_a_database_restart_while_jobs_run_and_studies_arrive_loses_nothing_and_
         assert len(result_series(orthanc, study)) == 3, "one PDF, SEG and SR series per study, not two sets"
         inputs = [s for s in orthanc.get(f"/studies/{study}/series") if s["MainDicomTags"].get("Modality") == "CT"]
         assert len(inputs) == 1 and len(inputs[0]["Instances"]) == 64, "every instance received"
+
+
+def test_a_database_stopped_for_30_seconds_shows_in_status_and_metrics_and_the_node_resumes_alone(orthanc_factory,
+                                                                                                  own_pg):
+    """Issue 20, item 6: PostgreSQL stopped for 30 s. Throughout, Orthanc answers, its status says the
+    database is down and the exposition says procnode_database_up 0 (parsed by prometheus_client);
+    a study that arrives meanwhile waits; once PostgreSQL is back, nobody touches the node and it
+    reports the database up, routes the study and processes it."""
+    from test_metrics import scrape
+    orthanc = orthanc_factory(config(own_pg.create_database("jobs")), stable_age=1).start()
+    assert scrape(orthanc, "/procnode/metrics")[1][("procnode_database_up", ())] == 1
+    own_pg.halt()
+    stopped = time.time()
+    send_dicom(orthanc, [CHEST_CT])
+    seen_down = {"status": 0, "metrics": 0, "intake": 0}
+    while time.time() - stopped < 30:
+        asked = time.time()
+        status = orthanc.get("/procnode/status")
+        assert time.time() - asked < 10, "status answers within the connect timeout, not after the outage"
+        if status["database"]["ok"] is False:
+            seen_down["status"] += 1
+            assert "job database" in status["database"]["error"], status["database"]
+        if status["intake"]["waiting_for_database"]:
+            seen_down["intake"] += 1
+        if scrape(orthanc, "/procnode/metrics")[1][("procnode_database_up", ())] == 0:
+            seen_down["metrics"] += 1
+        time.sleep(2)
+    assert orthanc.alive()
+    assert seen_down["status"] >= 5 and seen_down["metrics"] >= 5 and seen_down["intake"] >= 3, seen_down
+    assert orthanc.get("/studies"), "the study was stored during the outage"
+    own_pg.resume()
+    orthanc.wait_for(lambda: scrape(orthanc, "/procnode/metrics")[1][("procnode_database_up", ())] == 1, 30,
+                     "the metrics saying the database is up again")
+    [job] = orthanc.wait_for(lambda: [j for j in jobs(orthanc) if j["state"] == "done"] or None, JOB_TIMEOUT + 30,
+                             "the study that arrived during the outage processed")
+    assert job["pipeline"] == "volume-stats"
+    status = orthanc.get("/procnode/status")
+    assert status["database"]["ok"] is True and status["intake"]["waiting_for_database"] is False, status
