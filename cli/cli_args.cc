@@ -9,6 +9,8 @@
 #include <iostream>
 #include <memory>
 
+#include "core/files.h"
+
 namespace procnode::cli {
 namespace {
 
@@ -279,11 +281,7 @@ Args Parse(int argc, char** argv) { return Grammar().Parse(argc, argv); }
 
 std::string Usage() { return Grammar().ProgramHelp(); }
 
-void WriteFile(const std::filesystem::path& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary);
-  out << bytes;
-  if (!out) throw Error(ErrorCode::kUnavailable, path.string() + ": cannot be written");
-}
+void WriteFile(const std::filesystem::path& path, const std::string& bytes) { WriteFileBytes(path.string(), bytes); }
 
 int Guarded(const std::function<int()>& command) {
   try {

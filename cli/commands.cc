@@ -66,7 +66,7 @@ class FolderResultSink : public ResultSink {
   explicit FolderResultSink(std::filesystem::path folder) : folder_(std::move(folder)) {}
   std::string Store(const std::string& bytes, const std::string& stem) override {
     const auto path = folder_ / (stem + ".dcm");
-    std::ofstream(path, std::ios::binary) << bytes;
+    WriteFile(path, bytes);
     return path.string();
   }
 

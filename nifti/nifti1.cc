@@ -4,6 +4,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/files.h"
 #include "core/parallel.h"
 
 namespace procnode {
@@ -221,7 +223,11 @@ std::string NiftiFileBytes(const NiftiImage& image, bool gzip) {
 
 void WriteNiftiFile(const std::string& path, const NiftiImage& image, bool gzip) {
   const std::string header = NiftiHeaderBytes(image);
-  const auto fail = [&](const char* what) { throw Error(ErrorCode::kUnavailable, path + ": " + what); };
+  const auto fail = [&](const char* what) {
+    const int error = errno;
+    RemovePartialFile(path);
+    throw Error(ErrorCode::kUnavailable, path + ": " + what + " (" + ErrnoReason(error) + ")");
+  };
   FILE* file = std::fopen(path.c_str(), "wb");
   if (file == nullptr) fail("cannot be created");
   bool ok = true;

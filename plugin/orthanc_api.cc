@@ -30,8 +30,12 @@ class Buffer {
 
 [[noreturn]] void ThrowFor(OrthancPluginErrorCode code, const std::string& what) {
   const char* description = OrthancPluginGetErrorDescription(Context(), code);
-  const std::string message = what + ": Orthanc error " + std::to_string(static_cast<int>(code)) + " (" +
-                              (description ? description : "unknown") + ")";
+  std::string message = what + ": Orthanc error " + std::to_string(static_cast<int>(code)) + " (" +
+                        (description ? description : "unknown") + ")";
+  if (code == OrthancPluginErrorCode_CannotWriteFile || code == OrthancPluginErrorCode_FileStorageCannotWrite ||
+      code == OrthancPluginErrorCode_FullStorage) {
+    message += ": Orthanc's storage (StorageDirectory) is full or not writable";
+  }
   throw Error(code == OrthancPluginErrorCode_UnknownResource ? ErrorCode::kNotFound : ErrorCode::kUnavailable,
               message);
 }

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -63,7 +64,7 @@ void WriteInputImage(const std::string& path, const Volume& v) {
   image.descrip = "procnode tool input";
   image.datatype = kDtInt16;
   std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "wb"), std::fclose);
-  if (!file) throw Error(ErrorCode::kUnavailable, path + ": cannot be created");
+  if (!file) throw Error(ErrorCode::kUnavailable, path + ": cannot be created (" + ErrnoReason(errno) + ")");
   bool ok = true;
   auto put = [&](const void* data, std::size_t size) { ok = ok && std::fwrite(data, 1, size, file.get()) == size; };
   std::string header = NiftiHeaderBytes(image);
@@ -89,7 +90,9 @@ void WriteInputImage(const std::string& path, const Volume& v) {
     put(header.data(), header.size());
     put(v.voxels.data(), v.voxels.size() * sizeof(float));
   }
-  if (std::fclose(file.release()) != 0 || !ok) throw Error(ErrorCode::kUnavailable, path + ": write failed");
+  if (std::fclose(file.release()) != 0 || !ok) {
+    throw Error(ErrorCode::kUnavailable, path + ": cannot be written (" + ErrnoReason(errno) + ")");
+  }
 }
 
 // The last `n` lines of a text, for error messages.

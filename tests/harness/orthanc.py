@@ -27,7 +27,7 @@ DCMTK_ENV = dict(os.environ, TCP_NODELAY="1")
 
 class OrthancServer:
     def __init__(self, plugin, procnode, stable_age=2, aet="PROCNODE", workdir=None, verbose=True, users=None,
-                 extra_plugins=(), extra_config=None, env=None, ready_path="/procnode/status"):
+                 extra_plugins=(), extra_config=None, env=None, ready_path="/procnode/status", launcher=()):
         self.plugin = plugin
         self.ready_path = ready_path  # what answers once it is up ("/system" for an Orthanc without procnode)
         self.procnode = dict(procnode)
@@ -49,6 +49,7 @@ class OrthancServer:
         self.extra_plugins = list(extra_plugins)  # e.g. Debian's DICOMweb plugin
         self.extra_config = dict(extra_config or {})
         self.env = dict(env or {})                  # extra environment for Orthanc (secrets, keys)
+        self.launcher = list(launcher)              # a command that execs Orthanc's (a mount namespace)
 
     @property
     def url(self):
@@ -78,7 +79,7 @@ class OrthancServer:
         with open(os.path.join(self.dir, "orthanc.json"), "w") as f:
             json.dump(self.config(), f, indent=2)
         log = open(self.log_path, "a")
-        args = [ORTHANC, os.path.join(self.dir, "orthanc.json")] + (["--verbose"] if self.verbose else [])
+        args = self.launcher + [ORTHANC, os.path.join(self.dir, "orthanc.json")] + (["--verbose"] if self.verbose else [])
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=dict(DCMTK_ENV, **self.env))
         deadline = time.time() + timeout
         while time.time() < deadline:
