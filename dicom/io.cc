@@ -1,6 +1,5 @@
 #include "dicom/io.h"
 
-#include <cstdio>
 #include <dcmtk/dcmdata/dcistrmb.h>
 #include <dcmtk/dcmdata/dcostrmb.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
@@ -15,6 +14,7 @@
 #include "core/error.h"
 #include "core/study.h"
 #include "dicom/folder_source.h"
+#include "dicom/prefilter.h"
 
 namespace procnode {
 
@@ -69,6 +69,10 @@ std::string MetaHeaderOverrun(std::string_view bytes) {
 OFCondition ParseDicomBuffer(std::string_view bytes, DcmFileFormat& file, const DcmTagKey& stop) {
   if (const std::string overrun = MetaHeaderOverrun(bytes); !overrun.empty()) {
     return makeOFCondition(OFM_dcmdata, 1000, OF_error, overrun.c_str());
+  }
+  const uint32_t stop_tag = stop == DCM_UndefinedTagKey ? 0xFFFFFFFFu : static_cast<uint32_t>(stop.getGroup()) << 16 | stop.getElement();
+  if (const std::string overrun = FirstLengthOverrun(bytes, stop_tag); !overrun.empty()) {
+    return makeOFCondition(OFM_dcmdata, 1001, OF_error, (overrun + ": the file is truncated or corrupt").c_str());
   }
   DcmInputBufferStream stream;
   stream.setBuffer(bytes.data(), static_cast<offile_off_t>(bytes.size()));

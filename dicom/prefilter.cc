@@ -1,6 +1,7 @@
 #include "dicom/prefilter.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <utility>
 
@@ -16,6 +17,8 @@ class Walker {
   explicit Walker(std::string_view bytes) : bytes_(bytes) {}
 
   std::size_t pos = 0;
+  // The first element or item whose defined length runs past the end, described; empty if none.
+  std::string overrun;
 
   bool Has(std::size_t n) const { return pos <= bytes_.size() && bytes_.size() - pos >= n; }
   uint16_t U16(std::size_t offset) const {
@@ -36,6 +39,7 @@ class Walker {
   // the value's bytes (empty for an undefined length).
   bool SkipElement(bool explicit_vr, int depth, std::string_view* value = nullptr) {
     if (!Has(8) || U16(0) == 0xFFFE) return false;
+    const std::size_t start = pos;
     uint32_t length = 0;
     bool nested_explicit = explicit_vr;
     if (explicit_vr) {
@@ -57,6 +61,7 @@ class Walker {
     if (value != nullptr) *value = {};
     if (length != kUndefinedLength) {
       if (value != nullptr && Has(length)) *value = bytes_.substr(pos, length);
+      if (!Has(length)) NoteOverrun(start, length);
       return Skip(length);
     }
     return SkipUntilSequenceEnd(nested_explicit, depth + 1);
@@ -82,6 +87,7 @@ class Walker {
       if (element == 0xE0DD) return true;  // sequence delimitation
       if (element != 0xE000) return false;
       if (length != kUndefinedLength) {
+        if (!Has(length)) NoteOverrun(pos - 8, length);
         if (!Skip(length)) return false;
         continue;
       }
@@ -95,6 +101,17 @@ class Walker {
       }
     }
     return false;
+  }
+
+  void NoteOverrun(std::size_t start, uint32_t length) {
+    if (!overrun.empty()) return;
+    char tag[16];
+    std::snprintf(tag, sizeof tag, "(%04X,%04X)", static_cast<unsigned>(U16At(start)), static_cast<unsigned>(U16At(start + 2)));
+    overrun = std::string(U16At(start) == 0xFFFE ? "item " : "element ") + tag + " at byte " + std::to_string(start) +
+              " claims " + std::to_string(length) + " bytes, " + std::to_string(bytes_.size() - pos) + " are left";
+  }
+  unsigned U16At(std::size_t at) const {
+    return static_cast<unsigned char>(bytes_[at]) | static_cast<unsigned>(static_cast<unsigned char>(bytes_[at + 1])) << 8;
   }
 
   std::string_view bytes_;
@@ -154,6 +171,18 @@ std::optional<std::map<uint32_t, std::string>> TopLevelValues(std::string_view f
     values[tag] = std::string(value);
   }
   return values;
+}
+
+std::string FirstLengthOverrun(std::string_view file, uint32_t stop_tag) {
+  auto start = DatasetStart(file);
+  if (!start) return "";
+  auto& [walker, explicit_vr] = *start;
+  while (walker.pos < file.size() && walker.Has(8)) {
+    const uint32_t tag = static_cast<uint32_t>(walker.U16(0)) << 16 | walker.U16(2);
+    if (tag >= stop_tag) break;
+    if (!walker.SkipElement(explicit_vr, 0)) return walker.overrun;
+  }
+  return "";
 }
 
 std::optional<std::string> WithoutPrivateGroups(std::string_view file, std::span<const uint16_t> keep_groups) {

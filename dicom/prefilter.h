@@ -32,4 +32,11 @@ std::optional<std::string> WithoutPrivateGroups(std::string_view file, std::span
 // wanted value has a VR other than a text one (UN, binary: DCMTK's reading differs).
 std::optional<std::map<uint32_t, std::string>> TopLevelValues(std::string_view file, std::span<const uint32_t> tags);
 
+// Where an element or item of a plain little-endian file (as above), before the top-level tag
+// `stop_tag`, claims a defined length larger than the bytes the file has left: "element
+// (gggg,eeee) at byte N claims L bytes, M are left". Empty when every length fits, or when the
+// walker cannot judge (another layout, another fault: DCMTK judges those). Such a file cannot be
+// whole, and DCMTK would allocate the claimed length (up to 4 GiB) before finding that out.
+std::string FirstLengthOverrun(std::string_view file, uint32_t stop_tag = 0xFFFFFFFF);
+
 }  // namespace procnode

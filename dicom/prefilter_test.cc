@@ -147,6 +147,34 @@ TEST(WithoutPrivateGroups, LeavesWhatItDoesNotWalkToDcmtk) {
   EXPECT_FALSE(WithoutPrivateGroups(*WithoutPrivateGroups(ge, {}), {}).has_value()) << "nothing left to cut";
 }
 
+TEST(FirstLengthOverrun, NamesTheElementThatRunsPastTheEndAndOnlyBeforeTheStopTag) {
+  const std::string ge = ReadFileBytes(testing::SharedData() +
+                                       "/dcm_qa_nih/In/20180918GE/mr_0004/axial_epi_fmri_interleaved_i_to_s-00001.dcm");
+  EXPECT_EQ(FirstLengthOverrun(ge), "");
+  const std::string cut = ge.substr(0, ge.size() - 100);  // the pixel data loses its last 100 bytes
+  const std::string said = FirstLengthOverrun(cut);
+  EXPECT_EQ(said.rfind("element (7FE0,0010) at byte ", 0), 0u) << said;
+  EXPECT_NE(said.find(" bytes, "), std::string::npos) << said;
+  EXPECT_EQ(FirstLengthOverrun(cut, 0x0020000F), "") << "not read when parsing stops before the pixel data";
+  try {
+    ReadDicomBuffer(cut, "instance 7");
+    FAIL() << "a truncated file was read";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("instance 7: not readable as DICOM (element (7FE0,0010) at byte"), std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find("the file is truncated or corrupt"), std::string::npos) << e.what();
+  }
+  // A hostile 4 GiB claim early in the file is refused before DCMTK allocates anything for it.
+  std::string hostile = ge;
+  const std::size_t at = hostile.find(std::string("\x08\x00\x16\x00UI", 6));  // SOP Class UID: make it a UN of 4 GiB
+  ASSERT_NE(at, std::string::npos);
+  hostile.replace(at + 4, 4, std::string("UN\0\0", 4));
+  hostile.insert(at + 8, std::string("\xF0\xFF\xFF\xFF", 4));
+  EXPECT_NE(FirstLengthOverrun(hostile).find("element (0008,0016) at byte " + std::to_string(at) + " claims 4294967280 bytes"),
+            std::string::npos) << FirstLengthOverrun(hostile);
+  EXPECT_EQ(FirstLengthOverrun("not a DICOM file"), "");
+}
+
 // Every file of the malformed and transfer-syntax corpora: the walker never crashes, and what it
 // returns parses exactly as the original does, minus the cut groups.
 class PrefilterCorpus : public ::testing::TestWithParam<std::string> {};

@@ -23,6 +23,33 @@ def result_series(orthanc, study_id):
             if s["MainDicomTags"].get("Manufacturer") == "procnode"]
 
 
+def _copy_study(task):
+    import glob
+    import pydicom
+    from pydicom.uid import generate_uid
+    folder, target, n = task
+    os.makedirs(target)
+    study, series = generate_uid(), generate_uid()
+    for path in sorted(p for p in glob.glob(os.path.join(folder, "*")) if not p.endswith("LICENSE")):
+        ds = pydicom.dcmread(path)
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = study, series, generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.AccessionNumber = f"LOAD{n:05d}"
+        ds.save_as(os.path.join(target, os.path.basename(path)))
+    return target
+
+
+def copies(folder, count, workdir, first=0):
+    """`count` copies of a series as studies of their own (new study, series and SOP UIDs), made
+    in parallel; returns their folders."""
+    from multiprocessing import Pool
+    tasks = [(folder, os.path.join(workdir, f"copy-{n}"), n) for n in range(first, first + count)]
+    if count <= 2:
+        return [_copy_study(t) for t in tasks]
+    with Pool(min(4, os.cpu_count() or 1)) as pool:
+        return pool.map(_copy_study, tasks)
+
+
 def run(args, **kwargs):
     return subprocess.run(args, capture_output=True, text=True, timeout=300, **kwargs)
 

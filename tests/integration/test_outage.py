@@ -10,7 +10,7 @@ import time
 import pytest
 
 from conftest import CHEST_CT
-from helpers import JOB_TIMEOUT, jobs, result_series
+from helpers import JOB_TIMEOUT, copies, jobs, result_series
 from orthanc import send_dicom
 from pgcluster import PgCluster
 
@@ -168,26 +168,6 @@ def test_a_database_that_accepts_and_never_answers_stops_orthanc_with_a_reason(o
         for s in held:
             s.close()
         listener.close()
-
-
-def copies(folder, count, workdir):
-    """`count` copies of a series as studies of their own (new study, series and SOP UIDs)."""
-    import glob
-    import os
-    import pydicom
-    from pydicom.uid import generate_uid
-    out = []
-    for n in range(count):
-        target = os.path.join(workdir, f"copy-{n}")
-        os.makedirs(target)
-        study, series = generate_uid(), generate_uid()
-        for path in sorted(p for p in glob.glob(os.path.join(folder, "*")) if not p.endswith("LICENSE")):
-            ds = pydicom.dcmread(path)
-            ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = study, series, generate_uid()
-            ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-            ds.save_as(os.path.join(target, os.path.basename(path)))
-        out.append(target)
-    return out
 
 
 def test_a_database_restart_while_jobs_run_and_studies_arrive_loses_nothing_and_doubles_nothing(orthanc_factory, own_pg,
