@@ -1,6 +1,8 @@
 #include "node/node.h"
 
 #include <algorithm>
+#include <map>
+#include <set>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -1165,6 +1167,123 @@ nlohmann::json Node::DryRun(const std::string& study_id, const std::string& rule
   }
   return {{"study", study_id}, {"rule_set_version", rules->version}, {"calling_aet", study.calling_aet},
           {"called_aet", study.called_aet}, {"rules", EvaluationToJson(evaluations)}, {"jobs", jobs}};
+}
+
+namespace {
+
+// The jobs a rule set plans for a study, keyed by rule and series, with their specification.
+std::map<std::string, nlohmann::json> PlannedByKey(const RuleSet& rules, const StudyAttributes& study,
+                                                   const std::vector<RuleEvaluation>& evaluations) {
+  std::map<std::string, nlohmann::json> out;
+  for (const auto& job : PlanJobs(rules, study, evaluations)) {
+    out[job.rule.id + "\n" + job.series_id] = {
+        {"rule", job.rule.id}, {"pipeline", job.rule.spec.processor}, {"spec", JobSpecToJson(job.rule.spec)},
+        {"series", job.series_id.empty() ? nlohmann::json(nullptr) : nlohmann::json(job.series_id)}};
+  }
+  return out;
+}
+
+nlohmann::json FiredRules(const std::vector<RuleEvaluation>& evaluations) {
+  nlohmann::json fired = nlohmann::json::array();
+  for (const auto& e : evaluations) {
+    if (e.fired) fired.push_back(e.rule_id);
+  }
+  return fired;
+}
+
+}  // namespace
+
+nlohmann::json Node::Replay(const std::string& rules_body, int last, const std::string& from, const std::string& to) {
+  auto parsed = ParseRuleSet(rules_body, Vocabulary());
+  if (!parsed.rule_set) {
+    throw Error(ErrorCode::kInvalidInput, nlohmann::json{{"message", "rule set is not valid"},
+                                                         {"errors", ErrorsToJson(parsed.errors)}}.dump());
+  }
+  const RuleSet draft = std::move(*parsed.rule_set);
+  const std::shared_ptr<const RuleSet> current = CurrentRules();
+  const bool by_date = !from.empty() || !to.empty();
+
+  // The newest studies by Orthanc's own order of arrival (its study list is in insertion order),
+  // then by LastUpdate, newest first.
+  const auto statistics = nlohmann::json::parse(rest_.Get("/statistics"), nullptr, false);
+  const int64_t total = statistics.is_object() ? statistics.value("CountStudies", int64_t{0}) : 0;
+  const int64_t window = by_date ? kReplayScanLimit : last;
+  const int64_t since = std::max<int64_t>(0, total - window);
+  auto listed = nlohmann::json::parse(
+      rest_.Get("/studies?expand&since=" + std::to_string(since) + "&limit=" + std::to_string(window)), nullptr, false);
+  if (!listed.is_array()) throw Error(ErrorCode::kUnavailable, "Orthanc: /studies did not answer a list");
+  std::vector<nlohmann::json> studies(listed.begin(), listed.end());
+  std::stable_sort(studies.begin(), studies.end(), [](const nlohmann::json& a, const nlohmann::json& b) {
+    return a.value("LastUpdate", "") > b.value("LastUpdate", "");
+  });
+
+  nlohmann::json rows = nlohmann::json::array();
+  nlohmann::json totals = {{"studies", 0}, {"fire_now", 0}, {"fire_draft", 0}, {"jobs_now", 0}, {"jobs_draft", 0},
+                           {"created", 0}, {"no_longer_created", 0}, {"changed", 0}, {"errors", 0}};
+  for (const auto& listed_study : studies) {
+    if (!by_date && static_cast<int>(rows.size()) >= last) break;
+    const std::string received = listed_study.value("LastUpdate", "");
+    const std::string day = received.substr(0, 8);
+    if (!from.empty() && day < from) continue;
+    if (!to.empty() && day > to) continue;
+    const std::string id = listed_study.value("ID", "");
+    const auto tags = listed_study.value("MainDicomTags", nlohmann::json::object());
+    nlohmann::json row = {{"study", id}, {"received", received}, {"study_date", tags.value("StudyDate", "")},
+                          {"description", tags.value("StudyDescription", "")}};
+    try {
+      const StudyAttributes study = StudyForRouting(id);
+      const bool has_input = std::any_of(study.series.begin(), study.series.end(),
+                                         [](const SeriesAttributes& s) { return !s.produced_by_procnode; });
+      if (!has_input) continue;  // only procnode's results: never routed
+      std::set<std::string> modalities;
+      for (const auto& series : study.series) {
+        const auto modality = series.attributes.find(0x00080060);
+        if (!series.produced_by_procnode && modality != series.attributes.end()) modalities.insert(modality->second);
+      }
+      row["modalities"] = modalities;
+      const auto now_evaluated = EvaluateRuleSet(*current, study);
+      const auto draft_evaluated = EvaluateRuleSet(draft, study);
+      const auto now_jobs = PlannedByKey(*current, study, now_evaluated);
+      const auto draft_jobs = PlannedByKey(draft, study, draft_evaluated);
+      nlohmann::json created = nlohmann::json::array(), removed = nlohmann::json::array(),
+                     changed = nlohmann::json::array(), now_list = nlohmann::json::array(),
+                     draft_list = nlohmann::json::array();
+      for (const auto& [key, job] : now_jobs) {
+        now_list.push_back(job);
+        const auto found = draft_jobs.find(key);
+        if (found == draft_jobs.end()) {
+          removed.push_back(job);
+        } else if (found->second["spec"] != job["spec"]) {
+          changed.push_back({{"rule", job["rule"]}, {"series", job["series"]}, {"now", job["spec"]},
+                             {"draft", found->second["spec"]}});
+        }
+      }
+      for (const auto& [key, job] : draft_jobs) {
+        draft_list.push_back(job);
+        if (!now_jobs.contains(key)) created.push_back(job);
+      }
+      row["now"] = {{"fired", FiredRules(now_evaluated)}, {"jobs", now_list}};
+      row["draft"] = {{"fired", FiredRules(draft_evaluated)}, {"jobs", draft_list}, {"rules", EvaluationToJson(draft_evaluated)}};
+      row["created"] = created;
+      row["no_longer_created"] = removed;
+      row["changed"] = changed;
+      totals["fire_now"] = totals["fire_now"].get<int>() + (now_list.empty() ? 0 : 1);
+      totals["fire_draft"] = totals["fire_draft"].get<int>() + (draft_list.empty() ? 0 : 1);
+      totals["jobs_now"] = totals["jobs_now"].get<int>() + static_cast<int>(now_list.size());
+      totals["jobs_draft"] = totals["jobs_draft"].get<int>() + static_cast<int>(draft_list.size());
+      totals["created"] = totals["created"].get<int>() + static_cast<int>(created.size());
+      totals["no_longer_created"] = totals["no_longer_created"].get<int>() + static_cast<int>(removed.size());
+      totals["changed"] = totals["changed"].get<int>() + static_cast<int>(changed.size());
+    } catch (const Error& e) {
+      if (e.code() == ErrorCode::kNotFound) continue;  // deleted meanwhile
+      row["error"] = e.what();
+      totals["errors"] = totals["errors"].get<int>() + 1;
+    }
+    totals["studies"] = totals["studies"].get<int>() + 1;
+    rows.push_back(std::move(row));
+  }
+  return {{"rule_set_version", current->version}, {"draft_version", draft.version}, {"totals", totals},
+          {"studies", rows}, {"scanned", studies.size()}, {"orthanc_studies", total}};
 }
 
 Caller Node::Identify(const std::optional<std::string>& basic_user, const std::optional<std::string>& trusted_header) const {

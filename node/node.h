@@ -108,6 +108,13 @@ class Node {
   // Evaluates the active rule set (or `rules_body` when given) on an Orthanc study: which rules
   // fire, each condition's outcome, and the jobs that would be created. Enqueues nothing.
   nlohmann::json DryRun(const std::string& study_id, const std::string& rules_body);
+  // The draft rule set (JSON text) and the current one evaluated side by side over the studies
+  // Orthanc holds, most recently received first: the last `last` of them, or those received
+  // between `from` and `to` (YYYYMMDD, inclusive, either may be empty) among the newest
+  // kReplayScanLimit. Per study which rules fire now and with the draft, and the jobs the draft
+  // would create, no longer create or create differently. Nothing is enqueued.
+  nlohmann::json Replay(const std::string& rules_body, int last, const std::string& from, const std::string& to);
+  static constexpr int kReplayScanLimit = 5000;
 
   // The caller, from what was verified only: the trusted header's value (ProcNode.TrustedUserHeader,
   // set by an authorization plugin or proxy) or the Basic user where Orthanc's authentication is on

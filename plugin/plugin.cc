@@ -370,6 +370,36 @@ void RulesDryRun(OrthancPluginRestOutput* output, const Request& request) {
   Answer(output, g_node->DryRun(body["study"], body.contains("rules") ? body["rules"].dump() : ""));
 }
 
+// POST /procnode/rules/replay {"rules": {draft}, "last": N (default 20, 1-500)} or with "from"
+// and/or "to" (YYYYMMDD): the draft and the current rule set side by side over stored studies.
+void RulesReplay(OrthancPluginRestOutput* output, const Request& request) {
+  if (!Only(output, request, "POST")) return;
+  const auto body = JsonBody(request);
+  if (!body.is_object() || !body.contains("rules") || !body["rules"].is_object()) {
+    throw Error(ErrorCode::kInvalidInput,
+                "body: {\"rules\": {...}, \"last\": N} or {\"rules\": {...}, \"from\": \"YYYYMMDD\", \"to\": \"YYYYMMDD\"} expected");
+  }
+  int last = 20;
+  if (body.contains("last")) {
+    if (!body["last"].is_number_integer() || body["last"].get<int64_t>() < 1 || body["last"].get<int64_t>() > 500) {
+      throw Error(ErrorCode::kInvalidInput, "last: must be an integer from 1 to 500");
+    }
+    last = body["last"].get<int>();
+  }
+  std::string range[2];
+  const char* keys[2] = {"from", "to"};
+  for (int i = 0; i < 2; ++i) {
+    if (!body.contains(keys[i])) continue;
+    const auto& value = body[keys[i]];
+    if (!value.is_string() || value.get<std::string>().size() != 8 ||
+        value.get<std::string>().find_first_not_of("0123456789") != std::string::npos) {
+      throw Error(ErrorCode::kInvalidInput, std::string(keys[i]) + ": must be a date as YYYYMMDD");
+    }
+    range[i] = value.get<std::string>();
+  }
+  Answer(output, g_node->Replay(body["rules"].dump(), last, range[0], range[1]));
+}
+
 // GET /procnode/series/{id}/nifti[?part=N]: the series as NIfTI-1, gzip-compressed (dcm2niix
 // conventions); part N of a multi-part series (default 1).
 void GetSeriesNifti(OrthancPluginRestOutput* output, const Request& request) {
@@ -470,6 +500,7 @@ ORTHANC_PLUGINS_API int32_t OrthancPluginInitialize(OrthancPluginContext* contex
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/rules/rollback", Protect<RulesRollback, kAdminOnly>);
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/rules/validate", Protect<RulesValidate>);
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/rules/dry-run", Protect<RulesDryRun>);
+  OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/rules/replay", Protect<RulesReplay>);
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/series/([^/]+)/nifti", Protect<GetSeriesNifti>);
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/ui", Protect<RedirectUi>);
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/ui/([a-z0-9._-]+)", Protect<GetUi>);

@@ -129,3 +129,68 @@ def test_a_rule_waiting_for_a_series_holds_the_study_then_routes_it_after_its_ma
     assert job["state"] == "done" and job["rule"]["id"] == "ct-with-report"
     assert time.time() - sent >= 6, "not routed before the rule's maximum wait"
     assert "waiting to be complete" in orthanc.log_tail(200000)
+
+
+def test_a_draft_replayed_over_stored_studies_shows_what_would_fire_and_enqueues_nothing(orthanc_factory, job_db,
+                                                                                        workdir):
+    """Issue 21, item 2: the draft and the saved rule set side by side over the last studies."""
+    from helpers import copies
+    orthanc = orthanc_factory({"Database": job_db[1], "Workers": 0}).start()
+    assert orthanc.put("/procnode/rules", CHEST_ONLY)["version"] == 1
+    [second_ct] = copies(CHEST_CT, 1, workdir)
+    send_dicom(orthanc, [CHEST_CT], calling_aet="CT01")
+    send_dicom(orthanc, [BRAIN_MR], calling_aet="MR01", allow_failures=True)
+    send_dicom(orthanc, [second_ct], calling_aet="CT02")  # not from CT01: the saved rule does not take it
+    orthanc.wait_for(lambda: len(orthanc.get("/studies")) == 3, 60, "three studies stored")
+    before = jobs(orthanc)
+
+    draft = {"rules": [dict(CHEST_ONLY["rules"][0], action={"pipeline": "lung-emphysema",
+                                                             "parameters": {"variant": "accurate"}, "priority": 5}),
+                       dict(CHEST_ONLY["rules"][1], enabled=True)]}
+    draft["rules"][0]["match"] = {"attribute": "Modality", "equals": "CT"}  # any CT, whichever scanner
+    status, replay = orthanc.get_status("/procnode/rules/replay", "POST", {"rules": draft, "last": 10})
+    assert status == 200, replay
+    assert replay["rule_set_version"] == 1
+    assert replay["totals"]["studies"] == 3, replay["totals"]
+    by_study = {row["study"]: row for row in replay["studies"]}
+    chest, mr, second = (study_with_modality_and_aet(orthanc, m, aet) for m, aet in
+                         (("CT", "CT01"), ("MR", "MR01"), ("CT", "CT02")))
+    # The chest CT from CT01: fires now and with the draft; the job's parameters change.
+    assert by_study[chest]["now"]["fired"] == ["chest-ct"] and by_study[chest]["draft"]["fired"] == ["chest-ct"]
+    [changed] = by_study[chest]["changed"]
+    assert changed["now"]["parameters"]["variant"] == "fast" and changed["draft"]["parameters"]["variant"] == "accurate"
+    assert by_study[chest]["created"] == [] and by_study[chest]["no_longer_created"] == []
+    # The brain MR: nothing now; the enabled brain rule would create a volume-stats job.
+    assert by_study[mr]["now"]["fired"] == [] and by_study[mr]["draft"]["fired"] == ["brain-mr"]
+    assert [j["pipeline"] for j in by_study[mr]["created"]] == ["volume-stats"]
+    assert by_study[mr]["modalities"] == ["MR"]
+    # The second CT, from another scanner: nothing now, a lung job with the draft.
+    assert by_study[second]["now"]["jobs"] == [] and [j["rule"] for j in by_study[second]["created"]] == ["chest-ct"]
+    assert replay["totals"]["created"] == 2 and replay["totals"]["changed"] == 1, replay["totals"]
+    # Newest first, and `last` honoured.
+    assert [row["study"] for row in orthanc.post("/procnode/rules/replay", {"rules": draft, "last": 1})["studies"]] == [second]
+    # A date range that holds today holds all three; one in the past holds none.
+    today = time.strftime("%Y%m%d", time.gmtime())
+    ranged = orthanc.post("/procnode/rules/replay", {"rules": draft, "from": "20000101", "to": "29991231"})
+    assert ranged["totals"]["studies"] == 3, (today, ranged["totals"])
+    assert orthanc.post("/procnode/rules/replay", {"rules": draft, "to": "20000101"})["totals"]["studies"] == 0
+    # Nothing enqueued, nothing saved.
+    assert jobs(orthanc) == before
+    assert orthanc.get("/procnode/rules")["version"] == 1
+    # A broken draft or request is refused with the reason.
+    status, body = orthanc.get_status("/procnode/rules/replay", "POST", {"rules": {"rules": [{"id": "x"}]}})
+    assert status == 400 and "rule set is not valid" in str(body), (status, body)
+    status, body = orthanc.get_status("/procnode/rules/replay", "POST", {"rules": draft, "last": 0})
+    assert status == 400 and "last: must be an integer from 1 to 500" in str(body), (status, body)
+    status, body = orthanc.get_status("/procnode/rules/replay", "POST", {"rules": draft, "from": "2026-11-01"})
+    assert status == 400 and "from: must be a date as YYYYMMDD" in str(body), (status, body)
+
+
+def study_with_modality_and_aet(orthanc, modality, aet):
+    for study in orthanc.get("/studies"):
+        for series in orthanc.get(f"/studies/{study}/series"):
+            if series["MainDicomTags"].get("Modality") != modality:
+                continue
+            if orthanc.get_raw(f"/instances/{series['Instances'][0]}/metadata/RemoteAET").decode() == aet:
+                return study
+    raise AssertionError(f"no {modality} study from {aet}")
