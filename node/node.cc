@@ -1169,30 +1169,6 @@ nlohmann::json Node::DryRun(const std::string& study_id, const std::string& rule
           {"called_aet", study.called_aet}, {"rules", EvaluationToJson(evaluations)}, {"jobs", jobs}};
 }
 
-namespace {
-
-// The jobs a rule set plans for a study, keyed by rule and series, with their specification.
-std::map<std::string, nlohmann::json> PlannedByKey(const RuleSet& rules, const StudyAttributes& study,
-                                                   const std::vector<RuleEvaluation>& evaluations) {
-  std::map<std::string, nlohmann::json> out;
-  for (const auto& job : PlanJobs(rules, study, evaluations)) {
-    out[job.rule.id + "\n" + job.series_id] = {
-        {"rule", job.rule.id}, {"pipeline", job.rule.spec.processor}, {"spec", JobSpecToJson(job.rule.spec)},
-        {"series", job.series_id.empty() ? nlohmann::json(nullptr) : nlohmann::json(job.series_id)}};
-  }
-  return out;
-}
-
-nlohmann::json FiredRules(const std::vector<RuleEvaluation>& evaluations) {
-  nlohmann::json fired = nlohmann::json::array();
-  for (const auto& e : evaluations) {
-    if (e.fired) fired.push_back(e.rule_id);
-  }
-  return fired;
-}
-
-}  // namespace
-
 nlohmann::json Node::Replay(const std::string& rules_body, int last, const std::string& from, const std::string& to) {
   auto parsed = ParseRuleSet(rules_body, Vocabulary());
   if (!parsed.rule_set) {
@@ -1241,39 +1217,14 @@ nlohmann::json Node::Replay(const std::string& rules_body, int last, const std::
         if (!series.produced_by_procnode && modality != series.attributes.end()) modalities.insert(modality->second);
       }
       row["modalities"] = modalities;
-      const auto now_evaluated = EvaluateRuleSet(*current, study);
-      const auto draft_evaluated = EvaluateRuleSet(draft, study);
-      const auto now_jobs = PlannedByKey(*current, study, now_evaluated);
-      const auto draft_jobs = PlannedByKey(draft, study, draft_evaluated);
-      nlohmann::json created = nlohmann::json::array(), removed = nlohmann::json::array(),
-                     changed = nlohmann::json::array(), now_list = nlohmann::json::array(),
-                     draft_list = nlohmann::json::array();
-      for (const auto& [key, job] : now_jobs) {
-        now_list.push_back(job);
-        const auto found = draft_jobs.find(key);
-        if (found == draft_jobs.end()) {
-          removed.push_back(job);
-        } else if (found->second["spec"] != job["spec"]) {
-          changed.push_back({{"rule", job["rule"]}, {"series", job["series"]}, {"now", job["spec"]},
-                             {"draft", found->second["spec"]}});
-        }
-      }
-      for (const auto& [key, job] : draft_jobs) {
-        draft_list.push_back(job);
-        if (!now_jobs.contains(key)) created.push_back(job);
-      }
-      row["now"] = {{"fired", FiredRules(now_evaluated)}, {"jobs", now_list}};
-      row["draft"] = {{"fired", FiredRules(draft_evaluated)}, {"jobs", draft_list}, {"rules", EvaluationToJson(draft_evaluated)}};
-      row["created"] = created;
-      row["no_longer_created"] = removed;
-      row["changed"] = changed;
-      totals["fire_now"] = totals["fire_now"].get<int>() + (now_list.empty() ? 0 : 1);
-      totals["fire_draft"] = totals["fire_draft"].get<int>() + (draft_list.empty() ? 0 : 1);
-      totals["jobs_now"] = totals["jobs_now"].get<int>() + static_cast<int>(now_list.size());
-      totals["jobs_draft"] = totals["jobs_draft"].get<int>() + static_cast<int>(draft_list.size());
-      totals["created"] = totals["created"].get<int>() + static_cast<int>(created.size());
-      totals["no_longer_created"] = totals["no_longer_created"].get<int>() + static_cast<int>(removed.size());
-      totals["changed"] = totals["changed"].get<int>() + static_cast<int>(changed.size());
+      const auto compared = CompareRuleSets(*current, draft, study);
+      for (const char* key : {"now", "draft", "created", "no_longer_created", "changed"}) row[key] = compared[key];
+      const auto count = [&](const char* total, std::size_t n) { totals[total] = totals[total].get<std::size_t>() + n; };
+      count("fire_now", compared["now"]["jobs"].empty() ? 0 : 1);
+      count("fire_draft", compared["draft"]["jobs"].empty() ? 0 : 1);
+      count("jobs_now", compared["now"]["jobs"].size());
+      count("jobs_draft", compared["draft"]["jobs"].size());
+      for (const char* key : {"created", "no_longer_created", "changed"}) count(key, compared[key].size());
     } catch (const Error& e) {
       if (e.code() == ErrorCode::kNotFound) continue;  // deleted meanwhile
       row["error"] = e.what();

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cctype>
 #include <cstdlib>
+#include <map>
 #include <sstream>
 
 #include "core/json_limits.h"
@@ -804,6 +805,57 @@ std::vector<PlannedJob> PlanJobs(const RuleSet& rules, const StudyAttributes& st
     }
   }
   return jobs;
+}
+
+namespace {
+
+// The jobs a rule set plans for a study, keyed by rule and series.
+std::map<std::string, nlohmann::json> PlannedByKey(const RuleSet& rules, const StudyAttributes& study,
+                                                   const std::vector<RuleEvaluation>& evaluations) {
+  std::map<std::string, nlohmann::json> out;
+  for (const auto& job : PlanJobs(rules, study, evaluations)) {
+    out[job.rule.id + "\n" + job.series_id] = {
+        {"rule", job.rule.id}, {"pipeline", job.rule.spec.processor}, {"spec", JobSpecToJson(job.rule.spec)},
+        {"series", job.series_id.empty() ? nlohmann::json(nullptr) : nlohmann::json(job.series_id)}};
+  }
+  return out;
+}
+
+nlohmann::json FiredRules(const std::vector<RuleEvaluation>& evaluations) {
+  nlohmann::json fired = nlohmann::json::array();
+  for (const auto& e : evaluations) {
+    if (e.fired) fired.push_back(e.rule_id);
+  }
+  return fired;
+}
+
+}  // namespace
+
+nlohmann::json CompareRuleSets(const RuleSet& now, const RuleSet& draft, const StudyAttributes& study) {
+  const auto now_evaluated = EvaluateRuleSet(now, study);
+  const auto draft_evaluated = EvaluateRuleSet(draft, study);
+  const auto now_jobs = PlannedByKey(now, study, now_evaluated);
+  const auto draft_jobs = PlannedByKey(draft, study, draft_evaluated);
+  nlohmann::json created = nlohmann::json::array(), removed = nlohmann::json::array(),
+                 changed = nlohmann::json::array(), now_list = nlohmann::json::array(),
+                 draft_list = nlohmann::json::array();
+  for (const auto& [key, job] : now_jobs) {
+    now_list.push_back(job);
+    const auto found = draft_jobs.find(key);
+    if (found == draft_jobs.end()) {
+      removed.push_back(job);
+    } else if (found->second["spec"] != job["spec"]) {
+      changed.push_back({{"rule", job["rule"]}, {"series", job["series"]}, {"now", job["spec"]},
+                         {"draft", found->second["spec"]}});
+    }
+  }
+  for (const auto& [key, job] : draft_jobs) {
+    draft_list.push_back(job);
+    if (!now_jobs.contains(key)) created.push_back(job);
+  }
+  return {{"now", {{"fired", FiredRules(now_evaluated)}, {"jobs", now_list}}},
+          {"draft", {{"fired", FiredRules(draft_evaluated)}, {"jobs", draft_list}, {"rules", EvaluationToJson(draft_evaluated)}}},
+          {"created", created}, {"no_longer_created", removed}, {"changed", changed}};
 }
 
 nlohmann::json EvaluationToJson(const std::vector<RuleEvaluation>& evaluations) {

@@ -190,6 +190,13 @@ bool StartsOnCompleteSeries(const RuleSet& rules, const RoutingRule& rule);
 std::vector<PlannedJob> PlanJobs(const RuleSet& rules, const StudyAttributes& study,
                                  const std::vector<RuleEvaluation>& evaluations);
 
+// The saved rule set and a draft side by side on one study (the replay of a draft): {"now":
+// {"fired": [rule ids], "jobs": [...]}, "draft": {"fired", "jobs", "rules": evaluation},
+// "created": jobs only the draft plans, "no_longer_created": jobs only the saved set plans,
+// "changed": [{"rule", "series", "now": spec, "draft": spec}] for the same rule and series with
+// another job specification}. A job is {"rule", "pipeline", "spec", "series" (null for a study job)}.
+nlohmann::json CompareRuleSets(const RuleSet& now, const RuleSet& draft, const StudyAttributes& study);
+
 nlohmann::json EvaluationToJson(const std::vector<RuleEvaluation>& evaluations);
 nlohmann::json ErrorsToJson(const std::vector<ValidationError>& errors);
 

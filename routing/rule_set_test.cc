@@ -381,3 +381,36 @@ TEST(RuleSet, OnlyUnambiguousSeriesLevelRulesStartOnACompleteSeries) {
 
 }  // namespace
 }  // namespace procnode
+
+namespace procnode {
+namespace {
+
+TEST(CompareRuleSets, SaysWhichJobsADraftCreatesNoLongerCreatesOrChanges) {
+  const auto now = Parse(Set({Rule("ct", R"({"attribute": "Modality", "equals": "CT"})"),
+                              Rule("old", R"({"attribute": "Modality", "equals": "CT"})")}));
+  const auto draft = Parse(Set({
+      R"({"id": "ct", "match": {"attribute": "Modality", "equals": "CT"},
+          "action": {"pipeline": "lung-emphysema", "parameters": {"threshold": -950}}})",
+      Rule("series", R"({"attribute": "Modality", "equals": "CT"})", R"(, "level": "series")")}));
+  const auto compared = CompareRuleSets(now, draft, Study({{0x00080060, "CT"}}));
+  EXPECT_EQ(compared["now"]["fired"], nlohmann::json({"ct", "old"}));
+  EXPECT_EQ(compared["draft"]["fired"], nlohmann::json({"ct", "series"}));
+  ASSERT_EQ(compared["changed"].size(), 1u);
+  EXPECT_EQ(compared["changed"][0]["rule"], "ct");
+  EXPECT_EQ(compared["changed"][0]["now"]["processor"], "volume-stats");
+  EXPECT_EQ(compared["changed"][0]["draft"]["processor"], "lung-emphysema");
+  ASSERT_EQ(compared["no_longer_created"].size(), 1u);
+  EXPECT_EQ(compared["no_longer_created"][0]["rule"], "old");
+  ASSERT_EQ(compared["created"].size(), 1u);
+  EXPECT_EQ(compared["created"][0]["rule"], "series");
+  EXPECT_EQ(compared["created"][0]["series"], "s1");
+  EXPECT_TRUE(compared["now"]["jobs"][0]["series"].is_null()) << "a study job has no series";
+
+  const auto same = CompareRuleSets(now, now, Study({{0x00080060, "CT"}}));
+  EXPECT_TRUE(same["created"].empty() && same["no_longer_created"].empty() && same["changed"].empty());
+  const auto mr = CompareRuleSets(now, draft, Study({{0x00080060, "MR"}}));
+  EXPECT_TRUE(mr["now"]["jobs"].empty() && mr["draft"]["jobs"].empty() && mr["created"].empty());
+}
+
+}  // namespace
+}  // namespace procnode

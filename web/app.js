@@ -1,4 +1,5 @@
-// procnode admin page: rules (live validation, save), dry-run, jobs (retry, re-run, cancel).
+// procnode admin page: rules (live validation, save), dry-run, replay of a draft over recent
+// studies, jobs (retry, re-run, cancel).
 // Talks only to this Orthanc's /procnode REST API; the browser sends Orthanc's credentials.
 "use strict";
 
@@ -102,6 +103,56 @@ async function dryRun() {
           h("li", { className: c.result }, h("code", {}, c.condition), ` — value ${c.actual}: ${c.result}`))))));
   } catch (e) {
     target.replaceChildren(h("span", { className: "error-list" }, e.message));
+  }
+}
+
+// The draft in the editor replayed over recent studies: a summary line and one row per study with
+// the rules firing now and with the draft, and the jobs created, no longer created or changed.
+async function replay() {
+  const target = $("replay-result");
+  if (!valid) {
+    target.replaceChildren(h("span", { className: "error-list" }, "The draft is not valid: fix it first (see the errors above)."));
+    return;
+  }
+  target.textContent = "replaying…";
+  const body = { rules: JSON.parse($("rules-editor").value) };
+  const day = (id) => $(id).value.replaceAll("-", "");
+  if (day("replay-from") || day("replay-to")) {
+    if (day("replay-from")) body.from = day("replay-from");
+    if (day("replay-to")) body.to = day("replay-to");
+  } else {
+    body.last = Number($("replay-last").value) || 20;
+  }
+  try {
+    const r = await api("POST", "../rules/replay", body);
+    const t = r.totals;
+    const jobList = (list, cls) => list.map((j) => h("div", { className: cls },
+      `${j.rule} → ${j.pipeline}${j.series ? " (series " + j.series.slice(0, 8) + ")" : ""}`));
+    const rows = r.studies.map((s) => h("tr", { dataset: { study: s.study } },
+      h("td", {}, `${(s.modalities || []).join("/") || "?"} · ${s.description || "(no description)"} · ${s.study_date || ""}`,
+        h("div", { className: "muted" }, `received ${s.received.replace(/^(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)$/, "$1-$2-$3 $4:$5:$6")}` +
+          ` · ${s.study.slice(0, 8)}`)),
+      h("td", { className: "fired-now" }, s.error ? h("span", { className: "error-text" }, s.error) : (s.now.fired.join(", ") || "-")),
+      h("td", { className: "fired-draft" }, s.error ? "" : (s.draft.fired.join(", ") || "-")),
+      h("td", { className: "changes" },
+        jobList(s.created || [], "created"), jobList(s.no_longer_created || [], "removed"),
+        (s.changed || []).map((c) => h("div", { className: "changed" },
+          `${c.rule}: parameters ${JSON.stringify(c.now.parameters || {})} → ${JSON.stringify(c.draft.parameters || {})}`)),
+        !s.error && !(s.created || []).length && !(s.no_longer_created || []).length && !(s.changed || []).length &&
+          h("span", { className: "muted" }, "no change"))));
+    target.replaceChildren(
+      h("p", { className: "replay-summary" },
+        `${t.studies} stud${t.studies === 1 ? "y" : "ies"} (saved version ${r.rule_set_version}): ` +
+        `${t.jobs_now} job(s) now, ${t.jobs_draft} with the draft; ${t.created} created, ${t.no_longer_created} no longer ` +
+        `created, ${t.changed} with other parameters${t.errors ? `; ${t.errors} could not be evaluated` : ""}.`),
+      h("table", { id: "replay-table" },
+        h("thead", {}, h("tr", {}, h("th", {}, "Study"), h("th", {}, "Fires now"), h("th", {}, "Fires with the draft"),
+          h("th", {}, "Jobs"))),
+        h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colSpan: 4, className: "muted" }, "no studies")))));
+  } catch (e) {
+    const errors = (e.data && e.data.errors) || [];
+    target.replaceChildren(h("span", { className: "error-list" }, `Not replayed: ${e.message}`,
+      ...errors.map((x) => [" ", h("code", {}, x.pointer || "/"), `: ${x.reason}`])));
   }
 }
 
@@ -247,6 +298,7 @@ $("rules-editor").addEventListener("input", () => {
 });
 $("save").addEventListener("click", save);
 $("dry-run").addEventListener("click", dryRun);
+$("replay").addEventListener("click", replay);
 $("job-filter").addEventListener("change", loadJobs);
 $("jobs").addEventListener("click", jobAction);
 

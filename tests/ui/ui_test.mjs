@@ -1,6 +1,7 @@
 // Drives procnode's admin page in Debian's headless Chromium, as an admin would:
 // load, write a rule sending chest CTs to the lung processor and brain MRs nowhere (see a mistake
-// flagged where it is), fix it, save, dry-run it on the chest CT and on the brain MR, then watch
+// flagged where it is), fix it, save, dry-run it on the chest CT and on the brain MR, replay a
+// draft over both studies and see what it would change, then watch
 // the job the saved rule makes when a new chest series arrives (the caller sends it once this
 // script writes SCREENSHOT_DIR/saved), its delivery to a destination that never answers end as a
 // dead letter, and resend it.
@@ -84,6 +85,31 @@ try {
   check(dryMr.includes("✗ does not fire: chest-ct") && dryMr.includes("✗ does not fire: brain-mr"),
         "the brain MR goes nowhere");
   await page.screenshot({ path: `${shots}/3b-dry-run-mr.png`, fullPage: true });
+
+  // A draft (not saved): the brain rule enabled, the chest rule's variant changed; replayed over
+  // the stored studies it shows what would change, per study, and nothing is queued.
+  const draft = structuredClone(chestRules);
+  draft.rules[0].action.parameters.variant = "accurate";
+  draft.rules[1].enabled = true;
+  await page.fill("#rules-editor", JSON.stringify(draft, null, 2));
+  await page.waitForSelector("#validation .ok");
+  const jobsBefore = await page.evaluate(async () => (await (await fetch("../jobs")).json()).length);
+  await page.fill("#replay-last", "5");
+  await page.click("#replay");
+  await page.waitForSelector("#replay-table");
+  const summary = await page.textContent("#replay-result .replay-summary");
+  check(/^2 studies \(saved version 1\): 1 job\(s\) now, 2 with the draft; 1 created, 0 no longer created, 1 with other parameters/
+    .test(summary), `the replay sums up what the draft changes (${summary})`);
+  const chestRow = await page.textContent(`#replay-table tr[data-study="${chestStudy}"]`);
+  check(chestRow.includes("chest-ct") && chestRow.includes("\"variant\":\"fast\"") && chestRow.includes("\"variant\":\"accurate\""),
+    "the chest CT's row shows its lung job with other parameters");
+  const mrRow = await page.textContent(`#replay-table tr[data-study="${mrStudy}"]`);
+  check(mrRow.includes("brain-mr → volume-stats") && (await page.$(`#replay-table tr[data-study="${mrStudy}"] .created`)) !== null,
+    "the brain MR's row shows the job the draft would create");
+  check(await page.evaluate(async () => (await (await fetch("../jobs")).json()).length) === jobsBefore,
+    "replaying queued nothing");
+  check((await page.textContent("#rules-version")).includes("version 1"), "and saved nothing");
+  await page.screenshot({ path: `${shots}/3c-replay.png`, fullPage: true });
   writeFileSync(`${shots}/saved`, "rules saved and tried\n");
 
   await page.waitForSelector("#jobs tbody tr[data-job]", { timeout: 30000 });
