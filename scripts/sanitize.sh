@@ -13,4 +13,5 @@ cmake --build "$build" -j "$(nproc)"
 cd "$build"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$here/tests/sanitizers/lsan.supp:print_suppressions=0}
 ctest --output-on-failure -j "$(nproc)" --timeout 900 -L 'unit|postgres' "$@"
