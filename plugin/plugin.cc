@@ -150,7 +150,7 @@ void AnswerFailure(OrthancPluginRestOutput* output, const Error& e) {
 void SecurityHeaders(OrthancPluginRestOutput* output) {
   static const std::pair<const char*, const char*> kHeaders[] = {
       {"Content-Security-Policy",
-       "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+       "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-src 'self'; "
        "form-action 'none'; frame-ancestors 'none'; base-uri 'none'"},
       {"X-Content-Type-Options", "nosniff"},
       {"X-Frame-Options", "DENY"},

@@ -24,7 +24,7 @@ const $ = (id) => document.getElementById(id);
 const h = (tag, { dataset = {}, ...props } = {}, ...children) => {
   const element = Object.assign(document.createElement(tag), props);
   for (const [key, value] of Object.entries(dataset)) element.dataset[key] = value;
-  element.append(...children.flat().filter((c) => c !== null && c !== undefined && c !== false && c !== ""));
+  element.append(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false && c !== ""));
   return element;
 };
 
@@ -193,12 +193,89 @@ function toolSummary(job) {
   return [h("br", {}), line, ...links.flatMap((a) => [" ", a])];
 }
 
+// A job's page: what it is, how it ran (stages and their times, worker, device), what it found
+// (measurements, warnings, the report PDF inline), where its results are (links to Orthanc
+// Explorer), its deliveries and events, and the admin's actions. Refreshed while it is open.
+let openJob = null;
+
+function flatten(value, prefix = "") {
+  if (value === null || typeof value !== "object") return [[prefix, value]];
+  return Object.entries(value).flatMap(([k, v]) => flatten(v, prefix ? `${prefix}.${k}` : k));
+}
+
+function keyValueTable(rows, className) {
+  return h("table", { className }, h("tbody", {}, rows.map(([k, v]) =>
+    h("tr", {}, h("th", {}, k), h("td", {}, typeof v === "number" ? String(Math.round(v * 1000) / 1000) : String(v))))));
+}
+
+async function showJob(id) {
+  openJob = id;
+  let job;
+  try {
+    job = await api("GET", `../jobs/${id}`);
+  } catch (e) {
+    $("job-detail-body").replaceChildren(h("span", { className: "error-list" }, `Job ${id}: ${e.message}`));
+    return;
+  }
+  if (openJob !== id) return;
+  const r = job.result || {};
+  const button = (action, label) => h("button", { className: "small", dataset: { action } }, label);
+  const explorer = (level, uuid) => h("a", { href: `../../app/explorer.html#${level}?uuid=${encodeURIComponent(uuid)}`,
+    target: "_blank", rel: "noopener" }, `${level} ${uuid.slice(0, 8)}`);
+  const stored = r.results || [];
+  const pdf = stored.find((o) => /pdf/i.test(o.kind));
+  $("job-detail").hidden = false;
+  $("job-detail-title").textContent = `Job ${job.id} · ${job.state}`;
+  $("job-detail-body").dataset.job = String(job.id);
+  $("job-detail-body").replaceChildren(
+    h("div", { className: "actions" },
+      ["failed", "cancelled", "done"].includes(job.state) && button("retry", job.state === "done" ? "Re-run" : "Retry"),
+      ["queued", "running"].includes(job.state) && button("cancel", "Cancel"),
+      (job.deliveries || []).some((d) => ["sent", "dead"].includes(d.state)) && button("resend", "Resend")),
+    keyValueTable([
+      ["rule", `${job.rule.id}@${job.rule.version}`], ["processor", job.pipeline], ["device", job.device || "-"],
+      ["worker", job.lease_owner || "-"], ["attempts", `${job.attempts}/${job.max_attempts}`],
+      ["created", job.created_at || "-"], ["started", job.started_at || "-"], ["finished", job.finished_at || "-"],
+      ["progress", `${Math.round(job.progress * 100)}% ${job.progress_message || ""}`]], "job-summary"),
+    job.error && h("p", { className: "error-text job-error" }, job.error),
+    (r.warnings || []).length > 0 && h("ul", { className: "job-warnings" }, r.warnings.map((w) => h("li", {}, w))),
+    h("h3", {}, "Input and results"),
+    h("div", { className: "job-links" }, explorer("study", job.study),
+      job.series && [" · input ", explorer("series", job.series)],
+      stored.map((o) => [" · ", o.kind, " ", explorer("instance", o.stored)])),
+    h("h3", {}, "Stages"),
+    keyValueTable(Object.entries(r.timings_ms || {}).map(([stage, ms]) => [stage, `${ms} ms`]), "job-stages"),
+    h("h3", {}, "Parameters"),
+    h("pre", { className: "job-spec" }, JSON.stringify(job.spec, null, 2)),
+    h("h3", {}, "Measurements"),
+    keyValueTable(flatten(r.measurements || {}), "job-measurements"),
+    pdf && [h("h3", {}, "Report"),
+      h("iframe", { className: "job-pdf", src: `../../instances/${encodeURIComponent(pdf.stored)}/pdf`, title: "The job's PDF report" })],
+    h("h3", {}, "Deliveries"),
+    (job.deliveries || []).length ? h("div", { className: "deliveries" }, deliverySummary(job)) : h("span", { className: "muted" }, "none"),
+    h("h3", {}, "Events"),
+    h("table", { className: "job-events" }, h("tbody", {}, (job.events || []).map((e) =>
+      h("tr", {}, h("td", {}, e.at), h("td", {}, e.kind), h("td", {}, e.owner || ""), h("td", {}, e.message))))));
+}
+
+async function jobDetailAction(event) {
+  const button = event.target.closest("button[data-action]");
+  if (!button) return;
+  const id = $("job-detail-body").dataset.job;
+  try {
+    await api("POST", `../jobs/${id}/${button.dataset.action}`, {});
+  } catch (e) {
+    alert(`Job ${id}: ${e.message}`);
+  }
+  await showJob(Number(id));
+}
+
 async function loadJobs() {
   const state = $("job-filter").value;
   const jobs = await api("GET", "../jobs" + (state ? `?state=${state}` : ""));
   const button = (action, label, title) => h("button", { className: "small", dataset: { action }, title: title || "" }, label);
   const rows = jobs.map((j) => h("tr", { dataset: { job: j.id } },
-    h("td", {}, String(j.id)),
+    h("td", {}, h("button", { className: "link", dataset: { open: j.id }, title: "Open the job's page" }, String(j.id))),
     h("td", { className: `state ${j.state}` }, j.state),
     h("td", {}, `${Math.round(j.progress * 100)}% `, h("span", { className: "muted" }, j.progress_message || ""),
       j.waiting_for && [" ", h("span", { className: "error-text" }, `waiting for ${j.waiting_for}`)]),
@@ -218,6 +295,12 @@ async function loadJobs() {
 }
 
 async function jobAction(event) {
+  const open = event.target.closest("button[data-open]");
+  if (open) {
+    await showJob(Number(open.dataset.open));
+    $("job-detail").scrollIntoView();
+    return;
+  }
   const button = event.target.closest("button[data-action]");
   if (!button) return;
   const id = button.closest("tr").dataset.job;
@@ -301,6 +384,8 @@ $("dry-run").addEventListener("click", dryRun);
 $("replay").addEventListener("click", replay);
 $("job-filter").addEventListener("change", loadJobs);
 $("jobs").addEventListener("click", jobAction);
+$("job-detail-body").addEventListener("click", jobDetailAction);
+$("job-detail-close").addEventListener("click", () => { openJob = null; $("job-detail").hidden = true; });
 
 loadStatus(); loadRules(); loadStudies(); loadJobs(); loadProcessors();
-setInterval(() => { loadJobs(); loadStatus(); }, 2000);
+setInterval(() => { loadJobs(); loadStatus(); if (openJob !== null) showJob(openJob); }, 2000);

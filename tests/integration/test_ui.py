@@ -47,4 +47,4 @@ def test_admin_page_edits_validates_saves_dry_runs_and_lists_jobs(orthanc_factor
     print(output)
     assert browser.returncode == 0, output
     assert sorted(os.listdir(shots)) == ["1-loaded.png", "2-validation-error.png", "3-dry-run.png", "3b-dry-run-mr.png",
-                                         "3c-replay.png", "4-jobs.png", "saved"]
+                                         "3c-replay.png", "4-jobs.png", "5-job-page.png", "saved"]

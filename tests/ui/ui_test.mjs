@@ -127,6 +127,30 @@ try {
   await page.waitForFunction(() => /delivery\(ies\) failed for good/.test(document.getElementById("node-status").textContent));
   await page.screenshot({ path: `${shots}/4-jobs.png`, fullPage: true });
   const lungJob = await page.getAttribute(lungRow, "data-job");
+
+  // The job's page: how it ran, what it found, the report inline, links to its results.
+  await page.click(`${lungRow} button[data-open]`);
+  await page.waitForSelector("#job-detail:not([hidden]) .job-measurements");
+  check((await page.textContent("#job-detail-title")).startsWith(`Job ${lungJob} · done`), "the job's page opens");
+  const measured = await page.textContent("#job-detail .job-measurements");
+  check(/total\.volume_ml/.test(measured) && /total\.laa950_percent/.test(measured), "its page lists the measurements");
+  const stages = await page.textContent("#job-detail .job-stages");
+  check(["fetch", "volume", "process", "store"].every((s) => stages.includes(s)) && / ms/.test(stages),
+        "and every stage with its time");
+  check((await page.textContent("#job-detail .job-spec")).includes("\"variant\": \"fast\""), "and the job's parameters");
+  check((await page.textContent("#job-detail .job-events")).includes("done"), "and its events");
+  const pdfSrc = await page.getAttribute("#job-detail iframe.job-pdf", "src");
+  const pdfType = await page.evaluate(async (src) => (await fetch(src)).headers.get("content-type"), pdfSrc);
+  check(/\/pdf$/.test(pdfSrc || "") && /application\/pdf/.test(pdfType || ""), `the report PDF is shown inline (${pdfType})`);
+  const links = await page.$$eval("#job-detail .job-links a", (as) => as.map((a) => a.getAttribute("href")));
+  check(links.some((l) => l.includes("explorer.html#study?uuid=")) && links.filter((l) => l.includes("#instance?uuid=")).length >= 3,
+        "with links to the study and to each result in Orthanc Explorer");
+  const followed = await page.evaluate(async (href) => {
+    const id = decodeURIComponent(href.split("uuid=")[1]);
+    return (await fetch(`../../instances/${id}`)).status;
+  }, links.find((l) => l.includes("#instance?uuid=")));
+  check(followed === 200, "and the result links name instances Orthanc holds");
+  await page.screenshot({ path: `${shots}/5-job-page.png`, fullPage: true });
   await page.click(`${lungRow} button[data-action=resend]`);
   const resent = await page.waitForFunction(async (id) => {
     const job = await (await fetch(`../jobs/${id}`)).json();
