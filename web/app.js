@@ -227,7 +227,7 @@ async function showJob(id) {
   $("job-detail").hidden = false;
   $("job-detail-title").textContent = `Job ${job.id} · ${job.state}`;
   $("job-detail-body").dataset.job = String(job.id);
-  $("job-detail-body").replaceChildren(
+  $("job-detail-body").replaceChildren(h("div", {},
     h("div", { className: "actions" },
       ["failed", "cancelled", "done"].includes(job.state) && button("retry", job.state === "done" ? "Re-run" : "Retry"),
       ["queued", "running"].includes(job.state) && button("cancel", "Cancel"),
@@ -244,7 +244,7 @@ async function showJob(id) {
       job.series && [" · input ", explorer("series", job.series)],
       stored.map((o) => [" · ", o.kind, " ", explorer("instance", o.stored)])),
     h("h3", {}, "Stages"),
-    keyValueTable(Object.entries(r.timings_ms || {}).map(([stage, ms]) => [stage, `${ms} ms`]), "job-stages"),
+    keyValueTable(Object.entries(r.timings_ms || {}).map(([stage, ms]) => [stage, `${Math.round(ms)} ms`]), "job-stages"),
     h("h3", {}, "Parameters"),
     h("pre", { className: "job-spec" }, JSON.stringify(job.spec, null, 2)),
     h("h3", {}, "Measurements"),
@@ -255,7 +255,7 @@ async function showJob(id) {
     (job.deliveries || []).length ? h("div", { className: "deliveries" }, deliverySummary(job)) : h("span", { className: "muted" }, "none"),
     h("h3", {}, "Events"),
     h("table", { className: "job-events" }, h("tbody", {}, (job.events || []).map((e) =>
-      h("tr", {}, h("td", {}, e.at), h("td", {}, e.kind), h("td", {}, e.owner || ""), h("td", {}, e.message))))));
+      h("tr", {}, h("td", {}, e.at), h("td", {}, e.kind), h("td", {}, e.owner || ""), h("td", {}, e.message)))))));
 }
 
 async function jobDetailAction(event) {
