@@ -1144,17 +1144,21 @@ nlohmann::json Node::RollbackRules(int version, const std::string& author) {
   return SaveRules(stored->body, author, "rollback to version " + std::to_string(version));
 }
 
+RuleSet Node::ParseDraft(const std::string& rules_body) {
+  auto parsed = ParseRuleSet(rules_body, Vocabulary());
+  if (!parsed.rule_set) {
+    throw Error(ErrorCode::kInvalidInput, nlohmann::json{{"message", "rule set is not valid"},
+                                                         {"errors", ErrorsToJson(parsed.errors)}}.dump());
+  }
+  return std::move(*parsed.rule_set);
+}
+
 nlohmann::json Node::DryRun(const std::string& study_id, const std::string& rules_body) {
   std::shared_ptr<const RuleSet> rules;
   if (rules_body.empty()) {
     rules = CurrentRules();
   } else {
-    auto parsed = ParseRuleSet(rules_body, Vocabulary());
-    if (!parsed.rule_set) {
-      throw Error(ErrorCode::kInvalidInput, nlohmann::json{{"message", "rule set is not valid"},
-                                                           {"errors", ErrorsToJson(parsed.errors)}}.dump());
-    }
-    rules = std::make_shared<const RuleSet>(std::move(*parsed.rule_set));
+    rules = std::make_shared<const RuleSet>(ParseDraft(rules_body));
   }
   const StudyAttributes study = StudyForRouting(study_id);
   const auto evaluations = EvaluateRuleSet(*rules, study);
@@ -1170,12 +1174,7 @@ nlohmann::json Node::DryRun(const std::string& study_id, const std::string& rule
 }
 
 nlohmann::json Node::Replay(const std::string& rules_body, int last, const std::string& from, const std::string& to) {
-  auto parsed = ParseRuleSet(rules_body, Vocabulary());
-  if (!parsed.rule_set) {
-    throw Error(ErrorCode::kInvalidInput, nlohmann::json{{"message", "rule set is not valid"},
-                                                         {"errors", ErrorsToJson(parsed.errors)}}.dump());
-  }
-  const RuleSet draft = std::move(*parsed.rule_set);
+  const RuleSet draft = ParseDraft(rules_body);
   const std::shared_ptr<const RuleSet> current = CurrentRules();
   const bool by_date = !from.empty() || !to.empty();
 

@@ -108,6 +108,8 @@ class Node {
   // Evaluates the active rule set (or `rules_body` when given) on an Orthanc study: which rules
   // fire, each condition's outcome, and the jobs that would be created. Enqueues nothing.
   nlohmann::json DryRun(const std::string& study_id, const std::string& rules_body);
+  // A rule set sent for trying (dry-run, replay): Error(kInvalidInput) with every fault when invalid.
+  RuleSet ParseDraft(const std::string& rules_body);
   // The draft rule set (JSON text) and the current one evaluated side by side over the studies
   // Orthanc holds, most recently received first: the last `last` of them, or those received
   // between `from` and `to` (YYYYMMDD, inclusive, either may be empty) among the newest
