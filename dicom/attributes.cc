@@ -5,6 +5,8 @@
 #include <dcmtk/dcmdata/dcfilefo.h>
 #include <dcmtk/dcmdata/dctag.h>
 
+#include <algorithm>
+
 namespace procnode {
 
 std::optional<uint32_t> DicomKeywordToTag(const std::string& keyword) {
@@ -14,6 +16,25 @@ std::optional<uint32_t> DicomKeywordToTag(const std::string& keyword) {
   // findTagFromName also accepts "gggg,eeee"; routing wants names here, tags in "(gggg,eeee)".
   if (keyword.find(',') != std::string::npos) return std::nullopt;
   return static_cast<uint32_t>(tag.getGroup()) << 16 | tag.getElement();
+}
+
+std::vector<DicomKeyword> DicomKeywords() {
+  std::vector<DicomKeyword> out;
+  // normalBegin() is not const in DCMTK 3.6.7; nothing is changed under the read lock.
+  DcmDataDictionary& dictionary = const_cast<DcmDataDictionary&>(dcmDataDict.rdlock());
+  for (auto it = dictionary.normalBegin(); it != dictionary.normalEnd(); ++it) {
+    const DcmDictEntry* entry = *it;
+    if (entry == nullptr || entry->getPrivateCreator() != nullptr || entry->getTagName() == nullptr) continue;
+    const std::string name = entry->getTagName();
+    if (name.empty() || name.rfind("RETIRED_", 0) == 0 || name.rfind("ACR_NEMA_", 0) == 0) continue;
+    if (entry->getGroup() % 2 == 1 || entry->getElement() == 0x0000) continue;  // private groups, group lengths
+    out.push_back({name, static_cast<uint32_t>(entry->getGroup()) << 16 | entry->getElement(), entry->getVR().getVRName()});
+  }
+  dcmDataDict.rdunlock();
+  std::sort(out.begin(), out.end(), [](const DicomKeyword& a, const DicomKeyword& b) { return a.keyword < b.keyword; });
+  out.erase(std::unique(out.begin(), out.end(), [](const DicomKeyword& a, const DicomKeyword& b) { return a.keyword == b.keyword; }),
+            out.end());
+  return out;
 }
 
 std::map<uint32_t, std::string> DatasetAttributes(DcmDataset& ds) {

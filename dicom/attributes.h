@@ -7,6 +7,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 class DcmDataset;
 
@@ -14,6 +15,15 @@ namespace procnode {
 
 // "Modality" -> 0x00080060; nullopt for a keyword the dictionary does not know.
 std::optional<uint32_t> DicomKeywordToTag(const std::string& keyword);
+
+// Every public keyword of the loaded data dictionary with its tag and VR, sorted by keyword
+// (retired and ACR-NEMA names and private entries left out): the completion list of the rule editor.
+struct DicomKeyword {
+  std::string keyword;
+  uint32_t tag = 0;
+  std::string vr;
+};
+std::vector<DicomKeyword> DicomKeywords();
 
 // Top-level values by tag (group << 16 | element), multiple values joined by '\'.
 std::map<uint32_t, std::string> DatasetAttributes(DcmDataset& ds);

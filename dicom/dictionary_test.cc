@@ -1,9 +1,12 @@
 #include "dicom/dictionary.h"
 
+#include "dicom/attributes.h"
+
 #include <dcmtk/dcmdata/dcdict.h>
 #include <dcmtk/dcmdata/dcdicent.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 
 namespace procnode {
@@ -55,6 +58,28 @@ TEST(CompiledDataDictionary, ResolvesPrivateTagsByCreator) {
   const DcmDictEntry* overlay = compiled.findEntry(DcmTagKey(0x6002, 0x3000), nullptr);
   ASSERT_NE(overlay, nullptr);  // (60xx,3000): a repeating group
   EXPECT_STREQ(overlay->getTagName(), "OverlayData");
+}
+
+// The rule editor's completion list: public keywords with their tags, each once, sorted; no
+// private, retired or group-length entries.
+TEST(DicomKeywords, ListsThePublicKeywordsOfTheLoadedDictionary) {
+  UseCompiledDataDictionary();
+  const auto keywords = DicomKeywords();
+  EXPECT_GT(keywords.size(), 4000u);
+  const auto find = [&](const std::string& name) {
+    return std::find_if(keywords.begin(), keywords.end(), [&](const DicomKeyword& k) { return k.keyword == name; });
+  };
+  ASSERT_NE(find("Modality"), keywords.end());
+  EXPECT_EQ(find("Modality")->tag, 0x00080060u);
+  EXPECT_EQ(find("Modality")->vr, "CS");
+  EXPECT_EQ(find("BodyPartExamined")->tag, 0x00180015u);
+  EXPECT_EQ(find("CSAImageHeaderInfo"), keywords.end());
+  for (size_t i = 1; i < keywords.size(); ++i) ASSERT_LT(keywords[i - 1].keyword, keywords[i].keyword);
+  for (const auto& k : keywords) {
+    ASSERT_EQ(k.keyword.rfind("RETIRED_", 0), std::string::npos) << k.keyword;
+    ASSERT_NE(k.tag & 0xFFFFu, 0u) << k.keyword;
+    ASSERT_EQ((k.tag >> 16) % 2, 0u) << k.keyword;
+  }
 }
 
 }  // namespace

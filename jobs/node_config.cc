@@ -84,7 +84,7 @@ NodeConfig ParseNodeConfig(const std::string& orthanc_configuration_json, const 
       "HeartbeatSeconds", "MaxAttempts", "RetryBackoffSeconds", "PollSeconds", "ResultSeriesNumber", "ResultSeriesNumbers", "EarlyStart", "EarlyStartPollSeconds", "Audit",
       "Destinations", "RulesFile", "TestHooks", "Admins", "CompletenessMaxWaitSeconds", "DeliveryMaxAttempts",
       "DeliveryBackoffSeconds", "VaultRoles", "CleanPixelRules", "TrustedUserHeader", "AllowAnonymousAdministration",
-      "DatabaseConnectTimeoutSeconds", "DatabaseStatementTimeoutSeconds", "OrthancId", "GpuWaitSeconds", "ToolsDirectory"};
+      "DatabaseConnectTimeoutSeconds", "DatabaseStatementTimeoutSeconds", "OrthancId", "GpuWaitSeconds", "ToolsDirectory", "ViewerUrl"};
   NodeConfig config;
   for (const auto& [key, value] : section.items()) {
     if (!kKnown.contains(key)) config.warnings.push_back("ProcNode." + key + ": unknown key, ignored");
@@ -141,6 +141,16 @@ NodeConfig ParseNodeConfig(const std::string& orthanc_configuration_json, const 
   config.completeness_max_wait_seconds =
       Integer(section, "CompletenessMaxWaitSeconds", config.completeness_max_wait_seconds, 0, 86400);
   config.admins = UserNames(section, "Admins");
+  config.viewer_url = String(section, "ViewerUrl", "");
+  if (!config.viewer_url.empty()) {
+    const auto& url = config.viewer_url;
+    if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0 && url[0] != '/') {
+      Bad("ViewerUrl", "must be an http:// or https:// URL or a path starting with /");
+    }
+    if (url.find("{StudyInstanceUID}") == std::string::npos) {
+      Bad("ViewerUrl", "must contain {StudyInstanceUID} (and may contain {SeriesInstanceUID})");
+    }
+  }
   if (section.contains("CleanPixelRules")) {
     if (!section["CleanPixelRules"].is_array()) Bad("CleanPixelRules", "must be a list of rules");
     config.clean_pixel_rules_json = section["CleanPixelRules"].dump();

@@ -62,6 +62,10 @@ struct NodeConfig {
   int delivery_max_attempts = 5;              // C-STORE attempts per destination before the dead letter
   double delivery_backoff_seconds = 30;       // doubled per failed attempt
   std::string audit_target;  // ProcNode.Audit: syslog | unix:PATH | udp://HOST:PORT | file:PATH; "" none
+  // ProcNode.ViewerUrl: where the admin page links a study or series in a viewer (OHIF, a PACS
+  // viewer), an http(s) URL or a path with {StudyInstanceUID} and optionally {SeriesInstanceUID}
+  // (e.g. "/ohif/viewer?StudyInstanceUIDs={StudyInstanceUID}"); "" : Orthanc Explorer only.
+  std::string viewer_url;
   std::string rules_file;  // ProcNode.RulesFile: the rule set saved at start when none was saved yet
   int database_connect_timeout_seconds = 5;     // libpq connect_timeout, unless the DSN sets one
   int database_statement_timeout_seconds = 60;  // per statement, so a stalled server frees its caller

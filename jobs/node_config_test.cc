@@ -67,6 +67,17 @@ TEST(NodeConfig, ResultSeriesNumbersPerKindOverTheFirstWavesBaseNumber) {
             std::string::npos);
 }
 
+TEST(NodeConfig, AViewerUrlNeedsTheStudyPlaceholderAndAWebAddress) {
+  EXPECT_EQ(ParseNodeConfig(R"({"ProcNode": {"Database": "d", "ViewerUrl": "/ohif/viewer?StudyInstanceUIDs={StudyInstanceUID}"}})",
+                            Env({})).viewer_url,
+            "/ohif/viewer?StudyInstanceUIDs={StudyInstanceUID}");
+  EXPECT_NE(ErrorOf(R"({"ProcNode": {"Database": "d", "ViewerUrl": "https://pacs/viewer"}})").find("{StudyInstanceUID}"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(R"j({"ProcNode": {"Database": "d", "ViewerUrl": "javascript:alert({StudyInstanceUID})"}})j")
+                .find("ProcNode.ViewerUrl: must be an http"),
+            std::string::npos);
+}
+
 TEST(NodeConfig, AMisspeltKeyIsReportedNotSilentlyIgnored) {
   const auto config = ParseNodeConfig(R"({"ProcNode": {"Database": "d", "Worker": 3}})", Env({}));
   ASSERT_EQ(config.warnings.size(), 1u);

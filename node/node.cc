@@ -734,7 +734,12 @@ nlohmann::json Node::Status() {
                                   ? "verified users in ProcNode.VaultRoles"
                                   : "nobody (no caller is verified)"}}},
       {"vault", vault_status_},
+      {"viewer_url", config_.viewer_url.empty() ? nlohmann::json(nullptr) : nlohmann::json(config_.viewer_url)},
   };
+  status["destinations"] = nlohmann::json::array();
+  for (const auto& [name, destination] : config_.destination_kinds) {
+    status["destinations"].push_back({{"name", name}, {"kind", destination.kind}});
+  }
   try {
     const auto rules = CurrentRules();
     status["rules"] = {{"version", rules->version}, {"source", rules->version == 0 ? "built-in default" : "saved"},

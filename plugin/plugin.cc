@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -15,6 +16,7 @@
 #include "core/json_limits.h"
 #include "core/log.h"
 #include "core/version.h"
+#include "dicom/attributes.h"
 #include "jobs/job_queue.h"
 #include "jobs/node_config.h"
 #include "node/node.h"
@@ -237,8 +239,33 @@ nlohmann::json JsonBody(const Request& request) {
   return body;
 }
 
+// GET /procnode/status, with who the caller is and whether they may change rules and jobs (the
+// admin page shows itself read-only, with the reason, to everyone else).
 void GetStatus(OrthancPluginRestOutput* output, const Request& request) {
-  if (Only(output, request, "GET")) Answer(output, g_node->Status());
+  if (!Only(output, request, "GET")) return;
+  auto status = g_node->Status();
+  const auto refusal = g_node->AdministrationRefusal(request.caller);
+  status["caller"] = {{"name", request.caller.verified ? nlohmann::json(request.caller.name) : nlohmann::json(nullptr)},
+                      {"verified", request.caller.verified},
+                      {"admin", !refusal.has_value()},
+                      {"refusal", refusal ? nlohmann::json(*refusal) : nlohmann::json(nullptr)}};
+  Answer(output, status);
+}
+
+// GET /procnode/dicom/keywords: the data dictionary's public keywords (the rule editor completes
+// attribute names from it): [{"keyword", "tag": "(gggg,eeee)", "vr"}].
+void GetDicomKeywords(OrthancPluginRestOutput* output, const Request& request) {
+  if (!Only(output, request, "GET")) return;
+  static const nlohmann::json list = [] {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& k : DicomKeywords()) {
+      char tag[16];
+      std::snprintf(tag, sizeof tag, "(%04X,%04X)", k.tag >> 16, k.tag & 0xFFFFu);
+      out.push_back({{"keyword", k.keyword}, {"tag", tag}, {"vr", k.vr}});
+    }
+    return out;
+  }();
+  Answer(output, list);
 }
 
 void PostReidentify(OrthancPluginRestOutput* output, const Request& request) {
@@ -485,6 +512,7 @@ ORTHANC_PLUGINS_API int32_t OrthancPluginInitialize(OrthancPluginContext* contex
   }
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/status", Protect<GetStatus>);
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/processors", Protect<GetProcessors>);
+  OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/dicom/keywords", Protect<GetDicomKeywords>);
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/metrics", Protect<GetMetrics>);
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/reidentify", Protect<PostReidentify>);
   OrthancPluginRegisterRestCallbackNoLock(context, "/procnode/jobs", Protect<GetJobs>);

@@ -50,6 +50,11 @@ def copies(folder, count, workdir, first=0):
         return pool.map(_copy_study, tasks)
 
 
+def copy_study(folder, target, n=0):
+    """One copy of a series as a study of its own in `target` (new UIDs); returns `target`."""
+    return _copy_study((folder, target, n))
+
+
 def run(args, **kwargs):
     return subprocess.run(args, capture_output=True, text=True, timeout=300, **kwargs)
 
