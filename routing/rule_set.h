@@ -60,6 +60,15 @@ struct StudyAttributes {
   AttributeMap attributes;  // study-level (from one instance of the study)
   std::vector<SeriesAttributes> series;
   std::string calling_aet, called_aet;
+
+  // Whether any series came from outside procnode: a study holding only procnode's results is
+  // never routed (nor replayed).
+  bool HasInputSeries() const {
+    for (const auto& s : series) {
+      if (!s.produced_by_procnode) return true;
+    }
+    return false;
+  }
 };
 
 struct Condition {

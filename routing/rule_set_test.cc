@@ -63,6 +63,15 @@ std::string Set(const std::vector<std::string>& rules, const std::string& mode =
 const AttributeMap kChestCt{{0x00080060, "CT"}, {0x00180015, "CHEST"}, {0x00080020, "20190315"}, {0x00180050, "5.00"}};
 const AttributeMap kBrainMr{{0x00080060, "MR"}, {0x00180015, "BRAIN"}};
 
+TEST(StudyAttributes, AStudyOfOnlyProcnodeResultsHasNoInputSeries) {
+  StudyAttributes study;
+  EXPECT_FALSE(study.HasInputSeries());
+  study.series.push_back({.id = "seg", .produced_by_procnode = true});
+  EXPECT_FALSE(study.HasInputSeries());
+  study.series.push_back({.id = "ct"});
+  EXPECT_TRUE(study.HasInputSeries());
+}
+
 TEST(RuleSet, ErrorsNameTheJsonPointerAndTheReason) {
   const auto errors = Errors(Set({Rule("a", R"({"all": [{"attribute": "Modalty", "equals": "CT"}]})")}));
   ASSERT_EQ(errors.size(), 1u);
