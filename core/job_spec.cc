@@ -58,7 +58,7 @@ std::string Device(const json& value) {
 
 nlohmann::json JobSpecToJson(const JobSpec& spec) {
   const JobRequirements& r = spec.requirements;
-  return {{"version", 2},
+  json out = {{"version", 2},
           {"processor", spec.processor},
           {"processor_version", spec.processor_version},
           {"parameters", spec.parameters},
@@ -69,6 +69,8 @@ nlohmann::json JobSpecToJson(const JobSpec& spec) {
           {"requirements",
            {{"needs_gpu", r.needs_gpu}, {"prefers_gpu", r.prefers_gpu},
             {"device_memory_bytes", r.device_memory_bytes}, {"host_memory_bytes", r.host_memory_bytes}}}};
+  if (!spec.executor.empty()) out["executor"] = spec.executor;  // absent in specs written before it existed
+  return out;
 }
 
 std::string SerializeJobSpec(const JobSpec& spec) { return JobSpecToJson(spec).dump(); }
@@ -87,6 +89,10 @@ JobSpec ParseJobSpec(const std::string& text) {
   if (stored.contains("destinations")) spec.destinations = Strings(stored["destinations"], "destinations");
   if (stored.contains("bids") && !stored["bids"].is_null()) {
     spec.bids = Field(stored, "bids", json::value_t::array, "a list (the BIDS mapping)");
+  }
+  if (stored.contains("executor")) {
+    spec.executor = Field(stored, "executor", json::value_t::string, "a string").get<std::string>();
+    if (spec.executor != "local" && spec.executor != "slurm") Bad("executor", "must be \"local\" or \"slurm\"");
   }
   if (stored.contains("requirements")) {
     const json& r = Field(stored, "requirements", json::value_t::object, "an object");

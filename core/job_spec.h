@@ -42,6 +42,7 @@ struct JobSpec {
   std::optional<AnonymizationSpec> anonymize;            // set: an anonymized route
   std::vector<std::string> destinations;
   nlohmann::json bids = nullptr;  // the rule's BIDS mapping (routing/bids_mapping.h), for BIDS destinations
+  std::string executor;           // "local", "slurm", or "" (the node's default, ProcNode.Executor.Kind)
   JobRequirements requirements;
   bool operator==(const JobSpec&) const = default;
 };

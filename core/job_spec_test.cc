@@ -19,7 +19,7 @@ std::string ErrorOf(const std::string& text) {
 TEST(JobSpec, RoundTripsEveryField) {
   JobSpec spec{.processor = "lung-emphysema", .processor_version = "2", .parameters = {{"variant", "accurate"}, {"percentile", 15}},
                .device = "gpu", .anonymize = AnonymizationSpec{.project = "copd", .options = {"retain-uids"}, .results_to_clinical = true},
-               .destinations = {"pacs", "research"},
+               .destinations = {"pacs", "research"}, .executor = "slurm",
                .requirements = {.needs_gpu = true, .device_memory_bytes = 218103808, .host_memory_bytes = 369098752}};
   const JobSpec back = ParseJobSpec(SerializeJobSpec(spec));
   EXPECT_EQ(back, spec);
@@ -27,6 +27,7 @@ TEST(JobSpec, RoundTripsEveryField) {
   EXPECT_EQ(ParseJobSpec(SerializeJobSpec(plain)), plain);
   EXPECT_FALSE(ParseJobSpec(SerializeJobSpec(plain)).anonymize);
   EXPECT_EQ(JobSpecToJson(plain)["anonymize"], nullptr);
+  EXPECT_FALSE(JobSpecToJson(plain).contains("executor"));  // as specs were before executors existed
 }
 
 TEST(JobSpec, AStoredSpecOfTheWrongShapeNamesTheField) {

@@ -41,11 +41,19 @@ nlohmann::json JobToJson(const Job& job) {
   };
   out["result"] = job.result_json.empty() ? nlohmann::json(nullptr)
                                           : nlohmann::json::parse(job.result_json, nullptr, false);
+  out["executor"] = job.executor;
+  if (job.executor == "slurm" || !job.slurm.last_job_id.empty()) {
+    const std::string& id = job.slurm.job_id.empty() || job.slurm.job_id == "submitting" ? job.slurm.last_job_id : job.slurm.job_id;
+    out["slurm"] = {{"job_id", NullIfEmpty(id)}, {"tracked", !job.slurm.job_id.empty()},
+                    {"state", NullIfEmpty(job.slurm.state)}, {"reason", NullIfEmpty(job.slurm.reason)},
+                    {"submitted_at", NullIfEmpty(job.slurm.submitted_at)}};
+  }
   return out;
 }
 
 nlohmann::json JobToJson(const Job& job, const std::vector<JobEvent>& events) {
   nlohmann::json out = JobToJson(job);
+  if (out.contains("slurm")) out["slurm"]["script"] = NullIfEmpty(job.slurm.script);
   out["events"] = nlohmann::json::array();
   for (const auto& event : events) {
     out["events"].push_back({{"at", event.at}, {"kind", event.kind}, {"owner", NullIfEmpty(event.owner)},

@@ -55,8 +55,14 @@ const std::string kJobColumns =
     " coalesce(j.error, '') AS error, coalesce(j.device, '') AS device,"
     " coalesce(j.result::text, '') AS result, " +
     Iso("created_at") + ", " + Iso("started_at") + ", " + Iso("finished_at") + ", " + Iso("updated_at") + ", " +
-    Iso("lease_expires_at") + ", " + Iso("not_before") +
+    Iso("lease_expires_at") + ", " + Iso("not_before") + ", " + Iso("slurm_submitted_at") +
+    ", j.executor, coalesce(j.slurm_job_id, '') AS slurm_job_id, coalesce(j.slurm_last_job_id, '') AS slurm_last_job_id,"
+    " coalesce(j.slurm_state, '') AS slurm_state, coalesce(j.slurm_reason, '') AS slurm_reason,"
+    " coalesce(j.slurm_script, '') AS slurm_script"
     ", CASE WHEN j.state <> 'queued' THEN ''"
+    " WHEN j.executor = 'slurm' THEN CASE WHEN j.slurm_job_id IS NULL OR j.slurm_job_id = 'submitting'"
+    " THEN 'submission to Slurm' ELSE 'Slurm job ' || j.slurm_job_id || ' to start' ||"
+    " CASE WHEN coalesce(j.slurm_reason, '') NOT IN ('', 'None') THEN ' (' || j.slurm_reason || ')' ELSE '' END END"
     " WHEN j.needs_gpu AND NOT " + LiveWorkerWithMemory("j", "gpu_memory_bytes", "device_memory_bytes", true) +
     " THEN 'a worker with a GPU' || CASE WHEN j.device_memory_bytes > 0 THEN ' and ' || " + GiB("j.device_memory_bytes") +
     " ELSE '' END || ': none is running'"
@@ -92,6 +98,13 @@ Job JobFromRow(const pqxx::row& row) {
   job.lease_expires_at = row["lease_expires_at"].as<std::string>();
   job.not_before = row["not_before"].as<std::string>();
   job.waiting_for = row["waiting_for"].as<std::string>();
+  job.executor = row["executor"].as<std::string>();
+  job.slurm.job_id = row["slurm_job_id"].as<std::string>();
+  job.slurm.last_job_id = row["slurm_last_job_id"].as<std::string>();
+  job.slurm.state = row["slurm_state"].as<std::string>();
+  job.slurm.reason = row["slurm_reason"].as<std::string>();
+  job.slurm.script = row["slurm_script"].as<std::string>();
+  job.slurm.submitted_at = row["slurm_submitted_at"].as<std::string>();
   return job;
 }
 
@@ -166,14 +179,15 @@ EnqueueResult PgJobQueue::Enqueue(const EnqueueRequest& request) {
   return WithTransaction("enqueue", [&](pqxx::work& tx) {
     const auto inserted = tx.exec_params(
         "INSERT INTO jobs (idempotency_key, study_id, series_id, rule_id, rule_version, pipeline, parameters,"
-        " priority, max_attempts, orthanc_id, needs_gpu, prefers_gpu, spec, device_memory_bytes, host_memory_bytes)"
-        " VALUES ($1, $2, nullif($3, ''), $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13::jsonb, $14, $15)"
+        " priority, max_attempts, orthanc_id, needs_gpu, prefers_gpu, spec, device_memory_bytes, host_memory_bytes, executor)"
+        " VALUES ($1, $2, nullif($3, ''), $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13::jsonb, $14, $15, $16)"
         " ON CONFLICT (orthanc_id, idempotency_key) DO NOTHING RETURNING id",
         request.idempotency_key, request.study_id, request.series_id, request.rule_id, request.rule_version,
         request.spec.processor, request.spec.parameters.dump(), request.priority, request.max_attempts, options_.orthanc_id,
         request.spec.requirements.needs_gpu, request.spec.requirements.prefers_gpu, SerializeJobSpec(request.spec),
         static_cast<int64_t>(request.spec.requirements.device_memory_bytes),
-        static_cast<int64_t>(request.spec.requirements.host_memory_bytes));
+        static_cast<int64_t>(request.spec.requirements.host_memory_bytes),
+        request.spec.executor.empty() ? options_.default_executor : request.spec.executor);
     if (!inserted.empty()) {
       const int64_t id = inserted[0][0].as<int64_t>();
       AddEvent(tx, id, "enqueued", "", "rule " + request.rule_id + "@" + std::to_string(request.rule_version));
@@ -208,7 +222,7 @@ std::optional<Job> PgJobQueue::Claim(const std::string& owner) {
                     " SELECT id, state AS previous_state, coalesce(lease_owner, '') AS previous_owner FROM jobs"
                     " WHERE ((state = 'queued' AND not_before <= now())"
                     "    OR (state = 'running' AND lease_expires_at < now()))"
-                    "   AND ($3 = '' OR orthanc_id IN ($3, '')) AND (NOT needs_gpu OR $4)"
+                    "   AND executor = 'local' AND ($3 = '' OR orthanc_id IN ($3, '')) AND (NOT needs_gpu OR $4)"
                     "   AND ($6::bigint = 0 OR host_memory_bytes <= $6::bigint)"
                     "   AND (NOT needs_gpu OR $7::bigint = 0 OR device_memory_bytes <= $7::bigint)"
                     "   AND (NOT prefers_gpu OR $4 OR created_at < now() - make_interval(secs => $5) OR NOT ") +
@@ -294,7 +308,7 @@ bool PgJobQueue::Complete(int64_t id, const std::string& owner, const std::strin
     const bool owned = UpdateOwnedJob(
         tx,
         "state = 'done', result = $3::jsonb, device = $4, progress = 1, progress_message = 'done', error = NULL,"
-        " finished_at = now(), updated_at = now(), lease_owner = NULL, lease_expires_at = NULL",
+        " finished_at = now(), updated_at = now(), lease_owner = NULL, lease_expires_at = NULL, slurm_job_id = NULL",
         id, owner, result_json, device);
     if (owned) AddEvent(tx, id, "done", owner, device.empty() ? "" : "device " + device);
     return owned;
@@ -308,7 +322,7 @@ FailOutcome PgJobQueue::Fail(int64_t id, const std::string& owner, const std::st
         " state = CASE WHEN $4 AND attempts < max_attempts THEN 'queued' ELSE 'failed' END,"
         " not_before = now() + make_interval(secs => $5 * power(2, greatest(attempts - 1, 0))),"
         " finished_at = CASE WHEN $4 AND attempts < max_attempts THEN NULL ELSE now() END,"
-        " error = $3, updated_at = now(), lease_owner = NULL, lease_expires_at = NULL"
+        " error = $3, updated_at = now(), lease_owner = NULL, lease_expires_at = NULL, slurm_job_id = NULL"
         " WHERE id = $1 AND lease_owner = $2 AND state = 'running' RETURNING state, attempts, max_attempts",
         id, owner, message, retryable, options_.retry_backoff.count() / 1000.0);
     if (rows.empty()) return FailOutcome::kLeaseLost;
@@ -335,7 +349,7 @@ bool PgJobQueue::MarkCancelled(int64_t id, const std::string& owner) {
     const bool owned = UpdateOwnedJob(
         tx,
         "state = 'cancelled', progress_message = 'cancelled', finished_at = now(), updated_at = now(),"
-        " lease_owner = NULL, lease_expires_at = NULL",
+        " lease_owner = NULL, lease_expires_at = NULL, slurm_job_id = NULL",
         id, owner);
     if (owned) AddEvent(tx, id, "cancelled", owner, "stopped on request");
     return owned;
@@ -377,7 +391,7 @@ Job PgJobQueue::Cancel(int64_t id, const std::string& who) {
     if (state == "queued" || orphaned) {
       tx.exec_params(
           "UPDATE jobs SET state = 'cancelled', progress_message = 'cancelled', finished_at = now(),"
-          " updated_at = now(), lease_owner = NULL, lease_expires_at = NULL WHERE id = $1",
+          " updated_at = now(), lease_owner = NULL, lease_expires_at = NULL, slurm_job_id = NULL WHERE id = $1",
           id);
       AddEvent(tx, id, "cancelled", who,
                orphaned ? "cancelled while running; its worker stopped renewing the lease" : "cancelled while queued");
@@ -388,6 +402,87 @@ Job PgJobQueue::Cancel(int64_t id, const std::string& who) {
       throw Error(ErrorCode::kInvalidInput, "job " + std::to_string(id) + " is " + state + ": nothing to cancel");
     }
     return JobFromRow(tx.exec_params("SELECT " + kJobColumns + " FROM jobs j WHERE j.id = $1", id)[0]);
+  });
+}
+
+std::vector<Job> PgJobQueue::ReserveForSlurm(int limit) {
+  return WithTransaction("reserve for Slurm", [&](pqxx::work& tx) {
+    std::vector<Job> jobs;
+    const auto rows = tx.exec_params(
+        "WITH candidate AS (SELECT id FROM jobs WHERE executor = 'slurm' AND state = 'queued' AND slurm_job_id IS NULL"
+        " AND not_before <= now() AND NOT cancel_requested AND ($1 = '' OR orthanc_id IN ($1, ''))"
+        " ORDER BY priority DESC, id LIMIT $2 FOR UPDATE SKIP LOCKED)"
+        " UPDATE jobs j SET slurm_job_id = 'submitting', slurm_state = NULL, slurm_reason = NULL,"
+        " slurm_submitted_at = now(), updated_at = now() FROM candidate c WHERE j.id = c.id RETURNING " + kJobColumns,
+        options_.orthanc_id, limit);
+    for (const auto& row : rows) jobs.push_back(JobFromRow(row));
+    return jobs;
+  });
+}
+
+void PgJobQueue::SlurmSubmitted(int64_t id, const std::string& slurm_job_id, const std::string& script) {
+  WithTransaction("record a Slurm submission", [&](pqxx::work& tx) {
+    const auto rows = tx.exec_params(
+        "UPDATE jobs SET slurm_job_id = $2, slurm_last_job_id = $2, slurm_state = 'PENDING', slurm_reason = NULL,"
+        " slurm_script = $3, progress_message = 'submitted to Slurm', updated_at = now()"
+        " WHERE id = $1 AND slurm_job_id = 'submitting'",
+        id, slurm_job_id, script);
+    if (rows.affected_rows() == 1) AddEvent(tx, id, "submitted", "", "Slurm job " + slurm_job_id);
+    return true;
+  });
+}
+
+namespace {
+// A job whose batch job could not run it: an attempt is counted when the job was never claimed
+// (a claimed one counted it then); retried with backoff while attempts and `retryable` allow,
+// else failed; cancelled when an admin asked. Parameters: $1 id, $2 message, $3 retryable,
+// $4 backoff seconds, $5 the batch job (or 'submitting').
+constexpr const char* kSlurmEndedSql =
+    "UPDATE jobs SET"
+    " attempts = attempts + CASE WHEN state = 'queued' THEN 1 ELSE 0 END,"
+    " state = CASE WHEN cancel_requested THEN 'cancelled'"
+    "   WHEN $3 AND attempts + CASE WHEN state = 'queued' THEN 1 ELSE 0 END < max_attempts THEN 'queued' ELSE 'failed' END,"
+    " not_before = now() + make_interval(secs => $4 * power(2, greatest(attempts + CASE WHEN state = 'queued' THEN 1 ELSE 0 END - 1, 0))),"
+    " finished_at = CASE WHEN NOT cancel_requested AND $3 AND attempts + CASE WHEN state = 'queued' THEN 1 ELSE 0 END < max_attempts"
+    "   THEN NULL ELSE now() END,"
+    " error = CASE WHEN cancel_requested THEN error ELSE $2 END,"
+    " progress = CASE WHEN cancel_requested THEN progress ELSE 0 END,"
+    " progress_message = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'Slurm: ' || left($2, 200) END,"
+    " lease_owner = NULL, lease_expires_at = NULL, slurm_job_id = NULL, updated_at = now()"
+    " WHERE id = $1 AND slurm_job_id = $5 AND state IN ('queued', 'running') RETURNING state";
+}  // namespace
+
+std::string PgJobQueue::SlurmEnded(int64_t id, const std::string& slurm_job_id, const std::string& message, bool retryable) {
+  return WithTransaction("record a Slurm job's end", [&](pqxx::work& tx) {
+    const auto rows = tx.exec_params(kSlurmEndedSql, id, message, retryable, options_.retry_backoff.count() / 1000.0, slurm_job_id);
+    if (rows.empty()) return std::string();
+    const std::string state = rows[0][0].as<std::string>();
+    AddEvent(tx, id, state == "queued" ? "retry" : state, "", message);
+    return state;
+  });
+}
+
+std::vector<SlurmTracked> PgJobQueue::SlurmTrackedJobs() {
+  return WithTransaction("list Slurm jobs", [&](pqxx::work& tx) {
+    std::vector<SlurmTracked> out;
+    for (const auto& row : tx.exec_params(
+             "SELECT id, slurm_job_id, coalesce(slurm_state, ''), coalesce(slurm_reason, ''),"
+             " extract(epoch FROM now() - slurm_submitted_at)::float8 FROM jobs"
+             " WHERE slurm_job_id IS NOT NULL AND ($1 = '' OR orthanc_id IN ($1, '')) ORDER BY id",
+             options_.orthanc_id)) {
+      out.push_back({.id = row[0].as<int64_t>(), .slurm_job_id = row[1].as<std::string>(), .slurm_state = row[2].as<std::string>(),
+                     .slurm_reason = row[3].as<std::string>(), .seconds_since_submission = row[4].is_null() ? 0 : row[4].as<double>()});
+    }
+    return out;
+  });
+}
+
+void PgJobQueue::SlurmObserved(int64_t id, const std::string& slurm_job_id, const std::string& state, const std::string& reason) {
+  WithTransaction("record a Slurm job's state", [&](pqxx::work& tx) {
+    tx.exec_params("UPDATE jobs SET slurm_state = $3, slurm_reason = nullif($4, ''), updated_at = now()"
+                   " WHERE id = $1 AND slurm_job_id = $2 AND (slurm_state IS DISTINCT FROM $3 OR slurm_reason IS DISTINCT FROM nullif($4, ''))",
+                   id, slurm_job_id, state, reason);
+    return true;
   });
 }
 

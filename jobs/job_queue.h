@@ -44,6 +44,19 @@ struct Job {
   std::string progress_message, error, device;
   std::string result_json;            // empty when none
   std::string created_at, started_at, finished_at, updated_at, lease_expires_at, not_before;  // ISO 8601 UTC
+  std::string executor = "local";     // local | slurm (fixed at enqueue)
+  struct Slurm {
+    std::string job_id;       // the batch job now responsible for the job ('' none, 'submitting' while sbatch runs)
+    std::string last_job_id;  // the latest batch job
+    std::string state, reason, script, submitted_at;
+  } slurm;
+};
+
+// A job handed to Slurm, as its node tracks it.
+struct SlurmTracked {
+  int64_t id = 0;
+  std::string slurm_job_id, slurm_state, slurm_reason;
+  double seconds_since_submission = 0;
 };
 
 struct JobEvent {
@@ -88,6 +101,8 @@ struct QueueOptions {
   // unknown, any job's estimate is taken): jobs estimated to need more are left to others.
   uint64_t host_memory_bytes = 0;
   uint64_t gpu_memory_bytes = 0;
+  // The executor of jobs whose spec names none (ProcNode.Executor.Kind).
+  std::string default_executor = "local";
 };
 
 // A registered worker pool (in a plugin or a standalone procnode worker).
@@ -122,10 +137,23 @@ class PgJobQueue {
   PgJobQueue& operator=(const PgJobQueue&) = delete;
 
   EnqueueResult Enqueue(const EnqueueRequest& request);
+  // Claims the best runnable local job (Slurm jobs are left to their batch jobs).
   std::optional<Job> Claim(const std::string& owner);
   // Claims one given job (procnode worker --once): when it is queued (whatever its not_before), or
   // running with an expired lease. nullopt when it is not claimable now; Error(kNotFound) when unknown.
   std::optional<Job> ClaimById(int64_t id, const std::string& owner);
+  // Slurm executor (node/slurm_executor.h). Up to `limit` queued Slurm jobs of this Orthanc, marked
+  // as being submitted (slurm_job_id 'submitting') so that no other node submits them too.
+  std::vector<Job> ReserveForSlurm(int limit);
+  // The batch job now responsible for a reserved job, and its script.
+  void SlurmSubmitted(int64_t id, const std::string& slurm_job_id, const std::string& script);
+  // A batch job (or 'submitting': sbatch failed) ended with the job unfinished: see kSlurmEndedSql.
+  // Returns the job's new state ("queued", "failed", "cancelled"), "" when the job had moved on.
+  std::string SlurmEnded(int64_t id, const std::string& slurm_job_id, const std::string& message, bool retryable);
+  // Every job of this Orthanc with a batch job responsible for it.
+  std::vector<SlurmTracked> SlurmTrackedJobs();
+  // squeue's state and reason for a tracked job (written only when they change).
+  void SlurmObserved(int64_t id, const std::string& slurm_job_id, const std::string& state, const std::string& reason);
   // Extends the leases `owner` holds on `ids` (the jobs its workers are running now, nothing
   // else: a job whose worker gave up must see its lease expire); returns those it still holds.
   std::vector<HeldLease> Heartbeat(const std::string& owner, const std::vector<int64_t>& ids);

@@ -32,28 +32,83 @@ std::vector<std::string> UserNames(const json& section, const std::string& key) 
   return names;
 }
 
-std::string String(const json& section, const std::string& key, const std::string& fallback) {
+// Values of the ProcNode section, or of a section inside it (`at`: "Executor." for its keys).
+std::string String(const json& section, const std::string& key, const std::string& fallback, const std::string& at = "") {
   if (!section.contains(key)) return fallback;
-  if (!section[key].is_string()) Bad(key, "must be a string, got " + section[key].dump());
+  if (!section[key].is_string()) Bad(at + key, "must be a string, got " + section[key].dump());
   return section[key].get<std::string>();
 }
 
-double Number(const json& section, const std::string& key, double fallback, double lo, double hi) {
+double Number(const json& section, const std::string& key, double fallback, double lo, double hi, const std::string& at = "") {
   if (!section.contains(key)) return fallback;
   const json& value = section[key];
   if (!value.is_number() || value.get<double>() < lo || value.get<double>() > hi) {
-    Bad(key, "must be a number from " + json(lo).dump() + " to " + json(hi).dump() + ", got " + value.dump());
+    Bad(at + key, "must be a number from " + json(lo).dump() + " to " + json(hi).dump() + ", got " + value.dump());
   }
   return value.get<double>();
 }
 
-int Integer(const json& section, const std::string& key, int fallback, int lo, int hi) {
+int Integer(const json& section, const std::string& key, int fallback, int lo, int hi, const std::string& at = "") {
   if (!section.contains(key)) return fallback;
   const json& value = section[key];
   if (!value.is_number_integer() || value.get<long>() < lo || value.get<long>() > hi) {
-    Bad(key, "must be an integer from " + std::to_string(lo) + " to " + std::to_string(hi) + ", got " + value.dump());
+    Bad(at + key, "must be an integer from " + std::to_string(lo) + " to " + std::to_string(hi) + ", got " + value.dump());
   }
   return value.get<int>();
+}
+
+// ProcNode.Executor: where jobs run by default, and how to reach Slurm.
+NodeConfig::Executor ParseExecutor(const json& section, const std::string& work_directory) {
+  NodeConfig::Executor executor;
+  if (!section.contains("Executor")) return executor;
+  const json& e = section["Executor"];
+  const std::string at = "Executor.";
+  if (!e.is_object()) Bad("Executor", "must be an object: {\"Kind\": \"local\" | \"slurm\", ...}");
+  static const std::set<std::string> kKnown{"Kind", "Partition", "GpuPartition", "Account", "Qos", "ExtraOptions", "Procnode",
+                                            "WorkerConfig", "LogDirectory", "MaxSubmitted", "StartTimeoutSeconds",
+                                            "PollSeconds", "SlurmConf", "TimeLimitSeconds", "CpusPerJob"};
+  for (const auto& [key, value] : e.items()) {
+    if (!kKnown.contains(key)) Bad(at + key, "unknown key (known: Kind, Partition, GpuPartition, Account, Qos, ExtraOptions, "
+                                             "Procnode, WorkerConfig, LogDirectory, MaxSubmitted, StartTimeoutSeconds, "
+                                             "PollSeconds, SlurmConf, TimeLimitSeconds, CpusPerJob)");
+  }
+  executor.slurm = true;
+  executor.kind = String(e, "Kind", "slurm", at);
+  if (executor.kind != "local" && executor.kind != "slurm") Bad(at + "Kind", "must be \"local\" or \"slurm\"");
+  executor.partition = String(e, "Partition", "", at);
+  executor.gpu_partition = String(e, "GpuPartition", "", at);
+  executor.account = String(e, "Account", "", at);
+  executor.qos = String(e, "Qos", "", at);
+  if (e.contains("ExtraOptions")) {
+    if (!e["ExtraOptions"].is_array()) Bad(at + "ExtraOptions", "must be a list of sbatch options such as \"--exclusive\"");
+    for (const auto& option : e["ExtraOptions"]) {
+      if (!option.is_string() || option.get<std::string>().rfind("--", 0) != 0 ||
+          option.get<std::string>().find_first_of("\n\r") != std::string::npos) {
+        Bad(at + "ExtraOptions", "each must be one sbatch option starting with --, got " + option.dump());
+      }
+      executor.extra_options.push_back(option);
+    }
+  }
+  executor.procnode = String(e, "Procnode", "/usr/bin/procnode", at);
+  executor.worker_config = String(e, "WorkerConfig", "", at);
+  if (executor.worker_config.empty() || executor.worker_config[0] != '/') {
+    Bad(at + "WorkerConfig", "must be the absolute path, on the compute nodes, of the configuration of `procnode worker` "
+                             "(job database and Orthanc URL: procnode worker --help)");
+  }
+  executor.log_directory = String(e, "LogDirectory", work_directory.empty() ? "" : work_directory + "/slurm", at);
+  if (executor.log_directory.empty() || executor.log_directory[0] != '/') {
+    Bad(at + "LogDirectory", "must be an absolute folder (batch scripts and logs), or set ProcNode.WorkDirectory");
+  }
+  for (const std::string* path : {&executor.procnode, &executor.worker_config, &executor.log_directory}) {
+    if (path->find_first_of("\n\r'\"\\$`") != std::string::npos) Bad(at + "path", "paths must not hold quotes, $, ` or newlines");
+  }
+  executor.max_submitted = Integer(e, "MaxSubmitted", executor.max_submitted, 1, 100000, at);
+  executor.start_timeout_seconds = Integer(e, "StartTimeoutSeconds", executor.start_timeout_seconds, 1, 30 * 86400, at);
+  executor.poll_seconds = Number(e, "PollSeconds", executor.poll_seconds, 0.2, 3600, at);
+  executor.slurm_conf = String(e, "SlurmConf", "", at);
+  executor.time_limit_seconds = Integer(e, "TimeLimitSeconds", executor.time_limit_seconds, 60, 365 * 86400, at);
+  executor.cpus_per_job = Integer(e, "CpusPerJob", executor.cpus_per_job, 1, 1024, at);
+  return executor;
 }
 
 std::string HostName() {
@@ -84,7 +139,7 @@ NodeConfig ParseNodeConfig(const std::string& orthanc_configuration_json, const 
       "HeartbeatSeconds", "MaxAttempts", "RetryBackoffSeconds", "PollSeconds", "ResultSeriesNumber", "ResultSeriesNumbers", "EarlyStart", "EarlyStartPollSeconds", "Audit",
       "Destinations", "RulesFile", "TestHooks", "Admins", "CompletenessMaxWaitSeconds", "DeliveryMaxAttempts",
       "DeliveryBackoffSeconds", "VaultRoles", "CleanPixelRules", "TrustedUserHeader", "AllowAnonymousAdministration",
-      "DatabaseConnectTimeoutSeconds", "DatabaseStatementTimeoutSeconds", "OrthancId", "GpuWaitSeconds", "ToolsDirectory", "ViewerUrl"};
+      "DatabaseConnectTimeoutSeconds", "DatabaseStatementTimeoutSeconds", "OrthancId", "GpuWaitSeconds", "ToolsDirectory", "ViewerUrl", "Executor"};
   NodeConfig config;
   for (const auto& [key, value] : section.items()) {
     if (!kKnown.contains(key)) config.warnings.push_back("ProcNode." + key + ": unknown key, ignored");
@@ -220,6 +275,7 @@ NodeConfig ParseNodeConfig(const std::string& orthanc_configuration_json, const 
       config.destination_kinds[name] = destination;
     }
   }
+  config.executor = ParseExecutor(section, config.work_directory);
   config.delivery_max_attempts = Integer(section, "DeliveryMaxAttempts", config.delivery_max_attempts, 1, 100);
   config.delivery_backoff_seconds = Number(section, "DeliveryBackoffSeconds", config.delivery_backoff_seconds, 0, 86400);
   config.rules_file = String(section, "RulesFile", "");

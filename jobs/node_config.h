@@ -59,6 +59,24 @@ struct NodeConfig {
     unsigned file_mode = 0640, dir_mode = 0750;  // bids: read-only for the group
   };
   std::map<std::string, Destination> destination_kinds;  // every destination by name
+  // ProcNode.Executor: the default executor of jobs ("local": this node's and standalone workers;
+  // "slurm": a batch job per procnode job running `procnode worker --once ID` on a compute node),
+  // and Slurm's settings. A rule's action may choose either ("executor"); "slurm" needs this section.
+  struct Executor {
+    bool slurm = false;            // the section is there: Slurm can be used
+    std::string kind = "local";    // default for rules that do not say
+    std::string partition, gpu_partition, account, qos;
+    std::vector<std::string> extra_options;  // more sbatch options, each "--name[=value]"
+    std::string procnode = "/usr/bin/procnode";  // the program on compute nodes
+    std::string worker_config;     // its --config on compute nodes (database, Orthanc URL; no secret in the script)
+    std::string log_directory;     // batch scripts and their output (default WorkDirectory/slurm)
+    int max_submitted = 50;        // batch jobs of this node in Slurm at once; the rest wait in procnode's queue
+    int start_timeout_seconds = 3600;  // a batch job still pending after this is cancelled and retried
+    double poll_seconds = 5;       // squeue at most this often (one call for all tracked jobs)
+    std::string slurm_conf;        // SLURM_CONF for sbatch, squeue, scontrol, scancel ("" : Slurm's default)
+    int time_limit_seconds = 3600; // --time of processors without a limit of their own
+    int cpus_per_job = 2;          // --cpus-per-task of processors without their own
+  } executor;
   int delivery_max_attempts = 5;              // C-STORE attempts per destination before the dead letter
   double delivery_backoff_seconds = 30;       // doubled per failed attempt
   std::string audit_target;  // ProcNode.Audit: syslog | unix:PATH | udp://HOST:PORT | file:PATH; "" none

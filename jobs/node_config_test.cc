@@ -78,6 +78,33 @@ TEST(NodeConfig, AViewerUrlNeedsTheStudyPlaceholderAndAWebAddress) {
             std::string::npos);
 }
 
+TEST(NodeConfig, TheSlurmExecutorNeedsTheWorkersConfigurationAndSaysWhatIsWrong) {
+  const auto local = ParseNodeConfig(R"({"ProcNode": {"Database": "d"}})", Env({}));
+  EXPECT_FALSE(local.executor.slurm);
+  EXPECT_EQ(local.executor.kind, "local");
+  const auto slurm = ParseNodeConfig(
+      R"({"ProcNode": {"Database": "d", "WorkDirectory": "/srv/procnode",
+          "Executor": {"WorkerConfig": "/etc/procnode/worker.json", "Partition": "cpu", "MaxSubmitted": 3,
+                       "ExtraOptions": ["--exclusive"]}}})",
+      Env({}));
+  EXPECT_TRUE(slurm.executor.slurm);
+  EXPECT_EQ(slurm.executor.kind, "slurm");
+  EXPECT_EQ(slurm.executor.log_directory, "/srv/procnode/slurm");
+  EXPECT_EQ(slurm.executor.max_submitted, 3);
+  EXPECT_EQ(slurm.executor.extra_options, std::vector<std::string>{"--exclusive"});
+  EXPECT_NE(ErrorOf(R"({"ProcNode": {"Database": "d", "Executor": {"Kind": "slurm"}}})").find("ProcNode.Executor.WorkerConfig"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"ProcNode": {"Database": "d", "Executor": {"Kind": "pbs", "WorkerConfig": "/w"}}})")
+                .find("ProcNode.Executor.Kind"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"ProcNode": {"Database": "d", "WorkDirectory": "/w", "Executor": {"WorkerConfig": "/w", "Partiton": "x"}}})")
+                .find("ProcNode.Executor.Partiton: unknown key"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"ProcNode": {"Database": "d", "WorkDirectory": "/w", "Executor": {"WorkerConfig": "/w", "ExtraOptions": ["-N 2"]}}})")
+                .find("ProcNode.Executor.ExtraOptions"),
+            std::string::npos);
+}
+
 TEST(NodeConfig, AMisspeltKeyIsReportedNotSilentlyIgnored) {
   const auto config = ParseNodeConfig(R"({"ProcNode": {"Database": "d", "Worker": 3}})", Env({}));
   ASSERT_EQ(config.warnings.size(), 1u);

@@ -26,6 +26,7 @@
 #include "processors/external/external_tool.h"
 #include "processors/external/sandbox.h"
 #include "processors/processor.h"
+#include "node/slurm_executor.h"
 #include "routing/rules.h"
 
 namespace procnode {
@@ -65,7 +66,8 @@ Node::Node(NodeConfig config, OrthancRest& rest)
                           .has_gpu = gpu_.found && config_.gpu != "cpu",
                           .gpu_wait = std::chrono::seconds(config_.gpu_wait_seconds),
                           .host_memory_bytes = HostMemoryBytes(),
-                          .gpu_memory_bytes = gpu_.found && config_.gpu != "cpu" ? gpu_.memory_bytes : 0}) {
+                          .gpu_memory_bytes = gpu_.found && config_.gpu != "cpu" ? gpu_.memory_bytes : 0,
+                          .default_executor = config_.executor.kind}) {
   RegisterBuiltinProcessors(processors_);
   if (!config_.tools_directory.empty()) {
     // A bad manifest leaves that tool out (rules naming it are refused), not the node.
@@ -181,6 +183,7 @@ void Node::StartWork() {
   intake_thread_ = std::thread([this] { IntakeLoop(); });
   if (config_.early_start) watch_thread_ = std::thread([this] { SeriesWatchLoop(); });
   delivery_thread_ = std::thread([this] { DeliveryLoop(); });
+  if (config_.executor.slurm) slurm_thread_ = std::thread([this] { SlurmLoop(); });
   pool_->Start();
   Log(LogLevel::kInfo, "started " + std::to_string(config_.workers) + " worker(s) as " + pool_->owner());
 }
@@ -207,7 +210,9 @@ void Node::StopWork() {
   intake_wake_.notify_all();
   delivery_wake_.notify_all();
   watch_wake_.notify_all();
+  slurm_wake_.notify_all();
   if (intake_thread_.joinable()) intake_thread_.join();
+  if (slurm_thread_.joinable()) slurm_thread_.join();
   if (watch_thread_.joinable()) watch_thread_.join();
   if (delivery_thread_.joinable()) delivery_thread_.join();
   pool_->Stop();
@@ -707,6 +712,12 @@ nlohmann::json Node::Status() {
       {"vault", vault_status_},
       {"viewer_url", config_.viewer_url.empty() ? nlohmann::json(nullptr) : nlohmann::json(config_.viewer_url)},
   };
+  status["executor"] = {{"default", config_.executor.kind}, {"slurm", config_.executor.slurm}};
+  if (config_.executor.slurm) {
+    std::lock_guard lock(mutex_);
+    status["executor"]["max_submitted"] = config_.executor.max_submitted;
+    status["executor"]["problem"] = slurm_problem_.empty() ? nlohmann::json(nullptr) : nlohmann::json(slurm_problem_);
+  }
   status["destinations"] = nlohmann::json::array();
   for (const auto& [name, destination] : config_.destination_kinds) {
     status["destinations"].push_back({{"name", name}, {"kind", destination.kind}});
@@ -928,7 +939,18 @@ nlohmann::json Node::RetryJob(int64_t id, const std::string& who) {
 }
 
 nlohmann::json Node::CancelJob(int64_t id, const std::string& who) {
-  auto job = JobToJson(queue_.Cancel(id, who));
+  const Job cancelled = queue_.Cancel(id, who);
+  // Its batch job goes too, pending or running (a running worker would also stop at its next
+  // heartbeat; scancel frees the compute node at once). A batch job that already ended is no error.
+  if (cancelled.executor == "slurm" && !cancelled.slurm.last_job_id.empty() && config_.executor.slurm) {
+    try {
+      SlurmCommands(config_.executor).Cancel(cancelled.slurm.last_job_id);
+      Log(LogLevel::kInfo, "job " + std::to_string(id) + ": Slurm job " + cancelled.slurm.last_job_id + " cancelled");
+    } catch (const Error& e) {
+      Log(LogLevel::kWarning, "job " + std::to_string(id) + ": " + e.what());
+    }
+  }
+  auto job = JobToJson(cancelled);
   audit_.Record({.who = who, .action = "job.cancel", .object = "job " + std::to_string(id), .outcome = "success"});
   return job;
 }

@@ -164,6 +164,10 @@ class Node {
   void SeriesWatchLoop();
   // One look at a watched series; true when it needs no more watching.
   bool LookAtSeries(const std::string& series_id, SeriesWatch& watch);
+  // The Slurm executor's loop and one pass of it: batch jobs that ended or wait too long are
+  // mapped to the retry policy, then queued Slurm jobs are submitted while there is room.
+  void SlurmLoop();
+  void SlurmPass();
   // The active rule set, reloaded when a newer version was saved (by any node).
   std::shared_ptr<const RuleSet> CurrentRules();
   StudyAttributes StudyForRouting(const std::string& study_id);
@@ -195,6 +199,10 @@ class Node {
   std::map<std::string, std::shared_ptr<SeriesWatch>> watched_;  // guarded by mutex_
   std::thread delivery_thread_;
   std::condition_variable delivery_wake_;
+  // The Slurm executor (node/slurm_executor.h): submits this Orthanc's Slurm jobs and follows them.
+  std::thread slurm_thread_;
+  std::condition_variable slurm_wake_;
+  std::string slurm_problem_;  // the last pass's error, for /procnode/status ("" when fine); guarded by mutex_
   std::mutex rules_mutex_;
   std::shared_ptr<const RuleSet> rules_;
   int rules_version_ = -1;

@@ -65,6 +65,7 @@ RuleVocabulary Node::Vocabulary() const {
   for (const auto& [name, destination] : config_.destination_kinds) {
     if (destination.kind == "bids") vocabulary.bids_destinations.insert(name);
   }
+  vocabulary.slurm = config_.executor.slurm;
   return vocabulary;
 }
 

@@ -342,7 +342,7 @@ class Parser {
       Error(at, "an action is an object with \"pipeline\"");
       return action;
     }
-    Keys(node, at, {"pipeline", "parameters", "device", "priority", "anonymize", "destinations", "bids"});
+    Keys(node, at, {"pipeline", "parameters", "device", "priority", "anonymize", "destinations", "bids", "executor"});
     if (!node.contains("pipeline") || !node["pipeline"].is_string()) {
       Error(at + "/pipeline", "missing: the pipeline to run");
     } else {
@@ -380,6 +380,15 @@ class Parser {
       }
     }
     Optional(node, at, "priority", action.priority);
+    if (node.contains("executor")) {
+      if (node["executor"] != "local" && node["executor"] != "slurm") {
+        Error(at + "/executor", "must be \"local\" or \"slurm\"");
+      } else if (node["executor"] == "slurm" && !vocabulary_.slurm) {
+        Error(at + "/executor", "no Slurm executor is configured on this node (ProcNode.Executor)");
+      } else {
+        action.executor = node["executor"];
+      }
+    }
     if (node.contains("anonymize")) ParseAnonymize(node["anonymize"], at + "/anonymize", action);
     if (node.contains("destinations")) {
       action.destinations = NameList(
@@ -765,7 +774,7 @@ namespace {
 JobSpec SpecOf(const RuleAction& action, const std::string& rule_id) {
   JobSpec spec{.processor = action.pipeline, .processor_version = action.pipeline_version,
                .parameters = action.parameters, .device = action.device.empty() ? "auto" : action.device,
-               .destinations = action.destinations, .bids = action.bids};
+               .destinations = action.destinations, .bids = action.bids, .executor = action.executor};
   if (action.anonymize) {
     spec.anonymize = AnonymizationSpec{
         .project = action.anonymize_project.empty() ? "rule:" + rule_id : action.anonymize_project,

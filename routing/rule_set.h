@@ -100,6 +100,7 @@ struct RuleAction {
   bool results_to_clinical = false;            // "results": "clinical": back to the original study, re-identified
   std::vector<std::string> destinations;
   nlohmann::json bids = nullptr;  // "bids": where series go in the BIDS destinations (routing/bids_mapping.h)
+  std::string executor;           // "local", "slurm"; "" : the node's default
 };
 
 struct RoutingRule {
@@ -136,6 +137,7 @@ struct RuleVocabulary {
   std::map<std::string, std::string> pipeline_versions;
   std::set<std::string> destinations;                                         // configured
   std::set<std::string> bids_destinations;  // those of kind "bids": only on anonymized routes, with a "bids" mapping
+  bool slurm = false;  // ProcNode.Executor is configured: a rule may send its jobs to Slurm
   // Anonymization option names a rule may use; empty: any.
   std::set<std::string> anonymization_options;
   // A parameter value's problem ("" when fine), e.g. out of range; optional.

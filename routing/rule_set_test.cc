@@ -110,6 +110,25 @@ TEST(RuleSet, EveryKindOfMistakeIsRefusedWhereItIs) {
   EXPECT_EQ(duplicate[0].pointer, "/rules/1/id");
 }
 
+TEST(RuleSet, AnExecutorIsLocalOrSlurmAndSlurmOnlyWhereConfigured) {
+  RuleVocabulary v = Vocabulary();
+  auto parse = [&](const std::string& executor) {
+    return ParseRuleSet(R"({"rules": [{"id": "r", "match": {"all": []}, "action": {"pipeline": "volume-stats", "executor": )" +
+                            executor + "}}]}",
+                        v);
+  };
+  auto refused = parse(R"("slurm")");
+  ASSERT_EQ(refused.errors.size(), 1u);
+  EXPECT_EQ(refused.errors[0].pointer, "/rules/0/action/executor");
+  EXPECT_NE(refused.errors[0].reason.find("ProcNode.Executor"), std::string::npos);
+  EXPECT_EQ(parse(R"("pbs")").errors.size(), 1u);
+  v.slurm = true;
+  const auto parsed = parse(R"("slurm")");
+  ASSERT_TRUE(parsed.rule_set) << parsed.errors[0].reason;
+  EXPECT_EQ(parsed.rule_set->rules[0].action.executor, "slurm");
+  EXPECT_TRUE(parse(R"("local")").rule_set);
+}
+
 TEST(RuleSet, ABidsDestinationNeedsAnAnonymizedRouteAndAValidMapping) {
   RuleVocabulary v = Vocabulary();
   v.destinations.insert("RESEARCH");

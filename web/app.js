@@ -331,6 +331,14 @@ async function viewerLinks(job) {
   }
 }
 
+// Where the job runs: "local", or its Slurm batch job with the state and reason squeue gave.
+function slurmSummary(job) {
+  const s = job.slurm;
+  if (job.executor !== "slurm" || !s) return job.executor || "local";
+  return `Slurm job ${s.job_id || "(not submitted yet)"}${s.state ? " · " + s.state : ""}` +
+    `${s.reason && s.reason !== "None" ? " (" + s.reason + ")" : ""}${s.tracked ? "" : " · ended"}`;
+}
+
 async function showJob(id) {
   openJob = id;
   let job;
@@ -366,7 +374,7 @@ async function showJob(id) {
       (job.deliveries || []).some((d) => ["sent", "dead"].includes(d.state)) && button("resend", "Resend")),
     keyValueTable([
       ["rule", `${job.rule.id}@${job.rule.version}`], ["processor", job.pipeline], ["device", job.device || "-"],
-      ["worker", worker], ["attempts", `${job.attempts}/${job.max_attempts}`],
+      ["worker", worker], ["executor", slurmSummary(job)], ["attempts", `${job.attempts}/${job.max_attempts}`],
       ["created", job.created_at || "-"], ["started", job.started_at || "-"], ["finished", job.finished_at || "-"],
       ["progress", `${Math.round(job.progress * 100)}% ${job.progress_message || ""}`]], "job-summary"),
     job.error && h("p", { className: "error-text job-error" }, job.error),
@@ -380,6 +388,8 @@ async function showJob(id) {
     keyValueTable(Object.entries(r.timings_ms || {}).map(([stage, ms]) => [stage, `${Math.round(ms)} ms`]), "job-stages"),
     h("h3", {}, "Parameters"),
     h("pre", { className: "job-spec" }, JSON.stringify(job.spec, null, 2)),
+    job.slurm && job.slurm.script && [h("h3", {}, `Batch script (Slurm job ${job.slurm.job_id})`),
+      h("pre", { className: "job-spec job-slurm-script" }, job.slurm.script)],
     h("h3", {}, "Measurements"),
     keyValueTable(flatten(r.measurements || {}), "job-measurements"),
     pdf && [h("h3", {}, "Report"),
@@ -554,6 +564,7 @@ async function loadStatus() {
       // Results that could not be sent after every retry wait in the dead-letter state for a resend.
       ...(d.dead ? warning(`${d.dead} delivery(ies) failed for good: Resend from the job`) : []),
       ...(s.intake && s.intake.waiting_for_database ? warning("intake waiting for the job database") : []),
+      ...(s.executor && s.executor.problem ? warning(`Slurm: ${s.executor.problem}`) : []),
       ...(s.identity && s.identity.mode === "none"
         ? warning(`callers not verified${s.identity.anonymous_administration ? " (anonymous administration: lab only)" : ""}`) : []));
   } catch (e) {
