@@ -122,8 +122,9 @@ PartitionName=debug Nodes={self.node} Default=YES MaxTime=INFINITE State=UP
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
                 self.processes.remove(process)
-        # Job steps run in slurmstepd processes of their own session: end them too.
-        subprocess.run(["pkill", "-KILL", "-f", f"slurmstepd.*{self.node}"], check=False)
+        # Job steps run in slurmstepd processes ("slurmstepd: [JOB.batch]") of their own session:
+        # end them too, and with them the controller's news of the job.
+        subprocess.run(["pkill", "-KILL", "-f", r"^slurmstepd: \["], check=False)
 
     def _controller_answers(self):
         return self.run(["scontrol", "ping"], check=False).stdout.count("UP") > 0
@@ -168,7 +169,7 @@ PartitionName=debug Nodes={self.node} Default=YES MaxTime=INFINITE State=UP
                         pass
                     process.wait()
         self.processes = []
-        subprocess.run(["pkill", "-KILL", "-f", f"slurmstepd.*{self.node}"], check=False)
+        subprocess.run(["pkill", "-KILL", "-f", r"^slurmstepd: \["], check=False)
         if self.owned_dir:
             shutil.rmtree(self.dir, ignore_errors=True)
 

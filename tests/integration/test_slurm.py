@@ -126,6 +126,34 @@ def test_cancelling_in_procnode_cancels_the_slurm_job(orthanc_factory, job_db, c
     assert [e["kind"] for e in orthanc.get(f"/procnode/jobs/{job['id']}")["events"]].count("submitted") == 1
 
 
+def test_cancelling_a_running_job_ends_its_batch_job(orthanc_factory, job_db, cluster, cli_path, workdir):
+    orthanc = slurm_node(orthanc_factory, job_db, cluster, cli_path, workdir, rule(),
+                         worker={"TestHooks": {"PauseAfterStage": "volume", "PauseSeconds": 120}})
+    send_dicom(orthanc, [copy_study(HEAD_CT, os.path.join(workdir, "head"))])
+    job = job_where(orthanc, lambda j: j["state"] == "running" and "paused after volume" in j["progress_message"],
+                    "the job running in its batch job")
+    batch = job["slurm"]["job_id"]
+    orthanc.post(f"/procnode/jobs/{job['id']}/cancel", {})
+    done = job_where(orthanc, lambda j: j["state"] == "cancelled", "the running job cancelled", 60)
+    orthanc.wait_for(lambda: all(not line.startswith(batch + "|RUNNING") for line in squeue(cluster)), 30,
+                     "its batch job no longer running")
+    assert [e["kind"] for e in done["events"]].count("submitted") == 1 and done["error"] is None, done["events"]
+
+
+def test_a_batch_job_that_never_starts_is_cancelled_and_retried_then_failed(orthanc_factory, job_db, cluster, cli_path,
+                                                                           workdir):
+    orthanc = slurm_node(orthanc_factory, job_db, cluster, cli_path, workdir, rule(),
+                         executor={"ExtraOptions": ["--begin=now+3600"], "StartTimeoutSeconds": 2},
+                         procnode={"MaxAttempts": 2, "RetryBackoffSeconds": 0.5})
+    send_dicom(orthanc, [copy_study(HEAD_CT, os.path.join(workdir, "head"))])
+    job = job_where(orthanc, lambda j: j["state"] == "failed", "the job failed after two batch jobs that never started", 60)
+    assert "did not start within 2 s (PENDING, reason BeginTime); cancelled (Executor.StartTimeoutSeconds)" in job["error"], job["error"]
+    batches = [e["message"].split()[-1] for e in job["events"] if e["kind"] == "submitted"]
+    assert len(batches) == 2, job["events"]
+    states = cluster.run(["squeue", "-h", "--states=all", "-o", "%i|%T", "-j", ",".join(batches)]).stdout.split()
+    assert all(line.endswith("|CANCELLED") for line in states), states
+
+
 def test_a_time_limit_too_short_fails_with_timeout(orthanc_factory, job_db, cluster, cli_path, workdir):
     # The worker pauses 300 s after the volume stage (test hook); Slurm's limit is one minute.
     orthanc = slurm_node(orthanc_factory, job_db, cluster, cli_path, workdir, rule(),
