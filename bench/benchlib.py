@@ -62,3 +62,16 @@ def chest_ct_copy(folder, images_in_acquisition=False):
             ds.ImagesInAcquisition = len(files)
         ds.save_as(os.path.join(folder, os.path.basename(path)))
     return folder
+
+
+def send_and_wait(orthanc, folders, interval=0.2, timeout=1800):
+    """Sends each folder as a scanner would, then waits until as many jobs are finished; returns
+    (the jobs, seconds from the last study sent to the last job finished)."""
+    from orthanc import send_dicom
+    for folder in folders:
+        send_dicom(orthanc, [folder])
+    sent = time.perf_counter()
+    jobs = orthanc.wait_for(lambda: (lambda js: js if len(js) == len(folders) and
+                                     all(j["state"] in ("done", "failed") for j in js) else None)(
+        orthanc.get("/procnode/jobs")), timeout, "every job finished", interval=interval)
+    return jobs, time.perf_counter() - sent

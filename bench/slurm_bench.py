@@ -13,19 +13,18 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from datetime import datetime
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..")
 sys.path.insert(0, os.path.join(ROOT, "tests", "harness"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
-from orthanc import OrthancServer, send_dicom  # noqa: E402
+from orthanc import OrthancServer  # noqa: E402
 from pgcluster import PgCluster  # noqa: E402
 from slurm import SlurmCluster, available  # noqa: E402
 from helpers import copy_study  # noqa: E402
 sys.path.insert(0, HERE)
-from benchlib import chest_ct_copy  # noqa: E402
+from benchlib import chest_ct_copy, send_and_wait  # noqa: E402
 
 SHARED = os.environ.get("PROCNODE_SHARED_DATA", os.path.join(ROOT, "..", "shared", "data"))
 
@@ -52,13 +51,7 @@ def run(plugin, cli, work, executor, pipeline, folders, threads, max_submitted, 
         with OrthancServer(plugin, procnode, verbose=False, stable_age=1) as orthanc:
             with open(worker_config, "w") as f:
                 json.dump({"ProcNode": {"Database": db}, "Orthanc": {"Url": orthanc.url}}, f)
-            for folder in folders:
-                send_dicom(orthanc, [folder])
-            sent = time.perf_counter()
-            listed = orthanc.wait_for(lambda: (lambda js: js if len(js) == len(folders) and
-                                               all(j["state"] in ("done", "failed") for j in js) else None)(
-                orthanc.get("/procnode/jobs")), 1800, "every job finished", interval=0.1)
-            elapsed = time.perf_counter() - sent
+            listed, elapsed = send_and_wait(orthanc, folders, interval=0.1)
             details = [orthanc.get(f"/procnode/jobs/{j['id']}") for j in listed]
             assert all(j["state"] == "done" for j in details), [(j["id"], j["error"]) for j in details]
             to_start = [(at(j, "claimed") - at(j, "enqueued")).total_seconds() for j in details]

@@ -14,16 +14,15 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from datetime import datetime
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..")
 sys.path.insert(0, os.path.join(ROOT, "tests", "harness"))
-from orthanc import OrthancServer, send_dicom  # noqa: E402
+from orthanc import OrthancServer  # noqa: E402
 from pgcluster import PgCluster  # noqa: E402
 sys.path.insert(0, HERE)
-from benchlib import chest_ct_copy  # noqa: E402
+from benchlib import chest_ct_copy, send_and_wait  # noqa: E402
 
 RULES = {"rules": [{"id": "lungs", "match": {"attribute": "Modality", "equals": "CT"},
                     "action": {"pipeline": "lung-emphysema"}}]}
@@ -48,13 +47,7 @@ def run(plugin, cli, folders, in_plugin_threads, processes, threads_each):
             workers = [subprocess.Popen([cli, "worker", "--db", db, "--orthanc", orthanc.url, "--workers", str(threads_each)],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(processes)]
             try:
-                for folder in folders:
-                    send_dicom(orthanc, [folder])
-                sent = time.perf_counter()
-                jobs = orthanc.wait_for(lambda: (lambda js: js if len(js) == len(folders) and
-                                                 all(j["state"] in ("done", "failed") for j in js) else None)(
-                    orthanc.get("/procnode/jobs")), 1800, "every job finished", interval=0.2)
-                elapsed = time.perf_counter() - sent
+                jobs, elapsed = send_and_wait(orthanc, folders)
             finally:
                 for w in workers:
                     w.terminate()
