@@ -210,6 +210,64 @@ TEST(JobQueue, AnAdminCanCancelOrRetryAJobWhoseWorkerIsGone) {
   EXPECT_EQ(queue.Events(a).back().message, "cancelled while running; its worker stopped renewing the lease");
 }
 
+// Issue 14: a Slurm job is never claimed by local workers; its batch job's end is counted as an
+// attempt when the job never started, and the job fails once its attempts are used or a retry
+// cannot help; a finished job is no longer tracked, and a cancel request ends as cancelled.
+TEST(JobQueue, SlurmJobsAreLeftToTheirBatchJobsAndTheirEndsFollowTheRetryPolicy) {
+  PgJobQueue queue(testing::FreshDatabase(), Fast());
+  EnqueueRequest slurm = Request("s", 2);
+  slurm.spec.executor = "slurm";
+  const auto id = queue.Enqueue(slurm).id;
+  const auto local = queue.Enqueue(Request("l")).id;
+  const auto claimed = queue.Claim("node");
+  ASSERT_TRUE(claimed);
+  EXPECT_EQ(claimed->id, local);
+  EXPECT_FALSE(queue.Claim("node")) << "the Slurm job is not a local worker's";
+
+  auto reserved = queue.ReserveForSlurm(10);
+  ASSERT_EQ(reserved.size(), 1u);
+  EXPECT_EQ(reserved[0].id, id);
+  EXPECT_EQ(reserved[0].executor, "slurm");
+  EXPECT_TRUE(queue.ReserveForSlurm(10).empty()) << "reserved once";
+  queue.SlurmSubmitted(id, "101", "#!/bin/sh\n");
+  ASSERT_EQ(queue.SlurmTrackedJobs().size(), 1u);
+  EXPECT_EQ(queue.SlurmTrackedJobs()[0].slurm_job_id, "101");
+  EXPECT_EQ(queue.SlurmEnded(id, "99", "not its batch job", true), "") << "only the batch job now responsible counts";
+  EXPECT_EQ(queue.SlurmEnded(id, "101", "Slurm job 101 was cancelled outside procnode (CANCELLED)", true), "queued");
+  EXPECT_EQ(queue.Get(id)->attempts, 1) << "an attempt that never started still counts";
+  EXPECT_TRUE(queue.SlurmTrackedJobs().empty());
+
+  reserved = queue.ReserveForSlurm(10);
+  ASSERT_EQ(reserved.size(), 1u);
+  queue.SlurmSubmitted(id, "102", "#!/bin/sh\n");
+  const auto run = queue.ClaimById(id, "compute-node");  // the batch job's worker
+  ASSERT_TRUE(run);
+  EXPECT_EQ(run->attempts, 2);
+  EXPECT_EQ(queue.SlurmEnded(id, "102", "Slurm job 102: its compute node failed (NODE_FAIL)", true), "failed")
+      << "its attempts are used";
+  EXPECT_EQ(queue.Get(id)->error, "Slurm job 102: its compute node failed (NODE_FAIL)");
+  EXPECT_EQ(queue.Get(id)->slurm.last_job_id, "102");
+
+  // A job finished by its worker is no longer tracked; a cancel request ends as cancelled.
+  EnqueueRequest second = Request("t", 3);
+  second.spec.executor = "slurm";
+  const auto other = queue.Enqueue(second).id;
+  ASSERT_EQ(queue.ReserveForSlurm(10).size(), 1u);
+  queue.SlurmSubmitted(other, "103", "#!/bin/sh\n");
+  ASSERT_TRUE(queue.ClaimById(other, "compute-node"));
+  EXPECT_EQ(queue.Cancel(other, "admin").state, "running");
+  EXPECT_EQ(queue.SlurmEnded(other, "103", "Slurm job 103 was cancelled outside procnode (CANCELLED)", true), "cancelled");
+  EnqueueRequest third = Request("u", 3);
+  third.spec.executor = "slurm";
+  const auto done = queue.Enqueue(third).id;
+  ASSERT_EQ(queue.ReserveForSlurm(10).size(), 1u);
+  queue.SlurmSubmitted(done, "104", "#!/bin/sh\n");
+  ASSERT_TRUE(queue.ClaimById(done, "compute-node"));
+  ASSERT_TRUE(queue.Complete(done, "compute-node", "{}", "cpu"));
+  EXPECT_TRUE(queue.SlurmTrackedJobs().empty());
+  EXPECT_EQ(queue.SlurmEnded(done, "104", "late news", true), "");
+}
+
 // Item 3: a done job could not be run again (retry answered 400).
 TEST(JobQueue, ADoneJobCanBeRunAgain) {
   PgJobQueue queue(testing::FreshDatabase(), Fast());
