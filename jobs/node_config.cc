@@ -66,11 +66,11 @@ NodeConfig::Executor ParseExecutor(const json& section, const std::string& work_
   if (!e.is_object()) Bad("Executor", "must be an object: {\"Kind\": \"local\" | \"slurm\", ...}");
   static const std::set<std::string> kKnown{"Kind", "Partition", "GpuPartition", "Account", "Qos", "ExtraOptions", "Procnode",
                                             "WorkerConfig", "LogDirectory", "MaxSubmitted", "StartTimeoutSeconds",
-                                            "PollSeconds", "SlurmConf", "TimeLimitSeconds", "CpusPerJob"};
+                                            "PollSeconds", "SlurmConf", "TimeLimitSeconds", "CpusPerJob", "Submit"};
   for (const auto& [key, value] : e.items()) {
     if (!kKnown.contains(key)) Bad(at + key, "unknown key (known: Kind, Partition, GpuPartition, Account, Qos, ExtraOptions, "
                                              "Procnode, WorkerConfig, LogDirectory, MaxSubmitted, StartTimeoutSeconds, "
-                                             "PollSeconds, SlurmConf, TimeLimitSeconds, CpusPerJob)");
+                                             "PollSeconds, SlurmConf, TimeLimitSeconds, CpusPerJob, Submit)");
   }
   executor.slurm = true;
   executor.kind = String(e, "Kind", "slurm", at);
@@ -108,6 +108,10 @@ NodeConfig::Executor ParseExecutor(const json& section, const std::string& work_
   executor.slurm_conf = String(e, "SlurmConf", "", at);
   executor.time_limit_seconds = Integer(e, "TimeLimitSeconds", executor.time_limit_seconds, 60, 365 * 86400, at);
   executor.cpus_per_job = Integer(e, "CpusPerJob", executor.cpus_per_job, 1, 1024, at);
+  if (e.contains("Submit")) {
+    if (!e["Submit"].is_boolean()) Bad(at + "Submit", "must be true or false");
+    executor.submit = e["Submit"].get<bool>();
+  }
   return executor;
 }
 

@@ -76,6 +76,10 @@ struct NodeConfig {
     std::string slurm_conf;        // SLURM_CONF for sbatch, squeue, scontrol, scancel ("" : Slurm's default)
     int time_limit_seconds = 3600; // --time of processors without a limit of their own
     int cpus_per_job = 2;          // --cpus-per-task of processors without their own
+    // Whether this process submits and follows the Slurm jobs. false on an Orthanc whose host has
+    // no Slurm client: a `procnode worker` on a submit host, with the same Executor section in its
+    // configuration, does it for that Orthanc.
+    bool submit = true;
   } executor;
   int delivery_max_attempts = 5;              // C-STORE attempts per destination before the dead letter
   double delivery_backoff_seconds = 30;       // doubled per failed attempt

@@ -92,6 +92,10 @@ TEST(NodeConfig, TheSlurmExecutorNeedsTheWorkersConfigurationAndSaysWhatIsWrong)
   EXPECT_EQ(slurm.executor.log_directory, "/srv/procnode/slurm");
   EXPECT_EQ(slurm.executor.max_submitted, 3);
   EXPECT_EQ(slurm.executor.extra_options, std::vector<std::string>{"--exclusive"});
+  EXPECT_TRUE(slurm.executor.submit);
+  EXPECT_NE(ErrorOf(R"({"ProcNode": {"Database": "d", "WorkDirectory": "/w", "Executor": {"WorkerConfig": "/w", "Submit": "no"}}})")
+                .find("ProcNode.Executor.Submit: must be true or false"),
+            std::string::npos);
   EXPECT_NE(ErrorOf(R"({"ProcNode": {"Database": "d", "Executor": {"Kind": "slurm"}}})").find("ProcNode.Executor.WorkerConfig"),
             std::string::npos);
   EXPECT_NE(ErrorOf(R"({"ProcNode": {"Database": "d", "Executor": {"Kind": "pbs", "WorkerConfig": "/w"}}})")

@@ -183,12 +183,20 @@ void Node::StartWork() {
   intake_thread_ = std::thread([this] { IntakeLoop(); });
   if (config_.early_start) watch_thread_ = std::thread([this] { SeriesWatchLoop(); });
   delivery_thread_ = std::thread([this] { DeliveryLoop(); });
-  if (config_.executor.slurm) slurm_thread_ = std::thread([this] { SlurmLoop(); });
+  if (config_.executor.slurm && config_.executor.submit) slurm_thread_ = std::thread([this] { SlurmLoop(); });
   pool_->Start();
   Log(LogLevel::kInfo, "started " + std::to_string(config_.workers) + " worker(s) as " + pool_->owner());
 }
 
 void Node::StartWorkersOnly() {
+  // A standalone worker on a Slurm submit host submits and follows its Orthanc's Slurm jobs.
+  if (config_.executor.slurm && config_.executor.submit && !slurm_thread_.joinable()) {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = false;
+    }
+    slurm_thread_ = std::thread([this] { SlurmLoop(); });
+  }
   pool_->Start();
   Log(LogLevel::kInfo, "worker: " + std::to_string(config_.workers) + " worker thread(s) as " + pool_->owner());
 }
@@ -716,6 +724,7 @@ nlohmann::json Node::Status() {
   if (config_.executor.slurm) {
     std::lock_guard lock(mutex_);
     status["executor"]["max_submitted"] = config_.executor.max_submitted;
+    status["executor"]["submits_here"] = config_.executor.submit;
     status["executor"]["problem"] = slurm_problem_.empty() ? nlohmann::json(nullptr) : nlohmann::json(slurm_problem_);
   }
   status["destinations"] = nlohmann::json::array();
@@ -942,7 +951,7 @@ nlohmann::json Node::CancelJob(int64_t id, const std::string& who) {
   const Job cancelled = queue_.Cancel(id, who);
   // Its batch job goes too, pending or running (a running worker would also stop at its next
   // heartbeat; scancel frees the compute node at once). A batch job that already ended is no error.
-  if (cancelled.executor == "slurm" && !cancelled.slurm.last_job_id.empty() && config_.executor.slurm) {
+  if (cancelled.executor == "slurm" && !cancelled.slurm.last_job_id.empty() && config_.executor.slurm && config_.executor.submit) {
     try {
       SlurmCommands(config_.executor).Cancel(cancelled.slurm.last_job_id);
       Log(LogLevel::kInfo, "job " + std::to_string(id) + ": Slurm job " + cancelled.slurm.last_job_id + " cancelled");

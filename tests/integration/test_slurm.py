@@ -206,3 +206,34 @@ def test_a_compute_node_lost_mid_job_is_recovered_with_one_result(orthanc_factor
     assert done["state"] == "done", done
     assert done["slurm"]["job_id"] != first and done["attempts"] == 2
     assert len(result_series(orthanc, done["study"])) == 1, "exactly one result"
+
+
+def test_a_standalone_worker_on_a_submit_host_submits_for_an_orthanc_without_slurm(orthanc_factory, job_db, cluster, cli_path,
+                                                                                    workdir):
+    # The Orthanc's host has no Slurm client (Submit false): a `procnode worker` with the same
+    # Executor section in its configuration submits and follows the Orthanc's Slurm jobs.
+    orthanc = slurm_node(orthanc_factory, job_db, cluster, cli_path, workdir, rule(), executor={"Submit": False})
+    assert orthanc.get("/procnode/status")["executor"]["submits_here"] is False
+    submitter_config = os.path.join(workdir, "submitter.json")
+    with open(submitter_config, "w") as f:
+        json.dump({"ProcNode": {"Database": job_db[1], "Executor": {
+            "Kind": "slurm", "WorkerConfig": os.path.join(workdir, "worker.json"), "SlurmConf": cluster.conf,
+            "LogDirectory": os.path.join(workdir, "slurm-logs"), "Procnode": cli_path, "PollSeconds": 0.5, "CpusPerJob": 1}},
+                   "Orthanc": {"Url": orthanc.url}}, f)
+    send_dicom(orthanc, [copy_study(HEAD_CT, os.path.join(workdir, "head"))])
+    time.sleep(3)
+    assert jobs(orthanc)[0]["state"] == "queued" and not jobs(orthanc)[0]["slurm"]["job_id"], "the Orthanc node submits nothing"
+    log_path = os.path.join(workdir, "submitter.log")
+    with open(log_path, "w") as log:
+        submitter = subprocess.Popen([cli_path, "worker", "--config", submitter_config, "--workers", "1"],
+                                     stdout=log, stderr=subprocess.STDOUT)
+    try:
+        job = job_where(orthanc, lambda j: j["state"] in ("done", "failed"), "the job done through the submitter's Slurm")
+        assert job["state"] == "done" and job["slurm"]["job_id"], job
+        claimed = next(e for e in job["events"] if e["kind"] == "claimed")
+        assert f"/{submitter.pid}/" not in claimed["owner"], "run by the batch job's worker, not by the submitter's pool"
+    finally:
+        submitter.terminate()
+        submitter.wait(timeout=30)
+    with open(log_path) as f:
+        assert "submitted to Slurm as job" in f.read()
