@@ -43,7 +43,7 @@ nlohmann::json JobToJson(const Job& job) {
                                           : nlohmann::json::parse(job.result_json, nullptr, false);
   out["executor"] = job.executor;
   if (job.executor == "slurm" || !job.slurm.last_job_id.empty()) {
-    const std::string& id = job.slurm.job_id.empty() || job.slurm.job_id == "submitting" ? job.slurm.last_job_id : job.slurm.job_id;
+    const std::string& id = job.slurm.job_id.empty() || job.slurm.job_id == kSlurmSubmitting ? job.slurm.last_job_id : job.slurm.job_id;
     out["slurm"] = {{"job_id", NullIfEmpty(id)}, {"tracked", !job.slurm.job_id.empty()},
                     {"state", NullIfEmpty(job.slurm.state)}, {"reason", NullIfEmpty(job.slurm.reason)},
                     {"submitted_at", NullIfEmpty(job.slurm.submitted_at)}};

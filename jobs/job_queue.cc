@@ -60,7 +60,7 @@ const std::string kJobColumns =
     " coalesce(j.slurm_state, '') AS slurm_state, coalesce(j.slurm_reason, '') AS slurm_reason,"
     " coalesce(j.slurm_script, '') AS slurm_script"
     ", CASE WHEN j.state <> 'queued' THEN ''"
-    " WHEN j.executor = 'slurm' THEN CASE WHEN j.slurm_job_id IS NULL OR j.slurm_job_id = 'submitting'"
+    " WHEN j.executor = 'slurm' THEN CASE WHEN j.slurm_job_id IS NULL OR j.slurm_job_id = '" + std::string(kSlurmSubmitting) + "'"
     " THEN 'submission to Slurm' ELSE 'Slurm job ' || j.slurm_job_id || ' to start' ||"
     " CASE WHEN coalesce(j.slurm_reason, '') NOT IN ('', 'None') THEN ' (' || j.slurm_reason || ')' ELSE '' END END"
     " WHEN j.needs_gpu AND NOT " + LiveWorkerWithMemory("j", "gpu_memory_bytes", "device_memory_bytes", true) +
@@ -412,9 +412,9 @@ std::vector<Job> PgJobQueue::ReserveForSlurm(int limit) {
         "WITH candidate AS (SELECT id FROM jobs WHERE executor = 'slurm' AND state = 'queued' AND slurm_job_id IS NULL"
         " AND not_before <= now() AND NOT cancel_requested AND ($1 = '' OR orthanc_id IN ($1, ''))"
         " ORDER BY priority DESC, id LIMIT $2 FOR UPDATE SKIP LOCKED)"
-        " UPDATE jobs j SET slurm_job_id = 'submitting', slurm_state = NULL, slurm_reason = NULL,"
+        " UPDATE jobs j SET slurm_job_id = $3, slurm_state = NULL, slurm_reason = NULL,"
         " slurm_submitted_at = now(), updated_at = now() FROM candidate c WHERE j.id = c.id RETURNING " + kJobColumns,
-        options_.orthanc_id, limit);
+        options_.orthanc_id, limit, kSlurmSubmitting);
     for (const auto& row : rows) jobs.push_back(JobFromRow(row));
     return jobs;
   });
@@ -425,8 +425,8 @@ void PgJobQueue::SlurmSubmitted(int64_t id, const std::string& slurm_job_id, con
     const auto rows = tx.exec_params(
         "UPDATE jobs SET slurm_job_id = $2, slurm_last_job_id = $2, slurm_state = 'PENDING', slurm_reason = NULL,"
         " slurm_script = $3, progress_message = 'submitted to Slurm', updated_at = now()"
-        " WHERE id = $1 AND slurm_job_id = 'submitting'",
-        id, slurm_job_id, script);
+        " WHERE id = $1 AND slurm_job_id = $4",
+        id, slurm_job_id, script, kSlurmSubmitting);
     if (rows.affected_rows() == 1) AddEvent(tx, id, "submitted", "", "Slurm job " + slurm_job_id);
     return true;
   });
@@ -437,19 +437,20 @@ namespace {
 // (a claimed one counted it then); retried with backoff while attempts and `retryable` allow,
 // else failed; cancelled when an admin asked. Parameters: $1 id, $2 message, $3 retryable,
 // $4 backoff seconds, $5 the batch job (or 'submitting').
+// `n` holds the attempts counted (tries) and whether the job goes back to the queue (retry).
 constexpr const char* kSlurmEndedSql =
-    "UPDATE jobs SET"
-    " attempts = attempts + CASE WHEN state = 'queued' THEN 1 ELSE 0 END,"
-    " state = CASE WHEN cancel_requested THEN 'cancelled'"
-    "   WHEN $3 AND attempts + CASE WHEN state = 'queued' THEN 1 ELSE 0 END < max_attempts THEN 'queued' ELSE 'failed' END,"
-    " not_before = now() + make_interval(secs => $4 * power(2, greatest(attempts + CASE WHEN state = 'queued' THEN 1 ELSE 0 END - 1, 0))),"
-    " finished_at = CASE WHEN NOT cancel_requested AND $3 AND attempts + CASE WHEN state = 'queued' THEN 1 ELSE 0 END < max_attempts"
-    "   THEN NULL ELSE now() END,"
-    " error = CASE WHEN cancel_requested THEN error ELSE $2 END,"
-    " progress = CASE WHEN cancel_requested THEN progress ELSE 0 END,"
-    " progress_message = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'Slurm: ' || left($2, 200) END,"
+    "UPDATE jobs j SET attempts = n.tries,"
+    " state = CASE WHEN j.cancel_requested THEN 'cancelled' WHEN n.retry THEN 'queued' ELSE 'failed' END,"
+    " not_before = now() + make_interval(secs => $4 * power(2, greatest(n.tries - 1, 0))),"
+    " finished_at = CASE WHEN n.retry THEN NULL ELSE now() END,"
+    " error = CASE WHEN j.cancel_requested THEN j.error ELSE $2 END,"
+    " progress = CASE WHEN j.cancel_requested THEN j.progress ELSE 0 END,"
+    " progress_message = CASE WHEN j.cancel_requested THEN 'cancelled' ELSE 'Slurm: ' || left($2, 200) END,"
     " lease_owner = NULL, lease_expires_at = NULL, slurm_job_id = NULL, updated_at = now()"
-    " WHERE id = $1 AND slurm_job_id = $5 AND state IN ('queued', 'running') RETURNING state";
+    " FROM (SELECT id, tries, NOT cancel_requested AND $3 AND tries < max_attempts AS retry FROM"
+    "   (SELECT id, cancel_requested, max_attempts, attempts + CASE WHEN state = 'queued' THEN 1 ELSE 0 END AS tries"
+    "    FROM jobs WHERE id = $1 AND slurm_job_id = $5 AND state IN ('queued', 'running') FOR UPDATE) t) n"
+    " WHERE j.id = n.id RETURNING j.state";
 }  // namespace
 
 std::string PgJobQueue::SlurmEnded(int64_t id, const std::string& slurm_job_id, const std::string& message, bool retryable) {
@@ -480,7 +481,7 @@ std::vector<SlurmTracked> PgJobQueue::SlurmTrackedJobs() {
 void PgJobQueue::SlurmObserved(int64_t id, const std::string& slurm_job_id, const std::string& state, const std::string& reason) {
   WithTransaction("record a Slurm job's state", [&](pqxx::work& tx) {
     tx.exec_params("UPDATE jobs SET slurm_state = $3, slurm_reason = nullif($4, ''), updated_at = now()"
-                   " WHERE id = $1 AND slurm_job_id = $2 AND (slurm_state IS DISTINCT FROM $3 OR slurm_reason IS DISTINCT FROM nullif($4, ''))",
+                   " WHERE id = $1 AND slurm_job_id = $2",
                    id, slurm_job_id, state, reason);
     return true;
   });

@@ -52,6 +52,9 @@ struct Job {
   } slurm;
 };
 
+// slurm_job_id of a job reserved for Slurm while sbatch runs (no batch job id yet).
+inline constexpr const char* kSlurmSubmitting = "submitting";
+
 // A job handed to Slurm, as its node tracks it.
 struct SlurmTracked {
   int64_t id = 0;
@@ -152,7 +155,7 @@ class PgJobQueue {
   std::string SlurmEnded(int64_t id, const std::string& slurm_job_id, const std::string& message, bool retryable);
   // Every job of this Orthanc with a batch job responsible for it.
   std::vector<SlurmTracked> SlurmTrackedJobs();
-  // squeue's state and reason for a tracked job (written only when they change).
+  // squeue's state and reason for a tracked job (the caller writes them when they changed).
   void SlurmObserved(int64_t id, const std::string& slurm_job_id, const std::string& state, const std::string& reason);
   // Extends the leases `owner` holds on `ids` (the jobs its workers are running now, nothing
   // else: a job whose worker gave up must see its lease expire); returns those it still holds.

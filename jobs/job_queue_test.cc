@@ -249,20 +249,20 @@ TEST(JobQueue, SlurmJobsAreLeftToTheirBatchJobsAndTheirEndsFollowTheRetryPolicy)
   EXPECT_EQ(queue.Get(id)->slurm.last_job_id, "102");
 
   // A job finished by its worker is no longer tracked; a cancel request ends as cancelled.
-  EnqueueRequest second = Request("t", 3);
-  second.spec.executor = "slurm";
-  const auto other = queue.Enqueue(second).id;
-  ASSERT_EQ(queue.ReserveForSlurm(10).size(), 1u);
-  queue.SlurmSubmitted(other, "103", "#!/bin/sh\n");
-  ASSERT_TRUE(queue.ClaimById(other, "compute-node"));
+  // A Slurm job submitted as batch job `batch` and claimed by that batch job's worker.
+  auto running_in_batch_job = [&](const std::string& key, const std::string& batch) {
+    EnqueueRequest request = Request(key, 3);
+    request.spec.executor = "slurm";
+    const auto job = queue.Enqueue(request).id;
+    EXPECT_EQ(queue.ReserveForSlurm(10).size(), 1u);
+    queue.SlurmSubmitted(job, batch, "#!/bin/sh\n");
+    EXPECT_TRUE(queue.ClaimById(job, "compute-node"));
+    return job;
+  };
+  const auto other = running_in_batch_job("t", "103");
   EXPECT_EQ(queue.Cancel(other, "admin").state, "running");
   EXPECT_EQ(queue.SlurmEnded(other, "103", "Slurm job 103 was cancelled outside procnode (CANCELLED)", true), "cancelled");
-  EnqueueRequest third = Request("u", 3);
-  third.spec.executor = "slurm";
-  const auto done = queue.Enqueue(third).id;
-  ASSERT_EQ(queue.ReserveForSlurm(10).size(), 1u);
-  queue.SlurmSubmitted(done, "104", "#!/bin/sh\n");
-  ASSERT_TRUE(queue.ClaimById(done, "compute-node"));
+  const auto done = running_in_batch_job("u", "104");
   ASSERT_TRUE(queue.Complete(done, "compute-node", "{}", "cpu"));
   EXPECT_TRUE(queue.SlurmTrackedJobs().empty());
   EXPECT_EQ(queue.SlurmEnded(done, "104", "late news", true), "");

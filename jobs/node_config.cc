@@ -68,9 +68,10 @@ NodeConfig::Executor ParseExecutor(const json& section, const std::string& work_
                                             "WorkerConfig", "LogDirectory", "MaxSubmitted", "StartTimeoutSeconds",
                                             "PollSeconds", "SlurmConf", "TimeLimitSeconds", "CpusPerJob", "Submit"};
   for (const auto& [key, value] : e.items()) {
-    if (!kKnown.contains(key)) Bad(at + key, "unknown key (known: Kind, Partition, GpuPartition, Account, Qos, ExtraOptions, "
-                                             "Procnode, WorkerConfig, LogDirectory, MaxSubmitted, StartTimeoutSeconds, "
-                                             "PollSeconds, SlurmConf, TimeLimitSeconds, CpusPerJob, Submit)");
+    if (kKnown.contains(key)) continue;
+    std::string known;
+    for (const auto& name : kKnown) known += (known.empty() ? "" : ", ") + name;
+    Bad(at + key, "unknown key (known: " + known + ")");
   }
   executor.slurm = true;
   executor.kind = String(e, "Kind", "slurm", at);

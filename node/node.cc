@@ -183,20 +183,13 @@ void Node::StartWork() {
   intake_thread_ = std::thread([this] { IntakeLoop(); });
   if (config_.early_start) watch_thread_ = std::thread([this] { SeriesWatchLoop(); });
   delivery_thread_ = std::thread([this] { DeliveryLoop(); });
-  if (config_.executor.slurm && config_.executor.submit) slurm_thread_ = std::thread([this] { SlurmLoop(); });
+  StartSlurmLoop();
   pool_->Start();
   Log(LogLevel::kInfo, "started " + std::to_string(config_.workers) + " worker(s) as " + pool_->owner());
 }
 
 void Node::StartWorkersOnly() {
-  // A standalone worker on a Slurm submit host submits and follows its Orthanc's Slurm jobs.
-  if (config_.executor.slurm && config_.executor.submit && !slurm_thread_.joinable()) {
-    {
-      std::lock_guard lock(mutex_);
-      stopping_ = false;
-    }
-    slurm_thread_ = std::thread([this] { SlurmLoop(); });
-  }
+  StartSlurmLoop();  // a standalone worker on a Slurm submit host submits its Orthanc's Slurm jobs
   pool_->Start();
   Log(LogLevel::kInfo, "worker: " + std::to_string(config_.workers) + " worker thread(s) as " + pool_->owner());
 }

@@ -166,6 +166,7 @@ class Node {
   bool LookAtSeries(const std::string& series_id, SeriesWatch& watch);
   // The Slurm executor's loop and one pass of it: batch jobs that ended or wait too long are
   // mapped to the retry policy, then queued Slurm jobs are submitted while there is room.
+  void StartSlurmLoop();  // when Slurm is configured and this process submits; once
   void SlurmLoop();
   void SlurmPass();
   // The active rule set, reloaded when a newer version was saved (by any node).

@@ -12,6 +12,15 @@
 
 namespace procnode {
 
+void Node::StartSlurmLoop() {
+  if (!config_.executor.slurm || !config_.executor.submit || slurm_thread_.joinable()) return;
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = false;
+  }
+  slurm_thread_ = std::thread([this] { SlurmLoop(); });
+}
+
 void Node::SlurmLoop() {
   Log(LogLevel::kInfo, "Slurm executor: default executor " + config_.executor.kind + ", at most " +
                            std::to_string(config_.executor.max_submitted) + " batch job(s) at once, scripts and logs in " +
@@ -41,13 +50,13 @@ void Node::SlurmPass() {
   const auto tracked = queue_.SlurmTrackedJobs();
   std::vector<std::string> ids;
   for (const auto& t : tracked) {
-    if (t.slurm_job_id != "submitting") ids.push_back(t.slurm_job_id);
+    if (t.slurm_job_id != kSlurmSubmitting) ids.push_back(t.slurm_job_id);
   }
   const auto states = ids.empty() ? std::map<std::string, SlurmJobState>{} : slurm.Query(ids);
   int in_slurm = 0;
   for (const auto& t : tracked) {
     const std::string job = "job " + std::to_string(t.id);
-    if (t.slurm_job_id == "submitting") {
+    if (t.slurm_job_id == kSlurmSubmitting) {
       // sbatch was running when a node stopped: after five minutes the job is given back.
       if (t.seconds_since_submission > 300) {
         queue_.SlurmEnded(t.id, t.slurm_job_id, "its submission to Slurm was interrupted (the node stopped)", true);
@@ -99,7 +108,7 @@ void Node::SlurmPass() {
                                std::to_string(resources.time_minutes) + " min" + (resources.gpus ? ", GPU" : "") + ")");
     } catch (const std::exception& e) {
       const std::string message = std::string("not submitted to Slurm: ") + e.what();
-      const std::string now = queue_.SlurmEnded(job.id, "submitting", message, true);
+      const std::string now = queue_.SlurmEnded(job.id, kSlurmSubmitting, message, true);
       Log(LogLevel::kError, "job " + std::to_string(job.id) + ": " + message + (now.empty() ? "" : "; the job is " + now));
     }
   }

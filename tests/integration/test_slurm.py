@@ -221,7 +221,8 @@ def test_a_standalone_worker_on_a_submit_host_submits_for_an_orthanc_without_slu
             "LogDirectory": os.path.join(workdir, "slurm-logs"), "Procnode": cli_path, "PollSeconds": 0.5, "CpusPerJob": 1}},
                    "Orthanc": {"Url": orthanc.url}}, f)
     send_dicom(orthanc, [copy_study(HEAD_CT, os.path.join(workdir, "head"))])
-    time.sleep(3)
+    job_where(orthanc, lambda j: j["state"] == "queued", "the job enqueued")
+    time.sleep(2)  # four of the Orthanc node's polls
     assert jobs(orthanc)[0]["state"] == "queued" and not jobs(orthanc)[0]["slurm"]["job_id"], "the Orthanc node submits nothing"
     log_path = os.path.join(workdir, "submitter.log")
     with open(log_path, "w") as log:
