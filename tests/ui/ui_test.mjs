@@ -243,11 +243,14 @@ try {
   await page.screenshot({ path: `${shots}/5-job-page.png`, fullPage: true });
   step("resending and re-running");
   await page.click(`${lungRow} button[data-action=resend]`);
-  const resent = await page.waitForFunction(async (id) => {
-    const job = await (await fetch(`../jobs/${id}`)).json();
-    return job.events.some((e) => e.kind === "resend-requested") ? job : null;
-  }, lungJob, { timeout: 30000 });
-  check((await resent.jsonValue()).events.some((e) => e.kind === "resend-requested" && e.message.includes("NOWHERE")),
+  // Polled from the page, as below: waitForFunction does not await an async predicate's promise.
+  let resent = null;
+  for (let i = 0; i < 60 && !resent; ++i) {
+    const job = await page.evaluate(async (id) => (await fetch(`../jobs/${id}`)).json(), lungJob);
+    if (job.events.some((e) => e.kind === "resend-requested")) resent = job;
+    else await page.waitForTimeout(500);
+  }
+  check(resent !== null && resent.events.some((e) => e.kind === "resend-requested" && e.message.includes("NOWHERE")),
         "Resend queues the delivery again (job event)");
   // A done job can be run again (issue 12): Re-run queues it, and it comes back done.
   await page.click(`${lungRow} button[data-action=retry]`);
