@@ -238,3 +238,25 @@ def test_a_standalone_worker_on_a_submit_host_submits_for_an_orthanc_without_slu
         submitter.wait(timeout=30)
     with open(log_path) as f:
         assert "submitted to Slurm as job" in f.read()
+
+
+def test_an_external_tool_runs_in_its_sandbox_on_the_compute_node(orthanc_factory, job_db, cluster, cli_path, workdir):
+    # Issue 15, item 6: a tool's job goes to Slurm with the tool manifest's CPUs and time limit, and
+    # the compute node's worker runs it in the same sandbox as a local worker would.
+    tools = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "tools")
+    orthanc = slurm_node(orthanc_factory, job_db, cluster, cli_path, workdir,
+                         rule("volume-above", parameters={"threshold": 100}),
+                         procnode={"ToolsDirectory": tools}, worker={"ToolsDirectory": tools})
+    send_dicom(orthanc, [copy_study(HEAD_CT, os.path.join(workdir, "head"))])
+    job = job_where(orthanc, lambda j: j["state"] in ("done", "failed"), "the tool's job finished through Slurm", 300)
+    assert job["state"] == "done", job["error"]
+    script = job["slurm"]["script"]
+    assert "#SBATCH --cpus-per-task=1\n" in script and "#SBATCH --time=2\n" in script, script  # the manifest's 1 CPU, 120 s
+    tool = job["result"]["tool"]
+    assert tool["tool"] == "volume-above" and tool["exit_code"] == 0 and len(tool["manifest_sha256"]) == 64, tool
+    measured = job["result"]["measurements"]["global"]
+    assert measured["Threshold"] == {"value": 100, "unit": "1"} and measured["Voxels above threshold"]["value"] > 0, measured
+    claimed = next(e for e in job["events"] if e["kind"] == "claimed")
+    assert claimed["owner"] != "", claimed
+    assert [r["kind"] for r in job["result"]["results"]] == ["encapsulated-pdf"]
+    assert len(result_series(orthanc, job["study"])) == 1, "the report stored back by the compute node's worker"
