@@ -10,10 +10,17 @@
 
 namespace procnode {
 
+// A text label drawn over an image, at fractions of its width and height from the top left.
+struct ImageMark {
+  double x = 0, y = 0;
+  std::string text;
+};
+
 struct ReportImage {
   int width = 0, height = 0;
   std::vector<uint8_t> rgb;  // row-major, 3 bytes a pixel
   std::string caption;
+  std::vector<ImageMark> marks;
 };
 
 struct ReportTable {

@@ -66,6 +66,7 @@ constexpr SidecarField kSidecarFields[] = {
     {0x0018, 0x1210, "ConvolutionKernel", Kind::kText},
     {0x0018, 0x1150, "ExposureTime", Kind::kMsToSeconds},
     {0x0018, 0x1151, "XRayTubeCurrent", Kind::kNumber},
+    {0x0018, 0x0060, "KVP", Kind::kNumber},
     {0x0018, 0x1152, "XRayExposure", Kind::kNumber},
     {0x0018, 0x0050, "SliceThickness", Kind::kNumber},
     {0x0018, 0x0088, "SpacingBetweenSlices", Kind::kNumber},
@@ -113,6 +114,9 @@ nlohmann::json Sidecar(DcmDataset& ds) {
       }
     }
   }
+  // CT: whether a contrast agent was given (its name is free text, left out): bone attenuation
+  // thresholds were set on non-contrast CT.
+  if (DicomString(ds, 0x0008, 0x0060) == "CT") sidecar["ContrastBolusAgentPresent"] = !DicomString(ds, 0x0018, 0x0010).empty();
   sidecar["ConversionSoftware"] = "procnode";
   sidecar["ConversionSoftwareVersion"] = kVersion;
   return sidecar;

@@ -74,10 +74,25 @@ ReportSection KeyImages(const Volume& v, const ProcessorOutput& output) {
       colours[value] = {value, {static_cast<uint8_t>(segment.rgb[0]), static_cast<uint8_t>(segment.rgb[1]), static_cast<uint8_t>(segment.rgb[2])},
                         segment.label_values.size() > 1 && value == segment.label_values.front() ? 0.35 : 0.8};
     }
-    section.legend.push_back({segment.rgb, segment.label});
+    if (output.key_legend.empty()) section.legend.push_back({segment.rgb, segment.label});
   }
+  if (!output.key_legend.empty()) section.legend = output.key_legend;
   KeyImageSpec spec;
   for (const auto& [value, colour] : colours) spec.colours.push_back(colour);
+  for (const auto& view : output.key_views) {  // the processor's own choice of views
+    spec.plane = view.plane == "sagittal" ? ViewPlane::kSagittal : view.plane == "coronal" ? ViewPlane::kCoronal : ViewPlane::kAxial;
+    spec.index = view.index;
+    spec.window_centre = view.window_centre;
+    spec.window_width = view.window_width;
+    const RgbImage image = RenderKeyImage(v, output.labels, spec);
+    ReportImage shown{image.width, image.height, image.rgb, view.caption, {}};
+    for (const auto& mark : view.marks) {
+      const auto at = KeyImagePosition(v, spec, mark.voxel);
+      shown.marks.push_back({at[0], at[1], mark.text});
+    }
+    section.images.push_back(std::move(shown));
+  }
+  if (!output.key_views.empty()) return section;
   for (const auto& [plane, name] : {std::pair{ViewPlane::kAxial, "axial"}, std::pair{ViewPlane::kCoronal, "coronal"}}) {
     spec.plane = plane;
     spec.index = BusiestIndex(v, output.labels, plane);

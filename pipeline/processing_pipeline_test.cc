@@ -204,13 +204,13 @@ TEST(ProcessorRegistry, RefusesATwiceRegisteredNameAndListsTheKnownOnes) {
   registry.Add(std::make_unique<ThresholdProcessor>());
   std::vector<std::string> names;
   for (const Processor* p : registry.All()) names.push_back(p->Info().name);
-  EXPECT_EQ(names, (std::vector<std::string>{"volume-stats", "lung-emphysema", "test-threshold"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"volume-stats", "lung-emphysema", "bone-density", "test-threshold"}));
   EXPECT_EQ(registry.Find("lung-segmentation"), nullptr);
   try {
     registry.Get("lung-segmentation");
     FAIL() << "expected an error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("known: volume-stats, lung-emphysema, test-threshold"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("known: volume-stats, lung-emphysema, bone-density, test-threshold"), std::string::npos) << e.what();
   }
   // The built-in registry is not touched by another registry's additions.
   EXPECT_EQ(BuiltinProcessors().Find("test-threshold"), nullptr);

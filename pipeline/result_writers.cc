@@ -99,9 +99,13 @@ class MeasurementReportWriter : public ResultWriter {
     sr.device_observer_name = "procnode " + in.provenance.node;
     sr.processor_name = in.info.name;
     sr.software_version = Software();
+    // Segments without measurements (a vertebral body beside its measured ROI) get no group, unless
+    // no segment has any.
+    const bool any_measured = std::any_of(in.output.segments.begin(), in.output.segments.end(),
+                                          [](const ResultSegment& s) { return !s.measurements.empty(); });
     for (std::size_t i = 0; i < in.output.segments.size() && i < seg.segment_numbers.size(); ++i) {
       const auto& s = in.output.segments[i];
-      if (seg.segment_numbers[i] == 0) continue;
+      if (seg.segment_numbers[i] == 0 || (any_measured && s.measurements.empty())) continue;
       sr.groups.push_back({s.label, Uid(in, "tracking/" + s.label), s.finding, s.finding_site, seg.segment_numbers[i],
                            s.measurements});
     }

@@ -5,6 +5,7 @@ namespace procnode {
 void RegisterBuiltinProcessors(ProcessorRegistry& registry) {
   RegisterVolumeStats(registry);
   RegisterLungEmphysema(registry);
+  RegisterBoneDensity(registry);
 }
 
 const ProcessorRegistry& BuiltinProcessors() {

@@ -10,6 +10,7 @@ namespace procnode {
 
 void RegisterVolumeStats(ProcessorRegistry& registry);     // "volume-stats"
 void RegisterLungEmphysema(ProcessorRegistry& registry);   // "lung-emphysema"
+void RegisterBoneDensity(ProcessorRegistry& registry);     // "bone-density"
 
 void RegisterBuiltinProcessors(ProcessorRegistry& registry);
 

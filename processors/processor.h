@@ -10,6 +10,7 @@
 // Processors are stateless and thread-safe; a registry is filled once, then only read.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -74,6 +75,21 @@ struct LabelName {
   std::string name;
 };
 
+// A view a processor asks for in its PDF report, instead of the default axial and coronal slices
+// through the most labelled voxels: a slice of the input with the labels, and text marks.
+struct KeyViewMark {
+  std::array<double, 3> voxel{0, 0, 0};  // voxel indices (i, j, k), fractional allowed
+  std::string text;
+};
+
+struct KeyView {
+  std::string plane = "axial";  // "axial" (index: k), "coronal" (j) or "sagittal" (i)
+  std::size_t index = 0;
+  double window_centre = 400, window_width = 1800;  // bone window
+  std::string caption;
+  std::vector<KeyViewMark> marks;
+};
+
 struct ProcessorOutput {
   nlohmann::json measurements = nlohmann::json::object();  // recorded on the job; no PHI
   std::vector<uint8_t> labels;            // empty, or one per input voxel
@@ -85,6 +101,8 @@ struct ProcessorOutput {
   std::string device_note;                // why the CPU ran when a GPU was preferred
   std::vector<OutputFile> files;          // derived images and the like, kept with the job
   nlohmann::json run;                     // how an external tool ran (provenance); null for natives
+  std::vector<KeyView> key_views;         // empty: the default key images
+  std::vector<LegendEntry> key_legend;    // the key images' legend; empty: one entry per segment
 };
 
 class Processor {

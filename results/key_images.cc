@@ -23,31 +23,65 @@ void Chunk(std::string& png, const char* type, const std::string& data) {
 
 }  // namespace
 
+namespace {
+
+// The display axes of a plane: horizontal is voxel x (axial, coronal: patient right on the left)
+// or y (sagittal: anterior on the left); vertical is y (axial: anterior up) or z (superior up).
+struct PlaneAxes {
+  int horizontal = 0, vertical = 1, normal = 2;
+  bool flip_h = false, flip_v = false;
+};
+
+PlaneAxes AxesOf(const Volume& v, ViewPlane plane) {
+  PlaneAxes a;
+  const std::array<std::array<double, 3>, 3> dirs{v.row_direction, v.column_direction, v.slice_direction};
+  if (plane == ViewPlane::kAxial) {
+    a = {0, 1, 2};
+    a.flip_v = dirs[1][1] < 0;
+  } else if (plane == ViewPlane::kCoronal) {
+    a = {0, 2, 1};
+    a.flip_v = dirs[2][2] > 0;
+  } else {
+    a = {1, 2, 0};
+    a.flip_h = dirs[1][1] < 0;
+    a.flip_v = dirs[2][2] > 0;
+    return a;
+  }
+  a.flip_h = dirs[0][0] < 0;
+  return a;
+}
+
+}  // namespace
+
+std::array<double, 2> KeyImagePosition(const Volume& v, const KeyImageSpec& spec, const std::array<double, 3>& voxel) {
+  const PlaneAxes a = AxesOf(v, spec.plane);
+  const double nh = static_cast<double>(v.dims[a.horizontal]), nv = static_cast<double>(v.dims[a.vertical]);
+  double h = (voxel[a.horizontal] + 0.5) / nh, vert = (voxel[a.vertical] + 0.5) / nv;
+  if (a.flip_h) h = 1 - h;
+  if (a.flip_v) vert = 1 - vert;
+  return {h, vert};
+}
+
 RgbImage RenderKeyImage(const Volume& v, const std::vector<uint8_t>& labels, const KeyImageSpec& spec) {
-  const std::size_t nx = v.dims[0], ny = v.dims[1], nz = v.dims[2];
   if (!labels.empty() && labels.size() != v.VoxelCount()) throw Error(ErrorCode::kInvalidInput, "key image: labels do not match the volume");
-  // Display axes: horizontal is always voxel x (patient right on the left: flip when x points right,
-  // LPS -x); vertical is y (axial, anterior up) or z (coronal, superior up).
-  const bool axial = spec.plane == ViewPlane::kAxial;
-  const std::size_t depth = axial ? nz : ny;
+  const PlaneAxes a = AxesOf(v, spec.plane);
+  const std::size_t depth = v.dims[a.normal];
   if (spec.index >= depth) {
     throw Error(ErrorCode::kInvalidInput, "key image: index " + std::to_string(spec.index) + " outside 0.." + std::to_string(depth - 1));
   }
-  const bool flip_x = v.row_direction[0] < 0;
-  const std::array<double, 3>& vertical_dir = axial ? v.column_direction : v.slice_direction;
-  const bool flip_v = axial ? vertical_dir[1] < 0 : vertical_dir[2] > 0;
-  const std::size_t vertical_count = axial ? ny : nz;
-  const double vertical_spacing = std::abs(axial ? v.spacing[1] : v.spacing[2]);
+  const std::size_t horizontal_count = v.dims[a.horizontal], vertical_count = v.dims[a.vertical];
+  const double horizontal_spacing = std::abs(v.spacing[a.horizontal]), vertical_spacing = std::abs(v.spacing[a.vertical]);
+  const std::array<std::size_t, 3> stride{1, v.dims[0], v.dims[0] * v.dims[1]};
   RgbImage image;
-  image.width = static_cast<int>(nx);
-  image.height = std::max(1, static_cast<int>(std::lround(vertical_count * vertical_spacing / v.spacing[0])));
+  image.width = static_cast<int>(horizontal_count);
+  image.height = std::max(1, static_cast<int>(std::lround(vertical_count * vertical_spacing / horizontal_spacing)));
   image.rgb.resize(static_cast<std::size_t>(image.width) * image.height * 3);
   const double low = spec.window_centre - spec.window_width / 2;
   auto voxel_at = [&](int col, int row) -> std::size_t {
-    std::size_t x = flip_x ? nx - 1 - col : col;
+    const std::size_t h = a.flip_h ? horizontal_count - 1 - col : col;
     auto r = static_cast<std::size_t>(std::min<double>(vertical_count - 1, (row + 0.5) * vertical_count / image.height));
-    if (flip_v) r = vertical_count - 1 - r;
-    return axial ? (spec.index * ny + r) * nx + x : (r * ny + spec.index) * nx + x;
+    if (a.flip_v) r = vertical_count - 1 - r;
+    return h * stride[a.horizontal] + r * stride[a.vertical] + spec.index * stride[a.normal];
   };
   auto label_at = [&](int col, int row) -> int {
     if (labels.empty() || col < 0 || row < 0 || col >= image.width || row >= image.height) return 0;
@@ -85,11 +119,11 @@ std::vector<LabelColour> LabelPalette(int count) {
 }
 
 std::size_t BusiestIndex(const Volume& v, const std::vector<uint8_t>& labels, ViewPlane plane) {
-  const std::size_t nx = v.dims[0], ny = v.dims[1], nz = v.dims[2];
-  const bool axial = plane == ViewPlane::kAxial;
-  std::vector<std::size_t> counts(axial ? nz : ny, 0);
+  const std::size_t nx = v.dims[0], ny = v.dims[1];
+  const int axis = plane == ViewPlane::kAxial ? 2 : plane == ViewPlane::kCoronal ? 1 : 0;
+  std::vector<std::size_t> counts(v.dims[axis], 0);
   for (std::size_t i = 0; i < labels.size(); ++i) {
-    if (labels[i]) ++counts[axial ? i / (nx * ny) : (i / nx) % ny];
+    if (labels[i]) ++counts[axis == 2 ? i / (nx * ny) : axis == 1 ? (i / nx) % ny : i % nx];
   }
   const auto best = std::max_element(counts.begin(), counts.end());
   return *best == 0 ? counts.size() / 2 : static_cast<std::size_t>(best - counts.begin());

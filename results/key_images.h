@@ -19,7 +19,7 @@ struct RgbImage {
   std::vector<uint8_t> rgb;  // row-major, 3 bytes a pixel
 };
 
-enum class ViewPlane { kAxial, kCoronal };
+enum class ViewPlane { kAxial, kCoronal, kSagittal };
 
 struct LabelColour {
   int label = 0;
@@ -29,7 +29,7 @@ struct LabelColour {
 
 struct KeyImageSpec {
   ViewPlane plane = ViewPlane::kAxial;
-  std::size_t index = 0;         // voxel index along the plane's normal axis (slice, or row for coronal)
+  std::size_t index = 0;         // voxel index along the plane's normal axis (slice; row for coronal; column for sagittal)
   double window_centre = -600;   // lung window
   double window_width = 1500;
   std::vector<LabelColour> colours;
@@ -44,6 +44,10 @@ std::size_t BusiestIndex(const Volume& volume, const std::vector<uint8_t>& label
 
 // `labels` empty or one per voxel. Error(kInvalidInput) when the index is outside the volume.
 RgbImage RenderKeyImage(const Volume& volume, const std::vector<uint8_t>& labels, const KeyImageSpec& spec);
+
+// Where voxel (i, j, k) falls on a rendered image, as fractions of its width and height from the
+// top left (the voxel's position along the plane's normal is ignored).
+std::array<double, 2> KeyImagePosition(const Volume& volume, const KeyImageSpec& spec, const std::array<double, 3>& voxel);
 
 // The PNG (8-bit RGB) bytes of an image.
 std::string EncodePng(const RgbImage& image);

@@ -100,12 +100,24 @@ class Writer {
       const float w = width * scale, h = w * image.height / std::max(1, image.width);
       HPDF_Image picture = HPDF_LoadRawImageFromMem(doc_, image.rgb.data(), image.width, image.height, HPDF_CS_DEVICE_RGB, 8);
       if (picture != nullptr) HPDF_Page_DrawImage(page_, picture, x, y_ - h, w, h);
+      for (const auto& mark : image.marks) {  // white on the image, left of its point
+        HPDF_Page_SetFontAndSize(page_, bold_, 6.5f);
+        const float tw = HPDF_Page_TextWidth(page_, mark.text.c_str());
+        Text(bold_, 6.5f, std::max(x, x + static_cast<float>(mark.x) * w - tw - 6), y_ - static_cast<float>(mark.y) * h - 2.5f,
+             mark.text, 1.0f);
+      }
       Text(regular_, 8.5f, x, y_ - h - 11, image.caption, 0.35f);
       x += w + gap;
     }
     y_ -= tallest * scale + 26;
     x = kMargin;
     for (const auto& entry : legend) {
+      HPDF_Page_SetFontAndSize(page_, regular_, 9);
+      if (x > kMargin && x + 13 + HPDF_Page_TextWidth(page_, entry.label.c_str()) > kPageWidth - kMargin) {  // wrap
+        y_ -= 14;
+        x = kMargin;
+        NeedSpace(14);
+      }
       HPDF_Page_SetRGBFill(page_, entry.rgb[0] / 255.0f, entry.rgb[1] / 255.0f, entry.rgb[2] / 255.0f);
       HPDF_Page_Rectangle(page_, x, y_ - 1, 9, 9);
       HPDF_Page_Fill(page_);
