@@ -16,6 +16,11 @@ namespace {
 constexpr double kAxialToleranceDegrees = 20;
 constexpr float kBodyHu = 150;       // a vertebral body's outline: cortex and dense marrow
 constexpr double kOpeningMm = 2.5;   // contacts thinner than this (aorta, rib heads) are cut
+constexpr double kBodyHalfWidthMm = 35;  // a vertebral body lies within this of the canal's centre, left and right
+constexpr double kMinColumnMm = 50;
+constexpr float kEnclosureBoneHu = 170;   // cortex as thin cortex reads on thick slices, smoothed
+constexpr float kEnclosureOutsideHu = 20;
+constexpr double kMaxOpenShare = 0.10;   // more of the ROI outside a cortical ring: not measured   // a spinal canal followed over less is not a spine to measure
 constexpr double kDiscSpacingMm = 15;  // discs closer than this are one
 constexpr double kDiscProminence = 40; // HU: how far a disc's ringness dips below its surroundings
 constexpr double kPi = 3.14159265358979323846;
@@ -309,7 +314,7 @@ struct BodySlice {  // a vertebral body's cross-section on one slice
 
 BodySlice FindBodySlice(const Volume& v, const Grid& g, int z, const Canal& canal, const BoneParameters& p) {
   BodySlice b;
-  const int hw = static_cast<int>(std::ceil(45 / g.sx));
+  const int hw = static_cast<int>(std::ceil(kBodyHalfWidthMm / g.sx));
   const int cx = static_cast<int>(std::lround(canal.x));
   // Down to the canal's centre: the body's posterior surface is concave around the canal, and
   // its posterolateral corners reach behind the canal's front edge; its shell closes there.
@@ -410,6 +415,30 @@ Stats Describe(std::vector<float> values) {
   s.median = values[mid];
   if (values.size() % 2 == 0) s.median = (s.median + *std::max_element(values.begin(), values.begin() + mid)) / 2;
   return s;
+}
+
+// Walking out of (x, y) on slice z in each of the four in-plane directions, bone (two voxels in a
+// row above kEnclosureBoneHu) comes within 40 mm and before anything below kEnclosureOutsideHu (fat,
+// fluid, lung: outside the vertebra): the voxel lies inside a cortical ring.
+bool EnclosedByBone(const Volume& smooth, const Grid& g, int x, int y, int z) {
+  for (const auto& [dx, dy] : {std::pair{1, 0}, std::pair{-1, 0}, std::pair{0, 1}, std::pair{0, -1}}) {
+    const double step = dx != 0 ? g.sx : g.sy;
+    bool found = false;
+    int dense = 0;  // consecutive voxels above the bone threshold: two make bone, not noise
+    for (int s = 1; s * step <= 40; ++s) {
+      const int i = x + dx * s, j = y + dy * s;
+      if (i < 0 || j < 0 || i >= g.nx || j >= g.ny) break;
+      const float hu = smooth.voxels[g.At(i, j, z)];
+      if (hu < kEnclosureOutsideHu) break;
+      dense = hu > kEnclosureBoneHu ? dense + 1 : 0;
+      if (dense == 2) {
+        found = true;
+        break;
+      }
+    }
+    if (!found) return false;
+  }
+  return true;
 }
 
 Volume SmoothInPlane(const Volume& v) {
@@ -537,9 +566,10 @@ BoneResult MeasureBoneDensity(const Volume& ct, const BoneParameters& p, const B
   for (int z = 0; z < g.nz; ++z) {
     if (track[z]) ++r.canal_slices, z_low = std::min(z_low, z), z_high = std::max(z_high, z);
   }
-  if ((z_high - z_low + 1) * g.sz < 20) {
+  if ((z_high - z_low + 1) * g.sz < kMinColumnMm) {
     throw Error(ErrorCode::kInvalidInput, "bone-density: no spinal column found in the field of view (a canal-like structure over " +
-                                              FormatNumber("%.0f", (z_high - z_low + 1) * g.sz) + " mm only)");
+                                              FormatNumber("%.0f", (z_high - z_low + 1) * g.sz) + " mm only; " +
+                                              FormatNumber("%.0f", kMinColumnMm) + " mm, two vertebrae, needed)");
   }
   {
     std::vector<double> xs;
@@ -787,6 +817,7 @@ BoneResult MeasureBoneDensity(const Volume& ct, const BoneParameters& p, const B
     }
     if (slab.empty()) slab.push_back(static_cast<int>(std::lround(middle)));
     std::vector<float> values;
+    std::size_t open = 0;  // ROI voxels not enclosed by cortical bone on their slice
     float highest = -std::numeric_limits<float>::infinity();
     double cx_sum = 0, cy_sum = 0;
     for (const int z : slab) {
@@ -799,9 +830,26 @@ BoneResult MeasureBoneDensity(const Volume& ct, const BoneParameters& p, const B
         highest = std::max(highest, ct.voxels[g.At(x, y, z)]);
       }
       const std::vector<float> inside = InsideDistance(mask, w, h, g.sx, g.sy, true);
-      const double ap = h * g.sy, width = w * g.sx;
+      const double ap = h * g.sy;
       const double centre_y = s.y1 + 0.5 - p.roi_centre_fraction * h;  // from the posterior edge
-      const double centre_x = (s.x0 + s.x1) / 2.0;
+      // The width where the ROI sits: the run of body pixels on the ROI's centre row (the
+      // bounding box would count a rib head or an osteophyte at a corner).
+      const int row = std::clamp(static_cast<int>(std::lround(centre_y - 0.5)), s.y0, s.y1) - s.y0;
+      int run_start = -1, run_end = -1, best_start = 0, best_end = w - 1;
+      double best_distance = 1e9;
+      const double canal_x = track[z] ? track[z]->x - s.x0 : w / 2.0;
+      for (int x = 0; x <= w; ++x) {
+        const bool in = x < w && mask[static_cast<std::size_t>(row) * w + x];
+        if (in && run_start < 0) run_start = x;
+        if (!in && run_start >= 0) {
+          run_end = x - 1;
+          const double distance = canal_x < run_start ? run_start - canal_x : canal_x > run_end ? canal_x - run_end : 0;
+          if (distance < best_distance) best_distance = distance, best_start = run_start, best_end = run_end;
+          run_start = -1;
+        }
+      }
+      const double width = (best_end - best_start + 1) * g.sx;
+      const double centre_x = s.x0 + (best_start + best_end) / 2.0;
       const double semi_ap = p.roi_ap_fraction * ap / 2, semi_w = p.roi_width_fraction * width / 2;
       cx_sum += centre_x, cy_sum += centre_y;
       for (const auto& [x, y] : s.pixels) {
@@ -810,6 +858,7 @@ BoneResult MeasureBoneDensity(const Volume& ct, const BoneParameters& p, const B
         if (inside[static_cast<std::size_t>(y - s.y0) * w + (x - s.x0)] <= p.erosion_mm) continue;
         values.push_back(ct.voxels[g.At(x, y, z)]);
         r.labels[g.At(x, y, z)] = roi_label;
+        if (!EnclosedByBone(smooth, g, x, y, z)) ++open;
       }
     }
     b.roi_slices = static_cast<int>(slab.size());
@@ -829,12 +878,25 @@ BoneResult MeasureBoneDensity(const Volume& ct, const BoneParameters& p, const B
       b.excluded = true;
       b.exclusion = "metal or very dense material in the body (" + FormatNumber("%.0f", highest) + " HU, above metal_hu " +
                     FormatNumber("%.0f", p.metal_hu) + ")";
+    } else if (open > kMaxOpenShare * values.size()) {
+      b.excluded = true;
+      b.exclusion = "its ROI slab shows no closed cortical ring around " + std::to_string(open) + " of " +
+                    std::to_string(values.size()) + " voxels (partial volume with a disc or end plate)";
     } else if (values.size() < 10) {
       b.excluded = true;
       b.exclusion = "the trabecular region holds " + std::to_string(values.size()) + " voxels only";
     } else {
       const Stats s = Describe(values);
       b.mean_hu = s.mean, b.median_hu = s.median, b.sd_hu = s.sd;
+    }
+    if (b.excluded) {  // not measured: no ROI in the labels either
+      for (const int z : slab) {
+        for (const auto& [x, y] : bodies[z].pixels) {
+          if (r.labels[g.At(x, y, z)] == roi_label) r.labels[g.At(x, y, z)] = body_label;
+        }
+      }
+      b.roi_voxels = 0;
+      b.roi_ml = 0;
     }
   }
   // The key level: L1, else T12, else L2 (named and measured).

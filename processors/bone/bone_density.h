@@ -9,7 +9,7 @@
 //     anchors a track followed slice by slice up and down (holes within 12 mm of the previous
 //     canal, closing the bone mask by 3 mm where the arch is open; gaps up to 25 mm bridged).
 //  3. vertebral body per slice: the filled bone mask's component anterior to the canal (cut at the
-//     canal's front edge, within 45 mm of its centre left and right); slices without one are disc.
+//     canal's front edge, within 35 mm of its centre left and right); slices without one are disc.
 //  4. bodies along the spine, between discs: slices without a body, and slices whose cross-section
 //     looks least like a cortical ring around marrow (ring minus core attenuation, minus the core:
 //     thin slices through a disc lose the ring, thick ones mix both end plates into a dense core),
@@ -17,9 +17,13 @@
 //     `max_body_mm` are split at their lowest value, runs shorter than `min_body_mm` dropped.
 //  5. ROI (Comp2Comp's geometry): on the slices of a `slab_mm` slab at the body's cranio-caudal
 //     middle, an ellipse centred at `roi_centre_fraction` of the body's anterior-posterior extent
-//     from its posterior edge, `roi_ap_fraction` of that extent by `roi_width_fraction` of its width,
+//     from its posterior edge, `roi_ap_fraction` of that extent by `roi_width_fraction` of its width
+//     (on the row through that centre),
 //     intersected with the body eroded by `erosion_mm` so that cortical bone stays out. A body whose
-//     slab holds a voxel above `metal_hu` is excluded (metal or dense material).
+//     slab holds a voxel above `metal_hu` is excluded (metal or dense material), and so is one whose
+//     ROI is not enclosed by cortex on its slice (partial volume with a disc: more than a tenth of its
+//     voxels do not see bone before fat or fluid in all four in-plane directions), or one cut by the
+//     field of view.
 //  6. levels: a body is rib-bearing where bone lies 55-120 mm lateral to the canal, from 30 mm
 //     anterior to 60 mm posterior of it, on its slices or the disc above; the lowest rib-bearing body
 //     above a rib-free one is T12, the highest below a rib-free one is T1; a body whose bone spans

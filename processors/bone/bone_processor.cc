@@ -152,7 +152,7 @@ class BoneDensityProcessor : public Processor {
 
     // Key views: sagittal through the canal with each level named at its ROI, axial through the
     // key level's ROI.
-    KeyView sagittal{.plane = "sagittal", .index = r.sagittal_column, .caption = "sagittal through the spinal canal (anterior on the left)"};
+    KeyView sagittal{.plane = "sagittal", .index = r.sagittal_column, .caption = "sagittal, anterior on the left"};
     for (std::size_t i = 0; i < r.bodies.size(); ++i) {
       const auto& b = r.bodies[i];
       sagittal.marks.push_back({{b.roi_centre[0], b.roi_centre[1], b.roi_centre[2]}, b.level.empty() ? "?" : b.level});
