@@ -6,6 +6,9 @@
 #include <cstdint>
 #include <limits>
 #include <optional>
+#include <sys/mman.h>
+#include <cstdlib>
+#include <new>
 
 #include "core/error.h"
 #include "core/format.h"
@@ -182,7 +185,7 @@ struct Window {
   float At(int x, int y) const { return hu[static_cast<std::size_t>(y - y0) * w + (x - x0)]; }
 };
 
-Window Cut(const Volume& v, const Grid& g, int z, int x0, int x1, int y0, int y1) {
+Window Cut(const float* v, const Grid& g, int z, int x0, int x1, int y0, int y1) {
   Window win;
   win.x0 = std::max(0, x0);
   win.y0 = std::max(0, y0);
@@ -190,7 +193,7 @@ Window Cut(const Volume& v, const Grid& g, int z, int x0, int x1, int y0, int y1
   win.h = std::max(0, std::min(g.ny - 1, y1) - win.y0 + 1);
   win.hu.resize(static_cast<std::size_t>(win.w) * win.h);
   for (int y = 0; y < win.h; ++y) {
-    for (int x = 0; x < win.w; ++x) win.hu[static_cast<std::size_t>(y) * win.w + x] = v.voxels[g.At(win.x0 + x, win.y0 + y, z)];
+    for (int x = 0; x < win.w; ++x) win.hu[static_cast<std::size_t>(y) * win.w + x] = v[g.At(win.x0 + x, win.y0 + y, z)];
   }
   return win;
 }
@@ -201,24 +204,28 @@ struct SliceBody {  // the patient's outline on a slice
   int y0 = 0, y1 = 0, x0 = 0, x1 = 0;
 };
 
-SliceBody FindPatient(const Volume& v, const Grid& g, int z) {
-  const Window all = Cut(v, g, z, 0, g.nx - 1, 0, g.ny - 1);
-  std::vector<uint8_t> mask(all.hu.size());
-  for (std::size_t i = 0; i < mask.size(); ++i) mask[i] = all.hu[i] > -500;
-  const Components c = Label(mask, all.w, all.h);
+// The patient's outline on a slice, on every second pixel each way (the outline needs no more).
+SliceBody FindPatient(const float* v, const Grid& g, int z) {
+  const int w = (g.nx + 1) / 2, h = (g.ny + 1) / 2;
+  std::vector<uint8_t> mask(static_cast<std::size_t>(w) * h);
+  for (int y = 0; y < h; ++y) {
+    for (int x = 0; x < w; ++x) mask[static_cast<std::size_t>(y) * w + x] = v[g.At(2 * x, 2 * y, z)] > -500;
+  }
+  const Components c = Label(mask, w, h);
   SliceBody b;
   std::size_t best = 0;
   for (std::size_t i = 1; i < c.pixels.size(); ++i) {
     if (c.pixels[i].size() > c.pixels[best].size()) best = i;
   }
-  if (c.pixels.empty() || c.pixels[best].size() * g.sx * g.sy < 2000) return b;
+  if (c.pixels.empty() || c.pixels[best].size() * 4 * g.sx * g.sy < 2000) return b;
   b.found = true;
   b.x0 = g.nx, b.y0 = g.ny, b.x1 = -1, b.y1 = -1;
   double sum = 0;
   for (const int p : c.pixels[best]) {
-    const int x = p % all.w, y = p / all.w;
-    b.x0 = std::min(b.x0, x), b.x1 = std::max(b.x1, x), b.y0 = std::min(b.y0, y), b.y1 = std::max(b.y1, y);
-    sum += x;
+    const int x = 2 * (p % w), y = 2 * (p / w);
+    b.x0 = std::min(b.x0, x), b.x1 = std::max(b.x1, std::min(g.nx - 1, x + 1));
+    b.y0 = std::min(b.y0, y), b.y1 = std::max(b.y1, std::min(g.ny - 1, y + 1));
+    sum += x + 0.5;
   }
   b.cx = sum / static_cast<double>(c.pixels[best].size());
   return b;
@@ -232,7 +239,7 @@ struct Canal {
 
 // Spinal canal candidates on a slice: compact, fluid-dense holes of the bone mask (dilated by
 // `dilate_mm`) with bone anterior to them.
-std::vector<Canal> CanalCandidates(const Volume& v, const Grid& g, int z, const SliceBody& patient, double centre_x,
+std::vector<Canal> CanalCandidates(const float* v, const Grid& g, int z, const SliceBody& patient, double centre_x,
                                    double half_width_mm, double dilate_mm) {
   const int hw = static_cast<int>(std::ceil(half_width_mm / g.sx));
   const int cx = static_cast<int>(std::lround(centre_x));
@@ -312,7 +319,7 @@ struct BodySlice {  // a vertebral body's cross-section on one slice
   double core_hu = 0;   // mean of its core
 };
 
-BodySlice FindBodySlice(const Volume& v, const Grid& g, int z, const Canal& canal, const BoneParameters& p) {
+BodySlice FindBodySlice(const float* v, const Grid& g, int z, const Canal& canal, const BoneParameters& p) {
   BodySlice b;
   const int hw = static_cast<int>(std::ceil(kBodyHalfWidthMm / g.sx));
   const int cx = static_cast<int>(std::lround(canal.x));
@@ -420,7 +427,7 @@ Stats Describe(std::vector<float> values) {
 // Walking out of (x, y) on slice z in each of the four in-plane directions, bone (two voxels in a
 // row above kEnclosureBoneHu) comes within 40 mm and before anything below kEnclosureOutsideHu (fat,
 // fluid, lung: outside the vertebra): the voxel lies inside a cortical ring.
-bool EnclosedByBone(const Volume& smooth, const Grid& g, int x, int y, int z) {
+bool EnclosedByBone(const float* smooth, const Grid& g, int x, int y, int z) {
   for (const auto& [dx, dy] : {std::pair{1, 0}, std::pair{-1, 0}, std::pair{0, 1}, std::pair{0, -1}}) {
     const double step = dx != 0 ? g.sx : g.sy;
     bool found = false;
@@ -428,7 +435,7 @@ bool EnclosedByBone(const Volume& smooth, const Grid& g, int x, int y, int z) {
     for (int s = 1; s * step <= 40; ++s) {
       const int i = x + dx * s, j = y + dy * s;
       if (i < 0 || j < 0 || i >= g.nx || j >= g.ny) break;
-      const float hu = smooth.voxels[g.At(i, j, z)];
+      const float hu = smooth[g.At(i, j, z)];
       if (hu < kEnclosureOutsideHu) break;
       dense = hu > kEnclosureBoneHu ? dense + 1 : 0;
       if (dense == 2) {
@@ -441,29 +448,59 @@ bool EnclosedByBone(const Volume& smooth, const Grid& g, int x, int y, int z) {
   return true;
 }
 
-Volume SmoothInPlane(const Volume& v) {
-  Volume out = v;
+// A float buffer on transparent huge pages where the kernel offers them (madvise): a volume-sized
+// scratch copy otherwise takes one page fault per 4 KiB, which costs more than the smoothing under
+// some hypervisors.
+class HugeBuffer {
+ public:
+  explicit HugeBuffer(std::size_t count) {
+    constexpr std::size_t kHuge = 2u << 20;
+    bytes_ = std::max<std::size_t>(kHuge, (count * sizeof(float) + kHuge - 1) / kHuge * kHuge);
+    data_ = static_cast<float*>(std::aligned_alloc(kHuge, bytes_));
+    if (data_ == nullptr) throw std::bad_alloc();
+    ::madvise(data_, bytes_, MADV_HUGEPAGE);  // advice only: without it, ordinary pages
+  }
+  ~HugeBuffer() { std::free(data_); }
+  HugeBuffer(const HugeBuffer&) = delete;
+  HugeBuffer& operator=(const HugeBuffer&) = delete;
+  float* data() { return data_; }
+  const float* data() const { return data_; }
+
+ private:
+  float* data_ = nullptr;
+  std::size_t bytes_ = 0;
+};
+
+// In-plane binomial smoothing [1 4 6 4 1] / 16 along x then y (two passes of [1 2 1] / 4: sigma
+// one pixel), edges clamped.
+void SmoothInPlane(const Volume& v, float* out) {
   const std::size_t nx = v.dims[0], ny = v.dims[1], nz = v.dims[2];
-  std::vector<float> row(std::max(nx, ny));
-  for (int pass = 0; pass < 2; ++pass) {
-    for (std::size_t k = 0; k < nz; ++k) {
-      float* slice = out.voxels.data() + k * nx * ny;
-      for (std::size_t j = 0; j < ny; ++j) {  // along x
-        float* line = slice + j * nx;
-        std::copy(line, line + nx, row.begin());
-        for (std::size_t i = 0; i < nx; ++i) {
-          line[i] = 0.25f * row[i > 0 ? i - 1 : i] + 0.5f * row[i] + 0.25f * row[i + 1 < nx ? i + 1 : i];
-        }
-      }
-      for (std::size_t i = 0; i < nx; ++i) {  // along y
-        for (std::size_t j = 0; j < ny; ++j) row[j] = slice[j * nx + i];
-        for (std::size_t j = 0; j < ny; ++j) {
-          slice[j * nx + i] = 0.25f * row[j > 0 ? j - 1 : j] + 0.5f * row[j] + 0.25f * row[j + 1 < ny ? j + 1 : j];
+  std::vector<float> rows(nx * ny);
+  auto clamp_x = [&](std::ptrdiff_t i) { return static_cast<std::size_t>(std::clamp<std::ptrdiff_t>(i, 0, nx - 1)); };
+  for (std::size_t k = 0; k < nz; ++k) {
+    const float* in = v.voxels.data() + k * nx * ny;
+    for (std::size_t j = 0; j < ny; ++j) {  // along x, into `rows`
+      const float* line = in + j * nx;
+      float* to = rows.data() + j * nx;
+      for (std::size_t i = 0; i < nx; ++i) {
+        if (i >= 2 && i + 2 < nx) {
+          to[i] = (line[i - 2] + 4 * line[i - 1] + 6 * line[i] + 4 * line[i + 1] + line[i + 2]) * (1.0f / 16);
+        } else {
+          const auto at = [&](std::ptrdiff_t d) { return line[clamp_x(static_cast<std::ptrdiff_t>(i) + d)]; };
+          to[i] = (at(-2) + 4 * at(-1) + 6 * at(0) + 4 * at(1) + at(2)) * (1.0f / 16);
         }
       }
     }
+    float* slice = out + k * nx * ny;
+    for (std::size_t j = 0; j < ny; ++j) {  // along y, row by row
+      const auto row = [&](std::ptrdiff_t d) {
+        return rows.data() + std::clamp<std::ptrdiff_t>(static_cast<std::ptrdiff_t>(j) + d, 0, ny - 1) * nx;
+      };
+      const float *a = row(-2), *b = row(-1), *c = row(0), *d = row(1), *e = row(2);
+      float* to = slice + j * nx;
+      for (std::size_t i = 0; i < nx; ++i) to[i] = (a[i] + 4 * b[i] + 6 * c[i] + 4 * d[i] + e[i]) * (1.0f / 16);
+    }
   }
-  return out;
 }
 
 const char* const kLevels[] = {"T1", "T2", "T3", "T4", "T5", "T6", "T7", "T8", "T9",
@@ -499,7 +536,9 @@ BoneResult MeasureBoneDensity(const Volume& ct, const BoneParameters& p, const B
   if (hooks.progress) hooks.progress(0.0, "finding the spinal canal");
   // Detection runs on an in-plane smoothed copy (binomial 1-2-1 twice, sigma one pixel): sharp
   // kernels' noise otherwise breaks the canal and the cortex apart. Measurements use the original.
-  const Volume smooth = SmoothInPlane(ct);
+  HugeBuffer smoothed(ct.voxels.size());
+  SmoothInPlane(ct, smoothed.data());
+  const float* smooth = smoothed.data();
 
   // 1-2. The patient per slice, canal candidates, the best one as the anchor of a track.
   std::vector<SliceBody> patient(g.nz);
@@ -690,13 +729,17 @@ BoneResult MeasureBoneDensity(const Volume& ct, const BoneParameters& p, const B
     bool wide = false;
     const int middle = (top + bottom) / 2;
     if (track[middle]) {
-      const Window all = Cut(smooth, g, middle, 0, g.nx - 1, 0, g.ny - 1);
+      // A window 40 mm wider than the span each side: bone across it is wide in any case.
+      const Canal& canal = *track[middle];
+      const int half = static_cast<int>(std::ceil((p.sacrum_span_mm / 2 + 40) / g.sx));
+      const Window all = Cut(smooth, g, middle, static_cast<int>(std::lround(canal.x)) - half, static_cast<int>(std::lround(canal.x)) + half,
+                             canal.front - static_cast<int>(std::ceil(80 / g.sy)), static_cast<int>(std::lround(canal.y + 60 / g.sy)));
       std::vector<uint8_t> mask(all.hu.size());
       for (std::size_t i = 0; i < mask.size(); ++i) mask[i] = all.hu[i] > p.cortical_hu;
       mask = Close(mask, all.w, all.h, g.sx, g.sy, 1.5);
       const Components c = Label(mask, all.w, all.h);
-      const int seed_x = static_cast<int>(std::lround(track[middle]->x));
-      for (int y = track[middle]->front - 1; y >= 0 && (track[middle]->front - y) * g.sy <= 30; --y) {
+      const int seed_x = static_cast<int>(std::lround(canal.x)) - all.x0;
+      for (int y = canal.front - 1 - all.y0; y >= 0 && seed_x >= 0 && seed_x < all.w && (canal.front - all.y0 - y) * g.sy <= 30; --y) {
         const int id = c.label[static_cast<std::size_t>(y) * all.w + seed_x];
         if (id == 0) continue;
         int x0 = all.w, x1 = -1;

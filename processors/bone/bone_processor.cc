@@ -122,7 +122,7 @@ class BoneDensityProcessor : public Processor {
       throw Error(ErrorCode::kInvalidInput, "bone-density: likely_hu (" + FormatNumber("%.0f", p.likely_hu) +
                                                 ") is above unlikely_hu (" + FormatNumber("%.0f", p.unlikely_hu) + ")");
     }
-    const bone::BoneResult r = bone::MeasureBoneDensity(v, p, {.progress = context.progress, .stop_requested = context.stop_requested});
+    bone::BoneResult r = bone::MeasureBoneDensity(v, p, {.progress = context.progress, .stop_requested = context.stop_requested});
     ProcessorOutput out;
     out.measurements = bone::BoneResultJson(r, p);
     // What the thresholds were set on, beside the figure (from the converter's sidecar; no PHI).
@@ -142,7 +142,7 @@ class BoneDensityProcessor : public Processor {
     out.measurements["acquisition"] = acquisition;
     out.measurements["roi_method"] = "Comp2Comp geometry, classical spine detection (procnode bone-density 1)";
     out.measurements["parameters"] = parameters;
-    out.labels = r.labels;
+    out.labels = std::move(r.labels);
     for (std::size_t i = 0; i < r.bodies.size(); ++i) {
       const std::string name = BodyName(r.bodies[i], i);
       out.label_names.push_back({static_cast<int>(2 * i + 1), name + " body"});
