@@ -863,6 +863,7 @@ BoneResult MeasureBoneDensity(const Volume& ct, const BoneParameters& p, const B
     std::size_t open = 0;  // ROI voxels not enclosed by cortical bone on their slice
     float highest = -std::numeric_limits<float>::infinity();
     double cx_sum = 0, cy_sum = 0;
+    int used = 0;  // slab slices holding the body
     for (const int z : slab) {
       const BodySlice& s = bodies[z];
       if (!s.found) continue;
@@ -894,7 +895,7 @@ BoneResult MeasureBoneDensity(const Volume& ct, const BoneParameters& p, const B
       const double width = (best_end - best_start + 1) * g.sx;
       const double centre_x = s.x0 + (best_start + best_end) / 2.0;
       const double semi_ap = p.roi_ap_fraction * ap / 2, semi_w = p.roi_width_fraction * width / 2;
-      cx_sum += centre_x, cy_sum += centre_y;
+      cx_sum += centre_x, cy_sum += centre_y, ++used;
       for (const auto& [x, y] : s.pixels) {
         const double dx = (x - centre_x) * g.sx / semi_w, dy = (y - centre_y) * g.sy / semi_ap;
         if (dx * dx + dy * dy > 1) continue;
@@ -905,8 +906,8 @@ BoneResult MeasureBoneDensity(const Volume& ct, const BoneParameters& p, const B
       }
     }
     b.roi_slices = static_cast<int>(slab.size());
-    b.roi_centre[0] = g.VoxelIndex(0, cx_sum / slab.size(), ct);
-    b.roi_centre[1] = g.VoxelIndex(1, cy_sum / slab.size(), ct);
+    b.roi_centre[0] = g.VoxelIndex(0, used > 0 ? cx_sum / used : (track[slab.front()] ? track[slab.front()]->x : g.nx / 2.0), ct);
+    b.roi_centre[1] = g.VoxelIndex(1, used > 0 ? cy_sum / used : g.ny / 2.0, ct);
     b.roi_centre[2] = g.VoxelIndex(2, middle, ct);
     // The patient-axis coordinates map to voxel axes through the grid; reorder into (i, j, k).
     double centre[3];

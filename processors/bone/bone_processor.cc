@@ -77,7 +77,7 @@ class BoneDensityProcessor : public Processor {
     info_.report_title = "Vertebral bone density (opportunistic CT)";
     info_.modalities = {"CT"};
     info_.min_slices = 8;
-    info_.host_bytes_per_voxel = 6;  // float volume + labels + per-slice work
+    info_.host_bytes_per_voxel = 10;  // float volume, its smoothed copy, labels, per-slice work
     const bone::BoneParameters d;
     info_.parameters = {
         {"max_slice_mm", "number", d.max_slice_mm, 0.3, 10, {}, "series with slices further apart than this are refused"},
