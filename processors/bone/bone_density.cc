@@ -104,12 +104,18 @@ std::vector<float> InsideDistance(const std::vector<uint8_t>& mask, int w, int h
 
 // Closing by `radius_mm`: dilation then erosion, by chamfer distances; the image border neither
 // dilates nor erodes.
-std::vector<uint8_t> Close(const std::vector<uint8_t>& mask, int w, int h, double sx, double sy, double radius_mm) {
+// Dilation by `radius_mm` (chamfer distance to the mask); the image border does not dilate.
+std::vector<uint8_t> Dilate(const std::vector<uint8_t>& mask, int w, int h, double sx, double sy, double radius_mm) {
   std::vector<uint8_t> inverse(mask.size());
   for (std::size_t i = 0; i < mask.size(); ++i) inverse[i] = !mask[i];
   const std::vector<float> to_mask = InsideDistance(inverse, w, h, sx, sy, false);
   std::vector<uint8_t> dilated(mask.size());
   for (std::size_t i = 0; i < mask.size(); ++i) dilated[i] = mask[i] || to_mask[i] <= radius_mm;
+  return dilated;
+}
+
+std::vector<uint8_t> Close(const std::vector<uint8_t>& mask, int w, int h, double sx, double sy, double radius_mm) {
+  const std::vector<uint8_t> dilated = Dilate(mask, w, h, sx, sy, radius_mm);
   const std::vector<float> to_outside = InsideDistance(dilated, w, h, sx, sy, false);
   std::vector<uint8_t> closed(mask.size());
   for (std::size_t i = 0; i < mask.size(); ++i) closed[i] = mask[i] || (dilated[i] && to_outside[i] > radius_mm);
@@ -248,12 +254,8 @@ std::vector<Canal> CanalCandidates(const float* v, const Grid& g, int z, const S
   if (win.w < 5 || win.h < 5) return out;
   std::vector<uint8_t> bone(win.hu.size());
   for (std::size_t i = 0; i < bone.size(); ++i) bone[i] = win.hu[i] > kBodyHu;  // the arch, thin on thick slices
-  if (dilate_mm > 0) {  // bridges gaps in an open arch; the holes shrink by the same amount
-    std::vector<uint8_t> inverse(bone.size());
-    for (std::size_t i = 0; i < bone.size(); ++i) inverse[i] = !bone[i];
-    const std::vector<float> to_bone = InsideDistance(inverse, win.w, win.h, g.sx, g.sy, false);
-    for (std::size_t i = 0; i < bone.size(); ++i) bone[i] = bone[i] || to_bone[i] <= dilate_mm;
-  }
+  // Dilation bridges gaps in an open arch; the holes shrink by the same amount.
+  if (dilate_mm > 0) bone = Dilate(bone, win.w, win.h, g.sx, g.sy, dilate_mm);
   std::vector<uint8_t> free(bone.size());
   for (std::size_t i = 0; i < bone.size(); ++i) free[i] = !bone[i];
   const Components c = Label(free, win.w, win.h);
