@@ -16,6 +16,8 @@
 #include <limits>
 #include <new>
 #include <type_traits>
+#include <utility>
+#include <vector>
 #include <sstream>
 
 #include "core/error.h"
@@ -274,12 +276,37 @@ std::optional<std::vector<uint8_t>> DicomBytes(DcmDataset& ds, uint16_t group, u
 
 namespace {
 constexpr std::size_t kMappedSamples = 64 << 10;  // at and above: mmap (a 256x256 16-bit image is 128 KiB)
-}
+constexpr std::size_t kSpareLimit = 4 << 20;      // freed buffers kept for reuse, per thread (PlaceSlices runs hold 2 MiB)
+
+// Freed mappings are kept per thread (up to kSpareLimit bytes) for the next buffers of the same
+// size: a series read slice by slice (decoded, placed, freed) then reuses pages already faulted
+// in, which under some hypervisors costs more than the copy itself.
+struct SpareMappings {
+  std::vector<std::pair<void*, std::size_t>> kept;
+  std::size_t bytes = 0;
+  ~SpareMappings() {
+    for (const auto& [p, size] : kept) ::munmap(p, size);
+  }
+};
+thread_local SpareMappings spare = [] {
+  SpareMappings made;
+  made.kept.reserve(64);  // FreeSamples is noexcept: it never allocates
+  return made;
+}();
+
+}  // namespace
 
 void* AllocateSamples(std::size_t bytes) {
   if (bytes < kMappedSamples) {
     if (void* p = std::malloc(bytes > 0 ? bytes : 1)) return p;
     throw std::bad_alloc();
+  }
+  for (auto it = spare.kept.rbegin(); it != spare.kept.rend(); ++it) {
+    if (it->second != bytes) continue;
+    void* p = it->first;
+    spare.kept.erase(std::next(it).base());
+    spare.bytes -= bytes;
+    return p;
   }
   void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) throw std::bad_alloc();
@@ -290,9 +317,14 @@ void FreeSamples(void* p, std::size_t bytes) noexcept {
   if (p == nullptr) return;
   if (bytes < kMappedSamples) {
     std::free(p);
-  } else {
-    ::munmap(p, bytes);
+    return;
   }
+  if (spare.bytes + bytes <= kSpareLimit && spare.kept.size() < spare.kept.capacity()) {
+    spare.kept.emplace_back(p, bytes);
+    spare.bytes += bytes;
+    return;
+  }
+  ::munmap(p, bytes);
 }
 
 int64_t DicomImage::Sample(std::size_t i) const {

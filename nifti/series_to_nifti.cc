@@ -10,6 +10,7 @@
 #include <numeric>
 
 #include "core/error.h"
+#include "core/huge_pages.h"
 #include "core/parallel.h"
 #include "core/text.h"
 #include "core/version.h"
@@ -716,7 +717,7 @@ std::vector<NiftiConversion> WritePart(ArrangedPart part, const nlohmann::json& 
     for (std::size_t t = 0; t < volumes; ++t) {
       for (std::size_t p = 0; p < positions; ++p) order.push_back(position_starts[p] + volume_order[t]);
     }
-    out.voxels.resize(total_bytes);
+    ResizeOnHugePages(out.voxels, total_bytes);
     char* voxels = out.voxels.data();
     const bool to_float = !same_scaling;
     if (width == 1) PlaceSlices<uint8_t>(slices, order, info, step, base, columns, rows, to_float, voxels);
@@ -733,7 +734,7 @@ std::vector<NiftiConversion> WritePart(ArrangedPart part, const nlohmann::json& 
     out.datatype = head.bits_stored < 16 && highest <= 32767 ? kDtInt16 : kDtUint16;
   }
   // Each slice's samples are freed once copied, so the peak stays near one volume.
-  if (!place) out.voxels.reserve(total_bytes);
+  if (!place) ReserveOnHugePages(out.voxels, total_bytes);
   std::vector<float> scaled_row(static_cast<std::size_t>(columns));
   for (std::size_t t = 0; t < volumes && !place; ++t) {
     for (std::size_t p = 0; p < positions; ++p) {

@@ -20,6 +20,10 @@
 namespace procnode {
 namespace {
 
+// Images at least this large are read in two passes (see ReadSeriesSlices); smaller ones, whose
+// files the folder scan keeps in memory, in one.
+constexpr double kDeferredPlaneBytes = 64 << 10;
+
 // The Siemens CSA image header of `ds`, when it has one.
 std::optional<SiemensCsa> CsaImageHeader(DcmDataset& ds, const std::string& name) {
   const Uint8* bytes = nullptr;
@@ -595,9 +599,15 @@ SeriesSlices ReadSeriesSlices(StudySource& source, const SeriesRef& series, cons
       // A 3D acquisition is rotated on output. Its single-frame images are read twice where that
       // is cheap: headers now (to sort and check the series), pixels later, straight into their
       // place in the rotated output, so the series is held once, not three times (before, beside
-      // and after the rotation). Other series are assembled as their images are decoded, freeing
-      // each once copied: they peak near one volume anyway, and a second read would only cost time.
-      info.defer_pixels = info.mr_3d && !info.mosaic && source.RereadIsCheap();
+      // and after the rotation). Files of large images are read so too: the second read takes
+      // the pixels alone, into buffers reused slice after slice (fresh pages cost more than the
+      // copy under some hypervisors). Other series (from Orthanc, whose instances come whole, or
+      // small images, whose files the folder scan keeps) are assembled as their images are
+      // decoded, freeing each once copied.
+      const double plane_bytes = DicomNumber(ds, 0x0028, 0x0010).value_or(0) * DicomNumber(ds, 0x0028, 0x0011).value_or(0) *
+                                 DicomNumber(ds, 0x0028, 0x0100).value_or(0) / 8;
+      const bool files = !source.InstancePath(series.instance_ids[i]).empty();
+      info.defer_pixels = !info.mosaic && source.RereadIsCheap() && (info.mr_3d || (files && plane_bytes >= kDeferredPlaneBytes));
       if (info.defer_pixels) progress->steps = 2 * total;
       info.vendor = VendorOf(DicomString(ds, 0x0008, 0x0070));
       info.uih_grid = info.vendor == Vendor::kUIH && ds.tagExists(DcmTagKey(0x0065, 0x1051)) &&
