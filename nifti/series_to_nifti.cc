@@ -600,21 +600,21 @@ std::vector<NiftiConversion> WritePart(ArrangedPart part, const nlohmann::json& 
   };
   const double tr_ms = repetition_time.value_or(0);
   std::optional<std::vector<double>> times = volume_times(0);
-  if (!times && info.ge_slice_order && positions >= 2) {
-    // GE: the first volume's slices in acquisition (instance) order, spread over TR less the
-    // delay after acquisition; interleaved takes every other slice first (dcm2niix's GE rule).
+  if (!times && info.ge_slice_order && positions >= 2 && volumes >= 2) {
+    // GE (dcm2niix's model; a time series only): times in acquisition order, which is the first
+    // volume's instance order, then placed at each slice's position in the output.
     const auto& order = *info.ge_slice_order;
     std::vector<std::size_t> by_instance(positions);
     for (std::size_t p = 0; p < positions; ++p) by_instance[p] = p;
     std::stable_sort(by_instance.begin(), by_instance.end(), [&](std::size_t a, std::size_t b) {
       return slices[position_starts[a]].image.instance_number < slices[position_starts[b]].image.instance_number;
     });
-    const double step = (order.tr_ms - order.delay_ms) / static_cast<double>(positions);
-    const std::size_t first_half = (positions + 1) / 2;
-    times.emplace(positions);
-    for (std::size_t rank = 0; rank < positions; ++rank) {
-      const std::size_t slot = !order.interleaved ? rank : rank % 2 == 0 ? rank / 2 : first_half + rank / 2;
-      (*times)[by_instance[rank]] = step * static_cast<double>(slot);
+    const auto acquired = GeSliceTimes(positions, order.multiband, order.tr_ms, order.delay_ms, order.interleaved, order.software);
+    if (!acquired.empty()) {
+      times.emplace(positions);
+      for (std::size_t rank = 0; rank < positions; ++rank) (*times)[by_instance[rank]] = acquired[rank];
+      // Multi-phase EPI's group delay follows each volume: dcm2niix counts it in the TR.
+      if (order.tr_ms != repetition_time.value_or(order.tr_ms)) result.sidecar["RepetitionTime"] = order.tr_ms / 1000.0;
     }
   }
   if (times) {

@@ -32,29 +32,70 @@ std::optional<SiemensCsa> CsaImageHeader(DcmDataset& ds, const std::string& name
   return ParseSiemensCsa(std::string_view(reinterpret_cast<const char*>(bytes), length), name);
 }
 
-// GE's slice order from the protocol block, as dcm2niix reads it for SliceTiming (sequential or
-// interleaved; multiband acquisitions, whose groups of slices are excited together, are left out).
+// GE's slice timing model, as dcm2niix decides it (nii_dicom_batch sliceTimingGE): which EPI
+// variant the series is (the pulse sequence names (0019,109C/109E), fMRI's group delay (0043,107C),
+// the block's IOPT), then its order, HyperBand factor and delay. nullopt where dcm2niix writes no
+// times: no block, no version, diffusion, multi-phase EPI with variable delays, other sequences.
 std::optional<SeriesInfo::GeSliceOrder> GeSliceOrderOf(DcmDataset& ds) {
   const Uint8* bytes = nullptr;
   unsigned long length = 0;
   if (ds.findAndGetUint8Array(DcmTagKey(0x0025, 0x101B), bytes, &length).bad() || bytes == nullptr) return std::nullopt;
   const auto protocol = ParseGeProtocol(std::string_view(reinterpret_cast<const char*>(bytes), length));
   if (!protocol) return std::nullopt;
-  auto number = [&](const char* key) -> std::optional<double> {
+  const std::string versions = DicomString(ds, 0x0018, 0x1020);
+  const auto software = versions.size() >= 10 ? ParseGeSoftwareVersion(versions) : std::nullopt;
+  const auto tr = DicomNumber(ds, 0x0018, 0x0080);
+  if (!software || !tr || *tr <= 0 || DicomString(ds, 0x0018, 0x0023) == "3D") return std::nullopt;
+  auto text = [&](const char* key) {
     const auto it = protocol->find(key);
-    if (it == protocol->end()) return std::nullopt;
-    char* end = nullptr;
-    const double value = std::strtod(it->second.c_str(), &end);
-    if (end == it->second.c_str() || !std::isfinite(value)) return std::nullopt;
-    return value;
+    return it == protocol->end() ? std::string() : it->second;
   };
-  const auto order = number("SLICEORDER");
-  const auto tr = number("TR");
-  if (!order || (*order != 0 && *order != 1) || !tr || *tr <= 0) return std::nullopt;
-  for (const char* multiband : {"MBFACTOR", "MULTIBAND", "GROUP"}) {
-    if (number(multiband).value_or(1) > 1) return std::nullopt;
+  auto number = [&](const char* key) -> std::optional<double> {
+    const std::string value = text(key);
+    char* end = nullptr;
+    const double parsed = std::strtod(value.c_str(), &end);
+    if (value.empty() || end == value.c_str() || !std::isfinite(parsed)) return std::nullopt;
+    return parsed;
+  };
+  const std::string options = text("IOPT");
+  // dcm2niix's epiVersionGE: 0 multi-phase epi, 1 epiRT (fMRI), 2 epi2 (diffusion), 3 pepolar.
+  const std::string sequence = DicomString(ds, 0x0019, 0x109C), internal = DicomString(ds, 0x0019, 0x109E);
+  int variant = -1;
+  if (sequence.find("epi_pepolar") != std::string::npos) variant = 3;
+  else if (sequence.find("epi2") != std::string::npos) variant = 2;
+  else if (sequence.find("epiRT") != std::string::npos) variant = 1;
+  else if (sequence.find("epi") != std::string::npos) variant = 0;
+  if (variant < 3 && internal == "EPI" && variant != 1) variant = 0;
+  std::optional<double> fmri_delay_s;
+  if (auto delay = AttributeNumbers(ds, DcmTagKey(0x0043, 0x107C), 1, Raw::kFloat32); !delay.empty()) {
+    fmri_delay_s = delay[0];
+    variant = 1;
   }
-  return SeriesInfo::GeSliceOrder{.interleaved = *order == 1, .tr_ms = *tr, .delay_ms = number("DELACQ").value_or(0)};
+  SeriesInfo::GeSliceOrder order;
+  order.software = *software;
+  order.tr_ms = *tr;
+  order.interleaved = true;  // dcm2niix's default; only fMRI reads SLICEORDER
+  const auto hyperband = AttributeNumbers(ds, DcmTagKey(0x0043, 0x10B6), 1, Raw::kText);
+  const int multiband_attribute = hyperband.empty() ? 1 : static_cast<int>(hyperband[0]);
+  order.multiband = std::max({1, multiband_attribute, static_cast<int>(number("MBACCEL").value_or(1))});
+  double block_delay_ms = number("DELACQNOAV").value_or(0) * 1000.0;
+  if (options.find("MPh") != std::string::npos) {
+    if (text("DELACQ") == "Minimum") block_delay_ms = 0;
+    if (options.find("MPhVar") != std::string::npos) block_delay_ms = -1000;
+  }
+  if (variant >= 3) {
+    order.delay_ms = fmri_delay_s.value_or(0) * 1000.0;  // pepolar: dcm2niix's experimental handling
+  } else if (variant == 1 || options.find("FMRI") != std::string::npos) {
+    const auto slice_order = number("SLICEORDER");
+    order.interleaved = slice_order.value_or(1) != 0;
+    order.delay_ms = fmri_delay_s.value_or(0) * 1000.0;
+  } else if (variant == 0 || options.find("MPh") != std::string::npos) {
+    if (block_delay_ms < -500) return std::nullopt;  // variable delays: unsupported
+    if (block_delay_ms > 0) order.tr_ms += block_delay_ms, order.delay_ms = block_delay_ms;
+  } else {
+    return std::nullopt;  // diffusion (epi2, EPI2, DIFF: gradient cycling unknown) and anything else
+  }
+  return order;
 }
 
 // Tile k of an image holding several slices side by side (`across` tiles to a row, filled row by
@@ -606,12 +647,12 @@ SeriesSlices ReadSeriesSlices(StudySource& source, const SeriesRef& series, cons
       // decoded, freeing each once copied.
       const double plane_bytes = DicomNumber(ds, 0x0028, 0x0010).value_or(0) * DicomNumber(ds, 0x0028, 0x0011).value_or(0) *
                                  DicomNumber(ds, 0x0028, 0x0100).value_or(0) / 8;
-      const bool files = !source.InstancePath(series.instance_ids[i]).empty();
-      info.defer_pixels = !info.mosaic && source.RereadIsCheap() && (info.mr_3d || (files && plane_bytes >= kDeferredPlaneBytes));
-      if (info.defer_pixels) progress->steps = 2 * total;
       info.vendor = VendorOf(DicomString(ds, 0x0008, 0x0070));
       info.uih_grid = info.vendor == Vendor::kUIH && ds.tagExists(DcmTagKey(0x0065, 0x1051)) &&
                       AttributeNumbers(ds, DcmTagKey(0x0065, 0x1050), 1, Raw::kText).size() == 1;
+      const bool files = !source.InstancePath(series.instance_ids[i]).empty();
+      info.defer_pixels = !info.mosaic && !info.uih_grid && source.RereadIsCheap() && (info.mr_3d || (files && plane_bytes >= kDeferredPlaneBytes));
+      if (info.defer_pixels) progress->steps = 2 * total;
       info.csa = CsaImageHeader(ds, name);
       info.csa_diffusion = info.csa && CsaNumbers(*info.csa, "B_value").has_value();
       if (info.mosaic && info.csa) {

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "core/study.h"
+#include "dicom/ge_protocol.h"
 #include "dicom/image.h"
 #include "dicom/siemens_csa.h"
 #include "processors/series_volume.h"
@@ -74,12 +75,16 @@ struct SeriesInfo {
   int mosaic_normal_sign = 1;
   std::optional<double> spacing_between_slices;  // (0018,0088): a single slice's third axis
   std::optional<double> ge_diffusion_directions;  // GE (0019,10E0): 0 for a trace (non-tensor) series
-  // GE's slice order from its protocol block (0025,101B), for SliceTiming: SLICEORDER 0
-  // (sequential) or 1 (interleaved: odd slices first), the TR and the delay after acquisition
-  // (DELACQ, ms); absent for multiband acquisitions and other vendors.
+  // GE's slice timing as dcm2niix models it (GE writes no times): from the protocol block
+  // (0025,101B: SLICEORDER, MBACCEL, DELACQNOAV, IOPT), the HyperBand factor ((0043,10B6) or
+  // MBACCEL), the group delay ((0043,107C) for fMRI, the block's for multi-phase EPI, whose TR it
+  // lengthens), the software version; absent for diffusion (its gradient cycling is unknown), for
+  // series dcm2niix gives no times, and for other vendors.
   struct GeSliceOrder {
     bool interleaved = false;
+    int multiband = 1;
     double tr_ms = 0, delay_ms = 0;
+    GeSoftwareVersion software;
   };
   std::optional<GeSliceOrder> ge_slice_order;
   Vendor vendor = Vendor::kOther;

@@ -212,3 +212,68 @@ def test_images_without_uid_or_geometry_convert_with_a_warning(cli_path, workdir
         import nibabel
         header = nibabel.load(ours + ".nii.gz").header
         assert header["sform_code"] == 0 and header["qform_code"] == 0
+
+
+# ---- GE slice timing: dcm2niix's model from the protocol block, every branch of it ----
+
+def relabel_ge_protocol(folder, out, keys, software=None, sequence=None, drop_fmri_delay=False):
+    """The GE EPI with its protocol block (0025,101B: 4-byte length, gzip text) rewritten: `keys`
+    set or added; optionally another SoftwareVersions, PulseSequenceName (0019,109C), and no
+    fMRI group delay (0043,107C)."""
+    import gzip
+    import re
+    os.makedirs(out)
+    for path in sorted(glob.glob(os.path.join(folder, "*.dcm"))):
+        ds = pydicom.dcmread(path)
+        text = gzip.decompress(ds[0x0025, 0x101B].value[4:]).decode("latin-1")
+        for key, value in keys.items():
+            line = f'{key} "{value}"'
+            text, found = re.subn(rf'^{key} "[^"]*"', line, text, flags=re.M)
+            if not found:
+                text += line + "\n"
+        ds[0x0025, 0x101B].value = struct.pack("<I", len(text)) + gzip.compress(text.encode("latin-1"))
+        if software:
+            ds.SoftwareVersions = software
+        if sequence:
+            ds[0x0019, 0x109C].value = sequence
+        if drop_fmri_delay and (0x0043, 0x107C) in ds:
+            del ds[0x0043, 0x107C]
+        ds.save_as(os.path.join(out, os.path.basename(path)))
+
+
+GE_R29 = "28\\LX\\MR29.1_EA_2039.g"
+GE_R27_2 = "27\\LX\\MR Software release:RX27.0_R02_1831.a"
+GE_R27_3 = "27\\LX\\MR Software release:RX27.0_R03_1831.a"
+
+
+@pytest.mark.parametrize("case,keys,software,sequence,drop", [
+    # HyperBand: 15 slices at factor 2 are 8 excitations: 9 before 27.0 R03, 8 with the last two
+    # odd ones swapped after; factor 3 and 5 odd counts; sequential.
+    ("hb2-r26", {"MBACCEL": "2"}, None, None, False),
+    ("hb2-r29", {"MBACCEL": "2"}, GE_R29, None, False),
+    ("hb3-r26", {"MBACCEL": "3"}, None, None, False),
+    ("hb5-r27r2", {"MBACCEL": "5"}, GE_R27_2, None, False),
+    ("hb5-r27r3-sequential", {"MBACCEL": "5", "SLICEORDER": "0"}, GE_R27_3, None, False),
+    # Multi-phase EPI: the block's group delay lengthens the TR, not the spread.
+    ("multiphase", {"IOPT": "EPI, MPh", "DELACQNOAV": "0.5"}, None, "epi", True),
+])
+def test_ge_slice_timing_follows_dcm2niix_in_every_branch(cli_path, workdir, case, keys, software, sequence, drop):
+    import json
+    folder = os.path.join(workdir, case)
+    relabel_ge_protocol(GE_EPI, folder, keys, software, sequence, drop)
+    reference = os.path.join(workdir, "dcm2niix")
+    os.makedirs(reference)
+    subprocess.run(["dcm2niix", "-z", "n", "-o", reference, "-f", "ref", folder], capture_output=True, timeout=300)
+    ours = os.path.join(workdir, "ours")
+    result = subprocess.run([cli_path, "convert", folder, ours + ".nii", "--sidecar", ours + ".json"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    with open(os.path.join(reference, "ref.json")) as f:
+        ref = json.load(f)
+    with open(ours + ".json") as f:
+        got = json.load(f)
+    assert len(ref["SliceTiming"]) == 15
+    assert len(set(ref["SliceTiming"])) > 1, "the relabelled series must give dcm2niix distinct times"
+    assert got["SliceTiming"] == pytest.approx(ref["SliceTiming"], abs=1e-4)
+    assert got["RepetitionTime"] == pytest.approx(ref["RepetitionTime"], abs=1e-6)
+    assert got.get("MultibandAccelerationFactor") == ref.get("MultibandAccelerationFactor")
