@@ -30,6 +30,7 @@ struct FolderScanOptions {
   // (WithoutPrivateGroups: a third less parsing on vendor-heavy files). FetchInstance and
   // InstancePath still give the files as they are.
   std::optional<std::vector<uint16_t>> private_groups;
+  std::vector<uint32_t> unread_private_elements;  // and of those groups, elements cut too
 };
 
 class FolderStudySource : public StudySource {
@@ -44,6 +45,25 @@ class FolderStudySource : public StudySource {
 
   const std::vector<std::string>& skipped() const { return skipped_; }
 
+  // Where a larger file's native pixels lie (found by the scan in the file's first bytes), and the
+  // file's size and modification time then. Thread-safe.
+  struct PixelLocation {
+    std::size_t offset = 0, length = 0;
+    std::uintmax_t file_size = 0;
+    int64_t modified_ns = 0, changed_ns = 0;  // st_mtim, st_ctim
+    uint64_t inode = 0;
+  };
+  std::optional<PixelLocation> PixelLocationOf(const std::string& instance_id) const;
+
+  // The dataset of a larger file parsed from the bytes before its PixelData, which the scan kept
+  // (the PixelData element present, empty: the pixels are read with ReadPixels); once; nullptr
+  // when none was kept. Thread-safe.
+  std::unique_ptr<DcmFileFormat> TakeHead(const std::string& instance_id);
+
+  // Reads `bytes` of the pixels at `at` into `out`. Error(kInvalidInput) naming the file when it
+  // changed since the scan (size, inode, modification or status change time) or ends early; kNotFound when unreadable.
+  static void ReadPixels(const std::string& path, const PixelLocation& at, char* out, std::size_t bytes);
+
   // Small files are read whole by the scan and their bytes kept (up to a bound), so that reading
   // them again costs no disk access: this parses one from them and lets the bytes go, once
   // (nullptr when it was not kept). Errors as ReadDicomBuffer's. Thread-safe.
@@ -56,6 +76,8 @@ class FolderStudySource : public StudySource {
   std::vector<std::string> skipped_;
   std::mutex kept_mutex_;
   std::map<std::string, std::string> kept_;
+  std::map<std::string, std::string> heads_;               // under kept_mutex_
+  std::map<std::string, PixelLocation> pixel_locations_;  // not changed after construction
 };
 
 // Reads a whole file; Error(kNotFound) naming it when it cannot be opened or read.

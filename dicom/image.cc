@@ -453,6 +453,29 @@ void DecodeDicomPixels(DcmDataset& ds, DicomImage& out) {
   }
 }
 
+void ReadNativePixels(DicomImage& out, std::size_t available, const std::function<void(char*, std::size_t)>& read) {
+  const std::size_t expected = out.SampleCount();
+  const std::size_t width = static_cast<std::size_t>(out.bits_allocated / 8);
+  if (available < expected * width) {
+    std::ostringstream msg;
+    msg << "PixelData holds " << available << " bytes, expected " << expected * width << " (" << out.columns << "x"
+        << out.rows << "x" << out.frames << " at " << out.bits_allocated << " bits)";
+    Invalid(out.name, msg.str());
+  }
+  out.samples.resize(expected * width);
+  read(reinterpret_cast<char*>(out.samples.data()), expected * width);
+  const unsigned shift = static_cast<unsigned>(out.high_bit + 1 - out.bits_stored);
+  if (width == 1) {
+    out.max_sample = NormalizeInto(out.samples.data(), out.samples.data(), expected, shift, out.bits_stored, out.is_signed);
+  } else if (width == 2) {
+    auto* words = reinterpret_cast<uint16_t*>(out.samples.data());
+    out.max_sample = NormalizeInto(words, words, expected, shift, out.bits_stored, out.is_signed);
+  } else {
+    auto* words = reinterpret_cast<uint32_t*>(out.samples.data());
+    out.max_sample = NormalizeInto(words, words, expected, shift, out.bits_stored, out.is_signed);
+  }
+}
+
 DicomImage DecodeDicomImage(DcmDataset& ds, const std::string& name) {
   DicomImage out = DecodeDicomImageHeader(ds, name);
   DecodeDicomPixels(ds, out);

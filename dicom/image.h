@@ -11,6 +11,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <utility>
@@ -88,6 +89,10 @@ DicomImage DecodeDicomImage(DcmDataset& ds, const std::string& name);
 // and checked before any pixel data is held.
 DicomImage DecodeDicomImageHeader(DcmDataset& ds, const std::string& name);
 void DecodeDicomPixels(DcmDataset& ds, DicomImage& image);
+// The samples of a native (uncompressed little-endian) image whose PixelData value of `available`
+// bytes `read` copies into the buffer it is given, normalised as DecodeDicomPixels normalises them:
+// a reader that knows where the value lies in the file reads it straight into place.
+void ReadNativePixels(DicomImage& image, std::size_t available, const std::function<void(char*, std::size_t)>& read);
 
 // Position, orientation, pixel spacing and slice thickness from the items holding them: the
 // dataset itself for classic images; a frame's Plane Position, Plane Orientation and Pixel Measures

@@ -130,7 +130,7 @@ std::string_view Trimmed(std::string_view text) {
 
 // A walker at the first dataset element of a Part 10 file, and the dataset's VR encoding; nullopt
 // when the file is not the plain little-endian case.
-std::optional<std::pair<Walker, bool>> DatasetStart(std::string_view file) {
+std::optional<std::pair<Walker, bool>> DatasetStart(std::string_view file, std::string_view* syntax = nullptr) {
   if (file.size() < 132 || file.substr(128, 4) != "DICM") return std::nullopt;
   Walker walker(file);
   walker.pos = 132;
@@ -145,6 +145,7 @@ std::optional<std::pair<Walker, bool>> DatasetStart(std::string_view file) {
       transfer_syntax == "1.2.840.10008.1.2.1.99" || transfer_syntax == "1.2.840.10008.1.2.4.95") {  // deflated
     return std::nullopt;
   }
+  if (syntax != nullptr) *syntax = transfer_syntax;
   return std::make_pair(walker, transfer_syntax != "1.2.840.10008.1.2");
 }
 
@@ -185,7 +186,8 @@ std::string FirstLengthOverrun(std::string_view file, uint32_t stop_tag) {
   return "";
 }
 
-std::optional<std::string> WithoutPrivateGroups(std::string_view file, std::span<const uint16_t> keep_groups) {
+std::optional<std::string> WithoutPrivateGroups(std::string_view file, std::span<const uint16_t> keep_groups,
+                                                std::span<const uint32_t> drop_elements) {
   auto start = DatasetStart(file);
   if (!start) return std::nullopt;
   auto& [walker, explicit_vr] = *start;
@@ -196,8 +198,10 @@ std::optional<std::string> WithoutPrivateGroups(std::string_view file, std::span
     const std::size_t start = walker.pos;
     if (!walker.Has(8)) return std::nullopt;
     const uint16_t group = walker.U16(0);
+    const uint32_t tag = static_cast<uint32_t>(group) << 16 | walker.U16(2);
     if (!walker.SkipElement(explicit_vr, 0)) return std::nullopt;
-    const bool drop = (group & 1) != 0 && std::find(keep_groups.begin(), keep_groups.end(), group) == keep_groups.end();
+    const bool drop = (group & 1) != 0 && (std::find(keep_groups.begin(), keep_groups.end(), group) == keep_groups.end() ||
+                                           std::find(drop_elements.begin(), drop_elements.end(), tag) != drop_elements.end());
     if (drop) {
       cut = true;
     } else {
@@ -206,6 +210,30 @@ std::optional<std::string> WithoutPrivateGroups(std::string_view file, std::span
   }
   if (!cut) return std::nullopt;
   return out;
+}
+
+std::optional<PixelDataSpan> LocateNativePixelData(std::string_view head) {
+  std::string_view syntax;
+  auto start = DatasetStart(head, &syntax);
+  if (!start || (syntax != "1.2.840.10008.1.2" && syntax != "1.2.840.10008.1.2.1")) return std::nullopt;
+  auto& [walker, explicit_vr] = *start;
+  while (walker.Has(8)) {
+    const uint32_t tag = static_cast<uint32_t>(walker.U16(0)) << 16 | walker.U16(2);
+    if (tag > 0x7FE00010) return std::nullopt;
+    if (tag == 0x7FE00010) {
+      std::size_t header = 8;
+      uint32_t length = walker.U32(4);
+      if (explicit_vr) {
+        if (!walker.Has(12) || walker.Char(4) != 'O' || (walker.Char(5) != 'B' && walker.Char(5) != 'W')) return std::nullopt;
+        header = 12;
+        length = walker.U32(8);
+      }
+      if (length == kUndefinedLength) return std::nullopt;  // encapsulated
+      return PixelDataSpan{.element = walker.pos, .offset = walker.pos + header, .length = length};
+    }
+    if (!walker.SkipElement(explicit_vr, 0)) return std::nullopt;
+  }
+  return std::nullopt;
 }
 
 }  // namespace procnode

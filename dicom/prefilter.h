@@ -23,7 +23,9 @@ namespace procnode {
 // understands: no "DICM" preamble, a big-endian or deflated dataset, a length running past the
 // end, an explicit VR that is not two capital letters, an unterminated or too deeply nested
 // sequence. It never judges a file broken: DCMTK does that on the original bytes.
-std::optional<std::string> WithoutPrivateGroups(std::string_view file, std::span<const uint16_t> keep_groups);
+// `drop_elements` (group << 16 | element) are cut from the kept groups too.
+std::optional<std::string> WithoutPrivateGroups(std::string_view file, std::span<const uint16_t> keep_groups,
+                                                std::span<const uint32_t> drop_elements = {});
 
 // The values of some top-level attributes (tag = group << 16 | element), as text without leading
 // and trailing padding, read straight from the bytes (the folder scan's series grouping, without a
@@ -38,5 +40,15 @@ std::optional<std::map<uint32_t, std::string>> TopLevelValues(std::string_view f
 // walker cannot judge (another layout, another fault: DCMTK judges those). Such a file cannot be
 // whole, and DCMTK would allocate the claimed length (up to 4 GiB) before finding that out.
 std::string FirstLengthOverrun(std::string_view file, uint32_t stop_tag = 0xFFFFFFFF);
+
+// Where a plain little-endian file's top-level PixelData (7FE0,0010) is, found in `head` (the
+// file's first bytes): its element's first byte, its value's, and the value's length. Only for
+// native pixels (Implicit or Explicit VR Little Endian, a defined length, OB or OW): nullopt for
+// anything else, or when `head` ends before the element (a reader then parses the file whole).
+struct PixelDataSpan {
+  std::size_t element = 0, offset = 0;
+  uint32_t length = 0;
+};
+std::optional<PixelDataSpan> LocateNativePixelData(std::string_view head);
 
 }  // namespace procnode

@@ -6,8 +6,10 @@
 #include <dcmtk/dcmdata/dcostrmb.h>
 #include <dcmtk/dcmdata/dcsequen.h>
 #include <dcmtk/dcmdata/dcuid.h>
+#include <dcmtk/dcmdata/dcxfer.h>
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <map>
@@ -269,6 +271,64 @@ TEST(TopLevelValues, AFileCutAtEveryLengthIsAnsweredOrDeclined) {
   }
   EXPECT_GT(answered, 0u);
   EXPECT_GT(complete, 0u) << "cuts after the last wanted element still give every value";
+}
+
+// LocateNativePixelData finds the bytes DCMTK reads as PixelData, or declines: every corpus file
+// (the transfer-syntax zoo: encapsulated and big-endian ones decline) and scanner files.
+void ExpectPixelsWhereDcmtkReadsThem(const std::string& path, int& located) {
+  const std::string bytes = ReadFileBytes(path);
+  const auto span = LocateNativePixelData(bytes);
+  if (!span) return;
+  std::unique_ptr<DcmFileFormat> parsed;
+  try {
+    parsed = ReadDicomBuffer(bytes, path);
+  } catch (const Error&) {
+    return;  // DCMTK refuses the file; the converter's reader reports that, not the locator
+  }
+  DcmElement* element = nullptr;
+  ASSERT_TRUE(parsed->getDataset()->findAndGetElement(DCM_PixelData, element).good()) << path;
+  ASSERT_FALSE(DcmXfer(parsed->getDataset()->getOriginalXfer()).isEncapsulated()) << path;
+  Uint8* value = nullptr;
+  ASSERT_TRUE(element->getUint8Array(value).good()) << path;
+  ASSERT_EQ(element->getLength(), span->length) << path;
+  ASSERT_LE(span->offset + span->length, bytes.size()) << path;
+  EXPECT_EQ(std::memcmp(value, bytes.data() + span->offset, span->length), 0) << path;
+  EXPECT_EQ(span->offset - span->element, DcmXfer(parsed->getDataset()->getOriginalXfer()).isExplicitVR() ? 12u : 8u);
+  ++located;
+}
+
+TEST(LocateNativePixelData, FindsWhatDcmtkReadsOrDeclinesForEveryCorpusFile) {
+  int located = 0;
+  for (const auto& path : testing::CorpusFiles()) ExpectPixelsWhereDcmtkReadsThem(path, located);
+  std::cout << located << " of " << testing::CorpusFiles().size() << " corpus files located\n";
+  EXPECT_GE(located, 10) << "not empty-handed";
+  int scanner = 0;
+  for (const char* folder : {"/mr-brain-sag-mprage", "/ct-chest-lung-dx-a0001/lung-kernel", "/dcm_qa_nih/In/20180918GE/mr_0004"}) {
+    int here = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(testing::SharedData() + folder)) {
+      if (entry.path().extension() != ".dcm" || ++here > 3) continue;
+      const int before = scanner;
+      ExpectPixelsWhereDcmtkReadsThem(entry.path().string(), scanner);
+      EXPECT_EQ(scanner, before + 1) << entry.path() << ": a native little-endian image is located";
+    }
+  }
+}
+
+// A head cut anywhere before the PixelData element declines; cut after its header, it locates.
+TEST(LocateNativePixelData, AHeadCutShortDeclines) {
+  const std::string ct = ReadFileBytes(testing::SharedData() + "/ct-chest-lung-dx-a0001/lung-kernel/" +
+                                       std::filesystem::directory_iterator(testing::SharedData() +
+                                                                           "/ct-chest-lung-dx-a0001/lung-kernel")
+                                           ->path().filename().string());
+  const auto whole = LocateNativePixelData(ct);
+  ASSERT_TRUE(whole);
+  for (std::size_t length = 0; length < whole->offset; length += 7) {
+    EXPECT_FALSE(LocateNativePixelData(ct.substr(0, length))) << length;
+  }
+  const auto head = LocateNativePixelData(ct.substr(0, whole->offset));
+  ASSERT_TRUE(head);
+  EXPECT_EQ(head->offset, whole->offset);
+  EXPECT_EQ(head->length, whole->length);
 }
 
 INSTANTIATE_TEST_SUITE_P(MalformedAndZoo, PrefilterCorpus, ::testing::ValuesIn(testing::CorpusFiles()),

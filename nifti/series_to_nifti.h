@@ -72,6 +72,9 @@ struct NiftiConversion {
 // 2005: precise scaling, diffusion). A folder read for conversion alone may leave out every
 // other top-level private group (FolderScanOptions); a new private read needs its group here.
 inline constexpr uint16_t kConversionPrivateGroups[] = {0x0019, 0x0025, 0x0029, 0x0043, 0x0065, 0x2001, 0x2005};
+// Elements of those groups conversion never reads: Siemens' CSA series header (0029,1020), which
+// holds the protocol text (about 90 KB a file, most of a 3D MR slice's header).
+inline constexpr uint32_t kConversionUnreadPrivateElements[] = {0x00291020};
 
 // One conversion per part of the series: echoes and image components (magnitude, phase, real,
 // imaginary, field map) are split into separate images, as dcm2niix splits them, in order of

@@ -217,7 +217,8 @@ TEST_P(TwoPassConversion, EqualsTheOnePassConversion) {
   }
 }
 
-// Only the 3D acquisition is read in two passes (the others are guards, should that widen).
+// From files, the 3D acquisition and the series of large images (the CT, the tilted GE CT) are read
+// in two passes, the pixels alone at the place the scan found; the others are guards.
 INSTANTIATE_TEST_SUITE_P(Series, TwoPassConversion,
                          ::testing::Values("mr-brain-sag-mprage",                 // 3D, rotated
                                            "ct-chest-lung-dx-a0001/lung-kernel",  // axial, as acquired
@@ -382,6 +383,52 @@ TEST(SeriesToNifti, AFileReplacedBetweenTheTwoReadsFailsNamingIt) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find(files[4]), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("changed while"), std::string::npos) << e.what();
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidInput);
+  }
+}
+
+TEST(SeriesToNifti, LargeImagesFromFilesAreReadHeadersFirstThenPixelsAlone) {
+  // The scan keeps the chest CT's headers (no second parse) and where each file's pixels lie.
+  const std::string folder = kData + "/ct-chest-lung-dx-a0001/lung-kernel";
+  FolderStudySource source(folder);
+  const auto series = source.ListSeries("");
+  ASSERT_EQ(series.size(), 1u);
+  for (const auto& id : series[0].instance_ids) {
+    const auto at = source.PixelLocationOf(id);
+    ASSERT_TRUE(at) << id;
+    EXPECT_EQ(at->length, 512u * 512u * 2u) << id;
+    EXPECT_EQ(at->offset + at->length, std::filesystem::file_size(id)) << id;
+  }
+  const auto head = source.TakeHead(series[0].instance_ids[1]);
+  ASSERT_TRUE(head);
+  EXPECT_FALSE(source.TakeHead(series[0].instance_ids[1])) << "handed over once";
+  DcmElement* pixels = nullptr;
+  ASSERT_TRUE(head->getDataset()->findAndGetElement(DCM_PixelData, pixels).good());
+  EXPECT_EQ(pixels->getLength(), 0u) << "a placeholder: the pixels are read alone";
+  // The voxels equal the one-pass conversion's: TwoPassConversion below.
+}
+
+TEST(SeriesToNifti, AFileCutShortBetweenTheTwoReadsFailsNamingIt) {
+  const auto dir = std::filesystem::path(::testing::TempDir()) / "ct-cut";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  std::vector<std::string> files;
+  for (const auto& entry : std::filesystem::directory_iterator(kData + "/ct-chest-lung-dx-a0001/lung-kernel")) {
+    if (files.size() == 6) break;
+    files.push_back((dir / entry.path().filename()).string());
+    std::filesystem::copy_file(entry.path(), files.back());
+  }
+  std::sort(files.begin(), files.end());
+  FolderStudySource folder(dir.string());
+  LoadCallbacks callbacks;
+  callbacks.progress = [&](std::size_t done, std::size_t) {
+    if (done == files.size()) std::filesystem::resize_file(files[3], std::filesystem::file_size(files[3]) / 2);
+  };
+  try {
+    ConvertSeriesToNifti(folder, folder.ListSeries("")[0], callbacks);
+    FAIL() << "a cut file was converted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(files[3]), std::string::npos) << e.what();
     EXPECT_EQ(e.code(), ErrorCode::kInvalidInput);
   }
 }

@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "core/parallel.h"
 #include "core/text.h"
+#include "dicom/folder_source.h"
 #include "dicom/ge_protocol.h"
 #include "dicom/io.h"
 
@@ -624,14 +625,21 @@ SeriesSlices ReadSeriesSlices(StudySource& source, const SeriesRef& series, cons
     std::lock_guard lock(progress->mutex);
     report->progress(++progress->done, progress->steps);
   };
+  auto* folder = dynamic_cast<FolderStudySource*>(&source);
   auto read_instance = [&](std::size_t i) {
     if (callbacks.cancelled && callbacks.cancelled()) {
       throw Error(ErrorCode::kCancelled, info.name + ": conversion cancelled");
     }
     const std::string name = "instance " + series.instance_ids[i];
-    auto file = ReadInstance(source, series.instance_ids[i], name);
-    DcmDataset& ds = *file->getDataset();
+    // After the first instance, a series read in two passes takes the headers the folder scan
+    // kept (parsed without reading the file again); the pixels come later (load_pixels).
+    std::unique_ptr<DcmFileFormat> file;
+    if (i > 0 && info.defer_pixels && folder != nullptr) file = folder->TakeHead(series.instance_ids[i]);
+    const bool head_only = file != nullptr;
+    if (!file) file = ReadInstance(source, series.instance_ids[i], name);
+    DcmDataset* dataset = file->getDataset();
     if (i == 0) {
+      DcmDataset& ds = *dataset;
       out.series_number = static_cast<int>(DicomNumber(ds, 0x0020, 0x0011).value_or(0));
       out.description = DicomString(ds, 0x0008, 0x103E);
       info.mr_3d = DicomString(ds, 0x0018, 0x0023) == "3D";
@@ -682,9 +690,15 @@ SeriesSlices ReadSeriesSlices(StudySource& source, const SeriesRef& series, cons
       }
       if (first_instance) first_instance(ds, info);
     }
-    DicomImage decoded = DecodeDicomImageHeader(ds, name);
-    const bool multi_frame = decoded.frames > 1 || ds.tagExists(DcmTagKey(0x5200, 0x9230));
+    DicomImage decoded = DecodeDicomImageHeader(*dataset, name);
+    const bool multi_frame = decoded.frames > 1 || dataset->tagExists(DcmTagKey(0x5200, 0x9230));
     const bool deferred = info.defer_pixels && !info.mosaic && !multi_frame;
+    if (!deferred && head_only) {  // an image read at once after all: the whole file
+      file = ReadInstance(source, series.instance_ids[i], name);
+      dataset = file->getDataset();
+      decoded = DecodeDicomImageHeader(*dataset, name);
+    }
+    DcmDataset& ds = *dataset;
     if (!deferred) DecodeDicomPixels(ds, decoded);
     sources[i] = {.sop_class_uid = decoded.sop_class_uid, .sop_instance_uid = decoded.sop_instance_uid,
                   .series_instance_uid = decoded.series_uid,
@@ -719,12 +733,22 @@ SeriesSlices ReadSeriesSlices(StudySource& source, const SeriesRef& series, cons
     }
     step_done();
   };
-  info.load_pixels = [&source, &series, report, step_done, name = info.name](Slice& slice) {
+  info.load_pixels = [&source, &series, folder, report, step_done, name = info.name](Slice& slice) {
     if (report->cancelled && report->cancelled()) {
       throw Error(ErrorCode::kCancelled, name + ": conversion cancelled");
     }
     DicomImage& image = slice.image;
-    auto file = ReadInstance(source, series.instance_ids[slice.instance], image.name);
+    const std::string& id = series.instance_ids[slice.instance];
+    if (folder != nullptr) {
+      if (const auto at = folder->PixelLocationOf(id)) {  // native pixels whose place the scan found
+        ReadNativePixels(image, at->length,
+                         [&](char* out, std::size_t bytes) { FolderStudySource::ReadPixels(id, *at, out, bytes); });
+        slice.deferred = false;
+        step_done();
+        return;
+      }
+    }
+    auto file = ReadInstance(source, id, image.name);
     DcmDataset& ds = *file->getDataset();
     const DicomImage again = DecodeDicomImageHeader(ds, image.name);
     if (again.sop_instance_uid != image.sop_instance_uid || again.rows != image.rows || again.columns != image.columns ||
