@@ -128,7 +128,9 @@ def main():
                         result[tool] = (None, f"HTTP {e.code}")
             (ours, our_rise), (peer, peer_rise) = result["procnode"], result["neuro"]
             if ours is None or peer is None:
-                print(f"{name:28} {ours or our_rise!s:>10} {peer or peer_rise!s:>15}")
+                ours_text = f"{ours:10.3f}" if ours is not None else f"{our_rise!s:>10}"
+                peer_text = f"{peer:15.3f}" if peer is not None else f"{peer_rise!s:>15}"
+                print(f"{name:28} {ours_text} {peer_text}")
                 continue
             print(f"{name:28} {ours:10.3f} {peer:15.3f} {peer / ours:6.2f} {our_rise:13.0f} {peer_rise:10.0f}")
     return 0
