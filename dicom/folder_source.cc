@@ -231,16 +231,19 @@ FolderStudySource::FolderStudySource(const std::string& folder, const FolderScan
 
 FolderStudySource::~FolderStudySource() = default;
 
+std::optional<std::string> FolderStudySource::TakeKept(std::map<std::string, std::string>& kept,
+                                                        const std::string& instance_id) {
+  std::lock_guard lock(kept_mutex_);
+  const auto it = kept.find(instance_id);
+  if (it == kept.end()) return std::nullopt;
+  std::string bytes = std::move(it->second);
+  kept.erase(it);
+  return bytes;
+}
+
 std::unique_ptr<DcmFileFormat> FolderStudySource::TakeParsed(const std::string& instance_id) {
-  std::string bytes;
-  {
-    std::lock_guard lock(kept_mutex_);
-    const auto it = kept_.find(instance_id);
-    if (it == kept_.end()) return nullptr;
-    bytes = std::move(it->second);
-    kept_.erase(it);
-  }
-  return ReadDicomBuffer(bytes, "instance " + instance_id);
+  const auto bytes = TakeKept(kept_, instance_id);
+  return bytes ? ReadDicomBuffer(*bytes, "instance " + instance_id) : nullptr;
 }
 
 std::optional<FolderStudySource::PixelLocation> FolderStudySource::PixelLocationOf(const std::string& instance_id) const {
@@ -250,15 +253,9 @@ std::optional<FolderStudySource::PixelLocation> FolderStudySource::PixelLocation
 }
 
 std::unique_ptr<DcmFileFormat> FolderStudySource::TakeHead(const std::string& instance_id) {
-  std::string bytes;
-  {
-    std::lock_guard lock(kept_mutex_);
-    const auto it = heads_.find(instance_id);
-    if (it == heads_.end()) return nullptr;
-    bytes = std::move(it->second);
-    heads_.erase(it);
-  }
-  auto file = ReadDicomBuffer(bytes, "instance " + instance_id);
+  const auto bytes = TakeKept(heads_, instance_id);
+  if (!bytes) return nullptr;
+  auto file = ReadDicomBuffer(*bytes, "instance " + instance_id);
   // An empty placeholder: the header checks see an image; the pixels are read with ReadPixels.
   const OFCondition placed = file->getDataset()->putAndInsertUint16Array(DCM_PixelData, nullptr, 0);
   if (placed.bad()) throw Error(ErrorCode::kInternal, "instance " + instance_id + ": " + placed.text());

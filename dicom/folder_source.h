@@ -72,6 +72,9 @@ class FolderStudySource : public StudySource {
   ~FolderStudySource() override;
 
  private:
+  // Hands over (once) the bytes kept for an instance in `kept` (kept_ or heads_).
+  std::optional<std::string> TakeKept(std::map<std::string, std::string>& kept, const std::string& instance_id);
+
   std::vector<SeriesRef> series_;
   std::vector<std::string> skipped_;
   std::mutex kept_mutex_;

@@ -45,24 +45,22 @@ TEST(GeProtocol, AnythingElseIsNotABlock) {
 }
 
 TEST(GeProtocol, ReadsTheSoftwareVersionAsGeWritesItInEachRelease) {
-  const auto v27 = ParseGeSoftwareVersion("27\\LX\\MR Software release:RX27.0_R02_1831.a");
-  ASSERT_TRUE(v27);
-  EXPECT_NEAR(v27->version, 27.0, 1e-9);
-  EXPECT_FALSE(v27->r27r3_or_later);
-  const auto v27r3 = ParseGeSoftwareVersion("27\\LX\\MR Software release:RX27.0_R03_1831.a");
-  ASSERT_TRUE(v27r3);
-  EXPECT_TRUE(v27r3->r27r3_or_later);
-  const auto v29 = ParseGeSoftwareVersion("28\\LX\\MR29.1_EA_2039.g");
-  ASSERT_TRUE(v29);
-  EXPECT_NEAR(v29->version, 29.1, 1e-9);
-  EXPECT_TRUE(v29->r27r3_or_later);
-  const auto v30 = ParseGeSoftwareVersion("30\\LX\\SIGNA_LX1.MR30.0_R01_2236.d");
-  ASSERT_TRUE(v30);
-  EXPECT_NEAR(v30->version, 30.0, 1e-9);
-  const auto v26 = ParseGeSoftwareVersion("27\\LX\\MR Software release:DV26.0_R01_1725.a");  // dcm_qa_nih
-  ASSERT_TRUE(v26);
-  EXPECT_NEAR(v26->version, 26.0, 1e-9);
-  EXPECT_FALSE(v26->r27r3_or_later);
+  struct Case {
+    const char* text;
+    double version;
+    bool r27r3_or_later;
+  };
+  for (const Case& c : {Case{"27\\LX\\MR Software release:RX27.0_R02_1831.a", 27.0, false},
+                        Case{"27\\LX\\MR Software release:RX27.0_R03_1831.a", 27.0, true},
+                        Case{"28\\LX\\MR29.1_EA_2039.g", 29.1, true},
+                        Case{"30\\LX\\SIGNA_LX1.MR30.0_R01_2236.d", 30.0, true},
+                        Case{"27\\LX\\MR Software release:DV26.0_R01_1725.a", 26.0, false}}) {  // dcm_qa_nih
+    SCOPED_TRACE(c.text);
+    const auto v = ParseGeSoftwareVersion(c.text);
+    ASSERT_TRUE(v);
+    EXPECT_NEAR(v->version, c.version, 1e-9);
+    EXPECT_EQ(v->r27r3_or_later, c.r27r3_or_later);
+  }
   EXPECT_FALSE(ParseGeSoftwareVersion(""));
   EXPECT_FALSE(ParseGeSoftwareVersion("LX"));
   EXPECT_FALSE(ParseGeSoftwareVersion("27\\LX\\"));
