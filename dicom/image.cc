@@ -278,15 +278,19 @@ namespace {
 constexpr std::size_t kMappedSamples = 64 << 10;  // at and above: mmap (a 256x256 16-bit image is 128 KiB)
 constexpr std::size_t kSpareLimit = 4 << 20;      // freed buffers kept for reuse, per thread (PlaceSlices runs hold 2 MiB)
 
-// Freed mappings are kept per thread (up to kSpareLimit bytes) for the next buffers of the same
-// size: a series read slice by slice (decoded, placed, freed) then reuses pages already faulted
-// in, which under some hypervisors costs more than the copy itself.
+// Freed mappings kept by this thread while a ReuseSampleBuffers lives on it (up to kSpareLimit
+// bytes), for the next buffers of the same size: a thread placing slice after slice then reuses
+// pages already faulted in, which under some hypervisors costs more than the copy itself.
 struct SpareMappings {
   std::vector<std::pair<void*, std::size_t>> kept;
   std::size_t bytes = 0;
-  ~SpareMappings() {
+  int scopes = 0;  // live ReuseSampleBuffers on this thread
+  void Release() noexcept {
     for (const auto& [p, size] : kept) ::munmap(p, size);
+    kept.clear();
+    bytes = 0;
   }
+  ~SpareMappings() { Release(); }
 };
 thread_local SpareMappings spare = [] {
   SpareMappings made;
@@ -319,12 +323,18 @@ void FreeSamples(void* p, std::size_t bytes) noexcept {
     std::free(p);
     return;
   }
-  if (spare.bytes + bytes <= kSpareLimit && spare.kept.size() < spare.kept.capacity()) {
+  if (spare.scopes > 0 && spare.bytes + bytes <= kSpareLimit && spare.kept.size() < spare.kept.capacity()) {
     spare.kept.emplace_back(p, bytes);
     spare.bytes += bytes;
     return;
   }
   ::munmap(p, bytes);
+}
+
+ReuseSampleBuffers::ReuseSampleBuffers() { ++spare.scopes; }
+
+ReuseSampleBuffers::~ReuseSampleBuffers() {
+  if (--spare.scopes == 0) spare.Release();
 }
 
 int64_t DicomImage::Sample(std::size_t i) const {

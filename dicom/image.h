@@ -33,6 +33,17 @@ enum class SampleType { kUint8, kInt8, kUint16, kInt16, kUint32, kInt32 };
 void* AllocateSamples(std::size_t bytes);
 void FreeSamples(void* p, std::size_t bytes) noexcept;
 
+// While one lives on a thread, the large sample buffers that thread frees are kept (4 MiB at most)
+// for its next ones of the same size, and unmapped when the last one on the thread ends: a thread
+// placing slice after slice reuses pages already faulted in. Elsewhere buffers are unmapped at once.
+class ReuseSampleBuffers {
+ public:
+  ReuseSampleBuffers();
+  ~ReuseSampleBuffers();
+  ReuseSampleBuffers(const ReuseSampleBuffers&) = delete;
+  ReuseSampleBuffers& operator=(const ReuseSampleBuffers&) = delete;
+};
+
 // An allocator that leaves new elements uninitialised: sample buffers are always written in full
 // right after they are sized, so zero-filling them first would only cost time.
 template <typename T>

@@ -107,3 +107,25 @@ INSTANTIATE_TEST_SUITE_P(MalformedAndZoo, CorpusFile, ::testing::ValuesIn(testin
 
 }  // namespace
 }  // namespace procnode
+
+namespace procnode {
+namespace {
+
+TEST(SampleBuffers, AreReusedWhileAScopeAsksForIt) {
+  constexpr std::size_t kBytes = 512 << 10;
+  {
+    const ReuseSampleBuffers reuse;
+    void* first = AllocateSamples(kBytes);
+    static_cast<char*>(first)[0] = 1;
+    FreeSamples(first, kBytes);
+    void* again = AllocateSamples(kBytes);
+    EXPECT_EQ(again, first) << "the freed mapping is handed out again";
+    void* other = AllocateSamples(2 * kBytes);  // another size: a fresh mapping
+    EXPECT_NE(other, first);
+    FreeSamples(other, 2 * kBytes);
+    FreeSamples(again, kBytes);
+  }
+}
+
+}  // namespace
+}  // namespace procnode

@@ -350,6 +350,7 @@ void PlaceSlices(std::vector<Slice>& slices, const std::vector<std::size_t>& ord
       std::abs(step[2]) == 1 ? std::clamp<std::size_t>((2u << 20) / std::max<std::size_t>(slice_bytes, 1), 4, 32) : 1;
   const std::size_t threads = std::min<std::size_t>(DefaultParallelism(), (positions + run - 1) / run);
   ParallelFor(threads, [&](std::size_t t) {
+    const ReuseSampleBuffers reuse;  // each slice read into the pages the last one left
     // Each thread takes one contiguous share of the positions, so threads write far apart.
     const std::size_t first = positions * t / threads, last = positions * (t + 1) / threads;
     std::array<const T*, 32> source{};
