@@ -86,6 +86,14 @@ template <typename Stored>
   return highest;
 }
 
+// Error(kInvalidInput): the PixelData value holds fewer bytes than the image's attributes need.
+[[noreturn]] void PixelLengthError(const DicomImage& out, std::size_t have_bytes) {
+  std::ostringstream msg;
+  msg << "PixelData holds " << have_bytes << " bytes, expected " << out.SampleCount() * (out.bits_allocated / 8) << " ("
+      << out.columns << "x" << out.rows << "x" << out.frames << " at " << out.bits_allocated << " bits)";
+  Invalid(out.name, msg.str());
+}
+
 // NormalizeInto a fresh buffer.
 template <typename Stored>
 int64_t Normalize(const Stored* words, std::size_t count, unsigned shift, int bits_stored, bool is_signed, SampleBuffer& out) {
@@ -420,12 +428,7 @@ void DecodeDicomPixels(DcmDataset& ds, DicomImage& out) {
   }
 
   const std::size_t expected = out.SampleCount();
-  auto length_error = [&](unsigned long have_bytes) {
-    std::ostringstream msg;
-    msg << "PixelData holds " << have_bytes << " bytes, expected " << expected * (out.bits_allocated / 8) << " ("
-        << out.columns << "x" << out.rows << "x" << out.frames << " at " << out.bits_allocated << " bits)";
-    Invalid(name, msg.str());
-  };
+  auto length_error = [&](unsigned long have_bytes) { PixelLengthError(out, have_bytes); };
   const unsigned shift = static_cast<unsigned>(high_bit + 1 - bits_stored);
   DcmElement* element = nullptr;
   const bool in_file = ds.findAndGetElement(DCM_PixelData, element).good() && element != nullptr &&
@@ -433,14 +436,10 @@ void DecodeDicomPixels(DcmDataset& ds, DicomImage& out) {
   if (in_file && out.bits_allocated == 16) {
     // Not read yet (large values stay in the file): read it straight into the samples and
     // normalise there, instead of through a copy held by DCMTK.
-    if (element->getLength() < expected * 2) length_error(element->getLength());
-    out.samples.resize(expected * 2);
     DcmFileCache cache;
-    if (element->getPartialValue(out.samples.data(), 0, static_cast<Uint32>(expected * 2), &cache).bad()) {
-      Invalid(name, "PixelData unreadable");
-    }
-    auto* words = reinterpret_cast<Uint16*>(out.samples.data());
-    out.max_sample = NormalizeInto(words, words, expected, shift, out.bits_stored, out.is_signed);
+    ReadNativePixels(out, element->getLength(), [&](char* target, std::size_t bytes) {
+      if (element->getPartialValue(target, 0, static_cast<Uint32>(bytes), &cache).bad()) Invalid(name, "PixelData unreadable");
+    });
   } else if (out.bits_allocated == 16) {
     const Uint16* words = nullptr;
     unsigned long count = 0;
@@ -466,12 +465,7 @@ void DecodeDicomPixels(DcmDataset& ds, DicomImage& out) {
 void ReadNativePixels(DicomImage& out, std::size_t available, const std::function<void(char*, std::size_t)>& read) {
   const std::size_t expected = out.SampleCount();
   const std::size_t width = static_cast<std::size_t>(out.bits_allocated / 8);
-  if (available < expected * width) {
-    std::ostringstream msg;
-    msg << "PixelData holds " << available << " bytes, expected " << expected * width << " (" << out.columns << "x"
-        << out.rows << "x" << out.frames << " at " << out.bits_allocated << " bits)";
-    Invalid(out.name, msg.str());
-  }
+  if (available < expected * width) PixelLengthError(out, available);
   out.samples.resize(expected * width);
   read(reinterpret_cast<char*>(out.samples.data()), expected * width);
   const unsigned shift = static_cast<unsigned>(out.high_bit + 1 - out.bits_stored);

@@ -6,10 +6,10 @@
 #include <cstdint>
 #include <limits>
 #include <optional>
-#include <sys/mman.h>
 #include <cstdlib>
 #include <new>
 
+#include "core/huge_pages.h"
 #include "core/error.h"
 #include "core/format.h"
 
@@ -460,7 +460,7 @@ class HugeBuffer {
     bytes_ = std::max<std::size_t>(kHuge, (count * sizeof(float) + kHuge - 1) / kHuge * kHuge);
     data_ = static_cast<float*>(std::aligned_alloc(kHuge, bytes_));
     if (data_ == nullptr) throw std::bad_alloc();
-    ::madvise(data_, bytes_, MADV_HUGEPAGE);  // advice only: without it, ordinary pages
+    AdviseHugePages(data_, bytes_);
   }
   ~HugeBuffer() { std::free(data_); }
   HugeBuffer(const HugeBuffer&) = delete;
