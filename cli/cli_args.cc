@@ -60,7 +60,8 @@ class Grammar {
     }
 
     auto* process = Command("process", "run a processor on the folder's largest series it accepts: measurements.json, "
-                                       "labels.nii.gz, seg.dcm, sr.dcm, report.pdf, report-pdf.dcm in --out");
+                                       "labels.nii.gz, seg.dcm, sr.dcm, report.pdf, report-pdf.dcm in --out; a derived "
+                                       "image as derived-NAME.nii.gz and its DICOM series in derived-NAME/");
     Positional(process, "PROCESSOR", "a processor name (procnode processors lists them)", true);
     Positional(process, "DICOM_DIR", "folder holding the series", true);
     Value(process, "out", "DIR", "where the results go", true);
@@ -69,6 +70,16 @@ class Grammar {
         ->check(CLI::IsMember({"auto", "cpu", "gpu"}));
     Value(process, "tools", "DIR", "external tools' folder (each NAME/tool.json; default $PROCNODE_TOOLS): PROCESSOR "
                                    "may name one; its derived images and logs are kept in --out");
+    Value(process, "results", "A,B", "result kinds to write, as a rule's \"results\": pdf, seg, sr, derived "
+                                     "(default: the processor's own choice)");
+
+    auto* nyul = Command("nyul-train", "train a Nyul histogram-standardisation model for mr-normalize (method nyul) from "
+                                       "the largest MR series of each DICOM_DIR: N4-corrected, foreground landmarks");
+    nyul->add_option("DICOM_DIR", parsed_.params, "folders, one series each (at least one)")->required();
+    Value(nyul, "out", "MODEL.json", "where the model goes (give it to mr-normalize as nyul_model)", true);
+    Value(nyul, "percentiles", "P1,P2,...", "landmark percentiles, ascending (default 1,10,20,...,90,99)");
+    Value(nyul, "bias-correction", "y|n", "N4 before taking landmarks, as mr-normalize does (default y)")
+        ->check(CLI::IsMember({"y", "n"}));
 
     auto* processors = Command("processors", "the processors, their inputs and parameters (JSON Schema)");
     Value(processors, "tools", "DIR", "also the external tools of DIR (default $PROCNODE_TOOLS)");

@@ -29,6 +29,7 @@
 #include "cli/cli_args.h"
 #include "core/digest.h"
 #include "core/error.h"
+#include "core/files.h"
 #include "core/log.h"
 #include "core/parallel.h"
 #include "core/version.h"
@@ -48,6 +49,8 @@
 #include "processors/builtin.h"
 #include "processors/external/external_tool.h"
 #include "processors/external/tool_manifest.h"
+#include "processors/mr_normalize/bias_field.h"
+#include "processors/mr_normalize/normalize.h"
 #include "processors/processor.h"
 #include "processors/volume_stats.h"
 #include "results/key_images.h"
@@ -66,6 +69,7 @@ class FolderResultSink : public ResultSink {
   explicit FolderResultSink(std::filesystem::path folder) : folder_(std::move(folder)) {}
   std::string Store(const std::string& bytes, const std::string& stem) override {
     const auto path = folder_ / (stem + ".dcm");
+    std::filesystem::create_directories(path.parent_path());  // a series' instances: STEM/0001.dcm, ...
     WriteFile(path, bytes);
     return path.string();
   }
@@ -124,6 +128,17 @@ int Process(const Args& args) {
   ctx.device = ParseDevicePreference(args.Option("device").value_or("auto"));
   ctx.font_path = PROCNODE_FONT;
   ctx.keep_files_in = out.string();
+  if (const auto results = args.Option("results")) {
+    for (std::size_t start = 0; start <= results->size();) {
+      const std::size_t comma = std::min(results->find(',', start), results->size());
+      const std::string name = results->substr(start, comma - start);
+      if (!name.empty()) {
+        ResultKindOfName(name);  // unknown names fail here, naming the known ones
+        ctx.results.push_back(name);
+      }
+      start = comma + 1;
+    }
+  }
   // A progress bar where standard error is a terminal; elsewhere (logs, pipes) a line per stage.
   const bool terminal = ::isatty(STDERR_FILENO) == 1;
   std::string last_stage;
@@ -160,8 +175,77 @@ int Process(const Args& args) {
       WriteFile(out / name, EncodePng(RenderKeyImage(result.volume, result.output.labels, spec)));
     }
   }
+  // Derived images as NIfTI on the input's grid (the same affine as the series' NIfTI).
+  for (const auto& derived : result.output.derived) {
+    WriteNiftiFile((out / ("derived-" + derived.name + ".nii.gz")).string(),
+                   FloatNiftiImage(result.volume, derived.voxels, "procnode " + derived.name), true);
+  }
   WriteFile(out / "measurements.json", result.summary.dump(2) + "\n");
   std::cout << result.summary["measurements"].dump(2) << "\n";
+  return 0;
+}
+
+// Splits "1,10,50" into numbers; Error(kInvalidInput) naming the bad item.
+std::vector<double> NumberList(const std::string& text, const std::string& option) {
+  std::vector<double> numbers;
+  for (std::size_t start = 0; start <= text.size();) {
+    const std::size_t comma = std::min(text.find(',', start), text.size());
+    const std::string item = text.substr(start, comma - start);
+    std::size_t used = 0;
+    try {
+      numbers.push_back(std::stod(item, &used));
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != item.size()) throw Error(ErrorCode::kInvalidInput, "--" + option + ": '" + item + "' is not a number");
+    start = comma + 1;
+  }
+  return numbers;
+}
+
+// procnode nyul-train DICOM_DIR... --out MODEL.json: each folder's largest MR series, N4-corrected
+// as mr-normalize corrects it, its foreground's landmarks; the averaged model written as JSON.
+int NyulTrain(const Args& args) {
+  const std::vector<std::string>& folders = args.params;
+  if (folders.empty()) throw Error(ErrorCode::kInvalidInput, "nyul-train needs at least one DICOM_DIR");
+  const std::string out = args.Required("out");
+  const bool bias = args.Option("bias-correction").value_or("y") == "y";
+#if !PROCNODE_HAVE_ITK
+  if (bias) throw Error(ErrorCode::kUnsupported, "nyul-train: this procnode was built without ITK (no N4); use --bias-correction n");
+#endif
+  const std::vector<double> percentiles =
+      args.Option("percentiles") ? NumberList(*args.Option("percentiles"), "percentiles") : mr::DefaultNyulPercentiles();
+  std::vector<std::vector<float>> foregrounds;
+  for (std::size_t i = 0; i < folders.size(); ++i) {
+    const std::string& folder = folders[i];
+    FolderStudySource source(folder);
+    std::vector<SeriesRef> mr;
+    for (const auto& s : source.ListSeries("")) {
+      if (s.modality == "MR") mr.push_back(s);
+    }
+    if (mr.empty()) throw Error(ErrorCode::kInvalidInput, folder + ": no MR series");
+    SeriesVolume loaded = NiftiSeriesVolume(source, LargestInputSeries(mr));
+    const std::vector<uint8_t> mask = mr::ForegroundMask(loaded.volume);
+    std::vector<float> values = std::move(loaded.volume.voxels);
+#if PROCNODE_HAVE_ITK
+    if (bias) {
+      loaded.volume.voxels = values;
+      values = mr::CorrectBias(values, mr::EstimateBiasField(loaded.volume, mask, {}).field);
+    }
+#endif
+    // At most about a million foreground values per series: the percentiles do not move, the memory stays small.
+    std::vector<float> inside = mr::ValuesInside(values, mask);
+    const std::size_t stride = std::max<std::size_t>(1, inside.size() / 1000000);
+    std::vector<float> kept;
+    for (std::size_t k = 0; k < inside.size(); k += stride) kept.push_back(inside[k]);
+    foregrounds.push_back(std::move(kept));
+    std::cerr << "[" << i + 1 << "/" << folders.size() << "] " << folder << ": " << inside.size() << " foreground voxels\n";
+  }
+  const mr::NyulModel model = mr::TrainNyulModel(foregrounds, percentiles);
+  nlohmann::json json = mr::NyulModelJson(model);
+  json["bias_correction"] = bias;
+  WriteFileBytes(out, json.dump(2) + "\n");
+  std::cout << "Nyul model of " << model.trained_on << " series written to " << out << "\n";
   return 0;
 }
 
@@ -472,6 +556,7 @@ int Run(int argc, char** argv) {
     return 0;
   }
   if (command == "process") return Process(args);
+  if (command == "nyul-train") return NyulTrain(args);
   if (command == "processors") {
     nlohmann::json list = nlohmann::json::array();
     for (const Processor* p : Processors(args).All()) list.push_back(ProcessorJson(p->Info()));

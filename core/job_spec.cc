@@ -70,6 +70,7 @@ nlohmann::json JobSpecToJson(const JobSpec& spec) {
            {{"needs_gpu", r.needs_gpu}, {"prefers_gpu", r.prefers_gpu},
             {"device_memory_bytes", r.device_memory_bytes}, {"host_memory_bytes", r.host_memory_bytes}}}};
   if (!spec.executor.empty()) out["executor"] = spec.executor;  // absent in specs written before it existed
+  if (!spec.results.empty()) out["results"] = spec.results;
   return out;
 }
 
@@ -94,6 +95,7 @@ JobSpec ParseJobSpec(const std::string& text) {
     spec.executor = Field(stored, "executor", json::value_t::string, "a string").get<std::string>();
     if (spec.executor != "local" && spec.executor != "slurm") Bad("executor", "must be \"local\" or \"slurm\"");
   }
+  if (stored.contains("results")) spec.results = Strings(stored["results"], "results");
   if (stored.contains("requirements")) {
     const json& r = Field(stored, "requirements", json::value_t::object, "an object");
     auto flag = [&](const char* name) { return r.contains(name) && Field(r, name, json::value_t::boolean, "true or false").get<bool>(); };
@@ -112,6 +114,7 @@ std::string KeyParametersJson(const JobSpec& spec) {
   if (spec.device != "auto") with["device"] = spec.device;
   if (!spec.destinations.empty()) with["destinations"] = spec.destinations;
   if (!spec.bids.is_null()) with["bids"] = spec.bids;  // a new mapping is a new export
+  if (!spec.results.empty()) with["results"] = spec.results;  // other result objects: a new job
   return with.dump();
 }
 

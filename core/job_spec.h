@@ -6,7 +6,8 @@
 // Stored form (version 2): {"version": 2, "processor": NAME, "processor_version": V,
 // "parameters": {...}, "device": "auto"|"cpu"|"gpu", "anonymize": null | {"project", "options",
 // "results": "pseudonymous"|"clinical"}, "destinations": [...], "requirements": {"needs_gpu",
-// "prefers_gpu", "device_memory_bytes", "host_memory_bytes"}}. Job rows of the first wave kept
+// "prefers_gpu", "device_memory_bytes", "host_memory_bytes"}, "results": [...] (absent: the
+// processor's defaults)}. Job rows of the first wave kept
 // device, anonymize and destinations among the processor's parameters; the job database's
 // migration 0009 converts them. Pure and thread-safe.
 #pragma once
@@ -43,6 +44,9 @@ struct JobSpec {
   std::vector<std::string> destinations;
   nlohmann::json bids = nullptr;  // the rule's BIDS mapping (routing/bids_mapping.h), for BIDS destinations
   std::string executor;           // "local", "slurm", or "" (the node's default, ProcNode.Executor.Kind)
+  // The rule's "results": the result kinds to write ("pdf", "seg", "sr", "derived", ...); empty: the
+  // processor's defaults.
+  std::vector<std::string> results;
   JobRequirements requirements;
   bool operator==(const JobSpec&) const = default;
 };

@@ -179,8 +179,10 @@ NodeConfig ParseNodeConfig(const std::string& orthanc_configuration_json, const 
   config.retry_backoff_seconds = Number(section, "RetryBackoffSeconds", config.retry_backoff_seconds, 0, 86400);
   config.poll_seconds = Number(section, "PollSeconds", config.poll_seconds, 0.05, 3600);
   if (section.contains("ResultSeriesNumber")) {
-    const int first = Integer(section, "ResultSeriesNumber", 9001, 1, 2147483645);
-    config.result_series_numbers = {{"encapsulated-pdf", first}, {"seg", first + 1}, {"sr", first + 2}};
+    const int first = Integer(section, "ResultSeriesNumber", 9001, 1, 2147483642);
+    // Derived series take two numbers (an image and its field), Secondary Capture the next.
+    config.result_series_numbers = {{"encapsulated-pdf", first}, {"seg", first + 1}, {"sr", first + 2}, {"derived", first + 3},
+                                    {"sc", first + 5}};
   }
   if (section.contains("ResultSeriesNumbers")) {
     const json& numbers = section["ResultSeriesNumbers"];

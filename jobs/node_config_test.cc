@@ -59,7 +59,7 @@ TEST(NodeConfig, ResultSeriesNumbersPerKindOverTheFirstWavesBaseNumber) {
   EXPECT_TRUE(ParseNodeConfig(R"({"ProcNode": {"Database": "d"}})", Env({})).result_series_numbers.empty());
   const auto config = ParseNodeConfig(
       R"({"ProcNode": {"Database": "d", "ResultSeriesNumber": 500, "ResultSeriesNumbers": {"sr": 42}}})", Env({}));
-  EXPECT_EQ(config.result_series_numbers, (std::map<std::string, int>{{"encapsulated-pdf", 500}, {"seg", 501}, {"sr", 42}}));
+  EXPECT_EQ(config.result_series_numbers, (std::map<std::string, int>{{"encapsulated-pdf", 500}, {"seg", 501}, {"sr", 42}, {"derived", 503}, {"sc", 505}}));
   EXPECT_TRUE(config.warnings.empty());
   EXPECT_NE(ErrorOf(R"({"ProcNode": {"Database": "d", "ResultSeriesNumbers": {"seg": "x"}}})").find("ProcNode.ResultSeriesNumbers.seg"),
             std::string::npos);

@@ -785,21 +785,34 @@ std::vector<NiftiConversion> WritePart(ArrangedPart part, const nlohmann::json& 
 
 }  // namespace
 
-NiftiImage LabelNiftiImage(const Volume& v, const std::vector<uint8_t>& labels) {
-  if (labels.size() != v.dims[0] * v.dims[1] * v.dims[2]) {
-    throw Error(ErrorCode::kInvalidInput, "label image: " + std::to_string(labels.size()) + " labels for a " +
-                                              std::to_string(v.dims[0]) + " x " + std::to_string(v.dims[1]) + " x " +
-                                              std::to_string(v.dims[2]) + " volume");
+namespace {
+
+// A 3D image on the volume's grid: `count` voxels of `bytes_per_voxel` from `data`.
+NiftiImage ImageOnGrid(const Volume& v, const void* data, std::size_t count, std::size_t bytes_per_voxel, int16_t datatype,
+                       const std::string& what, const std::string& description) {
+  if (count != v.dims[0] * v.dims[1] * v.dims[2]) {
+    throw Error(ErrorCode::kInvalidInput, what + ": " + std::to_string(count) + " values for a " + std::to_string(v.dims[0]) +
+                                              " x " + std::to_string(v.dims[1]) + " x " + std::to_string(v.dims[2]) + " volume");
   }
   NiftiImage image;
   image.dims = {static_cast<int64_t>(v.dims[0]), static_cast<int64_t>(v.dims[1]), static_cast<int64_t>(v.dims[2]), 1, 1};
   image.dimensions = 3;
   image.pixdim = {v.spacing[0], v.spacing[1], v.spacing[2], 0};
-  image.datatype = kDtUint8;
+  image.datatype = datatype;
   image.srow = VolumeAffine(v);
-  image.descrip = "procnode labels";
-  image.voxels.assign(reinterpret_cast<const char*>(labels.data()), labels.size());
+  image.descrip = description.substr(0, 79);
+  image.voxels.assign(static_cast<const char*>(data), count * bytes_per_voxel);
   return image;
+}
+
+}  // namespace
+
+NiftiImage LabelNiftiImage(const Volume& v, const std::vector<uint8_t>& labels) {
+  return ImageOnGrid(v, labels.data(), labels.size(), 1, kDtUint8, "label image", "procnode labels");
+}
+
+NiftiImage FloatNiftiImage(const Volume& v, const std::vector<float>& values, const std::string& description) {
+  return ImageOnGrid(v, values.data(), values.size(), sizeof(float), kDtFloat32, "derived image", description);
 }
 
 SeriesVolume NiftiSeriesVolume(StudySource& source, const SeriesRef& series, const LoadCallbacks& callbacks) {
@@ -824,7 +837,7 @@ SeriesVolume NiftiSeriesVolume(StudySource& source, const SeriesRef& series, con
   result.sources = std::move(part.sources);
   result.sidecar = std::move(part.sidecar);
   if (!result.sources.empty()) result.series_instance_uid = result.sources.front().series_instance_uid;
-  result.study = ReadStudyIdentity(source, series.instance_ids.front());
+  result.study = ReadStudyIdentity(source, series.instance_ids.front(), AcquisitionKeywords(), &result.acquisition);
   return result;
 }
 

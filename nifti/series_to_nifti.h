@@ -92,6 +92,9 @@ SeriesVolume NiftiSeriesVolume(StudySource& source, const SeriesRef& series, con
 // series' NIfTI, so viewers overlay it. Error(kInvalidInput) when the sizes differ.
 NiftiImage LabelNiftiImage(const Volume& geometry, const std::vector<uint8_t>& labels);
 
+// A float32 image on a volume's grid, with the same affine (a derived image: the corrected MR).
+NiftiImage FloatNiftiImage(const Volume& geometry, const std::vector<float>& values, const std::string& description);
+
 // "<series number>_<description><suffix>" with every character outside [A-Za-z0-9._-] replaced by '_'.
 std::string NiftiFileStem(const NiftiConversion& conversion);
 

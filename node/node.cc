@@ -629,6 +629,7 @@ JobOutcome Node::RunJob(JobContext& context) {
   ctx.font_path = PROCNODE_FONT;
   ctx.result_series_numbers = config_.result_series_numbers;
   ctx.series_id = job.series_id;
+  ctx.results = spec.results;
   if (!config_.work_directory.empty()) {
     ctx.keep_files_in = JobFilesFolder(job.id);
   }
@@ -667,7 +668,13 @@ JobOutcome Node::RunJob(JobContext& context) {
   // The results go on to the rule's destinations; a destination that is down delays only them.
   if (!destinations.empty()) {
     std::vector<std::string> instances;
-    for (const auto& stored : result.summary["results"]) instances.push_back(stored["stored"].get<std::string>());
+    for (const auto& stored : result.summary["results"]) {
+      if (stored.contains("instances")) {
+        for (const auto& id : stored["instances"]) instances.push_back(id.get<std::string>());
+      } else {
+        instances.push_back(stored["stored"].get<std::string>());
+      }
+    }
     for (const auto& name : destinations) {
       // A standalone worker does not know the Orthanc node's modalities: that node checks them
       // when it delivers.

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
+#include <set>
 #include <vector>
 #include <memory>
 #include <chrono>
@@ -157,8 +159,9 @@ std::string ParameterText(const nlohmann::json& parameters) {
 }
 
 ReportContent BuildReport(const ProcessorInfo& info, const SeriesRef& series, const SeriesVolume& loaded,
-                          const ProcessorOutput& output, const nlohmann::json& parameters, const Provenance& provenance,
-                          const std::string& when, const nlohmann::json& timings) {
+                          const ProcessorOutput& output, const std::optional<ReportSection>& key_images,
+                          const nlohmann::json& parameters, const Provenance& provenance, const std::string& when,
+                          const nlohmann::json& timings) {
   const Volume& v = loaded.volume;
   ReportContent report;
   report.title = info.report_title.empty() ? info.name : info.report_title;
@@ -181,7 +184,7 @@ ReportContent BuildReport(const ProcessorInfo& info, const SeriesRef& series, co
                                FormatNumber("%.3f", std::abs(v.spacing[2])) + " mm"},
                 {"Series (Orthanc ID)", provenance.study_id.rfind("pseudonymous", 0) == 0 ? "pseudonymous" : series.id}};
   for (const auto& warning : loaded.warnings) input.rows.push_back({"Warning", warning});
-  if (!output.labels.empty() && !output.segments.empty()) report.sections.push_back(KeyImages(v, output));
+  if (key_images) report.sections.push_back(*key_images);
   for (const auto& section : output.report) report.sections.push_back(section);
   report.sections.push_back(input);
   ReportSection origin{"Provenance", {}};
@@ -307,19 +310,31 @@ PipelineResult RunPipeline(const Processor& processor, const nlohmann::json& giv
 
   stages.Begin("report", 0.88);
   const std::string when = UtcNow();
-  result.pdf = RenderPdfReport(BuildReport(info, series, loaded, result.output, parameters, provenance, when, stages.timings()), ctx.font_path);
+  // The key images (labels over the input): drawn once, for the report and the Secondary Capture writer.
+  std::optional<ReportSection> key_images;
+  if (!result.output.labels.empty() && !result.output.segments.empty()) key_images = KeyImages(v, result.output);
+  result.pdf = RenderPdfReport(
+      BuildReport(info, series, loaded, result.output, key_images, parameters, provenance, when, stages.timings()), ctx.font_path);
+  static const ReportSection kNoKeyImages;
   const ResultInputs inputs{.info = info, .output = result.output, .loaded = loaded, .provenance = provenance,
-                            .report_pdf = result.pdf};
+                            .report_pdf = result.pdf, .key_images = key_images ? *key_images : kNoKeyImages};
   std::vector<ResultObject> objects;
   std::vector<std::string> result_warnings;
+  // The kinds asked for (by the rule, else the processor's defaults); none named: all that apply.
+  std::set<std::string> wanted;
+  for (const auto& name : ctx.results.empty() ? info.default_results : ctx.results) wanted.insert(ResultKindOfName(name));
+  const std::vector<std::string> selectable = ResultKinds();  // a caller's own writers are always run
   for (const ResultWriter* writer : ctx.writers ? *ctx.writers : DefaultResultWriters()) {
+    const bool selectable_kind = std::find(selectable.begin(), selectable.end(), writer->Kind()) != selectable.end();
+    if (!wanted.empty() && selectable_kind && !wanted.contains(writer->Kind())) continue;
+    if (wanted.empty() && !writer->ByDefault()) continue;
     if (!writer->AppliesTo(result.output, objects)) continue;
     const auto configured = ctx.result_series_numbers.find(writer->Kind());
     const int number = configured != ctx.result_series_numbers.end() ? configured->second : writer->DefaultSeriesNumber();
     // A source a writer cannot describe (a SEG of a multi-frame source without plane geometry)
     // costs the job that object (and those made from it), not the report.
     try {
-      objects.push_back(writer->Write(inputs, number, objects, result_warnings));
+      for (auto& object : writer->Write(inputs, number, objects, result_warnings)) objects.push_back(std::move(object));
     } catch (const Error& e) {
       if (writer->Essential() || e.code() == ErrorCode::kCancelled) throw;
       result_warnings.push_back(writer->Kind() + " not written: " + e.what());
@@ -334,17 +349,21 @@ PipelineResult RunPipeline(const Processor& processor, const nlohmann::json& giv
       Reidentify(*object->getDataset(), clinical, *clinical_uids);
       bytes = WriteDicomBuffer(*object, kind);
     };
-    for (auto& object : objects) restore(object.dicom, object.stem);
+    for (auto& object : objects) {
+      for (auto& instance : object.instances) restore(instance, object.stem);
+    }
   } else if (anonymizing) {
     // The leak gate: no object leaves an anonymized route with a trace of the identities seen.
     const auto terms = anonymizing->PhiTerms();
     for (const auto& made : objects) {
-      auto object = ReadDicomBuffer(made.dicom, made.stem);
-      const auto hits = ScanDataset(*object->getDataset(), terms, made.stem);
-      if (!hits.empty()) {
-        // A policy outcome, not a fault: the same study would leak the same way on every attempt.
-        throw Error(ErrorCode::kInvalidInput, "leak gate: results held, PHI found in " + made.stem + " at " + hits.front().where +
-                                              " (" + std::to_string(hits.size()) + " place(s))");
+      for (const auto& instance : made.instances) {
+        auto object = ReadDicomBuffer(instance, made.stem);
+        const auto hits = ScanDataset(*object->getDataset(), terms, made.stem);
+        if (!hits.empty()) {
+          // A policy outcome, not a fault: the same study would leak the same way on every attempt.
+          throw Error(ErrorCode::kInvalidInput, "leak gate: results held, PHI found in " + made.stem + " at " +
+                                                    hits.front().where + " (" + std::to_string(hits.size()) + " place(s))");
+        }
       }
     }
     seal_identities();
@@ -353,7 +372,23 @@ PipelineResult RunPipeline(const Processor& processor, const nlohmann::json& giv
   stages.Begin("store", 0.95);
   nlohmann::json results = nlohmann::json::array();
   for (const auto& object : objects) {
-    results.push_back({{"kind", object.kind}, {"stored", sink.Store(object.dicom, object.stem)}, {"series_number", object.series_number}});
+    nlohmann::json entry{{"kind", object.kind}, {"series_number", object.series_number}};
+    if (object.instances.size() == 1) {
+      entry["stored"] = sink.Store(object.instances.front(), object.stem);
+    } else {
+      // A series: "stored" is its first instance (as for single objects), "instances" all of them.
+      nlohmann::json stored = nlohmann::json::array();
+      for (std::size_t i = 0; i < object.instances.size(); ++i) {
+        if (ctx.stop_requested && ctx.stop_requested()) throw Error(ErrorCode::kCancelled, "cancelled while storing " + object.stem);
+        char suffix[32];
+        std::snprintf(suffix, sizeof suffix, "/%04zu", i + 1);
+        stored.push_back(sink.Store(object.instances[i], object.stem + suffix));
+      }
+      entry["stored"] = stored.empty() ? nlohmann::json("") : stored.front();
+      entry["instances"] = stored;
+      entry["stem"] = object.stem;
+    }
+    results.push_back(entry);
   }
   stages.End();
 

@@ -35,6 +35,9 @@ struct PipelineContext {
   // Result series numbers by writer kind ("encapsulated-pdf", "seg", "sr"); a kind not here takes
   // its writer's default (9001, 9002, 9003).
   std::map<std::string, int> result_series_numbers;
+  // The result kinds to write, by name ("pdf", "seg", "sr", "derived", ...: a rule's "results");
+  // empty: the processor's default_results, or every writer that applies when it has none.
+  std::vector<std::string> results;
   // The result writers, in order; null: DefaultResultWriters().
   const std::vector<const ResultWriter*>* writers = nullptr;
   std::string series_id;  // a series-level job's series; empty: the study's largest accepted series

@@ -4,8 +4,11 @@
 
 #include "core/digest.h"
 #include "core/version.h"
+#include "core/error.h"
+#include "results/derived_series.h"
 #include "results/encapsulated_pdf.h"
 #include "results/measurement_report.h"
+#include "results/secondary_capture.h"
 #include "results/segmentation.h"
 
 namespace procnode {
@@ -28,8 +31,8 @@ class EncapsulatedPdfWriter : public ResultWriter {
   int DefaultSeriesNumber() const override { return 9001; }
   bool Essential() const override { return true; }
   bool AppliesTo(const ProcessorOutput&, const std::vector<ResultObject>&) const override { return true; }
-  ResultObject Write(const ResultInputs& in, int series_number, const std::vector<ResultObject>&,
-                     std::vector<std::string>&) const override {
+  std::vector<ResultObject> Write(const ResultInputs& in, int series_number, const std::vector<ResultObject>&,
+                                  std::vector<std::string>&) const override {
     EncapsulatedPdfSpec spec;
     spec.study = in.loaded.study;
     spec.series_instance_uid = Uid(in, "series");
@@ -40,8 +43,8 @@ class EncapsulatedPdfWriter : public ResultWriter {
     spec.software_version = Software();
     spec.sources = in.loaded.sources;
     spec.pdf = in.report_pdf;
-    return {.kind = Kind(), .stem = "report-pdf", .dicom = MakeEncapsulatedPdf(spec), .series_number = series_number,
-            .series_instance_uid = spec.series_instance_uid, .sop_instance_uid = spec.sop_instance_uid};
+    return {{.kind = Kind(), .stem = "report-pdf", .instances = {MakeEncapsulatedPdf(spec)}, .series_number = series_number,
+             .series_instance_uid = spec.series_instance_uid, .sop_instance_uid = spec.sop_instance_uid}};
   }
 };
 
@@ -52,8 +55,8 @@ class SegmentationWriter : public ResultWriter {
   bool AppliesTo(const ProcessorOutput& output, const std::vector<ResultObject>&) const override {
     return !output.labels.empty() && !output.segments.empty();
   }
-  ResultObject Write(const ResultInputs& in, int series_number, const std::vector<ResultObject>&,
-                     std::vector<std::string>& warnings) const override {
+  std::vector<ResultObject> Write(const ResultInputs& in, int series_number, const std::vector<ResultObject>&,
+                                  std::vector<std::string>& warnings) const override {
     SegmentationSpec seg;
     seg.study = in.loaded.study;
     seg.series_instance_uid = Uid(in, "seg-series");
@@ -68,9 +71,9 @@ class SegmentationWriter : public ResultWriter {
     for (const auto& s : in.output.segments) seg.segments.push_back({s.label, s.category, s.type, s.label_values, s.rgb});
     SegmentationResult made = MakeSegmentation(seg, in.loaded.volume, in.output.labels);
     for (const auto& label : made.omitted) warnings.push_back("segment \"" + label + "\" is empty: left out of the SEG");
-    return {.kind = Kind(), .stem = "seg", .dicom = std::move(made.dicom), .series_number = series_number,
-            .series_instance_uid = seg.series_instance_uid, .sop_instance_uid = seg.sop_instance_uid,
-            .segment_numbers = made.segment_numbers};
+    return {{.kind = Kind(), .stem = "seg", .instances = {std::move(made.dicom)}, .series_number = series_number,
+             .series_instance_uid = seg.series_instance_uid, .sop_instance_uid = seg.sop_instance_uid,
+             .segment_numbers = made.segment_numbers}};
   }
 };
 
@@ -81,8 +84,8 @@ class MeasurementReportWriter : public ResultWriter {
   bool AppliesTo(const ProcessorOutput&, const std::vector<ResultObject>& earlier) const override {
     return Earlier(earlier, "seg") != nullptr;
   }
-  ResultObject Write(const ResultInputs& in, int series_number, const std::vector<ResultObject>& earlier,
-                     std::vector<std::string>&) const override {
+  std::vector<ResultObject> Write(const ResultInputs& in, int series_number, const std::vector<ResultObject>& earlier,
+                                  std::vector<std::string>&) const override {
     const ResultObject& seg = *Earlier(earlier, "seg");
     MeasurementReportSpec sr;
     sr.study = in.loaded.study;
@@ -109,8 +112,73 @@ class MeasurementReportWriter : public ResultWriter {
       sr.groups.push_back({s.label, Uid(in, "tracking/" + s.label), s.finding, s.finding_site, seg.segment_numbers[i],
                            s.measurements});
     }
-    return {.kind = Kind(), .stem = "sr", .dicom = MakeMeasurementReport(sr), .series_number = series_number,
-            .series_instance_uid = sr.series_instance_uid, .sop_instance_uid = sr.sop_instance_uid};
+    return {{.kind = Kind(), .stem = "sr", .instances = {MakeMeasurementReport(sr)}, .series_number = series_number,
+             .series_instance_uid = sr.series_instance_uid, .sop_instance_uid = sr.sop_instance_uid}};
+  }
+};
+
+// One derived image series per image the processor derived (the normalized image, the bias
+// field), numbered from the writer's series number up.
+class DerivedSeriesWriter : public ResultWriter {
+ public:
+  std::string Kind() const override { return "derived"; }
+  int DefaultSeriesNumber() const override { return 9004; }
+  bool AppliesTo(const ProcessorOutput& output, const std::vector<ResultObject>&) const override { return !output.derived.empty(); }
+  std::vector<ResultObject> Write(const ResultInputs& in, int series_number, const std::vector<ResultObject>&,
+                                  std::vector<std::string>&) const override {
+    std::vector<ResultObject> objects;
+    for (std::size_t d = 0; d < in.output.derived.size(); ++d) {
+      const DerivedImage& image = in.output.derived[d];
+      DerivedSeriesSpec spec;
+      spec.study = in.loaded.study;
+      spec.series_instance_uid = Uid(in, "derived/" + image.name + "/series");
+      for (std::size_t k = 0; k < in.loaded.sources.size(); ++k) {
+        spec.sop_instance_uids.push_back(Uid(in, "derived/" + image.name + "/" + std::to_string(k)));
+      }
+      spec.series_number = series_number + static_cast<int>(d);
+      spec.series_description = "procnode " + in.info.name + ": " + image.series_description;
+      spec.derivation_description = image.derivation_description;
+      spec.derivation_codes = image.derivation_codes;
+      spec.sources = in.loaded.sources;
+      spec.acquisition = in.loaded.acquisition;
+      spec.software_version = Software();
+      spec.precision = image.precision;
+      DerivedSeries made = MakeDerivedSeries(spec, in.loaded.volume, image.voxels);
+      objects.push_back({.kind = Kind(), .stem = "derived-" + image.name, .instances = std::move(made.instances),
+                         .series_number = spec.series_number, .series_instance_uid = spec.series_instance_uid,
+                         .sop_instance_uid = spec.sop_instance_uids.front()});
+    }
+    return objects;
+  }
+};
+
+// The report's key images as Secondary Capture, for PACS that cannot display SEG.
+class SecondaryCaptureWriter : public ResultWriter {
+ public:
+  std::string Kind() const override { return "sc"; }
+  int DefaultSeriesNumber() const override { return 9006; }
+  bool ByDefault() const override { return false; }  // the SEG shows the same; asked for by rules for PACS without SEG
+  bool AppliesTo(const ProcessorOutput& output, const std::vector<ResultObject>&) const override {
+    return !output.labels.empty() && !output.segments.empty();
+  }
+  std::vector<ResultObject> Write(const ResultInputs& in, int series_number, const std::vector<ResultObject>&,
+                                  std::vector<std::string>&) const override {
+    const auto& images = in.key_images.images;
+    if (images.empty()) return {};
+    SecondaryCaptureSpec spec;
+    spec.study = in.loaded.study;
+    spec.series_instance_uid = Uid(in, "sc/series");
+    for (std::size_t k = 0; k < images.size(); ++k) spec.sop_instance_uids.push_back(Uid(in, "sc/" + std::to_string(k)));
+    spec.series_number = series_number;
+    spec.series_description = "procnode " + in.info.name + " key images";
+    spec.modality = in.loaded.volume.modality;
+    spec.source_series_instance_uid = in.loaded.series_instance_uid;
+    spec.software_version = Software();
+    std::string legend;
+    for (const auto& entry : in.key_images.legend) legend += (legend.empty() ? "" : "; ") + entry.label;
+    spec.legend = "procnode " + in.info.name + " labels over the source image" + (legend.empty() ? "" : ": " + legend);
+    return {{.kind = Kind(), .stem = "sc", .instances = MakeSecondaryCaptures(spec, images), .series_number = series_number,
+             .series_instance_uid = spec.series_instance_uid, .sop_instance_uid = spec.sop_instance_uids.front()}};
   }
 };
 
@@ -120,7 +188,9 @@ const std::vector<const ResultWriter*>& DefaultResultWriters() {
   static const EncapsulatedPdfWriter pdf;
   static const SegmentationWriter seg;
   static const MeasurementReportWriter sr;
-  static const std::vector<const ResultWriter*> writers{&pdf, &seg, &sr};
+  static const DerivedSeriesWriter derived;
+  static const SecondaryCaptureWriter sc;
+  static const std::vector<const ResultWriter*> writers{&pdf, &seg, &sr, &derived, &sc};
   return writers;
 }
 
@@ -128,6 +198,23 @@ std::vector<std::string> ResultKinds() {
   std::vector<std::string> kinds;
   for (const ResultWriter* w : DefaultResultWriters()) kinds.push_back(w->Kind());
   return kinds;
+}
+
+std::vector<std::string> ResultNames() {
+  std::vector<std::string> names;
+  for (const std::string& kind : ResultKinds()) names.push_back(kind == "encapsulated-pdf" ? "pdf" : kind);
+  return names;
+}
+
+std::string ResultKindOfName(const std::string& name) {
+  const auto names = ResultNames();
+  const auto it = std::find(names.begin(), names.end(), name);
+  if (it == names.end()) {
+    std::string known;
+    for (const auto& n : names) known += (known.empty() ? "" : ", ") + n;
+    throw Error(ErrorCode::kInvalidInput, "unknown result kind \"" + name + "\" (known: " + known + ")");
+  }
+  return ResultKinds()[it - names.begin()];
 }
 
 }  // namespace procnode

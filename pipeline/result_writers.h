@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/report_section.h"
 #include "processors/processor.h"
 #include "processors/series_volume.h"
 
@@ -33,14 +34,17 @@ struct ResultInputs {
   const SeriesVolume& loaded;
   const Provenance& provenance;
   const std::string& report_pdf;
+  const ReportSection& key_images;  // the report's key images and their legend; no images when there are none
 };
 
 struct ResultObject {
-  std::string kind;  // the writer's kind: "encapsulated-pdf", "seg", "sr"
-  std::string stem;  // what the sink names it by: "report-pdf", "seg", "sr"
-  std::string dicom;
+  std::string kind;  // the writer's kind: "encapsulated-pdf", "seg", "sr", "derived"
+  std::string stem;  // what the sink names it by: "report-pdf", "seg", "sr", "derived-normalized"
+  // DICOM Part 10: one object, or a series' instances in order (a derived series; the sink names
+  // each STEM/0001, STEM/0002, ...).
+  std::vector<std::string> instances;
   int series_number = 0;
-  std::string series_instance_uid, sop_instance_uid;
+  std::string series_instance_uid, sop_instance_uid;  // the (first) instance's
   std::vector<int> segment_numbers;  // a SEG: each output segment's number (0: left out, empty)
 };
 
@@ -52,17 +56,29 @@ class ResultWriter {
   // Essential: its failure fails the job (the report). Otherwise a failure costs the job this
   // object and adds a warning; later writers that need it do not apply.
   virtual bool Essential() const { return false; }
+  // Written when neither the rule ("results") nor the processor (default_results) names the kinds.
+  virtual bool ByDefault() const { return true; }
   virtual bool AppliesTo(const ProcessorOutput& output, const std::vector<ResultObject>& earlier) const = 0;
-  // Adds what the reader of the results should know (a segment left out) to `warnings`.
-  virtual ResultObject Write(const ResultInputs& inputs, int series_number, const std::vector<ResultObject>& earlier,
+  // The objects it made: one, or several (a derived series per derived image). Adds what the
+  // reader of the results should know (a segment left out) to `warnings`.
+  virtual std::vector<ResultObject> Write(const ResultInputs& inputs, int series_number, const std::vector<ResultObject>& earlier,
                              std::vector<std::string>& warnings) const = 0;
 };
 
-// procnode's writers, in order: the report as Encapsulated PDF (always), a SEG where the processor
-// labelled segments, an SR (TID 1500) of the segments' measurements where the SEG was written.
+// procnode's writers, in order: the report as Encapsulated PDF, a SEG where the processor labelled
+// segments, an SR (TID 1500) of the segments' measurements where the SEG was written, a derived
+// image series per image the processor derived (results/derived_series.h), the report's key images
+// as Secondary Capture (results/secondary_capture.h; written only where a rule or the processor's
+// defaults ask for "sc").
 const std::vector<const ResultWriter*>& DefaultResultWriters();
 
 // The kinds of DefaultResultWriters(), for checking configuration.
 std::vector<std::string> ResultKinds();
+
+// A rule's "results" names ("pdf", "seg", "sr", "derived", ...) as writer kinds ("pdf" is the
+// "encapsulated-pdf" writer); Error(kInvalidInput) naming an unknown one and the known ones.
+std::string ResultKindOfName(const std::string& name);
+// The names a rule may list, in writer order.
+std::vector<std::string> ResultNames();
 
 }  // namespace procnode

@@ -52,6 +52,7 @@ RuleVocabulary DefaultVocabulary(const ProcessorRegistry& processors, std::set<s
     }
   };
   vocabulary.destinations = std::move(destinations);
+  for (const auto& name : ResultNames()) vocabulary.result_names.insert(name);
   for (const auto& name : AnonymizationOptionNames()) vocabulary.anonymization_options.insert(name);
   return vocabulary;
 }

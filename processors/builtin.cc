@@ -6,6 +6,9 @@ void RegisterBuiltinProcessors(ProcessorRegistry& registry) {
   RegisterVolumeStats(registry);
   RegisterLungEmphysema(registry);
   RegisterBoneDensity(registry);
+#if PROCNODE_HAVE_ITK
+  RegisterMrNormalize(registry);
+#endif
 }
 
 const ProcessorRegistry& BuiltinProcessors() {

@@ -50,6 +50,9 @@ struct ProcessorInfo {
   uint64_t gpu_bytes_fixed = 0;         // device memory it needs whatever the input's size
   uint64_t host_bytes_fixed = 0;        // host memory it needs besides the per-voxel part
   nlohmann::json details;               // extra for REST and the command line (a tool's manifest); null: none
+  // The result kinds ("pdf", "seg", "sr", "derived", "sc") written when a rule names none; empty:
+  // every kind that applies to the output.
+  std::vector<std::string> default_results;
 };
 
 struct ProcessorContext {
@@ -68,6 +71,20 @@ struct OutputFile {
   std::string name;   // a plain file name
   std::string bytes;
   std::string description;
+};
+
+// An image a processor derived from its input, on the input's grid (one value per input voxel),
+// written back by the "derived" result writer as a new image series beside the source (same
+// geometry and frame of reference; results/derived_series.h).
+struct DerivedImage {
+  std::string name;                 // what it is, short: "normalized", "bias-field"
+  std::string series_description;   // the derived series' SeriesDescription
+  std::string derivation_description;  // (0008,2111): how it was made, in words
+  std::vector<Code> derivation_codes;  // CID 7203 Image Derivation
+  std::vector<float> voxels;
+  // The smallest step between values that matters: the writer's rescale keeps it (0: as fine as
+  // 16 bits allow over the values' range).
+  double precision = 0;
 };
 
 struct LabelName {
@@ -100,6 +117,7 @@ struct ProcessorOutput {
   std::string device;                     // "cpu" or "cuda:0 <name>": what ran
   std::string device_note;                // why the CPU ran when a GPU was preferred
   std::vector<OutputFile> files;          // derived images and the like, kept with the job
+  std::vector<DerivedImage> derived;      // images on the input's grid, written back as DICOM series
   nlohmann::json run;                     // how an external tool ran (provenance); null for natives
   std::vector<KeyView> key_views;         // empty: the default key images
   std::vector<LegendEntry> key_legend;    // the key images' legend; empty: one entry per segment

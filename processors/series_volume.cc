@@ -29,10 +29,33 @@ StudyIdentity IdentityOf(DcmDataset& ds, const std::string& name) {
 
 }  // namespace
 
-StudyIdentity ReadStudyIdentity(StudySource& source, const std::string& instance_id) {
+StudyIdentity ReadStudyIdentity(StudySource& source, const std::string& instance_id, const std::vector<std::string>& acquisition_keywords,
+                                std::map<std::string, std::string>* acquisition) {
   const std::string name = "instance " + instance_id;
   auto file = ReadInstance(source, instance_id, name);
-  return IdentityOf(*file->getDataset(), name);
+  DcmDataset& ds = *file->getDataset();
+  for (const auto& keyword : acquisition_keywords) {
+    DcmTag tag;
+    OFString value;
+    if (acquisition == nullptr || DcmTag::findTagFromName(keyword.c_str(), tag).bad()) continue;
+    if (ds.findAndGetOFStringArray(tag, value).good() && !value.empty()) (*acquisition)[keyword] = value.c_str();
+  }
+  return IdentityOf(ds, name);
+}
+
+const std::vector<std::string>& AcquisitionKeywords() {
+  static const std::vector<std::string> keywords{
+      // General Series (C.7.3.1)
+      "PatientPosition", "BodyPartExamined",
+      // MR Image (C.8.3.1)
+      "ScanningSequence", "SequenceVariant", "ScanOptions", "MRAcquisitionType", "SequenceName", "AngioFlag", "RepetitionTime",
+      "EchoTime", "InversionTime", "EchoTrainLength", "NumberOfAverages", "ImagingFrequency", "ImagedNucleus", "EchoNumbers",
+      "MagneticFieldStrength", "FlipAngle", "PixelBandwidth", "PercentSampling", "PercentPhaseFieldOfView",
+      "InPlanePhaseEncodingDirection", "AcquisitionMatrix",
+      // CT Image (C.8.2.1)
+      "KVP", "ConvolutionKernel", "XRayTubeCurrent", "ExposureTime", "Exposure", "FilterType", "DataCollectionDiameter",
+      "ReconstructionDiameter", "GantryDetectorTilt"};
+  return keywords;
 }
 
 const SeriesRef& LargestInputSeries(const std::vector<SeriesRef>& series) {

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -45,6 +46,9 @@ struct SeriesVolume {
   std::vector<SourceInstance> sources;  // in slice order
   std::vector<std::string> warnings;    // safe to show: no PHI
   nlohmann::json sidecar;               // the converter's BIDS sidecar of the part used (no PHI)
+  // The first instance's acquisition attributes that derived images repeat, by keyword
+  // ("EchoTime" -> "2.98"): a whitelist without PHI (results/derived_series.h).
+  std::map<std::string, std::string> acquisition;
 };
 
 struct LoadCallbacks {
@@ -55,8 +59,16 @@ struct LoadCallbacks {
 };
 
 
-// The Patient and General Study attributes of one instance (PHI: keep it out of logs and files).
-StudyIdentity ReadStudyIdentity(StudySource& source, const std::string& instance_id);
+// The Patient and General Study attributes of one instance (PHI: keep it out of logs and files),
+// and those of `acquisition_keywords` it holds (empty values left out).
+StudyIdentity ReadStudyIdentity(StudySource& source, const std::string& instance_id,
+                                const std::vector<std::string>& acquisition_keywords = {},
+                                std::map<std::string, std::string>* acquisition = nullptr);
+
+// The acquisition keywords SeriesVolume::acquisition holds: the MR Image and CT Image modules'
+// physics and the series' patient position and body part (none identifies anyone: PS3.15 E.1-1
+// keeps them all).
+const std::vector<std::string>& AcquisitionKeywords();
 
 // The series with the most instances among those not produced by procnode, or Error(kNotFound).
 const SeriesRef& LargestInputSeries(const std::vector<SeriesRef>& series);

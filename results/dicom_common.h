@@ -4,6 +4,7 @@
 
 #include <dcmtk/dcmdata/dcitem.h>
 
+#include <array>
 #include <string>
 
 #include "processors/series_volume.h"
@@ -16,6 +17,17 @@ void CheckDcmtk(const OFCondition& status, const char* object, const char* what)
 
 // Patient (C.7.1.1) and General Study (C.7.2.1) attributes from the source, in its character set.
 void PutStudyIdentity(DcmItem& item, const StudyIdentity& study, const char* object);
+
+// Where pixel (row, column) of a single-frame source instance falls in the volume, in fractional
+// voxel indices: base + row * per_row + column * per_column. The source needs its plane position
+// and orientation (callers check).
+struct FrameMapping {
+  std::array<double, 3> base, per_row, per_column;
+};
+FrameMapping MapFrame(const SourceInstance& source, const Volume& volume);
+
+// A Decimal String (VR DS, at most 16 characters) of `value`.
+std::string DecimalString(double value);
 
 struct DicomNow {
   std::string date, time;  // YYYYMMDD, HHMMSS

@@ -32,36 +32,10 @@ constexpr const char* kObject = "SEG";
 
 void Check(const OFCondition& status, const char* what) { CheckDcmtk(status, kObject, what); }
 
-std::string Decimal(double value) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "%.10g", value);
-  return buffer;
-}
 
 CodeSequenceMacro Coded(const Code& code) { return CodeSequenceMacro(code.value.c_str(), code.scheme.c_str(), code.meaning.c_str()); }
 
 double Dot(const std::array<double, 3>& a, const std::array<double, 3>& b) { return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]; }
-
-// Where source pixel (row, column) falls in the volume: voxel = base + row * per_row + column * per_column.
-struct FrameMapping {
-  std::array<double, 3> base, per_row, per_column;
-};
-
-FrameMapping MapFrame(const SourceInstance& s, const Volume& v) {
-  const auto& p = *s.position;
-  const auto& o = *s.orientation;
-  const std::array<double, 3> row_dir{o[0], o[1], o[2]}, col_dir{o[3], o[4], o[5]};
-  const std::array<const std::array<double, 3>*, 3> axes{&v.row_direction, &v.column_direction, &v.slice_direction};
-  FrameMapping m;
-  for (int a = 0; a < 3; ++a) {
-    const double spacing = std::abs(v.spacing[a]);
-    m.base[a] = Dot({p[0] - v.origin[0], p[1] - v.origin[1], p[2] - v.origin[2]}, *axes[a]) / spacing;
-    // Moving one row goes along the column direction by the row spacing, and vice versa.
-    m.per_row[a] = Dot(col_dir, *axes[a]) * s.pixel_spacing[0] / spacing;
-    m.per_column[a] = Dot(row_dir, *axes[a]) * s.pixel_spacing[1] / spacing;
-  }
-  return m;
-}
 
 }  // namespace
 
@@ -107,17 +81,17 @@ SegmentationResult MakeSegmentation(const SegmentationSpec& spec, const Volume& 
 
   // Shared geometry: orientation and pixel measures of the source.
   FGPlaneOrientationPatient* orientation =
-      FGPlaneOrientationPatient::createMinimal(Decimal(o[0]).c_str(), Decimal(o[1]).c_str(), Decimal(o[2]).c_str(),
-                                               Decimal(o[3]).c_str(), Decimal(o[4]).c_str(), Decimal(o[5]).c_str());
+      FGPlaneOrientationPatient::createMinimal(DecimalString(o[0]).c_str(), DecimalString(o[1]).c_str(), DecimalString(o[2]).c_str(),
+                                               DecimalString(o[3]).c_str(), DecimalString(o[4]).c_str(), DecimalString(o[5]).c_str());
   if (!orientation) throw Error(ErrorCode::kInternal, "SEG: plane orientation");
   std::unique_ptr<FGPlaneOrientationPatient> orientation_owner(orientation);
   Check(seg->addForAllFrames(*orientation), "shared plane orientation");
   FGPixelMeasures measures;
-  Check(measures.setPixelSpacing((Decimal(first.pixel_spacing[0]) + "\\" + Decimal(first.pixel_spacing[1])).c_str()), "PixelSpacing");
+  Check(measures.setPixelSpacing((DecimalString(first.pixel_spacing[0]) + "\\" + DecimalString(first.pixel_spacing[1])).c_str()), "PixelSpacing");
   double spacing = first.slice_thickness;
   if (sorted.size() > 1) spacing = std::abs(Dot(*sorted[1]->position, normal) - Dot(*sorted[0]->position, normal));
-  if (first.slice_thickness > 0) Check(measures.setSliceThickness(Decimal(first.slice_thickness).c_str()), "SliceThickness");
-  if (spacing > 0) Check(measures.setSpacingBetweenSlices(Decimal(spacing).c_str()), "SpacingBetweenSlices");
+  if (first.slice_thickness > 0) Check(measures.setSliceThickness(DecimalString(first.slice_thickness).c_str()), "SliceThickness");
+  if (spacing > 0) Check(measures.setSpacingBetweenSlices(DecimalString(spacing).c_str()), "SpacingBetweenSlices");
   Check(seg->addForAllFrames(measures), "shared pixel measures");
 
   // Dimensions: segment, then position.
@@ -202,7 +176,7 @@ SegmentationResult MakeSegmentation(const SegmentationSpec& spec, const Volume& 
       Check(content.setDimensionIndexValues(static_cast<Uint32>(f + 1), 1), "DimensionIndexValues");
       const auto& p = *s.position;
       std::unique_ptr<FGPlanePosPatient> position(
-          FGPlanePosPatient::createMinimal(Decimal(p[0]).c_str(), Decimal(p[1]).c_str(), Decimal(p[2]).c_str()));
+          FGPlanePosPatient::createMinimal(DecimalString(p[0]).c_str(), DecimalString(p[1]).c_str(), DecimalString(p[2]).c_str()));
       ImageSOPInstanceReferenceMacro reference;
       Check(reference.setReferencedSOPClassUID(s.sop_class_uid.c_str()), "ReferencedSOPClassUID");
       Check(reference.setReferencedSOPInstanceUID(s.sop_instance_uid.c_str()), "ReferencedSOPInstanceUID");

@@ -342,7 +342,7 @@ class Parser {
       Error(at, "an action is an object with \"pipeline\"");
       return action;
     }
-    Keys(node, at, {"pipeline", "parameters", "device", "priority", "anonymize", "destinations", "bids", "executor"});
+    Keys(node, at, {"pipeline", "parameters", "device", "priority", "anonymize", "destinations", "bids", "executor", "results"});
     if (!node.contains("pipeline") || !node["pipeline"].is_string()) {
       Error(at + "/pipeline", "missing: the pipeline to run");
     } else {
@@ -395,6 +395,21 @@ class Parser {
           node["destinations"], at + "/destinations", "must be a list of configured destination names",
           [&](const std::string& name) { return vocabulary_.destinations.contains(name); },
           [](const json& name) { return "unknown destination " + name.dump() + " (configure it in ProcNode.Destinations)"; });
+    }
+    if (node.contains("results")) {
+      action.results = NameList(
+          node["results"], at + "/results", "must be a list of result kinds (\"pdf\", \"seg\", \"sr\", \"derived\", ...)",
+          [&](const std::string& name) { return vocabulary_.result_names.empty() || vocabulary_.result_names.contains(name); },
+          [&](const json& name) {
+            std::string known;
+            for (const auto& n : vocabulary_.result_names) known += (known.empty() ? "" : ", ") + n;
+            return "unknown result kind " + name.dump() + " (known: " + known + ")";
+          });
+      if (node["results"].is_array() && node["results"].empty()) Error(at + "/results", "must name at least one result kind");
+      const auto& r = action.results;
+      if (std::find(r.begin(), r.end(), "sr") != r.end() && std::find(r.begin(), r.end(), "seg") == r.end()) {
+        Error(at + "/results", "\"sr\" needs \"seg\": the SR's measurements refer to the SEG's segments");
+      }
     }
     if (node.contains("bids")) {
       action.bids = node["bids"];
@@ -774,7 +789,8 @@ namespace {
 JobSpec SpecOf(const RuleAction& action, const std::string& rule_id) {
   JobSpec spec{.processor = action.pipeline, .processor_version = action.pipeline_version,
                .parameters = action.parameters, .device = action.device.empty() ? "auto" : action.device,
-               .destinations = action.destinations, .bids = action.bids, .executor = action.executor};
+               .destinations = action.destinations, .bids = action.bids, .executor = action.executor,
+               .results = action.results};
   if (action.anonymize) {
     spec.anonymize = AnonymizationSpec{
         .project = action.anonymize_project.empty() ? "rule:" + rule_id : action.anonymize_project,

@@ -101,6 +101,7 @@ struct RuleAction {
   std::vector<std::string> destinations;
   nlohmann::json bids = nullptr;  // "bids": where series go in the BIDS destinations (routing/bids_mapping.h)
   std::string executor;           // "local", "slurm"; "" : the node's default
+  std::vector<std::string> results;  // "results": the result kinds to write; empty: the processor's defaults
 };
 
 struct RoutingRule {
@@ -138,6 +139,7 @@ struct RuleVocabulary {
   std::set<std::string> destinations;                                         // configured
   std::set<std::string> bids_destinations;  // those of kind "bids": only on anonymized routes, with a "bids" mapping
   bool slurm = false;  // ProcNode.Executor is configured: a rule may send its jobs to Slurm
+  std::set<std::string> result_names;  // what "results" may list ("pdf", "seg", ...); empty: any
   // Anonymization option names a rule may use; empty: any.
   std::set<std::string> anonymization_options;
   // A parameter value's problem ("" when fine), e.g. out of range; optional.
