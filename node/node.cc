@@ -925,8 +925,10 @@ nlohmann::json Node::Workers() {
 std::string Node::SeriesNifti(const std::string& series_id, int part) {
   OrthancStudySource source(rest_);
   const SeriesRef series = source.GetSeries(series_id);
-  if (series.produced_by_procnode) {
-    throw Error(ErrorCode::kUnsupported, "series " + series_id + " is a procnode result, not an image series");
+  // procnode's derived image series (an N4-corrected MR) convert like any series; its reports,
+  // segmentations and measurement reports are not images.
+  if (series.produced_by_procnode && (series.modality == "DOC" || series.modality == "SEG" || series.modality == "SR")) {
+    throw Error(ErrorCode::kUnsupported, "series " + series_id + " is a procnode result (" + series.modality + "), not an image series");
   }
   std::string bytes;
   {  // the volumes go as soon as the file is made: Orthanc copies the answer

@@ -116,8 +116,11 @@ std::string RejectionReason(const ProcessorInfo& info, const Volume& volume) {
     for (const auto& m : info.modalities) accepted += (accepted.empty() ? "" : ", ") + m;
     return info.name + " accepts " + accepted + "; the series is " + (volume.modality.empty() ? "of unknown modality" : volume.modality);
   }
-  if (volume.dims[2] < info.min_slices) {
-    return info.name + " needs at least " + std::to_string(info.min_slices) + " slices; the series has " + std::to_string(volume.dims[2]);
+  // Slices: the volume's thinnest extent, whichever axis the converter put the slices on (a
+  // sagittal series' slices may be its first axis); a 2D localizer has 1.
+  const std::size_t slices = std::min({volume.dims[0], volume.dims[1], volume.dims[2]});
+  if (slices < info.min_slices) {
+    return info.name + " needs at least " + std::to_string(info.min_slices) + " slices; the series has " + std::to_string(slices);
   }
   return "";
 }

@@ -87,3 +87,10 @@ def dcmjs_read(seg_path, sr_path):
     out = run(["node", os.path.join(DCMJS_JUDGE, "read_seg_sr.mjs"), seg_path, sr_path], cwd=DCMJS_JUDGE)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
+
+
+def dcmjs_read_images(paths):
+    """What dcmjs reads from image objects (tests/judges/dcmjs/read_images.mjs): one dict per file."""
+    out = run(["node", os.path.join(DCMJS_JUDGE, "read_images.mjs")] + list(paths), cwd=DCMJS_JUDGE)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
