@@ -19,7 +19,7 @@ std::string ErrorOf(const std::string& text) {
 TEST(JobSpec, RoundTripsEveryField) {
   JobSpec spec{.processor = "lung-emphysema", .processor_version = "2", .parameters = {{"variant", "accurate"}, {"percentile", 15}},
                .device = "gpu", .anonymize = AnonymizationSpec{.project = "copd", .options = {"retain-uids"}, .results_to_clinical = true},
-               .destinations = {"pacs", "research"}, .executor = "slurm",
+               .destinations = {"pacs", "research"}, .executor = "slurm", .results = {"pdf", "seg", "sc"},
                .requirements = {.needs_gpu = true, .device_memory_bytes = 218103808, .host_memory_bytes = 369098752}};
   const JobSpec back = ParseJobSpec(SerializeJobSpec(spec));
   EXPECT_EQ(back, spec);
@@ -28,6 +28,12 @@ TEST(JobSpec, RoundTripsEveryField) {
   EXPECT_FALSE(ParseJobSpec(SerializeJobSpec(plain)).anonymize);
   EXPECT_EQ(JobSpecToJson(plain)["anonymize"], nullptr);
   EXPECT_FALSE(JobSpecToJson(plain).contains("executor"));  // as specs were before executors existed
+  EXPECT_FALSE(JobSpecToJson(plain).contains("results"));   // the processor's defaults
+  // Other result kinds are another job: the study is processed again for them.
+  JobSpec with_sc = plain;
+  with_sc.results = {"pdf", "sc"};
+  EXPECT_NE(KeyParametersJson(with_sc), KeyParametersJson(plain));
+  EXPECT_EQ(KeyParametersJson(plain), "{}");
 }
 
 TEST(JobSpec, AStoredSpecOfTheWrongShapeNamesTheField) {

@@ -237,6 +237,10 @@ PipelineResult RunPipeline(const Processor& processor, const nlohmann::json& giv
   if (anonymizing) provenance.study_id = "pseudonymous (anonymized route)";
   const ProcessorInfo& info = processor.Info();
   const nlohmann::json parameters = ResolveParameters(info, given_parameters);
+  // The result kinds asked for (by the rule, else the processor's defaults; none named: every
+  // writer that writes by default), checked before any work.
+  std::set<std::string> wanted;
+  for (const auto& name : ctx.results.empty() ? info.default_results : ctx.results) wanted.insert(ResultKindOfName(name));
   Stages stages(ctx);
   stages.Begin("fetch", 0.0);
   const auto series_list = source.ListSeries(clinical_provenance.study_id);
@@ -320,9 +324,6 @@ PipelineResult RunPipeline(const Processor& processor, const nlohmann::json& giv
                             .report_pdf = result.pdf, .key_images = key_images ? *key_images : kNoKeyImages};
   std::vector<ResultObject> objects;
   std::vector<std::string> result_warnings;
-  // The kinds asked for (by the rule, else the processor's defaults); none named: all that apply.
-  std::set<std::string> wanted;
-  for (const auto& name : ctx.results.empty() ? info.default_results : ctx.results) wanted.insert(ResultKindOfName(name));
   const std::vector<std::string> selectable = ResultKinds();  // a caller's own writers are always run
   for (const ResultWriter* writer : ctx.writers ? *ctx.writers : DefaultResultWriters()) {
     const bool selectable_kind = std::find(selectable.begin(), selectable.end(), writer->Kind()) != selectable.end();

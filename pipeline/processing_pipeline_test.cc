@@ -197,6 +197,63 @@ TEST(Pipeline, ResultWritersDecideForThemselvesAndAFailingOptionalOneOnlyWarns) 
   EXPECT_NE(result.summary["warnings"].dump().find("failing not written: cannot describe this source"), std::string::npos);
 }
 
+// The threshold processor that also derives an image (the input doubled), as mr-normalize does.
+class ThresholdWithDerived : public ThresholdProcessor {
+ public:
+  ProcessorOutput Run(const Volume& v, const nlohmann::json& parameters, const ProcessorContext& context) const override {
+    ProcessorOutput out = ThresholdProcessor::Run(v, parameters, context);
+    DerivedImage doubled{.name = "double", .series_description = "doubled", .derivation_description = "the input times two",
+                         .derivation_codes = {{"113053", "DCM", "Pixel by pixel multiplication"}}, .voxels = v.voxels};
+    for (float& x : doubled.voxels) x *= 2;
+    out.derived.push_back(std::move(doubled));
+    return out;
+  }
+};
+
+TEST(Pipeline, TheResultKindsChooseTheWritersAndADerivedSeriesIsStoredInstanceByInstance) {
+  FolderStudySource source(kChest);
+  const ThresholdWithDerived processor;
+  auto kinds = [](const PipelineResult& r) {
+    std::vector<std::string> out;
+    for (const auto& entry : r.summary["results"]) out.push_back(entry["kind"]);
+    return out;
+  };
+  {  // Nobody chose: every writer that writes by default (Secondary Capture does not).
+    MemorySink sink;
+    PipelineContext ctx{.device = DevicePreference::kCpu, .font_path = PROCNODE_FONT};
+    const auto result = RunPipeline(processor, {}, source, sink, ctx, Origin("derived-1"));
+    EXPECT_EQ(kinds(result), (std::vector<std::string>{"encapsulated-pdf", "seg", "sr", "derived"}));
+    ASSERT_EQ(sink.stored.size(), 3u + 64u);
+    const auto& derived = result.summary["results"][3];
+    ASSERT_EQ(derived["instances"].size(), 64u);
+    EXPECT_EQ(derived["instances"][0], "memory/derived-double/0001");
+    EXPECT_EQ(derived["stored"], derived["instances"][0]);
+    EXPECT_EQ(derived["series_number"], 9004);
+    EXPECT_EQ(Tag(sink.stored[3], DCM_SOPClassUID), "1.2.840.10008.5.1.4.1.1.2");  // CT Image, as its source
+    EXPECT_EQ(Tag(sink.stored[3], DCM_ImageType), "DERIVED\\SECONDARY\\OTHER");
+    EXPECT_EQ(Tag(sink.stored[3], DCM_SeriesDescription), "procnode test-threshold: doubled");
+    EXPECT_EQ(Tag(sink.stored[3], DCM_Manufacturer), "procnode");
+  }
+  {  // A rule's choice: the report and the key images only.
+    MemorySink sink;
+    PipelineContext ctx{.device = DevicePreference::kCpu, .font_path = PROCNODE_FONT};
+    ctx.results = {"pdf", "sc"};
+    const auto result = RunPipeline(processor, {}, source, sink, ctx, Origin("derived-2"));
+    EXPECT_EQ(kinds(result), (std::vector<std::string>{"encapsulated-pdf", "sc"}));
+    ASSERT_EQ(sink.stored.size(), 3u);  // the report, the axial and the coronal key image
+    EXPECT_EQ(Tag(sink.stored[1], DCM_SOPClassUID), "1.2.840.10008.5.1.4.1.1.7");
+    EXPECT_EQ(Tag(sink.stored[1], DCM_PhotometricInterpretation), "RGB");
+    EXPECT_EQ(Tag(sink.stored[1], DCM_Modality), "CT");
+  }
+  {  // An unknown kind fails before anything is stored.
+    MemorySink sink;
+    PipelineContext ctx{.device = DevicePreference::kCpu, .font_path = PROCNODE_FONT};
+    ctx.results = {"movie"};
+    EXPECT_THROW(RunPipeline(processor, {}, source, sink, ctx, Origin("derived-3")), Error);
+    EXPECT_TRUE(sink.stored.empty());
+  }
+}
+
 TEST(ProcessorRegistry, RefusesATwiceRegisteredNameAndListsTheKnownOnes) {
   ProcessorRegistry registry;
   RegisterBuiltinProcessors(registry);

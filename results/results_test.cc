@@ -10,9 +10,11 @@
 #include <regex>
 
 #include "core/digest.h"
+#include "core/error.h"
 #include "dicom/io.h"
 #include "results/encapsulated_pdf.h"
 #include "results/pdf_report.h"
+#include "results/secondary_capture.h"
 
 namespace procnode {
 namespace {
@@ -101,6 +103,61 @@ TEST(EncapsulatedPdf, PassesDciodvfyWithoutErrors) {
   const std::string report = RunCommand("dciodvfy -new " + path);
   EXPECT_EQ(report.find("Error"), std::string::npos) << report;
   EXPECT_NE(report.find("EncapsulatedPDF"), std::string::npos) << report;
+}
+
+SecondaryCaptureSpec CaptureSpec(std::size_t images) {
+  SecondaryCaptureSpec spec;
+  spec.study = {.patient_name = "DOE^JANE", .patient_id = "P1", .study_instance_uid = DerivedUid("test/study", "sc"),
+                .study_date = "20260101", .study_time = "120000", .study_id = "1", .accession_number = "A1"};
+  spec.series_instance_uid = DerivedUid("test/sc-series", "1");
+  for (std::size_t k = 0; k < images; ++k) spec.sop_instance_uids.push_back(DerivedUid("test/sc", std::to_string(k)));
+  spec.series_description = "procnode test key images";
+  spec.modality = "CT";
+  spec.software_version = "procnode test";
+  spec.legend = "right lung; left lung";
+  return spec;
+}
+
+ReportImage Gradient(int width, int height) {
+  ReportImage image{.width = width, .height = height, .caption = "axial, slice 12"};
+  for (int i = 0; i < width * height; ++i) image.rgb.insert(image.rgb.end(), {uint8_t(i), uint8_t(2 * i), uint8_t(255 - i)});
+  return image;
+}
+
+TEST(SecondaryCapture, OneRgbImagePerKeyImagePassesDciodvfy) {
+  const auto objects = MakeSecondaryCaptures(CaptureSpec(2), {Gradient(64, 48), Gradient(33, 21)});
+  ASSERT_EQ(objects.size(), 2u);
+  auto file = ReadDicomBuffer(objects[1], "sc");
+  DcmDataset& ds = *file->getDataset();
+  Uint16 rows = 0, columns = 0, samples = 0;
+  ds.findAndGetUint16(DCM_Rows, rows);
+  ds.findAndGetUint16(DCM_Columns, columns);
+  ds.findAndGetUint16(DCM_SamplesPerPixel, samples);
+  EXPECT_EQ(rows, 21);
+  EXPECT_EQ(columns, 33);
+  EXPECT_EQ(samples, 3);
+  const Uint8* pixels = nullptr;
+  unsigned long count = 0;
+  ASSERT_TRUE(ds.findAndGetUint8Array(DCM_PixelData, pixels, &count).good());
+  ASSERT_GE(count, 33u * 21u * 3u);
+  EXPECT_EQ(std::vector<uint8_t>(pixels, pixels + 33 * 21 * 3), Gradient(33, 21).rgb);
+  OFString comments;
+  ds.findAndGetOFString(DCM_ImageComments, comments);
+  EXPECT_EQ(comments, "axial, slice 12");
+  for (const auto& object : objects) {
+    const std::string path = TempFile("sc.dcm", object);
+    const std::string report = RunCommand("dciodvfy -new " + path);
+    EXPECT_EQ(report.find("Error"), std::string::npos) << report;
+    EXPECT_NE(report.find("SCImage"), std::string::npos) << report;
+  }
+}
+
+TEST(SecondaryCapture, AnEmptyOrMalformedImageIsRefused) {
+  ReportImage short_of_pixels = Gradient(8, 8);
+  short_of_pixels.rgb.resize(10);
+  EXPECT_THROW(MakeSecondaryCaptures(CaptureSpec(1), {short_of_pixels}), Error);
+  EXPECT_THROW(MakeSecondaryCaptures(CaptureSpec(1), {ReportImage{}}), Error);
+  EXPECT_THROW(MakeSecondaryCaptures(CaptureSpec(2), {Gradient(4, 4)}), Error);
 }
 
 }  // namespace

@@ -307,6 +307,31 @@ TEST(RuleSet, APipelineUpgradeChangesTheIdempotencyKeySoTheStudyIsProcessedAgain
   EXPECT_NE(v1.idempotency_key, v2.idempotency_key) << "a new version processes the study again";
 }
 
+TEST(RuleSet, ResultsNameKnownKindsAnSrNeedsItsSegAndTheJobCarriesThem) {
+  RuleVocabulary v = Vocabulary();
+  v.result_names = {"pdf", "seg", "sr", "derived", "sc"};
+  auto parse = [&](const std::string& results) {
+    return ParseRuleSet(R"({"rules": [{"id": "r", "match": {"attribute": "Modality", "equals": "CT"}, "action": )"
+                        R"({"pipeline": "volume-stats", "results": )" + results + "}}]}",
+                        v);
+  };
+  const auto unknown = parse(R"(["pdf", "movie"])");
+  ASSERT_EQ(unknown.errors.size(), 1u);
+  EXPECT_EQ(unknown.errors[0].pointer, "/rules/0/action/results/1");
+  EXPECT_NE(unknown.errors[0].reason.find("unknown result kind \"movie\" (known: "), std::string::npos) << unknown.errors[0].reason;
+  const auto lone_sr = parse(R"(["pdf", "sr"])");
+  ASSERT_EQ(lone_sr.errors.size(), 1u);
+  EXPECT_EQ(lone_sr.errors[0].pointer, "/rules/0/action/results");
+  EXPECT_EQ(parse("[]").errors.size(), 1u);
+  EXPECT_EQ(parse(R"("pdf")").errors.size(), 1u);
+  const auto parsed = parse(R"(["pdf", "seg", "sc"])");
+  ASSERT_TRUE(parsed.rule_set) << parsed.errors[0].reason;
+  const StudyAttributes study = Study({{0x00080060, "CT"}});
+  const auto jobs = PlanJobs(*parsed.rule_set, study, EvaluateRuleSet(*parsed.rule_set, study));
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_EQ(jobs[0].rule.spec.results, (std::vector<std::string>{"pdf", "seg", "sc"}));
+}
+
 TEST(RuleSet, DisabledRulesNeverFireAndSayWhy) {
   const auto rules = Parse(Set({Rule("off", R"({"all": []})", R"(, "enabled": false)")}));
   const auto evaluations = EvaluateRuleSet(rules, Study(kChestCt));

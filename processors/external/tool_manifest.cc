@@ -264,6 +264,8 @@ ProcessorInfo ToolProcessorInfo(const ToolManifest& m) {
   info.modalities = m.modalities;
   info.min_slices = m.min_slices;
   info.kind = "external";
+  // A tool's derived images are kept with the job; written as DICOM series where a rule asks ("derived").
+  info.default_results = {"pdf", "seg", "sr"};
   info.requires_gpu = m.gpu;
   info.has_gpu_implementation = m.gpu;
   info.gpu_bytes_fixed = m.gpu_memory_bytes;

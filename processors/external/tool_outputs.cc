@@ -334,6 +334,13 @@ void ReadDerived(const Reader& reader, const std::string& file, const Volume& in
   image.descrip.resize(std::min<std::size_t>(image.descrip.size(), 79));
   out.files.push_back({file.ends_with(".gz") ? file : file + ".gz", NiftiFileBytes(image, true),
                        "derived image by " + reader.manifest().name + " " + reader.manifest().version});
+  // Also a derived image series where the rule asks for one ("results": [..., "derived"]).
+  std::string name = file.substr(0, file.find('.'));
+  out.derived.push_back({.name = name,
+                         .series_description = reader.manifest().name + " " + name,
+                         .derivation_description = "derived image " + file + " by external tool " + reader.manifest().name + " " +
+                                                   reader.manifest().version,
+                         .voxels = values.voxels});
 }
 
 }  // namespace

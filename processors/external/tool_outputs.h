@@ -10,7 +10,9 @@
 //                       "label": 1, "code": {...}}]}: UCUM units, per label (in the SR) or global
 //   report.json         {"sections": [{"heading", "paragraph", "rows": [[label, value]],
 //                       "table": {"header": [...], "rows": [[...]]}}]}
-//   derived images      the NIfTI files the manifest names, on the input's grid, no NaN
+//   derived images      the NIfTI files the manifest names, on the input's grid, no NaN: kept with
+//                       the job, and written as derived image series where a rule's "results"
+//                       names "derived"
 //
 // Everything is bounded (sizes, counts, text lengths) and every fault is Error(kProcessorFailed)
 // "tool NAME: FILE: reason". Pure except for reading the folder; thread-safe.

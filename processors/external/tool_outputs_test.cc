@@ -111,6 +111,9 @@ TEST_F(ToolOutputsTest, TheContractBecomesSegmentsMeasurementsReportAndDerivedIm
   EXPECT_EQ(out.report[0].table.rows[0][1], "2");
   ASSERT_EQ(out.files.size(), 1u);
   EXPECT_EQ(out.files[0].name, "derived.nii.gz");
+  ASSERT_EQ(out.derived.size(), 1u);  // for the derived-series writer, on the input's grid
+  EXPECT_EQ(out.derived[0].name, "derived");
+  EXPECT_EQ(out.derived[0].voxels, std::vector<float>(24, 0.25f));
   const NiftiImage rewritten = ParseNiftiBytes(out.files[0].bytes, "derived");
   EXPECT_EQ(rewritten.descrip, "procnode derived: demo");
   ASSERT_EQ(out.warnings.size(), 1u);
