@@ -1,0 +1,62 @@
+// IBSI chapter 1 radiomics features (Image Biomarker Standardisation Initiative reference manual,
+// arXiv:1612.07003): the feature families computed on a region of interest, named by the tags the
+// IBSI reference tables use (`stat_mean`, `cm_joint_max_2D_avg`, ...). This first part holds the
+// families that need no mesh: intensity statistics (IBSI 3.3), intensity histogram (3.4),
+// intensity-volume histogram (3.5), grey level co-occurrence (3.6) and run length (3.7) matrices
+// with the IBSI aggregations:
+//   _2D_avg     per slice and in-plane direction, features averaged over both;
+//   _2D_comb    per slice the four directions merged, features averaged over slices;
+//   _2_5D_avg   per in-plane direction all slices merged, features averaged over directions;
+//   _2_5D_comb  all slices and in-plane directions merged into one matrix;
+//   _3D_avg     per 3D direction (13), features averaged over directions;
+//   _3D_comb    all 13 directions merged into one matrix.
+// Slices are the third voxel axis; neighbours are at Chebyshev distance 1 and both voxels must lie
+// in the region. Matrices are symmetric (GLCM). Logarithms are base 2. Undefined features (a
+// constant region's correlation, an empty matrix) are left out of FeatureSet::values and listed in
+// `undefined` with the reason, never NaN. Pure functions; thread-safe.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace procnode::radiomics {
+
+// A region on a voxel grid (x fastest, then y, then slices): the intensities and, after
+// discretisation, the grey levels 1..grey_levels (0 outside the region).
+struct Region {
+  std::array<std::size_t, 3> dims{0, 0, 0};
+  std::vector<uint8_t> mask;       // non-zero: in the region
+  std::vector<double> intensities; // one per voxel (used inside the region only)
+  std::vector<int> levels;         // one per voxel; 1..grey_levels inside the region
+  int grey_levels = 0;             // Ng
+};
+
+struct FeatureSet {
+  std::map<std::string, double> values;          // tag -> value
+  std::map<std::string, std::string> undefined;  // tag -> why it has no value
+  void Set(const std::string& tag, double value);  // a non-finite value goes to `undefined`
+};
+
+// Intensity statistics (stat_*) of the region's intensities. Percentiles interpolate linearly
+// between order statistics (index p/100 x (N - 1)), as IBSI's reference values were made.
+void IntensityStatistics(const Region& region, FeatureSet& out);
+
+// Intensity histogram (ih_*) of the region's grey levels over 1..grey_levels.
+void IntensityHistogram(const Region& region, FeatureSet& out);
+
+// Intensity-volume histogram (ivh_*) over the grey levels 1..grey_levels: V10/V90 the volume
+// fraction at or above 10 %/90 % of the grey-level range, I10/I90 the lowest grey level whose
+// fraction at or above it is at most 10 %/90 %, and the area under the curve.
+void IntensityVolumeHistogram(const Region& region, FeatureSet& out);
+
+// Grey level co-occurrence matrix features (cm_*), every aggregation.
+void CooccurrenceFeatures(const Region& region, FeatureSet& out);
+
+// Grey level run length matrix features (rlm_*), every aggregation.
+void RunLengthFeatures(const Region& region, FeatureSet& out);
+
+}  // namespace procnode::radiomics
