@@ -3,7 +3,7 @@
 // IBSI reference tables use (`stat_mean`, `cm_joint_max_2D_avg`, ...). This first part holds the
 // families that need no mesh: intensity statistics (IBSI 3.3), intensity histogram (3.4),
 // intensity-volume histogram (3.5), grey level co-occurrence (3.6) and run length (3.7) matrices
-// with the IBSI aggregations:
+// with the IBSI aggregations below, and the zone and neighbourhood matrices (3.8-3.11) with theirs:
 //   _2D_avg     per slice and in-plane direction, features averaged over both;
 //   _2D_comb    per slice the four directions merged, features averaged over slices;
 //   _2_5D_avg   per in-plane direction all slices merged, features averaged over directions;
@@ -58,5 +58,13 @@ void CooccurrenceFeatures(const Region& region, FeatureSet& out);
 
 // Grey level run length matrix features (rlm_*), every aggregation.
 void RunLengthFeatures(const Region& region, FeatureSet& out);
+
+// Zone and neighbourhood families (zones.cc), each as _2D (per slice, averaged), _2_5D (slices
+// merged) and _3D: grey level size zones (szm_*), distance zones (dzm_*), neighbourhood grey tone
+// differences (ngt_*), neighbouring grey level dependence (ngl_*, alpha 0).
+void SizeZoneFeatures(const Region& region, FeatureSet& out);
+void DistanceZoneFeatures(const Region& region, FeatureSet& out);
+void ToneDifferenceFeatures(const Region& region, FeatureSet& out);
+void DependenceFeatures(const Region& region, FeatureSet& out);
 
 }  // namespace procnode::radiomics

@@ -1,0 +1,366 @@
+// IBSI 3.8 (grey level size zone), 3.9 (grey level distance zone), 3.10 (neighbourhood grey tone
+// difference) and 3.11 (neighbouring grey level dependence) matrices. Their aggregations:
+//   _2D    a matrix per slice (in-plane neighbourhoods), features averaged over slices;
+//   _2_5D  the slices' matrices merged into one;
+//   _3D    one matrix of the volume (3D neighbourhoods).
+// Zones are connected voxels of one grey level (8-connected in a slice, 26-connected in 3D); a
+// zone's distance is its voxels' smallest city-block distance to the region's border (a voxel next
+// to the outside or the image's edge is at 1; 4-connected steps in a slice, 6-connected in 3D).
+// Neighbourhoods are at Chebyshev distance 1; a neighbour must lie in the region.
+#include <algorithm>
+#include <cmath>
+#include <deque>
+#include <functional>
+
+#include "core/error.h"
+#include "processors/radiomics/features.h"
+
+namespace procnode::radiomics {
+namespace {
+
+struct Grid {
+  long nx, ny, nz;
+  explicit Grid(const Region& r)
+      : nx(static_cast<long>(r.dims[0])), ny(static_cast<long>(r.dims[1])), nz(static_cast<long>(r.dims[2])) {}
+  long Index(long i, long j, long k) const { return (k * ny + j) * nx + i; }
+  bool Inside(long i, long j, long k) const { return i >= 0 && j >= 0 && k >= 0 && i < nx && j < ny && k < nz; }
+};
+
+// The neighbour offsets at Chebyshev distance 1 (8 in a slice, 26 in 3D), or the face neighbours
+// (4 in a slice, 6 in 3D).
+std::vector<std::array<int, 3>> Neighbours(bool three_d, bool faces_only) {
+  std::vector<std::array<int, 3>> offsets;
+  for (int c = three_d ? -1 : 0; c <= (three_d ? 1 : 0); ++c) {
+    for (int b = -1; b <= 1; ++b) {
+      for (int a = -1; a <= 1; ++a) {
+        if (a == 0 && b == 0 && c == 0) continue;
+        if (faces_only && std::abs(a) + std::abs(b) + std::abs(c) != 1) continue;
+        offsets.push_back({a, b, c});
+      }
+    }
+  }
+  return offsets;
+}
+
+// A level x (size, distance or dependence) count matrix, with the voxels it was counted over.
+struct CountMatrix {
+  int levels = 0;
+  std::size_t columns = 0;
+  std::vector<double> cells;
+  double voxels = 0;
+  CountMatrix(int ng, std::size_t c) : levels(ng), columns(c), cells(static_cast<std::size_t>(ng) * c, 0.0) {}
+  void Grow(std::size_t wanted) {
+    if (wanted <= columns) return;
+    std::vector<double> grown(static_cast<std::size_t>(levels) * wanted, 0.0);
+    for (int i = 0; i < levels; ++i) {
+      std::copy_n(cells.begin() + static_cast<long>(i * columns), columns, grown.begin() + static_cast<long>(i * wanted));
+    }
+    cells = std::move(grown);
+    columns = wanted;
+  }
+  void Count(int level, std::size_t column) {  // level 1..ng, column 1..
+    Grow(column);
+    cells[static_cast<std::size_t>(level - 1) * columns + (column - 1)] += 1;
+  }
+  double at(int i, std::size_t j) const { return cells[static_cast<std::size_t>(i) * columns + j]; }
+  double Sum() const {
+    double s = 0;
+    for (const double c : cells) s += c;
+    return s;
+  }
+  void Add(const CountMatrix& other) {
+    Grow(other.columns);
+    for (int i = 0; i < levels; ++i) {
+      for (std::size_t j = 0; j < other.columns; ++j) cells[static_cast<std::size_t>(i) * columns + j] += other.at(i, j);
+    }
+    voxels += other.voxels;
+  }
+};
+
+// The voxels of one slice (z >= 0) or of the volume (z < 0).
+template <typename F>
+void ForEachInRegion(const Region& r, long z, F&& f) {
+  const Grid g(r);
+  for (long k = z < 0 ? 0 : z; k < (z < 0 ? g.nz : z + 1); ++k) {
+    for (long j = 0; j < g.ny; ++j) {
+      for (long i = 0; i < g.nx; ++i) {
+        if (r.mask[g.Index(i, j, k)]) f(i, j, k);
+      }
+    }
+  }
+}
+
+// City-block distance of each region voxel to the region's border, in a slice or in 3D.
+std::vector<int> BorderDistance(const Region& r, long z) {
+  const Grid g(r);
+  const bool three_d = z < 0;
+  const auto faces = Neighbours(three_d, true);
+  std::vector<int> distance(r.mask.size(), 0);
+  std::deque<long> queue;
+  ForEachInRegion(r, z, [&](long i, long j, long k) {
+    for (const auto& o : faces) {
+      if (!g.Inside(i + o[0], j + o[1], k + o[2]) || !r.mask[g.Index(i + o[0], j + o[1], k + o[2])]) {
+        distance[g.Index(i, j, k)] = 1;
+        queue.push_back(g.Index(i, j, k));
+        return;
+      }
+    }
+  });
+  while (!queue.empty()) {
+    const long v = queue.front();
+    queue.pop_front();
+    const long i = v % g.nx, j = (v / g.nx) % g.ny, k = v / (g.nx * g.ny);
+    for (const auto& o : faces) {
+      const long a = i + o[0], b = j + o[1], c = k + o[2];
+      if (!g.Inside(a, b, c) || (!three_d && c != z)) continue;
+      const long n = g.Index(a, b, c);
+      if (r.mask[n] && distance[n] == 0) {
+        distance[n] = distance[v] + 1;
+        queue.push_back(n);
+      }
+    }
+  }
+  return distance;
+}
+
+// Size zones (by_distance false) or distance zones (true) of a slice or the volume.
+CountMatrix Zones(const Region& r, long z, bool by_distance) {
+  const Grid g(r);
+  const bool three_d = z < 0;
+  const auto neighbours = Neighbours(three_d, false);
+  const std::vector<int> distance = by_distance ? BorderDistance(r, z) : std::vector<int>();
+  std::vector<uint8_t> seen(r.mask.size(), 0);
+  CountMatrix m(r.grey_levels, 1);
+  std::vector<long> stack;
+  ForEachInRegion(r, z, [&](long i, long j, long k) {
+    m.voxels += 1;
+    const long start = g.Index(i, j, k);
+    if (seen[start]) return;
+    const int level = r.levels[start];
+    std::size_t size = 0;
+    int nearest = distance.empty() ? 0 : distance[start];
+    stack.assign(1, start);
+    seen[start] = 1;
+    while (!stack.empty()) {
+      const long v = stack.back();
+      stack.pop_back();
+      ++size;
+      if (!distance.empty()) nearest = std::min(nearest, distance[v]);
+      const long a0 = v % g.nx, b0 = (v / g.nx) % g.ny, c0 = v / (g.nx * g.ny);
+      for (const auto& o : neighbours) {
+        const long a = a0 + o[0], b = b0 + o[1], c = c0 + o[2];
+        if (!g.Inside(a, b, c)) continue;
+        const long n = g.Index(a, b, c);
+        if (seen[n] || !r.mask[n] || r.levels[n] != level) continue;
+        seen[n] = 1;
+        stack.push_back(n);
+      }
+    }
+    m.Count(level, by_distance ? static_cast<std::size_t>(nearest) : size);
+  });
+  return m;
+}
+
+// Dependence counts: 1 + the neighbours of the same grey level (alpha 0), per voxel.
+CountMatrix Dependence(const Region& r, long z) {
+  const Grid g(r);
+  const auto neighbours = Neighbours(z < 0, false);
+  CountMatrix m(r.grey_levels, 1);
+  ForEachInRegion(r, z, [&](long i, long j, long k) {
+    m.voxels += 1;
+    const int level = r.levels[g.Index(i, j, k)];
+    std::size_t count = 1;
+    for (const auto& o : neighbours) {
+      const long a = i + o[0], b = j + o[1], c = k + o[2];
+      if (!g.Inside(a, b, c)) continue;
+      const long n = g.Index(a, b, c);
+      if (r.mask[n] && r.levels[n] == level) ++count;
+    }
+    m.Count(level, count);
+  });
+  return m;
+}
+
+// Neighbourhood grey tone differences: per grey level, the voxels with a neighbourhood (n_i) and
+// the sum of |level - neighbourhood mean| over them (s_i).
+struct ToneDifferences {
+  std::vector<double> n, s;
+  explicit ToneDifferences(int ng) : n(ng + 1, 0.0), s(ng + 1, 0.0) {}
+  void Add(const ToneDifferences& o) {
+    for (std::size_t i = 0; i < n.size(); ++i) n[i] += o.n[i], s[i] += o.s[i];
+  }
+  double Voxels() const {
+    double total = 0;
+    for (const double v : n) total += v;
+    return total;
+  }
+};
+
+ToneDifferences Tones(const Region& r, long z) {
+  const Grid g(r);
+  const auto neighbours = Neighbours(z < 0, false);
+  ToneDifferences t(r.grey_levels);
+  ForEachInRegion(r, z, [&](long i, long j, long k) {
+    double sum = 0, count = 0;
+    for (const auto& o : neighbours) {
+      const long a = i + o[0], b = j + o[1], c = k + o[2];
+      if (!g.Inside(a, b, c)) continue;
+      const long n = g.Index(a, b, c);
+      if (r.mask[n]) sum += r.levels[n], count += 1;
+    }
+    if (count == 0) return;  // no neighbourhood: left out
+    const int level = r.levels[g.Index(i, j, k)];
+    t.n[level] += 1;
+    t.s[level] += std::abs(level - sum / count);
+  });
+  return t;
+}
+
+using Features = std::vector<std::pair<std::string, double>>;
+
+// The 16 features of a grey level x (size, distance, dependence) matrix, named by `names`:
+// small/large emphasis, low/high grey level emphasis, their four combinations, grey level and
+// column non-uniformity (plain and normalised), percentage, grey level and column variance, entropy.
+Features CountFeatures(const CountMatrix& m, const std::array<const char*, 16>& names, bool energy) {
+  const double total = m.Sum();
+  std::vector<double> per_level(m.levels, 0.0), per_column(m.columns, 0.0);
+  double e[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  double mu_i = 0, mu_j = 0, entropy = 0, squares = 0;
+  for (int a = 0; a < m.levels; ++a) {
+    for (std::size_t b = 0; b < m.columns; ++b) {
+      const double v = m.at(a, b);
+      if (v == 0) continue;
+      const double i = a + 1.0, j = b + 1.0;
+      per_level[a] += v, per_column[b] += v;
+      e[0] += v / (j * j), e[1] += v * j * j, e[2] += v / (i * i), e[3] += v * i * i;
+      e[4] += v / (i * i * j * j), e[5] += v * i * i / (j * j), e[6] += v * j * j / (i * i), e[7] += v * i * i * j * j;
+      const double p = v / total;
+      mu_i += i * p, mu_j += j * p;
+      entropy -= p * std::log2(p);
+      squares += p * p;
+    }
+  }
+  double level_nu = 0, column_nu = 0, level_var = 0, column_var = 0;
+  for (const double c : per_level) level_nu += c * c;
+  for (const double c : per_column) column_nu += c * c;
+  for (int a = 0; a < m.levels; ++a) {
+    for (std::size_t b = 0; b < m.columns; ++b) {
+      const double p = m.at(a, b) / total;
+      if (p == 0) continue;
+      level_var += (a + 1 - mu_i) * (a + 1 - mu_i) * p;
+      column_var += (b + 1 - mu_j) * (b + 1 - mu_j) * p;
+    }
+  }
+  Features f;
+  for (int k = 0; k < 8; ++k) f.push_back({names[k], e[k] / total});
+  f.push_back({names[8], level_nu / total});
+  f.push_back({names[9], level_nu / (total * total)});
+  f.push_back({names[10], column_nu / total});
+  f.push_back({names[11], column_nu / (total * total)});
+  f.push_back({names[12], total / m.voxels});
+  f.push_back({names[13], level_var});
+  f.push_back({names[14], column_var});
+  f.push_back({names[15], entropy});
+  if (energy) f.push_back({"dc_energy", squares});
+  return f;
+}
+
+Features ToneFeatures(const ToneDifferences& t, int ng) {
+  const double voxels = t.Voxels();
+  std::vector<double> p(ng + 1, 0.0);
+  int present = 0;
+  double weighted = 0, s_total = 0;
+  for (int i = 1; i <= ng; ++i) {
+    p[i] = t.n[i] / voxels;
+    if (p[i] > 0) ++present;
+    weighted += p[i] * t.s[i];
+    s_total += t.s[i];
+  }
+  double spread = 0, busy_denominator = 0, complexity = 0, strength = 0;
+  for (int i = 1; i <= ng; ++i) {
+    if (p[i] == 0) continue;
+    for (int j = 1; j <= ng; ++j) {
+      if (p[j] == 0) continue;
+      spread += p[i] * p[j] * (i - j) * (i - j);
+      busy_denominator += std::abs(i * p[i] - j * p[j]);
+      complexity += std::abs(i - j) * (p[i] * t.s[i] + p[j] * t.s[j]) / (p[i] + p[j]);
+      strength += (p[i] + p[j]) * (i - j) * (i - j);
+    }
+  }
+  const double contrast = present > 1 ? spread / (present * (present - 1.0)) * s_total / voxels : NAN;
+  return {{"coarseness", weighted > 0 ? 1 / weighted : NAN},
+          {"contrast", contrast},
+          {"busyness", busy_denominator > 0 ? weighted / busy_denominator : NAN},
+          {"complexity", complexity / voxels},
+          {"strength", s_total > 0 ? strength / s_total : NAN}};
+}
+
+// Writes the features of each slice averaged (_2D), of the merged slices (_2_5D) and of the volume
+// (_3D); a family whose matrices are all empty is written undefined.
+template <typename M>
+void SliceVolumeAggregation(const Region& r, const std::string& prefix, const std::function<M(long)>& make,
+                            const std::function<bool(const M&)>& usable, const std::function<Features(const M&)>& features,
+                            const std::function<M()>& empty, FeatureSet& out) {
+  if (r.grey_levels < 1) throw Error(ErrorCode::kInvalidInput, "radiomics: no grey levels (discretise first)");
+  std::map<std::string, double> sums, counts;
+  std::vector<std::string> names;
+  for (const auto& [name, value] : features(empty())) names.push_back(name);
+  M merged = empty();
+  for (long z = 0; z < static_cast<long>(r.dims[2]); ++z) {
+    const M slice = make(z);
+    merged.Add(slice);
+    if (!usable(slice)) continue;
+    for (const auto& [name, value] : features(slice)) {
+      if (!std::isfinite(value)) continue;
+      sums[name] += value;
+      counts[name] += 1;
+    }
+  }
+  for (const auto& name : names) out.Set(prefix + name + "_2D", counts.contains(name) ? sums[name] / counts[name] : NAN);
+  auto write = [&](const M& m, const std::string& suffix) {
+    if (!usable(m)) {
+      for (const auto& name : names) out.Set(prefix + name + suffix, NAN);
+      return;
+    }
+    for (const auto& [name, value] : features(m)) out.Set(prefix + name + suffix, value);
+  };
+  write(merged, "_2_5D");
+  write(make(-1), "_3D");
+}
+
+constexpr std::array<const char*, 16> kSizeZoneNames{"sze",  "lze",       "lgze", "hgze",      "szlge",  "szhge",  "lzlge",   "lzhge",
+                                                     "glnu", "glnu_norm", "zsnu", "zsnu_norm", "z_perc", "gl_var", "zs_var", "zs_entr"};
+constexpr std::array<const char*, 16> kDistanceZoneNames{"sde",  "lde",       "lgze", "hgze",      "sdlge",  "sdhge",  "ldlge",  "ldhge",
+                                                         "glnu", "glnu_norm", "zdnu", "zdnu_norm", "z_perc", "gl_var", "zd_var", "zd_entr"};
+constexpr std::array<const char*, 16> kDependenceNames{"lde",  "hde",       "lgce", "hgce",      "ldlge",   "ldhge",  "hdlge",  "hdhge",
+                                                       "glnu", "glnu_norm", "dcnu", "dcnu_norm", "dc_perc", "gl_var", "dc_var", "dc_entr"};
+
+void CountFamily(const Region& r, const std::string& prefix, const std::function<CountMatrix(long)>& make,
+                 const std::array<const char*, 16>& names, bool energy, FeatureSet& out) {
+  SliceVolumeAggregation<CountMatrix>(
+      r, prefix, make, [](const CountMatrix& m) { return m.Sum() > 0; },
+      [&](const CountMatrix& m) { return CountFeatures(m, names, energy); }, [&] { return CountMatrix(r.grey_levels, 1); }, out);
+}
+
+}  // namespace
+
+void SizeZoneFeatures(const Region& region, FeatureSet& out) {
+  CountFamily(region, "szm_", [&](long z) { return Zones(region, z, false); }, kSizeZoneNames, false, out);
+}
+
+void DistanceZoneFeatures(const Region& region, FeatureSet& out) {
+  CountFamily(region, "dzm_", [&](long z) { return Zones(region, z, true); }, kDistanceZoneNames, false, out);
+}
+
+void DependenceFeatures(const Region& region, FeatureSet& out) {
+  CountFamily(region, "ngl_", [&](long z) { return Dependence(region, z); }, kDependenceNames, true, out);
+}
+
+void ToneDifferenceFeatures(const Region& region, FeatureSet& out) {
+  const int ng = region.grey_levels;
+  SliceVolumeAggregation<ToneDifferences>(
+      region, "ngt_", [&](long z) { return Tones(region, z); }, [](const ToneDifferences& t) { return t.Voxels() > 0; },
+      [ng](const ToneDifferences& t) { return ToneFeatures(t, ng); }, [ng] { return ToneDifferences(ng); }, out);
+}
+
+}  // namespace procnode::radiomics
