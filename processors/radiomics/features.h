@@ -20,6 +20,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,13 +34,33 @@ struct Region {
   std::vector<double> intensities; // one per voxel (used inside the region only)
   std::vector<int> levels;         // one per voxel; 1..grey_levels inside the region
   int grey_levels = 0;             // Ng
+  std::array<double, 3> spacing{1, 1, 1};  // mm
+  // The morphological mask (the region before re-segmentation), where distances to the border and
+  // shape come from; empty: `mask`.
+  std::vector<uint8_t> morphological_mask;
 };
+
+// Re-segmentation (IBSI 3.1.4): voxels outside [low, high] leave the intensity mask; the
+// morphological mask keeps the region as it was. Either bound may be infinite.
+void Resegment(Region& region, double low, double high);
+
+// Discretisation (IBSI 3.1.6) of the intensities inside the mask into `levels`:
+// fixed bin size: level = floor((x - origin) / width) + 1, Ng the highest level in the region
+// (origin: the re-segmentation range's lower bound, or the region's minimum when there is none);
+// fixed bin number: level = floor(bins (x - min) / (max - min)) + 1, the maximum in the last bin.
+void DiscretiseFixedBinSize(Region& region, double width, double origin);
+void DiscretiseFixedBinNumber(Region& region, int bins);
 
 struct FeatureSet {
   std::map<std::string, double> values;          // tag -> value
   std::map<std::string, std::string> undefined;  // tag -> why it has no value
   void Set(const std::string& tag, double value);  // a non-finite value goes to `undefined`
 };
+
+// Local intensity peaks (IBSI 3.2, loc_*): the mean intensity of every image voxel whose centre
+// lies within a 1 cm3 sphere (radius 6.2 mm) of a region voxel; local: around the region's most
+// intense voxel (the highest such mean if several), global: the highest over the region.
+void LocalIntensityFeatures(const Region& region, FeatureSet& out);
 
 // Intensity statistics (stat_*) of the region's intensities. Percentiles interpolate linearly
 // between order statistics (index p/100 x (N - 1)), as IBSI's reference values were made.
@@ -48,10 +69,17 @@ void IntensityStatistics(const Region& region, FeatureSet& out);
 // Intensity histogram (ih_*) of the region's grey levels over 1..grey_levels.
 void IntensityHistogram(const Region& region, FeatureSet& out);
 
-// Intensity-volume histogram (ivh_*) over the grey levels 1..grey_levels: V10/V90 the volume
-// fraction at or above 10 %/90 % of the grey-level range, I10/I90 the lowest grey level whose
-// fraction at or above it is at most 10 %/90 %, and the area under the curve.
-void IntensityVolumeHistogram(const Region& region, FeatureSet& out);
+// How the intensity-volume histogram reads intensities (IBSI 3.5): bins of `bin_width` from `low`
+// to `high` (the re-segmentation range; CT in 1 HU bins), each voxel in bin floor((x - low) / width).
+struct IvhBins {
+  double low = 0, high = 0, bin_width = 1;
+};
+
+// Intensity-volume histogram (ivh_*): V10/V90 the volume fraction at or above 10 %/90 % of the
+// range, I10/I90 the lowest intensity whose fraction at or above it is at most 10 %/90 % (in
+// intensity units), their differences, and the area under the curve. Without `bins`: over the
+// grey levels 1..grey_levels.
+void IntensityVolumeHistogram(const Region& region, FeatureSet& out, const std::optional<IvhBins>& bins = std::nullopt);
 
 // Grey level co-occurrence matrix features (cm_*), every aggregation.
 void CooccurrenceFeatures(const Region& region, FeatureSet& out);

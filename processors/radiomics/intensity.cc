@@ -163,26 +163,35 @@ void IntensityHistogram(const Region& region, FeatureSet& out) {
   out.Set("ih_min_grad_g", low);
 }
 
-void IntensityVolumeHistogram(const Region& region, FeatureSet& out) {
-  const std::vector<double> counts = LevelCounts(region);
-  const int ng = region.grey_levels;
-  const double n = std::accumulate(counts.begin(), counts.end(), 0.0);
+void IntensityVolumeHistogram(const Region& region, FeatureSet& out, const std::optional<IvhBins>& bins) {
+  const IvhBins b = bins ? *bins : IvhBins{1, static_cast<double>(region.grey_levels), 1};
+  if (!(b.bin_width > 0) || !(b.high >= b.low)) throw Error(ErrorCode::kInvalidInput, "radiomics: bad intensity-volume histogram bins");
+  const long last = std::lround((b.high - b.low) / b.bin_width);  // bins 0..last
+  if (last > 10000000) throw Error(ErrorCode::kInvalidInput, "radiomics: too many intensity-volume histogram bins");
+  std::vector<double> counts(last + 1, 0.0);
+  double n = 0;
+  for (std::size_t i = 0; i < region.mask.size(); ++i) {
+    if (!region.mask[i]) continue;
+    const double x = bins ? region.intensities[i] : region.levels[i];
+    counts[std::clamp<long>(static_cast<long>(std::floor((x - b.low) / b.bin_width)), 0, last)] += 1;
+    n += 1;
+  }
   if (n == 0) throw Error(ErrorCode::kInvalidInput, "radiomics: the region is empty");
-  // Fraction of the volume at or above each grey level, and each level's place in the range.
-  std::vector<double> volume(ng + 2, 0.0), fraction(ng + 1, 0.0);
-  for (int i = ng; i >= 1; --i) volume[i] = volume[i + 1] + counts[i] / n;
-  for (int i = 1; i <= ng; ++i) fraction[i] = ng > 1 ? static_cast<double>(i - 1) / (ng - 1) : 0.0;
-  auto volume_at = [&](double x) {  // V_x: at the lowest level reaching x of the range
-    for (int i = 1; i <= ng; ++i) {
-      if (fraction[i] >= x) return volume[i];
+  // Fraction of the volume at or above each bin, and each bin's place in the range.
+  std::vector<double> volume(last + 2, 0.0);
+  for (long k = last; k >= 0; --k) volume[k] = volume[k + 1] + counts[k] / n;
+  auto fraction = [&](long k) { return last > 0 ? static_cast<double>(k) / last : 0.0; };
+  auto volume_at = [&](double x) {  // V_x: at the lowest bin reaching x of the range
+    for (long k = 0; k <= last; ++k) {
+      if (fraction(k) >= x) return volume[k];
     }
     return 0.0;
   };
-  auto intensity_at = [&](double x) {  // I_x: the lowest level with at most x of the volume at or above it
-    for (int i = 1; i <= ng; ++i) {
-      if (volume[i] <= x) return static_cast<double>(i);
+  auto intensity_at = [&](double x) {  // I_x: the lowest bin with at most x of the volume at or above it
+    for (long k = 0; k <= last; ++k) {
+      if (volume[k] <= x) return b.low + k * b.bin_width;
     }
-    return static_cast<double>(ng + 1);
+    return b.low + (last + 1) * b.bin_width;
   };
   const double v10 = volume_at(0.1), v90 = volume_at(0.9), i10 = intensity_at(0.1), i90 = intensity_at(0.9);
   out.Set("ivh_v10", v10);
@@ -191,8 +200,8 @@ void IntensityVolumeHistogram(const Region& region, FeatureSet& out) {
   out.Set("ivh_i90", i90);
   out.Set("ivh_diff_v10_v90", v10 - v90);
   out.Set("ivh_diff_i10_i90", i10 - i90);
-  double auc = 0;  // trapezoids of the volume fraction over the grey-level fraction
-  for (int i = 1; i < ng; ++i) auc += (fraction[i + 1] - fraction[i]) * (volume[i] + volume[i + 1]) / 2;
+  double auc = 0;  // trapezoids of the volume fraction over the range fraction
+  for (long k = 0; k < last; ++k) auc += (fraction(k + 1) - fraction(k)) * (volume[k] + volume[k + 1]) / 2;
   out.Set("ivh_auc", auc);
 }
 

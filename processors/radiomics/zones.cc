@@ -93,19 +93,25 @@ void ForEachInRegion(const Region& r, long z, F&& f) {
 // City-block distance of each region voxel to the region's border, in a slice or in 3D.
 std::vector<int> BorderDistance(const Region& r, long z) {
   const Grid g(r);
+  const std::vector<uint8_t>& shape = r.morphological_mask.empty() ? r.mask : r.morphological_mask;
   const bool three_d = z < 0;
   const auto faces = Neighbours(three_d, true);
   std::vector<int> distance(r.mask.size(), 0);
   std::deque<long> queue;
-  ForEachInRegion(r, z, [&](long i, long j, long k) {
-    for (const auto& o : faces) {
-      if (!g.Inside(i + o[0], j + o[1], k + o[2]) || !r.mask[g.Index(i + o[0], j + o[1], k + o[2])]) {
-        distance[g.Index(i, j, k)] = 1;
-        queue.push_back(g.Index(i, j, k));
-        return;
+  for (long k = three_d ? 0 : z; k < (three_d ? g.nz : z + 1); ++k) {
+    for (long j = 0; j < g.ny; ++j) {
+      for (long i = 0; i < g.nx; ++i) {
+        if (!shape[g.Index(i, j, k)]) continue;
+        for (const auto& o : faces) {
+          if (!g.Inside(i + o[0], j + o[1], k + o[2]) || !shape[g.Index(i + o[0], j + o[1], k + o[2])]) {
+            distance[g.Index(i, j, k)] = 1;
+            queue.push_back(g.Index(i, j, k));
+            break;
+          }
+        }
       }
     }
-  });
+  }
   while (!queue.empty()) {
     const long v = queue.front();
     queue.pop_front();
@@ -114,7 +120,7 @@ std::vector<int> BorderDistance(const Region& r, long z) {
       const long a = i + o[0], b = j + o[1], c = k + o[2];
       if (!g.Inside(a, b, c) || (!three_d && c != z)) continue;
       const long n = g.Index(a, b, c);
-      if (r.mask[n] && distance[n] == 0) {
+      if (shape[n] && distance[n] == 0) {
         distance[n] = distance[v] + 1;
         queue.push_back(n);
       }
