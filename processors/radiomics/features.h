@@ -40,6 +40,24 @@ struct Region {
   std::vector<uint8_t> morphological_mask;
 };
 
+// Interpolation (IBSI 3.1.3) to `spacing` mm on a grid whose centre is the old grid's centre, with
+// ceil(n x old spacing / new spacing) voxels per axis; `in_plane` keeps the slices (2D). The image
+// is interpolated linearly (or by a cubic B-spline, `cubic`), values past the old grid take the
+// nearest edge's, and are rounded to integers where `round` (CT); the mask is interpolated
+// linearly and kept where at least `partial_volume` (0.5).
+struct Interpolation {
+  std::array<double, 3> spacing{2, 2, 2};
+  bool in_plane = false;
+  bool cubic = false;
+  bool round = true;
+  double partial_volume = 0.5;
+};
+Region Interpolate(const Region& region, const Interpolation& how);
+
+// Outlier filtering (IBSI 3.1.4): voxels further than `sigmas` standard deviations from the
+// region's mean leave the intensity mask.
+void FilterOutliers(Region& region, double sigmas);
+
 // Re-segmentation (IBSI 3.1.4): voxels outside [low, high] leave the intensity mask; the
 // morphological mask keeps the region as it was. Either bound may be infinite.
 void Resegment(Region& region, double low, double high);
@@ -69,10 +87,13 @@ void IntensityStatistics(const Region& region, FeatureSet& out);
 // Intensity histogram (ih_*) of the region's grey levels over 1..grey_levels.
 void IntensityHistogram(const Region& region, FeatureSet& out);
 
-// How the intensity-volume histogram reads intensities (IBSI 3.5): bins of `bin_width` from `low`
-// to `high` (the re-segmentation range; CT in 1 HU bins), each voxel in bin floor((x - low) / width).
+// How the intensity-volume histogram reads intensities (IBSI 3.5), over `low`..`high` (the
+// re-segmentation range): intensities already discrete in steps of `bin_width` (CT in HU: 1) are
+// their own values; otherwise (`discretise`) they fall in bins of `bin_width` from `low`, each
+// represented by its centre (IBSI's configuration C: 2.5 HU).
 struct IvhBins {
   double low = 0, high = 0, bin_width = 1;
+  bool discretise = false;
 };
 
 // Intensity-volume histogram (ivh_*): V10/V90 the volume fraction at or above 10 %/90 % of the

@@ -166,7 +166,10 @@ void IntensityHistogram(const Region& region, FeatureSet& out) {
 void IntensityVolumeHistogram(const Region& region, FeatureSet& out, const std::optional<IvhBins>& bins) {
   const IvhBins b = bins ? *bins : IvhBins{1, static_cast<double>(region.grey_levels), 1};
   if (!(b.bin_width > 0) || !(b.high >= b.low)) throw Error(ErrorCode::kInvalidInput, "radiomics: bad intensity-volume histogram bins");
-  const long last = std::lround((b.high - b.low) / b.bin_width);  // bins 0..last
+  // Bins 0..last: the discrete values low, low + width, ..., high; or the bins of width from low.
+  const long last = b.discretise ? std::max(0L, static_cast<long>(std::ceil((b.high - b.low) / b.bin_width - 1e-9)) - 1)
+                                 : std::lround((b.high - b.low) / b.bin_width);
+  const double representative = b.discretise ? 0.5 * b.bin_width : 0.0;  // a bin's value: its centre
   if (last > 10000000) throw Error(ErrorCode::kInvalidInput, "radiomics: too many intensity-volume histogram bins");
   std::vector<double> counts(last + 1, 0.0);
   double n = 0;
@@ -189,9 +192,9 @@ void IntensityVolumeHistogram(const Region& region, FeatureSet& out, const std::
   };
   auto intensity_at = [&](double x) {  // I_x: the lowest bin with at most x of the volume at or above it
     for (long k = 0; k <= last; ++k) {
-      if (volume[k] <= x) return b.low + k * b.bin_width;
+      if (volume[k] <= x) return b.low + k * b.bin_width + representative;
     }
-    return b.low + (last + 1) * b.bin_width;
+    return b.low + (last + 1) * b.bin_width + representative;
   };
   const double v10 = volume_at(0.1), v90 = volume_at(0.9), i10 = intensity_at(0.1), i90 = intensity_at(0.9);
   out.Set("ivh_v10", v10);

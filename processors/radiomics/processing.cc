@@ -14,7 +14,137 @@ void CheckRegion(const Region& r) {
   if (r.mask.size() != n || r.intensities.size() != n) throw Error(ErrorCode::kInvalidInput, "radiomics: the region does not match its grid");
 }
 
+// Where new voxel m of an axis of n_new lies in the old axis's index units (centres aligned).
+double OldIndex(long m, long n_old, long n_new, double old_spacing, double new_spacing) {
+  return (n_old - 1) / 2.0 + (m - (n_new - 1) / 2.0) * new_spacing / old_spacing;
+}
+
+// Cubic B-spline weights for the four coefficients around fraction t.
+std::array<double, 4> CubicWeights(double t) {
+  const double u = 1 - t;
+  return {u * u * u / 6, (3 * t * t * t - 6 * t * t + 4) / 6, (-3 * t * t * t + 3 * t * t + 3 * t + 1) / 6, t * t * t / 6};
+}
+
+// Turns samples into cubic B-spline coefficients along one axis (Unser's recursive filter, pole
+// sqrt(3) - 2, mirror boundaries), so that the spline through them interpolates the samples.
+void SplinePrefilter(std::vector<double>& data, const std::array<long, 3>& n, int axis) {
+  const double z = std::sqrt(3.0) - 2;
+  const long length = n[axis];
+  if (length < 2) return;
+  const long stride = axis == 0 ? 1 : axis == 1 ? n[0] : n[0] * n[1];
+  const long lines = n[0] * n[1] * n[2] / length;
+  std::vector<double> c(length);
+  for (long line = 0; line < lines; ++line) {
+    // The first sample of this line: lines run along `axis`, the other two axes enumerate them.
+    long start = 0;
+    if (axis == 0) {
+      start = line * n[0];
+    } else if (axis == 1) {
+      start = (line / n[0]) * n[0] * n[1] + line % n[0];
+    } else {
+      start = line;
+    }
+    for (long k = 0; k < length; ++k) c[k] = 6 * data[start + k * stride];
+    // Causal initialisation: the mirrored sum, truncated where z^k is negligible.
+    double sum = c[0], power = z;
+    for (long k = 1; k < length && std::abs(power) > 1e-12; ++k, power *= z) sum += power * c[k];
+    c[0] = sum;
+    for (long k = 1; k < length; ++k) c[k] += z * c[k - 1];
+    c[length - 1] = z / (z * z - 1) * (c[length - 1] + z * c[length - 2]);
+    for (long k = length - 2; k >= 0; --k) c[k] = z * (c[k + 1] - c[k]);
+    for (long k = 0; k < length; ++k) data[start + k * stride] = c[k];
+  }
+}
+
 }  // namespace
+
+Region Interpolate(const Region& region, const Interpolation& how) {
+  CheckRegion(region);
+  Region out;
+  std::array<long, 3> n_old{}, n_new{};
+  for (int a = 0; a < 3; ++a) {
+    n_old[a] = static_cast<long>(region.dims[a]);
+    const bool keep = how.in_plane && a == 2;
+    if (!keep && !(how.spacing[a] > 0)) throw Error(ErrorCode::kInvalidInput, "radiomics: the interpolation spacing must be positive");
+    out.spacing[a] = keep ? region.spacing[a] : how.spacing[a];
+    n_new[a] = keep ? n_old[a] : static_cast<long>(std::ceil(n_old[a] * region.spacing[a] / out.spacing[a] - 1e-9));
+    out.dims[a] = static_cast<std::size_t>(n_new[a]);
+  }
+  const std::vector<uint8_t>& shape = region.morphological_mask.empty() ? region.mask : region.morphological_mask;
+  const std::size_t count = out.dims[0] * out.dims[1] * out.dims[2];
+  out.intensities.assign(count, 0.0);
+  out.mask.assign(count, 0);
+  // Per axis: the old sample indices and weights of each new coordinate (linear: 2, cubic: 4).
+  struct Taps {
+    std::vector<std::array<long, 4>> index;
+    std::vector<std::array<double, 4>> linear, cubic;
+  };
+  std::array<Taps, 3> taps;
+  for (int a = 0; a < 3; ++a) {
+    for (long m = 0; m < n_new[a]; ++m) {
+      const double u = std::clamp(OldIndex(m, n_old[a], n_new[a], region.spacing[a], out.spacing[a]), 0.0, n_old[a] - 1.0);
+      const long base = static_cast<long>(std::floor(u));
+      const double t = u - base;
+      std::array<long, 4> index{};
+      for (int k = 0; k < 4; ++k) index[k] = std::clamp(base - 1 + k, 0L, n_old[a] - 1);  // edges repeat
+      taps[a].index.push_back(index);
+      taps[a].linear.push_back({0, 1 - t, t, 0});
+      taps[a].cubic.push_back(CubicWeights(t));
+    }
+  }
+  // Cubic: the image as B-spline coefficients (IBSI's "tricubic spline"); linear: the samples.
+  std::vector<double> coefficients;
+  if (how.cubic) {
+    coefficients = region.intensities;
+    for (int a = 0; a < 3; ++a) {
+      if (!(how.in_plane && a == 2)) SplinePrefilter(coefficients, n_old, a);
+    }
+  }
+  const std::vector<double>& samples = how.cubic ? coefficients : region.intensities;
+  const long nx = n_old[0], ny = n_old[1];
+  for (long k = 0; k < n_new[2]; ++k) {
+    for (long j = 0; j < n_new[1]; ++j) {
+      for (long i = 0; i < n_new[0]; ++i) {
+        const auto& wx = how.cubic ? taps[0].cubic[i] : taps[0].linear[i];
+        const auto& wy = how.cubic ? taps[1].cubic[j] : taps[1].linear[j];
+        const auto& wz = how.cubic && !how.in_plane ? taps[2].cubic[k] : taps[2].linear[k];
+        const auto& lx = taps[0].linear[i];
+        const auto& ly = taps[1].linear[j];
+        const auto& lz = taps[2].linear[k];
+        double value = 0, inside = 0;
+        for (int c = 0; c < 4; ++c) {
+          for (int b = 0; b < 4; ++b) {
+            for (int a = 0; a < 4; ++a) {
+              const double w = wx[a] * wy[b] * wz[c], lw = lx[a] * ly[b] * lz[c];
+              if (w == 0 && lw == 0) continue;
+              const std::size_t v = static_cast<std::size_t>((taps[2].index[k][c] * ny + taps[1].index[j][b]) * nx + taps[0].index[i][a]);
+              value += w * samples[v];
+              inside += lw * (shape[v] ? 1.0 : 0.0);
+            }
+          }
+        }
+        const std::size_t o = static_cast<std::size_t>((k * n_new[1] + j) * n_new[0] + i);
+        out.intensities[o] = how.round ? std::round(value) : value;
+        out.mask[o] = inside >= how.partial_volume - 1e-12;
+      }
+    }
+  }
+  return out;
+}
+
+void FilterOutliers(Region& region, double sigmas) {
+  CheckRegion(region);
+  double sum = 0, squares = 0, n = 0;
+  for (std::size_t i = 0; i < region.mask.size(); ++i) {
+    if (!region.mask[i]) continue;
+    sum += region.intensities[i];
+    squares += region.intensities[i] * region.intensities[i];
+    n += 1;
+  }
+  if (n == 0) throw Error(ErrorCode::kInvalidInput, "radiomics: the region is empty");
+  const double mean = sum / n, sd = std::sqrt(std::max(0.0, squares / n - mean * mean));
+  Resegment(region, mean - sigmas * sd, mean + sigmas * sd);
+}
 
 void Resegment(Region& region, double low, double high) {
   CheckRegion(region);
