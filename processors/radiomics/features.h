@@ -80,6 +80,13 @@ struct FeatureSet {
 // intense voxel (the highest such mean if several), global: the highest over the region.
 void LocalIntensityFeatures(const Region& region, FeatureSet& out);
 
+// The morphological features that need no surface mesh (IBSI 3.1, morph_*): the voxel-counting
+// volume, the centre of mass shift (morphological mask's geometric centre to the intensity mask's
+// intensity-weighted one) and the principal component axes of the morphological mask's voxel
+// centres (major, minor and least axis lengths 4 sqrt(eigenvalue), elongation, flatness). The
+// mesh-based ones (volume, area, their ratios and densities, diameter) are not computed yet.
+void MorphologyFeatures(const Region& region, FeatureSet& out);
+
 // Intensity statistics (stat_*) of the region's intensities. Percentiles interpolate linearly
 // between order statistics (index p/100 x (N - 1)), as IBSI's reference values were made.
 void IntensityStatistics(const Region& region, FeatureSet& out);
