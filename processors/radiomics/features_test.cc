@@ -15,6 +15,9 @@
 #include "core/error.h"
 #include "nifti/nifti1.h"
 #include "processors/radiomics/extraction.h"
+#include "processors/radiomics/rtstruct.h"
+#include "dicom/folder_source.h"
+#include "nifti/series_to_nifti.h"
 
 namespace procnode::radiomics {
 namespace {
@@ -175,6 +178,58 @@ TEST_P(CtPhantomConfiguration, MeetsEveryReferenceOfTheImplementedFamilies) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Ibsi, CtPhantomConfiguration, ::testing::Values("A", "B", "C", "D", "E"));
+
+// The CT phantom's RTSTRUCT rasterised onto the CT series (through the converter, as the pipeline
+// loads it) gives exactly the region of IBSI's own NIfTI mask: the same voxel count, and every one
+// of our voxels in it (found through both grids' affines).
+TEST(Radiomics, RtstructGivesTheRegionOfIbsisNiftiMask) {
+  const std::string dicom = kIbsi + "/ibsi_1_ct_radiomics_phantom/dicom";
+  FolderStudySource source(dicom + "/image");
+  const SeriesVolume ct = NiftiSeriesVolume(source, LargestInputSeries(source.ListSeries("")));
+  std::ifstream in(dicom + "/mask/DCM_RS_00060.dcm", std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto rois = ReadStructureSet(bytes, "RTSTRUCT");
+  ASSERT_EQ(rois.size(), 1u);
+  EXPECT_EQ(rois[0].name, "GTV-1");
+  EXPECT_EQ(rois[0].contours.size(), 26u);
+  const std::vector<uint8_t> ours = RasteriseRoi(rois[0], ct.volume);
+  const NiftiImage reference_image = ReadNiftiFile(kIbsi + "/ibsi_1_ct_radiomics_phantom/nifti/mask/mask.nii.gz");
+  const Volume reference = VolumeFromNifti(reference_image);
+  std::size_t ours_count = 0, reference_count = 0, both = 0;
+  for (const uint8_t m : ours) ours_count += m;
+  for (const float m : reference.voxels) reference_count += m > 0.5f;
+  // Each of our voxels' centre, in the reference mask's voxel indices.
+  const auto& v = ct.volume;
+  const auto& r = reference;
+  for (std::size_t k = 0; k < v.dims[2]; ++k) {
+    for (std::size_t j = 0; j < v.dims[1]; ++j) {
+      for (std::size_t i = 0; i < v.dims[0]; ++i) {
+        if (!ours[(k * v.dims[1] + j) * v.dims[0] + i]) continue;
+        std::array<double, 3> p{};
+        for (int a = 0; a < 3; ++a) {
+          p[a] = v.origin[a] + i * v.spacing[0] * v.row_direction[a] + j * v.spacing[1] * v.column_direction[a] +
+                 k * v.spacing[2] * v.slice_direction[a];
+        }
+        std::array<long, 3> idx{};
+        const std::array<const std::array<double, 3>*, 3> axes{&r.row_direction, &r.column_direction, &r.slice_direction};
+        for (int a = 0; a < 3; ++a) {
+          double t = 0;
+          for (int c = 0; c < 3; ++c) t += (p[c] - r.origin[c]) * (*axes[a])[c];
+          idx[a] = std::lround(t / r.spacing[a]);
+        }
+        if (idx[0] < 0 || idx[1] < 0 || idx[2] < 0 || idx[0] >= static_cast<long>(r.dims[0]) || idx[1] >= static_cast<long>(r.dims[1]) ||
+            idx[2] >= static_cast<long>(r.dims[2])) {
+          continue;
+        }
+        both += r.voxels[(idx[2] * r.dims[1] + idx[1]) * r.dims[0] + idx[0]] > 0.5f;
+      }
+    }
+  }
+  const double dice = 2.0 * both / (ours_count + reference_count);
+  std::cout << "RTSTRUCT: " << ours_count << " voxels, IBSI's NIfTI mask " << reference_count << ", Dice " << dice << "\n";
+  EXPECT_EQ(ours_count, reference_count);
+  EXPECT_EQ(both, reference_count);
+}
 
 TEST(Radiomics, AnUnknownConfigurationIsRefused) { EXPECT_THROW(Configuration("F"), Error); }
 
