@@ -70,6 +70,8 @@ class Grammar {
         ->check(CLI::IsMember({"auto", "cpu", "gpu"}));
     Value(process, "tools", "DIR", "external tools' folder (each NAME/tool.json; default $PROCNODE_TOOLS): PROCESSOR "
                                    "may name one; its derived images and logs are kept in --out");
+    Value(process, "mask", "MASK.nii[.gz]", "regions of interest for processors that take them (radiomics): a label image on "
+                                            "the series' grid (as `procnode convert` writes it), one region per label value");
     Value(process, "results", "A,B", "result kinds to write, as a rule's \"results\": pdf, seg, sr, derived "
                                      "(default: the processor's own choice)");
 

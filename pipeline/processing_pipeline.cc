@@ -18,6 +18,7 @@
 #include "core/text.h"
 #include "core/version.h"
 #include "nifti/series_to_nifti.h"
+#include "processors/radiomics/rtstruct.h"
 #include "processors/series_volume.h"
 #include "anonymizer/anonymizing_source.h"
 #include "anonymizer/leak_checker.h"
@@ -282,6 +283,26 @@ PipelineResult RunPipeline(const Processor& processor, const nlohmann::json& giv
                             std::snprintf(name, sizeof name, "/%06d.dcm", ++n);
                             WriteFileBytes(folder + name, source.FetchInstance(id));
                           }
+                        },
+                        .regions = [&] {
+                          // The study's RTSTRUCT ROIs on the loaded grid (as this route sees them),
+                          // then what the caller adds.
+                          std::vector<RegionMask> regions;
+                          for (const auto& s : series_list) {
+                            if (s.modality != "RTSTRUCT") continue;
+                            for (const auto& id : s.instance_ids) {
+                              const std::string name = "RTSTRUCT instance " + id;
+                              for (const auto& roi : radiomics::ReadStructureSet(source.FetchInstance(id), name)) {
+                                auto voxels = radiomics::RasteriseRoi(roi, v);
+                                if (std::none_of(voxels.begin(), voxels.end(), [](uint8_t m) { return m != 0; })) continue;
+                                regions.push_back({.name = roi.name, .source = "RTSTRUCT", .voxels = std::move(voxels)});
+                              }
+                            }
+                          }
+                          if (ctx.extra_regions) {
+                            for (auto& r : ctx.extra_regions(v)) regions.push_back(std::move(r));
+                          }
+                          return regions;
                         }};
   PipelineResult result;
   result.output = processor.Run(v, parameters, pctx);

@@ -41,6 +41,9 @@ struct PipelineContext {
   // The result writers, in order; null: DefaultResultWriters().
   const std::vector<const ResultWriter*>* writers = nullptr;
   std::string series_id;  // a series-level job's series; empty: the study's largest accepted series
+  // Regions the caller adds to the study's own (a NIfTI mask on the command line), on the loaded
+  // volume's grid; optional.
+  std::function<std::vector<RegionMask>(const Volume& volume)> extra_regions;
   // Where files a processor made besides its labels (an external tool's derived images and logs)
   // are kept; empty: they are listed on the job but not kept.
   std::string keep_files_in;

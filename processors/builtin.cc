@@ -6,6 +6,7 @@ void RegisterBuiltinProcessors(ProcessorRegistry& registry) {
   RegisterVolumeStats(registry);
   RegisterLungEmphysema(registry);
   RegisterBoneDensity(registry);
+  RegisterRadiomics(registry);
 #if PROCNODE_HAVE_ITK
   RegisterMrNormalize(registry);
 #endif

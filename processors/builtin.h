@@ -11,6 +11,7 @@ namespace procnode {
 void RegisterVolumeStats(ProcessorRegistry& registry);     // "volume-stats"
 void RegisterLungEmphysema(ProcessorRegistry& registry);   // "lung-emphysema"
 void RegisterBoneDensity(ProcessorRegistry& registry);     // "bone-density"
+void RegisterRadiomics(ProcessorRegistry& registry);       // "radiomics"
 // "mr-normalize": built where ITK is (PROCNODE_HAVE_ITK), registered only there.
 void RegisterMrNormalize(ProcessorRegistry& registry);
 

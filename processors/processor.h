@@ -55,6 +55,14 @@ struct ProcessorInfo {
   std::vector<std::string> default_results;
 };
 
+// A region of interest on the input's grid (one byte per input voxel, non-zero inside): an
+// RTSTRUCT ROI or a SEG segment of the study, or a mask given on the command line.
+struct RegionMask {
+  std::string name;    // "GTV-1", "segment 2: Liver", "label 1"
+  std::string source;  // "RTSTRUCT", "SEG", "NIfTI mask"
+  std::vector<uint8_t> voxels;
+};
+
 struct ProcessorContext {
   DevicePreference device = DevicePreference::kAuto;
   std::function<void(double fraction, const std::string& step)> progress;  // optional
@@ -64,6 +72,9 @@ struct ProcessorContext {
   // Writes the input series' instances (de-identified on an anonymized route) as DICOM files
   // into an existing folder; optional (a processor that needs them and gets none fails).
   std::function<void(const std::string& folder)> write_source_dicom;
+  // The regions of interest on the input's grid: the study's RTSTRUCT ROIs (and masks the caller
+  // adds); optional (a processor that needs them and gets none fails). Errors name the object.
+  std::function<std::vector<RegionMask>()> regions;
 };
 
 // A file a processor made besides its labels (a derived image), kept with the job.

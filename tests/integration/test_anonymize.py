@@ -156,6 +156,10 @@ def test_planted_phi_never_leaves_and_the_study_stays_valid_and_consistent(cli_p
     # Burned-in annotation without a cleaning rule: refused, named, exit 2; the others still written.
     burned = pydicom.dcmread(some_input)
     burned.BurnedInAnnotation = "YES"
+    # An instance of its own: with its source's SOP Instance UID both would be written to one path,
+    # and which one stayed would depend on the order the threads finished in.
+    burned.SOPInstanceUID = burned.SOPInstanceUID + ".9"
+    burned.file_meta.MediaStorageSOPInstanceUID = burned.SOPInstanceUID
     burned.save_as(os.path.join(source, "lung-kernel", "burned.dcm"))
     refused = anonymize(source, os.path.join(workdir, "with-burned"))
     assert refused.returncode == 2, refused.stdout + refused.stderr

@@ -1,0 +1,140 @@
+"""radiomics end to end (issue 16, first part): the IBSI CT phantom as a scanner and a planning
+system send it (CT series + RTSTRUCT), through `procnode process radiomics` with each of IBSI's
+reference configurations, judged against IBSI's consensus values; a NIfTI mask from another tool
+gives the same region; bad inputs are refused with the reason; a rule runs it in Orthanc and the
+CSV is downloadable from the job."""
+import csv
+import glob
+import io
+import json
+import os
+
+from conftest import CHEST_CT, SHARED_DATA
+from helpers import run, wait_jobs_finished
+from orthanc import send_dicom
+
+IBSI = os.path.join(SHARED_DATA, "ibsi")
+CT_DICOM = os.path.join(IBSI, "ibsi_1_ct_radiomics_phantom", "dicom")
+CT_MASK = os.path.join(IBSI, "ibsi_1_ct_radiomics_phantom", "nifti", "mask", "mask.nii.gz")
+IMPLEMENTED = ("loc", "stat", "ih", "ivh", "cm", "rlm", "szm", "dzm", "ngt", "ngl")
+MESH_FREE_MORPHOLOGY = {"morph_vol_approx", "morph_com", "morph_pca_maj_axis", "morph_pca_min_axis", "morph_pca_least_axis",
+                        "morph_pca_elongation", "morph_pca_flatness"}
+
+
+def half_last_digit(text):
+    """Half a unit of the last significant digit as written (an integer's trailing zeros are not)."""
+    mantissa, _, exponent = text.lower().partition("e")
+    exponent = int(exponent or 0)
+    if "." in mantissa:
+        return 0.5 * 10 ** (exponent - len(mantissa.split(".")[1]))
+    if not mantissa.strip("-0"):
+        return 1e-9
+    zeros = len(mantissa) - len(mantissa.rstrip("0"))
+    return 0.5 * 10 ** (exponent + zeros)
+
+
+def references(configuration):
+    with open(os.path.join(IBSI, "reference_values", f"ibsi_1_reference_values_config_{configuration}.csv"), encoding="utf-8-sig") as f:
+        for row in csv.DictReader(f):
+            tag = row["tag"]
+            if row["reference value"] and (tag.split("_")[0] in IMPLEMENTED or tag in MESH_FREE_MORPHOLOGY):
+                yield tag, row["reference value"], float(row["tolerance"] or 0)
+
+
+def process(cli_path, folder, out, *args):
+    return run([cli_path, "process", "radiomics", folder, "--out", out] + list(args))
+
+
+def rows(out):
+    with open(os.path.join(out, "radiomics.csv")) as f:
+        return list(csv.DictReader(f))
+
+
+def test_ct_phantom_with_its_rtstruct_meets_ibsi_in_every_configuration(cli_path, workdir):
+    met = {}
+    for configuration in "ABCDE":
+        out = os.path.join(workdir, configuration)
+        result = process(cli_path, CT_DICOM, out, "--param", f"configuration={configuration}")
+        assert result.returncode == 0, result.stderr
+        [row] = rows(out)
+        assert row["region"] == "GTV-1" and row["source"] == "RTSTRUCT"
+        misses = []
+        count = 0
+        for tag, value, tolerance in references(configuration):
+            count += 1
+            allowed = tolerance + half_last_digit(value) + 1e-12
+            if row.get(tag, "") == "" or abs(float(row[tag]) - float(value)) > allowed:
+                misses.append((tag, row.get(tag), value, allowed))
+        assert not misses, misses[:10]
+        met[configuration] = count
+        with open(os.path.join(out, "measurements.json")) as f:
+            m = json.load(f)["measurements"]
+        assert m["regions"][0]["voxels"] == 125256
+        text = " ".join(run(["pdftotext", os.path.join(out, "report.pdf"), "-"]).stdout.split())
+        assert "Main features" in text and "GTV-1" in text and f"configuration {configuration}" in text
+    print("\nIBSI references met per configuration:", met)
+    assert met == {"A": 328, "B": 328, "C": 192, "D": 192, "E": 192}
+
+
+def test_a_nifti_mask_from_another_tool_gives_the_rtstruct_region(cli_path, workdir):
+    from_mask = os.path.join(workdir, "mask")
+    result = process(cli_path, os.path.join(CT_DICOM, "image"), from_mask, "--mask", CT_MASK, "--param", "configuration=C")
+    assert result.returncode == 0, result.stderr
+    from_rtstruct = os.path.join(workdir, "rtstruct")
+    assert process(cli_path, CT_DICOM, from_rtstruct, "--param", "configuration=C").returncode == 0
+    [a], [b] = rows(from_mask), rows(from_rtstruct)
+    assert a["region"] == "label 1" and a["source"] == "NIfTI mask"
+    features = [k for k in a if k not in ("region", "source")]
+    assert len(features) > 400
+    assert all(a[k] == b[k] for k in features), [k for k in features if a[k] != b[k]][:5]
+
+
+def test_bad_inputs_are_refused_with_the_reason(cli_path, workdir):
+    no_roi = process(cli_path, CHEST_CT, os.path.join(workdir, "no-roi"))
+    assert no_roi.returncode == 2 and "holds no region of interest" in no_roi.stderr, no_roi.stderr
+    wrong = process(cli_path, os.path.join(CT_DICOM, "image"), os.path.join(workdir, "wrong"),
+                    "--mask", os.path.join(IBSI, "ibsi_1_digital_phantom", "nifti", "mask", "mask.nii.gz"))
+    assert wrong.returncode == 2 and "not on the series' voxel grid" in wrong.stderr, wrong.stderr
+    named = process(cli_path, CT_DICOM, os.path.join(workdir, "named"), "--param", "roi=GTV-2")
+    assert named.returncode == 2 and 'no region is named "GTV-2"' in named.stderr, named.stderr
+    bad = process(cli_path, CT_DICOM, os.path.join(workdir, "bad"), "--param", "range=400,-500")
+    assert bad.returncode == 2 and "range must be" in bad.stderr, bad.stderr
+    # A region whose intensities are all outside the re-segmentation range: named, not NaN.
+    empty = process(cli_path, CT_DICOM, os.path.join(workdir, "empty"), "--param", "range=3000,4000")
+    assert empty.returncode == 2 and 'region "GTV-1" (RTSTRUCT)' in empty.stderr and "no voxel" in empty.stderr, empty.stderr
+    # A one-voxel region: features without a pair or a run are empty cells, never NaN.
+    import nibabel
+    import numpy
+    image = nibabel.load(CT_MASK)
+    one = numpy.zeros(image.shape, dtype=numpy.uint8)
+    one[100, 100, 30] = 1
+    path = os.path.join(workdir, "one.nii.gz")
+    nibabel.save(nibabel.Nifti1Image(one, image.affine), path)
+    out = os.path.join(workdir, "one")
+    result = process(cli_path, os.path.join(CT_DICOM, "image"), out, "--mask", path)
+    assert result.returncode == 0, result.stderr
+    [row] = rows(out)
+    assert row["cm_joint_max_3D_avg"] == "" and row["stat_mean"] != ""
+    assert "nan" not in open(os.path.join(out, "radiomics.csv")).read().lower()
+    with open(os.path.join(out, "measurements.json")) as f:
+        undefined = json.load(f)["measurements"]["regions"][0]["undefined"]
+    assert "cm_joint_max_3D_avg" in undefined and undefined["cm_joint_max_3D_avg"]
+
+
+def test_a_rule_runs_radiomics_on_a_study_with_its_rtstruct(orthanc_factory, job_db, workdir):
+    work = os.path.join(workdir, "work")  # where jobs keep their files (the CSV)
+    os.makedirs(work)
+    orthanc = orthanc_factory({"Database": job_db[1], "Workers": 1, "WorkDirectory": work}).start()
+    orthanc.put("/procnode/rules", {"rules": [{"id": "radiomics", "match": {"attribute": "Modality", "equals": "CT"},
+                                               "action": {"pipeline": "radiomics", "parameters": {"configuration": "C"}}}]})
+    send_dicom(orthanc, sorted(glob.glob(os.path.join(CT_DICOM, "*", "*.dcm"))), calling_aet="PLANNING")
+    [job] = wait_jobs_finished(orthanc, 1, timeout=300)
+    assert job["state"] == "done", job["error"]
+    [region] = job["result"]["measurements"]["regions"]
+    assert region["name"] == "GTV-1" and region["voxels"] == 125256
+    table = orthanc.get_raw(f"/procnode/jobs/{job['id']}/files/radiomics.csv").decode()
+    [row] = list(csv.DictReader(io.StringIO(table)))
+    for tag, value, tolerance in references("C"):
+        assert abs(float(row[tag]) - float(value)) <= tolerance + half_last_digit(value) + 1e-12, (tag, row[tag], value)
+    assert [r["kind"] for r in job["result"]["results"]] == ["encapsulated-pdf"]
+    assert orthanc.alive()
