@@ -41,6 +41,19 @@ def timed(argv, runs, keep_last=False):
     return statistics.median(times), peak, out
 
 
+def build_cmake_peer(build, source, name):
+    """A peer program of bench/SOURCE (its own CMake project), built into BUILD/bench-SOURCE on first use."""
+    folder = os.path.join(build, "bench-" + source.replace("_", "-"))
+    binary = os.path.join(folder, name)
+    if not os.path.exists(binary):
+        os.makedirs(folder, exist_ok=True)
+        here = os.path.dirname(os.path.abspath(__file__))
+        subprocess.run(["cmake", "-S", os.path.join(here, source), "-B", folder, "-DCMAKE_BUILD_TYPE=Release"], check=True,
+                       stdout=subprocess.DEVNULL)
+        subprocess.run(["cmake", "--build", folder, "-j2"], check=True, stdout=subprocess.DEVNULL)
+    return binary
+
+
 CHEST = os.path.join(ROOT, "..", "shared", "data", "ct-chest-lung-dx-a0001", "lung-kernel")
 
 

@@ -19,23 +19,12 @@ import subprocess
 import nibabel
 import numpy
 
-from benchlib import arguments, timed
+from benchlib import arguments, build_cmake_peer, timed
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..")
 DATA = os.path.join(ROOT, "..", "shared", "data", "ct-chest-lung-dx-a0001")
 KERNELS = ("lung-kernel", "standard-kernel")
-
-
-def build_itk_peer(build):
-    folder = os.path.join(build, "bench-itk-lung")
-    binary = os.path.join(folder, "itk_lung")
-    if not os.path.exists(binary):
-        os.makedirs(folder, exist_ok=True)
-        subprocess.run(["cmake", "-S", os.path.join(HERE, "itk_lung"), "-B", folder, "-DCMAKE_BUILD_TYPE=Release"], check=True,
-                       stdout=subprocess.DEVNULL)
-        subprocess.run(["cmake", "--build", folder, "-j2"], check=True, stdout=subprocess.DEVNULL)
-    return binary
 
 
 def dice(a, b):
@@ -44,7 +33,7 @@ def dice(a, b):
 
 def main():
     args, cli = arguments(3)
-    itk = build_itk_peer(os.path.abspath(args.build))
+    itk = build_cmake_peer(os.path.abspath(args.build), "itk_lung", "itk_lung")
     status = json.loads(subprocess.run([cli, "status"], capture_output=True, text=True).stdout)
     devices = ["cpu"] + (["gpu"] if status["gpu"]["found"] else [])
     rows, agreement = [], []

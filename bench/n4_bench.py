@@ -19,22 +19,11 @@ import subprocess
 import nibabel
 import numpy
 
-from benchlib import arguments, timed
+from benchlib import arguments, build_cmake_peer, timed
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..")
 MR = os.path.join(ROOT, "..", "shared", "data", "mr-brain-sag-mprage")
-
-
-def build_itk_peer(build):
-    folder = os.path.join(build, "bench-itk-n4")
-    binary = os.path.join(folder, "itk_n4")
-    if not os.path.exists(binary):
-        os.makedirs(folder, exist_ok=True)
-        subprocess.run(["cmake", "-S", os.path.join(HERE, "itk_n4"), "-B", folder, "-DCMAKE_BUILD_TYPE=Release"], check=True,
-                       stdout=subprocess.DEVNULL)
-        subprocess.run(["cmake", "--build", folder, "-j2"], check=True, stdout=subprocess.DEVNULL)
-    return binary
 
 
 def canonical(path):
@@ -60,7 +49,7 @@ def cv(image, mask):
 
 def main():
     args, cli = arguments(3)
-    itk = build_itk_peer(os.path.abspath(args.build))
+    itk = build_cmake_peer(os.path.abspath(args.build), "itk_n4", "itk_n4")
     ours_s, ours_rss, ours_out = timed([cli, "process", "mr-normalize", MR, "--out", "{out}", "--param", "method=none"], args.runs,
                                        keep_last=True)
     peer_s, peer_rss, peer_out = timed([itk, MR, "{out}/corrected.nii.gz"], args.runs, keep_last=True)

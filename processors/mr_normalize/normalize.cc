@@ -35,16 +35,24 @@ void Flood(const std::array<std::size_t, 3>& dims, const std::vector<uint8_t>& i
   }
 }
 
-double Mean(const std::vector<float>& values, const std::vector<uint8_t>& mask, std::size_t& n) {
+struct Moments {
+  double mean = 0, sd = 0;
+};
+
+// Mean and SD of the values inside `mask`; Error(kInvalidInput) naming `what` when it is empty.
+Moments MomentsInside(const std::vector<float>& values, const std::vector<uint8_t>& mask, const char* what) {
   double sum = 0;
-  n = 0;
+  std::size_t n = 0;
   for (std::size_t i = 0; i < values.size(); ++i) {
-    if (mask[i]) {
-      sum += values[i];
-      ++n;
-    }
+    if (mask[i]) sum += values[i], ++n;
   }
-  return n ? sum / n : 0;
+  if (n == 0) throw Error(ErrorCode::kInvalidInput, std::string("mr-normalize: ") + what + " is empty");
+  const double mean = sum / n;
+  double squares = 0;
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (mask[i]) squares += (values[i] - mean) * (values[i] - mean);
+  }
+  return {mean, std::sqrt(squares / n)};
 }
 
 void CheckMask(const std::vector<float>& values, const std::vector<uint8_t>& mask) {
@@ -157,15 +165,8 @@ std::size_t CountInside(const std::vector<uint8_t>& mask) {
 
 double CoefficientOfVariation(const std::vector<float>& values, const std::vector<uint8_t>& mask) {
   CheckMask(values, mask);
-  std::size_t n = 0;
-  const double mean = Mean(values, mask, n);
-  if (n == 0) throw Error(ErrorCode::kInvalidInput, "mr-normalize: the mask is empty");
-  double squares = 0;
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    if (mask[i]) squares += (values[i] - mean) * (values[i] - mean);
-  }
-  const double sd = std::sqrt(squares / n);
-  return mean == 0 ? std::numeric_limits<double>::infinity() : sd / std::abs(mean);
+  const Moments m = MomentsInside(values, mask, "the mask");
+  return m.mean == 0 ? std::numeric_limits<double>::infinity() : m.sd / std::abs(m.mean);
 }
 
 std::vector<float> ValuesInside(const std::vector<float>& values, const std::vector<uint8_t>& mask) {
@@ -207,16 +208,9 @@ void ApplyMap(const IntensityMap& map, std::vector<float>& values) {
 
 IntensityMap ZScoreMap(const std::vector<float>& values, const std::vector<uint8_t>& mask) {
   CheckMask(values, mask);
-  std::size_t n = 0;
-  const double mean = Mean(values, mask, n);
-  if (n == 0) throw Error(ErrorCode::kInvalidInput, "mr-normalize: the foreground is empty");
-  double squares = 0;
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    if (mask[i]) squares += (values[i] - mean) * (values[i] - mean);
-  }
-  const double sd = std::sqrt(squares / n);
-  if (!(sd > 0)) throw Error(ErrorCode::kInvalidInput, "mr-normalize: the foreground is constant");
-  return {.scale = 1 / sd, .offset = -mean / sd};
+  const Moments m = MomentsInside(values, mask, "the foreground");
+  if (!(m.sd > 0)) throw Error(ErrorCode::kInvalidInput, "mr-normalize: the foreground is constant");
+  return {.scale = 1 / m.sd, .offset = -m.mean / m.sd};
 }
 
 IntensityMap PercentileMap(const std::vector<float>& values, const std::vector<uint8_t>& mask, double low, double high) {
