@@ -112,9 +112,10 @@ Region Interpolate(const Region& region, const Interpolation& how) {
         const auto& ly = taps[1].linear[j];
         const auto& lz = taps[2].linear[k];
         double value = 0, inside = 0;
-        for (int c = 0; c < 4; ++c) {
-          for (int b = 0; b < 4; ++b) {
-            for (int a = 0; a < 4; ++a) {
+        const int first = how.cubic ? 0 : 1, last = how.cubic ? 3 : 2;  // linear: the two middle taps
+        for (int c = first; c <= last; ++c) {
+          for (int b = first; b <= last; ++b) {
+            for (int a = first; a <= last; ++a) {
               const double w = wx[a] * wy[b] * wz[c], lw = lx[a] * ly[b] * lz[c];
               if (w == 0 && lw == 0) continue;
               const std::size_t v = static_cast<std::size_t>((taps[2].index[k][c] * ny + taps[1].index[j][b]) * nx + taps[0].index[i][a]);

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <map>
 
 #include "core/error.h"
@@ -69,20 +70,30 @@ std::vector<StructureRoi> ReadStructureSet(const std::string& bytes, const std::
       DcmItem* contour = nullptr;
       if (item->findAndGetSequenceItem(DCM_ContourSequence, contour, static_cast<int>(c)).bad()) break;
       if (DicomString(*contour, DCM_ContourGeometricType) != "CLOSED_PLANAR") continue;
-      const unsigned long values = [&] {
-        DcmElement* data = nullptr;
-        return contour->findAndGetElement(DCM_ContourData, data).good() ? data->getVM() : 0UL;
-      }();
-      if (values == 0 || values % 3 != 0) {
+      // The coordinates' whole value, parsed here: DCMTK's per-value access (also behind its string
+      // array) finds value k by walking the string from its start, quadratic in the points.
+      const char* raw = nullptr;
+      Uint32 length = 0;
+      contour->findAndGetString(DCM_ContourData, raw, length);
+      const std::string text = raw != nullptr ? std::string(raw, length) : std::string();
+      std::vector<double> values;
+      const char* at = text.c_str();
+      const char* end = at + text.size();
+      while (at < end) {
+        char* next = nullptr;
+        const double x = std::strtod(at, &next);
+        if (next == at) break;
+        values.push_back(x);
+        at = next;
+        while (at < end && (*at == '\\' || *at == ' ')) ++at;
+      }
+      if (values.empty() || values.size() % 3 != 0 || at < end) {
         throw Error(ErrorCode::kInvalidInput, name + ": ROI " + std::to_string(number) + " contour " + std::to_string(c + 1) +
-                                                  " has " + std::to_string(values) + " coordinates (a multiple of 3 is needed)");
+                                                  " has " + std::to_string(values.size()) +
+                                                  " readable coordinates (a non-empty multiple of 3 is needed)");
       }
-      std::vector<std::array<double, 3>> points(values / 3);
-      for (unsigned long k = 0; k < values; ++k) {
-        Float64 x = 0;
-        contour->findAndGetFloat64(DCM_ContourData, x, k);
-        points[k / 3][k % 3] = x;
-      }
+      std::vector<std::array<double, 3>> points(values.size() / 3);
+      for (std::size_t k = 0; k < values.size(); ++k) points[k / 3][k % 3] = values[k];
       roi.contours.push_back(std::move(points));
     }
   }

@@ -90,13 +90,22 @@ void ForEachInRegion(const Region& r, long z, F&& f) {
   }
 }
 
-// City-block distance of each region voxel to the region's border, in a slice or in 3D.
+// The first voxel index and the voxel count of a slice (z >= 0) or of the volume (z < 0): the
+// per-call work arrays cover only that much.
+std::pair<long, std::size_t> Extent(const Grid& g, long z) {
+  if (z < 0) return {0, static_cast<std::size_t>(g.nx * g.ny * g.nz)};
+  return {z * g.nx * g.ny, static_cast<std::size_t>(g.nx * g.ny)};
+}
+
+// City-block distance of each region voxel to the region's border, in a slice or in 3D; indexed
+// from the slice's first voxel (Extent).
 std::vector<int> BorderDistance(const Region& r, long z) {
   const Grid g(r);
   const std::vector<uint8_t>& shape = r.morphological_mask.empty() ? r.mask : r.morphological_mask;
   const bool three_d = z < 0;
   const auto faces = Neighbours(three_d, true);
-  std::vector<int> distance(r.mask.size(), 0);
+  const auto [base, count] = Extent(g, z);
+  std::vector<int> distance(count, 0);
   std::deque<long> queue;
   for (long k = three_d ? 0 : z; k < (three_d ? g.nz : z + 1); ++k) {
     for (long j = 0; j < g.ny; ++j) {
@@ -104,7 +113,7 @@ std::vector<int> BorderDistance(const Region& r, long z) {
         if (!shape[g.Index(i, j, k)]) continue;
         for (const auto& o : faces) {
           if (!g.Inside(i + o[0], j + o[1], k + o[2]) || !shape[g.Index(i + o[0], j + o[1], k + o[2])]) {
-            distance[g.Index(i, j, k)] = 1;
+            distance[g.Index(i, j, k) - base] = 1;
             queue.push_back(g.Index(i, j, k));
             break;
           }
@@ -120,8 +129,8 @@ std::vector<int> BorderDistance(const Region& r, long z) {
       const long a = i + o[0], b = j + o[1], c = k + o[2];
       if (!g.Inside(a, b, c) || (!three_d && c != z)) continue;
       const long n = g.Index(a, b, c);
-      if (shape[n] && distance[n] == 0) {
-        distance[n] = distance[v] + 1;
+      if (shape[n] && distance[n - base] == 0) {
+        distance[n - base] = distance[v - base] + 1;
         queue.push_back(n);
       }
     }
@@ -135,30 +144,31 @@ CountMatrix Zones(const Region& r, long z, bool by_distance) {
   const bool three_d = z < 0;
   const auto neighbours = Neighbours(three_d, false);
   const std::vector<int> distance = by_distance ? BorderDistance(r, z) : std::vector<int>();
-  std::vector<uint8_t> seen(r.mask.size(), 0);
+  const auto [base, count] = Extent(g, z);  // `seen` and `distance` are indexed from `base`
+  std::vector<uint8_t> seen(count, 0);
   CountMatrix m(r.grey_levels, 1);
   std::vector<long> stack;
   ForEachInRegion(r, z, [&](long i, long j, long k) {
     m.voxels += 1;
     const long start = g.Index(i, j, k);
-    if (seen[start]) return;
+    if (seen[start - base]) return;
     const int level = r.levels[start];
     std::size_t size = 0;
-    int nearest = distance.empty() ? 0 : distance[start];
+    int nearest = distance.empty() ? 0 : distance[start - base];
     stack.assign(1, start);
-    seen[start] = 1;
+    seen[start - base] = 1;
     while (!stack.empty()) {
       const long v = stack.back();
       stack.pop_back();
       ++size;
-      if (!distance.empty()) nearest = std::min(nearest, distance[v]);
+      if (!distance.empty()) nearest = std::min(nearest, distance[v - base]);
       const long a0 = v % g.nx, b0 = (v / g.nx) % g.ny, c0 = v / (g.nx * g.ny);
       for (const auto& o : neighbours) {
         const long a = a0 + o[0], b = b0 + o[1], c = c0 + o[2];
         if (!g.Inside(a, b, c)) continue;
         const long n = g.Index(a, b, c);
-        if (seen[n] || !r.mask[n] || r.levels[n] != level) continue;
-        seen[n] = 1;
+        if (seen[n - base] || !r.mask[n] || r.levels[n] != level) continue;
+        seen[n - base] = 1;
         stack.push_back(n);
       }
     }
