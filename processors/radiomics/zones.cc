@@ -144,8 +144,11 @@ CountMatrix Zones(const Region& r, long z, bool by_distance) {
   const bool three_d = z < 0;
   const auto neighbours = Neighbours(three_d, false);
   const std::vector<int> distance = by_distance ? BorderDistance(r, z) : std::vector<int>();
-  const auto [base, count] = Extent(g, z);  // `seen` and `distance` are indexed from `base`
-  std::vector<uint8_t> seen(count, 0);
+  // `seen` and `distance` are indexed from `base` (no structured binding: the lambda below uses it,
+  // which clang 14 refuses).
+  const auto extent = Extent(g, z);
+  const long base = extent.first;
+  std::vector<uint8_t> seen(extent.second, 0);
   CountMatrix m(r.grey_levels, 1);
   std::vector<long> stack;
   ForEachInRegion(r, z, [&](long i, long j, long k) {
