@@ -82,7 +82,7 @@ std::vector<StructureRoi> ReadStructureSet(const std::string& bytes, const std::
       while (at < end) {
         char* next = nullptr;
         const double x = std::strtod(at, &next);
-        if (next == at) break;
+        if (next == at || !std::isfinite(x)) break;  // "nan" and "inf" are no coordinates
         values.push_back(x);
         at = next;
         while (at < end && (*at == '\\' || *at == ' ')) ++at;
@@ -121,7 +121,9 @@ std::vector<uint8_t> RasteriseRoi(const StructureRoi& roi, const Volume& grid) {
     }
     double mean = 0;
     for (const auto& p : points) mean += p[normal];
-    const long slice = std::lround(mean / points.size());
+    mean /= points.size();
+    if (!(std::abs(mean) < 1e9)) continue;  // far off the image: outside its field of view
+    const long slice = std::lround(mean);
     if (slice < 0 || slice >= n[normal]) continue;  // off the image's slices: outside its field of view
     const int a = (normal + 1) % 3, b = (normal + 2) % 3;
     std::vector<std::array<double, 2>> polygon;
@@ -146,8 +148,11 @@ std::vector<uint8_t> RasteriseRoi(const StructureRoi& roi, const Volume& grid) {
       }
       std::sort(crossings.begin(), crossings.end());
       for (std::size_t k = 0; k + 1 < crossings.size(); k += 2) {
-        const long first = std::max(0L, static_cast<long>(std::ceil(crossings[k])));
-        const long last = std::min(n[a] - 1, static_cast<long>(std::floor(crossings[k + 1])));
+        // Clamped to the row before any conversion: a contour may reach far past the image.
+        const double from = std::clamp(crossings[k], -1.0, static_cast<double>(n[a]));
+        const double to = std::clamp(crossings[k + 1], -1.0, static_cast<double>(n[a]));
+        const long first = std::max(0L, static_cast<long>(std::ceil(from)));
+        const long last = std::min(n[a] - 1, static_cast<long>(std::floor(to)));
         for (long col = first; col <= last; ++col) {
           std::array<long, 3> index{};
           index[normal] = slice, index[a] = col, index[b] = row;

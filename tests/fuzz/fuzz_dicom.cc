@@ -1,6 +1,7 @@
 // libFuzzer target: a DICOM Part 10 file as procnode reads outside input. The byte walker
-// (WithoutPrivateGroups, TopLevelValues), DCMTK's parse, the image header and pixel decoding, and
-// the private headers conversion reads (Siemens CSA, GE protocol block). Errors are expected;
+// (WithoutPrivateGroups, TopLevelValues), DCMTK's parse, the image header and pixel decoding, the
+// private headers conversion reads (Siemens CSA, GE protocol block), and RTSTRUCT contours with
+// their rasterisation. Errors are expected;
 // crashes, leaks, undefined behaviour and hangs are findings.
 #include <cstddef>
 #include <cstdint>
@@ -13,6 +14,7 @@
 #include "dicom/io.h"
 #include "dicom/prefilter.h"
 #include "dicom/siemens_csa.h"
+#include "processors/radiomics/rtstruct.h"
 
 #include <dcmtk/dcmdata/dcfilefo.h>
 #include <dcmtk/oflog/oflog.h>
@@ -49,6 +51,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // Bounded (4 MiB of samples): the fuzzer's inputs are small, and pixel buffers follow the
     // header's claims, which would otherwise spend the run allocating.
     if (static_cast<uint64_t>(image.rows) * image.columns * image.frames * 8 <= (4u << 20)) DecodeDicomPixels(ds, image);
+  } catch (const Error&) {
+  }
+  // An RT Structure Set's contours, and their rasterisation onto a small grid.
+  try {
+    Volume grid;
+    grid.dims = {16, 16, 8};
+    grid.spacing = {2, 2, 3};
+    for (const auto& roi : radiomics::ReadStructureSet(std::string(bytes), "fuzz")) (void)radiomics::RasteriseRoi(roi, grid);
   } catch (const Error&) {
   }
   return 0;

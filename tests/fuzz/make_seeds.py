@@ -23,6 +23,8 @@ def main(out, data, repo):
     candidates = sorted(glob.glob(os.path.join(data, "debian-pydicom-test-files", "*.dcm")))
     candidates += sorted(glob.glob(os.path.join(data, "dcm_qa_nih", "In", "*", "*", "*.dcm")))[::60]
     candidates += sorted(glob.glob(os.path.join(data, "dcm_qa_uih", "In", "*", "*", "*")))[:2]
+    # An RT Structure Set (the IBSI CT phantom's GTV contours) for the RTSTRUCT reader and rasteriser.
+    candidates += sorted(glob.glob(os.path.join(data, "ibsi", "ibsi_1_ct_radiomics_phantom", "dicom", "mask", "*.dcm")))
     for n, path in enumerate(candidates):
         if os.path.getsize(path) <= 512 << 10:
             shutil.copy(path, os.path.join(dicom, f"{n:03d}.dcm"))
