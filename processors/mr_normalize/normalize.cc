@@ -7,33 +7,10 @@
 
 #include "core/error.h"
 #include "core/format.h"
+#include "processors/lung/lung_backend.h"
 
 namespace procnode::mr {
 namespace {
-
-// Labels the 6-connected parts of `inside` reachable from `seeds`: marks them in `reached`.
-void Flood(const std::array<std::size_t, 3>& dims, const std::vector<uint8_t>& inside, std::vector<uint32_t> queue,
-           std::vector<uint8_t>& reached) {
-  const std::size_t nx = dims[0], ny = dims[1], nz = dims[2], plane = nx * ny;
-  std::size_t head = 0;
-  for (const uint32_t s : queue) reached[s] = 1;
-  while (head < queue.size()) {
-    const std::size_t i = queue[head++];
-    const std::size_t x = i % nx, y = (i / nx) % ny, z = i / plane;
-    auto visit = [&](std::size_t j) {
-      if (inside[j] && !reached[j]) {
-        reached[j] = 1;
-        queue.push_back(static_cast<uint32_t>(j));
-      }
-    };
-    if (x > 0) visit(i - 1);
-    if (x + 1 < nx) visit(i + 1);
-    if (y > 0) visit(i - nx);
-    if (y + 1 < ny) visit(i + nx);
-    if (z > 0) visit(i - plane);
-    if (z + 1 < nz) visit(i + plane);
-  }
-}
 
 struct Moments {
   double mean = 0, sd = 0;
@@ -102,60 +79,39 @@ double OtsuThreshold(const std::vector<float>& values) {
 std::vector<uint8_t> ForegroundMask(const Volume& volume) {
   const auto& values = volume.voxels;
   if (values.size() != volume.VoxelCount() || values.empty()) throw Error(ErrorCode::kInvalidInput, "mr-normalize: empty image");
-  if (values.size() > std::numeric_limits<uint32_t>::max()) throw Error(ErrorCode::kInvalidInput, "mr-normalize: image too large");
+  if (values.size() >= static_cast<std::size_t>(std::numeric_limits<int32_t>::max())) throw Error(ErrorCode::kInvalidInput, "mr-normalize: image too large");
   const double threshold = OtsuThreshold(values);
   std::vector<uint8_t> above(values.size());
   for (std::size_t i = 0; i < values.size(); ++i) above[i] = values[i] > threshold;
-  // The largest part above the threshold (the head, without noise specks and ghosts): each part
-  // labelled once, by a flood from its first voxel.
-  std::vector<uint32_t> label(values.size(), 0), sizes{0};
-  const std::size_t nx = volume.dims[0], ny = volume.dims[1], nz = volume.dims[2], plane = nx * ny;
-  std::vector<uint32_t> queue;
-  for (std::size_t seed = 0; seed < values.size(); ++seed) {
-    if (!above[seed] || label[seed]) continue;
-    const uint32_t id = static_cast<uint32_t>(sizes.size());
-    queue.assign(1, static_cast<uint32_t>(seed));
-    label[seed] = id;
-    for (std::size_t head = 0; head < queue.size(); ++head) {
-      const std::size_t i = queue[head];
-      const std::size_t x = i % nx, y = (i / nx) % ny, z = i / plane;
-      auto visit = [&](std::size_t j) {
-        if (above[j] && !label[j]) {
-          label[j] = id;
-          queue.push_back(static_cast<uint32_t>(j));
-        }
-      };
-      if (x > 0) visit(i - 1);
-      if (x + 1 < nx) visit(i + 1);
-      if (y > 0) visit(i - nx);
-      if (y + 1 < ny) visit(i + nx);
-      if (z > 0) visit(i - plane);
-      if (z + 1 < nz) visit(i + plane);
-    }
-    sizes.push_back(static_cast<uint32_t>(queue.size()));
-  }
-  const auto largest = std::max_element(sizes.begin(), sizes.end());
-  if (*largest == 0) throw Error(ErrorCode::kInvalidInput, "mr-normalize: no voxel above the foreground threshold");
-  const uint32_t best_id = static_cast<uint32_t>(largest - sizes.begin());
-  std::vector<uint8_t> best(values.size());
-  for (std::size_t i = 0; i < values.size(); ++i) best[i] = label[i] == best_id;
-  // Holes: background that the border cannot reach.
-  std::vector<uint8_t> background(values.size());
-  for (std::size_t i = 0; i < values.size(); ++i) background[i] = !best[i];
-  std::vector<uint32_t> border;
+  // Face-connected parts (the lung processor's CPU labelling: a part's label is its smallest
+  // voxel index + 1), once for the voxels above the threshold and once for the rest.
+  const lung::Grid grid{static_cast<int>(volume.dims[0]), static_cast<int>(volume.dims[1]), static_cast<int>(volume.dims[2])};
+  const auto labeller = lung::MakeCpuLungBackend();
+  std::vector<int32_t> labels(values.size());
+  labeller->Label(above.data(), grid, true, labels.data());
+  // The largest part above the threshold: the head, without noise specks and ghosts.
+  std::vector<uint32_t> sizes(values.size() + 1, 0);
+  for (const int32_t label : labels) ++sizes[label];
+  sizes[0] = 0;
+  const int32_t head = static_cast<int32_t>(std::max_element(sizes.begin(), sizes.end()) - sizes.begin());
+  if (sizes[head] == 0) throw Error(ErrorCode::kInvalidInput, "mr-normalize: no voxel above the foreground threshold");
+  // Holes: parts of the rest that do not touch the volume's border are filled.
+  std::vector<uint8_t> rest(values.size());
+  for (std::size_t i = 0; i < values.size(); ++i) rest[i] = labels[i] != head;
+  labeller->Label(rest.data(), grid, true, labels.data());
+  std::vector<uint8_t> outside(values.size() + 1, 0);  // by label
   const auto& d = volume.dims;
   for (std::size_t z = 0; z < d[2]; ++z) {
     for (std::size_t y = 0; y < d[1]; ++y) {
       for (std::size_t x = 0; x < d[0]; ++x) {
         const bool edge = x == 0 || y == 0 || z == 0 || x + 1 == d[0] || y + 1 == d[1] || z + 1 == d[2];
-        const std::size_t i = (z * d[1] + y) * d[0] + x;
-        if (edge && background[i]) border.push_back(static_cast<uint32_t>(i));
+        if (edge) outside[labels[(z * d[1] + y) * d[0] + x]] = 1;
       }
     }
   }
-  std::vector<uint8_t> outside(values.size(), 0);
-  Flood(d, background, std::move(border), outside);
-  for (std::size_t i = 0; i < values.size(); ++i) best[i] = !outside[i];
+  outside[0] = 0;
+  std::vector<uint8_t> best(values.size());
+  for (std::size_t i = 0; i < values.size(); ++i) best[i] = !outside[labels[i]];
   return best;
 }
 

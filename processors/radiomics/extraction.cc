@@ -65,18 +65,22 @@ FeatureSet Extract(const Region& input, const Settings& s) {
     DiscretiseFixedBinNumber(r, s.bin_number);
   }
   FeatureSet out;
+  AllFamilies(r, out, ivh, s.ivh_bin_number > 0 ? &ivh_region : nullptr);
+  return out;
+}
+
+void AllFamilies(const Region& r, FeatureSet& out, const std::optional<IvhBins>& ivh, const Region* ivh_levels) {
   MorphologyFeatures(r, out);
   LocalIntensityFeatures(r, out);
   IntensityStatistics(r, out);
   IntensityHistogram(r, out);
-  IntensityVolumeHistogram(s.ivh_bin_number > 0 ? ivh_region : r, out, ivh);
+  IntensityVolumeHistogram(ivh_levels != nullptr ? *ivh_levels : r, out, ivh_levels != nullptr ? std::nullopt : ivh);
   CooccurrenceFeatures(r, out);
   RunLengthFeatures(r, out);
   SizeZoneFeatures(r, out);
   DistanceZoneFeatures(r, out);
   ToneDifferenceFeatures(r, out);
   DependenceFeatures(r, out);
-  return out;
 }
 
 }  // namespace procnode::radiomics

@@ -34,6 +34,11 @@ struct Settings {
 // after interpolation. Error(kInvalidInput) for another letter.
 Settings Configuration(const std::string& letter);
 
+// Every feature family on a region already processed and discretised; the intensity-volume
+// histogram over `ivh` bins, or over `ivh_levels`' grey levels where given (a fixed bin number).
+void AllFamilies(const Region& region, FeatureSet& out, const std::optional<IvhBins>& ivh = std::nullopt,
+                 const Region* ivh_levels = nullptr);
+
 // Every feature of the region after the settings' image processing.
 FeatureSet Extract(const Region& region, const Settings& settings);
 

@@ -121,15 +121,16 @@ class RadiomicsProcessor : public Processor {
     nlohmann::json rows = nlohmann::json::array();
     std::vector<std::string> columns;
     std::vector<radiomics::FeatureSet> all;
+    // The image once; each region sets its own mask.
+    radiomics::Region region;
+    region.dims = v.dims;
+    for (int a = 0; a < 3; ++a) region.spacing[a] = std::abs(v.spacing[a]);
+    region.intensities.assign(v.voxels.begin(), v.voxels.end());
     for (std::size_t n = 0; n < regions.size(); ++n) {
       if (context.stop_requested && context.stop_requested()) throw Error(ErrorCode::kCancelled, "radiomics: cancelled");
       const RegionMask& roi = regions[n];
       if (context.progress) context.progress(static_cast<double>(n) / regions.size(), "region " + std::to_string(n + 1) + " of " + std::to_string(regions.size()));
       if (roi.voxels.size() != v.VoxelCount()) throw Error(ErrorCode::kInvalidInput, "radiomics: region \"" + roi.name + "\" is on another grid");
-      radiomics::Region region;
-      region.dims = v.dims;
-      for (int a = 0; a < 3; ++a) region.spacing[a] = std::abs(v.spacing[a]);
-      region.intensities.assign(v.voxels.begin(), v.voxels.end());
       region.mask = roi.voxels;
       radiomics::FeatureSet features;
       try {
