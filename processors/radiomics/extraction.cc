@@ -71,6 +71,8 @@ FeatureSet Extract(const Region& input, const Settings& s) {
 
 void AllFamilies(const Region& r, FeatureSet& out, const std::optional<IvhBins>& ivh, const Region* ivh_levels) {
   MorphologyFeatures(r, out);
+  MeshMorphologyFeatures(r, out);
+  AutocorrelationFeatures(r, out);
   LocalIntensityFeatures(r, out);
   IntensityStatistics(r, out);
   IntensityHistogram(r, out);

@@ -1,7 +1,7 @@
 // IBSI chapter 1 radiomics features (Image Biomarker Standardisation Initiative reference manual,
 // arXiv:1612.07003): the feature families computed on a region of interest, named by the tags the
 // IBSI reference tables use (`stat_mean`, `cm_joint_max_2D_avg`, ...). This first part holds the
-// families that need no mesh: intensity statistics (IBSI 3.3), intensity histogram (3.4),
+// families: morphology (3.1), local intensity (3.2), intensity statistics (IBSI 3.3), intensity histogram (3.4),
 // intensity-volume histogram (3.5), grey level co-occurrence (3.6) and run length (3.7) matrices
 // with the IBSI aggregations below, and the zone and neighbourhood matrices (3.8-3.11) with theirs:
 //   _2D_avg     per slice and in-plane direction, features averaged over both;
@@ -83,9 +83,21 @@ void LocalIntensityFeatures(const Region& region, FeatureSet& out);
 // The morphological features that need no surface mesh (IBSI 3.1, morph_*): the voxel-counting
 // volume, the centre of mass shift (morphological mask's geometric centre to the intensity mask's
 // intensity-weighted one) and the principal component axes of the morphological mask's voxel
-// centres (major, minor and least axis lengths 4 sqrt(eigenvalue), elongation, flatness). The
-// mesh-based ones (volume, area, their ratios and densities, diameter) are not computed yet.
+// centres (major, minor and least axis lengths 4 sqrt(eigenvalue), elongation, flatness).
 void MorphologyFeatures(const Region& region, FeatureSet& out);
+
+// The mesh-based morphological features (mesh.cc): marching cubes on the morphological mask at 0.5
+// gives the volume and area and their ratios (av, comp_1, comp_2, sph_dispr, sphericity,
+// asphericity); the axis-aligned bounding box, the approximate enclosing ellipsoid (semi-axes from
+// the PCA axes, so MorphologyFeatures must have run) and the convex hull (qhull) give the volume
+// and area densities and the maximum diameter; the integrated intensity is the mesh volume times
+// the mean intensity. The oriented bounding box and the minimum volume enclosing ellipsoid, which
+// IBSI leaves unstandardised, are not computed.
+void MeshMorphologyFeatures(const Region& region, FeatureSet& out);
+
+// Moran's I and Geary's C (morph_moran_i, morph_geary_c) over every pair of voxels of the intensity
+// mask, weighted by the inverse of their distance in mm; exact, through an FFT convolution.
+void AutocorrelationFeatures(const Region& region, FeatureSet& out);
 
 // Intensity statistics (stat_*) of the region's intensities. Percentiles interpolate linearly
 // between order statistics (index p/100 x (N - 1)), as IBSI's reference values were made.

@@ -165,16 +165,17 @@ class RadiomicsProcessor : public Processor {
     out.files.push_back({"radiomics.csv", csv, "IBSI features, one row per region"});
     out.measurements = {{"settings", described}, {"parameters", parameters}, {"regions", rows}};
     ReportSection table{"Main features"};
-    table.table.header = {"Region", "Voxels", "Volume mL", "Mean", "SD", "GLCM contrast", "GLSZM zone %"};
+    table.table.header = {"Region", "Voxels", "Volume mL", "Sphericity", "Mean", "SD", "GLCM contrast", "GLSZM zone %"};
     for (std::size_t n = 0; n < regions.size(); ++n) {
       auto value = [&](const std::string& tag, const char* format) {
         const auto it = all[n].values.find(tag);
         return it == all[n].values.end() ? std::string("-") : FormatNumber(format, it->second);
       };
       const bool two_d = all[n].values.contains("cm_contrast_2D_avg") && !settings.interpolation.has_value();
-      const auto volume = all[n].values.find("morph_vol_approx");  // mm3
+      const auto volume = all[n].values.find("morph_volume");  // mm3, the surface mesh's
       table.table.rows.push_back({regions[n].name, rows[n]["voxels"].dump(),
-                                  volume == all[n].values.end() ? "-" : FormatNumber("%.2f", volume->second / 1000.0), value("stat_mean", "%.1f"),
+                                  volume == all[n].values.end() ? "-" : FormatNumber("%.2f", volume->second / 1000.0), value("morph_sphericity", "%.3f"),
+                                  value("stat_mean", "%.1f"),
                                   FormatNumber("%.1f", std::sqrt(all[n].values.contains("stat_var") ? all[n].values.at("stat_var") : NAN)),
                                   value(two_d ? "cm_contrast_2D_avg" : "cm_contrast_3D_avg", "%.3g"),
                                   value(two_d ? "szm_z_perc_2D" : "szm_z_perc_3D", "%.3g")});
@@ -182,8 +183,9 @@ class RadiomicsProcessor : public Processor {
     ReportSection method{"Settings and method"};
     method.rows = {{"Settings", described}, {"Features", std::to_string(columns.size()) + " per region (radiomics.csv), named by IBSI's tags"}};
     method.paragraph = "Features follow the Image Biomarker Standardisation Initiative, chapter 1; procnode's implementation meets IBSI's "
-                       "reference values on the digital phantom and the CT phantom's configurations A-E for every family it computes. "
-                       "Shape features from a surface mesh (mesh volume, area, sphericity, diameters) are not computed yet.";
+                       "reference values on the digital phantom and the CT phantom's configurations A-E for every feature IBSI standardises. "
+                       "Shape features come from a marching cubes surface of the region (volume in mL above is the mesh's); the "
+                       "oriented bounding box and minimum volume enclosing ellipsoid, which IBSI does not standardise, are left out.";
     out.report = {table, method};
     out.device = "cpu";
     if (context.progress) context.progress(1.0, "done");

@@ -1,0 +1,525 @@
+// IBSI 3.1 morphological features from the region's surface mesh, its convex hull and its
+// enclosing shapes, and the spatial autocorrelation of its intensities (Moran's I, Geary's C).
+//
+// The mesh: marching cubes on the morphological mask at iso-level 0.5 (every vertex at the middle
+// of a grid edge between a voxel of the region and one outside it), the mask padded by one empty
+// voxel on each side so the surface closes. The 256 cube cases are derived here, not typed in: on
+// each cube face the crossed edges are joined so that the inside corners are cut off (a face whose
+// two inside corners lie on a diagonal keeps them apart, as 6-connectivity does; neighbouring cubes
+// decide a shared face alike, so the surface is watertight), the joined edges traced into loops,
+// each loop oriented with its normal towards the outside corners and split into the triangles that
+// follow the trilinear iso-surface best (Triangulate).
+// The convex hull comes from qhull, Moran's and Geary's sums over every pair of voxels from one
+// FFT convolution with the 1/distance kernel (FFTW), which makes them O(N log N) instead of O(N^2).
+#include <fftw3.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <numbers>
+#include <string>
+#include <vector>
+
+extern "C" {
+#include <libqhull_r/libqhull_r.h>
+#include <libqhull_r/geom_r.h>
+}
+
+#include "core/error.h"
+#include "processors/radiomics/features.h"
+
+namespace procnode::radiomics {
+namespace {
+
+using Vec = std::array<double, 3>;
+
+Vec Sub(const Vec& a, const Vec& b) { return {a[0] - b[0], a[1] - b[1], a[2] - b[2]}; }
+Vec Cross(const Vec& a, const Vec& b) { return {a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]}; }
+double Dot(const Vec& a, const Vec& b) { return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]; }
+
+// A cube's corners are numbered x + 2y + 4z; its edges join corners that differ in one bit.
+struct CubeEdge {
+  int a, b;  // a < b
+};
+
+struct CaseTable {
+  std::array<CubeEdge, 12> edges{};
+  // Per case (bit c set: corner c inside), the surface's loops of crossed edges, each oriented
+  // counter-clockwise seen from outside the region.
+  std::array<std::vector<std::vector<int>>, 256> loops;
+};
+
+Vec CornerPosition(int c) { return {static_cast<double>(c & 1), static_cast<double>((c >> 1) & 1), static_cast<double>((c >> 2) & 1)}; }
+
+CaseTable BuildCaseTable() {
+  CaseTable t;
+  int n = 0;
+  for (const int bit : {1, 2, 4}) {
+    for (int a = 0; a < 8; ++a) {
+      if (!(a & bit)) t.edges[n++] = {a, a | bit};
+    }
+  }
+  auto edge_of = [&](int a, int b) {
+    if (a > b) std::swap(a, b);
+    for (int e = 0; e < 12; ++e) {
+      if (t.edges[e].a == a && t.edges[e].b == b) return e;
+    }
+    return -1;
+  };
+  // Each face's corners in cyclic order.
+  std::vector<std::array<int, 4>> faces;
+  for (int axis = 0; axis < 3; ++axis) {
+    const int u = 1 << ((axis + 1) % 3), v = 1 << ((axis + 2) % 3);
+    for (const int side : {0, 1 << axis}) faces.push_back({side, side | u, side | u | v, side | v});
+  }
+  for (int config = 0; config < 256; ++config) {
+    auto inside = [&](int c) { return (config >> c) & 1; };
+    std::array<std::vector<int>, 12> next;  // each crossed edge: the crossed edges joined to it
+    for (const auto& q : faces) {
+      std::array<int, 4> crossed{};
+      int count = 0;
+      for (int k = 0; k < 4; ++k) crossed[k] = inside(q[k]) != inside(q[(k + 1) % 4]) ? edge_of(q[k], q[(k + 1) % 4]) : -1;
+      for (int k = 0; k < 4; ++k) count += crossed[k] >= 0;
+      if (count == 2) {
+        int first = -1;
+        for (int k = 0; k < 4; ++k) {
+          if (crossed[k] < 0) continue;
+          if (first < 0) {
+            first = crossed[k];
+          } else {
+            next[first].push_back(crossed[k]);
+            next[crossed[k]].push_back(first);
+          }
+        }
+      } else if (count == 4) {  // inside corners on a diagonal: cut each off on its own
+        for (int k = 0; k < 4; ++k) {
+          if (!inside(q[k])) continue;
+          const int before = crossed[(k + 3) % 4], after = crossed[k];
+          next[before].push_back(after);
+          next[after].push_back(before);
+        }
+      }
+    }
+    std::array<bool, 12> used{};
+    for (int start = 0; start < 12; ++start) {
+      if (used[start] || next[start].empty()) continue;
+      std::vector<int> loop{start};
+      used[start] = true;
+      int previous = start, current = next[start][0];
+      while (current != start) {
+        loop.push_back(current);
+        used[current] = true;
+        const int following = next[current][0] == previous ? next[current][1] : next[current][0];
+        previous = current;
+        current = following;
+      }
+      // Orientation: the loop's (Newell) normal must point from the inside corners to the outside.
+      auto mid = [&](int e) {
+        const Vec p = CornerPosition(t.edges[e].a), q = CornerPosition(t.edges[e].b);
+        return Vec{(p[0] + q[0]) / 2, (p[1] + q[1]) / 2, (p[2] + q[2]) / 2};
+      };
+      Vec normal{0, 0, 0}, outward{0, 0, 0};
+      for (std::size_t i = 0; i < loop.size(); ++i) {
+        const Vec c = Cross(mid(loop[i]), mid(loop[(i + 1) % loop.size()]));
+        for (int a = 0; a < 3; ++a) normal[a] += c[a];
+        const CubeEdge& e = t.edges[loop[i]];
+        const Vec d = inside(e.a) ? Sub(CornerPosition(e.b), CornerPosition(e.a)) : Sub(CornerPosition(e.a), CornerPosition(e.b));
+        for (int a = 0; a < 3; ++a) outward[a] += d[a];
+      }
+      if (Dot(normal, outward) < 0) std::reverse(loop.begin(), loop.end());
+      t.loops[config].push_back(loop);
+    }
+  }
+  return t;
+}
+
+const CaseTable& Cases() {
+  static const CaseTable table = BuildCaseTable();
+  return table;
+}
+
+// Each case's triangles (triples of edge numbers): a loop's corners need not lie in one plane, and
+// of its triangulations the one whose triangles lie closest to the cube's trilinear iso-surface is
+// kept (least area-weighted squared deviation of the interpolant from 0.5 at the triangles'
+// centroids, by dynamic programming over the loop's sub-polygons), keeping the loop's orientation.
+// This reproduces the classic marching cubes table wherever the cube's faces are unambiguous.
+std::array<std::vector<std::array<int, 3>>, 256> Triangulate(const CaseTable& table) {
+  std::array<std::vector<std::array<int, 3>>, 256> triangles;
+  for (int config = 0; config < 256; ++config) {
+    auto interpolant = [&](const Vec& q) {
+      double value = 0;
+      for (int c = 0; c < 8; ++c) {
+        if (!((config >> c) & 1)) continue;
+        const Vec k = CornerPosition(c);
+        double w = 1;
+        for (int a = 0; a < 3; ++a) w *= k[a] > 0 ? q[a] : 1 - q[a];
+        value += w;
+      }
+      return value;
+    };
+    for (const std::vector<int>& loop : table.loops[config]) {
+      const std::size_t n = loop.size();
+      std::vector<Vec> p;
+      for (const int e : loop) {
+        const Vec a = CornerPosition(table.edges[e].a), b = CornerPosition(table.edges[e].b);
+        p.push_back({(a[0] + b[0]) / 2, (a[1] + b[1]) / 2, (a[2] + b[2]) / 2});
+      }
+      auto deviation = [&](std::size_t i, std::size_t k, std::size_t j) {
+        const Vec centroid{(p[i][0] + p[k][0] + p[j][0]) / 3, (p[i][1] + p[k][1] + p[j][1]) / 3, (p[i][2] + p[k][2] + p[j][2]) / 3};
+        const Vec c = Cross(Sub(p[k], p[i]), Sub(p[j], p[i]));
+        const double d = interpolant(centroid) - 0.5;
+        return std::sqrt(Dot(c, c)) / 2 * d * d;
+      };
+      // cost[i][j]: the least deviation of the sub-polygon i..j; split[i][j]: its apex.
+      std::vector<std::vector<double>> cost(n, std::vector<double>(n, 0));
+      std::vector<std::vector<std::size_t>> split(n, std::vector<std::size_t>(n, 0));
+      for (std::size_t gap = 2; gap < n; ++gap) {
+        for (std::size_t i = 0; i + gap < n; ++i) {
+          const std::size_t j = i + gap;
+          cost[i][j] = 1e300;
+          for (std::size_t k = i + 1; k < j; ++k) {
+            const double c = cost[i][k] + cost[k][j] + deviation(i, k, j) + 1e-12 * static_cast<double>(k);  // ties: the lowest apex
+            if (c < cost[i][j]) cost[i][j] = c, split[i][j] = k;
+          }
+        }
+      }
+      std::vector<std::pair<std::size_t, std::size_t>> pending{{0, n - 1}};
+      while (!pending.empty()) {
+        const auto [i, j] = pending.back();
+        pending.pop_back();
+        if (j < i + 2) continue;
+        const std::size_t k = split[i][j];
+        triangles[config].push_back({loop[i], loop[k], loop[j]});
+        pending.push_back({i, k});
+        pending.push_back({k, j});
+      }
+    }
+  }
+  return triangles;
+}
+
+const std::array<std::vector<std::array<int, 3>>, 256>& CaseTriangles() {
+  static const auto triangles = Triangulate(Cases());
+  return triangles;
+}
+
+// Runs qhull on `points` (x, y, z each); fills the hull's volume, area and vertex indices, or
+// returns qhull's message.
+struct Hull {
+  double volume = 0, area = 0;
+  std::vector<std::size_t> vertices;
+  std::string error;
+};
+
+Hull ConvexHull(std::vector<double>& points) {
+  Hull hull;
+  char* text = nullptr;
+  std::size_t text_size = 0;
+  FILE* errors = open_memstream(&text, &text_size);
+  qhT qh_storage;
+  qhT* qh = &qh_storage;
+  qh_zero(qh, errors);
+  char flags[] = "qhull Qt";
+  const int code = qh_new_qhull(qh, 3, static_cast<int>(points.size() / 3), points.data(), False, flags, nullptr, errors);
+  if (code == 0) {
+    qh_getarea(qh, qh->facet_list);
+    hull.volume = qh->totvol;
+    hull.area = qh->totarea;
+    vertexT* vertex;
+    FORALLvertices { hull.vertices.push_back(static_cast<std::size_t>(qh_pointid(qh, vertex->point))); }
+  }
+  qh_freeqhull(qh, !qh_ALL);
+  int long_bytes = 0, total_bytes = 0;
+  qh_memfreeshort(qh, &long_bytes, &total_bytes);
+  if (errors != nullptr) std::fclose(errors);
+  if (code != 0) {
+    std::string message = text != nullptr ? std::string(text, text_size) : std::string();
+    const auto end = message.find('\n');
+    hull.error = "qhull found no hull (" + message.substr(0, end == std::string::npos ? message.size() : end) + ")";
+  }
+  std::free(text);
+  return hull;
+}
+
+// Surface area of an ellipsoid with semi-axes a >= b >= c (IBSI 3.1.22: the Legendre series to
+// order 20, written as (alpha beta)^n P_n(x) so that a sphere needs no division by zero).
+double EllipsoidArea(double a, double b, double c) {
+  const double alpha = std::sqrt(std::max(0.0, 1 - b * b / (a * a))), beta = std::sqrt(std::max(0.0, 1 - c * c / (a * a)));
+  const double half_sum = (alpha * alpha + beta * beta) / 2, product_squared = alpha * alpha * beta * beta;
+  double previous = 1, current = half_sum;  // Q_0, Q_1
+  double sum = previous / 1 + current / (1 - 4.0);
+  for (int n = 1; n < 20; ++n) {
+    const double following = ((2 * n + 1) * half_sum * current - n * product_squared * previous) / (n + 1);
+    previous = current;
+    current = following;
+    sum += current / (1 - 4.0 * (n + 1) * (n + 1));
+  }
+  return 4 * std::numbers::pi * a * b * sum;
+}
+
+std::mutex& FftwPlanning() {  // FFTW's planner is not thread-safe; its execution is
+  static std::mutex m;
+  return m;
+}
+
+// A good FFT length at least n (a product of 2, 3, 5 and 7).
+std::size_t FftLength(std::size_t n) {
+  for (std::size_t m = std::max<std::size_t>(n, 1);; ++m) {
+    std::size_t r = m;
+    for (const std::size_t p : {2, 3, 5, 7}) {
+      while (r % p == 0) r /= p;
+    }
+    if (r == 1) return m;
+  }
+}
+
+}  // namespace
+
+void MeshMorphologyFeatures(const Region& region, FeatureSet& out) {
+  const std::vector<uint8_t>& shape = region.morphological_mask.empty() ? region.mask : region.morphological_mask;
+  const std::size_t nx = region.dims[0], ny = region.dims[1], nz = region.dims[2];
+  if (shape.size() != nx * ny * nz || region.mask.size() != shape.size()) {
+    throw Error(ErrorCode::kInvalidInput, "radiomics: the region does not match its grid");
+  }
+  // The morphological mask's bounding box, padded by one voxel each side.
+  std::array<std::size_t, 3> lo{nx, ny, nz}, hi{0, 0, 0};
+  for (std::size_t k = 0; k < nz; ++k) {
+    for (std::size_t j = 0; j < ny; ++j) {
+      for (std::size_t i = 0; i < nx; ++i) {
+        if (!shape[(k * ny + j) * nx + i]) continue;
+        const std::array<std::size_t, 3> p{i, j, k};
+        for (int a = 0; a < 3; ++a) lo[a] = std::min(lo[a], p[a]), hi[a] = std::max(hi[a], p[a]);
+      }
+    }
+  }
+  if (lo[0] > hi[0]) throw Error(ErrorCode::kInvalidInput, "radiomics: the region is empty");
+  // Grid of corners (voxel centres) with the padding: index g = corner index + lo - 1.
+  const long cx = static_cast<long>(hi[0] - lo[0] + 3), cy = static_cast<long>(hi[1] - lo[1] + 3), cz = static_cast<long>(hi[2] - lo[2] + 3);
+  auto inside = [&](long i, long j, long k) {
+    const long gi = i + static_cast<long>(lo[0]) - 1, gj = j + static_cast<long>(lo[1]) - 1, gk = k + static_cast<long>(lo[2]) - 1;
+    if (i == 0 || j == 0 || k == 0 || i == cx - 1 || j == cy - 1 || k == cz - 1) return false;
+    return shape[(static_cast<std::size_t>(gk) * ny + static_cast<std::size_t>(gj)) * nx + static_cast<std::size_t>(gi)] != 0;
+  };
+  const CaseTable& table = Cases();
+  const auto& triangles = CaseTriangles();
+  // One vertex per crossed grid edge: ids by (axis, corner index of the edge's lower end).
+  std::array<std::vector<int32_t>, 3> vertex_of;
+  for (auto& v : vertex_of) v.assign(static_cast<std::size_t>(cx * cy * cz), -1);
+  std::vector<Vec> vertices;
+  double volume = 0, area = 0;
+  const Vec s = region.spacing;
+  for (long k = 0; k + 1 < cz; ++k) {
+    for (long j = 0; j + 1 < cy; ++j) {
+      for (long i = 0; i + 1 < cx; ++i) {
+        int config = 0;
+        for (int c = 0; c < 8; ++c) {
+          if (inside(i + (c & 1), j + ((c >> 1) & 1), k + ((c >> 2) & 1))) config |= 1 << c;
+        }
+        if (config == 0 || config == 255) continue;
+        std::array<int32_t, 12> ids{};
+        ids.fill(-1);
+        auto vertex = [&](int e) {
+          if (ids[e] >= 0) return ids[e];
+          const CubeEdge& edge = table.edges[e];
+          const int axis = (edge.b - edge.a) == 1 ? 0 : (edge.b - edge.a) == 2 ? 1 : 2;
+          const long li = i + (edge.a & 1), lj = j + ((edge.a >> 1) & 1), lk = k + ((edge.a >> 2) & 1);
+          int32_t& id = vertex_of[axis][static_cast<std::size_t>((lk * cy + lj) * cx + li)];
+          if (id < 0) {
+            Vec p{static_cast<double>(li), static_cast<double>(lj), static_cast<double>(lk)};
+            p[axis] += 0.5;
+            vertices.push_back({p[0] * s[0], p[1] * s[1], p[2] * s[2]});
+            id = static_cast<int32_t>(vertices.size() - 1);
+          }
+          return ids[e] = id;
+        };
+        for (const auto& tri : triangles[config]) {
+          const int32_t ia = vertex(tri[0]), ib = vertex(tri[1]), ic = vertex(tri[2]);  // before taking references
+          const Vec& a = vertices[ia];
+          const Vec& b = vertices[ib];
+          const Vec& c = vertices[ic];
+          volume += Dot(a, Cross(b, c)) / 6;
+          const Vec n = Cross(Sub(b, a), Sub(c, a));
+          area += std::sqrt(Dot(n, n)) / 2;
+        }
+      }
+    }
+  }
+  out.Set("morph_volume", volume);
+  out.Set("morph_area_mesh", area);
+  out.Set("morph_av", area / volume);
+  out.Set("morph_comp_1", volume / (std::sqrt(std::numbers::pi) * std::pow(area, 1.5)));
+  out.Set("morph_comp_2", 36 * std::numbers::pi * volume * volume / (area * area * area));
+  out.Set("morph_sph_dispr", area / std::cbrt(36 * std::numbers::pi * volume * volume));
+  out.Set("morph_sphericity", std::cbrt(36 * std::numbers::pi * volume * volume) / area);
+  out.Set("morph_asphericity", std::cbrt(area * area * area / (36 * std::numbers::pi * volume * volume)) - 1);
+  // Axis-aligned bounding box of the mesh.
+  Vec bmin = vertices.front(), bmax = vertices.front();
+  for (const Vec& v : vertices) {
+    for (int a = 0; a < 3; ++a) bmin[a] = std::min(bmin[a], v[a]), bmax[a] = std::max(bmax[a], v[a]);
+  }
+  const Vec extent = Sub(bmax, bmin);
+  out.Set("morph_vol_dens_aabb", volume / (extent[0] * extent[1] * extent[2]));
+  out.Set("morph_area_dens_aabb", area / (2 * (extent[0] * extent[1] + extent[0] * extent[2] + extent[1] * extent[2])));
+  // Approximate enclosing ellipsoid: semi-axes 2 sqrt(eigenvalue), from the PCA axis lengths.
+  if (out.values.contains("morph_pca_maj_axis") && out.values.contains("morph_pca_least_axis")) {
+    const double a = out.values.at("morph_pca_maj_axis") / 2, b = out.values.at("morph_pca_min_axis") / 2,
+                 c = out.values.at("morph_pca_least_axis") / 2;
+    out.Set("morph_vol_dens_aee", 3 * volume / (4 * std::numbers::pi * a * b * c));
+    out.Set("morph_area_dens_aee", a > 0 && b > 0 && c > 0 ? area / EllipsoidArea(a, b, c) : NAN);
+  }
+  // Convex hull of the mesh's vertices; the maximum diameter lies between two of its vertices.
+  std::vector<double> points;
+  points.reserve(vertices.size() * 3);
+  for (const Vec& v : vertices) points.insert(points.end(), v.begin(), v.end());
+  const Hull hull = ConvexHull(points);
+  if (!hull.error.empty()) {
+    for (const char* tag : {"morph_vol_dens_conv_hull", "morph_area_dens_conv_hull", "morph_diam"}) out.undefined[tag] = hull.error;
+  } else {
+    out.Set("morph_vol_dens_conv_hull", volume / hull.volume);
+    out.Set("morph_area_dens_conv_hull", area / hull.area);
+    double diameter = 0;
+    for (std::size_t x = 0; x < hull.vertices.size(); ++x) {
+      for (std::size_t y = x + 1; y < hull.vertices.size(); ++y) {
+        const Vec d = Sub(vertices[hull.vertices[x]], vertices[hull.vertices[y]]);
+        diameter = std::max(diameter, Dot(d, d));
+      }
+    }
+    out.Set("morph_diam", std::sqrt(diameter));
+  }
+  // Integrated intensity: the mesh volume times the intensity mask's mean.
+  double sum = 0, n = 0;
+  for (std::size_t v = 0; v < region.mask.size(); ++v) {
+    if (region.mask[v]) sum += region.intensities[v], n += 1;
+  }
+  out.Set("morph_integ_int", n > 0 ? volume * sum / n : NAN);
+}
+
+void AutocorrelationFeatures(const Region& region, FeatureSet& out) {
+  const std::size_t nx = region.dims[0], ny = region.dims[1], nz = region.dims[2];
+  if (region.mask.size() != nx * ny * nz) throw Error(ErrorCode::kInvalidInput, "radiomics: the region does not match its grid");
+  std::array<std::size_t, 3> lo{nx, ny, nz}, hi{0, 0, 0};
+  double sum = 0, n = 0;
+  for (std::size_t k = 0; k < nz; ++k) {
+    for (std::size_t j = 0; j < ny; ++j) {
+      for (std::size_t i = 0; i < nx; ++i) {
+        const std::size_t v = (k * ny + j) * nx + i;
+        if (!region.mask[v]) continue;
+        const std::array<std::size_t, 3> p{i, j, k};
+        for (int a = 0; a < 3; ++a) lo[a] = std::min(lo[a], p[a]), hi[a] = std::max(hi[a], p[a]);
+        sum += region.intensities[v];
+        n += 1;
+      }
+    }
+  }
+  if (n < 2) {
+    for (const char* tag : {"morph_moran_i", "morph_geary_c"}) out.undefined[tag] = "needs at least two voxels in the region";
+    return;
+  }
+  const double mean = sum / n;
+  // Padded grid: every offset between two voxels of the box fits without wrapping onto another.
+  std::array<std::size_t, 3> box{}, size{};
+  for (int a = 0; a < 3; ++a) box[a] = hi[a] - lo[a] + 1, size[a] = FftLength(2 * box[a] - 1);
+  const std::size_t total = size[0] * size[1] * size[2], half = size[0] / 2 + 1, spectrum = size[2] * size[1] * half;
+  double* kernel = fftw_alloc_real(total);
+  double* deviation = fftw_alloc_real(total);
+  double* indicator = fftw_alloc_real(total);
+  fftw_complex* kernel_f = fftw_alloc_complex(spectrum);
+  fftw_complex* deviation_f = fftw_alloc_complex(spectrum);
+  fftw_complex* indicator_f = fftw_alloc_complex(spectrum);
+  std::fill(kernel, kernel + total, 0.0);
+  std::fill(deviation, deviation + total, 0.0);
+  std::fill(indicator, indicator + total, 0.0);
+  auto at = [&](std::size_t i, std::size_t j, std::size_t k) { return (k * size[1] + j) * size[0] + i; };
+  double squares = 0;
+  for (std::size_t k = 0; k < box[2]; ++k) {
+    for (std::size_t j = 0; j < box[1]; ++j) {
+      for (std::size_t i = 0; i < box[0]; ++i) {
+        const std::size_t v = ((k + lo[2]) * ny + j + lo[1]) * nx + i + lo[0];
+        if (!region.mask[v]) continue;
+        const double d = region.intensities[v] - mean;
+        deviation[at(i, j, k)] = d;
+        indicator[at(i, j, k)] = 1;
+        squares += d * d;
+      }
+    }
+  }
+  const auto& s = region.spacing;
+  for (long dk = -static_cast<long>(box[2]) + 1; dk < static_cast<long>(box[2]); ++dk) {
+    for (long dj = -static_cast<long>(box[1]) + 1; dj < static_cast<long>(box[1]); ++dj) {
+      for (long di = -static_cast<long>(box[0]) + 1; di < static_cast<long>(box[0]); ++di) {
+        if (di == 0 && dj == 0 && dk == 0) continue;
+        const double x = di * s[0], y = dj * s[1], z = dk * s[2];
+        kernel[at((di + static_cast<long>(size[0])) % static_cast<long>(size[0]), (dj + static_cast<long>(size[1])) % static_cast<long>(size[1]),
+                  (dk + static_cast<long>(size[2])) % static_cast<long>(size[2]))] = 1 / std::sqrt(x * x + y * y + z * z);
+      }
+    }
+  }
+  fftw_plan forward, backward;
+  {
+    std::lock_guard lock(FftwPlanning());
+    forward = fftw_plan_dft_r2c_3d(static_cast<int>(size[2]), static_cast<int>(size[1]), static_cast<int>(size[0]), kernel, kernel_f, FFTW_ESTIMATE);
+    backward = fftw_plan_dft_c2r_3d(static_cast<int>(size[2]), static_cast<int>(size[1]), static_cast<int>(size[0]), deviation_f, deviation,
+                                    FFTW_ESTIMATE);
+  }
+  fftw_execute_dft_r2c(forward, kernel, kernel_f);
+  fftw_execute_dft_r2c(forward, deviation, deviation_f);
+  fftw_execute_dft_r2c(forward, indicator, indicator_f);
+  // Keep the voxels' values before the inverse transforms overwrite the arrays.
+  std::vector<double> values;
+  for (std::size_t k = 0; k < box[2]; ++k) {
+    for (std::size_t j = 0; j < box[1]; ++j) {
+      for (std::size_t i = 0; i < box[0]; ++i) {
+        if (indicator[at(i, j, k)] != 0) values.push_back(deviation[at(i, j, k)]);
+      }
+    }
+  }
+  for (std::size_t f = 0; f < spectrum; ++f) {
+    const double kr = kernel_f[f][0], ki = kernel_f[f][1];
+    const double dr = deviation_f[f][0], di = deviation_f[f][1], mr = indicator_f[f][0], mi = indicator_f[f][1];
+    deviation_f[f][0] = dr * kr - di * ki;
+    deviation_f[f][1] = dr * ki + di * kr;
+    indicator_f[f][0] = mr * kr - mi * ki;
+    indicator_f[f][1] = mr * ki + mi * kr;
+  }
+  // The c2r transforms overwrite their input; each writes its own output array.
+  fftw_execute_dft_c2r(backward, deviation_f, deviation);
+  fftw_execute_dft_c2r(backward, indicator_f, indicator);
+  double weights = 0, cross = 0, weighted_squares = 0;
+  std::size_t next = 0;
+  for (std::size_t k = 0; k < box[2]; ++k) {
+    for (std::size_t j = 0; j < box[1]; ++j) {
+      for (std::size_t i = 0; i < box[0]; ++i) {
+        const std::size_t v = ((k + lo[2]) * ny + j + lo[1]) * nx + i + lo[0];
+        if (!region.mask[v]) continue;
+        const double d = values[next++];
+        const double neighbours = indicator[at(i, j, k)] / static_cast<double>(total);  // sum_j w_ij
+        weights += neighbours;
+        cross += d * deviation[at(i, j, k)] / static_cast<double>(total);  // sum_j w_ij d_i d_j
+        weighted_squares += d * d * neighbours;
+      }
+    }
+  }
+  {
+    std::lock_guard lock(FftwPlanning());
+    fftw_destroy_plan(forward);
+    fftw_destroy_plan(backward);
+  }
+  fftw_free(kernel);
+  fftw_free(deviation);
+  fftw_free(indicator);
+  fftw_free(kernel_f);
+  fftw_free(deviation_f);
+  fftw_free(indicator_f);
+  if (squares <= 0) {
+    for (const char* tag : {"morph_moran_i", "morph_geary_c"}) out.undefined[tag] = "undefined for constant intensities";
+    return;
+  }
+  out.Set("morph_moran_i", n / weights * cross / squares);
+  // sum w_ij (x_i - x_j)^2 = 2 sum_i d_i^2 sum_j w_ij - 2 sum w_ij d_i d_j
+  out.Set("morph_geary_c", (n - 1) * (2 * weighted_squares - 2 * cross) / (2 * weights * squares));
+}
+
+}  // namespace procnode::radiomics
