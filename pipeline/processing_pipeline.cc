@@ -19,6 +19,7 @@
 #include "core/version.h"
 #include "nifti/series_to_nifti.h"
 #include "processors/radiomics/rtstruct.h"
+#include "processors/radiomics/segmentation.h"
 #include "processors/series_volume.h"
 #include "anonymizer/anonymizing_source.h"
 #include "anonymizer/leak_checker.h"
@@ -285,10 +286,29 @@ PipelineResult RunPipeline(const Processor& processor, const nlohmann::json& giv
                           }
                         },
                         .regions = [&] {
-                          // The study's RTSTRUCT ROIs on the loaded grid (as this route sees them),
-                          // then what the caller adds.
+                          // The study's RTSTRUCT ROIs and SEG segments on the loaded grid (as this
+                          // route sees them), then what the caller adds.
                           std::vector<RegionMask> regions;
                           for (const auto& s : series_list) {
+                            if (s.modality == "SEG") {
+                              for (const auto& id : s.instance_ids) {
+                                for (auto& segment : radiomics::ReadSegmentation(source.FetchInstance(id), "SEG instance " + id, v)) {
+                                  if (std::none_of(segment.voxels.begin(), segment.voxels.end(), [](uint8_t m) { return m != 0; })) continue;
+                                  std::vector<std::string> aliases{std::to_string(segment.number), segment.label};
+                                  if (!segment.code_value.empty()) aliases.push_back(segment.code_value);
+                                  if (!segment.code_meaning.empty()) aliases.push_back(segment.code_meaning);
+                                  RegionMask region{.name = "segment " + std::to_string(segment.number) + ": " + segment.label,
+                                                    .source = "SEG",
+                                                    .voxels = std::move(segment.voxels),
+                                                    .aliases = std::move(aliases)};
+                                  if (!segment.code_value.empty()) region.type = Code{segment.code_value, segment.code_scheme, segment.code_meaning};
+                                  if (!segment.category_value.empty()) {
+                                    region.category = Code{segment.category_value, segment.category_scheme, segment.category_meaning};
+                                  }
+                                  regions.push_back(std::move(region));
+                                }
+                              }
+                            }
                             if (s.modality != "RTSTRUCT") continue;
                             for (const auto& id : s.instance_ids) {
                               const std::string name = "RTSTRUCT instance " + id;

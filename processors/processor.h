@@ -61,6 +61,10 @@ struct RegionMask {
   std::string name;    // "GTV-1", "segment 2: Liver", "label 1"
   std::string source;  // "RTSTRUCT", "SEG", "NIfTI mask"
   std::vector<uint8_t> voxels;
+  // Other names it answers to: a SEG segment's number, label, and property code value and meaning.
+  std::vector<std::string> aliases;
+  // What it is, where the source says (a SEG segment's property category and type).
+  std::optional<Code> category, type;
 };
 
 struct ProcessorContext {
@@ -72,7 +76,7 @@ struct ProcessorContext {
   // Writes the input series' instances (de-identified on an anonymized route) as DICOM files
   // into an existing folder; optional (a processor that needs them and gets none fails).
   std::function<void(const std::string& folder)> write_source_dicom;
-  // The regions of interest on the input's grid: the study's RTSTRUCT ROIs (and masks the caller
+  // The regions of interest on the input's grid: the study's RTSTRUCT ROIs and SEG segments (and masks the caller
   // adds); optional (a processor that needs them and gets none fails). Errors name the object.
   std::function<std::vector<RegionMask>()> regions;
 };

@@ -65,24 +65,38 @@ FeatureSet Extract(const Region& input, const Settings& s) {
     DiscretiseFixedBinNumber(r, s.bin_number);
   }
   FeatureSet out;
-  AllFamilies(r, out, ivh, s.ivh_bin_number > 0 ? &ivh_region : nullptr);
+  AllFamilies(r, out, ivh, s.ivh_bin_number > 0 ? &ivh_region : nullptr, s.families);
   return out;
 }
 
-void AllFamilies(const Region& r, FeatureSet& out, const std::optional<IvhBins>& ivh, const Region* ivh_levels) {
-  MorphologyFeatures(r, out);
-  MeshMorphologyFeatures(r, out);
-  AutocorrelationFeatures(r, out);
-  LocalIntensityFeatures(r, out);
-  IntensityStatistics(r, out);
-  IntensityHistogram(r, out);
-  IntensityVolumeHistogram(ivh_levels != nullptr ? *ivh_levels : r, out, ivh_levels != nullptr ? std::nullopt : ivh);
-  CooccurrenceFeatures(r, out);
-  RunLengthFeatures(r, out);
-  SizeZoneFeatures(r, out);
-  DistanceZoneFeatures(r, out);
-  ToneDifferenceFeatures(r, out);
-  DependenceFeatures(r, out);
+const std::vector<std::string>& FamilyNames() {
+  static const std::vector<std::string> names{"morph", "loc", "stat", "ih", "ivh", "cm", "rlm", "szm", "dzm", "ngt", "ngl"};
+  return names;
+}
+
+void AllFamilies(const Region& r, FeatureSet& out, const std::optional<IvhBins>& ivh, const Region* ivh_levels,
+                 const std::set<std::string>& families) {
+  for (const auto& family : families) {
+    if (std::find(FamilyNames().begin(), FamilyNames().end(), family) == FamilyNames().end()) {
+      throw Error(ErrorCode::kInvalidInput, "radiomics: unknown feature family \"" + family + "\" (morph, loc, stat, ih, ivh, cm, rlm, szm, dzm, ngt, ngl)");
+    }
+  }
+  auto wanted = [&](const char* family) { return families.empty() || families.contains(family); };
+  if (wanted("morph")) {
+    MorphologyFeatures(r, out);
+    MeshMorphologyFeatures(r, out);
+    AutocorrelationFeatures(r, out);
+  }
+  if (wanted("loc")) LocalIntensityFeatures(r, out);
+  if (wanted("stat")) IntensityStatistics(r, out);
+  if (wanted("ih")) IntensityHistogram(r, out);
+  if (wanted("ivh")) IntensityVolumeHistogram(ivh_levels != nullptr ? *ivh_levels : r, out, ivh_levels != nullptr ? std::nullopt : ivh);
+  if (wanted("cm")) CooccurrenceFeatures(r, out);
+  if (wanted("rlm")) RunLengthFeatures(r, out);
+  if (wanted("szm")) SizeZoneFeatures(r, out);
+  if (wanted("dzm")) DistanceZoneFeatures(r, out);
+  if (wanted("ngt")) ToneDifferenceFeatures(r, out);
+  if (wanted("ngl")) DependenceFeatures(r, out);
 }
 
 }  // namespace procnode::radiomics

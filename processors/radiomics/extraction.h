@@ -5,8 +5,10 @@
 #pragma once
 
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "processors/radiomics/features.h"
 
@@ -25,7 +27,13 @@ struct Settings {
   double ivh_bin_width = 1;
   bool ivh_discretise = false;
   int ivh_bin_number = 0;
+  // The feature families to compute, by tag prefix ("morph", "loc", "stat", "ih", "ivh", "cm",
+  // "rlm", "szm", "dzm", "ngt", "ngl"); empty: every one.
+  std::set<std::string> families;
 };
+
+// The families' tag prefixes, in the order they are computed.
+const std::vector<std::string>& FamilyNames();
 
 // IBSI 1's reference configurations (CT phantom): 'A' 2D native grid, [-500, 400] HU, bin size 25;
 // 'B' 2D 2 x 2 mm bilinear, [-500, 400] HU, 32 bins; 'C' 3D 2 mm trilinear, [-1000, 400] HU, bin
@@ -36,8 +44,9 @@ Settings Configuration(const std::string& letter);
 
 // Every feature family on a region already processed and discretised; the intensity-volume
 // histogram over `ivh` bins, or over `ivh_levels`' grey levels where given (a fixed bin number).
+// `families` as in Settings (empty: every one).
 void AllFamilies(const Region& region, FeatureSet& out, const std::optional<IvhBins>& ivh = std::nullopt,
-                 const Region* ivh_levels = nullptr);
+                 const Region* ivh_levels = nullptr, const std::set<std::string>& families = {});
 
 // Every feature of the region after the settings' image processing.
 FeatureSet Extract(const Region& region, const Settings& settings);

@@ -370,3 +370,153 @@ TEST(RadiomicsMesh, AutocorrelationEqualsThePairwiseSums) {
 
 }  // namespace
 }  // namespace procnode::radiomics
+
+#include <zlib.h>
+
+#include "processors/radiomics/segmentation.h"
+
+namespace procnode::radiomics {
+namespace {
+
+// A gzip-encoded LPS NRRD label image (what dcmqi's tests hold beside their SEGs).
+struct Nrrd {
+  std::array<std::size_t, 3> sizes{};
+  std::array<double, 3> origin{};
+  std::array<std::array<double, 3>, 3> directions{};  // one vector per axis
+  std::vector<int16_t> values;
+};
+
+Nrrd ReadNrrd(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  EXPECT_TRUE(in) << path;
+  Nrrd n;
+  std::string line;
+  while (std::getline(in, line) && !line.empty()) {
+    auto numbers = [&](const std::string& text) {
+      std::vector<double> v;
+      std::string cleaned = text;
+      for (char& c : cleaned) {
+        if (c == '(' || c == ')' || c == ',') c = ' ';
+      }
+      std::istringstream s(cleaned);
+      double x;
+      while (s >> x) v.push_back(x);
+      return v;
+    };
+    if (line.rfind("sizes:", 0) == 0) {
+      const auto v = numbers(line.substr(6));
+      for (int a = 0; a < 3; ++a) n.sizes[a] = static_cast<std::size_t>(v[a]);
+    } else if (line.rfind("space origin:", 0) == 0) {
+      const auto v = numbers(line.substr(13));
+      for (int a = 0; a < 3; ++a) n.origin[a] = v[a];
+    } else if (line.rfind("space directions:", 0) == 0) {
+      const auto v = numbers(line.substr(17));
+      for (int a = 0; a < 9; ++a) n.directions[a / 3][a % 3] = v[a];
+    } else if (line.rfind("type:", 0) == 0) {
+      EXPECT_EQ(line, "type: short");
+    } else if (line.rfind("encoding:", 0) == 0) {
+      EXPECT_EQ(line, "encoding: gzip");
+    }
+  }
+  const std::string packed((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  n.values.resize(n.sizes[0] * n.sizes[1] * n.sizes[2]);
+  z_stream z{};
+  inflateInit2(&z, 16 + MAX_WBITS);
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(packed.data()));
+  z.avail_in = static_cast<uInt>(packed.size());
+  z.next_out = reinterpret_cast<Bytef*>(n.values.data());
+  z.avail_out = static_cast<uInt>(n.values.size() * 2);
+  EXPECT_EQ(inflate(&z, Z_FINISH), Z_STREAM_END) << path;
+  inflateEnd(&z);
+  return n;
+}
+
+// The label of the NRRD voxel whose centre is nearest the patient-space point (-1 off its grid).
+int NrrdLabelAt(const Nrrd& n, const std::array<double, 3>& p) {
+  const auto& d = n.directions;  // columns of the index-to-space matrix
+  const double det = d[0][0] * (d[1][1] * d[2][2] - d[2][1] * d[1][2]) - d[1][0] * (d[0][1] * d[2][2] - d[2][1] * d[0][2]) +
+                     d[2][0] * (d[0][1] * d[1][2] - d[1][1] * d[0][2]);
+  const std::array<double, 3> r{p[0] - n.origin[0], p[1] - n.origin[1], p[2] - n.origin[2]};
+  std::array<long, 3> index{};
+  for (int a = 0; a < 3; ++a) {  // Cramer's rule: replace axis a's vector by r
+    auto m = d;
+    m[a] = r;
+    const double num = m[0][0] * (m[1][1] * m[2][2] - m[2][1] * m[1][2]) - m[1][0] * (m[0][1] * m[2][2] - m[2][1] * m[0][2]) +
+                       m[2][0] * (m[0][1] * m[1][2] - m[1][1] * m[0][2]);
+    index[a] = std::lround(num / det);
+    if (index[a] < 0 || index[a] >= static_cast<long>(n.sizes[a])) return -1;
+  }
+  return n.values[(index[2] * n.sizes[1] + index[1]) * n.sizes[0] + index[0]];
+}
+
+// A SEG's segments placed on its source series' grid are, voxel for voxel, the label map dcmqi
+// made from the same segmentation (label = segment number): BINARY on a 512x512 CT, LABELMAP on
+// a small MR, a SEG whose frames cover only part of the series.
+TEST(RadiomicsSegmentation, SegmentsEqualDcmqisLabelMaps) {
+  const std::string root = std::string(PROCNODE_SHARED_DATA) + "/seg-sr-dcmqi/segmentations/";
+  struct Case {
+    std::string seg, images, nrrd;
+    std::size_t segments;
+  };
+  for (const Case& c : {Case{"liver.dcm", "ct-3slice", "liver_seg.nrrd", 1},
+                        Case{"sparse-labelmap-noppv.dcm", "24x38x3/image", "sparse_labelmap_noppv_seg.nrrd", 1},
+                        Case{"sparse-labelmap-ppv5.dcm", "24x38x3/image", "sparse_labelmap_ppv5_seg.nrrd", 1},
+                        Case{"23x38x3/seg/label.seg", "23x38x3/image", "23x38x3/nrrd/label.nrrd", 1},
+                        Case{"24x38x3/seg/label.seg", "24x38x3/image", "24x38x3/nrrd/label.nrrd", 1}}) {
+    FolderStudySource source(root + c.images);
+    const SeriesVolume image = NiftiSeriesVolume(source, LargestInputSeries(source.ListSeries("")));
+    std::ifstream in(root + c.seg, std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto segments = ReadSegmentation(bytes, c.seg, image.volume);
+    ASSERT_EQ(segments.size(), c.segments) << c.seg;
+    const Nrrd reference = ReadNrrd(root + c.nrrd);
+    const Volume& v = image.volume;
+    for (const SegmentRegion& s : segments) {
+      std::size_t ours = 0, theirs = 0, agree = 0;
+      for (std::size_t k = 0; k < v.dims[2]; ++k) {
+        for (std::size_t j = 0; j < v.dims[1]; ++j) {
+          for (std::size_t i = 0; i < v.dims[0]; ++i) {
+            std::array<double, 3> p{};
+            for (int a = 0; a < 3; ++a) {
+              p[a] = v.origin[a] + i * v.spacing[0] * v.row_direction[a] + j * v.spacing[1] * v.column_direction[a] +
+                     k * v.spacing[2] * v.slice_direction[a];
+            }
+            const bool in_seg = s.voxels[(k * v.dims[1] + j) * v.dims[0] + i] != 0;
+            const bool in_nrrd = NrrdLabelAt(reference, p) == s.number;
+            ours += in_seg, theirs += in_nrrd, agree += in_seg && in_nrrd;
+          }
+        }
+      }
+      std::cout << c.seg << " segment " << s.number << " \"" << s.label << "\": " << ours << " voxels, dcmqi's label map " << theirs << "\n";
+      EXPECT_GT(ours, 0u) << c.seg;
+      EXPECT_EQ(ours, theirs) << c.seg;
+      EXPECT_EQ(agree, theirs) << c.seg;
+    }
+  }
+}
+
+TEST(RadiomicsSegmentation, OverlappingSegmentsEachKeepTheirVoxelsAndBadInputIsRefused) {
+  const std::string root = std::string(PROCNODE_SHARED_DATA) + "/seg-sr-dcmqi/segmentations/";
+  FolderStudySource source(root + "ct-3slice");
+  const SeriesVolume image = NiftiSeriesVolume(source, LargestInputSeries(source.ListSeries("")));
+  std::ifstream in(root + "partial_overlaps.dcm", std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto segments = ReadSegmentation(bytes, "partial_overlaps.dcm", image.volume);
+  ASSERT_EQ(segments.size(), 5u);
+  std::vector<int> cover(image.volume.VoxelCount(), 0);
+  for (const auto& s : segments) {
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < s.voxels.size(); ++i) n += s.voxels[i], cover[i] += s.voxels[i];
+    EXPECT_GT(n, 0u) << s.label;
+  }
+  EXPECT_GT(*std::max_element(cover.begin(), cover.end()), 1);  // the segments overlap
+  EXPECT_EQ(segments[0].label, "GREEN");
+  // Not a SEG; a SEG cut short.
+  std::ifstream ct(root + "ct-3slice/01.dcm", std::ios::binary);
+  const std::string ct_bytes((std::istreambuf_iterator<char>(ct)), std::istreambuf_iterator<char>());
+  EXPECT_THROW(ReadSegmentation(ct_bytes, "01.dcm", image.volume), Error);
+  EXPECT_THROW(ReadSegmentation(bytes.substr(0, bytes.size() - 20000), "cut", image.volume), Error);
+}
+
+}  // namespace
+}  // namespace procnode::radiomics

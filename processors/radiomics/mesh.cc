@@ -367,8 +367,14 @@ void MeshMorphologyFeatures(const Region& region, FeatureSet& out) {
   if (out.values.contains("morph_pca_maj_axis") && out.values.contains("morph_pca_least_axis")) {
     const double a = out.values.at("morph_pca_maj_axis") / 2, b = out.values.at("morph_pca_min_axis") / 2,
                  c = out.values.at("morph_pca_least_axis") / 2;
-    out.Set("morph_vol_dens_aee", 3 * volume / (4 * std::numbers::pi * a * b * c));
-    out.Set("morph_area_dens_aee", a > 0 && b > 0 && c > 0 ? area / EllipsoidArea(a, b, c) : NAN);
+    if (a > 0 && b > 0 && c > 0) {
+      out.Set("morph_vol_dens_aee", 3 * volume / (4 * std::numbers::pi * a * b * c));
+      out.Set("morph_area_dens_aee", area / EllipsoidArea(a, b, c));
+    } else {
+      for (const char* tag : {"morph_vol_dens_aee", "morph_area_dens_aee"}) {
+        out.undefined[tag] = "the region's voxel centres lie in one plane or line (a PCA axis of 0): no enclosing ellipsoid";
+      }
+    }
   }
   // Convex hull of the mesh's vertices; the maximum diameter lies between two of its vertices.
   std::vector<double> points;

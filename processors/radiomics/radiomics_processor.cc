@@ -1,10 +1,14 @@
 // The "radiomics" processor: IBSI chapter 1 features (extraction.h) of every region of interest the
-// study holds for the input series (RTSTRUCT ROIs; a NIfTI mask on the command line), one row
+// study holds for the input series (RTSTRUCT ROIs, SEG segments; a NIfTI mask on the command line), one row
 // each, with IBSI's reference configurations A-E as presets and each setting overridable. Results:
 // the features as measurements and a CSV (one row per region, one column per feature) kept with
-// the job, and a report of the main features and the settings.
+// the job, a report of the main features and the settings, and the regions as a SEG with a TID
+// 1500 SR holding every feature of each region (codes in procnode's private scheme, meaning = tag).
 #include <cmath>
+#include <cstdio>
+#include <map>
 #include <memory>
+#include <set>
 #include <sstream>
 
 #include "core/error.h"
@@ -26,6 +30,35 @@ std::string CsvCell(const std::string& text) {
     quoted += c;
   }
   return quoted + "\"";
+}
+
+// A feature's concept in procnode's private coding scheme (declared in the SR): CodeValue "R" and
+// eight hex digits of the tag's FNV-1a hash (CodeValue is SH, 16 characters, and IBSI's tags are
+// longer; the test checks that no two tags share one), CodeMeaning the IBSI tag itself.
+Code FeatureConcept(const std::string& tag) {
+  uint32_t hash = 2166136261u;
+  for (const char c : tag) hash = (hash ^ static_cast<uint8_t>(c)) * 16777619u;
+  char value[16];
+  std::snprintf(value, sizeof value, "R%08X", hash);
+  return {value, kPrivateCodingScheme, tag};
+}
+
+// A feature's UCUM unit: lengths, areas and volumes in mm; intensities in the image's unit (HU for
+// CT, none otherwise); everything else (texture, ratios, fractions, counts of bins) has none.
+Code FeatureUnit(const std::string& tag, bool hounsfield) {
+  static const Code none{"1", "UCUM", "no units"};
+  if (tag == "morph_volume" || tag == "morph_vol_approx") return {"mm3", "UCUM", "cubic millimeter"};
+  if (tag == "morph_area_mesh") return {"mm2", "UCUM", "square millimeter"};
+  if (tag == "morph_av") return {"/mm", "UCUM", "per millimeter"};
+  if (tag == "morph_com" || tag == "morph_diam" || (tag.starts_with("morph_pca_") && tag.ends_with("_axis"))) return {"mm", "UCUM", "millimeter"};
+  if (!hounsfield) return tag == "morph_integ_int" ? Code{"mm3", "UCUM", "cubic millimeter"} : none;
+  static const std::set<std::string> kIntensities{"stat_mean", "stat_median", "stat_min", "stat_p10", "stat_p90", "stat_max",
+                                                  "stat_iqr",  "stat_range",  "stat_mad", "stat_rmad", "stat_medad", "stat_rms",
+                                                  "loc_peak_loc", "loc_peak_glob", "ivh_i10", "ivh_i90", "ivh_diff_i10_i90"};
+  if (kIntensities.contains(tag)) return {"[hnsf'U]", "UCUM", "Hounsfield unit"};
+  if (tag == "stat_var") return {"[hnsf'U]2", "UCUM", "Hounsfield unit squared"};
+  if (tag == "morph_integ_int") return {"mm3.[hnsf'U]", "UCUM", "cubic millimeter Hounsfield unit"};
+  return none;
 }
 
 Settings SettingsOf(const nlohmann::json& p, std::string& described) {
@@ -66,6 +99,11 @@ Settings SettingsOf(const nlohmann::json& p, std::string& described) {
   if (configuration == "custom" && discretisation == "preset") s.discretisation = Settings::Discretisation::kBinNumber;
   if (p.at("bin_width").get<double>() > 0) s.bin_width = p.at("bin_width");
   if (p.at("bin_number").get<int>() > 0) s.bin_number = p.at("bin_number");
+  const std::string families = p.at("families");
+  std::istringstream list(families);
+  for (std::string family; std::getline(list, family, ',');) {
+    if (!family.empty()) s.families.insert(family);
+  }
   described = "configuration " + configuration + "; " +
               (s.interpolation ? FormatNumber("%g mm ", s.interpolation->spacing[0]) + (s.interpolation->in_plane ? "in-plane " : "") +
                                      (s.interpolation->cubic ? "cubic B-spline" : "linear") + " interpolation, rounded"
@@ -73,7 +111,8 @@ Settings SettingsOf(const nlohmann::json& p, std::string& described) {
               "; " + (s.range ? FormatNumber("re-segmented to [%g, ", s.range->first) + FormatNumber("%g]", s.range->second) : "no range") +
               (s.outlier_sigmas ? FormatNumber(", outliers beyond %g SD removed", *s.outlier_sigmas) : "") + "; " +
               (s.discretisation == Settings::Discretisation::kBinSize ? FormatNumber("fixed bin size %g", s.bin_width)
-                                                                      : "fixed bin number " + std::to_string(s.bin_number));
+                                                                      : "fixed bin number " + std::to_string(s.bin_number)) +
+              (families.empty() ? "" : "; families " + families);
   return s;
 }
 
@@ -82,12 +121,12 @@ class RadiomicsProcessor : public Processor {
   RadiomicsProcessor() {
     info_.name = "radiomics";
     info_.version = "1";
-    info_.description = "IBSI chapter 1 radiomics features of each region of interest (the study's RTSTRUCT ROIs, or a mask): "
+    info_.description = "IBSI chapter 1 radiomics features of each region of interest (the study's RTSTRUCT ROIs and SEG segments, or a mask): "
                         "intensity, histogram, texture matrices and shape, IBSI configurations A-E as presets";
     info_.report_title = "Radiomics features (IBSI)";
     info_.modalities = {"CT", "MR", "PT"};
     info_.host_bytes_per_voxel = 48;
-    info_.default_results = {"pdf"};
+    info_.default_results = {"pdf", "seg", "sr"};
     info_.parameters = {
         {"configuration", "string", "custom", {}, {}, {"custom", "A", "B", "C", "D", "E"},
          "IBSI 1's reference configurations (CT in HU): A 2D native, B 2D 2 mm, C 3D 2 mm bin size 25, D 3D 2 mm 3 SD outliers, E 3D "
@@ -99,7 +138,11 @@ class RadiomicsProcessor : public Processor {
         {"discretisation", "string", "preset", {}, {}, {"preset", "bin_size", "bin_number"}, "fixed bin size or fixed bin number"},
         {"bin_width", "number", 0.0, 0, 10000, {}, "fixed bin size (0: the preset's); bins start at the range's low bound"},
         {"bin_number", "integer", 0, 0, 10000, {}, "fixed bin number (0: the preset's)"},
-        {"roi", "string", "", {}, {}, {}, "only the regions of this name (empty: every region)"},
+        {"families", "string", "", {}, {}, {},
+         "only these feature families, comma-separated (morph, loc, stat, ih, ivh, cm, rlm, szm, dzm, ngt, ngl); empty: all"},
+        {"roi", "string", "", {}, {}, {},
+         "only the regions of this name: an RTSTRUCT ROI name, or a SEG segment's number, label or property code (value or "
+         "meaning); empty: every region"},
     };
   }
   const ProcessorInfo& Info() const override { return info_; }
@@ -111,10 +154,12 @@ class RadiomicsProcessor : public Processor {
     if (context.progress) context.progress(0.0, "regions of interest");
     std::vector<RegionMask> regions = context.regions();
     const std::string wanted = parameters.at("roi");
-    if (!wanted.empty()) std::erase_if(regions, [&](const RegionMask& r) { return r.name != wanted; });
+    if (!wanted.empty()) {
+      std::erase_if(regions, [&](const RegionMask& r) { return r.name != wanted && std::find(r.aliases.begin(), r.aliases.end(), wanted) == r.aliases.end(); });
+    }
     if (regions.empty()) {
-      throw Error(ErrorCode::kInvalidInput, wanted.empty() ? "radiomics: the study holds no region of interest (an RTSTRUCT of the "
-                                                             "series, or a mask on the command line)"
+      throw Error(ErrorCode::kInvalidInput, wanted.empty() ? "radiomics: the study holds no region of interest (an RTSTRUCT or a "
+                                                             "SEG of the series, or a mask on the command line)"
                                                            : "radiomics: no region is named \"" + wanted + "\"");
     }
     ProcessorOutput out;
@@ -163,6 +208,37 @@ class RadiomicsProcessor : public Processor {
       csv += "\n";
     }
     out.files.push_back({"radiomics.csv", csv, "IBSI features, one row per region"});
+    // The regions as SEG segments (each voxel's set of regions one label value, so overlapping
+    // regions stay whole), each with its features as the SR's measurement group.
+    std::map<uint64_t, int> sets;
+    if (regions.size() <= 64) {
+      out.labels.assign(v.VoxelCount(), 0);
+      for (std::size_t i = 0; i < out.labels.size() && sets.size() <= 255; ++i) {
+        uint64_t set = 0;
+        for (std::size_t n = 0; n < regions.size(); ++n) set |= static_cast<uint64_t>(regions[n].voxels[i] != 0) << n;
+        if (set != 0) out.labels[i] = static_cast<uint8_t>(sets.emplace(set, static_cast<int>(sets.size()) + 1).first->second);
+      }
+    }
+    if (regions.size() > 64 || sets.size() > 255) {
+      out.labels.clear();
+      out.warnings.push_back("the regions overlap in more ways than a SEG's 255 label values hold: no SEG or SR, the CSV has every feature");
+    } else {
+      const Code tissue{"85756007", "SCT", "Tissue"};
+      const bool hounsfield = v.units == "HU";
+      for (std::size_t n = 0; n < regions.size(); ++n) {
+        ResultSegment segment{.label = regions[n].name.substr(0, 64),
+                              .category = regions[n].category.value_or(tissue),
+                              .type = regions[n].type.value_or(tissue)};
+        for (const auto& [set, value] : sets) {
+          if ((set >> n) & 1) segment.label_values.push_back(value);
+        }
+        static const std::array<std::array<int, 3>, 6> kColours{{{230, 25, 75}, {60, 180, 75}, {0, 130, 200}, {245, 130, 48}, {145, 30, 180}, {70, 240, 240}}};
+        segment.rgb = kColours[n % kColours.size()];
+        segment.finding = segment.type;
+        for (const auto& [tag, value] : all[n].values) segment.measurements.push_back({FeatureConcept(tag), value, FeatureUnit(tag, hounsfield), std::nullopt});
+        out.segments.push_back(std::move(segment));
+      }
+    }
     out.measurements = {{"settings", described}, {"parameters", parameters}, {"regions", rows}};
     ReportSection table{"Main features"};
     table.table.header = {"Region", "Voxels", "Volume mL", "Sphericity", "Mean", "SD", "GLCM contrast", "GLSZM zone %"};

@@ -1,7 +1,7 @@
 // libFuzzer target: a DICOM Part 10 file as procnode reads outside input. The byte walker
 // (WithoutPrivateGroups, TopLevelValues), DCMTK's parse, the image header and pixel decoding, the
-// private headers conversion reads (Siemens CSA, GE protocol block), and RTSTRUCT contours with
-// their rasterisation. Errors are expected;
+// private headers conversion reads (Siemens CSA, GE protocol block), RTSTRUCT contours with
+// their rasterisation, and SEG segments placed on a grid. Errors are expected;
 // crashes, leaks, undefined behaviour and hangs are findings.
 #include <cstddef>
 #include <cstdint>
@@ -15,6 +15,7 @@
 #include "dicom/prefilter.h"
 #include "dicom/siemens_csa.h"
 #include "processors/radiomics/rtstruct.h"
+#include "processors/radiomics/segmentation.h"
 
 #include <dcmtk/dcmdata/dcfilefo.h>
 #include <dcmtk/oflog/oflog.h>
@@ -59,6 +60,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     grid.dims = {16, 16, 8};
     grid.spacing = {2, 2, 3};
     for (const auto& roi : radiomics::ReadStructureSet(std::string(bytes), "fuzz")) (void)radiomics::RasteriseRoi(roi, grid);
+  } catch (const Error&) {
+  }
+  // A Segmentation's segments placed onto a small grid.
+  try {
+    Volume grid;
+    grid.dims = {16, 16, 8};
+    grid.spacing = {2, 2, 3};
+    (void)radiomics::ReadSegmentation(std::string(bytes), "fuzz", grid);
   } catch (const Error&) {
   }
   return 0;

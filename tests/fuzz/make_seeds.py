@@ -25,6 +25,9 @@ def main(out, data, repo):
     candidates += sorted(glob.glob(os.path.join(data, "dcm_qa_uih", "In", "*", "*", "*")))[:2]
     # An RT Structure Set (the IBSI CT phantom's GTV contours) for the RTSTRUCT reader and rasteriser.
     candidates += sorted(glob.glob(os.path.join(data, "ibsi", "ibsi_1_ct_radiomics_phantom", "dicom", "mask", "*.dcm")))
+    # Small Segmentations (BINARY and LABELMAP) for the SEG reader.
+    segs = os.path.join(data, "seg-sr-dcmqi", "segmentations")
+    candidates += [os.path.join(segs, "23x38x3", "seg", "label.seg"), os.path.join(segs, "sparse-labelmap-ppv5.dcm")]
     for n, path in enumerate(candidates):
         if os.path.getsize(path) <= 512 << 10:
             shutil.copy(path, os.path.join(dicom, f"{n:03d}.dcm"))

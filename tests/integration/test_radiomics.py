@@ -10,12 +10,13 @@ import json
 import os
 
 from conftest import CHEST_CT, SHARED_DATA
-from helpers import run, wait_jobs_finished
+from helpers import dciodvfy_errors, dcmjs_read, pixelmed_sr_report, result_series, run, save, wait_jobs_finished
 from orthanc import send_dicom
 
 IBSI = os.path.join(SHARED_DATA, "ibsi")
 CT_DICOM = os.path.join(IBSI, "ibsi_1_ct_radiomics_phantom", "dicom")
 CT_MASK = os.path.join(IBSI, "ibsi_1_ct_radiomics_phantom", "nifti", "mask", "mask.nii.gz")
+SEGMENTATIONS = os.path.join(SHARED_DATA, "seg-sr-dcmqi", "segmentations")
 IMPLEMENTED = ("morph", "loc", "stat", "ih", "ivh", "cm", "rlm", "szm", "dzm", "ngt", "ngl")
 
 
@@ -135,5 +136,84 @@ def test_a_rule_runs_radiomics_on_a_study_with_its_rtstruct(orthanc_factory, job
     [row] = list(csv.DictReader(io.StringIO(table)))
     for tag, value, tolerance in references("C"):
         assert abs(float(row[tag]) - float(value)) <= tolerance + half_last_digit(value) + 1e-12, (tag, row[tag], value)
-    assert [r["kind"] for r in job["result"]["results"]] == ["encapsulated-pdf"]
+    assert sorted(r["kind"] for r in job["result"]["results"]) == ["encapsulated-pdf", "seg", "sr"], job["result"]["results"]
+    assert orthanc.alive()
+
+
+def sr_groups(path):
+    """{tracking identifier: {concept meaning: value}} of a TID 1500 SR, read with pydicom."""
+    import pydicom
+    groups = {}
+    for item in pydicom.dcmread(path).ContentSequence:
+        if item.ConceptNameCodeSequence[0].CodeValue != "126010":  # Imaging Measurements
+            continue
+        for group in item.ContentSequence:
+            tracking, values = None, {}
+            for leaf in group.ContentSequence:
+                code = leaf.ConceptNameCodeSequence[0]
+                if code.CodeValue == "112039":  # Tracking Identifier
+                    tracking = leaf.TextValue
+                elif leaf.ValueType == "NUM":
+                    assert code.CodingSchemeDesignator == "99PROCNODE" and len(code.CodeValue) <= 16, code
+                    assert code.CodeMeaning not in values, code.CodeMeaning
+                    values[code.CodeMeaning] = (float(leaf.MeasuredValueSequence[0].NumericValue), code.CodeValue)
+            groups[tracking] = values
+    return groups
+
+
+def test_a_rule_runs_radiomics_on_the_segments_of_a_seg_and_writes_seg_sr_csv_and_pdf(orthanc_factory, job_db, workdir, cli_path):
+    """A CT study with two SEGs (one BINARY liver; five partly overlapping segments): every segment
+    is a region; the SR holds every feature of each, equal to the CSV's; SEG and SR pass dciodvfy,
+    dcmjs reads the SEG's segments whole (overlaps kept), PixelMed's TID 1500 validator is clean."""
+    work = os.path.join(workdir, "work")
+    os.makedirs(work)
+    orthanc = orthanc_factory({"Database": job_db[1], "Workers": 1, "WorkDirectory": work}).start()
+    orthanc.put("/procnode/rules", {"rules": [{"id": "radiomics", "match": {"attribute": "Modality", "equals": "CT"},
+                                               "action": {"pipeline": "radiomics"}}]})
+    files = sorted(glob.glob(os.path.join(SEGMENTATIONS, "ct-3slice", "*.dcm")))
+    send_dicom(orthanc, files + [os.path.join(SEGMENTATIONS, "liver.dcm"), os.path.join(SEGMENTATIONS, "partial_overlaps.dcm")],
+               calling_aet="WORKSTATION")
+    [job] = wait_jobs_finished(orthanc, 1, timeout=300)
+    assert job["state"] == "done", job["error"]
+    regions = {r["name"]: r for r in job["result"]["measurements"]["regions"]}
+    assert sorted(regions) == ["segment 1: GREEN", "segment 1: Liver", "segment 2: ORANGE", "segment 3: PURPLE",
+                               "segment 4: LIGHT_BLUE", "segment 5: DARK_BLUE"], sorted(regions)
+    assert regions["segment 1: Liver"]["voxels"] == 107098  # dcmqi's own label map of the same SEG (unit test)
+    table = list(csv.DictReader(io.StringIO(orthanc.get_raw(f"/procnode/jobs/{job['id']}/files/radiomics.csv").decode())))
+    ours = [s for s in result_series(orthanc, job["study"])]
+    series = {s["MainDicomTags"]["Modality"]: s for s in ours}
+    assert sorted(series) == ["DOC", "SEG", "SR"], sorted(series)
+    paths = {kind: save(orthanc, series[kind]["Instances"][0], os.path.join(workdir, f"radiomics-{kind}.dcm")) for kind in series}
+    for kind in ("SEG", "SR"):
+        assert dciodvfy_errors(paths[kind]) == [], kind
+    # The SR: one group per region, every feature of the CSV with its value.
+    groups = sr_groups(paths["SR"])
+    assert sorted(groups) == sorted(regions)
+    codes = {}
+    for row in table:
+        group = groups[row["region"]]
+        features = {k: float(v) for k, v in row.items() if k not in ("region", "source") and v != ""}
+        assert len(features) > 450 and set(group) == set(features), set(group) ^ set(features)
+        for tag, value in features.items():
+            assert abs(group[tag][0] - value) <= 1e-8 * max(1.0, abs(value)), (row["region"], tag, group[tag], value)
+            codes.setdefault(group[tag][1], set()).add(tag)
+    assert all(len(tags) == 1 for tags in codes.values())  # one code per feature
+    # The SEG, read as a viewer does: each region whole, overlaps kept.
+    read = dcmjs_read(paths["SEG"], paths["SR"])
+    pixels = {s["label"]: s["pixels"] for s in read["seg"]["segments"]}
+    assert pixels == {name: r["voxels"] for name, r in regions.items()}, pixels
+    # A segment chosen by its label, a few families: PixelMed's TID 1500 validator (it cannot hold
+    # the 480-feature SR in memory) judges the same writer's SR.
+    folder = os.path.join(workdir, "seg-study")
+    os.makedirs(folder)
+    for path in files + [os.path.join(SEGMENTATIONS, "liver.dcm")]:
+        os.symlink(path, os.path.join(folder, os.path.basename(path)))
+    out = os.path.join(workdir, "liver")
+    result = process(cli_path, folder, out, "--param", "roi=Liver", "--param", "families=morph,stat")
+    assert result.returncode == 0, result.stderr
+    [row] = rows(out)
+    assert row["region"] == "segment 1: Liver" and "stat_mean" in row and "cm_contrast_3D_avg" not in row
+    pixelmed = pixelmed_sr_report(os.path.join(out, "sr.dcm"))
+    assert "Found Root Template TID_1500" in pixelmed and "Root Template Validation Complete" in pixelmed, pixelmed
+    assert not [line for line in pixelmed.splitlines() if line.startswith("Error")], pixelmed
     assert orthanc.alive()
