@@ -217,6 +217,7 @@ int Process(const Args& args) {
   const Provenance provenance{.job = "cli", .rule = "command line", .node = "local",
                               .study_id = std::filesystem::path(args.positional[2]).filename().string(),
                               .idempotency_key = IdempotencyKey("cli", inputs, rule)};
+  ctx.registry = &Processors(args);
   const auto result = RunPipeline(processor, parameters, source, sink, ctx, provenance);
   if (terminal) std::cerr << "\n";
   WriteFile(out / "report.pdf", result.pdf);

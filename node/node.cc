@@ -664,6 +664,7 @@ JobOutcome Node::RunJob(JobContext& context) {
       vault->Store(anonymization.project, pseudonym, identity, uid_map, "job " + std::to_string(job.id));
     };
   }
+  ctx.registry = &processors_;
   auto result = RunPipeline(*processor, spec.parameters, source, sink, ctx, provenance);
   // The results go on to the rule's destinations; a destination that is down delays only them.
   if (!destinations.empty()) {

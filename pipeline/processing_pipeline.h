@@ -41,6 +41,9 @@ struct PipelineContext {
   // The result writers, in order; null: DefaultResultWriters().
   const std::vector<const ResultWriter*>* writers = nullptr;
   std::string series_id;  // a series-level job's series; empty: the study's largest accepted series
+  // The node's processors, for a processor that runs another on the same input (radiomics'
+  // regions_from); null: such a chain fails with the reason.
+  const ProcessorRegistry* registry = nullptr;
   // Regions the caller adds to the study's own (a NIfTI mask on the command line), on the loaded
   // volume's grid; optional.
   std::function<std::vector<RegionMask>(const Volume& volume)> extra_regions;

@@ -67,20 +67,6 @@ struct RegionMask {
   std::optional<Code> category, type;
 };
 
-struct ProcessorContext {
-  DevicePreference device = DevicePreference::kAuto;
-  std::function<void(double fraction, const std::string& step)> progress;  // optional
-  std::function<bool()> stop_requested;                                    // optional
-  // The input series' BIDS sidecar as the converter made it (no PHI); null when not known.
-  const nlohmann::json* sidecar = nullptr;
-  // Writes the input series' instances (de-identified on an anonymized route) as DICOM files
-  // into an existing folder; optional (a processor that needs them and gets none fails).
-  std::function<void(const std::string& folder)> write_source_dicom;
-  // The regions of interest on the input's grid: the study's RTSTRUCT ROIs and SEG segments (and masks the caller
-  // adds); optional (a processor that needs them and gets none fails). Errors name the object.
-  std::function<std::vector<RegionMask>()> regions;
-};
-
 // A file a processor made besides its labels (a derived image), kept with the job.
 struct OutputFile {
   std::string name;   // a plain file name
@@ -136,6 +122,25 @@ struct ProcessorOutput {
   nlohmann::json run;                     // how an external tool ran (provenance); null for natives
   std::vector<KeyView> key_views;         // empty: the default key images
   std::vector<LegendEntry> key_legend;    // the key images' legend; empty: one entry per segment
+};
+
+struct ProcessorContext {
+  DevicePreference device = DevicePreference::kAuto;
+  std::function<void(double fraction, const std::string& step)> progress;  // optional
+  std::function<bool()> stop_requested;                                    // optional
+  // The input series' BIDS sidecar as the converter made it (no PHI); null when not known.
+  const nlohmann::json* sidecar = nullptr;
+  // Writes the input series' instances (de-identified on an anonymized route) as DICOM files
+  // into an existing folder; optional (a processor that needs them and gets none fails).
+  std::function<void(const std::string& folder)> write_source_dicom;
+  // The regions of interest on the input's grid: the study's RTSTRUCT ROIs and SEG segments (and masks the caller
+  // adds); optional (a processor that needs them and gets none fails). Errors name the object.
+  std::function<std::vector<RegionMask>()> regions;
+  // Runs another processor of the node on the same input volume, with `parameters` (an object;
+  // defaults fill the rest) and returns its output: a chain such as lung-emphysema -> radiomics,
+  // whose labels become the next one's regions. Optional; the processor it runs gets none (no
+  // deeper chains). Errors name the processor.
+  std::function<ProcessorOutput(const std::string& processor, const nlohmann::json& parameters)> run_processor;
 };
 
 class Processor {

@@ -140,6 +140,10 @@ class RadiomicsProcessor : public Processor {
         {"bin_number", "integer", 0, 0, 10000, {}, "fixed bin number (0: the preset's)"},
         {"families", "string", "", {}, {}, {},
          "only these feature families, comma-separated (morph, loc, stat, ih, ivh, cm, rlm, szm, dzm, ngt, ngl); empty: all"},
+        {"regions_from", "string", "", {}, {}, {},
+         "take the regions from this processor's labels, run first on the same series (e.g. lung-emphysema: right lung, "
+         "left lung, emphysema), instead of the study's RTSTRUCT and SEG; empty: the study's"},
+        {"regions_from_parameters", "string", "{}", {}, {}, {}, "that processor's parameters, as a JSON object"},
         {"roi", "string", "", {}, {}, {},
          "only the regions of this name: an RTSTRUCT ROI name, or a SEG segment's number, label or property code (value or "
          "meaning); empty: every region"},
@@ -150,9 +154,39 @@ class RadiomicsProcessor : public Processor {
   ProcessorOutput Run(const Volume& v, const nlohmann::json& parameters, const ProcessorContext& context) const override {
     std::string described;
     const Settings settings = SettingsOf(parameters, described);
-    if (!context.regions) throw Error(ErrorCode::kInvalidInput, "radiomics: no regions of interest were given");
+    std::vector<std::string> upstream_warnings;
     if (context.progress) context.progress(0.0, "regions of interest");
-    std::vector<RegionMask> regions = context.regions();
+    std::vector<RegionMask> regions;
+    const std::string upstream = parameters.at("regions_from");
+    if (!upstream.empty()) {
+      // A chain: the labels of another processor's run on this input, one region per segment.
+      nlohmann::json upstream_parameters;
+      try {
+        upstream_parameters = nlohmann::json::parse(parameters.at("regions_from_parameters").get<std::string>());
+      } catch (const nlohmann::json::exception&) {
+        throw Error(ErrorCode::kInvalidInput, "radiomics: regions_from_parameters must be a JSON object");
+      }
+      if (!upstream_parameters.is_object()) throw Error(ErrorCode::kInvalidInput, "radiomics: regions_from_parameters must be a JSON object");
+      if (!context.run_processor) throw Error(ErrorCode::kInvalidInput, "radiomics: regions_from needs a node to run \"" + upstream + "\"");
+      const ProcessorOutput made = context.run_processor(upstream, upstream_parameters);
+      if (made.labels.size() != v.VoxelCount() || made.segments.empty()) {
+        throw Error(ErrorCode::kInvalidInput, "radiomics: " + upstream + " made no labelled segments to take regions from");
+      }
+      for (const ResultSegment& segment : made.segments) {
+        RegionMask region{.name = segment.label, .source = upstream, .voxels = std::vector<uint8_t>(v.VoxelCount(), 0),
+                          .aliases = {segment.type.meaning, segment.type.value}, .category = segment.category, .type = segment.type};
+        std::array<bool, 256> member{};
+        for (const int value : segment.label_values) {
+          if (value >= 0 && value < 256) member[static_cast<std::size_t>(value)] = true;
+        }
+        for (std::size_t i = 0; i < made.labels.size(); ++i) region.voxels[i] = member[made.labels[i]];
+        if (std::find(region.voxels.begin(), region.voxels.end(), 1) != region.voxels.end()) regions.push_back(std::move(region));
+      }
+      for (const auto& warning : made.warnings) upstream_warnings.push_back(upstream + ": " + warning);
+    } else {
+      if (!context.regions) throw Error(ErrorCode::kInvalidInput, "radiomics: no regions of interest were given");
+      regions = context.regions();
+    }
     const std::string wanted = parameters.at("roi");
     if (!wanted.empty()) {
       std::erase_if(regions, [&](const RegionMask& r) { return r.name != wanted && std::find(r.aliases.begin(), r.aliases.end(), wanted) == r.aliases.end(); });
@@ -163,6 +197,7 @@ class RadiomicsProcessor : public Processor {
                                                            : "radiomics: no region is named \"" + wanted + "\"");
     }
     ProcessorOutput out;
+    out.warnings = std::move(upstream_warnings);
     nlohmann::json rows = nlohmann::json::array();
     std::vector<std::string> columns;
     std::vector<radiomics::FeatureSet> all;

@@ -217,3 +217,40 @@ def test_a_rule_runs_radiomics_on_the_segments_of_a_seg_and_writes_seg_sr_csv_an
     assert "Found Root Template TID_1500" in pixelmed and "Root Template Validation Complete" in pixelmed, pixelmed
     assert not [line for line in pixelmed.splitlines() if line.startswith("Error")], pixelmed
     assert orthanc.alive()
+
+
+def test_a_rule_chains_lung_emphysema_to_radiomics(orthanc_factory, job_db, workdir, cli_path):
+    """radiomics with regions_from=lung-emphysema: the lungs and the emphysema that lung-emphysema
+    finds are the regions, each the very voxels lung-emphysema measured (its own run, on the
+    command line, is the judge: voxel counts, volume and mean density)."""
+    orthanc = orthanc_factory({"Database": job_db[1], "Workers": 1}).start()
+    orthanc.put("/procnode/rules", {"rules": [{"id": "lung-radiomics", "match": {"attribute": "Modality", "equals": "CT"},
+                                               "action": {"pipeline": "radiomics", "results": ["pdf"],
+                                                          "parameters": {"regions_from": "lung-emphysema",
+                                                                         "regions_from_parameters": "{\"emphysema_threshold_hu\": -960}",
+                                                                         "families": "morph,stat"}}}]})
+    send_dicom(orthanc, [CHEST_CT], calling_aet="CT01")
+    [job] = wait_jobs_finished(orthanc, 1, timeout=300)
+    assert job["state"] == "done", job["error"]
+    regions = {r["name"]: r for r in job["result"]["measurements"]["regions"]}
+    assert sorted(regions) == ["Emphysema", "Left lung", "Right lung"], sorted(regions)
+    assert {r["source"] for r in regions.values()} == {"lung-emphysema"}
+    out = os.path.join(workdir, "lung")
+    result = run([cli_path, "process", "lung-emphysema", CHEST_CT, "--out", out, "--param", "emphysema_threshold_hu=-960"])
+    assert result.returncode == 0, result.stderr
+    with open(os.path.join(out, "measurements.json")) as f:
+        lung = json.load(f)["measurements"]
+    for name, key in (("Right lung", "right_lung"), ("Left lung", "left_lung")):
+        features = regions[name]["features"]
+        assert regions[name]["voxels"] == lung[key]["voxels"], (name, regions[name]["voxels"], lung[key]["voxels"])
+        assert abs(features["morph_vol_approx"] / 1000 - lung[key]["volume_ml"]) < 1e-6 * lung[key]["volume_ml"]
+        assert abs(features["stat_mean"] - lung[key]["mean_lung_density_hu"]) < 1e-6, (name, features["stat_mean"])
+        assert "cm_contrast_3D_avg" not in features  # families=morph,stat
+    assert regions["Emphysema"]["voxels"] == lung["total"]["emphysema_voxels"]
+    # A processor that is not there, and bad chain parameters: refused with the reason.
+    bad = run([cli_path, "process", "radiomics", CHEST_CT, "--out", os.path.join(workdir, "bad"), "--param", "regions_from=no-such"])
+    assert bad.returncode == 2 and "no-such" in bad.stderr, bad.stderr
+    bad = run([cli_path, "process", "radiomics", CHEST_CT, "--out", os.path.join(workdir, "bad2"), "--param", "regions_from=lung-emphysema",
+               "--param", "regions_from_parameters=[1]"])
+    assert bad.returncode == 2 and "regions_from_parameters must be a JSON object" in bad.stderr, bad.stderr
+    assert orthanc.alive()
