@@ -24,6 +24,7 @@ struct Parsed {
   std::vector<std::pair<std::string, std::string*>> positionals;   // in order
   std::map<std::string, std::unique_ptr<std::string>> values;      // option name -> value
   std::vector<std::string> params;
+  std::vector<std::string> inputs;                                 // a command's list of positionals (radiomics)
   std::vector<std::unique_ptr<std::string>> storage;
 };
 
@@ -82,6 +83,16 @@ class Grammar {
     Value(nyul, "percentiles", "P1,P2,...", "landmark percentiles, ascending (default 1,10,20,...,90,99)");
     Value(nyul, "bias-correction", "y|n", "N4 before taking landmarks, as mr-normalize does (default y)")
         ->check(CLI::IsMember({"y", "n"}));
+
+    auto* batch = Command("radiomics", "IBSI radiomics over many cases into one CSV: all cores, progress, resumable (a journal "
+                                       "beside the CSV: run again to finish or retry), failures listed; exit 2 when a case failed");
+    batch->add_option("INPUT", parsed_.inputs, "a case folder (a series with its RTSTRUCT or SEG), or a folder of case folders")
+        ->required();
+    Value(batch, "out", "FEATURES.csv", "the CSV (case, series, region, source, voxels, then one column per feature)", true);
+    batch->add_option("--param", parsed_.params, "a radiomics parameter, as procnode process radiomics takes them (repeatable)")
+        ->type_name("KEY=VALUE");
+    Value(batch, "masks", "DIR", "each case's regions from DIR/CASE.nii.gz (a label image on the series' grid; CASE the folder name)");
+    Value(batch, "jobs", "N", "cases at a time (default: the cores, at most 8; PROCNODE_THREADS)")->check(CLI::Range(1, 256));
 
     auto* processors = Command("processors", "the processors, their inputs and parameters (JSON Schema)");
     Value(processors, "tools", "DIR", "also the external tools of DIR (default $PROCNODE_TOOLS)");
@@ -173,6 +184,7 @@ class Grammar {
     for (const auto& [owner, value] : parsed_.positionals) {
       if (owner == command && !value->empty()) args.positional.push_back(*value);
     }
+    args.positional.insert(args.positional.end(), parsed_.inputs.begin(), parsed_.inputs.end());
     for (const auto& [key, value] : parsed_.values) {
       const auto slash = key.find('|');
       if (key.substr(0, slash) == command && options_given_.contains(key)) args.options[key.substr(slash + 1)] = *value;

@@ -27,6 +27,8 @@
 #include "anonymizer/profile_table.h"
 #include "anonymizer/vault.h"
 #include "cli/cli_args.h"
+#include "cli/mask_regions.h"
+#include "cli/radiomics_batch.h"
 #include "core/digest.h"
 #include "core/error.h"
 #include "core/files.h"
@@ -130,58 +132,7 @@ int Process(const Args& args) {
   ctx.keep_files_in = out.string();
   if (const auto mask_path = args.Option("mask")) {
     // Each label value of the mask is a region, on the grid of the series' NIfTI.
-    ctx.extra_regions = [path = *mask_path](const Volume& volume) {
-      const Volume mask = VolumeFromNifti(ReadNiftiFile(path));
-      // Each series voxel's centre in the mask's voxel indices: the same lattice in any axis order
-      // or direction (another tool's NIfTI of the series), else refused.
-      const std::array<const std::array<double, 3>*, 3> axes{&mask.row_direction, &mask.column_direction, &mask.slice_direction};
-      const std::array<const std::array<double, 3>*, 3> ours{&volume.row_direction, &volume.column_direction, &volume.slice_direction};
-      std::array<double, 3> base{}, step_i{}, step_j{}, step_k{};
-      for (int a = 0; a < 3; ++a) {
-        auto along = [&](const std::array<double, 3>& d) { return ((*axes[a])[0] * d[0] + (*axes[a])[1] * d[1] + (*axes[a])[2] * d[2]) / std::abs(mask.spacing[a]); };
-        base[a] = along({volume.origin[0] - mask.origin[0], volume.origin[1] - mask.origin[1], volume.origin[2] - mask.origin[2]});
-        std::array<double, 3> di{}, dj{}, dk{};
-        for (int c = 0; c < 3; ++c) {
-          di[c] = (*ours[0])[c] * volume.spacing[0], dj[c] = (*ours[1])[c] * volume.spacing[1], dk[c] = (*ours[2])[c] * volume.spacing[2];
-        }
-        step_i[a] = along(di), step_j[a] = along(dj), step_k[a] = along(dk);
-      }
-      auto off_lattice = [](double x) { return std::abs(x - std::round(x)) > 0.1; };
-      for (int a = 0; a < 3; ++a) {
-        if (off_lattice(base[a]) || off_lattice(step_i[a]) || off_lattice(step_j[a]) || off_lattice(step_k[a])) {
-          throw Error(ErrorCode::kInvalidInput, path + ": the mask is not on the series' voxel grid (its voxels do not coincide with "
-                                                       "the series' in position and size)");
-        }
-      }
-      std::map<int, std::vector<uint8_t>> labels;
-      std::size_t outside = 0;
-      for (std::size_t k = 0; k < volume.dims[2]; ++k) {
-        for (std::size_t j = 0; j < volume.dims[1]; ++j) {
-          for (std::size_t i = 0; i < volume.dims[0]; ++i) {
-            std::array<long, 3> m{};
-            bool inside = true;
-            for (int a = 0; a < 3; ++a) {
-              m[a] = std::lround(base[a] + i * step_i[a] + j * step_j[a] + k * step_k[a]);
-              inside = inside && m[a] >= 0 && m[a] < static_cast<long>(mask.dims[a]);
-            }
-            if (!inside) {
-              ++outside;
-              continue;
-            }
-            const int label = static_cast<int>(std::lround(mask.voxels[(m[2] * mask.dims[1] + m[1]) * mask.dims[0] + m[0]]));
-            if (label == 0) continue;
-            auto& voxels = labels[label];
-            if (voxels.empty()) voxels.assign(volume.VoxelCount(), 0);
-            voxels[(k * volume.dims[1] + j) * volume.dims[0] + i] = 1;
-          }
-        }
-      }
-      if (outside == volume.VoxelCount()) throw Error(ErrorCode::kInvalidInput, path + ": the mask does not overlap the series");
-      std::vector<RegionMask> regions;
-      for (auto& [label, voxels] : labels) regions.push_back({"label " + std::to_string(label), "NIfTI mask", std::move(voxels)});
-      if (regions.empty()) throw Error(ErrorCode::kInvalidInput, path + ": the mask is empty");
-      return regions;
-    };
+    ctx.extra_regions = [path = *mask_path](const Volume& volume) { return cli::MaskRegions(path, volume); };
   }
   if (const auto results = args.Option("results")) {
     for (std::size_t start = 0; start <= results->size();) {
@@ -613,6 +564,7 @@ int Run(int argc, char** argv) {
   }
   if (command == "process") return Process(args);
   if (command == "nyul-train") return NyulTrain(args);
+  if (command == "radiomics") return cli::RadiomicsBatch(args, Processors(args), ParseParams(args.params));
   if (command == "processors") {
     nlohmann::json list = nlohmann::json::array();
     for (const Processor* p : Processors(args).All()) list.push_back(ProcessorJson(p->Info()));

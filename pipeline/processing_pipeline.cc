@@ -207,6 +207,8 @@ ReportContent BuildReport(const ProcessorInfo& info, const SeriesRef& series, co
   return report;
 }
 
+}  // namespace
+
 // The job's series, or the largest input series of a modality the processor accepts.
 SeriesRef PickSeries(const ProcessorInfo& info, const std::vector<SeriesRef>& series_list, const std::string& wanted) {
   if (!wanted.empty()) {
@@ -227,7 +229,38 @@ SeriesRef PickSeries(const ProcessorInfo& info, const std::vector<SeriesRef>& se
   return LargestInputSeries(accepted);
 }
 
-}  // namespace
+std::vector<RegionMask> StudyRegions(StudySource& source, const std::vector<SeriesRef>& series_list, const Volume& v) {
+  std::vector<RegionMask> regions;
+  for (const auto& s : series_list) {
+    if (s.modality == "SEG") {
+      for (const auto& id : s.instance_ids) {
+        for (auto& segment : radiomics::ReadSegmentation(source.FetchInstance(id), "SEG instance " + id, v)) {
+          if (std::none_of(segment.voxels.begin(), segment.voxels.end(), [](uint8_t m) { return m != 0; })) continue;
+          std::vector<std::string> aliases{std::to_string(segment.number), segment.label};
+          if (!segment.code_value.empty()) aliases.push_back(segment.code_value);
+          if (!segment.code_meaning.empty()) aliases.push_back(segment.code_meaning);
+          RegionMask region{.name = "segment " + std::to_string(segment.number) + ": " + segment.label,
+                            .source = "SEG",
+                            .voxels = std::move(segment.voxels),
+                            .aliases = std::move(aliases)};
+          if (!segment.code_value.empty()) region.type = Code{segment.code_value, segment.code_scheme, segment.code_meaning};
+          if (!segment.category_value.empty()) region.category = Code{segment.category_value, segment.category_scheme, segment.category_meaning};
+          regions.push_back(std::move(region));
+        }
+      }
+    }
+    if (s.modality != "RTSTRUCT") continue;
+    for (const auto& id : s.instance_ids) {
+      const std::string name = "RTSTRUCT instance " + id;
+      for (const auto& roi : radiomics::ReadStructureSet(source.FetchInstance(id), name)) {
+        auto voxels = radiomics::RasteriseRoi(roi, v);
+        if (std::none_of(voxels.begin(), voxels.end(), [](uint8_t m) { return m != 0; })) continue;
+        regions.push_back({.name = roi.name, .source = "RTSTRUCT", .voxels = std::move(voxels)});
+      }
+    }
+  }
+  return regions;
+}
 
 PipelineResult RunPipeline(const Processor& processor, const nlohmann::json& given_parameters, StudySource& clinical_source,
                            ResultSink& sink, const PipelineContext& ctx, const Provenance& clinical_provenance) {
@@ -288,37 +321,7 @@ PipelineResult RunPipeline(const Processor& processor, const nlohmann::json& giv
                         .regions = [&] {
                           // The study's RTSTRUCT ROIs and SEG segments on the loaded grid (as this
                           // route sees them), then what the caller adds.
-                          std::vector<RegionMask> regions;
-                          for (const auto& s : series_list) {
-                            if (s.modality == "SEG") {
-                              for (const auto& id : s.instance_ids) {
-                                for (auto& segment : radiomics::ReadSegmentation(source.FetchInstance(id), "SEG instance " + id, v)) {
-                                  if (std::none_of(segment.voxels.begin(), segment.voxels.end(), [](uint8_t m) { return m != 0; })) continue;
-                                  std::vector<std::string> aliases{std::to_string(segment.number), segment.label};
-                                  if (!segment.code_value.empty()) aliases.push_back(segment.code_value);
-                                  if (!segment.code_meaning.empty()) aliases.push_back(segment.code_meaning);
-                                  RegionMask region{.name = "segment " + std::to_string(segment.number) + ": " + segment.label,
-                                                    .source = "SEG",
-                                                    .voxels = std::move(segment.voxels),
-                                                    .aliases = std::move(aliases)};
-                                  if (!segment.code_value.empty()) region.type = Code{segment.code_value, segment.code_scheme, segment.code_meaning};
-                                  if (!segment.category_value.empty()) {
-                                    region.category = Code{segment.category_value, segment.category_scheme, segment.category_meaning};
-                                  }
-                                  regions.push_back(std::move(region));
-                                }
-                              }
-                            }
-                            if (s.modality != "RTSTRUCT") continue;
-                            for (const auto& id : s.instance_ids) {
-                              const std::string name = "RTSTRUCT instance " + id;
-                              for (const auto& roi : radiomics::ReadStructureSet(source.FetchInstance(id), name)) {
-                                auto voxels = radiomics::RasteriseRoi(roi, v);
-                                if (std::none_of(voxels.begin(), voxels.end(), [](uint8_t m) { return m != 0; })) continue;
-                                regions.push_back({.name = roi.name, .source = "RTSTRUCT", .voxels = std::move(voxels)});
-                              }
-                            }
-                          }
+                          std::vector<RegionMask> regions = StudyRegions(source, series_list, v);
                           if (ctx.extra_regions) {
                             for (auto& r : ctx.extra_regions(v)) regions.push_back(std::move(r));
                           }

@@ -72,6 +72,16 @@ struct PipelineResult {
   bool anonymized = false; // an anonymized route ran
 };
 
+// The series a job of `info` runs on: `wanted` (a series-level job's; Error(kNotFound) when it is
+// gone), else the study's largest input series of a modality the processor accepts
+// (Error(kInvalidInput) naming the modalities when there is none).
+SeriesRef PickSeries(const ProcessorInfo& info, const std::vector<SeriesRef>& series_list, const std::string& wanted);
+
+// The study's regions of interest on `volume`'s grid: every ROI of its RTSTRUCTs and every segment
+// of its SEGs that has a voxel there (radiomics/rtstruct.h, radiomics/segmentation.h). Errors
+// name the object.
+std::vector<RegionMask> StudyRegions(StudySource& source, const std::vector<SeriesRef>& series_list, const Volume& volume);
+
 // `parameters`: the rule's (or command line's) object; defaults fill the rest.
 PipelineResult RunPipeline(const Processor& processor, const nlohmann::json& parameters, StudySource& source,
                            ResultSink& sink, const PipelineContext& ctx, const Provenance& provenance);

@@ -30,6 +30,7 @@ struct Settings {
   // The feature families to compute, by tag prefix ("morph", "loc", "stat", "ih", "ivh", "cm",
   // "rlm", "szm", "dzm", "ngt", "ngl"); empty: every one.
   std::set<std::string> families;
+  Aggregation aggregation = Aggregation::kAll;  // the texture families' aggregations
 };
 
 // The families' tag prefixes, in the order they are computed.

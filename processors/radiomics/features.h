@@ -26,6 +26,10 @@
 
 namespace procnode::radiomics {
 
+// Which of the texture families' aggregations to compute: every one, the slice-wise ones (2D and
+// 2.5D: IBSI's 2D configurations, and single images), or the volume's (3D).
+enum class Aggregation { kAll, kTwoD, kThreeD };
+
 // A region on a voxel grid (x fastest, then y, then slices): the intensities and, after
 // discretisation, the grey levels 1..grey_levels (0 outside the region).
 struct Region {
@@ -38,6 +42,7 @@ struct Region {
   // The morphological mask (the region before re-segmentation), where distances to the border and
   // shape come from; empty: `mask`.
   std::vector<uint8_t> morphological_mask;
+  Aggregation aggregation = Aggregation::kAll;
 };
 
 // Interpolation (IBSI 3.1.3) to `spacing` mm on a grid whose centre is the old grid's centre, with

@@ -20,12 +20,14 @@ std::vector<double> InsideValues(const Region& r) {
 }
 
 std::vector<double> InsideLevels(const Region& r) {
-  std::vector<double> levels;
+  // Sorted by counting: the levels are 1..grey_levels.
+  std::vector<std::size_t> count(static_cast<std::size_t>(std::max(r.grey_levels, 0)) + 2, 0);
   for (std::size_t i = 0; i < r.mask.size(); ++i) {
-    if (r.mask[i]) levels.push_back(r.levels[i]);
+    if (r.mask[i]) ++count[static_cast<std::size_t>(std::clamp(r.levels[i], 0, r.grey_levels + 1))];
   }
+  std::vector<double> levels;
+  for (std::size_t level = 0; level < count.size(); ++level) levels.insert(levels.end(), count[level], static_cast<double>(level));
   if (levels.empty()) throw Error(ErrorCode::kInvalidInput, "radiomics: the region is empty");
-  std::sort(levels.begin(), levels.end());
   return levels;
 }
 

@@ -298,26 +298,32 @@ void MeshMorphologyFeatures(const Region& region, FeatureSet& out) {
   if (lo[0] > hi[0]) throw Error(ErrorCode::kInvalidInput, "radiomics: the region is empty");
   // Grid of corners (voxel centres) with the padding: index g = corner index + lo - 1.
   const long cx = static_cast<long>(hi[0] - lo[0] + 3), cy = static_cast<long>(hi[1] - lo[1] + 3), cz = static_cast<long>(hi[2] - lo[2] + 3);
-  auto inside = [&](long i, long j, long k) {
-    const long gi = i + static_cast<long>(lo[0]) - 1, gj = j + static_cast<long>(lo[1]) - 1, gk = k + static_cast<long>(lo[2]) - 1;
-    if (i == 0 || j == 0 || k == 0 || i == cx - 1 || j == cy - 1 || k == cz - 1) return false;
-    return shape[(static_cast<std::size_t>(gk) * ny + static_cast<std::size_t>(gj)) * nx + static_cast<std::size_t>(gi)] != 0;
-  };
+  // The box with its empty border, one byte per corner, so a cube's case is eight loads.
+  std::vector<uint8_t> padded(static_cast<std::size_t>(cx * cy * cz), 0);
+  for (long k = 1; k + 1 < cz; ++k) {
+    for (long j = 1; j + 1 < cy; ++j) {
+      const uint8_t* row = &shape[((static_cast<std::size_t>(k) - 1 + lo[2]) * ny + static_cast<std::size_t>(j) - 1 + lo[1]) * nx + lo[0]];
+      uint8_t* to = &padded[static_cast<std::size_t>((k * cy + j) * cx + 1)];
+      for (long i = 0; i + 2 < cx; ++i) to[i] = row[i] != 0;
+    }
+  }
+  std::array<std::size_t, 8> corner{};
+  for (int c = 0; c < 8; ++c) corner[c] = static_cast<std::size_t>(((c >> 2) & 1) * cx * cy + ((c >> 1) & 1) * cx + (c & 1));
   const CaseTable& table = Cases();
   const auto& triangles = CaseTriangles();
   // One vertex per crossed grid edge: ids by (axis, corner index of the edge's lower end).
   std::array<std::vector<int32_t>, 3> vertex_of;
   for (auto& v : vertex_of) v.assign(static_cast<std::size_t>(cx * cy * cz), -1);
   std::vector<Vec> vertices;
+  std::vector<std::array<int32_t, 3>> lattice;  // each vertex at twice its grid position (integers)
   double volume = 0, area = 0;
   const Vec s = region.spacing;
   for (long k = 0; k + 1 < cz; ++k) {
     for (long j = 0; j + 1 < cy; ++j) {
       for (long i = 0; i + 1 < cx; ++i) {
+        const uint8_t* at = &padded[static_cast<std::size_t>((k * cy + j) * cx + i)];
         int config = 0;
-        for (int c = 0; c < 8; ++c) {
-          if (inside(i + (c & 1), j + ((c >> 1) & 1), k + ((c >> 2) & 1))) config |= 1 << c;
-        }
+        for (int c = 0; c < 8; ++c) config |= at[corner[c]] << c;
         if (config == 0 || config == 255) continue;
         std::array<int32_t, 12> ids{};
         ids.fill(-1);
@@ -331,6 +337,9 @@ void MeshMorphologyFeatures(const Region& region, FeatureSet& out) {
             Vec p{static_cast<double>(li), static_cast<double>(lj), static_cast<double>(lk)};
             p[axis] += 0.5;
             vertices.push_back({p[0] * s[0], p[1] * s[1], p[2] * s[2]});
+            std::array<int32_t, 3> twice{static_cast<int32_t>(2 * li), static_cast<int32_t>(2 * lj), static_cast<int32_t>(2 * lk)};
+            twice[axis] += 1;
+            lattice.push_back(twice);
             id = static_cast<int32_t>(vertices.size() - 1);
           }
           return ids[e] = id;
@@ -377,10 +386,34 @@ void MeshMorphologyFeatures(const Region& region, FeatureSet& out) {
     }
   }
   // Convex hull of the mesh's vertices; the maximum diameter lies between two of its vertices.
+  // Only vertices that end their line along every axis can be hull vertices (one between two
+  // others on a line is on their segment), so qhull gets those alone: the same hull, far fewer points.
+  std::vector<uint8_t> extreme(vertices.size(), 1);
+  const std::array<long, 3> doubled{2 * cx, 2 * cy, 2 * cz};  // lattice coordinates lie in [0, 2c)
+  for (int axis = 0; axis < 3; ++axis) {
+    const int u = (axis + 1) % 3, w = (axis + 2) % 3;
+    // Per line (its two other coordinates), the vertex lowest and highest along `axis`.
+    std::vector<int32_t> lowest(static_cast<std::size_t>(doubled[u] * doubled[w]), -1), highest(lowest.size(), -1);
+    for (std::size_t v = 0; v < vertices.size(); ++v) {
+      const std::size_t line = static_cast<std::size_t>(lattice[v][u] * doubled[w] + lattice[v][w]);
+      if (lowest[line] < 0 || lattice[v][axis] < lattice[static_cast<std::size_t>(lowest[line])][axis]) lowest[line] = static_cast<int32_t>(v);
+      if (highest[line] < 0 || lattice[v][axis] > lattice[static_cast<std::size_t>(highest[line])][axis]) highest[line] = static_cast<int32_t>(v);
+    }
+    std::vector<uint8_t> end(vertices.size(), 0);
+    for (std::size_t line = 0; line < lowest.size(); ++line) {
+      if (lowest[line] >= 0) end[static_cast<std::size_t>(lowest[line])] = end[static_cast<std::size_t>(highest[line])] = 1;
+    }
+    for (std::size_t v = 0; v < vertices.size(); ++v) extreme[v] &= end[v];
+  }
   std::vector<double> points;
-  points.reserve(vertices.size() * 3);
-  for (const Vec& v : vertices) points.insert(points.end(), v.begin(), v.end());
-  const Hull hull = ConvexHull(points);
+  std::vector<std::size_t> kept;
+  for (std::size_t v = 0; v < vertices.size(); ++v) {
+    if (!extreme[v]) continue;
+    points.insert(points.end(), vertices[v].begin(), vertices[v].end());
+    kept.push_back(v);
+  }
+  Hull hull = ConvexHull(points);
+  for (std::size_t& v : hull.vertices) v = kept[v];
   if (!hull.error.empty()) {
     for (const char* tag : {"morph_vol_dens_conv_hull", "morph_area_dens_conv_hull", "morph_diam"}) out.undefined[tag] = hull.error;
   } else {

@@ -193,25 +193,40 @@ void LocalIntensityFeatures(const Region& region, FeatureSet& out) {
   CheckRegion(region);
   const long nx = static_cast<long>(region.dims[0]), ny = static_cast<long>(region.dims[1]), nz = static_cast<long>(region.dims[2]);
   const double radius = std::cbrt(3.0 / (4.0 * M_PI)) * 10.0;  // mm: the sphere of 1 cm3
-  // The sphere's voxel offsets, by their centres' distance.
-  std::vector<std::array<long, 3>> sphere;
+  // The sphere as rows along x: for each (y, z) offset, the half-width of the voxel centres within
+  // the radius. A row's sum is a difference of the image row's prefix sums, so each voxel costs
+  // one step per sphere row instead of one per sphere voxel.
+  struct SphereRow {
+    long b, c, half;
+  };
+  std::vector<SphereRow> rows;
   const long ra = static_cast<long>(radius / region.spacing[0]), rb = static_cast<long>(radius / region.spacing[1]),
              rc = static_cast<long>(radius / region.spacing[2]);
   for (long c = -rc; c <= rc; ++c) {
     for (long b = -rb; b <= rb; ++b) {
-      for (long a = -ra; a <= ra; ++a) {
+      long half = -1;
+      for (long a = 0; a <= ra; ++a) {
         const double x = a * region.spacing[0], y = b * region.spacing[1], z = c * region.spacing[2];
-        if (x * x + y * y + z * z <= radius * radius) sphere.push_back({a, b, c});
+        if (x * x + y * y + z * z <= radius * radius) half = a;
       }
+      if (half >= 0) rows.push_back({b, c, half});
     }
+  }
+  std::vector<double> prefix(static_cast<std::size_t>(ny * nz * (nx + 1)), 0.0);
+  for (long r = 0; r < ny * nz; ++r) {
+    double* p = &prefix[static_cast<std::size_t>(r * (nx + 1))];
+    const double* row = &region.intensities[static_cast<std::size_t>(r * nx)];
+    for (long i = 0; i < nx; ++i) p[i + 1] = p[i] + row[i];
   }
   auto peak = [&](long i, long j, long k) {
     double sum = 0, n = 0;
-    for (const auto& o : sphere) {
-      const long a = i + o[0], b = j + o[1], c = k + o[2];
-      if (a < 0 || b < 0 || c < 0 || a >= nx || b >= ny || c >= nz) continue;
-      sum += region.intensities[(c * ny + b) * nx + a];
-      n += 1;
+    for (const SphereRow& o : rows) {
+      const long b = j + o.b, c = k + o.c;
+      if (b < 0 || c < 0 || b >= ny || c >= nz) continue;
+      const long from = std::max(0L, i - o.half), to = std::min(nx - 1, i + o.half);
+      const double* p = &prefix[static_cast<std::size_t>((c * ny + b) * (nx + 1))];
+      sum += p[to + 1] - p[from];
+      n += static_cast<double>(to - from + 1);
     }
     return sum / n;
   };

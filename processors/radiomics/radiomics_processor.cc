@@ -99,6 +99,9 @@ Settings SettingsOf(const nlohmann::json& p, std::string& described) {
   if (configuration == "custom" && discretisation == "preset") s.discretisation = Settings::Discretisation::kBinNumber;
   if (p.at("bin_width").get<double>() > 0) s.bin_width = p.at("bin_width");
   if (p.at("bin_number").get<int>() > 0) s.bin_number = p.at("bin_number");
+  const std::string aggregation = p.at("aggregation");
+  if (aggregation == "2D") s.aggregation = radiomics::Aggregation::kTwoD;
+  if (aggregation == "3D") s.aggregation = radiomics::Aggregation::kThreeD;
   const std::string families = p.at("families");
   std::istringstream list(families);
   for (std::string family; std::getline(list, family, ',');) {
@@ -112,7 +115,7 @@ Settings SettingsOf(const nlohmann::json& p, std::string& described) {
               (s.outlier_sigmas ? FormatNumber(", outliers beyond %g SD removed", *s.outlier_sigmas) : "") + "; " +
               (s.discretisation == Settings::Discretisation::kBinSize ? FormatNumber("fixed bin size %g", s.bin_width)
                                                                       : "fixed bin number " + std::to_string(s.bin_number)) +
-              (families.empty() ? "" : "; families " + families);
+              (families.empty() ? "" : "; families " + families) + (aggregation == "all" ? "" : "; " + aggregation + " aggregation");
   return s;
 }
 
@@ -138,6 +141,8 @@ class RadiomicsProcessor : public Processor {
         {"discretisation", "string", "preset", {}, {}, {"preset", "bin_size", "bin_number"}, "fixed bin size or fixed bin number"},
         {"bin_width", "number", 0.0, 0, 10000, {}, "fixed bin size (0: the preset's); bins start at the range's low bound"},
         {"bin_number", "integer", 0, 0, 10000, {}, "fixed bin number (0: the preset's)"},
+        {"aggregation", "string", "all", {}, {}, {"all", "2D", "3D"},
+         "the texture families' aggregations: all, 2D (per slice and 2.5D: IBSI's 2D configurations, single images) or 3D"},
         {"families", "string", "", {}, {}, {},
          "only these feature families, comma-separated (morph, loc, stat, ih, ivh, cm, rlm, szm, dzm, ngt, ngl); empty: all"},
         {"regions_from", "string", "", {}, {}, {},

@@ -276,7 +276,8 @@ void Aggregate(const Region& r, const std::string& prefix, const std::function<M
   std::vector<Matrix> per_direction(InPlaneDirections().size(), Matrix(0, 0));
   Matrix all_2d(0, 0);
   bool first = true;
-  for (long z = 0; z < slices; ++z) {
+  const bool planar = r.aggregation != Aggregation::kThreeD, volume = r.aggregation != Aggregation::kTwoD;
+  for (long z = 0; planar && z < slices; ++z) {
     Matrix slice_merged(0, 0);
     bool slice_first = true;
     for (std::size_t d = 0; d < InPlaneDirections().size(); ++d) {
@@ -307,7 +308,7 @@ void Aggregate(const Region& r, const std::string& prefix, const std::function<M
   }
   Matrix all_3d(0, 0);
   first = true;
-  for (const auto& offset : SpaceDirections()) {
+  for (const auto& offset : volume ? SpaceDirections() : std::vector<Offset>{}) {
     const Matrix m = make(r, -1, offset);
     if (usable(m)) avg_3d.Add(features(m, ng));
     if (first) {
@@ -334,12 +335,16 @@ void Aggregate(const Region& r, const std::string& prefix, const std::function<M
     if (a.Empty()) return undefined(suffix);
     a.Write(prefix, suffix, out);
   };
-  write_average(avg_2d, "_2D_avg");
-  write_average(comb_2d, "_2D_comb");
-  write_average(avg_25d, "_2_5D_avg");
-  write_one(all_2d, "_2_5D_comb");
-  write_average(avg_3d, "_3D_avg");
-  write_one(all_3d, "_3D_comb");
+  if (planar) {
+    write_average(avg_2d, "_2D_avg");
+    write_average(comb_2d, "_2D_comb");
+    write_average(avg_25d, "_2_5D_avg");
+    write_one(all_2d, "_2_5D_comb");
+  }
+  if (volume) {
+    write_average(avg_3d, "_3D_avg");
+    write_one(all_3d, "_3D_comb");
+  }
 }
 
 }  // namespace

@@ -324,8 +324,9 @@ void SliceVolumeAggregation(const Region& r, const std::string& prefix, const st
   std::map<std::string, double> sums, counts;
   std::vector<std::string> names;
   for (const auto& [name, value] : features(empty())) names.push_back(name);
+  const bool planar = r.aggregation != Aggregation::kThreeD, volume = r.aggregation != Aggregation::kTwoD;
   M merged = empty();
-  for (long z = 0; z < static_cast<long>(r.dims[2]); ++z) {
+  for (long z = 0; planar && z < static_cast<long>(r.dims[2]); ++z) {
     const M slice = make(z);
     merged.Add(slice);
     if (!usable(slice)) continue;
@@ -335,7 +336,9 @@ void SliceVolumeAggregation(const Region& r, const std::string& prefix, const st
       counts[name] += 1;
     }
   }
-  for (const auto& name : names) out.Set(prefix + name + "_2D", counts.contains(name) ? sums[name] / counts[name] : NAN);
+  if (planar) {
+    for (const auto& name : names) out.Set(prefix + name + "_2D", counts.contains(name) ? sums[name] / counts[name] : NAN);
+  }
   auto write = [&](const M& m, const std::string& suffix) {
     if (!usable(m)) {
       for (const auto& name : names) out.Set(prefix + name + suffix, NAN);
@@ -343,8 +346,8 @@ void SliceVolumeAggregation(const Region& r, const std::string& prefix, const st
     }
     for (const auto& [name, value] : features(m)) out.Set(prefix + name + suffix, value);
   };
-  write(merged, "_2_5D");
-  write(make(-1), "_3D");
+  if (planar) write(merged, "_2_5D");
+  if (volume) write(make(-1), "_3D");
 }
 
 constexpr std::array<const char*, 16> kSizeZoneNames{"sze",  "lze",       "lgze", "hgze",      "szlge",  "szhge",  "lzlge",   "lzhge",
