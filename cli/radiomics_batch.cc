@@ -93,7 +93,8 @@ nlohmann::json RunCase(const std::string& folder, const Processor& radiomics, co
     ProcessorContext context;
     context.device = DevicePreference::kCpu;
     context.regions = [&] {
-      std::vector<RegionMask> regions = StudyRegions(source, series_list, v);
+      std::vector<RegionMask> regions =
+          StudyRegions(source, series_list, v, loaded.sources.empty() ? "" : loaded.sources.front().frame_of_reference_uid);
       if (masks) {
         const std::string name = fs::path(folder).filename().string();
         fs::path mask = fs::path(*masks) / (name + ".nii.gz");

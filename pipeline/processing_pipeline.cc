@@ -229,12 +229,13 @@ SeriesRef PickSeries(const ProcessorInfo& info, const std::vector<SeriesRef>& se
   return LargestInputSeries(accepted);
 }
 
-std::vector<RegionMask> StudyRegions(StudySource& source, const std::vector<SeriesRef>& series_list, const Volume& v) {
+std::vector<RegionMask> StudyRegions(StudySource& source, const std::vector<SeriesRef>& series_list, const Volume& v,
+                                     const std::string& frame_of_reference) {
   std::vector<RegionMask> regions;
   for (const auto& s : series_list) {
     if (s.modality == "SEG") {
       for (const auto& id : s.instance_ids) {
-        for (auto& segment : radiomics::ReadSegmentation(source.FetchInstance(id), "SEG instance " + id, v)) {
+        for (auto& segment : radiomics::ReadSegmentation(source.FetchInstance(id), "SEG instance " + id, v, frame_of_reference)) {
           if (std::none_of(segment.voxels.begin(), segment.voxels.end(), [](uint8_t m) { return m != 0; })) continue;
           std::vector<std::string> aliases{std::to_string(segment.number), segment.label};
           if (!segment.code_value.empty()) aliases.push_back(segment.code_value);
@@ -253,6 +254,7 @@ std::vector<RegionMask> StudyRegions(StudySource& source, const std::vector<Seri
     for (const auto& id : s.instance_ids) {
       const std::string name = "RTSTRUCT instance " + id;
       for (const auto& roi : radiomics::ReadStructureSet(source.FetchInstance(id), name)) {
+        if (!frame_of_reference.empty() && !roi.frame_of_reference_uid.empty() && roi.frame_of_reference_uid != frame_of_reference) continue;
         auto voxels = radiomics::RasteriseRoi(roi, v);
         if (std::none_of(voxels.begin(), voxels.end(), [](uint8_t m) { return m != 0; })) continue;
         regions.push_back({.name = roi.name, .source = "RTSTRUCT", .voxels = std::move(voxels)});
@@ -321,7 +323,8 @@ PipelineResult RunPipeline(const Processor& processor, const nlohmann::json& giv
                         .regions = [&] {
                           // The study's RTSTRUCT ROIs and SEG segments on the loaded grid (as this
                           // route sees them), then what the caller adds.
-                          std::vector<RegionMask> regions = StudyRegions(source, series_list, v);
+                          std::vector<RegionMask> regions = StudyRegions(
+                              source, series_list, v, loaded.sources.empty() ? "" : loaded.sources.front().frame_of_reference_uid);
                           if (ctx.extra_regions) {
                             for (auto& r : ctx.extra_regions(v)) regions.push_back(std::move(r));
                           }

@@ -78,9 +78,11 @@ struct PipelineResult {
 SeriesRef PickSeries(const ProcessorInfo& info, const std::vector<SeriesRef>& series_list, const std::string& wanted);
 
 // The study's regions of interest on `volume`'s grid: every ROI of its RTSTRUCTs and every segment
-// of its SEGs that has a voxel there (radiomics/rtstruct.h, radiomics/segmentation.h). Errors
-// name the object.
-std::vector<RegionMask> StudyRegions(StudySource& source, const std::vector<SeriesRef>& series_list, const Volume& volume);
+// of its SEGs that has a voxel there (radiomics/rtstruct.h, radiomics/segmentation.h), leaving out
+// those of another frame of reference than `frame_of_reference` (another image of the study).
+// Errors name the object.
+std::vector<RegionMask> StudyRegions(StudySource& source, const std::vector<SeriesRef>& series_list, const Volume& volume,
+                                     const std::string& frame_of_reference);
 
 // `parameters`: the rule's (or command line's) object; defaults fill the rest.
 PipelineResult RunPipeline(const Processor& processor, const nlohmann::json& parameters, StudySource& source,

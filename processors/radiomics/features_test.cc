@@ -511,6 +511,9 @@ TEST(RadiomicsSegmentation, OverlappingSegmentsEachKeepTheirVoxelsAndBadInputIsR
   }
   EXPECT_GT(*std::max_element(cover.begin(), cover.end()), 1);  // the segments overlap
   EXPECT_EQ(segments[0].label, "GREEN");
+  // Its own frame of reference keeps it; another image's (another frame of reference) has none of it.
+  EXPECT_EQ(ReadSegmentation(bytes, "partial_overlaps.dcm", image.volume, image.sources.front().frame_of_reference_uid).size(), 5u);
+  EXPECT_TRUE(ReadSegmentation(bytes, "partial_overlaps.dcm", image.volume, "1.2.3.4").empty());
   // Not a SEG; a SEG cut short.
   std::ifstream ct(root + "ct-3slice/01.dcm", std::ios::binary);
   const std::string ct_bytes((std::istreambuf_iterator<char>(ct)), std::istreambuf_iterator<char>());

@@ -57,7 +57,8 @@ std::vector<StructureRoi> ReadStructureSet(const std::string& bytes, const std::
     if (ds.findAndGetSequenceItem(DCM_StructureSetROISequence, item, static_cast<int>(i)).bad()) break;
     Sint32 number = 0;
     item->findAndGetSint32(DCM_ROINumber, number);
-    rois[number] = {.number = number, .name = DicomString(*item, DCM_ROIName)};
+    rois[number] = {.number = number, .name = DicomString(*item, DCM_ROIName),
+                    .frame_of_reference_uid = DicomString(*item, DCM_ReferencedFrameOfReferenceUID)};
   }
   for (unsigned long i = 0;; ++i) {
     DcmItem* item = nullptr;

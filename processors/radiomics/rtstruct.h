@@ -18,6 +18,7 @@ namespace procnode::radiomics {
 struct StructureRoi {
   int number = 0;
   std::string name;
+  std::string frame_of_reference_uid;  // the ROI's ReferencedFrameOfReferenceUID ("" when absent)
   std::vector<std::vector<std::array<double, 3>>> contours;  // CLOSED_PLANAR, LPS mm
 };
 

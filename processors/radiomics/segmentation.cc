@@ -41,10 +41,13 @@ DcmItem* Group(DcmItem* own, DcmItem* shared, const DcmTagKey& sequence) {
 
 }  // namespace
 
-std::vector<SegmentRegion> ReadSegmentation(const std::string& bytes, const std::string& name, const Volume& grid) {
+std::vector<SegmentRegion> ReadSegmentation(const std::string& bytes, const std::string& name, const Volume& grid,
+                                            const std::string& frame_of_reference) {
   auto file = ReadDicomBuffer(bytes, name);
   DcmDataset& ds = *file->getDataset();
   if (DicomString(ds, DCM_Modality) != "SEG") throw Error(ErrorCode::kInvalidInput, name + ": not a Segmentation");
+  const std::string own_frame = DicomString(ds, DCM_FrameOfReferenceUID);
+  if (!frame_of_reference.empty() && !own_frame.empty() && own_frame != frame_of_reference) return {};
   const std::string type = DicomString(ds, DCM_SegmentationType);
   if (type != "BINARY" && type != "FRACTIONAL" && type != "LABELMAP") {
     throw Error(ErrorCode::kInvalidInput, name + ": SegmentationType \"" + type + "\" is none of BINARY, FRACTIONAL, LABELMAP");

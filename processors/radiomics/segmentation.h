@@ -28,6 +28,9 @@ struct SegmentRegion {
 // no frame on the grid comes back empty). Error(kInvalidInput) naming the object and the reason
 // (not a SEG, frames without a position or with differing orientations, pixel data shorter than
 // its frames); Error(kUnsupported) for a transfer syntax DCMTK cannot decode.
-std::vector<SegmentRegion> ReadSegmentation(const std::string& bytes, const std::string& name, const Volume& grid);
+// A SEG whose FrameOfReferenceUID differs from `frame_of_reference` (both given) segments another
+// image: no segments.
+std::vector<SegmentRegion> ReadSegmentation(const std::string& bytes, const std::string& name, const Volume& grid,
+                                            const std::string& frame_of_reference = "");
 
 }  // namespace procnode::radiomics
