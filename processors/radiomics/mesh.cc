@@ -311,13 +311,26 @@ void MeshMorphologyFeatures(const Region& region, FeatureSet& out) {
   for (int c = 0; c < 8; ++c) corner[c] = static_cast<std::size_t>(((c >> 2) & 1) * cx * cy + ((c >> 1) & 1) * cx + (c & 1));
   const CaseTable& table = Cases();
   const auto& triangles = CaseTriangles();
-  // One vertex per crossed grid edge: ids by (axis, corner index of the edge's lower end).
-  std::array<std::vector<int32_t>, 3> vertex_of;
-  for (auto& v : vertex_of) v.assign(static_cast<std::size_t>(cx * cy * cz), -1);
-  std::vector<Vec> vertices;
-  std::vector<std::array<int32_t, 3>> lattice;  // each vertex at twice its grid position (integers)
-  double volume = 0, area = 0;
+  // Each case's triangles at this spacing, once: their area, and for the volume (the divergence
+  // theorem: the sum of v0 . (v1 x v2) / 6) the parts that do not depend on where the cube is:
+  // a triangle (p+a, p+b, p+c) of the cube at p gives p . ((b-a) x (c-a)) + a . (b x c).
   const Vec s = region.spacing;
+  std::array<double, 256> case_area{}, case_offset{};
+  std::array<Vec, 256> case_normal{};
+  for (int config = 1; config < 255; ++config) {
+    for (const auto& tri : triangles[config]) {
+      std::array<Vec, 3> v{};
+      for (int t = 0; t < 3; ++t) {
+        const Vec p = CornerPosition(table.edges[tri[t]].a), q = CornerPosition(table.edges[tri[t]].b);
+        for (int ax = 0; ax < 3; ++ax) v[t][ax] = (p[ax] + q[ax]) / 2 * s[ax];
+      }
+      const Vec n = Cross(Sub(v[1], v[0]), Sub(v[2], v[0]));
+      case_area[config] += std::sqrt(Dot(n, n)) / 2;
+      for (int ax = 0; ax < 3; ++ax) case_normal[config][ax] += n[ax];
+      case_offset[config] += Dot(v[0], Cross(v[1], v[2]));
+    }
+  }
+  double volume = 0, area = 0;
   for (long k = 0; k + 1 < cz; ++k) {
     for (long j = 0; j + 1 < cy; ++j) {
       for (long i = 0; i + 1 < cx; ++i) {
@@ -325,33 +338,29 @@ void MeshMorphologyFeatures(const Region& region, FeatureSet& out) {
         int config = 0;
         for (int c = 0; c < 8; ++c) config |= at[corner[c]] << c;
         if (config == 0 || config == 255) continue;
-        std::array<int32_t, 12> ids{};
-        ids.fill(-1);
-        auto vertex = [&](int e) {
-          if (ids[e] >= 0) return ids[e];
-          const CubeEdge& edge = table.edges[e];
-          const int axis = (edge.b - edge.a) == 1 ? 0 : (edge.b - edge.a) == 2 ? 1 : 2;
-          const long li = i + (edge.a & 1), lj = j + ((edge.a >> 1) & 1), lk = k + ((edge.a >> 2) & 1);
-          int32_t& id = vertex_of[axis][static_cast<std::size_t>((lk * cy + lj) * cx + li)];
-          if (id < 0) {
-            Vec p{static_cast<double>(li), static_cast<double>(lj), static_cast<double>(lk)};
-            p[axis] += 0.5;
-            vertices.push_back({p[0] * s[0], p[1] * s[1], p[2] * s[2]});
-            std::array<int32_t, 3> twice{static_cast<int32_t>(2 * li), static_cast<int32_t>(2 * lj), static_cast<int32_t>(2 * lk)};
-            twice[axis] += 1;
-            lattice.push_back(twice);
-            id = static_cast<int32_t>(vertices.size() - 1);
-          }
-          return ids[e] = id;
-        };
-        for (const auto& tri : triangles[config]) {
-          const int32_t ia = vertex(tri[0]), ib = vertex(tri[1]), ic = vertex(tri[2]);  // before taking references
-          const Vec& a = vertices[ia];
-          const Vec& b = vertices[ib];
-          const Vec& c = vertices[ic];
-          volume += Dot(a, Cross(b, c)) / 6;
-          const Vec n = Cross(Sub(b, a), Sub(c, a));
-          area += std::sqrt(Dot(n, n)) / 2;
+        area += case_area[config];
+        const Vec& n = case_normal[config];
+        volume += i * s[0] * n[0] + j * s[1] * n[1] + k * s[2] * n[2] + case_offset[config];
+      }
+    }
+  }
+  volume /= 6;
+  // The mesh's vertices: one at the middle of every grid edge between a corner inside and one
+  // outside, and its doubled grid position (integers) for the hull's filter below.
+  std::vector<Vec> vertices;
+  std::vector<std::array<int32_t, 3>> lattice;
+  const std::array<long, 3> step{1, cx, cx * cy};
+  for (int axis = 0; axis < 3; ++axis) {
+    const std::array<long, 3> end{cx - (axis == 0), cy - (axis == 1), cz - (axis == 2)};
+    for (long k = 0; k < end[2]; ++k) {
+      for (long j = 0; j < end[1]; ++j) {
+        for (long i = 0; i < end[0]; ++i) {
+          const std::size_t at = static_cast<std::size_t>((k * cy + j) * cx + i);
+          if (padded[at] == padded[at + static_cast<std::size_t>(step[axis])]) continue;
+          std::array<int32_t, 3> twice{static_cast<int32_t>(2 * i), static_cast<int32_t>(2 * j), static_cast<int32_t>(2 * k)};
+          twice[axis] += 1;
+          lattice.push_back(twice);
+          vertices.push_back({twice[0] * s[0] / 2, twice[1] * s[1] / 2, twice[2] * s[2] / 2});
         }
       }
     }

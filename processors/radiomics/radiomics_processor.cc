@@ -204,7 +204,7 @@ class RadiomicsProcessor : public Processor {
     ProcessorOutput out;
     out.warnings = std::move(upstream_warnings);
     nlohmann::json rows = nlohmann::json::array();
-    std::vector<std::string> columns;
+    std::set<std::string> columns;  // sorted
     std::vector<radiomics::FeatureSet> all;
     // The image once; each region sets its own mask.
     radiomics::Region region;
@@ -224,10 +224,10 @@ class RadiomicsProcessor : public Processor {
         throw Error(e.code(), "region \"" + roi.name + "\" (" + roi.source + "): " + e.what());
       }
       for (const auto& [tag, value] : features.values) {
-        if (std::find(columns.begin(), columns.end(), tag) == columns.end()) columns.push_back(tag);
+        columns.insert(tag);
       }
       for (const auto& [tag, reason] : features.undefined) {
-        if (std::find(columns.begin(), columns.end(), tag) == columns.end()) columns.push_back(tag);
+        columns.insert(tag);
       }
       std::size_t voxels = 0;
       for (const uint8_t m : roi.voxels) voxels += m != 0;
@@ -235,7 +235,6 @@ class RadiomicsProcessor : public Processor {
                       {"undefined", features.undefined}});
       all.push_back(std::move(features));
     }
-    std::sort(columns.begin(), columns.end());
     std::string csv = "region,source";
     for (const auto& c : columns) csv += "," + c;
     csv += "\n";
