@@ -18,6 +18,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <mutex>
 #include <numbers>
 #include <string>
@@ -265,16 +266,43 @@ std::mutex& FftwPlanning() {  // FFTW's planner is not thread-safe; its executio
   return m;
 }
 
-// A good FFT length at least n (a product of 2, 3, 5 and 7).
+// The FFT length for at least n: a power of two, or three times one. So few lengths (each at most
+// 1.5 times what is needed) that a batch of similar regions meets the same sizes again, and the
+// plans (whose making costs more than a small transform) come from the cache below.
 std::size_t FftLength(std::size_t n) {
-  for (std::size_t m = std::max<std::size_t>(n, 1);; ++m) {
-    std::size_t r = m;
-    for (const std::size_t p : {2, 3, 5, 7}) {
-      while (r % p == 0) r /= p;
-    }
-    if (r == 1) return m;
-  }
+  std::size_t p = 1;
+  while (p < n) p *= 2;
+  return p / 4 * 3 >= n && p >= 4 ? p / 4 * 3 : p;
 }
+
+// This thread's FFTW plans by transform size (forward real-to-complex, backward complex-to-real,
+// out of place), kept for the thread's next region; at most 32 sizes.
+class PlanCache {
+ public:
+  ~PlanCache() { Clear(); }
+  std::pair<fftw_plan, fftw_plan> Get(const std::array<std::size_t, 3>& size, double* real, fftw_complex* spectrum) {
+    const auto it = plans_.find(size);
+    if (it != plans_.end()) return it->second;
+    if (plans_.size() >= 32) Clear();
+    std::lock_guard lock(FftwPlanning());
+    const int n2 = static_cast<int>(size[2]), n1 = static_cast<int>(size[1]), n0 = static_cast<int>(size[0]);
+    const auto made = std::make_pair(fftw_plan_dft_r2c_3d(n2, n1, n0, real, spectrum, FFTW_ESTIMATE),
+                                     fftw_plan_dft_c2r_3d(n2, n1, n0, spectrum, real, FFTW_ESTIMATE));
+    plans_[size] = made;
+    return made;
+  }
+
+ private:
+  void Clear() {
+    std::lock_guard lock(FftwPlanning());
+    for (auto& [size, plans] : plans_) {
+      fftw_destroy_plan(plans.first);
+      fftw_destroy_plan(plans.second);
+    }
+    plans_.clear();
+  }
+  std::map<std::array<std::size_t, 3>, std::pair<fftw_plan, fftw_plan>> plans_;
+};
 
 }  // namespace
 
@@ -505,13 +533,8 @@ void AutocorrelationFeatures(const Region& region, FeatureSet& out) {
       }
     }
   }
-  fftw_plan forward, backward;
-  {
-    std::lock_guard lock(FftwPlanning());
-    forward = fftw_plan_dft_r2c_3d(static_cast<int>(size[2]), static_cast<int>(size[1]), static_cast<int>(size[0]), kernel, kernel_f, FFTW_ESTIMATE);
-    backward = fftw_plan_dft_c2r_3d(static_cast<int>(size[2]), static_cast<int>(size[1]), static_cast<int>(size[0]), deviation_f, deviation,
-                                    FFTW_ESTIMATE);
-  }
+  thread_local PlanCache plans;
+  const auto [forward, backward] = plans.Get(size, kernel, kernel_f);
   fftw_execute_dft_r2c(forward, kernel, kernel_f);
   fftw_execute_dft_r2c(forward, deviation, deviation_f);
   fftw_execute_dft_r2c(forward, indicator, indicator_f);
@@ -549,11 +572,6 @@ void AutocorrelationFeatures(const Region& region, FeatureSet& out) {
         weighted_squares += d * d * neighbours;
       }
     }
-  }
-  {
-    std::lock_guard lock(FftwPlanning());
-    fftw_destroy_plan(forward);
-    fftw_destroy_plan(backward);
   }
   fftw_free(kernel);
   fftw_free(deviation);
