@@ -55,16 +55,6 @@ std::vector<std::string> Cases(const std::vector<std::string>& inputs) {
   return cases;
 }
 
-std::string CsvCell(const std::string& text) {
-  if (text.find_first_of(",\"\n\r") == std::string::npos) return text;
-  std::string quoted = "\"";
-  for (const char c : text) {
-    if (c == '"') quoted += '"';
-    quoted += c;
-  }
-  return quoted + "\"";
-}
-
 std::string Duration(double seconds) {
   const long s = std::lround(std::max(0.0, seconds));
   char text[32];
@@ -243,8 +233,8 @@ int RadiomicsBatch(const Args& args, const ProcessorRegistry& registry, const nl
     const auto it = journal.find(c);
     if (it == journal.end() || it->second.value("status", "") != "done") continue;
     for (const auto& row : it->second["rows"]) {
-      csv += CsvCell(c) + "," + CsvCell(it->second.value("series", "")) + "," + CsvCell(row.value("name", "")) + "," +
-             CsvCell(row.value("source", "")) + "," + std::to_string(row.value("voxels", 0));
+      csv += CsvField(c) + "," + CsvField(it->second.value("series", "")) + "," + CsvField(row.value("name", "")) + "," +
+             CsvField(row.value("source", "")) + "," + std::to_string(row.value("voxels", 0));
       for (const auto& tag : columns) {
         csv += ",";
         if (row["features"].contains(tag)) csv += FormatNumber("%.10g", row["features"][tag].get<double>());

@@ -280,14 +280,20 @@ Region RandomRegion(std::array<std::size_t, 3> dims, std::array<double, 3> spaci
   return r;
 }
 
-// One voxel: the mesh is the octahedron through its six face centres.
-TEST(RadiomicsMesh, OneVoxelIsAnOctahedron) {
+// A 3x3x3 grid of 1 mm voxels, all of intensity `value`, whose region is the one voxel `voxel`.
+Region OneVoxel(std::size_t voxel, double value) {
   Region r;
   r.dims = {3, 3, 3};
   r.spacing = {1, 1, 1};
   r.mask.assign(27, 0);
-  r.mask[13] = 1;
-  r.intensities.assign(27, 5);
+  r.mask[voxel] = 1;
+  r.intensities.assign(27, value);
+  return r;
+}
+
+// One voxel: the mesh is the octahedron through its six face centres.
+TEST(RadiomicsMesh, OneVoxelIsAnOctahedron) {
+  const Region r = OneVoxel(13, 5);
   FeatureSet f;
   MorphologyFeatures(r, f);
   MeshMorphologyFeatures(r, f);
@@ -357,13 +363,8 @@ TEST(RadiomicsMesh, AutocorrelationEqualsThePairwiseSums) {
     EXPECT_NEAR(f.values.at("morph_moran_i"), n / w * moran / squares, 1e-9) << seed;
     EXPECT_NEAR(f.values.at("morph_geary_c"), (n - 1) * geary / (2 * w * squares), 1e-9) << seed;
   }
-  Region one;
-  one.dims = {3, 3, 3};
-  one.mask.assign(27, 0);
-  one.mask[4] = 1;
-  one.intensities.assign(27, 1);
   FeatureSet f;
-  AutocorrelationFeatures(one, f);
+  AutocorrelationFeatures(OneVoxel(4, 1), f);
   EXPECT_TRUE(f.undefined.contains("morph_moran_i"));
   EXPECT_FALSE(f.values.contains("morph_geary_c"));
 }

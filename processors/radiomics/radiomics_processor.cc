@@ -21,17 +21,6 @@ namespace {
 
 using radiomics::Settings;
 
-// A CSV cell: quoted where it holds a comma, a quote or a line break.
-std::string CsvCell(const std::string& text) {
-  if (text.find_first_of(",\"\n\r") == std::string::npos) return text;
-  std::string quoted = "\"";
-  for (const char c : text) {
-    if (c == '"') quoted += '"';
-    quoted += c;
-  }
-  return quoted + "\"";
-}
-
 // A feature's concept in procnode's private coding scheme (declared in the SR): CodeValue "R" and
 // eight hex digits of the tag's FNV-1a hash (CodeValue is SH, 16 characters, and IBSI's tags are
 // longer; the test checks that no two tags share one), CodeMeaning the IBSI tag itself.
@@ -239,7 +228,7 @@ class RadiomicsProcessor : public Processor {
     for (const auto& c : columns) csv += "," + c;
     csv += "\n";
     for (std::size_t n = 0; n < regions.size(); ++n) {
-      csv += CsvCell(regions[n].name) + "," + CsvCell(regions[n].source);
+      csv += CsvField(regions[n].name) + "," + CsvField(regions[n].source);
       for (const auto& c : columns) {
         const auto it = all[n].values.find(c);
         csv += "," + (it == all[n].values.end() ? std::string() : FormatNumber("%.10g", it->second));
