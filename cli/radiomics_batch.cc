@@ -98,12 +98,7 @@ nlohmann::json RunCase(const std::string& folder, const Processor& radiomics, co
       return regions;
     };
     context.run_processor = [&](const std::string& name, const nlohmann::json& given) {
-      const Processor& upstream = registry.Get(name);
-      if (upstream.Info().name == radiomics.Info().name) throw Error(ErrorCode::kInvalidInput, "radiomics cannot take its regions from itself");
-      if (const std::string reason = RejectionReason(upstream.Info(), v); !reason.empty()) throw Error(ErrorCode::kInvalidInput, name + ": " + reason);
-      ProcessorContext inner = context;
-      inner.run_processor = nullptr;
-      return upstream.Run(v, ResolveParameters(upstream.Info(), given), inner);
+      return RunChained(registry, radiomics.Info().name, v, context, name, given);
     };
     const ProcessorOutput out = radiomics.Run(v, parameters, context);
     entry["status"] = "done";

@@ -332,17 +332,11 @@ PipelineResult RunPipeline(const Processor& processor, const nlohmann::json& giv
                         }};
   pctx.run_processor = [&](const std::string& name, const nlohmann::json& given) {
     if (ctx.registry == nullptr) throw Error(ErrorCode::kInvalidInput, info.name + ": no processors to chain to \"" + name + "\" here");
-    const Processor& upstream = ctx.registry->Get(name);
-    if (upstream.Info().name == info.name) throw Error(ErrorCode::kInvalidInput, info.name + " cannot take its regions from itself");
-    if (const std::string reason = RejectionReason(upstream.Info(), v); !reason.empty()) {
-      throw Error(ErrorCode::kInvalidInput, "series " + series.id + ": " + name + ": " + reason);
-    }
     ProcessorContext inner = pctx;
-    inner.run_processor = nullptr;  // no deeper chains
     inner.progress = [&](double fraction, const std::string& step) {
       if (ctx.progress) ctx.progress(0.5 + 0.19 * fraction, name + ": " + step);
     };
-    return upstream.Run(v, ResolveParameters(upstream.Info(), given), inner);
+    return RunChained(*ctx.registry, info.name, v, std::move(inner), name, given);
   };
   PipelineResult result;
   result.output = processor.Run(v, parameters, pctx);

@@ -125,4 +125,15 @@ std::string RejectionReason(const ProcessorInfo& info, const Volume& volume) {
   return "";
 }
 
+ProcessorOutput RunChained(const ProcessorRegistry& registry, const std::string& caller, const Volume& volume, ProcessorContext inner,
+                           const std::string& name, const nlohmann::json& given) {
+  const Processor& upstream = registry.Get(name);
+  if (upstream.Info().name == caller) throw Error(ErrorCode::kInvalidInput, caller + " cannot take its regions from itself");
+  if (const std::string reason = RejectionReason(upstream.Info(), volume); !reason.empty()) {
+    throw Error(ErrorCode::kInvalidInput, name + ": " + reason);
+  }
+  inner.run_processor = nullptr;  // no deeper chains
+  return upstream.Run(volume, ResolveParameters(upstream.Info(), given), inner);
+}
+
 }  // namespace procnode

@@ -176,4 +176,11 @@ nlohmann::json ProcessorJson(const ProcessorInfo& info);
 // Empty when the processor accepts the volume; otherwise why not.
 std::string RejectionReason(const ProcessorInfo& info, const Volume& volume);
 
+// A chain's first step (ProcessorContext::run_processor): `name` of `registry` run on `volume` for
+// the processor `caller`, with `given` parameters checked against its schema and `inner` as its
+// context (its run_processor is cleared: no deeper chains). Error(kInvalidInput) when it is
+// unknown, is the caller itself, or does not accept the volume (naming it and why).
+ProcessorOutput RunChained(const ProcessorRegistry& registry, const std::string& caller, const Volume& volume, ProcessorContext inner,
+                           const std::string& name, const nlohmann::json& given);
+
 }  // namespace procnode

@@ -48,21 +48,10 @@ namespace {
 // the grid): no feature looks further (the local intensity sphere is the widest), and the families
 // that walk the grid then walk only this.
 Region Crop(const Region& r, const std::array<std::size_t, 3>& margin) {
-  const std::vector<uint8_t>& shape = r.morphological_mask.empty() ? r.mask : r.morphological_mask;
-  const std::size_t nx = r.dims[0], ny = r.dims[1], nz = r.dims[2];
-  std::array<std::size_t, 3> lo{nx, ny, nz}, hi{0, 0, 0};
-  for (std::size_t k = 0; k < nz; ++k) {
-    for (std::size_t j = 0; j < ny; ++j) {
-      const uint8_t* row = &shape[(k * ny + j) * nx];
-      for (std::size_t i = 0; i < nx; ++i) {
-        if (!row[i]) continue;
-        lo[0] = std::min(lo[0], i), hi[0] = std::max(hi[0], i);
-        lo[1] = std::min(lo[1], j), hi[1] = std::max(hi[1], j);
-        lo[2] = std::min(lo[2], k), hi[2] = std::max(hi[2], k);
-      }
-    }
-  }
-  if (lo[0] > hi[0]) return r;  // empty: the families say so
+  const auto box = BoundingBox(r.morphological_mask.empty() ? r.mask : r.morphological_mask, r.dims);
+  if (!box) return r;  // empty: the families say so
+  const std::size_t nx = r.dims[0], ny = r.dims[1];
+  const auto& [lo, hi] = *box;
   std::array<std::size_t, 3> from{}, size{};
   for (int a = 0; a < 3; ++a) {
     from[a] = lo[a] > margin[a] ? lo[a] - margin[a] : 0;

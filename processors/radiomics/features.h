@@ -45,6 +45,13 @@ struct Region {
   Aggregation aggregation = Aggregation::kAll;
 };
 
+// The smallest box holding every non-zero voxel of `mask` on a grid of `dims` (x fastest): its
+// first and last voxel per axis; nullopt when the mask is empty.
+struct Box {
+  std::array<std::size_t, 3> lo{}, hi{};
+};
+std::optional<Box> BoundingBox(const std::vector<uint8_t>& mask, const std::array<std::size_t, 3>& dims);
+
 // Interpolation (IBSI 3.1.3) to `spacing` mm on a grid whose centre is the old grid's centre, with
 // ceil(n x old spacing / new spacing) voxels per axis; `in_plane` keeps the slices (2D). The image
 // is interpolated linearly (or by a cubic B-spline, `cubic`), values past the old grid take the

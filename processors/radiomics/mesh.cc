@@ -313,17 +313,9 @@ void MeshMorphologyFeatures(const Region& region, FeatureSet& out) {
     throw Error(ErrorCode::kInvalidInput, "radiomics: the region does not match its grid");
   }
   // The morphological mask's bounding box, padded by one voxel each side.
-  std::array<std::size_t, 3> lo{nx, ny, nz}, hi{0, 0, 0};
-  for (std::size_t k = 0; k < nz; ++k) {
-    for (std::size_t j = 0; j < ny; ++j) {
-      for (std::size_t i = 0; i < nx; ++i) {
-        if (!shape[(k * ny + j) * nx + i]) continue;
-        const std::array<std::size_t, 3> p{i, j, k};
-        for (int a = 0; a < 3; ++a) lo[a] = std::min(lo[a], p[a]), hi[a] = std::max(hi[a], p[a]);
-      }
-    }
-  }
-  if (lo[0] > hi[0]) throw Error(ErrorCode::kInvalidInput, "radiomics: the region is empty");
+  const auto box = BoundingBox(shape, region.dims);
+  if (!box) throw Error(ErrorCode::kInvalidInput, "radiomics: the region is empty");
+  const auto& [lo, hi] = *box;
   // Grid of corners (voxel centres) with the padding: index g = corner index + lo - 1.
   const long cx = static_cast<long>(hi[0] - lo[0] + 3), cy = static_cast<long>(hi[1] - lo[1] + 3), cz = static_cast<long>(hi[2] - lo[2] + 3);
   // The box with its empty border, one byte per corner, so a cube's case is eight loads.
@@ -476,25 +468,17 @@ void MeshMorphologyFeatures(const Region& region, FeatureSet& out) {
 void AutocorrelationFeatures(const Region& region, FeatureSet& out) {
   const std::size_t nx = region.dims[0], ny = region.dims[1], nz = region.dims[2];
   if (region.mask.size() != nx * ny * nz) throw Error(ErrorCode::kInvalidInput, "radiomics: the region does not match its grid");
-  std::array<std::size_t, 3> lo{nx, ny, nz}, hi{0, 0, 0};
   double sum = 0, n = 0;
-  for (std::size_t k = 0; k < nz; ++k) {
-    for (std::size_t j = 0; j < ny; ++j) {
-      for (std::size_t i = 0; i < nx; ++i) {
-        const std::size_t v = (k * ny + j) * nx + i;
-        if (!region.mask[v]) continue;
-        const std::array<std::size_t, 3> p{i, j, k};
-        for (int a = 0; a < 3; ++a) lo[a] = std::min(lo[a], p[a]), hi[a] = std::max(hi[a], p[a]);
-        sum += region.intensities[v];
-        n += 1;
-      }
-    }
+  for (std::size_t v = 0; v < region.mask.size(); ++v) {
+    if (region.mask[v]) sum += region.intensities[v], n += 1;
   }
   if (n < 2) {
     for (const char* tag : {"morph_moran_i", "morph_geary_c"}) out.undefined[tag] = "needs at least two voxels in the region";
     return;
   }
   const double mean = sum / n;
+  const Box region_box = *BoundingBox(region.mask, region.dims);  // a copy: the optional is a temporary
+  const auto& [lo, hi] = region_box;
   // Padded grid: every offset between two voxels of the box fits without wrapping onto another.
   std::array<std::size_t, 3> box{}, size{};
   for (int a = 0; a < 3; ++a) box[a] = hi[a] - lo[a] + 1, size[a] = FftLength(2 * box[a] - 1);
@@ -538,15 +522,6 @@ void AutocorrelationFeatures(const Region& region, FeatureSet& out) {
   fftw_execute_dft_r2c(forward, kernel, kernel_f);
   fftw_execute_dft_r2c(forward, deviation, deviation_f);
   fftw_execute_dft_r2c(forward, indicator, indicator_f);
-  // Keep the voxels' values before the inverse transforms overwrite the arrays.
-  std::vector<double> values;
-  for (std::size_t k = 0; k < box[2]; ++k) {
-    for (std::size_t j = 0; j < box[1]; ++j) {
-      for (std::size_t i = 0; i < box[0]; ++i) {
-        if (indicator[at(i, j, k)] != 0) values.push_back(deviation[at(i, j, k)]);
-      }
-    }
-  }
   for (std::size_t f = 0; f < spectrum; ++f) {
     const double kr = kernel_f[f][0], ki = kernel_f[f][1];
     const double dr = deviation_f[f][0], di = deviation_f[f][1], mr = indicator_f[f][0], mi = indicator_f[f][1];
@@ -559,13 +534,12 @@ void AutocorrelationFeatures(const Region& region, FeatureSet& out) {
   fftw_execute_dft_c2r(backward, deviation_f, deviation);
   fftw_execute_dft_c2r(backward, indicator_f, indicator);
   double weights = 0, cross = 0, weighted_squares = 0;
-  std::size_t next = 0;
   for (std::size_t k = 0; k < box[2]; ++k) {
     for (std::size_t j = 0; j < box[1]; ++j) {
       for (std::size_t i = 0; i < box[0]; ++i) {
         const std::size_t v = ((k + lo[2]) * ny + j + lo[1]) * nx + i + lo[0];
         if (!region.mask[v]) continue;
-        const double d = values[next++];
+        const double d = region.intensities[v] - mean;  // the inverse transforms overwrote the arrays
         const double neighbours = indicator[at(i, j, k)] / static_cast<double>(total);  // sum_j w_ij
         weights += neighbours;
         cross += d * deviation[at(i, j, k)] / static_cast<double>(total);  // sum_j w_ij d_i d_j

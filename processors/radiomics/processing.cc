@@ -189,6 +189,24 @@ void DiscretiseFixedBinNumber(Region& region, int bins) {
   region.grey_levels = bins;
 }
 
+std::optional<Box> BoundingBox(const std::vector<uint8_t>& mask, const std::array<std::size_t, 3>& dims) {
+  const std::size_t nx = dims[0], ny = dims[1], nz = dims[2];
+  Box box{{nx, ny, nz}, {0, 0, 0}};
+  for (std::size_t k = 0; k < nz; ++k) {
+    for (std::size_t j = 0; j < ny; ++j) {
+      const uint8_t* row = &mask[(k * ny + j) * nx];
+      for (std::size_t i = 0; i < nx; ++i) {
+        if (!row[i]) continue;
+        box.lo[0] = std::min(box.lo[0], i), box.hi[0] = std::max(box.hi[0], i);
+        box.lo[1] = std::min(box.lo[1], j), box.hi[1] = std::max(box.hi[1], j);
+        box.lo[2] = std::min(box.lo[2], k), box.hi[2] = std::max(box.hi[2], k);
+      }
+    }
+  }
+  if (box.lo[0] > box.hi[0]) return std::nullopt;
+  return box;
+}
+
 void LocalIntensityFeatures(const Region& region, FeatureSet& out) {
   CheckRegion(region);
   const long nx = static_cast<long>(region.dims[0]), ny = static_cast<long>(region.dims[1]), nz = static_cast<long>(region.dims[2]);
