@@ -19,6 +19,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <numbers>
 #include <string>
@@ -275,12 +276,51 @@ std::size_t FftLength(std::size_t n) {
   return p / 4 * 3 >= n && p >= 4 ? p / 4 * 3 : p;
 }
 
-// This thread's FFTW plans by transform size (forward real-to-complex, backward complex-to-real,
-// out of place), kept for the thread's next region; at most 32 sizes.
-class PlanCache {
+using Size = std::array<std::size_t, 3>;
+using Spacing = std::array<double, 3>;
+
+// The inverse-distance kernel on a padded grid of `size`: at each index the weight of the offset it
+// stands for, indices past the middle standing for negative offsets (wrapped). Every offset between
+// two voxels of a box that `size` pads (size >= 2 box - 1) has its own index this way, so one kernel
+// serves every region of the size; the indices no pair uses hold weights that meet only zeros.
+void FillKernel(double* kernel, const Size& size, const Spacing& s) {
+  auto offset = [&](std::size_t index, int axis) {
+    return static_cast<double>(index <= size[axis] / 2 ? static_cast<long>(index) : static_cast<long>(index) - static_cast<long>(size[axis])) *
+           s[axis];
+  };
+  for (std::size_t k = 0; k < size[2]; ++k) {
+    const double z = offset(k, 2);
+    for (std::size_t j = 0; j < size[1]; ++j) {
+      const double y = offset(j, 1);
+      double* row = kernel + (k * size[1] + j) * size[0];
+      for (std::size_t i = 0; i < size[0]; ++i) {
+        const double x = offset(i, 0), squared = x * x + y * y + z * z;
+        row[i] = squared > 0 ? 1 / std::sqrt(squared) : 0.0;
+      }
+    }
+  }
+}
+
+struct SpectrumArray {  // an fftw_alloc'd spectrum
+  explicit SpectrumArray(std::size_t count) : data(fftw_alloc_complex(count)) {}
+  ~SpectrumArray() { fftw_free(data); }
+  SpectrumArray(const SpectrumArray&) = delete;
+  SpectrumArray& operator=(const SpectrumArray&) = delete;
+  fftw_complex* data;
+};
+using Spectrum = std::shared_ptr<const SpectrumArray>;
+
+// This thread's transforms by size: FFTW's plans (forward real-to-complex, backward
+// complex-to-real, out of place; at most 32 sizes) and the kernel's spectrum per size and voxel
+// spacing (up to 32 MiB of them), kept for the thread's next region: a batch of similar regions
+// meets the same sizes again, and neither the plans nor the kernel's transform are made twice.
+class TransformCache {
  public:
-  ~PlanCache() { Clear(); }
-  std::pair<fftw_plan, fftw_plan> Get(const std::array<std::size_t, 3>& size, double* real, fftw_complex* spectrum) {
+  ~TransformCache() { Clear(); }
+
+  // The plans for `size`, made on arrays allocated as `real` and `spectrum` are (fftw_alloc: the
+  // new-array execute needs the same alignment).
+  std::pair<fftw_plan, fftw_plan> Plans(const Size& size, double* real, fftw_complex* spectrum) {
     const auto it = plans_.find(size);
     if (it != plans_.end()) return it->second;
     if (plans_.size() >= 32) Clear();
@@ -292,8 +332,30 @@ class PlanCache {
     return made;
   }
 
+  // The kernel's spectrum for `size` and `spacing`, transformed with `forward` (Plans(size)).
+  Spectrum Kernel(const Size& size, const Spacing& spacing, fftw_plan forward) {
+    const auto key = std::make_pair(size, spacing);
+    const auto it = kernels_.find(key);
+    if (it != kernels_.end()) return it->second;
+    const std::size_t total = size[0] * size[1] * size[2], count = size[2] * size[1] * (size[0] / 2 + 1);
+    double* kernel = fftw_alloc_real(total);
+    auto spectrum = std::make_shared<SpectrumArray>(count);
+    FillKernel(kernel, size, spacing);
+    fftw_execute_dft_r2c(forward, kernel, spectrum->data);
+    fftw_free(kernel);
+    const std::size_t bytes = count * sizeof(fftw_complex);
+    if (bytes > kKernelBytes) return spectrum;  // too large to keep
+    if (kernel_bytes_ + bytes > kKernelBytes) kernels_.clear(), kernel_bytes_ = 0;
+    kernels_[key] = spectrum;
+    kernel_bytes_ += bytes;
+    return spectrum;
+  }
+
  private:
+  static constexpr std::size_t kKernelBytes = std::size_t{32} << 20;
   void Clear() {
+    kernels_.clear();  // made with the plans being destroyed
+    kernel_bytes_ = 0;
     std::lock_guard lock(FftwPlanning());
     for (auto& [size, plans] : plans_) {
       fftw_destroy_plan(plans.first);
@@ -301,7 +363,9 @@ class PlanCache {
     }
     plans_.clear();
   }
-  std::map<std::array<std::size_t, 3>, std::pair<fftw_plan, fftw_plan>> plans_;
+  std::map<Size, std::pair<fftw_plan, fftw_plan>> plans_;
+  std::map<std::pair<Size, Spacing>, Spectrum> kernels_;
+  std::size_t kernel_bytes_ = 0;
 };
 
 }  // namespace
@@ -480,16 +544,13 @@ void AutocorrelationFeatures(const Region& region, FeatureSet& out) {
   const Box region_box = *BoundingBox(region.mask, region.dims);  // a copy: the optional is a temporary
   const auto& [lo, hi] = region_box;
   // Padded grid: every offset between two voxels of the box fits without wrapping onto another.
-  std::array<std::size_t, 3> box{}, size{};
+  Size box{}, size{};
   for (int a = 0; a < 3; ++a) box[a] = hi[a] - lo[a] + 1, size[a] = FftLength(2 * box[a] - 1);
   const std::size_t total = size[0] * size[1] * size[2], half = size[0] / 2 + 1, spectrum = size[2] * size[1] * half;
-  double* kernel = fftw_alloc_real(total);
   double* deviation = fftw_alloc_real(total);
   double* indicator = fftw_alloc_real(total);
-  fftw_complex* kernel_f = fftw_alloc_complex(spectrum);
   fftw_complex* deviation_f = fftw_alloc_complex(spectrum);
   fftw_complex* indicator_f = fftw_alloc_complex(spectrum);
-  std::fill(kernel, kernel + total, 0.0);
   std::fill(deviation, deviation + total, 0.0);
   std::fill(indicator, indicator + total, 0.0);
   auto at = [&](std::size_t i, std::size_t j, std::size_t k) { return (k * size[1] + j) * size[0] + i; };
@@ -506,20 +567,10 @@ void AutocorrelationFeatures(const Region& region, FeatureSet& out) {
       }
     }
   }
-  const auto& s = region.spacing;
-  for (long dk = -static_cast<long>(box[2]) + 1; dk < static_cast<long>(box[2]); ++dk) {
-    for (long dj = -static_cast<long>(box[1]) + 1; dj < static_cast<long>(box[1]); ++dj) {
-      for (long di = -static_cast<long>(box[0]) + 1; di < static_cast<long>(box[0]); ++di) {
-        if (di == 0 && dj == 0 && dk == 0) continue;
-        const double x = di * s[0], y = dj * s[1], z = dk * s[2];
-        kernel[at((di + static_cast<long>(size[0])) % static_cast<long>(size[0]), (dj + static_cast<long>(size[1])) % static_cast<long>(size[1]),
-                  (dk + static_cast<long>(size[2])) % static_cast<long>(size[2]))] = 1 / std::sqrt(x * x + y * y + z * z);
-      }
-    }
-  }
-  thread_local PlanCache plans;
-  const auto [forward, backward] = plans.Get(size, kernel, kernel_f);
-  fftw_execute_dft_r2c(forward, kernel, kernel_f);
+  thread_local TransformCache transforms;
+  const auto [forward, backward] = transforms.Plans(size, deviation, deviation_f);
+  const Spectrum kernel = transforms.Kernel(size, region.spacing, forward);
+  const fftw_complex* kernel_f = kernel->data;
   fftw_execute_dft_r2c(forward, deviation, deviation_f);
   fftw_execute_dft_r2c(forward, indicator, indicator_f);
   for (std::size_t f = 0; f < spectrum; ++f) {
@@ -547,10 +598,8 @@ void AutocorrelationFeatures(const Region& region, FeatureSet& out) {
       }
     }
   }
-  fftw_free(kernel);
   fftw_free(deviation);
   fftw_free(indicator);
-  fftw_free(kernel_f);
   fftw_free(deviation_f);
   fftw_free(indicator_f);
   if (squares <= 0) {

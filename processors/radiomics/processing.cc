@@ -1,6 +1,7 @@
 // IBSI 3.1 image processing on a region (re-segmentation, discretisation) and 3.2 local intensity.
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <limits>
 
 #include "core/error.h"
@@ -195,12 +196,14 @@ std::optional<Box> BoundingBox(const std::vector<uint8_t>& mask, const std::arra
   for (std::size_t k = 0; k < nz; ++k) {
     for (std::size_t j = 0; j < ny; ++j) {
       const uint8_t* row = &mask[(k * ny + j) * nx];
-      for (std::size_t i = 0; i < nx; ++i) {
-        if (!row[i]) continue;
-        box.lo[0] = std::min(box.lo[0], i), box.hi[0] = std::max(box.hi[0], i);
-        box.lo[1] = std::min(box.lo[1], j), box.hi[1] = std::max(box.hi[1], j);
-        box.lo[2] = std::min(box.lo[2], k), box.hi[2] = std::max(box.hi[2], k);
-      }
+      const uint8_t* first = std::find_if(row, row + nx, [](uint8_t m) { return m != 0; });
+      if (first == row + nx) continue;
+      const auto last = std::find_if(std::make_reverse_iterator(row + nx), std::make_reverse_iterator(first + 1),
+                                     [](uint8_t m) { return m != 0; });
+      box.lo[0] = std::min(box.lo[0], static_cast<std::size_t>(first - row));
+      box.hi[0] = std::max(box.hi[0], static_cast<std::size_t>(last.base() - 1 - row));
+      box.lo[1] = std::min(box.lo[1], j), box.hi[1] = std::max(box.hi[1], j);
+      box.lo[2] = std::min(box.lo[2], k), box.hi[2] = std::max(box.hi[2], k);
     }
   }
   if (box.lo[0] > box.hi[0]) return std::nullopt;
@@ -236,32 +239,41 @@ void LocalIntensityFeatures(const Region& region, FeatureSet& out) {
     const double* row = &region.intensities[static_cast<std::size_t>(r * nx)];
     for (long i = 0; i < nx; ++i) p[i + 1] = p[i] + row[i];
   }
-  auto peak = [&](long i, long j, long k) {
-    double sum = 0, n = 0;
-    for (const SphereRow& o : rows) {
-      const long b = j + o.b, c = k + o.c;
-      if (b < 0 || c < 0 || b >= ny || c >= nz) continue;
-      const long from = std::max(0L, i - o.half), to = std::min(nx - 1, i + o.half);
-      const double* p = &prefix[static_cast<std::size_t>((c * ny + b) * (nx + 1))];
-      sum += p[to + 1] - p[from];
-      n += static_cast<double>(to - from + 1);
-    }
-    return sum / n;
-  };
   double highest = -std::numeric_limits<double>::infinity();
   for (std::size_t v = 0; v < region.mask.size(); ++v) {
     if (region.mask[v]) highest = std::max(highest, region.intensities[v]);
   }
   if (!std::isfinite(highest)) throw Error(ErrorCode::kInvalidInput, "radiomics: the region is empty");
   double local = -std::numeric_limits<double>::infinity(), global = local;
+  // Per image row, the sphere's rows that lie inside the image around it (found once per row, not
+  // per voxel): each voxel's sum then needs only the clamping along x.
+  struct Line {
+    const double* prefix;
+    long half;
+  };
+  std::vector<Line> lines;
   for (long k = 0; k < nz; ++k) {
     for (long j = 0; j < ny; ++j) {
+      const uint8_t* mask = &region.mask[static_cast<std::size_t>((k * ny + j) * nx)];
+      if (std::all_of(mask, mask + nx, [](uint8_t m) { return m == 0; })) continue;
+      lines.clear();
+      for (const SphereRow& o : rows) {
+        const long b = j + o.b, c = k + o.c;
+        if (b < 0 || c < 0 || b >= ny || c >= nz) continue;
+        lines.push_back({&prefix[static_cast<std::size_t>((c * ny + b) * (nx + 1))], o.half});
+      }
+      const double* intensities = &region.intensities[static_cast<std::size_t>((k * ny + j) * nx)];
       for (long i = 0; i < nx; ++i) {
-        const std::size_t v = static_cast<std::size_t>((k * ny + j) * nx + i);
-        if (!region.mask[v]) continue;
-        const double mean = peak(i, j, k);
+        if (!mask[i]) continue;
+        double sum = 0, n = 0;
+        for (const Line& line : lines) {
+          const long from = std::max(0L, i - line.half), to = std::min(nx - 1, i + line.half);
+          sum += line.prefix[to + 1] - line.prefix[from];
+          n += static_cast<double>(to - from + 1);
+        }
+        const double mean = sum / n;
         global = std::max(global, mean);
-        if (region.intensities[v] == highest) local = std::max(local, mean);
+        if (intensities[i] == highest) local = std::max(local, mean);
       }
     }
   }

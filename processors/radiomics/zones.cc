@@ -23,7 +23,6 @@ struct Grid {
   explicit Grid(const Region& r)
       : nx(static_cast<long>(r.dims[0])), ny(static_cast<long>(r.dims[1])), nz(static_cast<long>(r.dims[2])) {}
   long Index(long i, long j, long k) const { return (k * ny + j) * nx + i; }
-  bool Inside(long i, long j, long k) const { return i >= 0 && j >= 0 && k >= 0 && i < nx && j < ny && k < nz; }
 };
 
 // The neighbour offsets at Chebyshev distance 1 (8 in a slice, 26 in 3D), or the face neighbours
@@ -77,60 +76,67 @@ struct CountMatrix {
   }
 };
 
-// The voxels of one slice (z >= 0) or of the volume (z < 0).
-template <typename F>
-void ForEachInRegion(const Region& r, long z, F&& f) {
-  const Grid g(r);
-  for (long k = z < 0 ? 0 : z; k < (z < 0 ? g.nz : z + 1); ++k) {
-    for (long j = 0; j < g.ny; ++j) {
-      for (long i = 0; i < g.nx; ++i) {
-        if (r.mask[g.Index(i, j, k)]) f(i, j, k);
+// One slice (z >= 0) or the volume (z < 0) with a border of one empty voxel all round, so that a
+// step to a neighbour never leaves the array and needs no bounds check: `levels` holds the region's
+// grey levels (0 outside the region and in the border), `shape` (filled when asked) the
+// morphological mask the distances to the border come from. Neighbours are linear steps.
+struct Padded {
+  long px = 0, py = 0, pz = 0;
+  std::vector<int> levels;
+  std::vector<uint8_t> shape;
+  std::vector<long> steps;  // the neighbours at Chebyshev distance 1
+  std::vector<long> faces;  // the face neighbours
+  Padded(const Region& r, long z, bool with_shape) {
+    const Grid g(r);
+    const bool three_d = z < 0;
+    px = g.nx + 2, py = g.ny + 2, pz = three_d ? g.nz + 2 : 1;
+    const auto size = static_cast<std::size_t>(px * py * pz);
+    levels.assign(size, 0);
+    if (with_shape) shape.assign(size, 0);
+    const std::vector<uint8_t>& morphological = r.morphological_mask.empty() ? r.mask : r.morphological_mask;
+    for (long k = three_d ? 0 : z; k < (three_d ? g.nz : z + 1); ++k) {
+      for (long j = 0; j < g.ny; ++j) {
+        const long from = g.Index(0, j, k), to = Index(1, j + 1, three_d ? k + 1 : 0);
+        for (long i = 0; i < g.nx; ++i) {
+          if (r.mask[from + i]) levels[to + i] = r.levels[from + i];
+          if (with_shape) shape[to + i] = morphological[from + i] ? 1 : 0;
+        }
       }
     }
+    for (const auto& o : Neighbours(three_d, false)) steps.push_back(Index(o[0], o[1], o[2]));
+    for (const auto& o : Neighbours(three_d, true)) faces.push_back(Index(o[0], o[1], o[2]));
   }
-}
+  long Index(long i, long j, long k) const { return (k * py + j) * px + i; }
+  template <typename F>
+  void ForEachInRegion(F&& f) const {  // in the grid's order
+    for (long p = 0; p < static_cast<long>(levels.size()); ++p) {
+      if (levels[p] > 0) f(p);
+    }
+  }
+};
 
-// The first voxel index and the voxel count of a slice (z >= 0) or of the volume (z < 0): the
-// per-call work arrays cover only that much.
-std::pair<long, std::size_t> Extent(const Grid& g, long z) {
-  if (z < 0) return {0, static_cast<std::size_t>(g.nx * g.ny * g.nz)};
-  return {z * g.nx * g.ny, static_cast<std::size_t>(g.nx * g.ny)};
-}
-
-// City-block distance of each region voxel to the region's border, in a slice or in 3D; indexed
-// from the slice's first voxel (Extent).
-std::vector<int> BorderDistance(const Region& r, long z) {
-  const Grid g(r);
-  const std::vector<uint8_t>& shape = r.morphological_mask.empty() ? r.mask : r.morphological_mask;
-  const bool three_d = z < 0;
-  const auto faces = Neighbours(three_d, true);
-  const auto [base, count] = Extent(g, z);
-  std::vector<int> distance(count, 0);
+// City-block distance of each voxel of the morphological mask to its border, in a slice or in 3D,
+// on `grid`'s padded indices (0 outside).
+std::vector<int> BorderDistance(const Padded& grid) {
+  std::vector<int> distance(grid.shape.size(), 0);
   std::deque<long> queue;
-  for (long k = three_d ? 0 : z; k < (three_d ? g.nz : z + 1); ++k) {
-    for (long j = 0; j < g.ny; ++j) {
-      for (long i = 0; i < g.nx; ++i) {
-        if (!shape[g.Index(i, j, k)]) continue;
-        for (const auto& o : faces) {
-          if (!g.Inside(i + o[0], j + o[1], k + o[2]) || !shape[g.Index(i + o[0], j + o[1], k + o[2])]) {
-            distance[g.Index(i, j, k) - base] = 1;
-            queue.push_back(g.Index(i, j, k));
-            break;
-          }
-        }
+  for (long p = 0; p < static_cast<long>(grid.shape.size()); ++p) {
+    if (!grid.shape[p]) continue;
+    for (const long step : grid.faces) {
+      if (!grid.shape[p + step]) {
+        distance[p] = 1;
+        queue.push_back(p);
+        break;
       }
     }
   }
   while (!queue.empty()) {
     const long v = queue.front();
     queue.pop_front();
-    const long i = v % g.nx, j = (v / g.nx) % g.ny, k = v / (g.nx * g.ny);
-    for (const auto& o : faces) {
-      const long a = i + o[0], b = j + o[1], c = k + o[2];
-      if (!g.Inside(a, b, c) || (!three_d && c != z)) continue;
-      const long n = g.Index(a, b, c);
-      if (shape[n] && distance[n - base] == 0) {
-        distance[n - base] = distance[v - base] + 1;
+    for (const long step : grid.faces) {
+      const long n = v + step;
+      if (grid.shape[n] && distance[n] == 0) {
+        distance[n] = distance[v] + 1;
         queue.push_back(n);
       }
     }
@@ -140,38 +146,28 @@ std::vector<int> BorderDistance(const Region& r, long z) {
 
 // Size zones (by_distance false) or distance zones (true) of a slice or the volume.
 CountMatrix Zones(const Region& r, long z, bool by_distance) {
-  const Grid g(r);
-  const bool three_d = z < 0;
-  const auto neighbours = Neighbours(three_d, false);
-  const std::vector<int> distance = by_distance ? BorderDistance(r, z) : std::vector<int>();
-  // `seen` and `distance` are indexed from `base` (no structured binding: the lambda below uses it,
-  // which clang 14 refuses).
-  const auto extent = Extent(g, z);
-  const long base = extent.first;
-  std::vector<uint8_t> seen(extent.second, 0);
+  const Padded grid(r, z, by_distance);
+  const std::vector<int> distance = by_distance ? BorderDistance(grid) : std::vector<int>();
+  std::vector<uint8_t> seen(grid.levels.size(), 0);
   CountMatrix m(r.grey_levels, 1);
   std::vector<long> stack;
-  ForEachInRegion(r, z, [&](long i, long j, long k) {
+  grid.ForEachInRegion([&](long start) {
     m.voxels += 1;
-    const long start = g.Index(i, j, k);
-    if (seen[start - base]) return;
-    const int level = r.levels[start];
+    if (seen[start]) return;
+    const int level = grid.levels[start];
     std::size_t size = 0;
-    int nearest = distance.empty() ? 0 : distance[start - base];
+    int nearest = by_distance ? distance[start] : 0;
     stack.assign(1, start);
-    seen[start - base] = 1;
+    seen[start] = 1;
     while (!stack.empty()) {
       const long v = stack.back();
       stack.pop_back();
       ++size;
-      if (!distance.empty()) nearest = std::min(nearest, distance[v - base]);
-      const long a0 = v % g.nx, b0 = (v / g.nx) % g.ny, c0 = v / (g.nx * g.ny);
-      for (const auto& o : neighbours) {
-        const long a = a0 + o[0], b = b0 + o[1], c = c0 + o[2];
-        if (!g.Inside(a, b, c)) continue;
-        const long n = g.Index(a, b, c);
-        if (seen[n - base] || !r.mask[n] || r.levels[n] != level) continue;
-        seen[n - base] = 1;
+      if (by_distance) nearest = std::min(nearest, distance[v]);
+      for (const long step : grid.steps) {
+        const long n = v + step;
+        if (grid.levels[n] != level || seen[n]) continue;
+        seen[n] = 1;
         stack.push_back(n);
       }
     }
@@ -182,19 +178,13 @@ CountMatrix Zones(const Region& r, long z, bool by_distance) {
 
 // Dependence counts: 1 + the neighbours of the same grey level (alpha 0), per voxel.
 CountMatrix Dependence(const Region& r, long z) {
-  const Grid g(r);
-  const auto neighbours = Neighbours(z < 0, false);
+  const Padded grid(r, z, false);
   CountMatrix m(r.grey_levels, 1);
-  ForEachInRegion(r, z, [&](long i, long j, long k) {
+  grid.ForEachInRegion([&](long p) {
     m.voxels += 1;
-    const int level = r.levels[g.Index(i, j, k)];
+    const int level = grid.levels[p];
     std::size_t count = 1;
-    for (const auto& o : neighbours) {
-      const long a = i + o[0], b = j + o[1], c = k + o[2];
-      if (!g.Inside(a, b, c)) continue;
-      const long n = g.Index(a, b, c);
-      if (r.mask[n] && r.levels[n] == level) ++count;
-    }
+    for (const long step : grid.steps) count += grid.levels[p + step] == level ? 1 : 0;
     m.Count(level, count);
   });
   return m;
@@ -216,19 +206,16 @@ struct ToneDifferences {
 };
 
 ToneDifferences Tones(const Region& r, long z) {
-  const Grid g(r);
-  const auto neighbours = Neighbours(z < 0, false);
+  const Padded grid(r, z, false);
   ToneDifferences t(r.grey_levels);
-  ForEachInRegion(r, z, [&](long i, long j, long k) {
+  grid.ForEachInRegion([&](long p) {
     double sum = 0, count = 0;
-    for (const auto& o : neighbours) {
-      const long a = i + o[0], b = j + o[1], c = k + o[2];
-      if (!g.Inside(a, b, c)) continue;
-      const long n = g.Index(a, b, c);
-      if (r.mask[n]) sum += r.levels[n], count += 1;
+    for (const long step : grid.steps) {
+      const int neighbour = grid.levels[p + step];
+      if (neighbour > 0) sum += neighbour, count += 1;
     }
     if (count == 0) return;  // no neighbourhood: left out
-    const int level = r.levels[g.Index(i, j, k)];
+    const int level = grid.levels[p];
     t.n[level] += 1;
     t.s[level] += std::abs(level - sum / count);
   });
