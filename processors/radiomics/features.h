@@ -52,6 +52,26 @@ struct Box {
 };
 std::optional<Box> BoundingBox(const std::vector<uint8_t>& mask, const std::array<std::size_t, 3>& dims);
 
+// One slice (z >= 0) or the whole region (z < 0) with a border of one empty voxel all round, so
+// that a step to a neighbour never leaves the array and needs no bounds check: `levels` holds the
+// region's grey levels (0 outside the region and in the border), `shape` (filled when asked) the
+// morphological mask (distances to the border come from it). A slice's copy is one voxel deep:
+// in-plane steps only.
+struct PaddedLevels {
+  long px = 0, py = 0, pz = 0;
+  std::vector<int> levels;
+  std::vector<uint8_t> shape;
+  PaddedLevels(const Region& r, long z, bool with_shape);
+  // The index step to the neighbour at `offset` (voxels along x, y, z).
+  long Step(const std::array<int, 3>& offset) const { return (offset[2] * py + offset[1]) * px + offset[0]; }
+  template <typename F>
+  void ForEachInRegion(F&& f) const {  // f(index) for each voxel of the region, in the grid's order
+    for (long p = 0; p < static_cast<long>(levels.size()); ++p) {
+      if (levels[static_cast<std::size_t>(p)] > 0) f(p);
+    }
+  }
+};
+
 // Interpolation (IBSI 3.1.3) to `spacing` mm on a grid whose centre is the old grid's centre, with
 // ceil(n x old spacing / new spacing) voxels per axis; `in_plane` keeps the slices (2D). The image
 // is interpolated linearly (or by a cubic B-spline, `cubic`), values past the old grid take the

@@ -210,6 +210,33 @@ std::optional<Box> BoundingBox(const std::vector<uint8_t>& mask, const std::arra
   return box;
 }
 
+PaddedLevels::PaddedLevels(const Region& r, long z, bool with_shape) {
+  const long nx = static_cast<long>(r.dims[0]), ny = static_cast<long>(r.dims[1]), nz = static_cast<long>(r.dims[2]);
+  const bool three_d = z < 0;
+  if (r.mask.size() != static_cast<std::size_t>(nx * ny * nz) || r.levels.size() != r.mask.size() || (!three_d && z >= nz)) {
+    throw Error(ErrorCode::kInvalidInput, "radiomics: the region does not match its grid");
+  }
+  px = nx + 2, py = ny + 2, pz = three_d ? nz + 2 : 1;
+  const auto size = static_cast<std::size_t>(px * py * pz);
+  levels.assign(size, 0);
+  if (with_shape) shape.assign(size, 0);
+  const std::vector<uint8_t>& morphological = r.morphological_mask.empty() ? r.mask : r.morphological_mask;
+  for (long k = three_d ? 0 : z; k < (three_d ? nz : z + 1); ++k) {
+    for (long j = 0; j < ny; ++j) {
+      const auto from = static_cast<std::size_t>((k * ny + j) * nx);
+      const auto to = static_cast<std::size_t>(((three_d ? k + 1 : 0) * py + j + 1) * px + 1);
+      for (std::size_t i = 0; i < static_cast<std::size_t>(nx); ++i) {
+        if (r.mask[from + i]) {
+          const int level = r.levels[from + i];
+          if (level < 1 || level > r.grey_levels) throw Error(ErrorCode::kInvalidInput, "radiomics: a voxel of the region has no grey level (discretise first)");
+          levels[to + i] = level;
+        }
+        if (with_shape) shape[to + i] = morphological[from + i] ? 1 : 0;
+      }
+    }
+  }
+}
+
 void LocalIntensityFeatures(const Region& region, FeatureSet& out) {
   CheckRegion(region);
   const long nx = static_cast<long>(region.dims[0]), ny = static_cast<long>(region.dims[1]), nz = static_cast<long>(region.dims[2]);

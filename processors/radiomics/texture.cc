@@ -43,57 +43,32 @@ struct Matrix {
   }
 };
 
-// Visits the region's voxels, in one slice (z >= 0) or all of them (z < 0), with their neighbour
-// at `offset` when that lies in the region: f(voxel index, neighbour index or -1).
-void ForEachVoxel(const Region& r, long z, const Offset& offset, const std::function<void(std::size_t, long)>& f) {
-  const long nx = static_cast<long>(r.dims[0]), ny = static_cast<long>(r.dims[1]), nz = static_cast<long>(r.dims[2]);
-  for (long k = z < 0 ? 0 : z; k < (z < 0 ? nz : z + 1); ++k) {
-    for (long j = 0; j < ny; ++j) {
-      for (long i = 0; i < nx; ++i) {
-        const std::size_t v = static_cast<std::size_t>((k * ny + j) * nx + i);
-        if (!r.mask[v]) continue;
-        const long a = i + offset[0], b = j + offset[1], c = k + offset[2];
-        long neighbour = -1;
-        if (a >= 0 && b >= 0 && c >= 0 && a < nx && b < ny && c < nz) {
-          const long n = (c * ny + b) * nx + a;
-          if (r.mask[n]) neighbour = n;
-        }
-        f(v, neighbour);
-      }
-    }
-  }
-}
-
-Matrix Cooccurrence(const Region& r, long z, const Offset& offset) {
+// The co-occurrences at `step` in `grid` (a slice or the volume, PaddedLevels).
+Matrix Cooccurrence(const Region& r, const PaddedLevels& grid, long step) {
   Matrix m(r.grey_levels, r.grey_levels);
-  ForEachVoxel(r, z, offset, [&](std::size_t v, long n) {
+  grid.ForEachInRegion([&](long p) {
     m.voxels += 1;
-    if (n < 0) return;
-    const int a = r.levels[v] - 1, b = r.levels[n] - 1;
-    m.at(a, b) += 1;
-    m.at(b, a) += 1;  // symmetric: the pair seen from both ends
+    const int b = grid.levels[static_cast<std::size_t>(p + step)];
+    if (b == 0) return;  // the neighbour is outside the region
+    const int a = grid.levels[static_cast<std::size_t>(p)];
+    m.at(a - 1, b - 1) += 1;
+    m.at(b - 1, a - 1) += 1;  // symmetric: the pair seen from both ends
   });
   return m;
 }
 
-Matrix RunLengths(const Region& r, long z, const Offset& offset) {
+// The runs along `step` in `grid`: each counted from its first voxel (the one whose predecessor
+// has another level or is outside), walked until the level changes (the border ends every run).
+Matrix RunLengths(const Region& r, const PaddedLevels& grid, long step) {
   const std::size_t longest = std::max({r.dims[0], r.dims[1], r.dims[2]});
   Matrix m(r.grey_levels, longest);
-  const Offset back{-offset[0], -offset[1], -offset[2]};
-  const long nx = static_cast<long>(r.dims[0]), ny = static_cast<long>(r.dims[1]), nz = static_cast<long>(r.dims[2]);
-  ForEachVoxel(r, z, back, [&](std::size_t v, long previous) {
+  grid.ForEachInRegion([&](long p) {
     m.voxels += 1;
-    if (previous >= 0 && r.levels[previous] == r.levels[v]) return;  // not where a run starts
-    long i = static_cast<long>(v) % nx, j = (static_cast<long>(v) / nx) % ny, k = static_cast<long>(v) / (nx * ny);
+    const int level = grid.levels[static_cast<std::size_t>(p)];
+    if (grid.levels[static_cast<std::size_t>(p - step)] == level) return;  // not where a run starts
     std::size_t length = 1;
-    while (true) {
-      i += offset[0], j += offset[1], k += offset[2];
-      if (i < 0 || j < 0 || k < 0 || i >= nx || j >= ny || k >= nz) break;
-      const std::size_t n = static_cast<std::size_t>((k * ny + j) * nx + i);
-      if (!r.mask[n] || r.levels[n] != r.levels[v]) break;
-      ++length;
-    }
-    m.at(r.levels[v] - 1, length - 1) += 1;
+    for (long n = p + step; grid.levels[static_cast<std::size_t>(n)] == level; n += step) ++length;
+    m.at(level - 1, length - 1) += 1;
   });
   return m;
 }
@@ -266,7 +241,7 @@ class Averager {
 };
 
 // The six IBSI aggregations of one matrix family.
-void Aggregate(const Region& r, const std::string& prefix, const std::function<Matrix(const Region&, long, const Offset&)>& make,
+void Aggregate(const Region& r, const std::string& prefix, const std::function<Matrix(const Region&, const PaddedLevels&, long)>& make,
                const std::function<Features(const Matrix&, int)>& features, FeatureSet& out) {
   if (r.grey_levels < 1) throw Error(ErrorCode::kInvalidInput, "radiomics: no grey levels (discretise first)");
   const long slices = static_cast<long>(r.dims[2]);
@@ -280,8 +255,9 @@ void Aggregate(const Region& r, const std::string& prefix, const std::function<M
   for (long z = 0; planar && z < slices; ++z) {
     Matrix slice_merged(0, 0);
     bool slice_first = true;
+    const PaddedLevels grid(r, z, false);
     for (std::size_t d = 0; d < InPlaneDirections().size(); ++d) {
-      const Matrix m = make(r, z, InPlaneDirections()[d]);
+      const Matrix m = make(r, grid, grid.Step(InPlaneDirections()[d]));
       if (usable(m)) avg_2d.Add(features(m, ng));
       if (slice_first) {
         slice_merged = m;
@@ -308,14 +284,17 @@ void Aggregate(const Region& r, const std::string& prefix, const std::function<M
   }
   Matrix all_3d(0, 0);
   first = true;
-  for (const auto& offset : volume ? SpaceDirections() : std::vector<Offset>{}) {
-    const Matrix m = make(r, -1, offset);
-    if (usable(m)) avg_3d.Add(features(m, ng));
-    if (first) {
-      all_3d = m;
-      first = false;
-    } else {
-      all_3d.Add(m);
+  if (volume) {
+    const PaddedLevels grid(r, -1, false);
+    for (const auto& offset : SpaceDirections()) {
+      const Matrix m = make(r, grid, grid.Step(offset));
+      if (usable(m)) avg_3d.Add(features(m, ng));
+      if (first) {
+        all_3d = m;
+        first = false;
+      } else {
+        all_3d.Add(m);
+      }
     }
   }
   // Every feature of `suffix` undefined (no matrix had a pair or a run): named, with the reason.

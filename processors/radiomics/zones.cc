@@ -18,13 +18,6 @@
 namespace procnode::radiomics {
 namespace {
 
-struct Grid {
-  long nx, ny, nz;
-  explicit Grid(const Region& r)
-      : nx(static_cast<long>(r.dims[0])), ny(static_cast<long>(r.dims[1])), nz(static_cast<long>(r.dims[2])) {}
-  long Index(long i, long j, long k) const { return (k * ny + j) * nx + i; }
-};
-
 // The neighbour offsets at Chebyshev distance 1 (8 in a slice, 26 in 3D), or the face neighbours
 // (4 in a slice, 6 in 3D).
 std::vector<std::array<int, 3>> Neighbours(bool three_d, bool faces_only) {
@@ -76,53 +69,22 @@ struct CountMatrix {
   }
 };
 
-// One slice (z >= 0) or the volume (z < 0) with a border of one empty voxel all round, so that a
-// step to a neighbour never leaves the array and needs no bounds check: `levels` holds the region's
-// grey levels (0 outside the region and in the border), `shape` (filled when asked) the
-// morphological mask the distances to the border come from. Neighbours are linear steps.
-struct Padded {
-  long px = 0, py = 0, pz = 0;
-  std::vector<int> levels;
-  std::vector<uint8_t> shape;
-  std::vector<long> steps;  // the neighbours at Chebyshev distance 1
-  std::vector<long> faces;  // the face neighbours
-  Padded(const Region& r, long z, bool with_shape) {
-    const Grid g(r);
-    const bool three_d = z < 0;
-    px = g.nx + 2, py = g.ny + 2, pz = three_d ? g.nz + 2 : 1;
-    const auto size = static_cast<std::size_t>(px * py * pz);
-    levels.assign(size, 0);
-    if (with_shape) shape.assign(size, 0);
-    const std::vector<uint8_t>& morphological = r.morphological_mask.empty() ? r.mask : r.morphological_mask;
-    for (long k = three_d ? 0 : z; k < (three_d ? g.nz : z + 1); ++k) {
-      for (long j = 0; j < g.ny; ++j) {
-        const long from = g.Index(0, j, k), to = Index(1, j + 1, three_d ? k + 1 : 0);
-        for (long i = 0; i < g.nx; ++i) {
-          if (r.mask[from + i]) levels[to + i] = r.levels[from + i];
-          if (with_shape) shape[to + i] = morphological[from + i] ? 1 : 0;
-        }
-      }
-    }
-    for (const auto& o : Neighbours(three_d, false)) steps.push_back(Index(o[0], o[1], o[2]));
-    for (const auto& o : Neighbours(three_d, true)) faces.push_back(Index(o[0], o[1], o[2]));
-  }
-  long Index(long i, long j, long k) const { return (k * py + j) * px + i; }
-  template <typename F>
-  void ForEachInRegion(F&& f) const {  // in the grid's order
-    for (long p = 0; p < static_cast<long>(levels.size()); ++p) {
-      if (levels[p] > 0) f(p);
-    }
-  }
-};
+// The padded grid's neighbour steps at Chebyshev distance 1, or to the face neighbours.
+std::vector<long> Steps(const PaddedLevels& grid, bool three_d, bool faces_only) {
+  std::vector<long> steps;
+  for (const auto& o : Neighbours(three_d, faces_only)) steps.push_back(grid.Step(o));
+  return steps;
+}
 
 // City-block distance of each voxel of the morphological mask to its border, in a slice or in 3D,
 // on `grid`'s padded indices (0 outside).
-std::vector<int> BorderDistance(const Padded& grid) {
+std::vector<int> BorderDistance(const PaddedLevels& grid, bool three_d) {
+  const std::vector<long> faces = Steps(grid, three_d, true);
   std::vector<int> distance(grid.shape.size(), 0);
   std::deque<long> queue;
   for (long p = 0; p < static_cast<long>(grid.shape.size()); ++p) {
     if (!grid.shape[p]) continue;
-    for (const long step : grid.faces) {
+    for (const long step : faces) {
       if (!grid.shape[p + step]) {
         distance[p] = 1;
         queue.push_back(p);
@@ -133,7 +95,7 @@ std::vector<int> BorderDistance(const Padded& grid) {
   while (!queue.empty()) {
     const long v = queue.front();
     queue.pop_front();
-    for (const long step : grid.faces) {
+    for (const long step : faces) {
       const long n = v + step;
       if (grid.shape[n] && distance[n] == 0) {
         distance[n] = distance[v] + 1;
@@ -146,8 +108,9 @@ std::vector<int> BorderDistance(const Padded& grid) {
 
 // Size zones (by_distance false) or distance zones (true) of a slice or the volume.
 CountMatrix Zones(const Region& r, long z, bool by_distance) {
-  const Padded grid(r, z, by_distance);
-  const std::vector<int> distance = by_distance ? BorderDistance(grid) : std::vector<int>();
+  const PaddedLevels grid(r, z, by_distance);
+  const std::vector<long> steps = Steps(grid, z < 0, false);
+  const std::vector<int> distance = by_distance ? BorderDistance(grid, z < 0) : std::vector<int>();
   std::vector<uint8_t> seen(grid.levels.size(), 0);
   CountMatrix m(r.grey_levels, 1);
   std::vector<long> stack;
@@ -164,7 +127,7 @@ CountMatrix Zones(const Region& r, long z, bool by_distance) {
       stack.pop_back();
       ++size;
       if (by_distance) nearest = std::min(nearest, distance[v]);
-      for (const long step : grid.steps) {
+      for (const long step : steps) {
         const long n = v + step;
         if (grid.levels[n] != level || seen[n]) continue;
         seen[n] = 1;
@@ -178,13 +141,14 @@ CountMatrix Zones(const Region& r, long z, bool by_distance) {
 
 // Dependence counts: 1 + the neighbours of the same grey level (alpha 0), per voxel.
 CountMatrix Dependence(const Region& r, long z) {
-  const Padded grid(r, z, false);
+  const PaddedLevels grid(r, z, false);
+  const std::vector<long> steps = Steps(grid, z < 0, false);
   CountMatrix m(r.grey_levels, 1);
   grid.ForEachInRegion([&](long p) {
     m.voxels += 1;
     const int level = grid.levels[p];
     std::size_t count = 1;
-    for (const long step : grid.steps) count += grid.levels[p + step] == level ? 1 : 0;
+    for (const long step : steps) count += grid.levels[p + step] == level ? 1 : 0;
     m.Count(level, count);
   });
   return m;
@@ -206,11 +170,12 @@ struct ToneDifferences {
 };
 
 ToneDifferences Tones(const Region& r, long z) {
-  const Padded grid(r, z, false);
+  const PaddedLevels grid(r, z, false);
+  const std::vector<long> steps = Steps(grid, z < 0, false);
   ToneDifferences t(r.grey_levels);
   grid.ForEachInRegion([&](long p) {
     double sum = 0, count = 0;
-    for (const long step : grid.steps) {
+    for (const long step : steps) {
       const int neighbour = grid.levels[p + step];
       if (neighbour > 0) sum += neighbour, count += 1;
     }
