@@ -6,15 +6,29 @@
 #include <dcmtk/dcmdata/dctag.h>
 
 #include <algorithm>
+#include <unordered_map>
 
 namespace procnode {
 
 std::optional<uint32_t> DicomKeywordToTag(const std::string& keyword) {
-  if (keyword.empty()) return std::nullopt;
-  DcmTag tag;
-  if (DcmTag::findTagFromName(keyword.c_str(), tag).bad()) return std::nullopt;
   // findTagFromName also accepts "gggg,eeee"; routing wants names here, tags in "(gggg,eeee)".
-  if (keyword.find(',') != std::string::npos) return std::nullopt;
+  if (keyword.empty() || keyword.find(',') != std::string::npos) return std::nullopt;
+  // The dictionary's standard names, read once: DCMTK's own lookup by name walks the whole
+  // dictionary each time (a quarter of a million instructions per name).
+  static const std::unordered_map<std::string, uint32_t> by_name = [] {
+    std::unordered_map<std::string, uint32_t> names;
+    DcmDataDictionary& dictionary = const_cast<DcmDataDictionary&>(dcmDataDict.rdlock());  // see DicomKeywords
+    for (auto it = dictionary.normalBegin(); it != dictionary.normalEnd(); ++it) {
+      const DcmDictEntry* entry = *it;
+      if (entry == nullptr || entry->getPrivateCreator() != nullptr || entry->getTagName() == nullptr) continue;
+      names.emplace(entry->getTagName(), static_cast<uint32_t>(entry->getGroup()) << 16 | entry->getElement());
+    }
+    dcmDataDict.rdunlock();
+    return names;
+  }();
+  if (const auto it = by_name.find(keyword); it != by_name.end()) return it->second;
+  DcmTag tag;  // the rest (repeating groups, private names): DCMTK's lookup
+  if (DcmTag::findTagFromName(keyword.c_str(), tag).bad()) return std::nullopt;
   return static_cast<uint32_t>(tag.getGroup()) << 16 | tag.getElement();
 }
 

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "dicom/image.h"
+#include "dicom/attributes.h"
 #include "dicom/io.h"
 
 namespace procnode {
@@ -35,10 +36,10 @@ StudyIdentity ReadStudyIdentity(StudySource& source, const std::string& instance
   auto file = ReadInstance(source, instance_id, name);
   DcmDataset& ds = *file->getDataset();
   for (const auto& keyword : acquisition_keywords) {
-    DcmTag tag;
+    const auto number = acquisition == nullptr ? std::nullopt : DicomKeywordToTag(keyword);
+    if (!number) continue;
     OFString value;
-    if (acquisition == nullptr || DcmTag::findTagFromName(keyword.c_str(), tag).bad()) continue;
-    if (ds.findAndGetOFStringArray(tag, value).good() && !value.empty()) (*acquisition)[keyword] = value.c_str();
+    if (ds.findAndGetOFStringArray(DcmTagKey(static_cast<Uint16>(*number >> 16), static_cast<Uint16>(*number & 0xffff)), value).good() && !value.empty()) (*acquisition)[keyword] = value.c_str();
   }
   return IdentityOf(ds, name);
 }

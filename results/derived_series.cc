@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/parallel.h"
 #include "core/study.h"
+#include "dicom/attributes.h"
 #include "dicom/io.h"
 #include "results/dicom_common.h"
 
@@ -137,8 +138,9 @@ DerivedSeries MakeDerivedSeries(const DerivedSeriesSpec& spec, const Volume& vol
     Put(ds, DCM_SeriesTime, now.time);
     // The source's acquisition attributes (a whitelist without PHI; see AcquisitionKeywords).
     for (const auto& [keyword, value] : spec.acquisition) {
-      DcmTag tag;
-      if (DcmTag::findTagFromName(keyword.c_str(), tag).bad()) continue;
+      const auto number = DicomKeywordToTag(keyword);
+      if (!number) continue;
+      const DcmTag tag(static_cast<Uint16>(*number >> 16), static_cast<Uint16>(*number & 0xffff));
       Check(ds.putAndInsertString(tag, value.c_str()), keyword.c_str());  // any VR (AcquisitionMatrix is US)
     }
     if (!ds.tagExists(DCM_PatientPosition)) Check(ds.insertEmptyElement(DCM_PatientPosition), "PatientPosition");

@@ -23,6 +23,7 @@
 #include <mutex>
 #include <numbers>
 #include <string>
+#include <tuple>
 #include <vector>
 
 extern "C" {
@@ -368,6 +369,45 @@ class TransformCache {
   std::size_t kernel_bytes_ = 0;
 };
 
+// Clears `keep` for every kept lattice point that is not a corner of the convex hull of the kept
+// points in its plane across `axis` (Andrew's monotone chain, exact in integers; points on a hull
+// edge between two corners are not corners).
+void KeepPlaneHullCorners(const std::vector<std::array<int32_t, 3>>& lattice, int axis, std::vector<uint8_t>& keep) {
+  const int u = (axis + 1) % 3, w = (axis + 2) % 3;
+  std::vector<std::size_t> order;
+  for (std::size_t v = 0; v < lattice.size(); ++v) {
+    if (keep[v]) order.push_back(v);
+  }
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    const auto& p = lattice[a];
+    const auto& q = lattice[b];
+    return std::tie(p[axis], p[u], p[w]) < std::tie(q[axis], q[u], q[w]);
+  });
+  auto cross = [&](std::size_t o, std::size_t a, std::size_t b) {
+    const auto &po = lattice[o], &pa = lattice[a], &pb = lattice[b];
+    return static_cast<int64_t>(pa[u] - po[u]) * (pb[w] - po[w]) - static_cast<int64_t>(pa[w] - po[w]) * (pb[u] - po[u]);
+  };
+  std::vector<std::size_t> chain;
+  for (std::size_t first = 0; first < order.size();) {
+    std::size_t last = first;
+    while (last < order.size() && lattice[order[last]][axis] == lattice[order[first]][axis]) ++last;
+    if (last - first > 2) {
+      for (std::size_t x = first; x < last; ++x) keep[order[x]] = 0;
+      // Lower then upper chain over the plane's points (sorted by u, then w).
+      for (int pass = 0; pass < 2; ++pass) {
+        chain.clear();
+        for (std::size_t x = 0; x < last - first; ++x) {
+          const std::size_t v = order[pass == 0 ? first + x : last - 1 - x];
+          while (chain.size() >= 2 && cross(chain[chain.size() - 2], chain.back(), v) <= 0) chain.pop_back();
+          chain.push_back(v);
+        }
+        for (const std::size_t v : chain) keep[v] = 1;
+      }
+    }
+    first = last;
+  }
+}
+
 }  // namespace
 
 void MeshMorphologyFeatures(const Region& region, FeatureSet& out) {
@@ -498,6 +538,9 @@ void MeshMorphologyFeatures(const Region& region, FeatureSet& out) {
     }
     for (std::size_t v = 0; v < vertices.size(); ++v) extreme[v] &= end[v];
   }
+  // Nor can a vertex inside its plane's convex hull (the plane across each axis through it): each
+  // plane's remaining vertices are cut to the corners of their 2D hull (exact, on the lattice).
+  for (int axis = 0; axis < 3; ++axis) KeepPlaneHullCorners(lattice, axis, extreme);
   std::vector<double> points;
   std::vector<std::size_t> kept;
   for (std::size_t v = 0; v < vertices.size(); ++v) {
