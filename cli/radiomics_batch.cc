@@ -82,6 +82,7 @@ nlohmann::json RunCase(const std::string& folder, const Processor& radiomics, co
     if (const std::string reason = RejectionReason(radiomics.Info(), v); !reason.empty()) throw Error(ErrorCode::kInvalidInput, reason);
     ProcessorContext context;
     context.device = DevicePreference::kCpu;
+    context.measurements_only = true;
     context.regions = [&] {
       std::vector<RegionMask> regions =
           StudyRegions(source, series_list, v, loaded.sources.empty() ? "" : loaded.sources.front().frame_of_reference_uid);

@@ -133,6 +133,7 @@ ProcessorOutput RunChained(const ProcessorRegistry& registry, const std::string&
     throw Error(ErrorCode::kInvalidInput, name + ": " + reason);
   }
   inner.run_processor = nullptr;  // no deeper chains
+  inner.measurements_only = false;  // the chain reads its labels
   return upstream.Run(volume, ResolveParameters(upstream.Info(), given), inner);
 }
 

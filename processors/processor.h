@@ -141,6 +141,9 @@ struct ProcessorContext {
   // whose labels become the next one's regions. Optional; the processor it runs gets none (no
   // deeper chains). Errors name the processor.
   std::function<ProcessorOutput(const std::string& processor, const nlohmann::json& parameters)> run_processor;
+  // The caller keeps only the measurements (a batch writing one CSV row per case): a processor may
+  // leave out its files, labels, segments and report.
+  bool measurements_only = false;
 };
 
 class Processor {

@@ -224,6 +224,11 @@ class RadiomicsProcessor : public Processor {
                       {"undefined", features.undefined}});
       all.push_back(std::move(features));
     }
+    if (context.measurements_only) {  // a batch's rows: no CSV file, SEG, SR or report wanted
+      out.measurements = {{"settings", described}, {"parameters", parameters}, {"regions", rows}};
+      out.device = "cpu";
+      return out;
+    }
     std::string csv = "region,source";
     for (const auto& c : columns) csv += "," + c;
     csv += "\n";
