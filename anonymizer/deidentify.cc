@@ -24,6 +24,7 @@
 #include "core/text.h"
 #include "core/version.h"
 #include "dicom/image.h"
+#include "dicom/private_tags.h"
 #include "dicom/io.h"
 
 namespace procnode {
@@ -69,48 +70,6 @@ bool IsText(DcmEVR vr) {
       return false;
   }
 }
-
-// Safe private attributes (Retain Safe Private): technical values with no identity in them, kept
-// by creator, group and element byte.
-struct SafePrivate {
-  const char* creator;
-  uint16_t group;
-  uint8_t element;
-};
-constexpr SafePrivate kSafePrivate[] = {
-    {"SIEMENS MR HEADER", 0x0019, 0x08},   // ImagingMode
-    {"SIEMENS MR HEADER", 0x0019, 0x0A},   // NumberOfImagesInMosaic
-    {"SIEMENS MR HEADER", 0x0019, 0x0B},   // SliceMeasurementDuration
-    {"SIEMENS MR HEADER", 0x0019, 0x0C},   // B_value
-    {"SIEMENS MR HEADER", 0x0019, 0x0D},   // DiffusionDirectionality
-    {"SIEMENS MR HEADER", 0x0019, 0x0E},   // DiffusionGradientDirection
-    {"SIEMENS MR HEADER", 0x0019, 0x27},   // B_matrix
-    {"SIEMENS MR HEADER", 0x0019, 0x28},   // BandwidthPerPixelPhaseEncode
-    {"SIEMENS MR HEADER", 0x0019, 0x29},   // MosaicRefAcqTimes (slice timing)
-    {"SIEMENS CSA HEADER", 0x0029, 0x08},  // CSA image header type
-    {"SIEMENS CSA HEADER", 0x0029, 0x09},  // CSA image header version
-    {"SIEMENS CSA HEADER", 0x0029, 0x10},  // CSA image header (geometry, timing)
-    {"Philips MR Imaging DD 001", 0x2005, 0x0E},  // scale slope
-    {"GEMS_PARM_01", 0x0043, 0x39},        // slop_int (b-value)
-    {"GEMS_ACQU_01", 0x0019, 0xBB},        // user data (diffusion direction)
-    {"GEMS_ACQU_01", 0x0019, 0xBC},
-    {"GEMS_ACQU_01", 0x0019, 0xBD},
-    {"GEMS_ACQU_01", 0x0019, 0xE0},        // number of diffusion directions (0: trace)
-    {"GEMS_PARM_01", 0x0043, 0x2C},        // effective echo spacing
-    {"GEMS_PARM_01", 0x0043, 0x83},        // ASSET factors (in-plane acceleration)
-    {"GEMS_PARM_01", 0x0043, 0xB6},        // multiband factor
-    {"Philips Imaging DD 001", 0x2001, 0x03},     // diffusion b-factor
-    {"Philips Imaging DD 001", 0x2001, 0x04},     // diffusion direction (I: isotropic)
-    {"Philips MR Imaging DD 001", 0x2005, 0xB0},  // diffusion direction RL
-    {"Philips MR Imaging DD 001", 0x2005, 0xB1},  // AP
-    {"Philips MR Imaging DD 001", 0x2005, 0xB2},  // FH
-    {"Image Private Header", 0x0065, 0x09},  // UIH: effective b-value
-    {"Image Private Header", 0x0065, 0x0D},  // UIH: parallel imaging ("F:2S")
-    {"Image Private Header", 0x0065, 0x37},  // UIH: diffusion gradient direction
-    {"Image Private Header", 0x0065, 0x50},  // UIH: slices in a grid image
-    {"Image Private Header", 0x0065, 0x51},  // UIH: per-slice items of a grid (positions; dates as the profile says)
-    {"Image Private Header", 0x0065, 0x58},  // UIH: phase-encoding polarity
-};
 
 class Deidentifier {
  public:
@@ -299,9 +258,11 @@ class Deidentifier {
     if (group % 2 == 1) {
       if (element >= 0x0010 && element <= 0x00FF) return Act::kKeep;  // creators: pruned after
       if (!o_.retain_safe_private || element < 0x1000) return Act::kRemove;
+      // Safe private attributes: technical values with no identity in them (dicom/private_tags.h),
+      // kept by creator, group and element byte (whichever block the creator took).
       const std::string creator = DicomString(item, DcmTagKey(group, element >> 8));
-      for (const auto& safe : kSafePrivate) {
-        if (creator == safe.creator && group == safe.group && (element & 0xFF) == safe.element) return Act::kKeep;
+      for (const auto& safe : kPrivateAttributes) {
+        if (safe.safe && creator == safe.creator && group == safe.group && (element & 0xFF) == (safe.element & 0xFF)) return Act::kKeep;
       }
       return Act::kRemove;
     }

@@ -19,6 +19,7 @@
 #include "nifti/series_to_nifti.h"
 #include "dicom/dictionary.h"
 #include "dicom/folder_source.h"
+#include "dicom/private_tags.h"
 
 namespace procnode {
 namespace {
@@ -63,11 +64,8 @@ void ConvertOne(StudySource& source, const SeriesRef& series, const std::string&
 
 int Convert(const Args& args) {
   if (args.positional.size() < 2) throw Error(ErrorCode::kInvalidInput, "convert needs DICOM_DIR");
-  // Only conversion reads these files: vendor groups it never looks at are not parsed.
-  const FolderScanOptions options{
-      .private_groups = std::vector<uint16_t>(std::begin(kConversionPrivateGroups), std::end(kConversionPrivateGroups)),
-      .unread_private_elements = std::vector<uint32_t>(std::begin(kConversionUnreadPrivateElements),
-                                                       std::end(kConversionUnreadPrivateElements))};
+  // Only conversion reads these files: vendor private data it never looks at is not parsed.
+  const FolderScanOptions options{.private_groups = PrivateGroupsRead(), .private_elements = PrivateElementsRead()};
   FolderStudySource source(args.positional[1], options);
   for (const auto& skipped : source.skipped()) std::cerr << "skipped " << skipped << "\n";
   const auto series = source.ListSeries("");

@@ -134,7 +134,7 @@ FolderStudySource::FolderStudySource(const std::string& folder, const FolderScan
         return;
       }
       if (options.private_groups) {
-        if (auto filtered = WithoutPrivateGroups(bytes, *options.private_groups, options.unread_private_elements)) bytes = std::move(*filtered);
+        if (auto filtered = WithoutPrivateGroups(bytes, *options.private_groups, options.private_elements)) bytes = std::move(*filtered);
       }
       static constexpr uint32_t kGrouping[] = {0x00080060, 0x00080070, 0x0020000E};  // Modality, Manufacturer, UID
       if (auto values = TopLevelValues(bytes, kGrouping); values && !(*values)[0x0020000E].empty()) {
@@ -167,7 +167,7 @@ FolderStudySource::FolderStudySource(const std::string& folder, const FolderScan
           const std::string_view kept_part = std::string_view(head).substr(0, pixels->element);
           std::optional<std::string> filtered;
           if (options.private_groups) {
-            filtered = WithoutPrivateGroups(kept_part, *options.private_groups, options.unread_private_elements);
+            filtered = WithoutPrivateGroups(kept_part, *options.private_groups, options.private_elements);
           }
           heads[i] = filtered ? std::move(*filtered) : std::string(kept_part);
           locations[i] = PixelLocation{.offset = pixels->offset, .length = pixels->length,

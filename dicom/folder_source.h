@@ -30,7 +30,7 @@ struct FolderScanOptions {
   // (WithoutPrivateGroups: a third less parsing on vendor-heavy files). FetchInstance and
   // InstancePath still give the files as they are.
   std::optional<std::vector<uint16_t>> private_groups;
-  std::vector<uint32_t> unread_private_elements;  // and of those groups, elements cut too
+  std::vector<uint32_t> private_elements;  // when not empty: of those groups only these elements (sorted) and the creators
 };
 
 class FolderStudySource : public StudySource {

@@ -187,7 +187,7 @@ std::string FirstLengthOverrun(std::string_view file, uint32_t stop_tag) {
 }
 
 std::optional<std::string> WithoutPrivateGroups(std::string_view file, std::span<const uint16_t> keep_groups,
-                                                std::span<const uint32_t> drop_elements) {
+                                                std::span<const uint32_t> keep_elements) {
   auto start = DatasetStart(file);
   if (!start) return std::nullopt;
   auto& [walker, explicit_vr] = *start;
@@ -200,8 +200,10 @@ std::optional<std::string> WithoutPrivateGroups(std::string_view file, std::span
     const uint16_t group = walker.U16(0);
     const uint32_t tag = static_cast<uint32_t>(group) << 16 | walker.U16(2);
     if (!walker.SkipElement(explicit_vr, 0)) return std::nullopt;
+    const uint16_t element = static_cast<uint16_t>(tag & 0xFFFF);
     const bool drop = (group & 1) != 0 && (std::find(keep_groups.begin(), keep_groups.end(), group) == keep_groups.end() ||
-                                           std::find(drop_elements.begin(), drop_elements.end(), tag) != drop_elements.end());
+                                           (!keep_elements.empty() && !(element >= 0x0010 && element <= 0x00FF) &&
+                                            !std::binary_search(keep_elements.begin(), keep_elements.end(), tag)));
     if (drop) {
       cut = true;
     } else {

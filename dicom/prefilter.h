@@ -23,9 +23,10 @@ namespace procnode {
 // understands: no "DICM" preamble, a big-endian or deflated dataset, a length running past the
 // end, an explicit VR that is not two capital letters, an unterminated or too deeply nested
 // sequence. It never judges a file broken: DCMTK does that on the original bytes.
-// `drop_elements` (group << 16 | element) are cut from the kept groups too.
+// `keep_elements` (group << 16 | element, sorted), when given, narrow the kept groups to those
+// elements and the groups' private creators (gggg,0010-00FF): the rest of a kept group is cut too.
 std::optional<std::string> WithoutPrivateGroups(std::string_view file, std::span<const uint16_t> keep_groups,
-                                                std::span<const uint32_t> drop_elements = {});
+                                                std::span<const uint32_t> keep_elements = {});
 
 // The values of some top-level attributes (tag = group << 16 | element), as text without leading
 // and trailing padding, read straight from the bytes (the folder scan's series grouping, without a

@@ -67,15 +67,6 @@ struct NiftiConversion {
   std::optional<DiffusionGradients> gradients;
 };
 
-// The only private groups conversion reads (Siemens 0019 and 0029: mosaic count, slice times, CSA
-// header, diffusion; GE 0019 and 0043: diffusion, 0025: the protocol block's slice order; UIH 0065: grids and diffusion; Philips 2001 and
-// 2005: precise scaling, diffusion). A folder read for conversion alone may leave out every
-// other top-level private group (FolderScanOptions); a new private read needs its group here.
-inline constexpr uint16_t kConversionPrivateGroups[] = {0x0019, 0x0025, 0x0029, 0x0043, 0x0065, 0x2001, 0x2005};
-// Elements of those groups conversion never reads: Siemens' CSA series header (0029,1020), which
-// holds the protocol text (about 90 KB a file, most of a 3D MR slice's header).
-inline constexpr uint32_t kConversionUnreadPrivateElements[] = {0x00291020};
-
 // One conversion per part of the series: echoes and image components (magnitude, phase, real,
 // imaginary, field map) are split into separate images, as dcm2niix splits them, in order of
 // first appearance. Most series have one part.
