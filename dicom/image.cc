@@ -22,6 +22,7 @@
 
 #include "core/error.h"
 #include "core/text.h"
+#include "dicom/element_index.h"
 #include "dicom/io.h"
 #include "dicom/jpeg2000.h"
 
@@ -29,16 +30,19 @@ namespace procnode {
 namespace {
 
 std::optional<long> GetInt(DcmDataset& ds, const DcmTagKey& tag) {
+  DcmElement* found = FindElement(ds, tag);
+  if (found == nullptr) return std::nullopt;
   Uint16 u16 = 0;
-  if (ds.findAndGetUint16(tag, u16).good()) return u16;
+  if (found->getUint16(u16).good()) return u16;
   Sint32 s32 = 0;
-  if (ds.findAndGetSint32(tag, s32).good()) return s32;  // IS values
+  if (found->getSint32(s32).good()) return s32;  // IS values
   return std::nullopt;
 }
 
 std::optional<double> GetDouble(DcmDataset& ds, const DcmTagKey& tag, unsigned long index = 0) {
+  DcmElement* found = FindElement(ds, tag);
   Float64 value = 0;
-  if (ds.findAndGetFloat64(tag, value, index).good() && std::isfinite(value)) return value;
+  if (found != nullptr && found->getFloat64(value, index).good() && std::isfinite(value)) return value;
   return std::nullopt;
 }
 
@@ -167,8 +171,9 @@ void DecodeJpeg2000Frames(DcmDataset& ds, E_TransferSyntax xfer, DicomImage& out
 }  // namespace
 
 std::string DicomString(DcmItem& item, const DcmTagKey& tag) {
+  DcmElement* found = FindElement(item, tag);
   OFString value;
-  return item.findAndGetOFStringArray(tag, value).good() ? std::string(value.c_str()) : std::string();
+  return found != nullptr && found->getOFStringArray(value).good() ? std::string(value.c_str()) : std::string();
 }
 
 namespace {
@@ -192,15 +197,20 @@ std::optional<double> ElementNumber(DcmElement& element, unsigned long index) {
 }  // namespace
 
 std::optional<double> DicomNumber(DcmItem& item, const DcmTagKey& tag, unsigned long index) {
-  DcmElement* found = nullptr;
-  if (item.findAndGetElement(tag, found).bad() || found == nullptr || UnknownVr(*found)) return std::nullopt;
+  DcmElement* found = FindElement(item, tag);
+  if (found == nullptr || UnknownVr(*found)) return std::nullopt;
   return ElementNumber(*found, index);
 }
 
 std::vector<double> AttributeNumbers(DcmItem& item, const DcmTagKey& tag, std::size_t count, Raw raw, bool deep) {
   std::vector<double> values;
   DcmElement* found = nullptr;
-  if (item.findAndGetElement(tag, found, deep ? OFTrue : OFFalse).bad() || found == nullptr) return values;
+  if (!deep) {
+    found = FindElement(item, tag);
+  } else if (item.findAndGetElement(tag, found, OFTrue).bad()) {
+    found = nullptr;
+  }
+  if (found == nullptr) return values;
   if (!UnknownVr(*found)) {
     for (unsigned long i = 0; i < count; ++i) {
       const auto value = ElementNumber(*found, i);
@@ -275,8 +285,8 @@ std::optional<double> DicomNumber(DcmDataset& ds, uint16_t group, uint16_t eleme
 }
 
 std::optional<std::vector<uint8_t>> DicomBytes(DcmDataset& ds, uint16_t group, uint16_t element) {
-  DcmElement* found = nullptr;
-  if (ds.findAndGetElement(DcmTagKey(group, element), found).bad() || found == nullptr) return std::nullopt;
+  DcmElement* found = FindElement(ds, DcmTagKey(group, element));
+  if (found == nullptr) return std::nullopt;
   Uint8* bytes = nullptr;
   if (found->getUint8Array(bytes).bad() || bytes == nullptr) return std::nullopt;
   return std::vector<uint8_t>(bytes, bytes + found->getLength());
@@ -367,7 +377,7 @@ DicomImage DecodeDicomImageHeader(DcmDataset& ds, const std::string& name) {
   out.instance_number = GetInt(ds, DCM_InstanceNumber).value_or(0);
   out.slice_thickness = GetDouble(ds, DCM_SliceThickness).value_or(0);
 
-  if (!ds.tagExists(DCM_PixelData)) Invalid(name, "no PixelData (7FE0,0010): not an image");
+  if (FindElement(ds, DCM_PixelData) == nullptr) Invalid(name, "no PixelData (7FE0,0010): not an image");
   const auto rows = GetInt(ds, DCM_Rows), columns = GetInt(ds, DCM_Columns);
   const auto bits_allocated = GetInt(ds, DCM_BitsAllocated);
   if (!rows || !columns || *rows <= 0 || *columns <= 0) Invalid(name, "Rows or Columns missing or zero");
@@ -393,7 +403,8 @@ DicomImage DecodeDicomImageHeader(DcmDataset& ds, const std::string& name) {
   out.columns = *columns;
   {
     OFString frames_text;
-    if (ds.findAndGetOFString(DCM_NumberOfFrames, frames_text).good()) {
+    DcmElement* frames = FindElement(ds, DCM_NumberOfFrames);
+    if (frames != nullptr && frames->getOFString(frames_text, 0).good()) {
       out.frames = std::atol(frames_text.c_str());
       if (out.frames <= 0) Invalid(name, "NumberOfFrames '" + std::string(frames_text.c_str()) + "'");
     }
@@ -430,8 +441,8 @@ void DecodeDicomPixels(DcmDataset& ds, DicomImage& out) {
   const std::size_t expected = out.SampleCount();
   auto length_error = [&](unsigned long have_bytes) { PixelLengthError(out, have_bytes); };
   const unsigned shift = static_cast<unsigned>(high_bit + 1 - bits_stored);
-  DcmElement* element = nullptr;
-  const bool in_file = ds.findAndGetElement(DCM_PixelData, element).good() && element != nullptr &&
+  DcmElement* element = FindElement(ds, DCM_PixelData);
+  const bool in_file = element != nullptr &&
                        !element->valueLoaded() && !DcmXfer(xfer).isEncapsulated() && DcmXfer(xfer).isLittleEndian();
   if (in_file && out.bits_allocated == 16) {
     // Not read yet (large values stay in the file): read it straight into the samples and

@@ -18,6 +18,7 @@
 #include "dicom/image.h"
 #include "dicom/io.h"
 #include "dicom/folder_source.h"
+#include "dicom/private_tags.h"
 #include "tests/support/shared_data.h"
 
 namespace procnode {
@@ -93,6 +94,48 @@ TEST(WithoutPrivateGroups, CutsGeVendorGroupsAndKeepsEverythingElse) {
     ASSERT_TRUE(filtered.has_value()) << entry.path();
     EXPECT_LT(filtered->size(), bytes.size());
     ExpectOnlyUnneededPrivateGroupsGone(bytes, *filtered, entry.path().string());
+  }
+  EXPECT_GT(files, 0);
+}
+
+// With the conversion's table (dicom/private_tags.h): of the kept groups only the listed elements
+// and the private creators remain, each equal to the original; public elements are untouched.
+TEST(WithoutPrivateGroups, KeepsOnlyTheListedElementsOfTheKeptGroups) {
+  const std::string folder = testing::SharedData() + "/dcm_qa_nih/In/20180918GE/mr_0004";
+  const auto groups = PrivateGroupsRead();
+  const auto elements = PrivateElementsRead();
+  int files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(folder)) {
+    if (entry.path().extension() != ".dcm" || ++files > 3) continue;
+    const std::string bytes = ReadFileBytes(entry.path().string());
+    const auto filtered = WithoutPrivateGroups(bytes, groups, elements);
+    ASSERT_TRUE(filtered.has_value()) << entry.path();
+    auto before = ReadDicomBuffer(bytes, "before"), after = ReadDicomBuffer(*filtered, "after");
+    const auto want = Elements(*before->getDataset()), got = Elements(*after->getDataset());
+    int kept_private = 0, creators = 0;
+    for (const auto& [tag, value] : want) {
+      const uint32_t key = static_cast<uint32_t>(tag.getGroup()) << 16 | tag.getElement();
+      const bool in_group = std::find(groups.begin(), groups.end(), tag.getGroup()) != groups.end();
+      const bool creator = (tag.getGroup() & 1) != 0 && tag.getElement() >= 0x0010 && tag.getElement() <= 0x00FF;
+      const bool keep = (tag.getGroup() & 1) == 0 ||
+                        (in_group && (creator || std::binary_search(elements.begin(), elements.end(), key)));
+      const auto it = got.find(tag);
+      if (keep) {
+        ASSERT_NE(it, got.end()) << tag.toString().c_str() << " lost";
+        EXPECT_EQ(it->second, value) << tag.toString().c_str() << " changed";
+        kept_private += (tag.getGroup() & 1) != 0 && !creator;
+        creators += creator && in_group;
+      } else {
+        EXPECT_EQ(it, got.end()) << tag.toString().c_str() << " kept";
+      }
+    }
+    // The GE EPI's slice order, diffusion and timing attributes (0019,109C), (0043,1039), ... stay.
+    EXPECT_GE(kept_private, 8) << entry.path();
+    EXPECT_GE(creators, 3) << entry.path();
+    EXPECT_NE(got.find(DcmTagKey(0x0019, 0x109C)), got.end());
+    ASSERT_NE(want.find(DcmTagKey(0x0019, 0x100F)), want.end());
+    EXPECT_EQ(got.find(DcmTagKey(0x0019, 0x100F)), got.end()) << "an unread GE element";
+    EXPECT_EQ(got.find(DcmTagKey(0x0019, 0x0000)), got.end()) << "the group length, wrong once elements are cut";
   }
   EXPECT_GT(files, 0);
 }

@@ -14,6 +14,7 @@
 #include "core/parallel.h"
 #include "core/text.h"
 #include "core/version.h"
+#include "dicom/element_index.h"
 #include "dicom/image.h"
 #include "dicom/io.h"
 #include "volume/geometry.h"
@@ -166,10 +167,9 @@ std::string DeepString(DcmItem& ds, const DcmTagKey& tag) {
 // header's offset at byte 24, its version (5-40) first, an EPI flag, the polarity flag (4:
 // flipped) and the slice order (2: bottom up, which reverses the polarity).
 std::optional<int> GePolarity(DcmItem& ds) {
-  DcmElement* found = nullptr;
+  DcmElement* found = FindElement(ds, DcmTagKey(0x0043, 0x102A));
   Uint8* bytes = nullptr;
-  if (ds.findAndGetElement(DcmTagKey(0x0043, 0x102A), found).bad() || found == nullptr ||
-      found->getUint8Array(bytes).bad() || bytes == nullptr) {
+  if (found == nullptr || found->getUint8Array(bytes).bad() || bytes == nullptr) {
     return std::nullopt;
   }
   const std::size_t length = found->getLength();

@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "core/parallel.h"
 #include "core/text.h"
+#include "dicom/element_index.h"
 #include "dicom/folder_source.h"
 #include "dicom/ge_protocol.h"
 #include "dicom/io.h"
@@ -638,6 +639,9 @@ SeriesSlices ReadSeriesSlices(StudySource& source, const SeriesRef& series, cons
     const bool head_only = file != nullptr;
     if (!file) file = ReadInstance(source, series.instance_ids[i], name);
     DcmDataset* dataset = file->getDataset();
+    // About fifty attributes are read from each file below: by binary search (nothing here adds
+    // or removes a top-level element).
+    std::optional<ScopedElementIndex> index(std::in_place, *dataset);
     if (i == 0) {
       DcmDataset& ds = *dataset;
       out.series_number = static_cast<int>(DicomNumber(ds, 0x0020, 0x0011).value_or(0));
@@ -694,12 +698,19 @@ SeriesSlices ReadSeriesSlices(StudySource& source, const SeriesRef& series, cons
     const bool multi_frame = decoded.frames > 1 || dataset->tagExists(DcmTagKey(0x5200, 0x9230));
     const bool deferred = info.defer_pixels && !info.mosaic && !multi_frame;
     if (!deferred && head_only) {  // an image read at once after all: the whole file
+      index.reset();
       file = ReadInstance(source, series.instance_ids[i], name);
       dataset = file->getDataset();
+      index.emplace(*dataset);
       decoded = DecodeDicomImageHeader(*dataset, name);
     }
     DcmDataset& ds = *dataset;
-    if (!deferred) DecodeDicomPixels(ds, decoded);
+    if (!deferred) {
+      DecodeDicomPixels(ds, decoded);
+      // A DCMTK decoder may replace attributes it changed (PhotometricInterpretation): index again.
+      index.reset();
+      index.emplace(ds);
+    }
     sources[i] = {.sop_class_uid = decoded.sop_class_uid, .sop_instance_uid = decoded.sop_instance_uid,
                   .series_instance_uid = decoded.series_uid,
                   .frame_of_reference_uid = DicomString(ds, 0x0020, 0x0052), .rows = decoded.rows,
