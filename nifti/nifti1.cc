@@ -4,6 +4,9 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <mutex>
+#include <memory>
+#include <array>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -146,36 +149,65 @@ std::string NiftiHeaderBytes(const NiftiImage& image) {
 
 namespace {
 
-// One gzip member (RFC 1952) of `size` bytes at `data`, by libdeflate (Debian's libdeflate0):
-// whole-buffer DEFLATE, 3-4x zlib's speed at level 6 with slightly smaller output (bench/README).
-// One compressor per thread and level, kept for the thread's life (allocating one costs more
-// than compressing a small chunk).
-std::string GzipMember(const char* data, std::size_t size, int level) {
-  struct Compressors {
-    std::array<libdeflate_compressor*, 13> by_level{};
-    ~Compressors() {
-      for (auto* c : by_level) {
-        if (c != nullptr) libdeflate_free_compressor(c);
+// A libdeflate compressor (Debian's libdeflate: whole-buffer DEFLATE, 3-4x zlib's speed at level
+// 6 with slightly smaller output, bench/README) with the buffer its gzip members are written to.
+// Allocating a compressor costs more than compressing a small chunk, and the threads of each
+// parallel batch are new: compressors are kept in a pool for the process's life, not per thread.
+struct Deflater {
+  libdeflate_compressor* compressor = nullptr;
+  std::vector<char> out;
+  std::size_t written = 0;
+};
+
+class DeflaterPool {
+ public:
+  static DeflaterPool& Instance() {
+    static DeflaterPool pool;
+    return pool;
+  }
+  std::unique_ptr<Deflater> Acquire(int level) {
+    {
+      std::lock_guard lock(mutex_);
+      auto& free = free_[static_cast<std::size_t>(level)];
+      if (!free.empty()) {
+        auto deflater = std::move(free.back());
+        free.pop_back();
+        return deflater;
       }
     }
-  };
-  thread_local Compressors compressors;
-  level = std::clamp(level, 0, 12);
-  libdeflate_compressor*& compressor = compressors.by_level[static_cast<std::size_t>(level)];
-  if (compressor == nullptr) compressor = libdeflate_alloc_compressor(level);
-  if (compressor == nullptr) throw Error(ErrorCode::kInternal, "libdeflate: cannot allocate a compressor");
-  std::string out(libdeflate_gzip_compress_bound(compressor, size), '\0');
-  const std::size_t written = libdeflate_gzip_compress(compressor, data, size, out.data(), out.size());
-  if (written == 0) throw Error(ErrorCode::kInternal, "libdeflate: gzip compression failed");
-  out.resize(written);
-  return out;
+    auto deflater = std::make_unique<Deflater>();
+    deflater->compressor = libdeflate_alloc_compressor(level);
+    if (deflater->compressor == nullptr) throw Error(ErrorCode::kInternal, "libdeflate: cannot allocate a compressor");
+    return deflater;
+  }
+  void Release(int level, std::unique_ptr<Deflater> deflater) {
+    std::lock_guard lock(mutex_);
+    free_[static_cast<std::size_t>(level)].push_back(std::move(deflater));
+  }
+  ~DeflaterPool() {
+    for (auto& free : free_) {
+      for (auto& deflater : free) libdeflate_free_compressor(deflater->compressor);
+    }
+  }
+
+ private:
+  std::mutex mutex_;
+  std::array<std::vector<std::unique_ptr<Deflater>>, 13> free_;
+};
+
+// One gzip member (RFC 1952) of `size` bytes at `data`, into `d.out` (`d.written` bytes).
+void GzipMember(Deflater& d, const char* data, std::size_t size) {
+  const std::size_t bound = libdeflate_gzip_compress_bound(d.compressor, size);
+  if (d.out.size() < bound) d.out.resize(bound);  // grows once per pooled buffer, not per chunk
+  d.written = libdeflate_gzip_compress(d.compressor, data, size, d.out.data(), d.out.size());
+  if (d.written == 0) throw Error(ErrorCode::kInternal, "libdeflate: gzip compression failed");
 }
 
 // Gzip of `parts` (concatenated) as independent members, compressed in parallel a batch at a
 // time and handed to `sink` in order, so that only one batch of compressed chunks is held at
 // once. Any gzip reader reads the members back as one stream (RFC 1952 2.2).
-void GzipParallel(const std::vector<std::string_view>& parts, int level,
-                  const std::function<void(const std::string&)>& sink) {
+void GzipParallel(const std::vector<std::string_view>& parts, int level, const std::function<void(std::string_view)>& sink) {
+  level = std::clamp(level, 0, 12);
   // Chunks of at most 1 MiB, and no larger than an even share per thread, so that a small volume
   // keeps every core busy too (under 64 KiB the members' fresh windows would cost ratio).
   const std::size_t threads = DefaultParallelism();
@@ -186,18 +218,26 @@ void GzipParallel(const std::vector<std::string_view>& parts, int level,
   for (const auto& part : parts) {
     for (std::size_t at = 0; at < part.size(); at += chunk) chunks.push_back(part.substr(at, chunk));
   }
-  // A batch is as many chunks as add up to one chunk per thread (a small header rides along).
-  std::vector<std::string> members;
+  // A batch is as many chunks as add up to one chunk per thread; a small part (the NIfTI header)
+  // rides along with them instead of taking a batch's place.
+  constexpr std::size_t kSmall = 64 << 10;
+  DeflaterPool& pool = DeflaterPool::Instance();
+  std::vector<std::unique_ptr<Deflater>> members;
   for (std::size_t first = 0; first < chunks.size();) {
     std::size_t last = first, bytes = 0;
-    while (last < chunks.size() && (last == first || bytes + chunks[last].size() <= threads * chunk)) {
+    while (last < chunks.size() && (last == first || bytes + chunks[last].size() <= threads * chunk + kSmall)) {
       bytes += chunks[last++].size();
     }
-    members.assign(last - first, std::string());
-    ParallelFor(last - first, [&](std::size_t i) {
-      members[i] = GzipMember(chunks[first + i].data(), chunks[first + i].size(), level);
-    });
-    for (const auto& member : members) sink(member);
+    members.resize(last - first);
+    for (auto& member : members) member = pool.Acquire(level);
+    try {
+      ParallelFor(last - first, [&](std::size_t i) { GzipMember(*members[i], chunks[first + i].data(), chunks[first + i].size()); });
+      for (const auto& member : members) sink(std::string_view(member->out.data(), member->written));
+    } catch (...) {
+      for (auto& member : members) pool.Release(level, std::move(member));
+      throw;
+    }
+    for (auto& member : members) pool.Release(level, std::move(member));
     first = last;
   }
 }
@@ -206,7 +246,7 @@ void GzipParallel(const std::vector<std::string_view>& parts, int level,
 
 std::string Gzip(const std::string& bytes, int level) {
   std::string out;
-  GzipParallel({bytes}, level, [&](const std::string& member) { out += member; });
+  GzipParallel({bytes}, level, [&](std::string_view member) { out += member; });
   return out;
 }
 
@@ -217,7 +257,7 @@ std::string NiftiFileBytes(const NiftiImage& image, bool gzip) {
   // Room for the worst case (deflate's bound), so appending never copies; pages never written are
   // never resident.
   out.reserve(header.size() + image.voxels.size() + image.voxels.size() / 100 + (64 << 10));
-  GzipParallel({header, image.voxels}, 6, [&](const std::string& member) { out += member; });
+  GzipParallel({header, image.voxels}, 6, [&](std::string_view member) { out += member; });
   return out;
 }
 
@@ -232,7 +272,7 @@ void WriteNiftiFile(const std::string& path, const NiftiImage& image, bool gzip)
   if (file == nullptr) fail("cannot be created");
   bool ok = true;
   if (gzip) {
-    GzipParallel({header, image.voxels}, 6, [&](const std::string& member) {
+    GzipParallel({header, image.voxels}, 6, [&](std::string_view member) {
       ok = ok && std::fwrite(member.data(), 1, member.size(), file) == member.size();
     });
   } else {
