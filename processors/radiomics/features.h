@@ -83,6 +83,11 @@ struct Interpolation {
   bool cubic = false;
   bool round = true;
   double partial_volume = 0.5;
+  // When set: only the new voxels within this many mm (rounded up to whole voxels, plus one) of
+  // the box the region can reach on the new grid are computed; the rest stay empty (mask 0,
+  // intensity 0). For a caller that cuts the region out afterwards with that margin: the same
+  // values, without interpolating the whole image.
+  std::optional<double> near_region_mm;
 };
 Region Interpolate(const Region& region, const Interpolation& how);
 

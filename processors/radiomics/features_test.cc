@@ -332,6 +332,53 @@ TEST(RadiomicsMesh, RandomShapesGiveClosedSurfacesWhereverTheyLie) {
 }
 
 // Moran's I and Geary's C through the FFT equal the plain sums over every pair of voxels.
+// Interpolating only near the region gives the whole interpolation's values there, for a region
+// far from the image's edges (linear and cubic, in 3D and in plane), and nothing further away.
+TEST(RadiomicsInterpolation, NearTheRegionEqualsTheWholeImage) {
+  Region r = RandomRegion({60, 50, 24}, {0.7, 0.7, 1.5}, 11, 1.0);
+  for (std::size_t k = 0; k < r.dims[2]; ++k) {  // the region: a small block in the middle
+    for (std::size_t j = 0; j < r.dims[1]; ++j) {
+      for (std::size_t i = 0; i < r.dims[0]; ++i) {
+        r.mask[(k * r.dims[1] + j) * r.dims[0] + i] = i >= 28 && i < 34 && j >= 20 && j < 27 && k >= 10 && k < 13;
+      }
+    }
+  }
+  for (const bool cubic : {false, true}) {
+    for (const bool in_plane : {false, true}) {
+      Interpolation how{.spacing = {1.0, 1.0, 1.0}, .in_plane = in_plane, .cubic = cubic, .round = false};
+      const Region whole = Interpolate(r, how);
+      how.near_region_mm = 6.3;
+      const Region near = Interpolate(r, how);
+      ASSERT_EQ(near.dims, whole.dims);
+      EXPECT_EQ(near.mask, whole.mask);
+      const auto box = BoundingBox(whole.mask, whole.dims);
+      ASSERT_TRUE(box.has_value());
+      std::size_t compared = 0, empty = 0;
+      for (std::size_t k = 0; k < whole.dims[2]; ++k) {
+        for (std::size_t j = 0; j < whole.dims[1]; ++j) {
+          for (std::size_t i = 0; i < whole.dims[0]; ++i) {
+            const std::array<std::size_t, 3> at{i, j, k};
+            bool within = true;
+            for (int a = 0; a < 3; ++a) {
+              const std::size_t m = static_cast<std::size_t>(std::ceil(6.3 / whole.spacing[a])) + 1;
+              within = within && at[a] + m >= box->lo[a] && at[a] <= box->hi[a] + m;
+            }
+            const std::size_t v = (k * whole.dims[1] + j) * whole.dims[0] + i;
+            if (within) {
+              ASSERT_EQ(near.intensities[v], whole.intensities[v]) << i << "," << j << "," << k;
+              ++compared;
+            } else {
+              empty += near.intensities[v] == 0 ? 1 : 0;
+            }
+          }
+        }
+      }
+      EXPECT_GT(compared, 1000u);
+      EXPECT_GT(empty, compared) << "most of the image is not interpolated";
+    }
+  }
+}
+
 TEST(RadiomicsMesh, AutocorrelationEqualsThePairwiseSums) {
   for (unsigned seed = 3; seed <= 6; ++seed) {
     const Region r = RandomRegion({11, 9, 6}, {0.8, 0.8, 3.0}, seed, 0.6);

@@ -103,9 +103,27 @@ Region Interpolate(const Region& region, const Interpolation& how) {
   }
   const std::vector<double>& samples = how.cubic ? coefficients : region.intensities;
   const long nx = n_old[0], ny = n_old[1];
-  for (long k = 0; k < n_new[2]; ++k) {
-    for (long j = 0; j < n_new[1]; ++j) {
-      for (long i = 0; i < n_new[0]; ++i) {
+  // The new voxels to compute: all, or (near_region_mm) those whose linear taps can reach the
+  // region's box on the old grid (the new mask is empty elsewhere), widened by the margin.
+  std::array<long, 3> from{0, 0, 0}, to{n_new[0] - 1, n_new[1] - 1, n_new[2] - 1};
+  if (how.near_region_mm) {
+    const auto box = BoundingBox(shape, region.dims);
+    if (!box) return out;  // an empty region: nothing can be near it
+    for (int a = 0; a < 3; ++a) {
+      const long lo = static_cast<long>(box->lo[a]), hi = static_cast<long>(box->hi[a]);
+      long first = n_new[a], last = -1;
+      for (long m = 0; m < n_new[a]; ++m) {
+        if (taps[a].index[m][2] >= lo && taps[a].index[m][1] <= hi) first = std::min(first, m), last = std::max(last, m);
+      }
+      if (last < 0) return out;
+      const long margin = static_cast<long>(std::ceil(*how.near_region_mm / std::max(out.spacing[a], 1e-3))) + 1;
+      from[a] = std::max(0L, first - margin);
+      to[a] = std::min(n_new[a] - 1, last + margin);
+    }
+  }
+  for (long k = from[2]; k <= to[2]; ++k) {
+    for (long j = from[1]; j <= to[1]; ++j) {
+      for (long i = from[0]; i <= to[0]; ++i) {
         const auto& wx = how.cubic ? taps[0].cubic[i] : taps[0].linear[i];
         const auto& wy = how.cubic ? taps[1].cubic[j] : taps[1].linear[j];
         const auto& wz = how.cubic && !how.in_plane ? taps[2].cubic[k] : taps[2].linear[k];
