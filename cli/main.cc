@@ -12,7 +12,6 @@
 #include <iostream>
 #include <set>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "cli/cli_args.h"
@@ -135,6 +134,17 @@ int RunInCommandsModule(int argc, char** argv) {
   return entry(argc, argv);  // the module stays loaded until exit (its objects may outlive the call)
 }
 
+// The end of a command this program runs itself (convert, version), whose files are all closed:
+// without the static destructors, whose main work would be DCMTK freeing its dictionary's 7,800
+// entries one by one (a tenth of a short conversion's start-up and exit). Commands that ran in the
+// module, and failures (reported by Guarded), end normally.
+[[noreturn]] void EndNow(int code) {
+  std::cout.flush();
+  std::cerr.flush();
+  std::fflush(nullptr);
+  std::_Exit(code);
+}
+
 int Run(int argc, char** argv) {
   const Args args = cli::Parse(argc, argv);
   if (args.positional.empty()) {
@@ -144,9 +154,9 @@ int Run(int argc, char** argv) {
   const std::string& command = args.positional[0];
   if (command == "version") {
     std::cout << "procnode " << kVersion << "\n";
-    return 0;
+    EndNow(0);
   }
-  if (command == "convert") return Convert(args);
+  if (command == "convert") EndNow(Convert(args));
   return RunInCommandsModule(argc, argv);
 }
 
@@ -158,16 +168,5 @@ int main(int argc, char** argv) {
   procnode::UseCompiledDataDictionary();
   // procnode reports unreadable files itself, naming them; DCMTK's own warnings would only repeat it.
   OFLog::configure(OFLogger::FATAL_LOG_LEVEL);
-  const int code = procnode::cli::Guarded([&] { return procnode::Run(argc, argv); });
-  // The commands this program runs itself (convert, version) have closed every file they wrote:
-  // end without the static destructors, whose main work would be DCMTK freeing its dictionary's
-  // 7,800 entries one by one (a tenth of a short conversion's start-up and exit). Other commands
-  // ran in the module and end normally.
-  if (argc >= 2 && (std::string_view(argv[1]) == "convert" || std::string_view(argv[1]) == "version")) {
-    std::cout.flush();
-    std::cerr.flush();
-    std::fflush(nullptr);
-    std::_Exit(code);
-  }
-  return code;
+  return procnode::cli::Guarded([&] { return procnode::Run(argc, argv); });
 }

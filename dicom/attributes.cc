@@ -9,6 +9,24 @@
 #include <unordered_map>
 
 namespace procnode {
+namespace {
+
+// f(entry) for every named, non-private entry of the loaded data dictionary, under its read lock
+// (normalBegin() is not const in DCMTK 3.6.7; nothing is changed under the lock).
+template <typename F>
+void ForEachNamedEntry(F&& f) {
+  DcmDataDictionary& dictionary = const_cast<DcmDataDictionary&>(dcmDataDict.rdlock());
+  for (auto it = dictionary.normalBegin(); it != dictionary.normalEnd(); ++it) {
+    const DcmDictEntry* entry = *it;
+    if (entry == nullptr || entry->getPrivateCreator() != nullptr || entry->getTagName() == nullptr) continue;
+    f(*entry);
+  }
+  dcmDataDict.rdunlock();
+}
+
+uint32_t TagNumber(const DcmDictEntry& entry) { return static_cast<uint32_t>(entry.getGroup()) << 16 | entry.getElement(); }
+
+}  // namespace
 
 std::optional<uint32_t> DicomKeywordToTag(const std::string& keyword) {
   // findTagFromName also accepts "gggg,eeee"; routing wants names here, tags in "(gggg,eeee)".
@@ -17,13 +35,7 @@ std::optional<uint32_t> DicomKeywordToTag(const std::string& keyword) {
   // dictionary each time (a quarter of a million instructions per name).
   static const std::unordered_map<std::string, uint32_t> by_name = [] {
     std::unordered_map<std::string, uint32_t> names;
-    DcmDataDictionary& dictionary = const_cast<DcmDataDictionary&>(dcmDataDict.rdlock());  // see DicomKeywords
-    for (auto it = dictionary.normalBegin(); it != dictionary.normalEnd(); ++it) {
-      const DcmDictEntry* entry = *it;
-      if (entry == nullptr || entry->getPrivateCreator() != nullptr || entry->getTagName() == nullptr) continue;
-      names.emplace(entry->getTagName(), static_cast<uint32_t>(entry->getGroup()) << 16 | entry->getElement());
-    }
-    dcmDataDict.rdunlock();
+    ForEachNamedEntry([&](const DcmDictEntry& entry) { names.emplace(entry.getTagName(), TagNumber(entry)); });
     return names;
   }();
   if (const auto it = by_name.find(keyword); it != by_name.end()) return it->second;
@@ -34,17 +46,12 @@ std::optional<uint32_t> DicomKeywordToTag(const std::string& keyword) {
 
 std::vector<DicomKeyword> DicomKeywords() {
   std::vector<DicomKeyword> out;
-  // normalBegin() is not const in DCMTK 3.6.7; nothing is changed under the read lock.
-  DcmDataDictionary& dictionary = const_cast<DcmDataDictionary&>(dcmDataDict.rdlock());
-  for (auto it = dictionary.normalBegin(); it != dictionary.normalEnd(); ++it) {
-    const DcmDictEntry* entry = *it;
-    if (entry == nullptr || entry->getPrivateCreator() != nullptr || entry->getTagName() == nullptr) continue;
-    const std::string name = entry->getTagName();
-    if (name.empty() || name.rfind("RETIRED_", 0) == 0 || name.rfind("ACR_NEMA_", 0) == 0) continue;
-    if (entry->getGroup() % 2 == 1 || entry->getElement() == 0x0000) continue;  // private groups, group lengths
-    out.push_back({name, static_cast<uint32_t>(entry->getGroup()) << 16 | entry->getElement(), entry->getVR().getVRName()});
-  }
-  dcmDataDict.rdunlock();
+  ForEachNamedEntry([&](const DcmDictEntry& entry) {
+    const std::string name = entry.getTagName();
+    if (name.empty() || name.rfind("RETIRED_", 0) == 0 || name.rfind("ACR_NEMA_", 0) == 0) return;
+    if (entry.getGroup() % 2 == 1 || entry.getElement() == 0x0000) return;  // private groups, group lengths
+    out.push_back({name, TagNumber(entry), entry.getVR().getVRName()});
+  });
   std::sort(out.begin(), out.end(), [](const DicomKeyword& a, const DicomKeyword& b) { return a.keyword < b.keyword; });
   out.erase(std::unique(out.begin(), out.end(), [](const DicomKeyword& a, const DicomKeyword& b) { return a.keyword == b.keyword; }),
             out.end());

@@ -170,6 +170,8 @@ void DecodeJpeg2000Frames(DcmDataset& ds, E_TransferSyntax xfer, DicomImage& out
 
 }  // namespace
 
+DcmTagKey TagKey(uint32_t tag) { return DcmTagKey(static_cast<Uint16>(tag >> 16), static_cast<Uint16>(tag & 0xFFFF)); }
+
 std::string DicomString(DcmItem& item, const DcmTagKey& tag) {
   DcmElement* found = FindElement(item, tag);
   OFString value;

@@ -113,6 +113,9 @@ void ReadPlaneGeometry(DcmItem* position, DcmItem* orientation, DcmItem* measure
 // Attribute readers (a dataset, or an item of a sequence such as a functional group): empty /
 // nullopt when absent or unreadable. Numbers are read through their text, so DS, IS and the
 // binary VRs read alike; values of unknown VR (private, Implicit VR) are not numbers.
+// DCMTK's key for a tag number (group << 16 | element), as DicomKeywordToTag gives it.
+DcmTagKey TagKey(uint32_t tag);
+
 std::string DicomString(DcmItem& item, const DcmTagKey& tag);
 std::optional<double> DicomNumber(DcmItem& item, const DcmTagKey& tag, unsigned long index = 0);
 std::string DicomString(DcmDataset& ds, uint16_t group, uint16_t element);

@@ -4,8 +4,6 @@
 #include <zlib.h>
 
 #include <algorithm>
-#include <mutex>
-#include <memory>
 #include <array>
 #include <cerrno>
 #include <cmath>
@@ -14,6 +12,8 @@
 #include <fstream>
 #include <iterator>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <string_view>
 #include <vector>
 
@@ -154,7 +154,13 @@ namespace {
 // Allocating a compressor costs more than compressing a small chunk, and the threads of each
 // parallel batch are new: compressors are kept in a pool for the process's life, not per thread.
 struct Deflater {
-  libdeflate_compressor* compressor = nullptr;
+  explicit Deflater(int level) : compressor(libdeflate_alloc_compressor(level)) {
+    if (compressor == nullptr) throw Error(ErrorCode::kInternal, "libdeflate: cannot allocate a compressor");
+  }
+  ~Deflater() { libdeflate_free_compressor(compressor); }
+  Deflater(const Deflater&) = delete;
+  Deflater& operator=(const Deflater&) = delete;
+  libdeflate_compressor* compressor;
   std::vector<char> out;
   std::size_t written = 0;
 };
@@ -175,19 +181,11 @@ class DeflaterPool {
         return deflater;
       }
     }
-    auto deflater = std::make_unique<Deflater>();
-    deflater->compressor = libdeflate_alloc_compressor(level);
-    if (deflater->compressor == nullptr) throw Error(ErrorCode::kInternal, "libdeflate: cannot allocate a compressor");
-    return deflater;
+    return std::make_unique<Deflater>(level);
   }
   void Release(int level, std::unique_ptr<Deflater> deflater) {
     std::lock_guard lock(mutex_);
     free_[static_cast<std::size_t>(level)].push_back(std::move(deflater));
-  }
-  ~DeflaterPool() {
-    for (auto& free : free_) {
-      for (auto& deflater : free) libdeflate_free_compressor(deflater->compressor);
-    }
   }
 
  private:
@@ -221,23 +219,24 @@ void GzipParallel(const std::vector<std::string_view>& parts, int level, const s
   // A batch is as many chunks as add up to one chunk per thread; a small part (the NIfTI header)
   // rides along with them instead of taking a batch's place.
   constexpr std::size_t kSmall = 64 << 10;
-  DeflaterPool& pool = DeflaterPool::Instance();
-  std::vector<std::unique_ptr<Deflater>> members;
+  // A batch's deflaters, back to the pool however the batch ends.
+  struct Lease {
+    int level;
+    std::vector<std::unique_ptr<Deflater>> members;
+    ~Lease() {
+      for (auto& member : members) DeflaterPool::Instance().Release(level, std::move(member));
+    }
+  };
   for (std::size_t first = 0; first < chunks.size();) {
     std::size_t last = first, bytes = 0;
     while (last < chunks.size() && (last == first || bytes + chunks[last].size() <= threads * chunk + kSmall)) {
       bytes += chunks[last++].size();
     }
-    members.resize(last - first);
-    for (auto& member : members) member = pool.Acquire(level);
-    try {
-      ParallelFor(last - first, [&](std::size_t i) { GzipMember(*members[i], chunks[first + i].data(), chunks[first + i].size()); });
-      for (const auto& member : members) sink(std::string_view(member->out.data(), member->written));
-    } catch (...) {
-      for (auto& member : members) pool.Release(level, std::move(member));
-      throw;
-    }
-    for (auto& member : members) pool.Release(level, std::move(member));
+    Lease lease{level, {}};
+    for (std::size_t i = first; i < last; ++i) lease.members.push_back(DeflaterPool::Instance().Acquire(level));
+    const auto& members = lease.members;
+    ParallelFor(last - first, [&](std::size_t i) { GzipMember(*members[i], chunks[first + i].data(), chunks[first + i].size()); });
+    for (const auto& member : members) sink(std::string_view(member->out.data(), member->written));
     first = last;
   }
 }

@@ -39,7 +39,7 @@ StudyIdentity ReadStudyIdentity(StudySource& source, const std::string& instance
     const auto number = acquisition == nullptr ? std::nullopt : DicomKeywordToTag(keyword);
     if (!number) continue;
     OFString value;
-    if (ds.findAndGetOFStringArray(DcmTagKey(static_cast<Uint16>(*number >> 16), static_cast<Uint16>(*number & 0xffff)), value).good() && !value.empty()) (*acquisition)[keyword] = value.c_str();
+    if (ds.findAndGetOFStringArray(TagKey(*number), value).good() && !value.empty()) (*acquisition)[keyword] = value.c_str();
   }
   return IdentityOf(ds, name);
 }

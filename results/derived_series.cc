@@ -11,6 +11,7 @@
 #include "core/parallel.h"
 #include "core/study.h"
 #include "dicom/attributes.h"
+#include "dicom/image.h"
 #include "dicom/io.h"
 #include "results/dicom_common.h"
 
@@ -140,8 +141,7 @@ DerivedSeries MakeDerivedSeries(const DerivedSeriesSpec& spec, const Volume& vol
     for (const auto& [keyword, value] : spec.acquisition) {
       const auto number = DicomKeywordToTag(keyword);
       if (!number) continue;
-      const DcmTag tag(static_cast<Uint16>(*number >> 16), static_cast<Uint16>(*number & 0xffff));
-      Check(ds.putAndInsertString(tag, value.c_str()), keyword.c_str());  // any VR (AcquisitionMatrix is US)
+      Check(ds.putAndInsertString(TagKey(*number), value.c_str()), keyword.c_str());  // any VR (AcquisitionMatrix is US)
     }
     if (!ds.tagExists(DCM_PatientPosition)) Check(ds.insertEmptyElement(DCM_PatientPosition), "PatientPosition");
     // Laterality (2C): required for paired body parts; unknown here, so empty when none is named.

@@ -85,11 +85,7 @@ Region Crop(const Region& r, const std::array<std::size_t, 3>& margin) {
 FeatureSet Extract(const Region& input, const Settings& s) {
   // Local intensity reaches 6.2 mm (the 1 cm3 sphere) past the region; one voxel more for safety.
   constexpr double kMarginMm = 6.3;
-  auto margin = [](const std::array<double, 3>& spacing) {
-    std::array<std::size_t, 3> m{};
-    for (int a = 0; a < 3; ++a) m[a] = static_cast<std::size_t>(std::ceil(kMarginMm / std::max(spacing[a], 1e-3))) + 1;
-    return m;
-  };
+  auto margin = [](const std::array<double, 3>& spacing) { return VoxelsCovering(kMarginMm, spacing); };
   // On the native grid the region is cut out first (no copy of the whole image); an interpolated
   // grid is aligned on the whole image's centre (IBSI), so it is cut out after.
   Region r;

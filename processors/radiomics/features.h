@@ -91,6 +91,9 @@ struct Interpolation {
 };
 Region Interpolate(const Region& region, const Interpolation& how);
 
+// Whole voxels along each axis covering `mm`, plus one: the margin kept around a region.
+std::array<std::size_t, 3> VoxelsCovering(double mm, const std::array<double, 3>& spacing);
+
 // Outlier filtering (IBSI 3.1.4): voxels further than `sigmas` standard deviations from the
 // region's mean leave the intensity mask.
 void FilterOutliers(Region& region, double sigmas);

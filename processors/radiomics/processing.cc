@@ -116,7 +116,7 @@ Region Interpolate(const Region& region, const Interpolation& how) {
         if (taps[a].index[m][2] >= lo && taps[a].index[m][1] <= hi) first = std::min(first, m), last = std::max(last, m);
       }
       if (last < 0) return out;
-      const long margin = static_cast<long>(std::ceil(*how.near_region_mm / std::max(out.spacing[a], 1e-3))) + 1;
+      const long margin = static_cast<long>(VoxelsCovering(*how.near_region_mm, out.spacing)[a]);
       from[a] = std::max(0L, first - margin);
       to[a] = std::min(n_new[a] - 1, last + margin);
     }
@@ -150,6 +150,12 @@ Region Interpolate(const Region& region, const Interpolation& how) {
     }
   }
   return out;
+}
+
+std::array<std::size_t, 3> VoxelsCovering(double mm, const std::array<double, 3>& spacing) {
+  std::array<std::size_t, 3> m{};
+  for (int a = 0; a < 3; ++a) m[a] = static_cast<std::size_t>(std::ceil(mm / std::max(spacing[a], 1e-3))) + 1;
+  return m;
 }
 
 void FilterOutliers(Region& region, double sigmas) {

@@ -224,11 +224,9 @@ class RadiomicsProcessor : public Processor {
                       {"undefined", features.undefined}});
       all.push_back(std::move(features));
     }
-    if (context.measurements_only) {  // a batch's rows: no CSV file, SEG, SR or report wanted
-      out.measurements = {{"settings", described}, {"parameters", parameters}, {"regions", rows}};
-      out.device = "cpu";
-      return out;
-    }
+    out.measurements = {{"settings", described}, {"parameters", parameters}, {"regions", rows}};
+    out.device = "cpu";
+    if (context.measurements_only) return out;  // a batch's rows: no CSV file, SEG, SR or report wanted
     std::string csv = "region,source";
     for (const auto& c : columns) csv += "," + c;
     csv += "\n";
@@ -272,7 +270,6 @@ class RadiomicsProcessor : public Processor {
         out.segments.push_back(std::move(segment));
       }
     }
-    out.measurements = {{"settings", described}, {"parameters", parameters}, {"regions", rows}};
     ReportSection table{"Main features"};
     table.table.header = {"Region", "Voxels", "Volume mL", "Sphericity", "Mean", "SD", "GLCM contrast", "GLSZM zone %"};
     for (std::size_t n = 0; n < regions.size(); ++n) {
@@ -296,7 +293,6 @@ class RadiomicsProcessor : public Processor {
                        "Shape features come from a marching cubes surface of the region (volume in mL above is the mesh's); the "
                        "oriented bounding box and minimum volume enclosing ellipsoid, which IBSI does not standardise, are left out.";
     out.report = {table, method};
-    out.device = "cpu";
     if (context.progress) context.progress(1.0, "done");
     return out;
   }

@@ -37,7 +37,11 @@ struct Matrix {
     for (const double c : cells) s += c;
     return s;
   }
-  void Add(const Matrix& other) {
+  void Add(const Matrix& other) {  // into an empty (0 x 0) matrix: a copy
+    if (cells.empty()) {
+      *this = other;
+      return;
+    }
     for (std::size_t i = 0; i < cells.size(); ++i) cells[i] += other.cells[i];
     voxels += other.voxels;
   }
@@ -250,32 +254,16 @@ void Aggregate(const Region& r, const std::string& prefix, const std::function<M
   Averager avg_2d, comb_2d, avg_25d, avg_3d;
   std::vector<Matrix> per_direction(InPlaneDirections().size(), Matrix(0, 0));
   Matrix all_2d(0, 0);
-  bool first = true;
   const bool planar = r.aggregation != Aggregation::kThreeD, volume = r.aggregation != Aggregation::kTwoD;
   for (long z = 0; planar && z < slices; ++z) {
     Matrix slice_merged(0, 0);
-    bool slice_first = true;
     const PaddedLevels grid(r, z, false);
     for (std::size_t d = 0; d < InPlaneDirections().size(); ++d) {
       const Matrix m = make(r, grid, grid.Step(InPlaneDirections()[d]));
       if (usable(m)) avg_2d.Add(features(m, ng));
-      if (slice_first) {
-        slice_merged = m;
-        slice_first = false;
-      } else {
-        slice_merged.Add(m);
-      }
-      if (per_direction[d].cells.empty()) {
-        per_direction[d] = m;
-      } else {
-        per_direction[d].Add(m);
-      }
-      if (first) {
-        all_2d = m;
-        first = false;
-      } else {
-        all_2d.Add(m);
-      }
+      slice_merged.Add(m);
+      per_direction[d].Add(m);
+      all_2d.Add(m);
     }
     if (usable(slice_merged)) comb_2d.Add(features(slice_merged, ng));
   }
@@ -283,18 +271,12 @@ void Aggregate(const Region& r, const std::string& prefix, const std::function<M
     if (!m.cells.empty() && usable(m)) avg_25d.Add(features(m, ng));
   }
   Matrix all_3d(0, 0);
-  first = true;
   if (volume) {
     const PaddedLevels grid(r, -1, false);
     for (const auto& offset : SpaceDirections()) {
       const Matrix m = make(r, grid, grid.Step(offset));
       if (usable(m)) avg_3d.Add(features(m, ng));
-      if (first) {
-        all_3d = m;
-        first = false;
-      } else {
-        all_3d.Add(m);
-      }
+      all_3d.Add(m);
     }
   }
   // Every feature of `suffix` undefined (no matrix had a pair or a run): named, with the reason.
