@@ -34,6 +34,18 @@ def memory_mb(pid):
     return figures
 
 
+def reset_peak(pid):
+    """Starts the process's VmHWM afresh (Linux: 5 to clear_refs), for each wave's true peak: the
+    highest of samples taken every 0.5 s can miss a wave's peak by tens of MB. False where the kernel
+    refuses (the sampled peak then stands alone)."""
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
 def send_all(orthanc, folders):
     """SENDERS storescu processes at once, the folders dealt round-robin; fails on any failure."""
     batches = [folders[i::SENDERS] for i in range(SENDERS)]
@@ -83,12 +95,13 @@ def test_fifty_chest_ct_studies_from_four_senders_are_each_processed_once_within
     sampler.start()
     try:
         for wave in (1, 2):
+            exact = reset_peak(pid)
             started = time.time()
             send_all(orthanc, folders[(wave - 1) * WAVE:wave * WAVE])
             sent = time.time()
             done = wait_all_done(orthanc, wave * WAVE, timeout=1800)
             drained = round(time.time() - started, 1)
-            wave_peak[wave] = peak["rss"]
+            wave_peak[wave] = max(peak["rss"], memory_mb(pid)["VmHWM"] if exact else 0.0)
             peak["rss"] = 0.0
             settled = memory_mb(pid)["VmRSS"]
             for _ in range(6):  # idle now: the least seen over 3 s
@@ -101,7 +114,7 @@ def test_fifty_chest_ct_studies_from_four_senders_are_each_processed_once_within
         sampling.set()
         sampler.join()
     figures["peak_rss_mb"] = round(max(wave_peak.values()), 1)
-    figures["peak_hwm_mb"] = round(memory_mb(pid)["VmHWM"], 1)
+    figures["peak_hwm_mb"] = round(max(max(wave_peak.values()), memory_mb(pid)["VmHWM"]), 1)
     with open(os.path.join(os.environ["PROCNODE_BUILD_DIR"], "load-figures.json"), "w") as f:
         json.dump(figures, f, indent=2)
     print(json.dumps(figures))
